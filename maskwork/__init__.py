@@ -1,0 +1,2 @@
+"""maskwork: interactive image-processing workbench."""
+__version__ = "0.1.0"

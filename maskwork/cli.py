@@ -1,0 +1,211 @@
+"""``maskwork ops`` and ``maskwork run``: the operators without a window (imports no Qt).
+
+Bad input never shows a traceback: it prints one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+import numpy as np
+
+from maskwork.operators.context import InputError
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line, like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"maskwork: error: {message} (see maskwork {self.prog.split()[-1]} --help)\n")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ops`` / ``run`` argument parser."""
+    parser = _Parser(prog="maskwork", description="Interactive image processing; without a command opens the window.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    ops = commands.add_parser("ops", help="list operators, their inputs and parameters")
+    ops.add_argument("--json", action="store_true", help="print a JSON array")
+
+    run = commands.add_parser("run", help="run one operator on files")
+    run.add_argument("operator", help="operator id (see maskwork ops)")
+    run.add_argument("--image", required=True, help="input image")
+    run.add_argument("--image2", help="second image (the moving image of a registration)")
+    run.add_argument("--markers", help="label image: 0 unlabeled, 1 foreground/class 1, 2 background/class 2, ...")
+    run.add_argument("--mask", help="mask image, nonzero inside")
+    run.add_argument("--rect", help="box X,Y,W,H in pixels (X = column, Y = row of the top-left corner)")
+    run.add_argument("--points", help="point prompts R,C,LABEL;R,C,LABEL;...")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="operator parameter")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None, help="compute device for deep-learning operators")
+    run.add_argument("-o", "--output", required=True, help="output file; extra outputs are written beside it")
+    run.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "ops":
+            return _ops(args)
+        return _run(args)
+    except (InputError, ValueError, OSError) as error:
+        # ImageReadError is a ValueError; OSError covers unwritable outputs.
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        sys.stderr.write(f"maskwork: error: {message}\n")
+        return EXIT_BAD_INPUT
+
+
+def _ops(args) -> int:
+    from maskwork.operators import all_operators
+
+    operators = all_operators()
+    if args.json:
+        print(json.dumps([op.to_json() for op in operators], indent=2))
+        return 0
+    for op in operators:
+        params = ", ".join(f"{p.name}={p.default}" for p in op.params)
+        missing = op.missing_requirements()
+        note = f"  [needs {', '.join(missing)}]" if missing else ""
+        print(f"{op.id:<18} {op.category} / {op.title}{note}")
+        print(f"{'':<18} inputs: {', '.join(op.inputs)}; outputs: {', '.join(op.outputs)}")
+        if params:
+            print(f"{'':<18} params: {params}")
+    return 0
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"a parameter is NAME=VALUE, got {pair!r}")
+        params[name.strip()] = value.strip()
+    return params
+
+
+def _parse_points(text: str) -> list[tuple[float, float, int]]:
+    points = []
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        try:
+            row, col, label = item.split(",")
+            points.append((float(row), float(col), int(label)))
+        except ValueError:
+            raise InputError(f"a point is R,C,LABEL, got {item!r}") from None
+    return points
+
+
+def _run(args) -> int:
+    from maskwork.core import io
+    from maskwork.operators import get
+
+    spec = get(args.operator)
+    params = _parse_params(args.param)
+    if args.device is not None and any(p.name == "device" for p in spec.params):
+        params["device"] = args.device
+    for name in params:
+        spec.param(name)  # unknown names fail before any file is read
+
+    inputs: dict = {"image": io.read_image(args.image)}
+    if args.image2:
+        inputs["image2"] = io.read_image(args.image2)
+    if args.markers:
+        inputs["markers"] = _single_channel(io.read_image(args.markers), "markers")
+    if args.mask:
+        inputs["mask"] = _single_channel(io.read_image(args.mask), "mask") != 0
+    if args.rect:
+        try:
+            inputs["rect"] = tuple(int(v) for v in args.rect.split(","))
+        except ValueError:
+            raise InputError(f"--rect is X,Y,W,H in whole pixels, got {args.rect!r}") from None
+        if len(inputs["rect"]) != 4:
+            raise InputError(f"--rect is X,Y,W,H, got {args.rect!r}")
+    if args.points:
+        inputs["points"] = _parse_points(args.points)
+    for name in list(inputs):
+        if name not in spec.inputs:
+            raise InputError(f"{spec.id} does not take --{name}")
+
+    start = time.perf_counter()
+    result = spec.run(inputs, params)
+    seconds = time.perf_counter() - start
+
+    provenance = {
+        "operator": spec.id,
+        "parameters": {**spec.defaults(), **{k: spec.param(k).coerce(v) for k, v in params.items()}},
+        "inputs": {name: getattr(args, name) for name in ("image", "image2", "markers", "mask") if getattr(args, name)},
+        "seeds": io.seed_summary(inputs.get("markers"), inputs.get("rect"), inputs.get("points")),
+    }
+    written = write_outputs(result, Path(args.output), provenance)
+    if args.json:
+        summary = {
+            "operator": spec.id,
+            "outputs": [str(path) for path in written],
+            "seconds": round(seconds, 4),
+            "iterations": result.iterations,
+            "scores": result.scores,
+        }
+        transform = result.outputs.get("transform")
+        if transform is not None:
+            summary["transform"] = _transform_json(transform)
+        print(json.dumps(summary, default=_json_default))
+    return 0
+
+
+def _single_channel(array: np.ndarray, what: str) -> np.ndarray:
+    if array.ndim == 3:
+        if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(1, min(array.shape[2], 3))):
+            raise InputError(f"the {what} file must be a single-channel (or palette) image")
+        array = array[..., 0]
+    return array
+
+
+def write_outputs(result, output: Path, provenance: dict) -> list[Path]:
+    """Write each output of ``result``: the first to ``output``, others beside it.
+
+    Extra outputs get a suffix: ``OUT_probabilities.tif``, ``OUT_transform.json``, ...
+    """
+    from maskwork.core import io
+
+    written = []
+    for i, (kind, value) in enumerate(result.outputs.items()):
+        path = output if i == 0 else output.with_name(f"{output.stem}_{kind}{_EXTRA_SUFFIX.get(kind, output.suffix)}")
+        if kind == "mask":
+            io.write_mask(path, value, provenance=provenance)
+        elif kind == "labels":
+            io.write_labels(path, value, provenance=provenance)
+        elif kind == "probabilities":
+            io.write_image(path.with_suffix(".tif"), np.asarray(value, np.float32), provenance=provenance)
+            path = path.with_suffix(".tif")
+        elif kind == "image":
+            io.write_image(path, value, provenance=provenance)
+        elif kind == "transform":
+            path = path.with_suffix(".json")
+            path.write_text(json.dumps(_transform_json(value), indent=2, default=_json_default))
+        written.append(path)
+    return written
+
+
+_EXTRA_SUFFIX = {"probabilities": ".tif", "transform": ".json", "labels": ".png", "mask": ".png"}
+
+
+def _transform_json(transform) -> dict:
+    if hasattr(transform, "to_json"):
+        return transform.to_json()
+    return {"type": "matrix", "matrix": np.asarray(transform, float).tolist()}
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,1 @@
+"""Qt-free document model of maskwork."""

@@ -1,0 +1,147 @@
+"""The document: a layer stack plus its history, and every edit a person can undo.
+
+The window, the command line and tests change layers only through these methods, which is
+what guarantees that each change lands in history exactly once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from maskwork.core.history import (
+    History,
+    InsertAtom,
+    MoveAtom,
+    PixelAtom,
+    PropertyAtom,
+    RemoveAtom,
+)
+from maskwork.core.layers import LAYER_PROPERTIES, Bounds, Layer, LayerKind, LayerStack
+from maskwork.core.tools import Patch
+
+
+class Document:
+    """Layers and undo history of one editing session.
+
+    Parameters
+    ----------
+    history : History, optional
+        Defaults to a history bounded at 200 steps and 1 GiB.
+    """
+
+    def __init__(self, history: History | None = None) -> None:
+        self.layers = LayerStack()
+        self.history = history or History()
+
+    # -- queries ----------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int] | None:
+        """(rows, cols) of the bottom image, which every seed layer must match."""
+        image = self.base_image
+        return image.shape if image is not None else None
+
+    @property
+    def base_image(self) -> Layer | None:
+        """The image operators run on: the selected image layer, else the bottom one."""
+        selected = self.layers.selected
+        if selected is not None and selected.kind is LayerKind.IMAGE:
+            return selected
+        images = self.layers.of_kind(LayerKind.IMAGE)
+        return images[0] if images else None
+
+    # -- layer edits ------------------------------------------------------------------
+    def add_layer(self, layer: Layer, index: int | None = None, step: str | None = None) -> Layer:
+        """Insert ``layer`` (on top by default) as an undoable step and select it."""
+        if self.shape is not None and layer.kind is not LayerKind.IMAGE and layer.shape != self.shape:
+            raise ValueError(
+                f"layer {layer.name!r} is {layer.shape[0]}x{layer.shape[1]} but the image is "
+                f"{self.shape[0]}x{self.shape[1]}"
+            )
+        index = len(self.layers) if index is None else index
+        self.layers.insert(index, layer)
+        self.history.record(InsertAtom(self.layers, self.layers.index(layer), layer), step or f"Add {layer.name}")
+        return layer
+
+    def new_layer(self, kind: LayerKind | str, name: str | None = None) -> Layer:
+        """Add an empty markers, mask or labels layer the size of the image."""
+        kind = LayerKind(kind)
+        if self.shape is None:
+            raise ValueError("open an image first")
+        name = self.layers.unique_name(name or kind.value)
+        return self.add_layer(Layer(np.zeros(self.shape, np.uint8), kind, name), step=f"New {kind.value} layer")
+
+    def remove_layer(self, layer: Layer) -> None:
+        """Delete ``layer`` as an undoable step."""
+        index = self.layers.remove(layer)
+        self.history.record(RemoveAtom(self.layers, index, layer), f"Delete {layer.name}")
+
+    def move_layer(self, source: int, destination: int) -> None:
+        """Reorder: the layer at ``source`` ends up at ``destination``."""
+        destination = max(0, min(destination, len(self.layers) - 1))
+        if source == destination:
+            return
+        self.layers.move(source, destination)
+        self.history.record(MoveAtom(self.layers, source, destination), f"Move {self.layers[destination].name}")
+
+    def duplicate_layer(self, layer: Layer) -> Layer:
+        """Add a copy of ``layer`` just above it."""
+        copy = layer.copy(self.layers.unique_name(f"{layer.name} copy"))
+        return self.add_layer(copy, self.layers.index(layer) + 1, step=f"Duplicate {layer.name}")
+
+    def set_property(self, layer: Layer, attr: str, value) -> None:
+        """Change a display property (name, visible, opacity, ...) as an undoable step."""
+        if attr not in LAYER_PROPERTIES:
+            raise ValueError(f"unknown layer property {attr!r}")
+        old = getattr(layer, attr)
+        setattr(layer, attr, value)
+        if getattr(layer, attr) != old:
+            self.history.record(PropertyAtom(layer, attr, old), f"{attr.replace('_', ' ').capitalize()} of {layer.name}")
+
+    def convert_layer(self, layer: Layer, kind: LayerKind | str) -> Layer:
+        """Replace a mask by connected-component labels, or labels by a mask (nonzero).
+
+        Returns the new layer, which takes the old one's place in the stack.
+        """
+        kind = LayerKind(kind)
+        if layer.kind is LayerKind.MASK and kind is LayerKind.LABELS:
+            data, count = ndi.label(layer.data > 0)
+            if count > np.iinfo(np.uint16).max:
+                raise ValueError(f"{count} objects do not fit a 16-bit labels layer")
+        elif layer.kind is LayerKind.LABELS and kind is LayerKind.MASK:
+            data = layer.data > 0
+        else:
+            raise ValueError(f"cannot convert a {layer.kind.value} layer to {kind.value}")
+        converted = Layer(data, kind, layer.name, opacity=layer.opacity, visible=layer.visible, metadata=layer.metadata)
+        with self.history.group(f"Convert {layer.name} to {kind.value}"):
+            index = self.layers.index(layer)
+            self.remove_layer(layer)
+            self.add_layer(converted, index)
+        return converted
+
+    # -- pixel edits ------------------------------------------------------------------
+    def apply_patch(self, layer: Layer, patch: Patch | None, step: str = "Paint") -> None:
+        """Write a tool's patch into ``layer``, recording only the changed box for undo."""
+        if patch is None:
+            return
+        self.write(layer, patch.bounds, patch.values, step)
+
+    def write(self, layer: Layer, bounds: Bounds, values: np.ndarray, step: str = "Edit") -> None:
+        """Overwrite ``layer.data[bounds]``; the undo atom keeps the old values there."""
+        old = layer.data[bounds]
+        changed = old != values
+        if changed.ndim == 3:
+            changed = changed.any(axis=2)
+        if not changed.any():
+            return
+        # Shrink to the box of pixels that really change: a stroke that repaints
+        # already-painted pixels must not cost history memory.
+        rows = np.flatnonzero(changed.any(axis=1))
+        cols = np.flatnonzero(changed.any(axis=0))
+        inner = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+        bounds = (
+            slice(bounds[0].start + inner[0].start, bounds[0].start + inner[0].stop),
+            slice(bounds[1].start + inner[1].start, bounds[1].start + inner[1].stop),
+        )
+        self.history.record(PixelAtom(layer, bounds, layer.data[bounds].copy()), step)
+        layer.write(bounds, values[inner])

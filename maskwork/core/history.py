@@ -1,0 +1,280 @@
+"""Undo history made of small reversible atoms, grouped into named steps.
+
+A pixel edit stores only the bounding box it touched and the values that were there, so a
+brush stroke on an 8k x 8k layer costs kilobytes, not the whole layer. Every atom knows how
+to revert itself and returns the atom that reverts the revert, which is how redo works
+without storing new values up front.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Iterator, Protocol
+
+import numpy as np
+from psygnal import Signal
+
+from maskwork.core.layers import Bounds, Layer, LayerStack
+
+
+class Atom(Protocol):
+    """One reversible change."""
+
+    nbytes: int
+
+    def revert(self) -> "Atom":
+        """Undo the change and return the atom that redoes it."""
+
+
+@dataclass
+class PixelAtom:
+    """Old values of ``layer.data[bounds]`` before an edit."""
+
+    layer: Layer
+    bounds: Bounds
+    old: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.old.nbytes)
+
+    def revert(self) -> "PixelAtom":
+        current = self.layer.data[self.bounds].copy()
+        self.layer.write(self.bounds, self.old)
+        return PixelAtom(self.layer, self.bounds, current)
+
+
+@dataclass
+class ReplaceDataAtom:
+    """A whole-array replacement (shape or dtype may change)."""
+
+    layer: Layer
+    old: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.old.nbytes)
+
+    def revert(self) -> "ReplaceDataAtom":
+        current = self.layer.data
+        self.layer.data = self.old
+        return ReplaceDataAtom(self.layer, current)
+
+
+@dataclass
+class PropertyAtom:
+    """A display property (name, visible, opacity, ...) before it changed."""
+
+    layer: Layer
+    attr: str
+    old: object
+    nbytes: int = 64
+
+    def revert(self) -> "PropertyAtom":
+        current = getattr(self.layer, self.attr)
+        setattr(self.layer, self.attr, self.old)
+        return PropertyAtom(self.layer, self.attr, current)
+
+
+@dataclass
+class InsertAtom:
+    """A layer was inserted at ``index``; reverting removes it."""
+
+    stack: LayerStack
+    index: int
+    layer: Layer
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.layer.data.nbytes)
+
+    def revert(self) -> "RemoveAtom":
+        self.stack.remove(self.layer)
+        return RemoveAtom(self.stack, self.index, self.layer)
+
+
+@dataclass
+class RemoveAtom:
+    """A layer was removed from ``index``; reverting puts it back."""
+
+    stack: LayerStack
+    index: int
+    layer: Layer
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.layer.data.nbytes)
+
+    def revert(self) -> InsertAtom:
+        self.stack.insert(self.index, self.layer)
+        return InsertAtom(self.stack, self.index, self.layer)
+
+
+@dataclass
+class MoveAtom:
+    """A layer moved from ``source`` to ``destination``."""
+
+    stack: LayerStack
+    source: int
+    destination: int
+    nbytes: int = 16
+
+    def revert(self) -> "MoveAtom":
+        self.stack.move(self.destination, self.source)
+        return MoveAtom(self.stack, self.destination, self.source)
+
+
+@dataclass
+class Step:
+    """One user-visible undo step: a stroke, an operator run, a layer change."""
+
+    name: str
+    atoms: list = field(default_factory=list)
+    uid: int = field(default_factory=count(1).__next__)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(atom.nbytes for atom in self.atoms)
+
+    def revert(self) -> "Step":
+        inverses = [atom.revert() for atom in reversed(self.atoms)]
+        return Step(self.name, inverses, self.uid)
+
+
+class History:
+    """Undo and redo stacks of :class:`Step`, bounded by step count and bytes.
+
+    Parameters
+    ----------
+    max_steps : int
+        Oldest steps are forgotten beyond this many.
+    max_bytes : int
+        Oldest steps are forgotten while undo plus redo data exceed this many bytes
+        (the newest step is always kept, however large).
+    """
+
+    changed = Signal()
+    """Emitted after any change to the undo or redo stack."""
+
+    def __init__(self, max_steps: int = 200, max_bytes: int = 1 << 30) -> None:
+        self.max_steps = max_steps
+        self.max_bytes = max_bytes
+        self._undo: deque[Step] = deque()
+        self._redo: list[Step] = []
+        self._open: list[Step] = []
+        # Identity of the newest applied step at the last save; None = the initial state.
+        self._saved_uid: int | None = None
+
+    # -- recording --------------------------------------------------------------------
+    @contextmanager
+    def group(self, name: str) -> Iterator[Step]:
+        """Collect every atom recorded inside the block into one step called ``name``.
+
+        Nested groups fold into the outermost one. A group that recorded nothing leaves
+        no step behind.
+        """
+        step = Step(name)
+        self._open.append(step)
+        try:
+            yield step
+        finally:
+            self._open.pop()
+            if self._open:
+                self._open[-1].atoms.extend(step.atoms)
+            elif step.atoms:
+                self._push(step)
+
+    def record(self, atom: Atom, name: str = "edit") -> None:
+        """Add an atom to the open group, or as a step of its own."""
+        if self._open:
+            self._open[-1].atoms.append(atom)
+        else:
+            self._push(Step(name, [atom]))
+
+    def _push(self, step: Step) -> None:
+        self._undo.append(step)
+        self._redo.clear()
+        self._trim()
+        self.changed.emit()
+
+    def _trim(self) -> None:
+        while len(self._undo) > self.max_steps:
+            self._undo.popleft()
+        while len(self._undo) > 1 and self.nbytes > self.max_bytes:
+            self._undo.popleft()
+
+    # -- moving through history -------------------------------------------------------
+    @property
+    def can_undo(self) -> bool:
+        """Whether there is a step to undo."""
+        return bool(self._undo) and not self._open
+
+    @property
+    def can_redo(self) -> bool:
+        """Whether there is a step to redo."""
+        return bool(self._redo) and not self._open
+
+    def undo(self) -> str | None:
+        """Revert the newest step; returns its name, or None when there is nothing."""
+        if not self.can_undo:
+            return None
+        step = self._undo.pop()
+        self._redo.append(step.revert())
+        self.changed.emit()
+        return step.name
+
+    def redo(self) -> str | None:
+        """Re-apply the newest undone step; returns its name, or None."""
+        if not self.can_redo:
+            return None
+        step = self._redo.pop()
+        self._undo.append(step.revert())
+        self.changed.emit()
+        return step.name
+
+    def jump_to(self, count: int) -> None:
+        """Undo or redo until exactly ``count`` steps are applied (0 = the initial state)."""
+        count = max(0, min(count, len(self._undo) + len(self._redo)))
+        while len(self._undo) > count and self.undo():
+            pass
+        while len(self._undo) < count and self.redo():
+            pass
+
+    # -- inspection -------------------------------------------------------------------
+    @property
+    def undo_names(self) -> list[str]:
+        """Names of applied steps, oldest first."""
+        return [step.name for step in self._undo]
+
+    @property
+    def redo_names(self) -> list[str]:
+        """Names of undone steps, the next one to redo first."""
+        return [step.name for step in reversed(self._redo)]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by undo and redo data."""
+        return sum(step.nbytes for step in self._undo) + sum(step.nbytes for step in self._redo)
+
+    @property
+    def is_modified(self) -> bool:
+        """Whether the document differs from the last :meth:`mark_saved` point."""
+        return self._top_uid() != self._saved_uid
+
+    def _top_uid(self) -> int | None:
+        return self._undo[-1].uid if self._undo else None
+
+    def mark_saved(self) -> None:
+        """Remember the current state as saved (clears :attr:`is_modified`)."""
+        self._saved_uid = self._top_uid()
+        self.changed.emit()
+
+    def clear(self) -> None:
+        """Forget all steps."""
+        self._undo.clear()
+        self._redo.clear()
+        self._saved_uid = None
+        self.changed.emit()

@@ -1,0 +1,17 @@
+"""Qt-free algorithms and the registry that describes them to every front-end."""
+
+from maskwork.operators.context import Cancelled, InputError, Result, RunContext
+from maskwork.operators.registry import OperatorSpec, ParamSpec, Range, all_operators, get, register
+
+__all__ = [
+    "Cancelled",
+    "InputError",
+    "OperatorSpec",
+    "ParamSpec",
+    "Range",
+    "Result",
+    "RunContext",
+    "all_operators",
+    "get",
+    "register",
+]

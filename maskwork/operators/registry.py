@@ -1,0 +1,325 @@
+"""The operator registry: one declaration serves the window, the command line and napari.
+
+An operator is a plain function on numpy arrays::
+
+    @register("grabcut", title="GrabCut", category="Segmentation", outputs=("mask",))
+    def grabcut(image, markers=None, *, rect=None,
+                iterations: Annotated[int, Range(1, 20)] = 5, ctx=None) -> Result:
+        '''numpydoc docstring ...'''
+
+Positional parameters whose names are in :data:`INPUT_NAMES` are its inputs (those without
+a default are required); keyword-only parameters are its typed parameters, whose type,
+range or choices come from the annotation and whose help comes from the docstring.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+from maskwork.operators.context import InputError, Result, RunContext, null_context
+
+#: Names a function parameter may have to be an input rather than a tunable parameter.
+INPUT_NAMES = ("image", "image2", "markers", "mask", "rect", "points")
+
+#: Output kinds an operator may declare.
+OUTPUT_KINDS = ("mask", "labels", "probabilities", "image", "transform")
+
+
+@dataclass(frozen=True)
+class Range:
+    """Inclusive numeric bounds for a parameter (use inside ``typing.Annotated``)."""
+
+    min: float
+    max: float
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One tunable parameter, as the GUI form and ``maskwork ops --json`` show it."""
+
+    name: str
+    type: str  # "int", "float", "bool", "str" or "choice"
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple | None = None
+
+    def coerce(self, value: Any) -> Any:
+        """Convert ``value`` (possibly a command-line string) to this type and check it.
+
+        Raises
+        ------
+        InputError
+            When the value has the wrong type or lies outside the range or choices.
+        """
+        try:
+            if self.type == "bool":
+                if isinstance(value, str):
+                    lowered = value.strip().lower()
+                    if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                        raise ValueError(value)
+                    value = lowered in ("1", "true", "yes", "on")
+                else:
+                    value = bool(value)
+            elif self.type == "int":
+                as_float = float(value)
+                if as_float != int(as_float):
+                    raise ValueError(value)
+                value = int(as_float)
+            elif self.type == "float":
+                value = float(value)
+            else:
+                value = str(value)
+        except (TypeError, ValueError):
+            raise InputError(f"parameter {self.name} must be {self.type}, got {value!r}") from None
+        if self.choices is not None and value not in self.choices:
+            raise InputError(f"parameter {self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}")
+        if self.min is not None and value < self.min or self.max is not None and value > self.max:
+            raise InputError(f"parameter {self.name} must lie in [{self.min}, {self.max}], got {value}")
+        return value
+
+    def to_json(self) -> dict:
+        """The ``maskwork ops --json`` representation."""
+        out = {"name": self.name, "type": self.type, "default": self.default}
+        if self.min is not None:
+            out["min"] = self.min
+        if self.max is not None:
+            out["max"] = self.max
+        if self.choices is not None:
+            out["choices"] = list(self.choices)
+        out["help"] = self.help
+        return out
+
+
+@dataclass(frozen=True)
+class OperatorSpec:
+    """A registered operator: the function plus everything the front-ends need."""
+
+    id: str
+    title: str
+    category: str
+    func: Callable[..., Result]
+    inputs: tuple[str, ...]
+    required_inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    params: tuple[ParamSpec, ...]
+    requires: tuple[str, ...]
+    summary: str
+    input_help: dict
+
+    def param(self, name: str) -> ParamSpec:
+        """The parameter called ``name``."""
+        for spec in self.params:
+            if spec.name == name:
+                return spec
+        raise InputError(f"{self.id} has no parameter {name!r}; it has: {', '.join(p.name for p in self.params) or 'none'}")
+
+    def missing_requirements(self) -> list[str]:
+        """Python packages this operator needs that are not installed."""
+        return [name for name in self.requires if importlib.util.find_spec(name) is None]
+
+    def defaults(self) -> dict:
+        """Parameter name -> default value."""
+        return {p.name: p.default for p in self.params}
+
+    def run(self, inputs: dict, params: dict | None = None, ctx: RunContext | None = None) -> Result:
+        """Validate ``params`` and call the operator with ``inputs``.
+
+        Parameters
+        ----------
+        inputs : dict
+            Input name -> value (``image``, ``markers``, ``rect``, ...). Unknown names raise.
+        params : dict, optional
+            Parameter name -> value; strings are converted. Missing ones take defaults.
+        ctx : RunContext, optional
+            Progress, partial results and cancellation.
+        """
+        unknown = set(inputs) - set(self.inputs)
+        if unknown:
+            raise InputError(f"{self.id} does not take {', '.join(sorted(unknown))}")
+        missing = [name for name in self.required_inputs if inputs.get(name) is None]
+        if missing:
+            raise InputError(f"{self.id} needs {', '.join(missing)}")
+        values = {name: self.param(name).coerce(value) for name, value in (params or {}).items()}
+        if self.missing_requirements():
+            raise InputError(f"{self.title} needs the package(s) {', '.join(self.missing_requirements())}")
+        return self.func(**inputs, **values, ctx=ctx or null_context())
+
+    def to_json(self) -> dict:
+        """The ``maskwork ops --json`` representation."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "category": self.category,
+            "summary": self.summary,
+            "inputs": list(self.inputs),
+            "required_inputs": list(self.required_inputs),
+            "outputs": list(self.outputs),
+            "params": [p.to_json() for p in self.params],
+            "requires": list(self.requires),
+        }
+
+
+_REGISTRY: dict[str, OperatorSpec] = {}
+
+
+def register(
+    op_id: str,
+    *,
+    title: str,
+    category: str,
+    outputs: tuple[str, ...],
+    requires: tuple[str, ...] = (),
+) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+    """Decorator that registers an operator function under ``op_id``.
+
+    Parameters
+    ----------
+    op_id : str
+        Short snake_case id used on the command line (``maskwork run OP``).
+    title : str
+        Menu text.
+    category : str
+        Menu path; ``"Segmentation/Watershed"`` nests a submenu.
+    outputs : tuple of str
+        Kinds from :data:`OUTPUT_KINDS`, the first being the main result.
+    requires : tuple of str
+        Importable package names needed at run time (checked, never imported here).
+    """
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", op_id):
+        raise ValueError(f"operator id {op_id!r} must be snake_case")
+    bad = set(outputs) - set(OUTPUT_KINDS)
+    if bad:
+        raise ValueError(f"unknown output kinds {bad}")
+
+    def decorate(func: Callable[..., Result]) -> Callable[..., Result]:
+        if op_id in _REGISTRY:
+            raise ValueError(f"operator {op_id!r} is registered twice")
+        _REGISTRY[op_id] = _build_spec(op_id, title, category, tuple(outputs), tuple(requires), func)
+        return func
+
+    return decorate
+
+
+def _build_spec(op_id, title, category, outputs, requires, func) -> OperatorSpec:
+    signature = inspect.signature(func)
+    hints = typing.get_type_hints(func, include_extras=True)
+    summary, docs = parse_numpydoc(func.__doc__ or "")
+    inputs, required, params = [], [], []
+    for name, parameter in signature.parameters.items():
+        if name == "ctx":
+            continue
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in INPUT_NAMES:
+            if parameter.default is inspect.Parameter.empty:
+                raise ValueError(f"{op_id}: parameter {name} needs a default")
+            params.append(_param_spec(op_id, name, hints.get(name), parameter.default, docs.get(name, "")))
+        elif name in INPUT_NAMES:
+            inputs.append(name)
+            if parameter.default is inspect.Parameter.empty:
+                required.append(name)
+        else:
+            raise ValueError(f"{op_id}: {name} is neither an input ({', '.join(INPUT_NAMES)}) nor keyword-only")
+    if "ctx" not in signature.parameters:
+        raise ValueError(f"{op_id}: an operator takes ctx=None")
+    return OperatorSpec(
+        id=op_id,
+        title=title,
+        category=category,
+        func=func,
+        inputs=tuple(inputs),
+        required_inputs=tuple(required),
+        outputs=outputs,
+        params=tuple(params),
+        requires=requires,
+        summary=summary,
+        input_help={name: docs.get(name, "") for name in inputs},
+    )
+
+
+def _param_spec(op_id: str, name: str, hint, default, help_text: str) -> ParamSpec:
+    low = high = choices = None
+    if typing.get_origin(hint) is typing.Annotated:
+        base, *extras = typing.get_args(hint)
+        for extra in extras:
+            if isinstance(extra, Range):
+                low, high = extra.min, extra.max
+        hint = base
+    if typing.get_origin(hint) is Literal:
+        choices = typing.get_args(hint)
+        kind = "choice"
+    elif hint in (bool, int, float, str):
+        kind = hint.__name__
+    else:
+        raise ValueError(f"{op_id}: parameter {name} needs a bool, int, float, str or Literal annotation")
+    return ParamSpec(name, kind, default, help_text, low, high, choices)
+
+
+def parse_numpydoc(doc: str) -> tuple[str, dict[str, str]]:
+    """The summary and the ``Parameters`` descriptions of a numpydoc docstring.
+
+    Returns
+    -------
+    summary : str
+        First paragraph, joined into one line.
+    params : dict
+        Parameter name -> its description joined into one line. Entries that document
+        several names (``start, end : float``) apply to each.
+    """
+    lines = inspect.cleandoc(doc).splitlines()
+    summary_lines = []
+    for line in lines:
+        if not line.strip():
+            break
+        summary_lines.append(line.strip())
+    params: dict[str, list[str]] = {}
+    in_params = False
+    current: list[str] | None = None
+    for i, line in enumerate(lines):
+        header = i + 1 < len(lines) and re.fullmatch(r"-{3,}", lines[i + 1].strip() or "x")
+        if header:
+            in_params = line.strip() == "Parameters"
+            current = None
+            continue
+        if not in_params or re.fullmatch(r"-{3,}", line.strip()):
+            continue
+        if line and not line[0].isspace():
+            names = line.split(":")[0]
+            current = []
+            for name in names.split(","):
+                params[name.strip()] = current
+        elif current is not None and line.strip():
+            current.append(line.strip())
+    return " ".join(summary_lines), {name: " ".join(text) for name, text in params.items()}
+
+
+def _ensure_loaded() -> None:
+    # Importing the families runs their @register decorators. They import only numpy,
+    # OpenCV and scikit-image at module level; heavy libraries load inside the functions.
+    import maskwork.operators.segmentation  # noqa: F401
+
+
+def get(op_id: str) -> OperatorSpec:
+    """The operator registered as ``op_id``.
+
+    Raises
+    ------
+    InputError
+        With the list of known ids when there is no such operator.
+    """
+    _ensure_loaded()
+    try:
+        return _REGISTRY[op_id]
+    except KeyError:
+        raise InputError(f"unknown operator {op_id!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def all_operators() -> list[OperatorSpec]:
+    """Every registered operator, ordered by category then title."""
+    _ensure_loaded()
+    return sorted(_REGISTRY.values(), key=lambda spec: (spec.category, spec.title))

@@ -1,0 +1,84 @@
+"""Checking and converting the seeds every segmentation operator shares."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from maskwork.operators.context import InputError
+
+Rect = tuple[int, int, int, int]
+"""(x, y, width, height) in pixels: x is the column, y the row of the top-left corner."""
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """Return ``image`` as an array after checking it is a 2D gray or colour raster."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3) or image.ndim == 3 and image.shape[2] not in (3, 4):
+        raise InputError(f"expected a gray, RGB or RGBA image, got shape {image.shape}")
+    if min(image.shape[:2]) < 2:
+        raise InputError(f"the image is too small ({image.shape[0]}x{image.shape[1]})")
+    return image
+
+
+def check_markers(markers: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+    """Return markers as a (row, col) integer array of the image's size, or None."""
+    if markers is None:
+        return None
+    markers = np.asarray(markers)
+    if markers.ndim == 3 and markers.shape[2] == 1:
+        markers = markers[..., 0]
+    if markers.ndim != 2:
+        raise InputError(f"markers must be a single-channel label image, got shape {markers.shape}")
+    if markers.shape != tuple(shape):
+        raise InputError(
+            f"markers are {markers.shape[0]}x{markers.shape[1]} but the image is {shape[0]}x{shape[1]}"
+        )
+    if not np.issubdtype(markers.dtype, np.integer) and markers.dtype != bool:
+        if not np.all(np.isfinite(markers)) or np.any(markers != np.round(markers)):
+            raise InputError("markers must hold integer labels (0 unlabeled, 1 foreground, 2 background, ...)")
+        markers = markers.astype(np.int32)
+    return markers
+
+
+def check_rect(rect, shape: tuple[int, int]) -> Rect | None:
+    """Validate an (x, y, w, h) box against an image of (rows, cols) ``shape``."""
+    if rect is None:
+        return None
+    try:
+        x, y, w, h = (int(round(float(v))) for v in rect)
+    except (TypeError, ValueError):
+        raise InputError(f"a box is four numbers X,Y,W,H, got {rect!r}") from None
+    rows, cols = shape
+    if w <= 0 or h <= 0:
+        raise InputError(f"the box {x},{y},{w},{h} has no area")
+    if x < 0 or y < 0 or x + w > cols or y + h > rows:
+        raise InputError(f"the box {x},{y},{w},{h} lies outside the {cols}x{rows} image (X,Y,W,H in pixels)")
+    return x, y, w, h
+
+
+def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
+    """Gray, RGB or RGBA of any dtype as contiguous uint8 RGB (16-bit and float rescaled).
+
+    Deeper images are stretched between their 0.5 and 99.5 percentiles, which is how they
+    are displayed too, so colour models see the contrast the person sees.
+    """
+    from maskwork.core.io import to_uint8_display
+
+    image = check_image(image)
+    if image.ndim == 3:
+        image = image[..., :3]
+    image = to_uint8_display(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    return np.ascontiguousarray(image)
+
+
+def bounding_box(region: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, left, bottom, right) of the nonzero pixels, bottom/right exclusive; None if empty."""
+    rows = np.flatnonzero(region.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(region.any(axis=0))
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1

@@ -1,0 +1,3 @@
+"""Segmentation operators; importing this package registers them."""
+
+from maskwork.operators.segmentation import grabcut  # noqa: F401

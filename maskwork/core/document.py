@@ -7,9 +7,11 @@ what guarantees that each change lands in history exactly once.
 from __future__ import annotations
 
 import numpy as np
+from psygnal import Signal
 from scipy import ndimage as ndi
 
 from maskwork.core.history import (
+    AttributeAtom,
     History,
     InsertAtom,
     MoveAtom,
@@ -30,9 +32,71 @@ class Document:
         Defaults to a history bounded at 200 steps and 1 GiB.
     """
 
+    seeds_changed = Signal()
+    """Emitted when the box or the point prompts change (including by undo)."""
+
     def __init__(self, history: History | None = None) -> None:
         self.layers = LayerStack()
         self.history = history or History()
+        self._rect: tuple[int, int, int, int] | None = None
+        self._points: tuple[tuple[float, float, int], ...] = ()
+
+    def reset(self) -> None:
+        """Remove every layer and seed and forget the history (closing the document)."""
+        for layer in list(self.layers):
+            self.layers.remove(layer)
+        self._rect, self._points = None, ()
+        self.seeds_changed.emit()
+        self.history.clear()
+
+    # -- seeds that are not pixels ----------------------------------------------------
+    @property
+    def rect(self) -> tuple[int, int, int, int] | None:
+        """The box seed as (x, y, width, height) in pixels, or None."""
+        return self._rect
+
+    @rect.setter
+    def rect(self, value) -> None:
+        self._rect = tuple(int(v) for v in value) if value is not None else None
+        self.seeds_changed.emit()
+
+    @property
+    def points(self) -> tuple[tuple[float, float, int], ...]:
+        """Point prompts as (row, col, label): label 1 positive, 0 negative."""
+        return self._points
+
+    @points.setter
+    def points(self, value) -> None:
+        self._points = tuple((float(r), float(c), int(label)) for r, c, label in value)
+        self.seeds_changed.emit()
+
+    def set_rect(self, rect: tuple[int, int, int, int] | None) -> None:
+        """Set the box seed (clipped to the image) as an undoable step; None clears it."""
+        if rect is not None and self.shape is not None:
+            x, y, w, h = (int(round(v)) for v in rect)
+            rows, cols = self.shape
+            x0, y0 = max(0, min(x, x + w)), max(0, min(y, y + h))
+            x1, y1 = min(cols, max(x, x + w)), min(rows, max(y, y + h))
+            rect = (x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None
+        if rect == self._rect:
+            return
+        self.history.record(AttributeAtom(self, "rect", self._rect), "Box" if rect else "Clear box")
+        self.rect = rect
+
+    def add_point(self, row: float, col: float, label: int) -> None:
+        """Add a point prompt (label 1 positive, 0 negative) as an undoable step."""
+        self.history.record(AttributeAtom(self, "points", self._points), "Positive point" if label else "Negative point")
+        self.points = self._points + ((row, col, label),)
+
+    def clear_seeds(self) -> None:
+        """Remove the box and all point prompts in one undoable step."""
+        with self.history.group("Clear box and points"):
+            if self._rect is not None:
+                self.history.record(AttributeAtom(self, "rect", self._rect))
+            if self._points:
+                self.history.record(AttributeAtom(self, "points", self._points))
+            self._rect, self._points = None, ()
+        self.seeds_changed.emit()
 
     # -- queries ----------------------------------------------------------------------
     @property

@@ -80,6 +80,21 @@ class PropertyAtom:
 
 
 @dataclass
+class AttributeAtom:
+    """Any attribute of any object (the document's box or point seeds) before it changed."""
+
+    target: object
+    attr: str
+    old: object
+    nbytes: int = 64
+
+    def revert(self) -> "AttributeAtom":
+        current = getattr(self.target, self.attr)
+        setattr(self.target, self.attr, self.old)
+        return AttributeAtom(self.target, self.attr, current)
+
+
+@dataclass
 class InsertAtom:
     """A layer was inserted at ``index``; reverting removes it."""
 
@@ -176,16 +191,30 @@ class History:
         Nested groups fold into the outermost one. A group that recorded nothing leaves
         no step behind.
         """
-        step = Step(name)
-        self._open.append(step)
+        step = self.begin_group(name)
         try:
             yield step
         finally:
-            self._open.pop()
-            if self._open:
-                self._open[-1].atoms.extend(step.atoms)
-            elif step.atoms:
-                self._push(step)
+            self.end_group()
+
+    def begin_group(self, name: str) -> Step:
+        """Open a group that spans several events (a mouse drag); pair with :meth:`end_group`."""
+        step = Step(name)
+        self._open.append(step)
+        return step
+
+    def end_group(self) -> None:
+        """Close the innermost open group, folding it into its parent or pushing it."""
+        step = self._open.pop()
+        if self._open:
+            self._open[-1].atoms.extend(step.atoms)
+        elif step.atoms:
+            self._push(step)
+
+    @property
+    def in_group(self) -> bool:
+        """Whether a group is open (undo waits until it closes)."""
+        return bool(self._open)
 
     def record(self, atom: Atom, name: str = "edit") -> None:
         """Add an atom to the open group, or as a step of its own."""
@@ -270,6 +299,11 @@ class History:
     def mark_saved(self) -> None:
         """Remember the current state as saved (clears :attr:`is_modified`)."""
         self._saved_uid = self._top_uid()
+        self.changed.emit()
+
+    def mark_unsaved(self) -> None:
+        """Declare the current state unsaved (a restored autosave, for instance)."""
+        self._saved_uid = -1
         self.changed.emit()
 
     def clear(self) -> None:

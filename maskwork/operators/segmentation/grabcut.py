@@ -95,6 +95,10 @@ def grabcut(
     background_model = np.zeros((1, 65), np.float64)
     foreground_model = np.zeros((1, 65), np.float64)
     steps = iterations + (1 if scale < 1.0 else 0)
+    # GrabCut seeds its colour models with k-means from OpenCV's (per-thread) default RNG,
+    # whose state depends on every earlier call: fix it so the same input gives the same
+    # mask in a preview, in Apply and on the command line.
+    cv2.setRNGSeed(0)
     for i in range(iterations):
         ctx.progress(i / steps, f"GrabCut iteration {i + 1} of {iterations}")
         mode = cv2.GC_INIT_WITH_MASK if i == 0 else cv2.GC_EVAL

@@ -1,0 +1,318 @@
+"""Runs the chosen operator for previews and for Apply, one worker at a time.
+
+A new request cancels the stale run and disconnects it, so an old result can never reach
+the screen (the Orange3 habit). Previews draw into a transient layer that never enters
+the layer stack or history; Apply adds the results as one undoable step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from maskwork.core.document import Document
+from maskwork.core.layers import Layer, LayerKind
+from maskwork.operators import InputError, OperatorSpec, Result
+from maskwork.app.workers import OperatorError, OperatorWorker
+
+#: Quiet time after a parameter edit before the preview re-runs.
+PARAM_DEBOUNCE_MS = 150
+#: Seeds change at the end of a stroke, already a discrete event: just coalesce.
+SEED_DEBOUNCE_MS = 10
+
+#: Output kind -> kind of the layer that shows it.
+OUTPUT_LAYER_KIND = {"mask": LayerKind.MASK, "labels": LayerKind.LABELS, "image": LayerKind.IMAGE}
+
+
+class OperatorRunner(QObject):
+    """Owns the current operator, its parameters, the preview layer and the worker.
+
+    Parameters
+    ----------
+    document : Document
+        Where inputs come from and results go.
+
+    Signals
+    -------
+    busy_changed(bool)
+        A worker started or the last one ended.
+    progress(fraction, message)
+        Progress of the running worker.
+    preview_changed(layer)
+        The transient preview layer to draw (None to hide it).
+    failed(OperatorError)
+        The run failed; the document is unchanged.
+    applied(list)
+        Layers added by Apply.
+    message(str)
+        A short status line.
+    """
+
+    busy_changed = Signal(bool)
+    progress = Signal(float, str)
+    preview_changed = Signal(object)
+    failed = Signal(object)
+    applied = Signal(list)
+    message = Signal(str)
+
+    def __init__(self, document: Document, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.spec: OperatorSpec | None = None
+        self.params: dict = {}
+        self.auto_preview = False
+        self._worker: OperatorWorker | None = None
+        self._preview: Layer | None = None
+        self._preview_bounds = None
+        self._applying = False
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.preview)
+        document.history.changed.connect(self._on_seeds_changed)
+        document.seeds_changed.connect(self._on_seeds_changed)
+
+    # -- configuration ----------------------------------------------------------------
+    def set_operator(self, spec: OperatorSpec | None, params: dict | None = None) -> None:
+        """Choose the operator; drops any preview of the previous one."""
+        self.cancel()
+        self.spec = spec
+        self.params = dict(params or (spec.defaults() if spec else {}))
+        self.clear_preview()
+
+    def set_params(self, params: dict) -> None:
+        """New parameter values; re-previews after a pause when auto-preview is on."""
+        self.params = dict(params)
+        if self.auto_preview:
+            self._timer.start(PARAM_DEBOUNCE_MS)
+
+    def set_auto_preview(self, enabled: bool) -> None:
+        """Turn auto-preview on (previews at once) or off."""
+        self.auto_preview = bool(enabled)
+        if enabled:
+            self._timer.start(0)
+
+    def _on_seeds_changed(self) -> None:
+        if self.auto_preview and self.spec is not None and not self._applying and not self.document.history.in_group:
+            self._timer.start(SEED_DEBOUNCE_MS)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a worker is running."""
+        return self._worker is not None
+
+    @property
+    def preview_layer(self) -> Layer | None:
+        """The transient preview layer, if one is shown."""
+        return self._preview
+
+    # -- inputs -----------------------------------------------------------------------
+    def gather_inputs(self, spec: OperatorSpec) -> dict:
+        """Snapshot the inputs ``spec`` takes from the document.
+
+        Seed layers are copied: the person may keep drawing while the worker runs.
+
+        Raises
+        ------
+        InputError
+            When a required input is missing (no image, no mask layer, ...).
+        """
+        doc = self.document
+        base = doc.base_image
+        if base is None:
+            raise InputError("open an image first")
+        inputs: dict = {}
+        for name in spec.inputs:
+            if name == "image":
+                inputs["image"] = base.data
+            elif name == "image2":
+                others = [layer for layer in doc.layers.of_kind(LayerKind.IMAGE) if layer is not base]
+                if others:
+                    inputs["image2"] = others[-1].data
+            elif name == "markers":
+                markers = [layer for layer in doc.layers.of_kind(LayerKind.MARKERS) if layer.visible]
+                if markers and markers[-1].data.any():
+                    inputs["markers"] = markers[-1].data.copy()
+            elif name == "mask":
+                selected = doc.layers.selected
+                masks = doc.layers.of_kind(LayerKind.MASK, LayerKind.LABELS)
+                source = selected if selected in masks else (masks[-1] if masks else None)
+                if source is not None:
+                    inputs["mask"] = source.data.copy()
+            elif name == "rect" and doc.rect is not None:
+                inputs["rect"] = doc.rect
+            elif name == "points" and doc.points:
+                inputs["points"] = list(doc.points)
+        missing = [name for name in spec.required_inputs if name not in inputs]
+        if missing:
+            raise InputError(f"{spec.title} needs {', '.join(missing)}: add it first")
+        return inputs
+
+    # -- running ----------------------------------------------------------------------
+    def preview(self) -> bool:
+        """Run the operator for a preview now; returns False when it could not start."""
+        return self._start("preview")
+
+    def apply(self) -> bool:
+        """Run the operator at full resolution and add its results as one undo step."""
+        self._timer.stop()
+        return self._start("apply")
+
+    def cancel(self) -> None:
+        """Stop the running worker; its results are discarded."""
+        self._timer.stop()
+        if self._worker is not None:
+            self._detach(self._worker)
+            self._worker = None
+            self.busy_changed.emit(False)
+            self.message.emit("Cancelled")
+
+    def _start(self, purpose: str) -> bool:
+        if self.spec is None:
+            return False
+        if self._worker is not None:
+            self._detach(self._worker)
+            self._worker = None
+        try:
+            inputs = self.gather_inputs(self.spec)
+            for name, value in self.params.items():
+                self.spec.param(name).coerce(value)
+        except InputError as error:
+            if purpose == "preview" and self.auto_preview:
+                self.message.emit(str(error))
+            else:
+                self.failed.emit(OperatorError(str(error), "", True))
+            self.busy_changed.emit(False)
+            return False
+        worker = OperatorWorker(self.spec, inputs, self.params, purpose)
+        worker.progress.connect(self.progress)
+        worker.partial.connect(self._on_partial)
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._on_errored)
+        worker.cancelled.connect(self._on_cancelled)
+        self._worker = worker
+        worker.start()
+        self.busy_changed.emit(True)
+        self.message.emit(f"{self.spec.title}: {'previewing' if purpose == 'preview' else 'applying'}...")
+        return True
+
+    def _detach(self, worker: OperatorWorker) -> None:
+        """Cancel a worker and make sure none of its signals reaches us any more."""
+        worker.cancel()
+        for signal in (worker.progress, worker.partial, worker.returned, worker.errored, worker.cancelled):
+            signal.disconnect()
+        # Keep the Python object alive until its thread ends (deleting a running QThread aborts).
+        worker.finished.connect(worker.deleteLater)
+
+    def _finish(self, worker: OperatorWorker) -> None:
+        if worker is self._worker:
+            self._worker = None
+            worker.finished.connect(worker.deleteLater)
+            self.busy_changed.emit(False)
+
+    # -- results ----------------------------------------------------------------------
+    def _on_partial(self, result) -> None:
+        if self.sender() is self._worker and isinstance(result, Result):
+            self._show_preview(result)
+
+    def _on_returned(self, result: Result) -> None:
+        worker = self.sender()
+        if worker is not self._worker:
+            return
+        self._finish(worker)
+        if worker.purpose == "preview":
+            self._show_preview(result)
+            self.message.emit(f"{worker.spec.title}: preview ready ({result.iterations} iterations)")
+        else:
+            self._commit(worker.spec, worker.params, result)
+
+    def _on_errored(self, error: OperatorError) -> None:
+        worker = self.sender()
+        if worker is self._worker:
+            self._finish(worker)
+            self.failed.emit(error)
+
+    def _on_cancelled(self) -> None:
+        worker = self.sender()
+        if worker is self._worker:
+            self._finish(worker)
+            self.message.emit("Cancelled")
+
+    def _show_preview(self, result: Result) -> None:
+        kind, data = _preview_data(result)
+        if data is None:
+            return
+        bounds = result.bounds
+        preview = self._preview
+        if (
+            preview is not None
+            and preview.shape == data.shape[:2]
+            and preview.kind is kind
+            and preview.data.dtype == data.dtype
+            and preview.data.ndim == data.ndim
+            and bounds is not None
+            and bounds == self._preview_bounds
+        ):
+            # Same region as last time: update just that box (cheap on 12 MP photos).
+            preview.write(bounds, data[bounds])
+        elif preview is not None and preview.kind is kind and preview.data.ndim == data.ndim:
+            preview.data = data
+        else:
+            self._preview = Layer(data, kind, "preview", opacity=0.55)
+            self.preview_changed.emit(self._preview)
+        self._preview_bounds = bounds
+
+    def clear_preview(self) -> None:
+        """Hide and drop the preview layer."""
+        if self._preview is not None:
+            self._preview = None
+            self._preview_bounds = None
+            self.preview_changed.emit(None)
+
+    def _commit(self, spec: OperatorSpec, params: dict, result: Result) -> None:
+        doc = self.document
+        added = []
+        self._applying = True
+        try:
+            with doc.history.group(spec.title):
+                for output, value in result.outputs.items():
+                    for name, data, kind in _output_layers(spec, output, value):
+                        layer = Layer(
+                            data,
+                            kind,
+                            doc.layers.unique_name(name),
+                            opacity=0.6 if kind is not LayerKind.IMAGE else 1.0,
+                            metadata={"operator": spec.id, "parameters": dict(params), "output": output},
+                        )
+                        doc.add_layer(layer)
+                        added.append(layer)
+        finally:
+            self._applying = False
+        self.clear_preview()
+        self.message.emit(f"{spec.title} applied: {', '.join(layer.name for layer in added)}")
+        self.applied.emit(added)
+
+
+def _preview_data(result: Result) -> tuple[LayerKind, np.ndarray | None]:
+    """The layer kind and array that best preview a result."""
+    outputs = result.outputs
+    if "mask" in outputs:
+        return LayerKind.PREVIEW, np.asarray(outputs["mask"]).astype(np.uint8)
+    if "labels" in outputs:
+        return LayerKind.LABELS, np.asarray(outputs["labels"])
+    if "image" in outputs:
+        return LayerKind.IMAGE, np.asarray(outputs["image"])
+    return LayerKind.PREVIEW, None
+
+
+def _output_layers(spec: OperatorSpec, output: str, value):
+    """(name, data, kind) of the layers that hold one output of an Apply."""
+    if output in OUTPUT_LAYER_KIND:
+        data = np.asarray(value)
+        if output == "mask":
+            data = data.astype(np.uint8)
+        yield f"{spec.title} {output}", data, OUTPUT_LAYER_KIND[output]
+    elif output == "probabilities":
+        probabilities = np.asarray(value, np.float32)
+        for index in range(probabilities.shape[2] if probabilities.ndim == 3 else 1):
+            channel = probabilities[..., index] if probabilities.ndim == 3 else probabilities
+            yield f"{spec.title} P(class {index + 1})", channel, LayerKind.IMAGE

@@ -1,0 +1,1 @@
+"""Icons and other files shipped with maskwork."""

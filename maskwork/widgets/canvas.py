@@ -1,0 +1,471 @@
+"""The canvas: layers drawn by pyqtgraph, and the mouse tools that edit them.
+
+Mouse conventions follow image editors: the left button uses the current tool, the wheel
+zooms at the cursor, the middle button or Space + left drag pans, right-drag zooms.
+Every edit goes through the :class:`~maskwork.core.document.Document`, so it is undoable,
+and a whole drag is one history step.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsRectItem, QVBoxLayout, QWidget
+
+from maskwork.core import tools
+from maskwork.core.document import Document
+from maskwork.core.layers import Layer, LayerKind
+from maskwork.widgets.layer_view import LayerView
+
+
+class Tool(str, Enum):
+    """What the left mouse button does on the canvas."""
+
+    PAN = "pan"
+    BRUSH = "brush"
+    ERASER = "eraser"
+    BOX = "box"
+    POLYGON = "polygon"
+    FILL = "fill"
+    POINT_POSITIVE = "point_positive"
+    POINT_NEGATIVE = "point_negative"
+
+
+#: Tools that paint into a labels-like layer.
+PAINT_TOOLS = (Tool.BRUSH, Tool.ERASER, Tool.POLYGON, Tool.FILL)
+PAINTABLE_KINDS = (LayerKind.MARKERS, LayerKind.MASK, LayerKind.LABELS)
+
+
+class _ViewBox(pg.ViewBox):
+    """A ViewBox that hands left-button work to the canvas's tool."""
+
+    def __init__(self, canvas: "Canvas") -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self._canvas = canvas
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (Qt naming)
+        if ev.button() == Qt.MouseButton.LeftButton and self._canvas.tool_takes_left_drag():
+            ev.accept()
+            self._canvas._drag(ev)
+            return
+        super().mouseDragEvent(ev, axis)
+
+    def mouseClickEvent(self, ev):  # noqa: N802
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self._canvas._click(ev)
+        elif ev.button() == Qt.MouseButton.RightButton and self._canvas._polygon:
+            ev.accept()
+            self._canvas._finish_polygon()
+        else:
+            super().mouseClickEvent(ev)
+
+
+class Canvas(QWidget):
+    """Shows the document's layers and turns mouse input into undoable edits.
+
+    Parameters
+    ----------
+    document : Document
+        The layers to show and edit.
+
+    Signals
+    -------
+    cursor_moved(row, col, text)
+        The pixel under the cursor and a readout of the values there ("" outside).
+    zoom_changed(factor)
+        Screen pixels per image pixel.
+    """
+
+    cursor_moved = Signal(int, int, str)
+    zoom_changed = Signal(float)
+    tool_changed = Signal(str)
+    brush_radius_changed = Signal(float)
+    active_label_changed = Signal(int)
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self._tool = Tool.BRUSH
+        self._brush_radius = 8.0
+        self._active_label = 1
+        self.fill_tolerance = 12.0
+        self._space_held = False
+        self._views: dict[int, LayerView] = {}
+        self._preview_view: LayerView | None = None
+        self._last_point: tuple[float, float] | None = None
+        self._stroke_layer: Layer | None = None
+        self._drag_origin: tuple[float, float] | None = None
+        self._polygon: list[tuple[float, float]] = []
+
+        self.graphics = pg.GraphicsView(self)
+        self.graphics.setBackground(QColor(40, 40, 44))
+        self.view = _ViewBox(self)
+        self.graphics.setCentralItem(self.view)
+        self.graphics.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.graphics.installEventFilter(self)
+        self.graphics.viewport().installEventFilter(self)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.graphics)
+
+        self._brush_outline = QGraphicsEllipseItem()
+        self._brush_outline.setPen(pg.mkPen((255, 255, 255, 220), width=1, cosmetic=True))
+        self._brush_outline.setZValue(10_000)
+        self._brush_outline.setVisible(False)
+        self.view.addItem(self._brush_outline, ignoreBounds=True)
+        self._rect_item = QGraphicsRectItem()
+        pen = pg.mkPen((255, 220, 0), width=2, cosmetic=True)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        self._rect_item.setPen(pen)
+        self._rect_item.setZValue(10_001)
+        self._rect_item.setVisible(False)
+        self.view.addItem(self._rect_item, ignoreBounds=True)
+        self._polygon_item = QGraphicsPathItem()
+        self._polygon_item.setPen(pg.mkPen((255, 255, 255), width=1.5, cosmetic=True))
+        self._polygon_item.setZValue(10_002)
+        self.view.addItem(self._polygon_item, ignoreBounds=True)
+        self._points_item = pg.ScatterPlotItem(size=12, pxMode=True)
+        self._points_item.setZValue(10_003)
+        self.view.addItem(self._points_item, ignoreBounds=True)
+
+        stack = document.layers
+        stack.inserted.connect(self._on_inserted)
+        stack.removed.connect(self._on_removed)
+        stack.moved.connect(lambda *_: self._restack())
+        document.seeds_changed.connect(self._update_seed_items)
+        self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.view.sigRangeChanged.connect(lambda *_: self.zoom_changed.emit(self.zoom))
+        for index, layer in enumerate(stack):
+            self._on_inserted(index, layer)
+
+    # -- tool state -------------------------------------------------------------------
+    @property
+    def tool(self) -> Tool:
+        """The current left-button tool."""
+        return self._tool
+
+    @tool.setter
+    def tool(self, tool: Tool | str) -> None:
+        tool = Tool(tool)
+        if tool is self._tool:
+            return
+        self._cancel_polygon()
+        self._tool = tool
+        self._brush_outline.setVisible(False)
+        self.graphics.setCursor(Qt.CursorShape.OpenHandCursor if tool is Tool.PAN else Qt.CursorShape.CrossCursor)
+        self.tool_changed.emit(tool.value)
+
+    @property
+    def brush_radius(self) -> float:
+        """Brush and eraser radius in image pixels."""
+        return self._brush_radius
+
+    @brush_radius.setter
+    def brush_radius(self, radius: float) -> None:
+        radius = float(np.clip(radius, 0.5, 500.0))
+        if radius != self._brush_radius:
+            self._brush_radius = radius
+            self.brush_radius_changed.emit(radius)
+
+    @property
+    def active_label(self) -> int:
+        """Label painted by the brush: 1 foreground, 2 background, 3.. more classes."""
+        return self._active_label
+
+    @active_label.setter
+    def active_label(self, label: int) -> None:
+        label = int(max(1, label))
+        if label != self._active_label:
+            self._active_label = label
+            self.active_label_changed.emit(label)
+
+    def swap_labels(self) -> None:
+        """Swap foreground and background (X in image editors)."""
+        self.active_label = 2 if self._active_label == 1 else 1
+
+    def tool_takes_left_drag(self) -> bool:
+        """Whether a left drag edits (False: it pans, for the pan tool or Space held)."""
+        return self._tool is not Tool.PAN and not self._space_held
+
+    # -- view -------------------------------------------------------------------------
+    @property
+    def zoom(self) -> float:
+        """Screen pixels per image pixel."""
+        size = self.view.viewPixelSize()
+        return 1.0 / size[0] if size[0] else 1.0
+
+    def fit(self) -> None:
+        """Show the whole image (Ctrl+0)."""
+        shape = self.document.shape
+        if shape is not None:
+            self.view.setRange(QRectF(0, 0, shape[1], shape[0]), padding=0.02)
+
+    def actual_pixels(self) -> None:
+        """Zoom to 1:1 around the current centre."""
+        centre = self.view.viewRect().center()
+        width = self.view.width() or 1
+        height = self.view.height() or 1
+        self.view.setRange(
+            QRectF(centre.x() - width / 2, centre.y() - height / 2, width, height), padding=0
+        )
+
+    def zoom_by(self, factor: float) -> None:
+        """Zoom in (factor > 1) or out around the view centre."""
+        self.view.scaleBy((1 / factor, 1 / factor))
+
+    # -- layers -----------------------------------------------------------------------
+    def _on_inserted(self, index: int, layer: Layer) -> None:
+        first = not self._views
+        self._views[id(layer)] = LayerView(layer, self.view)
+        self._restack()
+        if first:
+            self.fit()
+
+    def _on_removed(self, index: int, layer: Layer) -> None:
+        view = self._views.pop(id(layer), None)
+        if view is not None:
+            view.close()
+        self._restack()
+
+    def _restack(self) -> None:
+        for z, layer in enumerate(self.document.layers):
+            view = self._views.get(id(layer))
+            if view is not None:
+                view.set_z(z)
+        if self._preview_view is not None:
+            self._preview_view.set_z(len(self.document.layers) + 1)
+
+    def set_preview(self, layer: Layer | None) -> None:
+        """Show a transient layer above all others (never in the stack or history)."""
+        if self._preview_view is not None and (layer is None or self._preview_view.layer is not layer):
+            self._preview_view.close()
+            self._preview_view = None
+        if layer is not None and self._preview_view is None:
+            self._preview_view = LayerView(layer, self.view)
+            self._restack()
+
+    # -- seeds drawn as overlays ------------------------------------------------------
+    def _update_seed_items(self) -> None:
+        rect = self.document.rect
+        self._rect_item.setVisible(rect is not None)
+        if rect is not None:
+            self._rect_item.setRect(QRectF(*rect))
+        spots = [
+            {
+                "pos": (col + 0.5, row + 0.5),
+                "brush": pg.mkBrush((46, 204, 64) if label else (230, 57, 70)),
+                "pen": pg.mkPen("w", width=1.5),
+                "symbol": "o" if label else "x",
+            }
+            for row, col, label in self.document.points
+        ]
+        self._points_item.setData(spots)
+
+    # -- mouse ------------------------------------------------------------------------
+    def _pixel(self, scene_pos) -> tuple[float, float]:
+        """(row, col) of a scene position, pixel centres on integers."""
+        point = self.view.mapSceneToView(scene_pos)
+        return point.y() - 0.5, point.x() - 0.5
+
+    def _on_mouse_moved(self, scene_pos) -> None:
+        row, col = self._pixel(scene_pos)
+        r, c = int(round(row)), int(round(col))
+        self._update_brush_outline(row, col)
+        shape = self.document.shape
+        if shape is None or not (0 <= r < shape[0] and 0 <= c < shape[1]):
+            self.cursor_moved.emit(r, c, "")
+            return
+        self.cursor_moved.emit(r, c, self.readout(r, c))
+
+    def readout(self, row: int, col: int) -> str:
+        """Values under (row, col): the base image, then the selected layer if different."""
+        parts = []
+        base = self.document.base_image
+        selected = self.document.layers.selected
+        for layer in (base, selected):
+            if layer is None or (parts and layer is base):
+                continue
+            if 0 <= row < layer.shape[0] and 0 <= col < layer.shape[1]:
+                value = layer.data[row, col]
+                text = ", ".join(_format_value(v) for v in np.atleast_1d(value))
+                parts.append(f"{layer.name}: {text}")
+        return "   ".join(parts)
+
+    def _update_brush_outline(self, row: float, col: float) -> None:
+        show = self._tool in (Tool.BRUSH, Tool.ERASER) and not self._space_held
+        self._brush_outline.setVisible(show)
+        if show:
+            r = self._brush_radius
+            self._brush_outline.setRect(QRectF(col + 0.5 - r, row + 0.5 - r, 2 * r, 2 * r))
+
+    def _paint_target(self) -> Layer | None:
+        """The layer paint tools write into, creating a markers layer when none fits."""
+        selected = self.document.layers.selected
+        if selected is not None and selected.kind in PAINTABLE_KINDS:
+            return selected
+        markers = self.document.layers.of_kind(LayerKind.MARKERS)
+        if markers:
+            self.document.layers.selected = markers[-1]
+            return markers[-1]
+        if self.document.shape is None:
+            return None
+        return self.document.new_layer(LayerKind.MARKERS, "markers")
+
+    def _paint_value(self, layer: Layer) -> int:
+        if self._tool is Tool.ERASER:
+            return 0
+        return 1 if layer.kind is LayerKind.MASK else self._active_label
+
+    def _drag(self, ev) -> None:
+        row, col = self._pixel(ev.scenePos())
+        if self._tool in (Tool.BRUSH, Tool.ERASER):
+            if ev.isStart():
+                start_row, start_col = self._pixel(ev.buttonDownScenePos())
+                self._begin_stroke("Erase" if self._tool is Tool.ERASER else "Brush stroke")
+                self._stroke_to(start_row, start_col)
+            self._stroke_to(row, col)
+            if ev.isFinish():
+                self._end_stroke()
+        elif self._tool is Tool.BOX:
+            if ev.isStart():
+                self._drag_origin = self._pixel(ev.buttonDownScenePos())
+            r0, c0 = self._drag_origin
+            top, left = min(r0, row) + 0.5, min(c0, col) + 0.5
+            bottom, right = max(r0, row) + 0.5, max(c0, col) + 0.5
+            self._rect_item.setRect(QRectF(left, top, right - left, bottom - top))
+            self._rect_item.setVisible(True)
+            if ev.isFinish():
+                self.document.set_rect((round(left), round(top), round(right - left), round(bottom - top)))
+                self._update_seed_items()
+        elif self._tool is Tool.POLYGON:
+            # Dragging with the polygon tool draws a free-hand lasso.
+            if ev.isStart():
+                self._polygon = [self._pixel(ev.buttonDownScenePos())]
+            self._polygon.append((row, col))
+            self._update_polygon_item()
+            if ev.isFinish():
+                self._finish_polygon()
+
+    def _click(self, ev) -> None:
+        row, col = self._pixel(ev.scenePos())
+        if self._tool in (Tool.BRUSH, Tool.ERASER):
+            self._begin_stroke("Erase" if self._tool is Tool.ERASER else "Brush stroke")
+            self._stroke_to(row, col)
+            self._end_stroke()
+        elif self._tool is Tool.FILL:
+            self.flood_fill_at(row, col)
+        elif self._tool is Tool.POLYGON:
+            if ev.double():
+                self._finish_polygon()
+            else:
+                self._polygon.append((row, col))
+                self._update_polygon_item()
+        elif self._tool in (Tool.POINT_POSITIVE, Tool.POINT_NEGATIVE):
+            shape = self.document.shape
+            if shape is not None and 0 <= row < shape[0] and 0 <= col < shape[1]:
+                self.document.add_point(round(row), round(col), 1 if self._tool is Tool.POINT_POSITIVE else 0)
+
+    # -- edits (also used directly by tests and scripts) ------------------------------
+    def _begin_stroke(self, name: str) -> None:
+        self.document.history.begin_group(name)
+        self._stroke_layer = self._paint_target()
+        self._last_point = None
+
+    def _stroke_to(self, row: float, col: float) -> None:
+        layer = self._stroke_layer
+        if layer is None:
+            return
+        start = self._last_point or (row, col)
+        patch = tools.brush(layer.data, start, (row, col), self._brush_radius, self._paint_value(layer))
+        self.document.apply_patch(layer, patch)
+        self._last_point = (row, col)
+
+    def _end_stroke(self) -> None:
+        self.document.history.end_group()
+        self._stroke_layer = None
+        self._last_point = None
+
+    def stroke(self, points: list[tuple[float, float]]) -> None:
+        """Paint a polyline of (row, col) points with the current tool as one step."""
+        self._begin_stroke("Erase" if self._tool is Tool.ERASER else "Brush stroke")
+        for row, col in points:
+            self._stroke_to(row, col)
+        self._end_stroke()
+
+    def flood_fill_at(self, row: float, col: float) -> None:
+        """Flood-fill the paint target from (row, col) as one step."""
+        with self.document.history.group("Flood fill"):
+            layer = self._paint_target()
+            if layer is None:
+                return
+            # Markers usually start empty, so a fill there follows the photo's colours;
+            # masks and labels fill their own connected region (holes, areas).
+            reference = None
+            base = self.document.base_image
+            if layer.kind is LayerKind.MARKERS and base is not None:
+                reference = base.data
+            patch = tools.flood_fill(
+                layer.data,
+                (row, col),
+                self._paint_value(layer),
+                reference=reference,
+                tolerance=self.fill_tolerance if reference is not None else 0,
+            )
+            self.document.apply_patch(layer, patch, "Flood fill")
+
+    def _update_polygon_item(self) -> None:
+        path = QPainterPath()
+        if self._polygon:
+            row, col = self._polygon[0]
+            path.moveTo(QPointF(col + 0.5, row + 0.5))
+            for row, col in self._polygon[1:]:
+                path.lineTo(QPointF(col + 0.5, row + 0.5))
+        self._polygon_item.setPath(path)
+
+    def _finish_polygon(self) -> None:
+        vertices, self._polygon = self._polygon, []
+        self._update_polygon_item()
+        if len(vertices) < 3:
+            return
+        with self.document.history.group("Polygon fill"):
+            layer = self._paint_target()
+            if layer is not None:
+                patch = tools.polygon_fill(layer.data, vertices, self._paint_value(layer))
+                self.document.apply_patch(layer, patch, "Polygon fill")
+
+    def _cancel_polygon(self) -> None:
+        self._polygon = []
+        self._update_polygon_item()
+
+    # -- keys -------------------------------------------------------------------------
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        kind = event.type()
+        if kind == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space_held = True
+            self.graphics.setCursor(Qt.CursorShape.OpenHandCursor)
+            self._brush_outline.setVisible(False)
+            return True
+        if kind == QEvent.Type.KeyRelease and event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space_held = False
+            self.graphics.setCursor(Qt.CursorShape.OpenHandCursor if self._tool is Tool.PAN else Qt.CursorShape.CrossCursor)
+            return True
+        if kind == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._polygon:
+            self._finish_polygon()
+            return True
+        if kind == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Escape and self._polygon:
+            self._cancel_polygon()
+            return True
+        if kind == QEvent.Type.Leave:
+            self._brush_outline.setVisible(False)
+        return super().eventFilter(watched, event)
+
+
+def _format_value(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,327 @@
+"""Parameter form of one operator, generated from its registry entry, with Preview/Apply/Cancel.
+
+The panel knows nothing about running operators: it shows the parameters, reports their
+values and says what a person asked for through signals. The window's preview controller
+decides when and where the operator runs.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from maskwork.operators.context import InputError
+from maskwork.operators.registry import OperatorSpec, ParamSpec
+
+EMPTY_TEXT = "Choose an operator from the Segmentation menu (or another operator menu)"
+
+#: pip distribution names of importable packages whose names differ from them.
+PIP_NAMES = {
+    "cv2": "opencv-python-headless",
+    "skimage": "scikit-image",
+    "sklearn": "scikit-learn",
+    "PIL": "Pillow",
+    "yaml": "PyYAML",
+}
+
+# Bounds for parameters the registry leaves open: wide, yet inside what a 32-bit
+# QSpinBox holds.
+_INT_BOUND = 1_000_000_000
+_FLOAT_BOUND = 1e9
+_MAX_DECIMALS = 8
+
+
+def missing_requirements_text(missing: list[str]) -> str:
+    """A message telling how to install the packages ``missing``."""
+    pip = " ".join(PIP_NAMES.get(name, name) for name in missing)
+    noun = "package" if len(missing) == 1 else "packages"
+    return f"This operator needs {noun} {', '.join(missing)}: pip install {pip}"
+
+
+def _float_step(spec: ParamSpec) -> float:
+    """A power of ten near 1/100 of the range, or of the default when unbounded."""
+    if spec.min is not None and spec.max is not None and spec.max > spec.min:
+        return 10.0 ** round(math.log10((spec.max - spec.min) / 100))
+    default = abs(float(spec.default))
+    return 10.0 ** (math.floor(math.log10(default)) - 1) if default else 0.1
+
+
+def _float_decimals(spec: ParamSpec, step: float) -> int:
+    """Three decimals, or more when the default or the step would otherwise round away."""
+    decimals = max(3, -math.floor(math.log10(step)))
+    default = float(spec.default)
+    while decimals < _MAX_DECIMALS and round(default, decimals) != default:
+        decimals += 1
+    return min(decimals, _MAX_DECIMALS)
+
+
+class OperatorPanel(QWidget):
+    """Form for one operator's parameters plus Preview, Apply, Cancel and Auto-preview.
+
+    Parameters
+    ----------
+    parent : QWidget, optional
+        Qt parent.
+
+    Notes
+    -----
+    The buttons have object names ``previewButton``, ``applyButton``, ``cancelButton``,
+    ``resetButton`` and the check box ``autoPreviewCheck``.
+    """
+
+    params_changed = Signal(dict)
+    """Emitted with :meth:`values` after a person changed any parameter."""
+    preview_requested = Signal()
+    """Preview was clicked."""
+    apply_requested = Signal()
+    """Apply was clicked."""
+    cancel_requested = Signal()
+    """Cancel was clicked while a run was in progress."""
+    auto_preview_changed = Signal(bool)
+    """The Auto-preview check box was toggled."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._spec: OperatorSpec | None = None
+        self._editors: dict[str, tuple[ParamSpec, QWidget]] = {}
+        # True while the panel itself fills the editors, which is no edit to report.
+        self._loading = False
+
+        self._empty_label = QLabel(EMPTY_TEXT, self)
+        self._empty_label.setWordWrap(True)
+        self._empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+
+        self._title_label = QLabel(self)
+        font = self._title_label.font()
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self._title_label.setFont(font)
+        self._summary_label = QLabel(self)
+        self._summary_label.setWordWrap(True)
+        self._missing_label = QLabel(self)
+        self._missing_label.setWordWrap(True)
+        self._missing_label.setObjectName("missingRequirementsLabel")
+        self._missing_label.setStyleSheet("color: #c0392b; font-weight: bold;")
+        self._missing_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self._form = QFormLayout()
+        self._form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+
+        self.preview_button = QPushButton("Preview", self)
+        self.preview_button.setObjectName("previewButton")
+        self.preview_button.setToolTip("Run on the current seeds and show the result without committing it")
+        self.apply_button = QPushButton("Apply", self)
+        self.apply_button.setObjectName("applyButton")
+        self.apply_button.setToolTip("Run at full resolution and add the result as one undoable step")
+        self.apply_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setObjectName("cancelButton")
+        self.cancel_button.setToolTip("Stop the running operator")
+        self.cancel_button.setEnabled(False)
+        self.reset_button = QPushButton("Reset", self)
+        self.reset_button.setObjectName("resetButton")
+        self.reset_button.setToolTip("Restore every parameter to its default")
+        self.auto_preview_check = QCheckBox("Auto-preview", self)
+        self.auto_preview_check.setObjectName("autoPreviewCheck")
+        self.auto_preview_check.setToolTip("Preview again whenever a parameter or a seed changes")
+
+        self.preview_button.clicked.connect(self.preview_requested)
+        self.apply_button.clicked.connect(self.apply_requested)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.reset_button.clicked.connect(self.reset_defaults)
+        self.auto_preview_check.toggled.connect(self.auto_preview_changed)
+
+        self._operator_box = QWidget(self)
+        box = QVBoxLayout(self._operator_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(self._title_label)
+        box.addWidget(self._summary_label)
+        box.addWidget(self._missing_label)
+        box.addLayout(self._form)
+        options = QHBoxLayout()
+        options.addWidget(self.auto_preview_check)
+        options.addStretch(1)
+        options.addWidget(self.reset_button)
+        box.addLayout(options)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.preview_button)
+        buttons.addWidget(self.apply_button)
+        buttons.addWidget(self.cancel_button)
+        box.addLayout(buttons)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self._empty_label)
+        layout.addWidget(self._operator_box)
+        layout.addStretch(1)
+
+        self.set_operator(None)
+
+    # -- public API -------------------------------------------------------------------
+    @property
+    def operator(self) -> OperatorSpec | None:
+        """The operator shown, or None."""
+        return self._spec
+
+    @property
+    def auto_preview(self) -> bool:
+        """Whether previews should follow every change."""
+        return self.auto_preview_check.isChecked()
+
+    @auto_preview.setter
+    def auto_preview(self, enabled: bool) -> None:
+        self.auto_preview_check.setChecked(bool(enabled))
+
+    def set_operator(self, spec: OperatorSpec | None, values: dict | None = None) -> None:
+        """Show ``spec``'s parameters, or the empty state when it is None.
+
+        Parameters
+        ----------
+        spec : OperatorSpec or None
+            The operator to show.
+        values : dict, optional
+            Parameter name -> value overriding the defaults (remembered settings). Unknown
+            names and values the parameter no longer accepts fall back to the default.
+        """
+        self._spec = spec
+        with self._silent():
+            while self._form.rowCount():
+                self._form.removeRow(0)
+            self._editors.clear()
+            if spec is not None:
+                for param in spec.params:
+                    self._add_row(param, self._initial_value(param, values or {}))
+        self._empty_label.setVisible(spec is None)
+        self._operator_box.setVisible(spec is not None)
+        missing = spec.missing_requirements() if spec is not None else []
+        self._title_label.setText(spec.title if spec is not None else "")
+        self._summary_label.setText(spec.summary if spec is not None else "")
+        self._summary_label.setVisible(bool(spec is not None and spec.summary))
+        self._missing_label.setText(missing_requirements_text(missing) if missing else "")
+        self._missing_label.setVisible(bool(missing))
+        runnable = spec is not None and not missing
+        self.preview_button.setEnabled(runnable)
+        self.apply_button.setEnabled(runnable)
+        self.reset_button.setEnabled(bool(spec is not None and spec.params))
+
+    def values(self) -> dict[str, Any]:
+        """Parameter name -> current value, typed as the registry declares."""
+        return {name: self._editor_value(param, editor) for name, (param, editor) in self._editors.items()}
+
+    def reset_defaults(self) -> None:
+        """Put every parameter back to its default (one ``params_changed`` if anything moved)."""
+        before = self.values()
+        with self._silent():
+            for param, editor in self._editors.values():
+                self._set_editor_value(param, editor, param.default)
+        after = self.values()
+        if after != before:
+            self.params_changed.emit(after)
+
+    def set_running(self, running: bool) -> None:
+        """Enable Cancel while an operator runs."""
+        self.cancel_button.setEnabled(bool(running))
+
+    # -- form building ----------------------------------------------------------------
+    @contextmanager
+    def _silent(self) -> Iterator[None]:
+        previous, self._loading = self._loading, True
+        try:
+            yield
+        finally:
+            self._loading = previous
+
+    @staticmethod
+    def _initial_value(param: ParamSpec, values: dict) -> Any:
+        if param.name not in values:
+            return param.default
+        try:
+            return param.coerce(values[param.name])
+        except InputError:
+            return param.default
+
+    def _add_row(self, param: ParamSpec, value: Any) -> None:
+        editor = self._make_editor(param)
+        self._set_editor_value(param, editor, value)
+        label = QLabel(param.name.replace("_", " ").capitalize(), self._operator_box)
+        label.setBuddy(editor)
+        if param.help:
+            label.setToolTip(param.help)
+            editor.setToolTip(param.help)
+        self._form.addRow(label, editor)
+        self._editors[param.name] = (param, editor)
+
+    def _make_editor(self, param: ParamSpec) -> QWidget:
+        parent = self._operator_box
+        if param.type == "int":
+            editor = QSpinBox(parent)
+            low = math.ceil(param.min) if param.min is not None else -_INT_BOUND
+            high = math.floor(param.max) if param.max is not None else _INT_BOUND
+            editor.setRange(max(low, -_INT_BOUND), min(high, _INT_BOUND))
+            editor.valueChanged.connect(self._on_edited)
+        elif param.type == "float":
+            editor = QDoubleSpinBox(parent)
+            step = _float_step(param)
+            editor.setDecimals(_float_decimals(param, step))
+            editor.setRange(
+                param.min if param.min is not None else -_FLOAT_BOUND,
+                param.max if param.max is not None else _FLOAT_BOUND,
+            )
+            editor.setSingleStep(step)
+            editor.valueChanged.connect(self._on_edited)
+        elif param.type == "bool":
+            editor = QCheckBox(parent)
+            editor.toggled.connect(self._on_edited)
+        elif param.type == "choice":
+            editor = QComboBox(parent)
+            editor.addItems([str(choice) for choice in param.choices])
+            editor.currentIndexChanged.connect(self._on_edited)
+        else:
+            editor = QLineEdit(parent)
+            editor.textChanged.connect(self._on_edited)
+        editor.setObjectName(f"param_{param.name}")
+        return editor
+
+    @staticmethod
+    def _set_editor_value(param: ParamSpec, editor: QWidget, value: Any) -> None:
+        if param.type in ("int", "float"):
+            editor.setValue(value)
+        elif param.type == "bool":
+            editor.setChecked(bool(value))
+        elif param.type == "choice":
+            editor.setCurrentIndex(param.choices.index(value))
+        else:
+            editor.setText(str(value))
+
+    @staticmethod
+    def _editor_value(param: ParamSpec, editor: QWidget) -> Any:
+        if param.type == "int":
+            return int(editor.value())
+        if param.type == "float":
+            return float(editor.value())
+        if param.type == "bool":
+            return editor.isChecked()
+        if param.type == "choice":
+            # The index maps back to the declared choice, which keeps its own type.
+            return param.choices[editor.currentIndex()]
+        return editor.text()
+
+    def _on_edited(self, *_: Any) -> None:
+        if not self._loading:
+            self.params_changed.emit(self.values())

@@ -1,0 +1,159 @@
+"""A person's path through the real main window, plus its menus, tools and errors."""
+
+import sys
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from maskwork.core import io
+from maskwork.core.layers import LayerKind
+from maskwork.operators import get
+from maskwork.widgets.canvas import Tool
+
+from window_driver import drag, iou
+
+
+def menu_action(window, *path):
+    """The QAction at a menu path such as ("File", "Export mask (PNG 0/255)...")."""
+    menu = None
+    for text in path:
+        actions = window.menuBar().actions() if menu is None else menu.actions()
+        match = [a for a in actions if a.text().replace("&", "").startswith(text)]
+        assert match, f"no menu entry {text!r} among {[a.text() for a in actions]}"
+        action = match[0]
+        menu = action.menu()
+    return action
+
+
+def test_cut_out_an_object_from_open_to_export(window, photo, qtbot, tmp_path):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    assert window.windowTitle().startswith("maskwork - cat_on_wall.png")
+    assert window.document.base_image.shape == truth.shape
+
+    # Drag a box around the cat with the box tool.
+    window.tool_actions[Tool.BOX].trigger()
+    rows, cols = np.nonzero(truth)
+    top, left, bottom, right = rows.min() - 8, cols.min() - 8, rows.max() + 8, cols.max() + 8
+    drag(window.canvas, [(top, left), ((top + bottom) / 2, (left + right) / 2), (bottom, right)])
+    x, y, w, h = window.document.rect
+    assert abs(x - left) <= 2 and abs(y - top) <= 2 and abs(x + w - right) <= 2 and abs(y + h - bottom) <= 2
+
+    # A correcting foreground scribble in the middle of the cat.
+    window.tool_actions[Tool.BRUSH].trigger()
+    window.canvas.brush_radius = 4
+    centre_r, centre_c = truth.shape[0] // 2, truth.shape[1] // 2
+    drag(window.canvas, [(centre_r - 20, centre_c - 30), (centre_r, centre_c), (centre_r + 20, centre_c + 30)])
+    markers = window.document.layers.of_kind(LayerKind.MARKERS)
+    assert len(markers) == 1 and (markers[0].data == 1).sum() > 100
+    assert window.document.history.undo_names[-1] == "Brush stroke"
+
+    # Choose GrabCut from the menu; preview, then apply, waiting for the workers.
+    menu_action(window, "Segmentation", "GrabCut").trigger()
+    assert window.runner.spec.id == "grabcut"
+    partials = []
+    window.runner.preview_changed.connect(partials.append)
+    with qtbot.waitSignal(window.runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        window.action_preview.trigger()
+    preview = window.runner.preview_layer
+    assert preview is not None and iou(preview.data, truth) > 0.9
+    steps_before = len(window.document.history.undo_names)
+    with qtbot.waitSignal(window.runner.applied, timeout=30_000) as applied:
+        window.action_apply.trigger()
+    (mask_layer,) = applied.args[0]
+    assert mask_layer.kind is LayerKind.MASK
+    assert iou(mask_layer.data, truth) >= 0.9
+    assert len(window.document.history.undo_names) == steps_before + 1
+    assert window.runner.preview_layer is None
+
+    # Undo removes the result, redo brings it back.
+    window.action_undo.trigger()
+    assert mask_layer not in window.document.layers
+    window.action_redo.trigger()
+    assert mask_layer in window.document.layers
+
+    # Export the mask and the cut-out, read them back.
+    mask_path = window.export("mask", tmp_path / "mask.png")
+    written = io.read_image(mask_path)
+    assert set(np.unique(written)) <= {0, 255}
+    assert iou(written > 0, truth) >= 0.9
+    cutout = io.read_image(window.export("cutout", tmp_path / "cutout.png"))
+    assert cutout.shape == (*truth.shape, 4)
+    np.testing.assert_array_equal(cutout[..., 3] > 0, mask_layer.data > 0)
+    assert (tmp_path / "mask.png.json").exists()
+    assert not window.document.history.is_modified
+
+
+def test_operator_error_shows_message_and_leaves_document(window, photo, qtbot):
+    window.open_paths([photo[0]])
+    names_before = [layer.name for layer in window.document.layers]
+    window.choose_operator(get("grabcut"))
+    # No box and no scribbles: GrabCut cannot run; the worker reports it.
+    with qtbot.waitSignal(window.runner.failed, timeout=10_000):
+        window.action_apply.trigger()
+    box = window.last_message_box
+    assert box is not None and "box or foreground" in box.text()
+    assert [layer.name for layer in window.document.layers] == names_before
+    box.close()
+
+
+def test_cancel_stops_a_running_operator(window, photo, qtbot):
+    window.open_paths([photo[0]])
+    window.document.set_rect((60, 30, 200, 180))
+    window.choose_operator(get("grabcut"))
+    window.operator_panel.set_operator(get("grabcut"), {"iterations": 30, "coarse_megapixels": 0.0})
+    window.runner.set_params(window.operator_panel.values())
+    with qtbot.waitSignal(window.runner.progress, timeout=10_000):
+        window.action_apply.trigger()
+    assert window.cancel_button.isEnabled()
+    with qtbot.waitSignal(window.runner.busy_changed, timeout=5_000):
+        window.cancel_button.click()
+    assert not window.runner.busy
+    assert window.document.layers.of_kind(LayerKind.MASK) == []
+
+
+def test_unreadable_file_gives_message_and_keeps_current_document(window, photo, tmp_path):
+    window.open_paths([photo[0]])
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image at all")
+    assert not window.open_paths([bad])
+    assert "broken.png" in window.last_message_box.text() + window.last_message_box.informativeText() or "broken.png" in window.last_message_box.windowTitle()
+    assert window.document.base_image.name == "cat_on_wall.png"
+
+
+def test_closing_with_unsaved_work_asks(window, photo, monkeypatch):
+    window.open_paths([photo[0]])
+    window.canvas.stroke([(50, 50), (60, 80)])
+    asked = []
+    monkeypatch.setattr(window, "ask", lambda title, question: asked.append(title) or False)
+    assert not window.close_document()
+    assert asked == ["Unsaved work"] and window.document.layers
+    monkeypatch.setattr(window, "ask", lambda title, question: True)
+    assert window.close_document()
+    assert not window.document.layers
+
+
+def test_menus_are_generated_from_the_registry(window):
+    from maskwork.operators import all_operators
+
+    for spec in all_operators():
+        path = spec.category.split("/") + [spec.title]
+        assert menu_action(window, *path) is window.operator_actions[spec.id]
+
+
+def test_opening_the_window_imports_no_torch_simpleitk_or_napari(tmp_path):
+    import subprocess
+
+    code = (
+        "import os, sys\n"
+        "os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        f"os.environ['MASKWORK_CONFIG_DIR'] = {str(tmp_path)!r}\n"
+        "from maskwork.app.application import create_application\n"
+        "from maskwork.app.main_window import MainWindow\n"
+        "app = create_application(); w = MainWindow(); w.show(); app.processEvents()\n"
+        "print(','.join(m for m in ('torch', 'SimpleITK', 'napari') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""

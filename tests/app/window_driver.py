@@ -1,0 +1,51 @@
+"""Mouse input on the canvas as a person gives it, and small scoring helpers."""
+
+import numpy as np
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+
+def widget_point(canvas, row, col):
+    """Viewport coordinates of the centre of image pixel (row, col)."""
+    scene = canvas.view.mapViewToScene(QPointF(col + 0.5, row + 0.5))
+    return canvas.graphics.mapFromScene(scene)
+
+
+#: pyqtgraph drops mouse moves closer than 10 ms apart (its mouseRateLimit of 100 Hz);
+#: a hand on a mouse is slower than that, and so is this driver.
+MOVE_INTERVAL_MS = 12
+
+
+def _send(widget, kind, pos: QPoint, button, buttons):
+    QTest.qWait(MOVE_INTERVAL_MS)
+    event = QMouseEvent(kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)), button, buttons, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+def drag(canvas, points, button=Qt.MouseButton.LeftButton):
+    """Press at the first (row, col), move through the others, release at the last."""
+    viewport = canvas.graphics.viewport()
+    QApplication.processEvents()  # let a pending layout or fit settle before aiming
+    positions = [widget_point(canvas, r, c) for r, c in points]
+    _send(viewport, QEvent.Type.MouseButtonPress, positions[0], button, button)
+    for pos in positions[1:]:
+        _send(viewport, QEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton, button)
+    _send(viewport, QEvent.Type.MouseButtonRelease, positions[-1], button, Qt.MouseButton.NoButton)
+    QApplication.processEvents()
+
+
+def click(canvas, row, col, button=Qt.MouseButton.LeftButton):
+    """A click on image pixel (row, col)."""
+    viewport = canvas.graphics.viewport()
+    QApplication.processEvents()
+    pos = widget_point(canvas, row, col)
+    _send(viewport, QEvent.Type.MouseButtonPress, pos, button, button)
+    _send(viewport, QEvent.Type.MouseButtonRelease, pos, button, Qt.MouseButton.NoButton)
+    QApplication.processEvents()
+
+
+def iou(a, b):
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    return (a & b).sum() / max(1, (a | b).sum())

@@ -1,0 +1,38 @@
+"""Settings shared by the whole test suite."""
+
+import os
+
+# Widget tests need no display; the Makefile sets this too, plain `pytest` must as well.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import sys
+import threading
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path_factory, monkeypatch):
+    """Settings and recovery files of every test go to a fresh folder, never the user's."""
+    folder = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("MASKWORK_CONFIG_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_running():
+    """Fail any test that leaves an operator worker or a Python thread running."""
+    before = set(threading.enumerate())
+    yield
+    leaked = []
+    workers = sys.modules.get("maskwork.app.workers")
+    if workers is not None:
+        for worker in workers.live_workers():
+            leaked.append(f"operator worker {worker.spec.id} ({worker.purpose})")
+            worker.cancel()
+            worker.wait(10_000)
+            workers._live.discard(worker)
+    extra = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    leaked += [f"thread {t.name}" for t in extra]
+    if leaked:
+        pytest.fail("test left running: " + ", ".join(leaked))

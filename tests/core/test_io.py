@@ -1,0 +1,457 @@
+"""Round trips, error messages and sidecars of maskwork.core.io, and the label colours."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import tifffile
+from PIL import Image
+from skimage import data
+
+from maskwork.core.colors import colorize_labels, label_colors
+from maskwork.core.io import (
+    READABLE_SUFFIXES,
+    ImageReadError,
+    read_image,
+    read_images,
+    seed_summary,
+    sidecar_path,
+    to_uint8_display,
+    write_cutout,
+    write_image,
+    write_labels,
+    write_labels_color,
+    write_mask,
+    write_sidecar,
+)
+
+RNG = np.random.default_rng(1234)
+
+
+def _random(shape, dtype):
+    info = np.iinfo(dtype)
+    return RNG.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+
+
+# ------------------------------------------------------------------ round trips
+
+EXACT_CASES = [
+    ("gray8.png", (31, 47), np.uint8),
+    ("rgb8.png", (31, 47, 3), np.uint8),
+    ("rgba8.png", (31, 47, 4), np.uint8),
+    ("gray16.png", (31, 47), np.uint16),
+    ("rgb16.png", (31, 47, 3), np.uint16),
+    ("rgba16.png", (31, 47, 4), np.uint16),
+    ("gray.bmp", (31, 47), np.uint8),
+    ("rgb.bmp", (31, 47, 3), np.uint8),
+    ("rgb.webp", (31, 47, 3), np.uint8),
+    ("rgba.webp", (31, 47, 4), np.uint8),
+    ("gray8.tif", (31, 47), np.uint8),
+    ("rgb8.tiff", (31, 47, 3), np.uint8),
+    ("gray16.tif", (31, 47), np.uint16),
+    ("rgb16.tif", (31, 47, 3), np.uint16),
+    ("int32.tif", (31, 47), np.int32),
+    ("five_channels.tif", (31, 47, 5), np.uint16),
+]
+
+
+@pytest.mark.parametrize(("name", "shape", "dtype"), EXACT_CASES)
+def test_lossless_round_trip(tmp_path, name, shape, dtype):
+    image = _random(shape, dtype)
+    path = write_image(tmp_path / name, image)
+    back = read_image(path)
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back, image)
+
+
+def test_rgba_webp_keeps_colour_under_transparent_pixels(tmp_path):
+    image = _random((16, 16, 4), np.uint8)
+    image[:8, :, 3] = 0
+    np.testing.assert_array_equal(read_image(write_image(tmp_path / "a.webp", image)), image)
+
+
+def test_gray_webp_reads_back_as_three_equal_channels(tmp_path):
+    gray = _random((12, 10), np.uint8)
+    back = read_image(write_image(tmp_path / "g.webp", gray))
+    assert back.shape == (12, 10, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(back[:, :, channel], gray)
+
+
+def test_float32_tiff_round_trip_keeps_nan_and_negative_values(tmp_path):
+    image = RNG.normal(size=(20, 30)).astype(np.float32)
+    image[3, 4] = np.nan
+    back = read_image(write_image(tmp_path / "f.tif", image))
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back, image)  # NaN == NaN for assert_array_equal
+
+
+def test_jpeg_is_close_on_a_real_photo(tmp_path):
+    photo = data.astronaut()
+    back = read_image(write_image(tmp_path / "a.jpg", photo))
+    assert back.shape == photo.shape and back.dtype == np.uint8
+    assert np.abs(back.astype(int) - photo).mean() < 3
+
+
+def test_jpeg_gray_and_jpeg_suffix(tmp_path):
+    camera = data.camera()
+    back = read_image(write_image(tmp_path / "c.jpeg", camera))
+    assert back.shape == camera.shape
+    assert np.abs(back.astype(int) - camera).mean() < 3
+
+
+def test_gray_stored_as_three_channels_stays_three_channels(tmp_path):
+    gray = _random((9, 11), np.uint8)
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    assert read_image(write_image(tmp_path / "g3.png", rgb)).shape == (9, 11, 3)
+
+
+def test_bool_image_is_written_as_0_255(tmp_path):
+    flags = RNG.random((8, 9)) > 0.5
+    back = read_image(write_image(tmp_path / "b.png", flags))
+    np.testing.assert_array_equal(back, flags.astype(np.uint8) * 255)
+
+
+def test_png_channel_order_is_rgb(tmp_path):
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[..., 0] = 200
+    path = write_image(tmp_path / "red.png", red)
+    assert np.asarray(Image.open(path))[0, 0].tolist() == [200, 0, 0]
+    np.testing.assert_array_equal(read_image(path), red)
+
+
+def test_multipage_tiff_reads_every_page(tmp_path):
+    pages = [_random((10, 12), np.uint16) for _ in range(3)]
+    path = tmp_path / "stack.tif"
+    for page in pages:
+        tifffile.imwrite(path, page, append=True)
+    images = read_images(path)
+    assert len(images) == 3
+    for image, page in zip(images, pages):
+        np.testing.assert_array_equal(image, page)
+    np.testing.assert_array_equal(read_image(path, page=2), pages[2])
+    with pytest.raises(IndexError):
+        read_image(path, page=3)
+
+
+def test_planar_rgb_tiff_is_channel_last(tmp_path):
+    planes = _random((3, 10, 12), np.uint8)
+    path = tmp_path / "planar.tif"
+    tifffile.imwrite(path, planes, photometric="rgb", planarconfig="separate")
+    np.testing.assert_array_equal(read_image(path), np.moveaxis(planes, 0, -1))
+
+
+def test_palette_png_reads_as_indices(tmp_path):
+    indices = RNG.integers(0, 3, size=(15, 20), dtype=np.uint8)
+    image = Image.fromarray(indices, mode="P")
+    image.putpalette([0, 0, 0, 0, 255, 0, 255, 0, 0])
+    path = tmp_path / "markers.png"
+    image.save(path)
+    back = read_image(path)
+    assert back.ndim == 2 and back.dtype == np.uint8
+    np.testing.assert_array_equal(back, indices)
+
+
+def test_png_content_with_jpeg_suffix_mismatch_is_still_read(tmp_path):
+    # Files are often renamed carelessly: a JPEG saved as .png must still open.
+    photo = data.astronaut()[:64, :64]
+    path = tmp_path / "really_a_jpeg.png"
+    Image.fromarray(photo).save(path, format="JPEG", quality=95)
+    assert read_image(path).shape == photo.shape
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii", ".mha", ".nrrd"])
+def test_simpleitk_formats_round_trip_with_orientation(tmp_path, suffix):
+    image = _random((13, 17), np.int16)
+    image[0, :] = 1000  # a marked first row catches any flip
+    path = tmp_path / f"scan{suffix}"
+    sitk.WriteImage(sitk.GetImageFromArray(image), str(path))
+    back = read_image(path)
+    assert back.dtype == np.int16
+    np.testing.assert_array_equal(back, image)
+
+
+def test_simpleitk_volume_gives_one_image_per_slice(tmp_path):
+    volume = _random((4, 6, 7), np.uint8)
+    path = tmp_path / "vol.mha"
+    sitk.WriteImage(sitk.GetImageFromArray(volume), str(path))
+    slices = read_images(path)
+    assert len(slices) == 4
+    np.testing.assert_array_equal(read_image(path, page=3), volume[3])
+
+
+def test_simpleitk_is_not_imported_by_the_io_module():
+    code = "import sys, maskwork.core.io; print('SimpleITK' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
+
+
+# ------------------------------------------------------- masks, labels, cut-outs
+
+
+def test_write_mask_is_0_255_single_channel(tmp_path):
+    mask = RNG.integers(0, 5, size=(20, 25)).astype(np.float32)
+    mask[0, 0] = np.nan
+    back = read_image(write_mask(tmp_path / "out" / "mask.png", mask))
+    assert back.dtype == np.uint8 and back.ndim == 2
+    assert set(np.unique(back).tolist()) == {0, 255}
+    np.testing.assert_array_equal(back == 255, (mask != 0) & ~np.isnan(mask))
+    assert read_image(write_mask(tmp_path / "mask.tif", mask > 2)).max() == 255
+
+
+def test_write_labels_chooses_the_smallest_dtype(tmp_path):
+    small = RNG.integers(0, 7, size=(10, 10)).astype(np.int64)
+    large = small.astype(np.int32) * 1000
+    back_small = read_image(write_labels(tmp_path / "small.png", small))
+    back_large = read_image(write_labels(tmp_path / "large.png", large))
+    assert back_small.dtype == np.uint8
+    assert back_large.dtype == np.uint16
+    np.testing.assert_array_equal(back_small, small)
+    np.testing.assert_array_equal(back_large, large)
+
+
+def test_write_labels_beyond_uint16_needs_tiff(tmp_path):
+    labels = np.array([[0, 70000], [-3, 5]], dtype=np.int64)
+    with pytest.raises(ValueError, match="use .tif"):
+        write_labels(tmp_path / "big.png", labels)
+    back = read_image(write_labels(tmp_path / "big.tif", labels))
+    assert back.dtype == np.int32
+    np.testing.assert_array_equal(back, labels)
+
+
+def test_write_labels_rejects_float(tmp_path):
+    with pytest.raises(ValueError, match="integers"):
+        write_labels(tmp_path / "f.png", np.zeros((3, 3), np.float32))
+
+
+def test_write_labels_color_has_transparent_background_and_distinct_colours(tmp_path):
+    labels = np.zeros((12, 40), np.uint8)
+    for label in range(1, 9):
+        labels[2:10, label * 4 : label * 4 + 3] = label
+    back = read_image(write_labels_color(tmp_path / "labels_color.png", labels))
+    assert back.shape == (12, 40, 4) and back.dtype == np.uint8
+    assert np.all(back[labels == 0] == 0)
+    colours = {tuple(back[labels == label][0]) for label in range(1, 9)}
+    assert len(colours) == 8
+    assert all(colour[3] == 255 for colour in colours)
+
+
+def test_write_cutout_alpha_follows_the_mask(tmp_path):
+    photo = data.astronaut()
+    mask = np.zeros(photo.shape[:2], bool)
+    mask[100:300, 150:350] = True
+    back = read_image(write_cutout(tmp_path / "cut.png", photo, mask))
+    assert back.shape == photo.shape[:2] + (4,)
+    np.testing.assert_array_equal(back[:, :, 3], mask * 255)
+    np.testing.assert_array_equal(back[:, :, :3], photo)
+
+
+def test_write_cutout_of_16bit_gray_is_scaled_and_replicated(tmp_path):
+    image = np.linspace(0, 60000, 50 * 60).reshape(50, 60).astype(np.uint16)
+    mask = np.ones(image.shape, np.uint8)
+    back = read_image(write_cutout(tmp_path / "cut16.png", image, mask))
+    assert back.dtype == np.uint8
+    assert back[0, 0, 0] == 0 and back[-1, -1, 0] == 255
+    np.testing.assert_array_equal(back[:, :, 0], back[:, :, 2])
+    assert np.all(np.diff(back[:, :, 0].ravel().astype(int)) >= 0)
+
+
+def test_write_cutout_rejects_a_mask_of_another_size(tmp_path):
+    with pytest.raises(ValueError, match="does not match"):
+        write_cutout(tmp_path / "x.png", np.zeros((10, 10, 3), np.uint8), np.zeros((10, 11)))
+
+
+def test_to_uint8_display():
+    image = np.arange(1000, dtype=np.float64).reshape(20, 50)
+    image[0, 0] = np.nan
+    out = to_uint8_display(image)
+    assert out.dtype == np.uint8 and out[0, 0] == 0 and out[-1, -1] == 255
+    np.testing.assert_array_equal(to_uint8_display(image, 0, 999)[1, 0], round(50 * 255 / 999))
+    assert to_uint8_display(np.full((4, 4), 7.0)).max() == 0
+    uint8 = np.zeros((2, 2), np.uint8)
+    assert to_uint8_display(uint8) is uint8
+
+
+# ----------------------------------------------------------------------- sidecar
+
+
+def test_sidecar_contents(tmp_path):
+    markers = np.zeros((20, 20), np.uint8)
+    markers[2:4, 2:5] = 1
+    markers[10, 10:14] = 2
+    seeds = seed_summary(markers=markers, rect=np.array([1, 2, 15, 16]), points=[(3, 4, 1)])
+    provenance = {
+        "operator": "grabcut",
+        "parameters": {"iterations": np.int64(5), "sigma": np.float32(0.5), "tags": {"a"}},
+        "seeds": seeds,
+        "inputs": {"image": tmp_path / "in.png", "weights": np.arange(3)},
+    }
+    path = write_mask(tmp_path / "mask.png", markers, provenance=provenance)
+    side = sidecar_path(path)
+    assert side.name == "mask.png.json"
+    record = json.loads(side.read_text())
+    assert record["file"] == "mask.png"
+    assert record["created"].endswith("+00:00")
+    assert record["maskwork_version"]
+    versions = record["library_versions"]
+    for key in ("numpy", "opencv-python-headless", "scikit-image", "SimpleITK", "torch", "PySide6",
+                "pyqtgraph"):
+        assert key in versions
+    assert versions["numpy"] == np.__version__
+    assert record["operator"] == "grabcut"
+    assert record["parameters"] == {"iterations": 5, "sigma": 0.5, "tags": ["a"]}
+    assert record["seeds"] == {
+        "marker_counts": {"1": 6, "2": 4},
+        "rect": [1, 2, 15, 16],
+        "points": [[3, 4, 1]],
+        "point_count": 1,
+    }
+    assert record["inputs"] == {"image": str(tmp_path / "in.png"), "weights": [0, 1, 2]}
+
+
+def test_empty_provenance_still_writes_a_sidecar(tmp_path):
+    nested = tmp_path / "deep" / "dir" / "i.png"
+    path = write_image(nested, np.zeros((3, 3), np.uint8), provenance={})
+    assert json.loads(sidecar_path(path).read_text())["file"] == "i.png"
+    assert not sidecar_path(write_image(tmp_path / "j.png", np.zeros((3, 3), np.uint8))).exists()
+
+
+def test_write_sidecar_alone_and_reserved_keys(tmp_path):
+    side = write_sidecar(tmp_path / "result.tif", {"operator": "otsu"})
+    assert side == tmp_path / "result.tif.json"
+    assert json.loads(side.read_text())["operator"] == "otsu"
+    with pytest.raises(ValueError, match="file"):
+        write_sidecar(tmp_path / "result.tif", {"file": "other"})
+
+
+def test_unserialisable_provenance_writes_nothing(tmp_path):
+    target = tmp_path / "m.png"
+    with pytest.raises(TypeError):
+        write_mask(target, np.ones((3, 3)), provenance={"operator": object()})
+    assert not target.exists() and not sidecar_path(target).exists()
+
+
+# ------------------------------------------------------------------------ errors
+
+
+def test_missing_file_names_the_file(tmp_path):
+    with pytest.raises(ImageReadError, match="no such file.*absent.png"):
+        read_image(tmp_path / "absent.png")
+
+
+@pytest.mark.parametrize("name", ["corrupt.png", "corrupt.jpg", "corrupt.tif", "corrupt.nii.gz",
+                                  "corrupt.webp", "corrupt.bmp"])
+def test_corrupt_file_names_the_file(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(RNG.bytes(512))
+    with pytest.raises(ImageReadError, match=f"cannot read image .*{name}") as info:
+        read_images(path)
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_png(tmp_path):
+    path = write_image(tmp_path / "whole.png", _random((40, 40), np.uint16))
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(path.read_bytes()[:80])
+    with pytest.raises(ImageReadError, match="truncated.png"):
+        read_image(truncated)
+
+
+def test_unsupported_suffixes(tmp_path):
+    (tmp_path / "a.gif").write_bytes(b"GIF89a")
+    with pytest.raises(ValueError, match="unsupported file type '.gif'"):
+        read_image(tmp_path / "a.gif")
+    with pytest.raises(ValueError, match="unsupported file type '.gif'"):
+        write_image(tmp_path / "a.gif", np.zeros((2, 2), np.uint8))
+    with pytest.raises(ValueError, match="unsupported"):
+        write_mask(tmp_path / "m.jpg", np.zeros((2, 2), np.uint8))
+    assert ".nii.gz" in READABLE_SUFFIXES
+
+
+@pytest.mark.parametrize(
+    ("name", "image"),
+    [
+        ("float.png", np.zeros((4, 4), np.float32)),
+        ("rgba.jpg", np.zeros((4, 4, 4), np.uint8)),
+        ("u16.jpg", np.zeros((4, 4), np.uint16)),
+        ("rgba.bmp", np.zeros((4, 4, 4), np.uint8)),
+        ("two.png", np.zeros((4, 4, 2), np.uint8)),
+        ("volume.tif", np.zeros((2, 4, 4, 3), np.uint8)),
+    ],
+)
+def test_unsupported_dtype_or_channels_raise_value_error(tmp_path, name, image):
+    with pytest.raises(ValueError, match="cannot write"):
+        write_image(tmp_path / name, image)
+    assert not (tmp_path / name).exists()
+
+
+# ------------------------------------------------------------------------ colours
+
+
+def test_label_colors_conventions():
+    table = label_colors(4)
+    assert table.shape == (4, 4) and table.dtype == np.uint8
+    assert table[0].tolist() == [0, 0, 0, 0]
+    red, green, blue, alpha = table[1].astype(int)
+    assert green > red + 80 and green > blue + 80 and alpha == 255
+    red, green, blue, alpha = table[2].astype(int)
+    assert red > green + 80 and red > blue + 80 and alpha == 255
+    assert label_colors(0).shape == (0, 4)
+
+
+def test_label_colors_are_distinct_opaque_and_stable():
+    table = label_colors(1000)
+    assert len(np.unique(table, axis=0)) == 1000
+    assert np.all(table[1:, 3] == 255)
+    # No colour near black, so labels stay visible on dark images.
+    assert table[1:, :3].max(axis=1).min() >= 100
+    np.testing.assert_array_equal(label_colors(30), table[:30])
+
+
+def test_colorize_labels_uses_the_table():
+    labels = np.array([[0, 1, 2], [3, 25, 70000]], dtype=np.uint32)
+    rgba = colorize_labels(labels)
+    table = label_colors(70001)
+    assert rgba.shape == (2, 3, 4)
+    np.testing.assert_array_equal(rgba, table[labels])
+    huge = np.array([[0, 4_000_000_000]], dtype=np.uint32)
+    assert colorize_labels(huge)[0, 1, 3] == 255
+    with pytest.raises(ValueError):
+        colorize_labels(np.array([[-1]]))
+
+
+# ----------------------------------------------------------- Pillow conversions
+
+
+def test_lzw_tiff_falls_back_to_pillow_without_imagecodecs(tmp_path):
+    rgb = _random((20, 30, 3), np.uint8)
+    path = tmp_path / "lzw.tif"
+    Image.fromarray(rgb).save(path, compression="tiff_lzw")
+    np.testing.assert_array_equal(read_image(path), rgb)
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path):
+    photo = data.astronaut()[:40, :60]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(photo).save(path, quality=95, exif=exif)
+    assert read_image(path).shape == (60, 40, 3)
+
+
+def test_cmyk_jpeg_and_gray_alpha_png_become_rgb_and_rgba(tmp_path):
+    cmyk = tmp_path / "cmyk.jpg"
+    Image.fromarray(_random((8, 9, 4), np.uint8), mode="CMYK").save(cmyk)
+    assert read_image(cmyk).shape == (8, 9, 3)
+    gray_alpha = _random((8, 9, 2), np.uint8)
+    path = tmp_path / "la.png"
+    Image.fromarray(gray_alpha, mode="LA").save(path)
+    back = read_image(path)
+    assert back.shape == (8, 9, 4)
+    np.testing.assert_array_equal(back[:, :, 1], gray_alpha[:, :, 0])
+    np.testing.assert_array_equal(back[:, :, 3], gray_alpha[:, :, 1])

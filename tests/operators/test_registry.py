@@ -1,0 +1,393 @@
+"""The registry contract, checked on every registered operator, plus its building blocks."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import textwrap
+from typing import Annotated, Literal
+
+import numpy as np
+import pytest
+from skimage import data
+
+from maskwork import cli
+from maskwork.operators import (
+    Cancelled,
+    InputError,
+    ParamSpec,
+    Range,
+    Result,
+    RunContext,
+    all_operators,
+    register,
+)
+from maskwork.operators import registry
+from maskwork.operators.registry import INPUT_NAMES, parse_numpydoc
+
+OPERATORS = all_operators()
+RASTER_OUTPUTS = ("mask", "labels", "probabilities", "image")
+
+# ------------------------------------------------------------------ inputs for any operator
+
+H, W = 96, 128
+
+
+def _image() -> np.ndarray:
+    """A 96x128 RGB crop of the astronaut: her face and the helmet around it."""
+    return np.ascontiguousarray(data.astronaut()[40:136, 160:288])
+
+
+def _markers() -> np.ndarray:
+    """Foreground stroke in the middle, background strokes along the border."""
+    markers = np.zeros((H, W), np.uint8)
+    markers[44:50, 44:84] = 1
+    markers[30:66, 60:66] = 1
+    markers[2:5, 2:-2] = 2
+    markers[-5:-2, 2:-2] = 2
+    markers[2:-2, 2:5] = 2
+    markers[2:-2, -5:-2] = 2
+    return markers
+
+
+def _disc() -> np.ndarray:
+    rows, cols = np.ogrid[:H, :W]
+    return (rows - H // 2) ** 2 + (cols - W // 2) ** 2 <= 25**2
+
+
+def make_inputs(spec) -> dict:
+    """Small valid inputs for every input the operator declares."""
+    image = _image()
+    builders = {
+        "image": lambda: image,
+        "image2": lambda: np.ascontiguousarray(np.roll(image, (3, -5), axis=(0, 1))),
+        "markers": _markers,
+        "mask": _disc,
+        "rect": lambda: (16, 12, W - 32, H - 24),
+        "points": lambda: [(H // 2, W // 2, 1)],
+    }
+    unknown = set(spec.inputs) - set(builders)
+    assert not unknown, f"the registry test cannot build inputs {unknown}"
+    return {name: builders[name]() for name in spec.inputs}
+
+
+def _skip_if_unavailable(spec) -> None:
+    missing = spec.missing_requirements()
+    if missing:
+        pytest.skip(f"{spec.id} needs {', '.join(missing)}")
+
+
+# ------------------------------------------------------------------ registry-wide contract
+
+
+def test_registry_is_not_empty():
+    assert "grabcut" in [spec.id for spec in OPERATORS]
+
+
+@pytest.mark.parametrize("spec", OPERATORS, ids=lambda spec: spec.id)
+def test_operator_contract(spec):
+    _skip_if_unavailable(spec)
+    inputs = make_inputs(spec)
+    originals = copy.deepcopy(inputs)
+
+    result = spec.run(inputs, {})
+
+    assert isinstance(result, Result)
+    assert list(result.outputs) == list(spec.outputs), "outputs must be the declared kinds, main one first"
+    for kind, value in result.outputs.items():
+        if kind in RASTER_OUTPUTS:
+            value = np.asarray(value)
+            assert value.shape[:2] == (H, W), f"{kind} has shape {value.shape}"
+        if kind == "mask":
+            assert value.ndim == 2
+            assert value.dtype == bool or np.issubdtype(value.dtype, np.integer)
+        elif kind == "labels":
+            assert value.ndim == 2 and np.issubdtype(value.dtype, np.integer)
+        elif kind == "probabilities":
+            assert value.ndim == 3 and np.issubdtype(value.dtype, np.floating)
+            assert np.all((value >= 0) & (value <= 1))
+        elif kind == "transform" and not hasattr(value, "to_json"):
+            assert np.asarray(value).shape == (3, 3)
+    assert result.iterations >= 0
+
+    # Operators never modify their inputs.
+    for name, original in originals.items():
+        if isinstance(original, np.ndarray):
+            np.testing.assert_array_equal(inputs[name], original, err_msg=f"{spec.id} changed its {name}")
+            assert inputs[name].dtype == original.dtype
+        else:
+            assert inputs[name] == original, f"{spec.id} changed its {name}"
+
+
+@pytest.mark.parametrize("spec", OPERATORS, ids=lambda spec: spec.id)
+def test_cancelled_context_raises(spec):
+    _skip_if_unavailable(spec)
+    ctx = RunContext()
+    ctx.cancel()
+    with pytest.raises(Cancelled):
+        spec.run(make_inputs(spec), {}, ctx)
+
+
+@pytest.mark.parametrize("spec", OPERATORS, ids=lambda spec: spec.id)
+def test_everything_is_documented(spec):
+    assert spec.title.strip() and spec.category.strip() and spec.summary.strip()
+    assert set(spec.inputs) <= set(INPUT_NAMES)
+    assert set(spec.required_inputs) <= set(spec.inputs)
+    for name in spec.inputs:
+        assert spec.input_help.get(name, "").strip(), f"{spec.id}: input {name} has no help"
+    for param in spec.params:
+        assert param.help.strip(), f"{spec.id}: parameter {param.name} has no help"
+        # The default must itself be a valid value.
+        assert param.coerce(param.default) == param.default
+
+
+@pytest.fixture(scope="module")
+def ops_json() -> dict:
+    """``maskwork ops --json``, run in-process, by operator id."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["ops", "--json"]) == 0
+    entries = json.loads(out.getvalue())
+    assert isinstance(entries, list)
+    return {entry["id"]: entry for entry in entries}
+
+
+def test_ops_json_lists_every_operator(ops_json):
+    assert sorted(ops_json) == sorted(spec.id for spec in OPERATORS)
+
+
+@pytest.mark.parametrize("spec", OPERATORS, ids=lambda spec: spec.id)
+def test_ops_json_matches_spec(spec, ops_json):
+    entry = ops_json[spec.id]
+    assert entry["title"] == spec.title
+    assert entry["category"] == spec.category
+    assert entry["inputs"] == list(spec.inputs)
+    assert entry["outputs"] == list(spec.outputs)
+    assert [p["name"] for p in entry["params"]] == [p.name for p in spec.params]
+    for param, shown in zip(spec.params, entry["params"]):
+        assert shown["type"] == param.type
+        assert shown["default"] == param.default
+        assert shown["help"] == param.help
+        for key in ("min", "max"):
+            if getattr(param, key) is None:
+                assert key not in shown
+            else:
+                assert shown[key] == getattr(param, key)
+        if param.choices is None:
+            assert "choices" not in shown
+        else:
+            assert shown["choices"] == list(param.choices)
+
+
+# ------------------------------------------------------------------ ParamSpec.coerce
+
+
+def test_coerce_int():
+    spec = ParamSpec("iterations", "int", 5, "rounds", min=1, max=30)
+    assert spec.coerce("5") == 5 and isinstance(spec.coerce("5"), int)
+    assert spec.coerce(" 7 ") == 7
+    assert spec.coerce(3.0) == 3
+    with pytest.raises(InputError, match="iterations"):
+        spec.coerce("2.5")
+    with pytest.raises(InputError, match="iterations"):
+        spec.coerce("abc")
+    with pytest.raises(InputError, match=r"\[1, 30\]"):
+        spec.coerce("31")
+    with pytest.raises(InputError):
+        spec.coerce(0)
+
+
+def test_coerce_float():
+    spec = ParamSpec("margin", "float", 0.15, "context", min=0.0, max=2.0)
+    assert spec.coerce("0.25") == pytest.approx(0.25)
+    assert spec.coerce("2") == 2.0
+    with pytest.raises(InputError):
+        spec.coerce("-0.1")
+    with pytest.raises(InputError):
+        spec.coerce("lots")
+
+
+def test_coerce_bool():
+    spec = ParamSpec("invert", "bool", False, "flip")
+    for text in ("true", "True", "1", "yes", "on"):
+        assert spec.coerce(text) is True
+    for text in ("false", "0", "no", "off"):
+        assert spec.coerce(text) is False
+    assert spec.coerce(1) is True
+    with pytest.raises(InputError, match="invert"):
+        spec.coerce("maybe")
+
+
+def test_coerce_choice():
+    spec = ParamSpec("method", "choice", "telea", "which", choices=("telea", "ns"))
+    assert spec.coerce("ns") == "ns"
+    with pytest.raises(InputError, match="telea, ns"):
+        spec.coerce("biharmonic")
+
+
+# ------------------------------------------------------------------ docstrings and register()
+
+
+SAMPLE_DOC = """Smooth an image with a Gaussian
+    whose width is chosen by the user.
+
+    Longer explanation that is not the summary.
+
+    Parameters
+    ----------
+    image : ndarray
+        The picture.
+    sigma : float
+        Standard deviation in pixels;
+        larger is smoother.
+    low, high : float
+        Clip limits.
+
+    Returns
+    -------
+    result : Result
+        Not a parameter.
+    """
+
+
+def test_parse_numpydoc():
+    summary, params = parse_numpydoc(SAMPLE_DOC)
+    assert summary == "Smooth an image with a Gaussian whose width is chosen by the user."
+    assert params == {
+        "image": "The picture.",
+        "sigma": "Standard deviation in pixels; larger is smoother.",
+        "low": "Clip limits.",
+        "high": "Clip limits.",
+    }
+
+
+def test_parse_numpydoc_without_parameters():
+    assert parse_numpydoc("Just a line.") == ("Just a line.", {})
+    assert parse_numpydoc("") == ("", {})
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """Operators registered inside a test vanish afterwards."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    return registry._REGISTRY
+
+
+def test_register_rejects_a_positional_parameter_that_is_not_an_input(scratch_registry):
+    def blur(image, sigma=1.0, *, ctx=None):
+        """Blur.
+
+        Parameters
+        ----------
+        image : ndarray
+            Picture.
+        sigma : float
+            Width.
+        """
+        return Result({"image": image})
+
+    with pytest.raises(ValueError, match="sigma"):
+        register("test_blur", title="Blur", category="Test", outputs=("image",))(blur)
+    assert "test_blur" not in scratch_registry
+
+
+def test_register_rejects_bad_declarations(scratch_registry):
+    def needs_ctx(image, *, sigma: float = 1.0):
+        return Result({"image": image})
+
+    def untyped(image, *, sigma=1.0, ctx=None):
+        return Result({"image": image})
+
+    with pytest.raises(ValueError, match="ctx"):
+        register("test_no_ctx", title="T", category="Test", outputs=("image",))(needs_ctx)
+    with pytest.raises(ValueError, match="sigma"):
+        register("test_untyped", title="T", category="Test", outputs=("image",))(untyped)
+    with pytest.raises(ValueError, match="snake_case"):
+        register("Not-Snake", title="T", category="Test", outputs=("image",))
+    with pytest.raises(ValueError, match="output"):
+        register("test_bad_output", title="T", category="Test", outputs=("picture",))
+    with pytest.raises(ValueError, match="twice"):
+        register("grabcut", title="T", category="Test", outputs=("mask",))(lambda image, *, ctx=None: None)
+
+
+def test_register_builds_params_from_annotations(scratch_registry):
+    def threshold(
+        image,
+        mask=None,
+        *,
+        level: Annotated[float, Range(0.0, 1.0)] = 0.5,
+        method: Literal["otsu", "li"] = "otsu",
+        invert: bool = False,
+        ctx=None,
+    ):
+        """Threshold an image.
+
+        Parameters
+        ----------
+        image : ndarray
+            Gray picture.
+        mask : ndarray, optional
+            Where to look.
+        level : float
+            Cut-off.
+        method : {"otsu", "li"}
+            How to choose it.
+        invert : bool
+            Swap sides.
+        """
+        ctx.check()
+        return Result({"mask": np.asarray(image) > level})
+
+    register("test_threshold", title="Threshold", category="Test", outputs=("mask",))(threshold)
+    spec = scratch_registry["test_threshold"]
+    assert spec.inputs == ("image", "mask") and spec.required_inputs == ("image",)
+    assert spec.input_help == {"image": "Gray picture.", "mask": "Where to look."}
+    level, method, invert = spec.params
+    assert (level.type, level.min, level.max, level.default) == ("float", 0.0, 1.0, 0.5)
+    assert (method.type, method.choices) == ("choice", ("otsu", "li"))
+    assert (invert.type, invert.help) == ("bool", "Swap sides.")
+    assert spec.summary == "Threshold an image."
+
+    image = np.linspace(0, 1, 20).reshape(4, 5)
+    assert spec.run({"image": image}, {"level": "0.5"})["mask"].sum() == 10
+    with pytest.raises(InputError, match="needs image"):
+        spec.run({}, {})
+    with pytest.raises(InputError, match="does not take"):
+        spec.run({"image": image, "rect": (0, 0, 2, 2)})
+    with pytest.raises(InputError, match="no parameter 'sigma'"):
+        spec.run({"image": image}, {"sigma": 1})
+    with pytest.raises(InputError, match="otsu, li"):
+        spec.run({"image": image}, {"method": "yen"})
+
+
+# ------------------------------------------------------------------ no Qt in core/operators/cli
+
+
+FORBIDDEN = ("PySide6", "shiboken6", "pyqtgraph", "superqt", "napari", "torch", "SimpleITK")
+
+
+def test_core_operators_and_cli_import_no_gui_or_heavy_libraries():
+    script = textwrap.dedent(
+        f"""
+        import importlib, json, pkgutil, sys
+        import maskwork.core, maskwork.operators, maskwork.cli
+        walked = []
+        for package in (maskwork.core, maskwork.operators):
+            for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+                importlib.import_module(info.name)
+                walked.append(info.name)
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in {FORBIDDEN!r})
+        print(json.dumps({{"walked": walked, "loaded": loaded}}))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "maskwork.operators.segmentation.grabcut" in report["walked"]
+    assert "maskwork.core.io" in report["walked"]
+    assert report["loaded"] == [], f"imported {report['loaded']}"

@@ -1,0 +1,199 @@
+"""The operator panel builds its form from the registry and reports typed values."""
+
+from typing import Annotated, Literal
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QLineEdit, QPushButton, QSpinBox, QWidget
+
+from maskwork import operators
+from maskwork.operators import Range, Result, register
+from maskwork.operators.registry import _REGISTRY
+from maskwork.widgets.operator_panel import EMPTY_TEXT, OperatorPanel
+
+
+@pytest.fixture
+def every_type():
+    """A throwaway operator with one parameter of each type."""
+
+    @register("test_every_type", title="Every type", category="Test", outputs=("mask",))
+    def every_type_op(
+        image,
+        *,
+        count: Annotated[int, Range(2, 40)] = 7,
+        sigma: Annotated[float, Range(0.0, 5.0)] = 1.25,
+        tolerance: float = 0.0001,
+        invert: bool = True,
+        mode: Literal["fast", "exact", "auto"] = "exact",
+        levels: Literal[4, 8, 16] = 8,
+        note: str = "hello",
+        ctx=None,
+    ) -> Result:
+        """Exercise every parameter type.
+
+        Parameters
+        ----------
+        image : ndarray
+            Input.
+        count : int
+            How many.
+        sigma : float
+            How smooth.
+        tolerance : float
+            How close.
+        invert : bool
+            Swap fore and background.
+        mode : str
+            Speed or accuracy.
+        levels : int
+            Grey levels.
+        note : str
+            Free text.
+        ctx : RunContext, optional
+            Unused.
+        """
+        return Result({})
+
+    yield operators.get("test_every_type")
+    _REGISTRY.pop("test_every_type", None)
+
+
+@pytest.fixture
+def needs_missing_package():
+    @register(
+        "test_missing_requirement", title="Needs a package", category="Test", outputs=("mask",),
+        requires=("maskwork_surely_absent_pkg",),
+    )
+    def missing_op(image, *, ctx=None) -> Result:
+        """Needs a package nobody has."""
+        return Result({})
+
+    yield operators.get("test_missing_requirement")
+    _REGISTRY.pop("test_missing_requirement", None)
+
+
+@pytest.fixture
+def panel(qtbot):
+    widget = OperatorPanel()
+    qtbot.addWidget(widget)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def editor(panel, name):
+    return panel.findChild(QWidget, f"param_{name}")
+
+
+def button(panel, name):
+    return panel.findChild(QPushButton, name)
+
+
+def label_for(panel, widget):
+    return next(label for label in panel.findChildren(QLabel) if label.buddy() is widget)
+
+
+def test_empty_state(panel):
+    assert panel.operator is None
+    assert any(label.text() == EMPTY_TEXT and label.isVisible() for label in panel.findChildren(QLabel))
+    assert not button(panel, "previewButton").isEnabled()
+    assert not button(panel, "applyButton").isEnabled()
+    assert panel.values() == {}
+
+
+def test_form_from_grabcut(panel):
+    spec = operators.get("grabcut")
+    panel.set_operator(spec)
+    iterations = editor(panel, "iterations")
+    assert isinstance(iterations, QSpinBox)
+    assert (iterations.minimum(), iterations.maximum(), iterations.value()) == (1, 30, 5)
+    margin = editor(panel, "margin")
+    assert isinstance(margin, QDoubleSpinBox)
+    assert margin.decimals() >= 3 and (margin.minimum(), margin.maximum()) == (0.0, 2.0)
+    assert margin.singleStep() == pytest.approx(0.01)
+    for param in spec.params:
+        widget = editor(panel, param.name)
+        assert widget.toolTip() == param.help != ""
+        assert label_for(panel, widget).toolTip() == param.help
+    assert panel.values() == spec.defaults()
+    assert button(panel, "applyButton").isEnabled() and button(panel, "previewButton").isEnabled()
+    assert any(label.text() == "GrabCut" and label.font().bold() for label in panel.findChildren(QLabel))
+    assert any(label.text() == spec.summary for label in panel.findChildren(QLabel))
+
+
+def test_every_type_builds_the_right_editor_and_typed_values(panel, every_type):
+    panel.set_operator(every_type)
+    kinds = {name: type(editor(panel, name)) for name in every_type.defaults()}
+    assert kinds == {
+        "count": QSpinBox, "sigma": QDoubleSpinBox, "tolerance": QDoubleSpinBox, "invert": QCheckBox,
+        "mode": QComboBox, "levels": QComboBox, "note": QLineEdit,
+    }
+    values = panel.values()
+    assert values == every_type.defaults()
+    assert [type(values[name]) for name in ("count", "sigma", "tolerance", "invert", "mode", "levels", "note")] == [
+        int, float, float, bool, str, int, str,
+    ]
+    # A small default keeps its digits instead of rounding to zero.
+    assert editor(panel, "tolerance").value() == pytest.approx(0.0001)
+    # Unbounded numbers get a wide range.
+    assert editor(panel, "tolerance").maximum() >= 1e6
+    assert [editor(panel, "mode").itemText(i) for i in range(3)] == ["fast", "exact", "auto"]
+    assert editor(panel, "note").toolTip() == "Free text."
+    assert label_for(panel, editor(panel, "sigma")).text() == "Sigma"
+
+
+def test_params_changed_fires_with_typed_values(qtbot, panel, every_type):
+    panel.set_operator(every_type)
+    seen = []
+    panel.params_changed.connect(seen.append)
+    editor(panel, "count").setValue(12)
+    editor(panel, "invert").setChecked(False)
+    editor(panel, "levels").setCurrentIndex(2)
+    qtbot.keyClicks(editor(panel, "note"), "!")
+    assert [change["count"] for change in seen] == [12, 12, 12, 12]
+    assert seen[-1] == {**every_type.defaults(), "count": 12, "invert": False, "levels": 16, "note": "hello!"}
+    assert len(seen) == 4
+
+
+def test_values_restore_and_reset(qtbot, panel, every_type):
+    panel.set_operator(every_type, {"count": 30, "mode": "fast", "sigma": 99.0, "gone": 1})
+    values = panel.values()
+    # Known good values are restored; an out-of-range one and unknown names fall back.
+    assert values["count"] == 30 and values["mode"] == "fast" and values["sigma"] == 1.25
+    assert "gone" not in values
+    with qtbot.waitSignal(panel.params_changed) as blocker:
+        button(panel, "resetButton").click()
+    assert blocker.args == [every_type.defaults()]
+    assert panel.values() == every_type.defaults()
+
+
+def test_missing_requirement_disables_running(panel, needs_missing_package):
+    panel.set_operator(needs_missing_package)
+    assert not button(panel, "applyButton").isEnabled()
+    assert not button(panel, "previewButton").isEnabled()
+    message = panel.findChild(QLabel, "missingRequirementsLabel")
+    assert message.isVisible()
+    assert "pip install maskwork_surely_absent_pkg" in message.text()
+    panel.set_operator(operators.get("grabcut"))
+    assert button(panel, "applyButton").isEnabled() and not message.isVisible()
+
+
+def test_buttons_emit_and_cancel_follows_running(qtbot, panel):
+    panel.set_operator(operators.get("grabcut"))
+    with qtbot.waitSignal(panel.preview_requested):
+        qtbot.mouseClick(button(panel, "previewButton"), Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(panel.apply_requested):
+        qtbot.mouseClick(button(panel, "applyButton"), Qt.MouseButton.LeftButton)
+    cancel = button(panel, "cancelButton")
+    assert not cancel.isEnabled()
+    panel.set_running(True)
+    with qtbot.waitSignal(panel.cancel_requested):
+        qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
+    panel.set_running(False)
+    assert not cancel.isEnabled()
+    check = panel.findChild(QCheckBox, "autoPreviewCheck")
+    with qtbot.waitSignal(panel.auto_preview_changed) as blocker:
+        qtbot.mouseClick(check, Qt.MouseButton.LeftButton)
+    assert blocker.args == [True] and panel.auto_preview is True
+    panel.auto_preview = False
+    assert not check.isChecked()

@@ -98,6 +98,10 @@ class MainWindow(QMainWindow):
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self.docks[key] = dock
+        # First-run proportions: the operator form needs more room than the layer list,
+        # and the history list less width than the canvas (saved layouts override this).
+        self.resizeDocks([self.docks["layers"], self.docks["operator"]], [260, 440], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["history"], self.docks["layers"]], [190, 330], Qt.Orientation.Horizontal)
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         action = QAction(text, self)

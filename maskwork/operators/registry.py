@@ -74,9 +74,11 @@ class ParamSpec:
                 value = int(as_float)
             elif self.type == "float":
                 value = float(value)
+                if value != value:  # NaN passes every range check
+                    raise ValueError(value)
             else:
                 value = str(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int("inf")
             raise InputError(f"parameter {self.name} must be {self.type}, got {value!r}") from None
         if self.choices is not None and value not in self.choices:
             raise InputError(f"parameter {self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}")

@@ -238,7 +238,10 @@ class Canvas(QWidget):
             if view is not None:
                 view.set_z(z)
         if self._preview_view is not None:
-            self._preview_view.set_z(len(self.document.layers) + 1)
+            # Under the scribbles, so the seeds a person is adjusting stay visible on top.
+            layers = list(self.document.layers)
+            seed_z = [z for z, layer in enumerate(layers) if layer.kind is LayerKind.MARKERS]
+            self._preview_view.set_z((min(seed_z) if seed_z else len(layers)) - 0.5)
 
     def set_preview(self, layer: Layer | None) -> None:
         """Show a transient layer above all others (never in the stack or history)."""

@@ -84,7 +84,7 @@ class LayerView:
         self._render_tiles(None)
 
     # -- properties -------------------------------------------------------------------
-    def set_z(self, z: int) -> None:
+    def set_z(self, z: float) -> None:
         """Stack position on the canvas (higher is drawn on top)."""
         self._z = z
         for item in self._tiles.values():

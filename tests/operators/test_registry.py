@@ -200,6 +200,9 @@ def test_coerce_int():
         spec.coerce("31")
     with pytest.raises(InputError):
         spec.coerce(0)
+    for text in ("inf", "-inf", "1e400", "nan"):
+        with pytest.raises(InputError, match="must be int"):
+            spec.coerce(text)
 
 
 def test_coerce_float():
@@ -210,6 +213,14 @@ def test_coerce_float():
         spec.coerce("-0.1")
     with pytest.raises(InputError):
         spec.coerce("lots")
+    # NaN compares false with both bounds; it must not slip through the range check.
+    with pytest.raises(InputError, match="must be float"):
+        spec.coerce("nan")
+    with pytest.raises(InputError):
+        spec.coerce("inf")
+    unbounded = ParamSpec("offset", "float", 0.0, "shift")
+    with pytest.raises(InputError, match="must be float"):
+        unbounded.coerce(float("nan"))
 
 
 def test_coerce_bool():

@@ -1,0 +1,159 @@
+"""``python -m maskwork ops|run``: the command-line contract of PRODUCT.md, in real processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+ROWS, COLS = 300, 451  # chelsea()
+RECT = (90, 20, 260, 270)  # X, Y, W, H around the cat, leaving a margin
+
+
+def maskwork(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "maskwork", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """A working folder with the cat photo, scribbles and a few broken files."""
+    folder = tmp_path_factory.mktemp("cli")
+    Image.fromarray(data.chelsea()).save(folder / "cat.png")
+    # Markers as a palette PNG whose *indices* are the labels; the palette colours are
+    # deliberately unlike the indices, so reading colours instead would break the run.
+    markers = np.zeros((ROWS, COLS), np.uint8)
+    markers[130:140, 170:290] = 1  # across the cat's face
+    markers[5:10, 5:-5] = 2
+    markers[-10:-5, 5:-5] = 2
+    markers[5:-5, 5:10] = 2
+    markers[5:-5, -10:-5] = 2
+    palette = [0, 0, 0, 255, 255, 120, 230, 30, 30] + [0] * (256 * 3 - 9)
+    for name, array in (("markers.png", markers), ("small_markers.png", markers[::2, ::2])):
+        image = Image.fromarray(np.ascontiguousarray(array), mode="P")
+        image.putpalette(palette)
+        image.save(folder / name)
+    np.save(folder / "markers.npy", markers)
+    (folder / "garbage.png").write_bytes(np.random.default_rng(7).integers(0, 256, 4000, np.uint8).tobytes())
+    return folder
+
+
+def test_ops_lists_grabcut(folder):
+    done = maskwork("ops", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert any(line.split()[0] == "grabcut" for line in done.stdout.splitlines() if line.strip())
+    assert "iterations=5" in done.stdout
+
+
+def test_ops_json(folder):
+    done = maskwork("ops", "--json", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    entries = json.loads(done.stdout)
+    assert isinstance(entries, list) and entries
+    for entry in entries:
+        assert {"id", "title", "category", "inputs", "outputs", "params"} <= set(entry)
+        for param in entry["params"]:
+            assert {"name", "type", "default", "help"} <= set(param)
+            assert param["help"].strip()
+    grabcut = {entry["id"]: entry for entry in entries}["grabcut"]
+    assert grabcut["outputs"] == ["mask"]
+    assert {"image", "markers", "rect"} <= set(grabcut["inputs"])
+    iterations = {p["name"]: p for p in grabcut["params"]}["iterations"]
+    assert iterations["type"] == "int" and iterations["default"] == 5
+    assert iterations["min"] >= 1 and iterations["max"] >= 5
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    image = Image.open(path)
+    assert image.mode == "L"
+    return np.asarray(image)
+
+
+def test_run_with_a_box(folder):
+    done = maskwork(
+        "run", "grabcut", "--image", "cat.png", "--rect", ",".join(map(str, RECT)),
+        "-p", "iterations=3", "-o", "box.png", "--json", cwd=folder,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["operator"] == "grabcut"
+    assert summary["outputs"] == ["box.png"]
+    assert summary["iterations"] == 3
+    assert isinstance(summary["seconds"], (int, float)) and 0 <= summary["seconds"] < 60
+
+    mask = _read_mask(folder / "box.png")
+    assert mask.shape == (ROWS, COLS)
+    assert set(np.unique(mask)) == {0, 255}
+    x, y, w, h = RECT
+    outside = np.ones(mask.shape, bool)
+    outside[y : y + h, x : x + w] = False
+    assert not mask[outside].any()
+    assert 0.2 < np.count_nonzero(mask[~outside]) / (w * h) < 0.95
+
+    sidecar = json.loads((folder / "box.png.json").read_text())
+    assert sidecar["operator"] == "grabcut"
+    assert sidecar["parameters"]["iterations"] == 3
+    assert sidecar["parameters"]["margin"] == 0.15  # defaults are recorded too
+    assert sidecar["seeds"]["rect"] == list(RECT)
+    assert sidecar["maskwork_version"]
+    assert sidecar["library_versions"]["numpy"] and sidecar["library_versions"]["opencv-python-headless"]
+
+
+def test_run_with_markers(folder):
+    done = maskwork("run", "grabcut", "--image", "cat.png", "--markers", "markers.png", "-o", "scribbles.png", "--json", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["outputs"] == ["scribbles.png"] and summary["iterations"] == 5
+
+    mask = _read_mask(folder / "scribbles.png")
+    markers = np.load(folder / "markers.npy")
+    assert mask.shape == (ROWS, COLS)
+    assert (mask[markers == 1] == 255).all()
+    assert (mask[markers == 2] == 0).all()
+    assert 0.05 < np.count_nonzero(mask) / mask.size < 0.8
+    sidecar = json.loads((folder / "scribbles.png.json").read_text())
+    assert sidecar["seeds"]["marker_counts"] == {"1": int((markers == 1).sum()), "2": int((markers == 2).sum())}
+
+
+BOX = ",".join(map(str, RECT))
+ERRORS = {
+    "missing image file": (["run", "grabcut", "--image", "nowhere.png", "--rect", BOX, "-o", "out.png"], "nowhere.png"),
+    "unreadable image": (["run", "grabcut", "--image", "garbage.png", "--rect", BOX, "-o", "out.png"], "garbage.png"),
+    "markers of another size": (
+        ["run", "grabcut", "--image", "cat.png", "--markers", "small_markers.png", "-o", "out.png"],
+        "markers are 150x226 but the image is 300x451",
+    ),
+    "rect outside the image": (["run", "grabcut", "--image", "cat.png", "--rect", "400,10,100,50", "-o", "out.png"], "outside"),
+    "no seeds": (["run", "grabcut", "--image", "cat.png", "-o", "out.png"], "box or foreground"),
+    "unknown parameter": (
+        ["run", "grabcut", "--image", "cat.png", "--rect", BOX, "-p", "nonsense=1", "-o", "out.png"],
+        "nonsense",
+    ),
+    "bad parameter value": (
+        ["run", "grabcut", "--image", "cat.png", "--rect", BOX, "-p", "iterations=abc", "-o", "out.png"],
+        "iterations",
+    ),
+    "unknown operator": (["run", "no_such_op", "--image", "cat.png", "--rect", BOX, "-o", "out.png"], "grabcut"),
+    "missing -o": (["run", "grabcut", "--image", "cat.png", "--rect", BOX], "--output"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_bad_input_is_one_line_and_exit_code_2(folder, case):
+    args, expected = ERRORS[case]
+    done = maskwork(*args, cwd=folder)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("maskwork: error:")
+    assert expected in lines[0]
+    assert done.stdout == ""
+    assert not (folder / "out.png").exists() and not (folder / "out.png.json").exists()

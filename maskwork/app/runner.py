@@ -229,7 +229,11 @@ class OperatorRunner(QObject):
         worker = self.sender()
         if worker is self._worker:
             self._finish(worker)
-            self.failed.emit(error)
+            if error.is_input_error and worker.purpose == "preview" and self.auto_preview:
+                # While the person is still drawing, "not enough seeds yet" is no error.
+                self.message.emit(error.message)
+            else:
+                self.failed.emit(error)
 
     def _on_cancelled(self) -> None:
         worker = self.sender()

@@ -192,6 +192,8 @@ class Document:
 
     def write(self, layer: Layer, bounds: Bounds, values: np.ndarray, step: str = "Edit") -> None:
         """Overwrite ``layer.data[bounds]``; the undo atom keeps the old values there."""
+        rows, cols = layer.shape
+        bounds = (slice(*bounds[0].indices(rows)[:2]), slice(*bounds[1].indices(cols)[:2]))
         old = layer.data[bounds]
         changed = old != values
         if changed.ndim == 3:

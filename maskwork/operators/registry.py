@@ -14,8 +14,10 @@ range or choices come from the annotation and whose help comes from the docstrin
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import inspect
+import pkgutil
 import re
 import typing
 from dataclasses import dataclass
@@ -300,10 +302,31 @@ def parse_numpydoc(doc: str) -> tuple[str, dict[str, str]]:
     return " ".join(summary_lines), {name: " ".join(text) for name, text in params.items()}
 
 
+#: Sub-packages of maskwork.operators that hold operators (one per family).
+FAMILIES = ("segmentation", "refine", "inpaint", "restore", "registration", "dl")
+_loaded = False
+
+
 def _ensure_loaded() -> None:
-    # Importing the families runs their @register decorators. They import only numpy,
-    # OpenCV and scikit-image at module level; heavy libraries load inside the functions.
-    import maskwork.operators.segmentation  # noqa: F401
+    """Import every operator module once, which runs their @register decorators.
+
+    Families are discovered, so adding an operator is adding a module. Operator modules
+    import only numpy, SciPy, OpenCV and scikit-image at module level; heavy libraries
+    (SimpleITK, torch) load inside the functions that need them.
+    """
+    global _loaded
+    if _loaded:
+        return
+    import maskwork.operators as package
+
+    for family in FAMILIES:
+        name = f"{package.__name__}.{family}"
+        if importlib.util.find_spec(name) is None:
+            continue
+        module = importlib.import_module(name)
+        for info in pkgutil.iter_modules(module.__path__):
+            importlib.import_module(f"{name}.{info.name}")
+    _loaded = True
 
 
 def get(op_id: str) -> OperatorSpec:

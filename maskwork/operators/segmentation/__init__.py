@@ -1,3 +1,1 @@
-"""Segmentation operators; importing this package registers them."""
-
-from maskwork.operators.segmentation import grabcut  # noqa: F401
+"""Segmentation operators (one module each); the registry imports every module here."""

@@ -34,6 +34,7 @@ from maskwork.operators import OperatorSpec, all_operators
 from maskwork.widgets.canvas import Canvas, Tool
 from maskwork.widgets.history_panel import HistoryPanel
 from maskwork.widgets.layer_panel import LayerPanel
+from maskwork.widgets.measure_panel import MeasurePanel
 from maskwork.widgets.operator_panel import OperatorPanel
 
 AUTOSAVE_INTERVAL_MS = 60_000
@@ -87,11 +88,13 @@ class MainWindow(QMainWindow):
         self.layer_panel = LayerPanel(self.document, self)
         self.operator_panel = OperatorPanel(self)
         self.history_panel = HistoryPanel(self.document.history, self)
+        self.measure_panel = MeasurePanel(self.document, self)
         self.docks = {}
         for key, title, widget, area in (
             ("layers", "Layers", self.layer_panel, Qt.DockWidgetArea.RightDockWidgetArea),
             ("operator", "Operator", self.operator_panel, Qt.DockWidgetArea.RightDockWidgetArea),
             ("history", "History", self.history_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("measure", "Measure", self.measure_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"{key}Dock")
@@ -101,7 +104,8 @@ class MainWindow(QMainWindow):
         # First-run proportions: the operator form needs more room than the layer list,
         # and the history list less width than the canvas (saved layouts override this).
         self.resizeDocks([self.docks["layers"], self.docks["operator"]], [260, 440], Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["history"], self.docks["layers"]], [190, 330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["history"], self.docks["measure"]], [220, 480], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["history"], self.docks["layers"]], [260, 330], Qt.Orientation.Horizontal)
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -287,6 +291,7 @@ class MainWindow(QMainWindow):
         runner.failed.connect(self._on_operator_failed)
         runner.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         runner.applied.connect(lambda layers: self._update_title())
+        runner.scores.connect(self._on_scores)
 
         history = self.document.history
         history.changed.connect(self._update_history_actions)
@@ -524,6 +529,13 @@ class MainWindow(QMainWindow):
         self.progress_bar.setValue(int(fraction * 1000))
         if message:
             self.statusBar().showMessage(message, 3000)
+
+    def _on_scores(self, scores: dict) -> None:
+        thresholds = scores.get("thresholds", scores.get("threshold"))
+        if thresholds is None:
+            self.measure_panel.show_thresholds([])
+        else:
+            self.measure_panel.show_thresholds(list(np.atleast_1d(thresholds)))
 
     def _on_operator_failed(self, error: OperatorError) -> None:
         title = "Cannot run the operator" if error.is_input_error else "The operator failed"

@@ -46,6 +46,8 @@ class OperatorRunner(QObject):
         Layers added by Apply.
     message(str)
         A short status line.
+    scores(dict)
+        The scores of the latest preview or applied result (thresholds, energies...).
     """
 
     busy_changed = Signal(bool)
@@ -54,6 +56,7 @@ class OperatorRunner(QObject):
     failed = Signal(object)
     applied = Signal(list)
     message = Signal(str)
+    scores = Signal(dict)
 
     def __init__(self, document: Document, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -219,6 +222,7 @@ class OperatorRunner(QObject):
         if worker is not self._worker:
             return
         self._finish(worker)
+        self.scores.emit(dict(result.scores))
         if worker.purpose == "preview":
             self._show_preview(result)
             self.message.emit(f"{worker.spec.title}: preview ready ({result.iterations} iterations)")

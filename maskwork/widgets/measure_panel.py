@@ -1,0 +1,227 @@
+"""The measure panel: histogram with thresholds, mask comparison, object statistics.
+
+Everything shown is computed by :mod:`maskwork.core.measure`; this widget only picks the
+layers, refreshes after edits (debounced, so painting stays smooth) and draws the plots.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from maskwork.core import measure
+from maskwork.core.document import Document
+from maskwork.core.layers import Layer, LayerKind
+
+#: Layer kinds that can be compared as masks or counted as objects.
+REGION_KINDS = (LayerKind.MASK, LayerKind.LABELS, LayerKind.MARKERS)
+REFRESH_DELAY_MS = 200
+
+
+class MeasurePanel(QWidget):
+    """Histogram of the image, IoU/Dice of two masks, and object counts and areas.
+
+    Parameters
+    ----------
+    document : Document
+        The layers to measure.
+    """
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self._threshold_lines: list[pg.InfiniteLine] = []
+        self._watched: list[Layer] = []
+        self._histogram_of: Layer | None = None
+
+        self.histogram_plot = pg.PlotWidget(background=None)
+        self.histogram_plot.setObjectName("histogramPlot")
+        self.histogram_plot.setMinimumHeight(120)
+        self.histogram_plot.setMaximumHeight(170)
+        self.histogram_plot.setMouseEnabled(x=True, y=False)
+        self.histogram_plot.hideButtons()
+        self.histogram_plot.getAxis("left").setStyle(showValues=False)
+        self._histogram_curve = self.histogram_plot.plot(
+            stepMode="center", fillLevel=0, brush=(90, 140, 220, 120), pen=pg.mkPen((60, 100, 180))
+        )
+        histogram_box = QGroupBox("Histogram")
+        QVBoxLayout(histogram_box).addWidget(self.histogram_plot)
+
+        self.combo_a = QComboBox()
+        self.combo_b = QComboBox()
+        self.combo_a.setObjectName("compareA")
+        self.combo_b.setObjectName("compareB")
+        self.overlap_label = QLabel("-")
+        self.overlap_label.setObjectName("overlapLabel")
+        self.overlap_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.difference_button = QPushButton("Difference layer")
+        self.difference_button.setToolTip("Add a labels layer: 1 both, 2 only A, 3 only B")
+        self.difference_button.clicked.connect(self.add_difference_layer)
+        compare_box = QGroupBox("Compare masks")
+        form = QFormLayout(compare_box)
+        form.addRow("A", self.combo_a)
+        form.addRow("B", self.combo_b)
+        form.addRow("Overlap", self.overlap_label)
+        form.addRow(self.difference_button)
+
+        self.objects_combo = QComboBox()
+        self.objects_combo.setObjectName("objectsLayer")
+        self.objects_label = QLabel("-")
+        self.objects_label.setObjectName("objectsLabel")
+        self.objects_label.setWordWrap(True)
+        self.areas_plot = pg.PlotWidget(background=None)
+        self.areas_plot.setMinimumHeight(110)
+        self.areas_plot.setMaximumHeight(150)
+        self.areas_plot.setLabel("bottom", "object (largest first)")
+        self.areas_plot.setLabel("left", "pixels")
+        self.areas_plot.hideButtons()
+        self._areas_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=(46, 204, 64, 180))
+        self.areas_plot.addItem(self._areas_bars)
+        objects_box = QGroupBox("Objects")
+        objects_layout = QVBoxLayout(objects_box)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Layer"))
+        row.addWidget(self.objects_combo, 1)
+        objects_layout.addLayout(row)
+        objects_layout.addWidget(self.objects_label)
+        objects_layout.addWidget(self.areas_plot)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(histogram_box)
+        layout.addWidget(compare_box)
+        layout.addWidget(objects_box)
+        layout.addStretch(1)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.refresh)
+        for combo in (self.combo_a, self.combo_b, self.objects_combo):
+            combo.currentIndexChanged.connect(self._schedule)
+        stack = document.layers
+        stack.inserted.connect(self._on_stack_changed)
+        stack.removed.connect(self._on_stack_changed)
+        stack.moved.connect(self._on_stack_changed)
+        self._on_stack_changed()
+
+    # -- layer lists ------------------------------------------------------------------
+    def _region_layers(self) -> list[Layer]:
+        return list(reversed(self.document.layers.of_kind(*REGION_KINDS)))
+
+    def _on_stack_changed(self, *_) -> None:
+        for layer in self._watched:
+            layer.data_changed.disconnect(self._schedule)
+            layer.property_changed.disconnect(self._on_layer_property)
+        self._watched = list(self.document.layers)
+        for layer in self._watched:
+            layer.data_changed.connect(self._schedule)
+            layer.property_changed.connect(self._on_layer_property)
+        regions = self._region_layers()
+        self._fill(self.combo_a, regions, 0)
+        self._fill(self.combo_b, regions, 1)
+        self._fill(self.objects_combo, [l for l in regions if l.kind is not LayerKind.MARKERS] or regions, 0)
+        self._schedule()
+
+    def _on_layer_property(self, name: str) -> None:
+        if name == "name":
+            self._on_stack_changed()
+
+    def _fill(self, combo: QComboBox, layers: list[Layer], default_index: int) -> None:
+        previous = combo.currentData()
+        combo.blockSignals(True)
+        combo.clear()
+        for layer in layers:
+            combo.addItem(layer.name, layer)
+        index = next((i for i, layer in enumerate(layers) if layer is previous), min(default_index, len(layers) - 1))
+        combo.setCurrentIndex(index)
+        combo.blockSignals(False)
+
+    def _schedule(self, *_) -> None:
+        # Hidden panels measure nothing: they refresh when shown.
+        if self.isVisible():
+            self._timer.start(REFRESH_DELAY_MS)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self._schedule()
+
+    # -- measures ---------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Recompute every number and plot now."""
+        self._timer.stop()
+        self._refresh_histogram()
+        self._refresh_overlap()
+        self._refresh_objects()
+
+    def _refresh_histogram(self) -> None:
+        base = self.document.base_image
+        if base is self._histogram_of:
+            return  # images are not painted on: one histogram per image layer is enough
+        self._histogram_of = base
+        if base is None:
+            self._histogram_curve.setData([], [])
+            return
+        # A strided sample of about a megapixel gives the same shape at a fraction of the cost.
+        step = max(1, int(np.sqrt(base.data.shape[0] * base.data.shape[1] / 1e6)))
+        counts, edges = measure.histogram(base.data[::step, ::step])
+        # A square root keeps both a dominant background peak and small modes visible.
+        self._histogram_curve.setData(edges, np.sqrt(counts))
+
+    def show_thresholds(self, values: list[float]) -> None:
+        """Draw vertical lines at the given thresholds (replacing earlier ones)."""
+        for line in self._threshold_lines:
+            self.histogram_plot.removeItem(line)
+        self._threshold_lines = []
+        for value in values:
+            line = pg.InfiniteLine(pos=float(value), angle=90, pen=pg.mkPen((230, 57, 70), width=2))
+            self.histogram_plot.addItem(line)
+            self._threshold_lines.append(line)
+
+    @property
+    def threshold_values(self) -> list[float]:
+        """Thresholds currently drawn on the histogram."""
+        return [line.value() for line in self._threshold_lines]
+
+    def _refresh_overlap(self) -> None:
+        a, b = self.combo_a.currentData(), self.combo_b.currentData()
+        self.difference_button.setEnabled(a is not None and b is not None and a is not b)
+        if a is None or b is None or a is b:
+            self.overlap_label.setText("choose two different mask or labels layers")
+            return
+        self.overlap_label.setText(f"IoU {measure.iou(a.data, b.data):.4f}   Dice {measure.dice(a.data, b.data):.4f}")
+
+    def add_difference_layer(self) -> Layer | None:
+        """Add the agreement map of A and B as a labels layer (one undoable step)."""
+        a, b = self.combo_a.currentData(), self.combo_b.currentData()
+        if a is None or b is None or a is b:
+            return None
+        layer = Layer(measure.difference_labels(a.data, b.data), LayerKind.LABELS, self.document.layers.unique_name(f"{a.name} vs {b.name}"), opacity=0.6)
+        return self.document.add_layer(layer, step=f"Difference {a.name} vs {b.name}")
+
+    def _refresh_objects(self) -> None:
+        layer = self.objects_combo.currentData()
+        if layer is None:
+            self.objects_label.setText("no mask or labels layer")
+            self._areas_bars.setOpts(x=[], height=[])
+            return
+        areas = sorted(measure.object_areas(layer.data).values(), reverse=True)
+        if not areas:
+            self.objects_label.setText("0 objects")
+        else:
+            self.objects_label.setText(
+                f"{len(areas)} objects   total {sum(areas)} px   median {int(np.median(areas))} px   largest {areas[0]} px"
+            )
+        shown = areas[:200]
+        self._areas_bars.setOpts(x=np.arange(len(shown)), height=shown)
+        self.areas_plot.enableAutoRange()

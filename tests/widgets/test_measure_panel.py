@@ -1,0 +1,54 @@
+"""The measure panel's numbers follow the layers and their edits."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+from maskwork.core.document import Document
+from maskwork.core.layers import Layer, LayerKind
+from maskwork.widgets.measure_panel import MeasurePanel
+
+
+@pytest.fixture
+def panel(qtbot):
+    doc = Document()
+    doc.add_layer(Layer(data.camera(), "image", "camera"))
+    a = np.zeros((512, 512), np.uint8)
+    a[100:300, 100:300] = 1
+    b = np.zeros((512, 512), np.uint8)
+    b[150:350, 100:300] = 1
+    doc.add_layer(Layer(a, "mask", "A"))
+    doc.add_layer(Layer(b, "mask", "B"))
+    widget = MeasurePanel(doc)
+    qtbot.addWidget(widget)
+    widget.show()
+    widget.refresh()
+    return widget
+
+
+def test_overlap_numbers_and_difference_layer(panel):
+    panel.combo_a.setCurrentIndex(panel.combo_a.findText("A"))
+    panel.combo_b.setCurrentIndex(panel.combo_b.findText("B"))
+    panel.refresh()
+    # 150 of 250 rows overlap: IoU 150/250 = 0.6, Dice 2*150/400 = 0.75.
+    assert panel.overlap_label.text() == "IoU 0.6000   Dice 0.7500"
+    layer = panel.add_difference_layer()
+    assert layer.kind is LayerKind.LABELS and set(np.unique(layer.data)) == {0, 1, 2, 3}
+    assert panel.document.history.undo_names[-1] == "Difference A vs B"
+
+
+def test_objects_follow_edits(panel, qtbot):
+    panel.objects_combo.setCurrentIndex(panel.objects_combo.findText("A"))
+    panel.refresh()
+    assert panel.objects_label.text().startswith("1 objects   total 40000 px")
+    layer = panel.objects_combo.currentData()
+    panel.document.write(layer, (slice(400, 420), slice(400, 420)), np.ones((20, 20), np.uint8), "blob")
+    qtbot.waitUntil(lambda: panel.objects_label.text().startswith("2 objects"), timeout=2000)
+
+
+def test_histogram_and_threshold_lines(panel):
+    x, y = panel._histogram_curve.getData()
+    assert len(x) == 257 and y.max() > 0
+    panel.show_thresholds([87.5])
+    panel.show_thresholds([50.0, 120.0])
+    assert panel.threshold_values == [50.0, 120.0]

@@ -105,7 +105,7 @@ class MainWindow(QMainWindow):
         # and the history list less width than the canvas (saved layouts override this).
         self.resizeDocks([self.docks["layers"], self.docks["operator"]], [260, 440], Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["history"], self.docks["measure"]], [220, 480], Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["history"], self.docks["layers"]], [260, 330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["history"], self.docks["layers"]], [240, 320], Qt.Orientation.Horizontal)
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -304,7 +304,11 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         else:
-            self.resize(1400, 900)
+            screen = self.screen().availableGeometry() if self.screen() else None
+            if screen is not None and screen.width() > 0:
+                self.resize(int(screen.width() * 0.94), int(screen.height() * 0.92))
+            else:
+                self.resize(1400, 900)
         state = store.value("window/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)

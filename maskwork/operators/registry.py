@@ -78,6 +78,11 @@ class ParamSpec:
                 value = float(value)
                 if value != value:  # NaN passes every range check
                     raise ValueError(value)
+            elif self.type == "choice":
+                # Choices keep their declared type (Literal[4, 8] gives ints): text from
+                # the command line or saved settings selects the choice it spells.
+                text = str(value).strip()
+                value = next((c for c in self.choices if str(c) == text), value)
             else:
                 value = str(value)
         except (TypeError, ValueError, OverflowError):  # OverflowError: int("inf")

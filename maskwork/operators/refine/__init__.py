@@ -1,0 +1,1 @@
+"""Mask refinement operators (one module each); the registry imports every module here."""

@@ -36,7 +36,7 @@ ITERATIONS = 5
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"data folder (default {DEFAULT_DATA})")
-    parser.add_argument("--limit", type=int, default=5, help="number of photos, in the CSV's order (default 5)")
+    parser.add_argument("--limit", type=int, default=5, help="number of photos, in the CSV's order (default 5: the plain call takes 2-4 min per 12 MP photo on 2 cores)")
     parser.add_argument("--megapixels", type=float, default=12.0, help="upscale each photo to about this size (default 12)")
     return parser.parse_args(argv)
 

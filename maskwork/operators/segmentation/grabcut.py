@@ -1,6 +1,6 @@
 """GrabCut from a box and/or scribbles, one iteration at a time, coarse to fine.
 
-Two things make it fast on large photos without changing what it finds:
+Three things make it fast on large photos without changing what it finds:
 
 1. It works on the region around the seeds plus a margin. Outside a box everything is
    background by GrabCut's own definition, so cropping loses nothing but distant colours.
@@ -9,6 +9,9 @@ Two things make it fast on large photos without changing what it finds:
    not depend on resolution, so one final graph cut at full resolution with the models
    frozen (``GC_EVAL_FREEZE_MODEL``) and only a band around the coarse boundary left
    undecided restores full-resolution edges.
+3. The first iteration runs on an even smaller copy (about 60 000 pixels), so the first
+   preview arrives in a fraction of a second; its colour models carry on at the working
+   scale.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from maskwork.operators.seeds import bounding_box, check_markers, check_rect, to
 FOREGROUND, BACKGROUND = 1, 2
 #: Fewest pixels per class OpenCV's k-means initialisation of 5 Gaussians can work with.
 MIN_SAMPLES = 16
+#: Size of the copy the first iteration runs on when the region is large (pixels).
+QUICK_PREVIEW_PIXELS = 60_000
 
 
 @register("grabcut", title="GrabCut", category="Segmentation", outputs=("mask",))
@@ -85,12 +90,12 @@ def grabcut(
     scale = 1.0
     if coarse_megapixels > 0 and pixels > coarse_megapixels * 1e6:
         scale = float(np.sqrt(coarse_megapixels * 1e6 / pixels))
-    work_image, work_trimap = crop, trimap
-    if scale < 1.0:
-        size = (max(2, round(crop.shape[1] * scale)), max(2, round(crop.shape[0] * scale)))
-        work_image = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-        work_trimap = _downsample_trimap(trimap, size)
-    _check_samples(work_trimap)
+    # The first iteration runs on a small copy so the first preview comes back at once;
+    # its colour models then carry on at the working scale.
+    quick = min(scale, float(np.sqrt(QUICK_PREVIEW_PIXELS / pixels)))
+    scales = [scale] * iterations
+    if iterations > 1 and quick < 0.7 * scale:
+        scales[0] = quick
 
     background_model = np.zeros((1, 65), np.float64)
     foreground_model = np.zeros((1, 65), np.float64)
@@ -99,7 +104,14 @@ def grabcut(
     # whose state depends on every earlier call: fix it so the same input gives the same
     # mask in a preview, in Apply and on the command line.
     cv2.setRNGSeed(0)
-    for i in range(iterations):
+    work_trimap = None
+    work_scale = None
+    for i, step_scale in enumerate(scales):
+        if step_scale != work_scale:
+            work_image, work_trimap = _at_scale(crop, trimap, step_scale, work_trimap)
+            work_scale = step_scale
+            if i == 0:
+                _check_samples(work_trimap)
         ctx.progress(i / steps, f"GrabCut iteration {i + 1} of {iterations}")
         mode = cv2.GC_INIT_WITH_MASK if i == 0 else cv2.GC_EVAL
         cv2.grabCut(work_image, work_trimap, None, background_model, foreground_model, 1, mode)
@@ -134,6 +146,25 @@ def grabcut(
     result = _full_result(shape, roi, foreground, iterations)
     result.scores["working_scale"] = scale
     return result
+
+
+def _at_scale(crop: np.ndarray, trimap: np.ndarray, scale: float, previous: np.ndarray | None):
+    """The crop and trimap resized by ``scale``; undecided pixels follow ``previous``.
+
+    ``previous`` is the trimap of the last iteration at another scale: carrying its
+    decisions over lets the next iteration continue instead of starting again.
+    """
+    if scale < 1.0:
+        size = (max(2, round(crop.shape[1] * scale)), max(2, round(crop.shape[0] * scale)))
+        image = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+        resized = _downsample_trimap(trimap, size)
+    else:
+        image, resized = crop, trimap.copy()
+    if previous is not None:
+        undecided = (resized == cv2.GC_PR_FGD) | (resized == cv2.GC_PR_BGD)
+        foreground = _upsample(_is_foreground(previous), resized.shape, smooth=True)
+        resized[undecided] = np.where(foreground[undecided], cv2.GC_PR_FGD, cv2.GC_PR_BGD)
+    return image, resized
 
 
 def _region_of_interest(shape, rect, markers, margin: float) -> tuple[int, int, int, int]:

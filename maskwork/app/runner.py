@@ -304,7 +304,9 @@ def _preview_data(result: Result) -> tuple[LayerKind, np.ndarray | None]:
     """The layer kind and array that best preview a result."""
     outputs = result.outputs
     if "mask" in outputs:
-        return LayerKind.PREVIEW, np.asarray(outputs["mask"]).astype(np.uint8)
+        mask = np.asarray(outputs["mask"])
+        # A bool mask is viewed, not copied, as uint8: 12 MP previews arrive every iteration.
+        return LayerKind.PREVIEW, mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)
     if "labels" in outputs:
         return LayerKind.LABELS, np.asarray(outputs["labels"])
     if "image" in outputs:

@@ -6,9 +6,9 @@ what guarantees that each change lands in history exactly once.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from psygnal import Signal
-from scipy import ndimage as ndi
 
 from maskwork.core.history import (
     AttributeAtom,
@@ -169,7 +169,8 @@ class Document:
         """
         kind = LayerKind(kind)
         if layer.kind is LayerKind.MASK and kind is LayerKind.LABELS:
-            data, count = ndi.label(layer.data > 0)
+            count, data = cv2.connectedComponents((layer.data > 0).astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+            count -= 1  # label 0 is the background
             if count > np.iinfo(np.uint16).max:
                 raise ValueError(f"{count} objects do not fit a 16-bit labels layer")
         elif layer.kind is LayerKind.LABELS and kind is LayerKind.MASK:

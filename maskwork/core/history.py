@@ -101,10 +101,8 @@ class InsertAtom:
     stack: LayerStack
     index: int
     layer: Layer
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.layer.data.nbytes)
+    # The inserted layer is alive in the stack: history holds no extra copy of it.
+    nbytes: int = 64
 
     def revert(self) -> "RemoveAtom":
         self.stack.remove(self.layer)
@@ -113,7 +111,10 @@ class InsertAtom:
 
 @dataclass
 class RemoveAtom:
-    """A layer was removed from ``index``; reverting puts it back."""
+    """A layer was removed from ``index``; reverting puts it back.
+
+    History holds the only reference to the removed layer, so its pixels count in full.
+    """
 
     stack: LayerStack
     index: int

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-from scipy import ndimage as ndi
 
 #: Classes of :func:`difference_labels`.
 AGREE, ONLY_A, ONLY_B = 1, 2, 3
@@ -51,7 +51,10 @@ def object_areas(labels: np.ndarray) -> dict[int, int]:
     """
     labels = np.asarray(labels)
     if labels.dtype == bool or (labels.size and labels.max() <= 1):
-        labels, _ = ndi.label(labels != 0, structure=np.ones((3, 3)))
+        # OpenCV's labelling returns the areas directly and is several times faster than
+        # scipy.ndimage.label on 12-64 megapixel masks.
+        _, _, stats, _ = cv2.connectedComponentsWithStats((labels != 0).astype(np.uint8), connectivity=8)
+        return {i: int(area) for i, area in enumerate(stats[1:, cv2.CC_STAT_AREA], start=1)}
     if labels.size == 0 or labels.min() < 0:
         ids, counts = np.unique(labels[labels != 0], return_counts=True)
     else:

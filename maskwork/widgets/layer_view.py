@@ -7,13 +7,18 @@ layer then re-renders the one or two 512-pixel tiles it touched instead of re-up
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyqtgraph as pg
 
 from maskwork.core.colors import label_colors
 from maskwork.core.layers import Bounds, Layer, LayerKind
 
-TILE = 512
+#: Tile edge of layers that are painted on: a stroke re-renders only the tiles it touched.
+PAINT_TILE = 512
+#: Tile edge of image layers, which are never painted: fewer items make every repaint cheaper.
+IMAGE_TILE = 2048
 
 #: Colour of a mask layer's nonzero pixels; distinct from the green/red scribbles.
 MASK_RGBA = (0, 170, 255, 255)
@@ -21,8 +26,9 @@ MASK_RGBA = (0, 170, 255, 255)
 PREVIEW_RGBA = (255, 0, 200, 255)
 
 
+@functools.lru_cache(maxsize=None)
 def _indexed_lut(kind: LayerKind) -> np.ndarray:
-    """256-entry RGBA table for uint8 labels-like layers."""
+    """256-entry RGBA table for uint8 labels-like layers (built once per kind)."""
     if kind is LayerKind.MASK:
         table = np.zeros((256, 4), np.uint8)
         table[1:] = MASK_RGBA
@@ -49,6 +55,7 @@ class LayerView:
         self.layer = layer
         self._view = view
         self._tiles: dict[tuple[int, int], pg.ImageItem] = {}
+        self._tile = IMAGE_TILE if layer.kind is LayerKind.IMAGE else PAINT_TILE
         self._z = 0
         self._label_table: np.ndarray | None = None
         self._build()
@@ -70,8 +77,8 @@ class LayerView:
     def _build(self) -> None:
         self._clear()
         rows, cols = self.layer.shape
-        for r0 in range(0, rows, TILE):
-            for c0 in range(0, cols, TILE):
+        for r0 in range(0, rows, self._tile):
+            for c0 in range(0, cols, self._tile):
                 item = pg.ImageItem(axisOrder="row-major")
                 item.setPos(c0, r0)
                 # Nearest-neighbour magnification is what an image editor shows at high zoom.
@@ -105,7 +112,7 @@ class LayerView:
     def _on_data_changed(self, bounds: Bounds | None) -> None:
         if bounds is None:
             first = next(iter(self._tiles.values()), None)
-            expected = len(range(0, self.layer.shape[0], TILE)) * len(range(0, self.layer.shape[1], TILE))
+            expected = len(range(0, self.layer.shape[0], self._tile)) * len(range(0, self.layer.shape[1], self._tile))
             if first is None or len(self._tiles) != expected or self._tile_shape_changed():
                 self._build()
                 return
@@ -115,7 +122,7 @@ class LayerView:
         item = self._tiles.get((0, 0))
         if item is None or item.image is None:
             return True
-        expected = self.layer.data[:TILE, :TILE]
+        expected = self.layer.data[: self._tile, : self._tile]
         return item.image.shape[:2] != expected.shape[:2] or (item.image.ndim == 3) != (expected.ndim == 3)
 
     # -- rendering --------------------------------------------------------------------
@@ -126,11 +133,12 @@ class LayerView:
         else:
             r_start, r_stop = bounds[0].start or 0, bounds[0].stop if bounds[0].stop is not None else rows
             c_start, c_stop = bounds[1].start or 0, bounds[1].stop if bounds[1].stop is not None else cols
-        for r0 in range(r_start // TILE * TILE, r_stop, TILE):
-            for c0 in range(c_start // TILE * TILE, c_stop, TILE):
+        tile = self._tile
+        for r0 in range(r_start // tile * tile, r_stop, tile):
+            for c0 in range(c_start // tile * tile, c_stop, tile):
                 item = self._tiles.get((r0, c0))
                 if item is not None:
-                    self._render_tile(item, self.layer.data[r0 : r0 + TILE, c0 : c0 + TILE])
+                    self._render_tile(item, self.layer.data[r0 : r0 + tile, c0 : c0 + tile])
 
     def _render_tile(self, item: pg.ImageItem, tile: np.ndarray) -> None:
         layer = self.layer

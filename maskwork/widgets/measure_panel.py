@@ -24,8 +24,9 @@ from maskwork.core import measure
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
 
-#: Layer kinds that can be compared as masks or counted as objects.
-REGION_KINDS = (LayerKind.MASK, LayerKind.LABELS, LayerKind.MARKERS)
+#: Layer kinds that can be compared as masks or counted as objects (scribbles are seeds,
+#: not results, and measuring them after every stroke would only slow painting down).
+REGION_KINDS = (LayerKind.MASK, LayerKind.LABELS)
 REFRESH_DELAY_MS = 200
 
 
@@ -108,7 +109,7 @@ class MeasurePanel(QWidget):
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.refresh)
         for combo in (self.combo_a, self.combo_b, self.objects_combo):
-            combo.currentIndexChanged.connect(self._schedule)
+            combo.currentIndexChanged.connect(self._watch_chosen)
         stack = document.layers
         stack.inserted.connect(self._on_stack_changed)
         stack.removed.connect(self._on_stack_changed)
@@ -120,17 +121,23 @@ class MeasurePanel(QWidget):
         return list(reversed(self.document.layers.of_kind(*REGION_KINDS)))
 
     def _on_stack_changed(self, *_) -> None:
-        for layer in self._watched:
-            layer.data_changed.disconnect(self._schedule)
-            layer.property_changed.disconnect(self._on_layer_property)
-        self._watched = list(self.document.layers)
-        for layer in self._watched:
-            layer.data_changed.connect(self._schedule)
-            layer.property_changed.connect(self._on_layer_property)
         regions = self._region_layers()
         self._fill(self.combo_a, regions, 0)
         self._fill(self.combo_b, regions, 1)
-        self._fill(self.objects_combo, [l for l in regions if l.kind is not LayerKind.MARKERS] or regions, 0)
+        self._fill(self.objects_combo, regions, 0)
+        self._watch_chosen()
+
+    def _watch_chosen(self, *_) -> None:
+        """Listen to edits of the layers being measured, and to every layer's name."""
+        for layer in self._watched:
+            layer.data_changed.disconnect(self._schedule)
+        for layer in self.document.layers:
+            layer.property_changed.disconnect(self._on_layer_property)
+            layer.property_changed.connect(self._on_layer_property)
+        chosen = {id(c.currentData()): c.currentData() for c in (self.combo_a, self.combo_b, self.objects_combo)}
+        self._watched = [layer for layer in chosen.values() if layer is not None]
+        for layer in self._watched:
+            layer.data_changed.connect(self._schedule)
         self._schedule()
 
     def _on_layer_property(self, name: str) -> None:

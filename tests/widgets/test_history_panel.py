@@ -72,9 +72,13 @@ def test_clicking_a_row_jumps(qtbot, panel, doc):
 
 
 def test_memory_label(panel, doc):
-    # Both layers' arrays are held by their insert atoms: 2 x 64 x 64 bytes plus a property.
-    assert doc.history.nbytes == 2 * 64 * 64 + 64
-    assert panel.memory_label.text() == "History memory: 8.1 KiB"
+    # Inserted layers live in the stack (64 bytes each in history) plus one property step;
+    # a deleted layer is held by history alone, so its pixels count.
+    assert doc.history.nbytes == 3 * 64
+    assert panel.memory_label.text() == "History memory: 192 bytes"
+    doc.remove_layer(doc.layers[1])
+    assert doc.history.nbytes == 3 * 64 + 64 * 64
+    assert panel.memory_label.text() == "History memory: 4.2 KiB"
     doc.history.clear()
     assert panel.memory_label.text() == "History memory: 0 bytes"
     assert texts(panel) == ["Initial state"]

@@ -20,8 +20,6 @@ from typing import Annotated, Literal
 
 import cv2
 import numpy as np
-from scipy import sparse
-from scipy.sparse import csgraph
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
@@ -353,6 +351,9 @@ def _forest_classes(count, first, second, weights, seeds, ctx: RunContext) -> np
 
 def _geodesic_classes(count, first, second, weights, seeds) -> np.ndarray:
     """Each superpixel takes the class of the seed nearest by summed colour differences."""
+    from scipy import sparse  # imported here: the window starts without SciPy
+    from scipy.sparse import csgraph
+
     # Explicit zero weights would vanish from the sparse graph; a tiny floor keeps the edge.
     graph = sparse.coo_matrix((weights + 1e-6, (first, second)), shape=(count + 1, count + 1)).tocsr()
     sources = np.flatnonzero(seeds)

@@ -20,7 +20,6 @@ from typing import Annotated, Literal
 
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
 
 from maskwork.operators.context import Cancelled, InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
@@ -161,6 +160,8 @@ def split_objects(
     Result
         ``outputs["labels"]``: int32 labels 1..K (one per object), 0 outside the mask.
     """
+    from scipy import ndimage as ndi  # imported here: the window starts without SciPy
+
     ctx = ctx or null_context()
     ctx.progress(0.0, "Splitting objects: distance transform")
     shape = check_image(image).shape[:2]

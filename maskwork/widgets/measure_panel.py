@@ -28,6 +28,39 @@ from maskwork.core.layers import Layer, LayerKind
 #: not results, and measuring them after every stroke would only slow painting down).
 REGION_KINDS = (LayerKind.MASK, LayerKind.LABELS)
 REFRESH_DELAY_MS = 200
+#: Labels layers with at most this many classes also offer each class as a region to compare.
+MAX_LISTED_CLASSES = 12
+
+
+class Region:
+    """A comparable region: a layer's nonzero pixels, or one class of a labels layer."""
+
+    def __init__(self, layer: Layer, label: int | None = None) -> None:
+        self.layer = layer
+        self.label = label
+
+    @property
+    def name(self) -> str:
+        """Text shown in the combo boxes."""
+        return self.layer.name if self.label is None else f"{self.layer.name} = {self.label}"
+
+    def mask(self) -> np.ndarray:
+        """Boolean pixels of the region."""
+        data = self.layer.data
+        return data != 0 if self.label is None else data == self.label
+
+
+def regions_of(layer: Layer) -> list[Region]:
+    """The layer as a whole, then each of its classes when it is a labels layer with few."""
+    regions = [Region(layer)]
+    if layer.kind is LayerKind.LABELS and layer.data.size:
+        counts = np.bincount(layer.data.ravel())
+        classes = np.flatnonzero(counts[1:]) + 1
+        if 1 < len(classes) <= MAX_LISTED_CLASSES:
+            # Seeded segmentations label foreground 1 and background 2: comparing "= 1"
+            # with a mask is the comparison a person means.
+            regions += [Region(layer, int(label)) for label in classes]
+    return regions
 
 
 class MeasurePanel(QWidget):
@@ -121,10 +154,12 @@ class MeasurePanel(QWidget):
         return list(reversed(self.document.layers.of_kind(*REGION_KINDS)))
 
     def _on_stack_changed(self, *_) -> None:
-        regions = self._region_layers()
+        layers = self._region_layers()
+        regions = [region for layer in layers for region in regions_of(layer)]
         self._fill(self.combo_a, regions, 0)
-        self._fill(self.combo_b, regions, 1)
-        self._fill(self.objects_combo, regions, 0)
+        second = next((i for i, region in enumerate(regions) if region.layer is not regions[0].layer), 1) if regions else 0
+        self._fill(self.combo_b, regions, second)
+        self._fill(self.objects_combo, [Region(layer) for layer in layers], 0)
         self._watch_chosen()
 
     def _watch_chosen(self, *_) -> None:
@@ -134,8 +169,9 @@ class MeasurePanel(QWidget):
         for layer in self.document.layers:
             layer.property_changed.disconnect(self._on_layer_property)
             layer.property_changed.connect(self._on_layer_property)
-        chosen = {id(c.currentData()): c.currentData() for c in (self.combo_a, self.combo_b, self.objects_combo)}
-        self._watched = [layer for layer in chosen.values() if layer is not None]
+        chosen = [c.currentData() for c in (self.combo_a, self.combo_b, self.objects_combo)]
+        layers = {id(region.layer): region.layer for region in chosen if region is not None}
+        self._watched = list(layers.values())
         for layer in self._watched:
             layer.data_changed.connect(self._schedule)
         self._schedule()
@@ -144,13 +180,20 @@ class MeasurePanel(QWidget):
         if name == "name":
             self._on_stack_changed()
 
-    def _fill(self, combo: QComboBox, layers: list[Layer], default_index: int) -> None:
+    def _fill(self, combo: QComboBox, regions: list[Region], default_index: int) -> None:
         previous = combo.currentData()
         combo.blockSignals(True)
         combo.clear()
-        for layer in layers:
-            combo.addItem(layer.name, layer)
-        index = next((i for i, layer in enumerate(layers) if layer is previous), min(default_index, len(layers) - 1))
+        for region in regions:
+            combo.addItem(region.name, region)
+        index = next(
+            (
+                i
+                for i, region in enumerate(regions)
+                if previous is not None and region.layer is previous.layer and region.label == previous.label
+            ),
+            min(default_index, len(regions) - 1),
+        )
         combo.setCurrentIndex(index)
         combo.blockSignals(False)
 
@@ -202,22 +245,26 @@ class MeasurePanel(QWidget):
 
     def _refresh_overlap(self) -> None:
         a, b = self.combo_a.currentData(), self.combo_b.currentData()
-        self.difference_button.setEnabled(a is not None and b is not None and a is not b)
-        if a is None or b is None or a is b:
+        same = a is not None and b is not None and a.layer is b.layer and a.label == b.label
+        self.difference_button.setEnabled(a is not None and b is not None and not same)
+        if a is None or b is None or same:
             self.overlap_label.setText("choose two different mask or labels layers")
             return
-        self.overlap_label.setText(f"IoU {measure.iou(a.data, b.data):.4f}   Dice {measure.dice(a.data, b.data):.4f}")
+        mask_a, mask_b = a.mask(), b.mask()
+        self.overlap_label.setText(f"IoU {measure.iou(mask_a, mask_b):.4f}   Dice {measure.dice(mask_a, mask_b):.4f}")
 
     def add_difference_layer(self) -> Layer | None:
         """Add the agreement map of A and B as a labels layer (one undoable step)."""
         a, b = self.combo_a.currentData(), self.combo_b.currentData()
-        if a is None or b is None or a is b:
+        if a is None or b is None or (a.layer is b.layer and a.label == b.label):
             return None
-        layer = Layer(measure.difference_labels(a.data, b.data), LayerKind.LABELS, self.document.layers.unique_name(f"{a.name} vs {b.name}"), opacity=0.6)
+        name = self.document.layers.unique_name(f"{a.name} vs {b.name}")
+        layer = Layer(measure.difference_labels(a.mask(), b.mask()), LayerKind.LABELS, name, opacity=0.6)
         return self.document.add_layer(layer, step=f"Difference {a.name} vs {b.name}")
 
     def _refresh_objects(self) -> None:
-        layer = self.objects_combo.currentData()
+        region = self.objects_combo.currentData()
+        layer = region.layer if region is not None else None
         if layer is None:
             self.objects_label.setText("no mask or labels layer")
             self._areas_bars.setOpts(x=[], height=[])

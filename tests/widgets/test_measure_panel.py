@@ -41,7 +41,7 @@ def test_objects_follow_edits(panel, qtbot):
     panel.objects_combo.setCurrentIndex(panel.objects_combo.findText("A"))
     panel.refresh()
     assert panel.objects_label.text().startswith("1 objects   total 40000 px")
-    layer = panel.objects_combo.currentData()
+    layer = panel.objects_combo.currentData().layer
     panel.document.write(layer, (slice(400, 420), slice(400, 420)), np.ones((20, 20), np.uint8), "blob")
     qtbot.waitUntil(lambda: panel.objects_label.text().startswith("2 objects"), timeout=2000)
 

@@ -217,19 +217,18 @@ def _initial_trimap(roi_shape, offset, rect, fg_seeds, bg_seeds, roi) -> np.ndar
 
 
 def _downsample_trimap(trimap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Shrink the trimap so thin scribbles survive: any coverage keeps a seed."""
+    """Shrink the trimap so thin scribbles survive: any seed pixel marks its coarse pixel.
 
-    def share(value: int) -> np.ndarray:
-        # 0/255 in uint8 resizes several times faster than float32 on 12 MP; any
-        # coverage above 1/510 still shows as a nonzero share.
-        return cv2.resize((trimap == value).view(np.uint8) * np.uint8(255), size, interpolation=cv2.INTER_AREA)
-
-    probably_fg = share(cv2.GC_PR_FGD).astype(np.uint16) + share(cv2.GC_FGD)
-    small = np.where(probably_fg >= 128, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-    # A coarse pixel touched by a definite label takes it (foreground scribbles win), which
-    # shrinks a box by at most one coarse pixel but never drops a one-pixel scribble.
-    small[share(cv2.GC_BGD) > 0] = cv2.GC_BGD
-    small[share(cv2.GC_FGD) > 0] = cv2.GC_FGD
+    Nearest-neighbour resizing keeps the box and large regions; the definite labels are
+    then stamped at the scaled positions of every pixel that carries them (foreground
+    last, so it wins), which costs far less than area-averaging 12 megapixels.
+    """
+    small = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST)
+    row_scale = size[1] / trimap.shape[0]
+    col_scale = size[0] / trimap.shape[1]
+    for value in (cv2.GC_BGD, cv2.GC_FGD):
+        rows, cols = np.nonzero(trimap == value)
+        small[(rows * row_scale).astype(np.intp), (cols * col_scale).astype(np.intp)] = value
     return small
 
 

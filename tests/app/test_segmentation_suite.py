@@ -1,0 +1,93 @@
+"""Issue 4 through the window: the same seeds drive every segmentation operator."""
+
+import numpy as np
+from skimage import data
+
+from maskwork.core import io
+from maskwork.core.layers import LayerKind
+from maskwork.operators import get
+from maskwork.widgets.canvas import Tool
+from window_driver import drag, iou
+
+
+def wait_idle(qtbot, window, action):
+    with qtbot.waitSignal(window.runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        action()
+
+
+def scribble_cat(window, truth):
+    """Foreground through the cat, background around the border, drawn with the mouse."""
+    rows, cols = np.nonzero(truth)
+    r, c = int(rows.mean()), int(cols.mean())
+    window.tool_actions[Tool.BRUSH].trigger()
+    window.canvas.brush_radius = 4
+    window.canvas.active_label = 1
+    drag(window.canvas, [(r - 25, c - 40), (r, c), (r + 25, c + 40)])
+    window.canvas.active_label = 2
+    drag(window.canvas, [(6, 6), (6, 310), (232, 310)])
+
+
+def test_random_walker_auto_preview_follows_scribbles_then_applies(window, photo, qtbot):
+    path, image, truth = photo
+    window.open_paths([path])
+    window.choose_operator(get("random_walker"))
+    window.operator_panel.auto_preview = True
+    window.runner.set_auto_preview(True)
+    rows, cols = np.nonzero(truth)
+    r, c = int(rows.mean()), int(cols.mean())
+    window.tool_actions[Tool.BRUSH].trigger()
+    window.canvas.brush_radius = 4
+    drag(window.canvas, [(r - 25, c - 40), (r, c), (r + 25, c + 40)])
+    window.action_swap.trigger()
+    # The background scribble completes the seeds: the preview follows by itself.
+    wait_idle(qtbot, window, lambda: drag(window.canvas, [(6, 6), (6, 310), (232, 310)]))
+    preview = window.runner.preview_layer
+    assert preview is not None and preview.kind is LayerKind.LABELS
+    first = preview.data.copy()
+    assert set(np.unique(first)) <= {1, 2}
+    # A correcting background scribble along the bottom-left: the preview updates.
+    wait_idle(qtbot, window, lambda: drag(window.canvas, [(232, 6), (120, 6), (232, 150)]))
+    second = window.runner.preview_layer.data
+    assert not np.array_equal(first, second)
+    assert iou(second == 1, truth) > 0.85
+    with qtbot.waitSignal(window.runner.applied, timeout=30_000) as applied:
+        window.action_apply.trigger()
+    kinds = [layer.kind for layer in applied.args[0]]
+    assert kinds[0] is LayerKind.LABELS and kinds.count(LayerKind.IMAGE) == 2  # P(class 1), P(class 2)
+    assert iou(applied.args[0][0].data == 1, truth) > 0.85
+    assert window.document.history.undo_names[-1] == "Random walker"
+
+
+def test_compare_two_operators_on_the_same_seeds(window, photo, qtbot):
+    path, image, truth = photo
+    window.open_paths([path])
+    scribble_cat(window, truth)
+    results = []
+    for op_id in ("grabcut", "watershed"):
+        window.choose_operator(get(op_id))
+        with qtbot.waitSignal(window.runner.applied, timeout=30_000) as applied:
+            window.action_apply.trigger()
+        results.append(applied.args[0][0])
+    grabcut_mask, watershed_labels = results
+    panel = window.measure_panel
+    panel.combo_a.setCurrentIndex(panel.combo_a.findText(grabcut_mask.name))
+    # Watershed labels the background 2: its class 1 is the foreground to compare.
+    panel.combo_b.setCurrentIndex(panel.combo_b.findText(f"{watershed_labels.name} = 1"))
+    panel.refresh()
+    expected = iou(grabcut_mask.data, watershed_labels.data == 1)
+    assert panel.overlap_label.text().startswith(f"IoU {expected:.4f}")
+    difference = panel.add_difference_layer()
+    assert difference.kind is LayerKind.LABELS and difference in window.document.layers
+    assert set(np.unique(difference.data)) <= {0, 1, 2, 3}
+    assert iou(grabcut_mask.data, truth) > 0.9
+
+
+def test_threshold_preview_draws_its_threshold_on_the_histogram(window, tmp_path, qtbot):
+    path = tmp_path / "coins.png"
+    io.write_image(path, data.coins())
+    window.open_paths([path])
+    window.choose_operator(get("threshold"))
+    wait_idle(qtbot, window, window.runner.preview)
+    lines = window.measure_panel.threshold_values
+    assert len(lines) == 1 and 80 < lines[0] < 130  # Otsu on coins is about 107
+    assert window.runner.preview_layer is not None

@@ -32,6 +32,11 @@ def no_thread_left_running():
             worker.cancel()
             worker.wait(10_000)
             workers._live.discard(worker)
+    jobs = sys.modules.get("maskwork.widgets.background")
+    if jobs is not None:
+        # Measurements finish on their own within moments; only one that hangs is a leak.
+        jobs.wait_for_jobs(10_000)
+        leaked += [f"background job {job!r}" for job in jobs.live_jobs()]
     extra = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
     leaked += [f"thread {t.name}" for t in extra]
     if leaked:

@@ -19,9 +19,19 @@ def configure_pyqtgraph() -> None:
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 
+def reserve_a_core_for_the_interface() -> None:
+    """Let OpenCV use all cores but one, so operators never starve the UI thread."""
+    import os
+
+    import cv2
+
+    cv2.setNumThreads(max(1, (os.cpu_count() or 2) - 1))
+
+
 def create_application(argv: Sequence[str] = ()) -> QApplication:
     """The QApplication (reused if one exists, as in tests)."""
     configure_pyqtgraph()
+    reserve_a_core_for_the_interface()
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)

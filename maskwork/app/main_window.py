@@ -31,6 +31,7 @@ from maskwork.core import io
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
 from maskwork.operators import OperatorSpec, all_operators
+from maskwork.widgets.background import wait_for_jobs
 from maskwork.widgets.canvas import Canvas, Tool
 from maskwork.widgets.history_panel import HistoryPanel
 from maskwork.widgets.layer_panel import LayerPanel
@@ -666,6 +667,7 @@ class MainWindow(QMainWindow):
             return
         self.runner.cancel()
         stop_all_workers()
+        wait_for_jobs()
         self._autosave_timer.stop()
         self.save_settings()
         self.recovery_file.unlink(missing_ok=True)

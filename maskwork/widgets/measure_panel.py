@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from maskwork.core import measure
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
+from maskwork.widgets.background import BackgroundJob
 
 #: Layer kinds that can be compared as masks or counted as objects (scribbles are seeds,
 #: not results, and measuring them after every stroke would only slow painting down).
@@ -66,11 +67,21 @@ def regions_of(layer: Layer) -> list[Region]:
 class MeasurePanel(QWidget):
     """Histogram of the image, IoU/Dice of two masks, and object counts and areas.
 
+    The numbers are computed in a background thread (12-megapixel layers take a tenth of
+    a second), and the newest request wins.
+
     Parameters
     ----------
     document : Document
         The layers to measure.
+
+    Signals
+    -------
+    refreshed()
+        The numbers and plots show the latest state.
     """
+
+    refreshed = Signal()
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -78,6 +89,8 @@ class MeasurePanel(QWidget):
         self._threshold_lines: list[pg.InfiniteLine] = []
         self._watched: list[Layer] = []
         self._histogram_of: Layer | None = None
+        self._job: BackgroundJob | None = None
+        self._pending = False
 
         self.histogram_plot = pg.PlotWidget(background=None)
         self.histogram_plot.setObjectName("histogramPlot")
@@ -208,11 +221,50 @@ class MeasurePanel(QWidget):
 
     # -- measures ---------------------------------------------------------------------
     def refresh(self) -> None:
-        """Recompute every number and plot now."""
+        """Recompute every number and plot; ``refreshed`` fires when they are shown."""
         self._timer.stop()
         self._refresh_histogram()
-        self._refresh_overlap()
-        self._refresh_objects()
+        a, b = self.combo_a.currentData(), self.combo_b.currentData()
+        same = a is not None and b is not None and a.layer is b.layer and a.label == b.label
+        self.difference_button.setEnabled(a is not None and b is not None and not same)
+        objects = self.objects_combo.currentData()
+        if self._job is not None:
+            self._pending = True  # measured again as soon as the running job ends
+            return
+        pair = None if a is None or b is None or same else (a, b)
+        layer = objects.layer if objects is not None else None
+        self._job = BackgroundJob(lambda: _measure(pair, layer))
+        self._job.done.connect(self._show_measures)
+        self._job.start()
+
+    def _show_measures(self, value) -> None:
+        self._job = None
+        if self._pending:
+            self._pending = False
+            self.refresh()
+            return
+        if isinstance(value, Exception):
+            self.overlap_label.setText(f"cannot measure: {value}")
+            return
+        overlap, areas = value
+        if overlap is None:
+            self.overlap_label.setText("choose two different mask or labels layers")
+        else:
+            self.overlap_label.setText(f"IoU {overlap[0]:.4f}   Dice {overlap[1]:.4f}")
+        if areas is None:
+            self.objects_label.setText("no mask or labels layer")
+            self._areas_bars.setOpts(x=[], height=[])
+        else:
+            if areas:
+                self.objects_label.setText(
+                    f"{len(areas)} objects   total {sum(areas)} px   median {int(np.median(areas))} px   largest {areas[0]} px"
+                )
+            else:
+                self.objects_label.setText("0 objects")
+            shown = areas[:200]
+            self._areas_bars.setOpts(x=np.arange(len(shown)), height=shown)
+            self.areas_plot.enableAutoRange()
+        self.refreshed.emit()
 
     def _refresh_histogram(self) -> None:
         base = self.document.base_image
@@ -243,16 +295,6 @@ class MeasurePanel(QWidget):
         """Thresholds currently drawn on the histogram."""
         return [line.value() for line in self._threshold_lines]
 
-    def _refresh_overlap(self) -> None:
-        a, b = self.combo_a.currentData(), self.combo_b.currentData()
-        same = a is not None and b is not None and a.layer is b.layer and a.label == b.label
-        self.difference_button.setEnabled(a is not None and b is not None and not same)
-        if a is None or b is None or same:
-            self.overlap_label.setText("choose two different mask or labels layers")
-            return
-        mask_a, mask_b = a.mask(), b.mask()
-        self.overlap_label.setText(f"IoU {measure.iou(mask_a, mask_b):.4f}   Dice {measure.dice(mask_a, mask_b):.4f}")
-
     def add_difference_layer(self) -> Layer | None:
         """Add the agreement map of A and B as a labels layer (one undoable step)."""
         a, b = self.combo_a.currentData(), self.combo_b.currentData()
@@ -262,20 +304,12 @@ class MeasurePanel(QWidget):
         layer = Layer(measure.difference_labels(a.mask(), b.mask()), LayerKind.LABELS, name, opacity=0.6)
         return self.document.add_layer(layer, step=f"Difference {a.name} vs {b.name}")
 
-    def _refresh_objects(self) -> None:
-        region = self.objects_combo.currentData()
-        layer = region.layer if region is not None else None
-        if layer is None:
-            self.objects_label.setText("no mask or labels layer")
-            self._areas_bars.setOpts(x=[], height=[])
-            return
-        areas = sorted(measure.object_areas(layer.data).values(), reverse=True)
-        if not areas:
-            self.objects_label.setText("0 objects")
-        else:
-            self.objects_label.setText(
-                f"{len(areas)} objects   total {sum(areas)} px   median {int(np.median(areas))} px   largest {areas[0]} px"
-            )
-        shown = areas[:200]
-        self._areas_bars.setOpts(x=np.arange(len(shown)), height=shown)
-        self.areas_plot.enableAutoRange()
+
+def _measure(pair: tuple[Region, Region] | None, layer: Layer | None):
+    """(IoU, Dice) of the pair and the object areas of ``layer`` (largest first)."""
+    overlap = None
+    if pair is not None:
+        mask_a, mask_b = pair[0].mask(), pair[1].mask()
+        overlap = (measure.iou(mask_a, mask_b), measure.dice(mask_a, mask_b))
+    areas = None if layer is None else sorted(measure.object_areas(layer.data).values(), reverse=True)
+    return overlap, areas

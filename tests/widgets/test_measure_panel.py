@@ -22,14 +22,19 @@ def panel(qtbot):
     widget = MeasurePanel(doc)
     qtbot.addWidget(widget)
     widget.show()
-    widget.refresh()
+    refresh(qtbot, widget)
     return widget
 
 
-def test_overlap_numbers_and_difference_layer(panel):
+def refresh(qtbot, panel):
+    with qtbot.waitSignal(panel.refreshed, timeout=5000):
+        panel.refresh()
+
+
+def test_overlap_numbers_and_difference_layer(panel, qtbot):
     panel.combo_a.setCurrentIndex(panel.combo_a.findText("A"))
     panel.combo_b.setCurrentIndex(panel.combo_b.findText("B"))
-    panel.refresh()
+    refresh(qtbot, panel)
     # 150 of 250 rows overlap: IoU 150/250 = 0.6, Dice 2*150/400 = 0.75.
     assert panel.overlap_label.text() == "IoU 0.6000   Dice 0.7500"
     layer = panel.add_difference_layer()
@@ -39,7 +44,7 @@ def test_overlap_numbers_and_difference_layer(panel):
 
 def test_objects_follow_edits(panel, qtbot):
     panel.objects_combo.setCurrentIndex(panel.objects_combo.findText("A"))
-    panel.refresh()
+    refresh(qtbot, panel)
     assert panel.objects_label.text().startswith("1 objects   total 40000 px")
     layer = panel.objects_combo.currentData().layer
     panel.document.write(layer, (slice(400, 420), slice(400, 420)), np.ones((20, 20), np.uint8), "blob")

@@ -536,6 +536,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(message, 3000)
 
     def _on_scores(self, scores: dict) -> None:
+        self.operator_panel.show_scores(scores)
         thresholds = scores.get("thresholds", scores.get("threshold"))
         if thresholds is None:
             self.measure_panel.show_thresholds([])

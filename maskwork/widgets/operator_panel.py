@@ -120,6 +120,12 @@ class OperatorPanel(QWidget):
         self._missing_label.setStyleSheet("color: #c0392b; font-weight: bold;")
         self._missing_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
+        self.scores_label = QLabel(self)
+        self.scores_label.setObjectName("scoresLabel")
+        self.scores_label.setWordWrap(True)
+        self.scores_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.scores_label.setToolTip("Numbers the last preview or apply reported (thresholds, noise estimate, ...)")
+
         self._form = QFormLayout()
         self._form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
 
@@ -164,6 +170,7 @@ class OperatorPanel(QWidget):
         buttons.addWidget(self.apply_button)
         buttons.addWidget(self.cancel_button)
         box.addLayout(buttons)
+        box.addWidget(self.scores_label)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -215,6 +222,7 @@ class OperatorPanel(QWidget):
         self._summary_label.setVisible(bool(spec is not None and spec.summary))
         self._missing_label.setText(missing_requirements_text(missing) if missing else "")
         self._missing_label.setVisible(bool(missing))
+        self.show_scores({})
         runnable = spec is not None and not missing
         self.preview_button.setEnabled(runnable)
         self.apply_button.setEnabled(runnable)
@@ -233,6 +241,12 @@ class OperatorPanel(QWidget):
         after = self.values()
         if after != before:
             self.params_changed.emit(after)
+
+    def show_scores(self, scores: dict) -> None:
+        """Show the numbers the last result reported, e.g. ``threshold 107``."""
+        parts = [f"{name.replace('_', ' ')} {_format_score(value)}" for name, value in scores.items()]
+        self.scores_label.setText("   ".join(parts))
+        self.scores_label.setVisible(bool(parts))
 
     def set_running(self, running: bool) -> None:
         """Enable Cancel while an operator runs."""
@@ -325,3 +339,9 @@ class OperatorPanel(QWidget):
     def _on_edited(self, *_: Any) -> None:
         if not self._loading:
             self.params_changed.emit(self.values())
+
+
+def _format_score(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -33,6 +33,7 @@ from maskwork.core.layers import Layer, LayerKind
 from maskwork.operators import OperatorSpec, all_operators
 from maskwork.widgets.background import wait_for_jobs
 from maskwork.widgets.canvas import Canvas, Tool
+from maskwork.widgets.histogram_plot import HistogramPlot
 from maskwork.widgets.history_panel import HistoryPanel
 from maskwork.widgets.layer_panel import LayerPanel
 from maskwork.widgets.measure_panel import MeasurePanel
@@ -90,6 +91,9 @@ class MainWindow(QMainWindow):
         self.operator_panel = OperatorPanel(self)
         self.history_panel = HistoryPanel(self.document.history, self)
         self.measure_panel = MeasurePanel(self.document, self)
+        # Shown inside the operator panel for threshold operators, with their thresholds.
+        self.operator_histogram = HistogramPlot()
+        self.operator_histogram.setObjectName("operatorHistogram")
         self.docks = {}
         for key, title, widget, area in (
             ("layers", "Layers", self.layer_panel, Qt.DockWidgetArea.RightDockWidgetArea),
@@ -511,6 +515,13 @@ class MainWindow(QMainWindow):
             except (TypeError, ValueError):
                 remembered = {}
         self.operator_panel.set_operator(spec, remembered)
+        if spec.category.startswith("Segmentation/Threshold"):
+            base = self.document.base_image
+            self.operator_histogram.set_image(base.data if base is not None else None)
+            self.operator_histogram.show_thresholds([])
+            self.operator_panel.set_plot(self.operator_histogram)
+        else:
+            self.operator_panel.set_plot(None)
         self.runner.set_operator(spec, {**spec.defaults(), **self.operator_panel.values()})
         self.docks["operator"].show()
         self.docks["operator"].raise_()
@@ -537,11 +548,10 @@ class MainWindow(QMainWindow):
 
     def _on_scores(self, scores: dict) -> None:
         self.operator_panel.show_scores(scores)
-        thresholds = scores.get("thresholds", scores.get("threshold"))
-        if thresholds is None:
-            self.measure_panel.show_thresholds([])
-        else:
-            self.measure_panel.show_thresholds(list(np.atleast_1d(thresholds)))
+        # "threshold" for one, "threshold_1", "threshold_2", ... for several (multi-Otsu).
+        thresholds = [float(value) for name, value in sorted(scores.items()) if name.startswith("threshold")]
+        self.measure_panel.show_thresholds(thresholds)
+        self.operator_histogram.show_thresholds(thresholds)
 
     def _on_operator_failed(self, error: OperatorError) -> None:
         title = "Cannot run the operator" if error.is_input_error else "The operator failed"

@@ -24,6 +24,7 @@ from maskwork.core import measure
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
 from maskwork.widgets.background import BackgroundJob
+from maskwork.widgets.histogram_plot import HistogramPlot
 
 #: Layer kinds that can be compared as masks or counted as objects (scribbles are seeds,
 #: not results, and measuring them after every stroke would only slow painting down).
@@ -86,22 +87,12 @@ class MeasurePanel(QWidget):
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document = document
-        self._threshold_lines: list[pg.InfiniteLine] = []
         self._watched: list[Layer] = []
-        self._histogram_of: Layer | None = None
         self._job: BackgroundJob | None = None
         self._pending = False
 
-        self.histogram_plot = pg.PlotWidget(background=None)
+        self.histogram_plot = HistogramPlot()
         self.histogram_plot.setObjectName("histogramPlot")
-        self.histogram_plot.setMinimumHeight(120)
-        self.histogram_plot.setMaximumHeight(170)
-        self.histogram_plot.setMouseEnabled(x=True, y=False)
-        self.histogram_plot.hideButtons()
-        self.histogram_plot.getAxis("left").setStyle(showValues=False)
-        self._histogram_curve = self.histogram_plot.plot(
-            stepMode="center", fillLevel=0, brush=(90, 140, 220, 120), pen=pg.mkPen((60, 100, 180))
-        )
         histogram_box = QGroupBox("Histogram")
         QVBoxLayout(histogram_box).addWidget(self.histogram_plot)
 
@@ -144,17 +135,39 @@ class MeasurePanel(QWidget):
         objects_layout.addWidget(self.objects_label)
         objects_layout.addWidget(self.areas_plot)
 
+        self.image_a = QComboBox()
+        self.image_b = QComboBox()
+        self.image_mask = QComboBox()
+        self.image_a.setObjectName("imageA")
+        self.image_b.setObjectName("imageB")
+        self.image_mask.setObjectName("imageMask")
+        self.image_mask.setToolTip("Measure only inside this mask (for example an inpainted hole)")
+        self.quality_label = QLabel("-")
+        self.quality_label.setObjectName("qualityLabel")
+        self.quality_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.image_difference_button = QPushButton("Difference image")
+        self.image_difference_button.setToolTip("Add |A - B| as an image layer")
+        self.image_difference_button.clicked.connect(self.add_image_difference_layer)
+        images_box = QGroupBox("Compare images")
+        images_form = QFormLayout(images_box)
+        images_form.addRow("A (reference)", self.image_a)
+        images_form.addRow("B", self.image_b)
+        images_form.addRow("Inside", self.image_mask)
+        images_form.addRow("Quality", self.quality_label)
+        images_form.addRow(self.image_difference_button)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(histogram_box)
         layout.addWidget(compare_box)
+        layout.addWidget(images_box)
         layout.addWidget(objects_box)
         layout.addStretch(1)
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.refresh)
-        for combo in (self.combo_a, self.combo_b, self.objects_combo):
+        for combo in (self.combo_a, self.combo_b, self.objects_combo, self.image_a, self.image_b, self.image_mask):
             combo.currentIndexChanged.connect(self._watch_chosen)
         stack = document.layers
         stack.inserted.connect(self._on_stack_changed)
@@ -173,6 +186,10 @@ class MeasurePanel(QWidget):
         second = next((i for i, region in enumerate(regions) if region.layer is not regions[0].layer), 1) if regions else 0
         self._fill(self.combo_b, regions, second)
         self._fill(self.objects_combo, [Region(layer) for layer in layers], 0)
+        images = [Region(layer) for layer in self.document.layers.of_kind(LayerKind.IMAGE)]
+        self._fill(self.image_a, images, 0)
+        self._fill(self.image_b, images, len(images) - 1)
+        self._fill(self.image_mask, [None] + [Region(layer) for layer in layers], 0)
         self._watch_chosen()
 
     def _watch_chosen(self, *_) -> None:
@@ -182,7 +199,8 @@ class MeasurePanel(QWidget):
         for layer in self.document.layers:
             layer.property_changed.disconnect(self._on_layer_property)
             layer.property_changed.connect(self._on_layer_property)
-        chosen = [c.currentData() for c in (self.combo_a, self.combo_b, self.objects_combo)]
+        combos = (self.combo_a, self.combo_b, self.objects_combo, self.image_a, self.image_b, self.image_mask)
+        chosen = [combo.currentData() for combo in combos]
         layers = {id(region.layer): region.layer for region in chosen if region is not None}
         self._watched = list(layers.values())
         for layer in self._watched:
@@ -193,19 +211,23 @@ class MeasurePanel(QWidget):
         if name == "name":
             self._on_stack_changed()
 
-    def _fill(self, combo: QComboBox, regions: list[Region], default_index: int) -> None:
+    def _fill(self, combo: QComboBox, regions: list[Region | None], default_index: int) -> None:
+        """Fill ``combo`` with regions (None shows as "whole image"), keeping the choice."""
         previous = combo.currentData()
         combo.blockSignals(True)
         combo.clear()
         for region in regions:
-            combo.addItem(region.name, region)
+            combo.addItem("whole image" if region is None else region.name, region)
         index = next(
             (
                 i
                 for i, region in enumerate(regions)
-                if previous is not None and region.layer is previous.layer and region.label == previous.label
+                if previous is not None
+                and region is not None
+                and region.layer is previous.layer
+                and region.label == previous.label
             ),
-            min(default_index, len(regions) - 1),
+            max(0, min(default_index, len(regions) - 1)),
         )
         combo.setCurrentIndex(index)
         combo.blockSignals(False)
@@ -233,7 +255,10 @@ class MeasurePanel(QWidget):
             return
         pair = None if a is None or b is None or same else (a, b)
         layer = objects.layer if objects is not None else None
-        self._job = BackgroundJob(lambda: _measure(pair, layer))
+        images = self._image_pair()
+        self.image_difference_button.setEnabled(images is not None)
+        inside = self.image_mask.currentData()
+        self._job = BackgroundJob(lambda: _measure(pair, layer, images, inside))
         self._job.done.connect(self._show_measures)
         self._job.start()
 
@@ -246,7 +271,11 @@ class MeasurePanel(QWidget):
         if isinstance(value, Exception):
             self.overlap_label.setText(f"cannot measure: {value}")
             return
-        overlap, areas = value
+        overlap, areas, quality = value
+        if isinstance(quality, str):
+            self.quality_label.setText(quality)
+        else:
+            self.quality_label.setText("PSNR {:.2f} dB   SSIM {:.4f}   MSE {:.4g}".format(*quality))
         if overlap is None:
             self.overlap_label.setText("choose two different mask or labels layers")
         else:
@@ -268,32 +297,35 @@ class MeasurePanel(QWidget):
 
     def _refresh_histogram(self) -> None:
         base = self.document.base_image
-        if base is self._histogram_of:
-            return  # images are not painted on: one histogram per image layer is enough
-        self._histogram_of = base
-        if base is None:
-            self._histogram_curve.setData([], [])
-            return
-        # A strided sample of about a megapixel gives the same shape at a fraction of the cost.
-        step = max(1, int(np.sqrt(base.data.shape[0] * base.data.shape[1] / 1e6)))
-        counts, edges = measure.histogram(base.data[::step, ::step])
-        # A square root keeps both a dominant background peak and small modes visible.
-        self._histogram_curve.setData(edges, np.sqrt(counts))
+        self.histogram_plot.set_image(base.data if base is not None else None)
 
     def show_thresholds(self, values: list[float]) -> None:
         """Draw vertical lines at the given thresholds (replacing earlier ones)."""
-        for line in self._threshold_lines:
-            self.histogram_plot.removeItem(line)
-        self._threshold_lines = []
-        for value in values:
-            line = pg.InfiniteLine(pos=float(value), angle=90, pen=pg.mkPen((230, 57, 70), width=2))
-            self.histogram_plot.addItem(line)
-            self._threshold_lines.append(line)
+        self.histogram_plot.show_thresholds(values)
 
     @property
     def threshold_values(self) -> list[float]:
         """Thresholds currently drawn on the histogram."""
-        return [line.value() for line in self._threshold_lines]
+        return self.histogram_plot.threshold_values
+
+    def _image_pair(self) -> tuple[Layer, Layer] | None:
+        a, b = self.image_a.currentData(), self.image_b.currentData()
+        if a is None or b is None or a.layer is b.layer:
+            return None
+        return a.layer, b.layer
+
+    def add_image_difference_layer(self) -> Layer | None:
+        """Add |A - B| of the two chosen image layers as an image layer (undoable)."""
+        pair = self._image_pair()
+        if pair is None:
+            return None
+        a, b = pair
+        if a.data.shape != b.data.shape:
+            self.quality_label.setText("the images differ in size or channels")
+            return None
+        name = self.document.layers.unique_name(f"|{a.name} - {b.name}|")
+        layer = Layer(measure.difference_image(a.data, b.data), LayerKind.IMAGE, name, colormap="magma")
+        return self.document.add_layer(layer, step=f"Difference image {a.name} - {b.name}")
 
     def add_difference_layer(self) -> Layer | None:
         """Add the agreement map of A and B as a labels layer (one undoable step)."""
@@ -305,11 +337,27 @@ class MeasurePanel(QWidget):
         return self.document.add_layer(layer, step=f"Difference {a.name} vs {b.name}")
 
 
-def _measure(pair: tuple[Region, Region] | None, layer: Layer | None):
-    """(IoU, Dice) of the pair and the object areas of ``layer`` (largest first)."""
+def _measure(pair: tuple[Region, Region] | None, layer: Layer | None, images, inside: Region | None):
+    """(IoU, Dice) of the mask pair, object areas of ``layer`` (largest first), and
+    (PSNR, SSIM, MSE) of the image pair (or a sentence saying why there is none)."""
     overlap = None
     if pair is not None:
         mask_a, mask_b = pair[0].mask(), pair[1].mask()
         overlap = (measure.iou(mask_a, mask_b), measure.dice(mask_a, mask_b))
     areas = None if layer is None else sorted(measure.object_areas(layer.data).values(), reverse=True)
-    return overlap, areas
+    if images is None:
+        quality = "choose two different image layers"
+    elif images[0].data.shape != images[1].data.shape:
+        quality = "the images differ in size or channels"
+    else:
+        reference, other = images[0].data, images[1].data
+        mask = inside.mask() if inside is not None else None
+        if mask is not None and not mask.any():
+            quality = "the mask is empty"
+        else:
+            quality = (
+                measure.psnr(reference, other, mask=mask),
+                measure.ssim(reference, other, mask=mask),
+                measure.mse(reference, other, mask=mask),
+            )
+    return overlap, areas, quality

@@ -160,6 +160,9 @@ class OperatorPanel(QWidget):
         box.addWidget(self._summary_label)
         box.addWidget(self._missing_label)
         box.addLayout(self._form)
+        self._plot_slot = QVBoxLayout()
+        self._plot_slot.setContentsMargins(0, 0, 0, 0)
+        box.addLayout(self._plot_slot)
         options = QHBoxLayout()
         options.addWidget(self.auto_preview_check)
         options.addStretch(1)
@@ -241,6 +244,15 @@ class OperatorPanel(QWidget):
         after = self.values()
         if after != before:
             self.params_changed.emit(after)
+
+    def set_plot(self, widget: QWidget | None) -> None:
+        """Show ``widget`` (a histogram for thresholds, say) under the form; None hides it."""
+        while self._plot_slot.count():
+            item = self._plot_slot.takeAt(0)
+            if item.widget() is not None:
+                item.widget().setParent(None)
+        if widget is not None:
+            self._plot_slot.addWidget(widget)
 
     def show_scores(self, scores: dict) -> None:
         """Show the numbers the last result reported, e.g. ``threshold 107``."""

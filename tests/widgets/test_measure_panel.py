@@ -52,7 +52,7 @@ def test_objects_follow_edits(panel, qtbot):
 
 
 def test_histogram_and_threshold_lines(panel):
-    x, y = panel._histogram_curve.getData()
+    x, y = panel.histogram_plot.curve_data()
     assert len(x) == 257 and y.max() > 0
     panel.show_thresholds([87.5])
     panel.show_thresholds([50.0, 120.0])

@@ -84,3 +84,144 @@ def histogram(image: np.ndarray, bins: int = 256) -> tuple[np.ndarray, np.ndarra
         high = low + 1.0
     counts, edges = np.histogram(values, bins=bins, range=(low, high))
     return counts, edges
+
+
+# ------------------------------------------------------------------ image quality
+
+
+def _image_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two images of one shape; a trailing single channel is dropped."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if b.ndim == 3 and b.shape[2] == 1:
+        b = b[..., 0]
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
+    return a, b
+
+
+def _inside(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The mask as a bool (row, col) array of the images' size, or None for the whole image."""
+    if mask is None:
+        return None
+    inside = _as_mask(mask)
+    if inside.shape != tuple(shape[:2]):
+        raise ValueError(f"the mask is {inside.shape[0]}x{inside.shape[1]} but the images are {shape[0]}x{shape[1]}")
+    if not inside.any():
+        raise ValueError("the mask is empty: there is nothing to compare inside it")
+    return inside
+
+
+def _data_range(reference: np.ndarray, data_range: float | None) -> float:
+    """The given range, the integer dtype's range, or the float reference's own range."""
+    if data_range is not None:
+        return float(data_range)
+    if reference.dtype == bool:
+        return 1.0
+    if np.issubdtype(reference.dtype, np.unsignedinteger):
+        return float(np.iinfo(reference.dtype).max)
+    if np.issubdtype(reference.dtype, np.integer):
+        info = np.iinfo(reference.dtype)
+        return float(info.max) - float(info.min)
+    finite = reference[np.isfinite(reference)]
+    span = float(finite.max() - finite.min()) if finite.size else 0.0
+    return span if span > 0 else 1.0
+
+
+def mse(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean squared error between two images, over all pixels or those inside ``mask``.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        Images of one shape (gray or with channels; every channel counts).
+    mask : ndarray, optional
+        Nonzero where to compare, of the images' (row, col) size.
+
+    Raises
+    ------
+    ValueError
+        When the shapes differ or the mask is empty or of another size.
+    """
+    a, b = _image_pair(a, b)
+    inside = _inside(mask, a.shape)
+    diff = a.astype(np.float64) - b.astype(np.float64)
+    if inside is not None:
+        diff = diff[inside]
+    return float(np.mean(np.square(diff)))
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, data_range: float | None = None) -> float:
+    """Peak signal-to-noise ratio in dB of ``b`` against the reference ``a``.
+
+    Parameters
+    ----------
+    a : ndarray
+        Reference image.
+    b : ndarray
+        Image to judge, of ``a``'s shape.
+    mask : ndarray, optional
+        Nonzero where to compare, of the images' (row, col) size.
+    data_range : float, optional
+        Span of possible values. By default the dtype's (255 for 8-bit, 65535 for
+        16-bit) for integer images and the reference's max - min for float images.
+
+    Returns
+    -------
+    float
+        ``10 log10(data_range^2 / MSE)``; infinity for identical images.
+    """
+    a, b = _image_pair(a, b)
+    error = mse(a, b, mask)
+    peak = _data_range(a, data_range)
+    if error == 0:
+        return float("inf")
+    return float(10.0 * np.log10(peak * peak / error))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, data_range: float | None = None) -> float:
+    """Structural similarity (scikit-image's, 7x7 windows) of ``b`` against the reference ``a``.
+
+    Colour images are compared per channel and averaged. Inside a mask, the per-pixel
+    SSIM map is averaged over the masked pixels; like scikit-image's whole-image mean,
+    that leaves out the 3-pixel border where the windows do not fit, unless the mask lies
+    only there.
+
+    Parameters
+    ----------
+    a : ndarray
+        Reference image (at least 7x7).
+    b : ndarray
+        Image to judge, of ``a``'s shape.
+    mask : ndarray, optional
+        Nonzero where to compare, of the images' (row, col) size.
+    data_range : float, optional
+        As for :func:`psnr`.
+
+    Returns
+    -------
+    float
+        1 for identical images, lower for less similar ones.
+    """
+    from skimage.metrics import structural_similarity
+
+    a, b = _image_pair(a, b)
+    inside = _inside(mask, a.shape)
+    peak = _data_range(a, data_range)
+    channel_axis = -1 if a.ndim == 3 else None
+    if inside is None:
+        return float(structural_similarity(a, b, data_range=peak, channel_axis=channel_axis))
+    _, local = structural_similarity(a, b, data_range=peak, channel_axis=channel_axis, full=True)
+    border = 3  # (win_size - 1) // 2 for scikit-image's default 7x7 window
+    core = np.zeros(inside.shape, bool)
+    core[border:-border, border:-border] = True
+    if (inside & core).any():
+        inside = inside & core
+    return float(np.mean(local[inside]))
+
+
+def difference_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Absolute difference ``|a - b|`` as float32, same shape (for a difference layer)."""
+    a, b = _image_pair(a, b)
+    return np.abs(a.astype(np.float32) - b.astype(np.float32))

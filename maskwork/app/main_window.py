@@ -31,7 +31,7 @@ from maskwork.core import io
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
 from maskwork.operators import OperatorSpec, all_operators
-from maskwork.widgets.background import wait_for_jobs
+from maskwork.widgets.background import BackgroundJob, wait_for_jobs
 from maskwork.widgets.canvas import Canvas, Tool
 from maskwork.widgets.histogram_plot import HistogramPlot
 from maskwork.widgets.history_panel import HistoryPanel
@@ -522,6 +522,8 @@ class MainWindow(QMainWindow):
             self.operator_panel.set_plot(self.operator_histogram)
         else:
             self.operator_panel.set_plot(None)
+        if spec.id == "denoise":
+            self._suggest_denoising()
         self.runner.set_operator(spec, {**spec.defaults(), **self.operator_panel.values()})
         self.docks["operator"].show()
         self.docks["operator"].raise_()
@@ -530,6 +532,33 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{spec.title} needs {', '.join(missing)}", 8000)
         elif self.runner.auto_preview:
             self.runner.preview()
+
+    def _suggest_denoising(self) -> None:
+        """Estimate the noise of the image off the UI thread and offer matching parameters."""
+        base = self.document.base_image
+        if base is None:
+            return
+        from maskwork.operators.restore.denoise import estimate_noise, intensity_range, suggested_parameters
+
+        data = base.data
+        # A central crop of about a megapixel estimates the noise as well as the whole.
+        rows, cols = data.shape[:2]
+        half = 512
+        crop = data[max(0, rows // 2 - half) : rows // 2 + half, max(0, cols // 2 - half) : cols // 2 + half]
+
+        def estimate():
+            sigma = estimate_noise(crop)
+            return sigma, suggested_parameters(sigma, intensity_range(crop))
+
+        def show(value) -> None:
+            if isinstance(value, Exception) or self.runner.spec is None or self.runner.spec.id != "denoise":
+                return
+            sigma, values = value
+            self.operator_panel.set_suggestion(f"Estimated noise: sigma {sigma:.3g} (image units)", values)
+
+        self._noise_job = BackgroundJob(estimate)
+        self._noise_job.done.connect(show)
+        self._noise_job.start()
 
     def _on_params_changed(self, values: dict) -> None:
         self.runner.set_params(values)

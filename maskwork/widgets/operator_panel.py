@@ -126,6 +126,14 @@ class OperatorPanel(QWidget):
         self.scores_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.scores_label.setToolTip("Numbers the last preview or apply reported (thresholds, noise estimate, ...)")
 
+        self.suggestion_label = QLabel(self)
+        self.suggestion_label.setObjectName("suggestionLabel")
+        self.suggestion_label.setWordWrap(True)
+        self.suggestion_button = QPushButton("Use suggested values", self)
+        self.suggestion_button.setObjectName("suggestionButton")
+        self.suggestion_button.clicked.connect(self._use_suggestion)
+        self._suggested: dict = {}
+
         self._form = QFormLayout()
         self._form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
 
@@ -159,6 +167,8 @@ class OperatorPanel(QWidget):
         box.addWidget(self._title_label)
         box.addWidget(self._summary_label)
         box.addWidget(self._missing_label)
+        box.addWidget(self.suggestion_label)
+        box.addWidget(self.suggestion_button)
         box.addLayout(self._form)
         self._plot_slot = QVBoxLayout()
         self._plot_slot.setContentsMargins(0, 0, 0, 0)
@@ -226,6 +236,7 @@ class OperatorPanel(QWidget):
         self._missing_label.setText(missing_requirements_text(missing) if missing else "")
         self._missing_label.setVisible(bool(missing))
         self.show_scores({})
+        self.set_suggestion("", {})
         runnable = spec is not None and not missing
         self.preview_button.setEnabled(runnable)
         self.apply_button.setEnabled(runnable)
@@ -253,6 +264,20 @@ class OperatorPanel(QWidget):
                 item.widget().setParent(None)
         if widget is not None:
             self._plot_slot.addWidget(widget)
+
+    def set_suggestion(self, text: str, values: dict) -> None:
+        """Offer parameter values (e.g. from a noise estimate) with a button to use them."""
+        self._suggested = {name: value for name, value in values.items() if name in self._editors}
+        self.suggestion_label.setText(text)
+        self.suggestion_label.setVisible(bool(text))
+        self.suggestion_button.setVisible(bool(self._suggested))
+
+    def _use_suggestion(self) -> None:
+        values = {**self.values(), **self._suggested}
+        text, suggested = self.suggestion_label.text(), self._suggested
+        self.set_operator(self._spec, values)
+        self.set_suggestion(text, suggested)
+        self.params_changed.emit(self.values())
 
     def show_scores(self, scores: dict) -> None:
         """Show the numbers the last result reported, e.g. ``threshold 107``."""

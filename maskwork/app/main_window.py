@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
@@ -31,6 +32,7 @@ from maskwork.core import io
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
 from maskwork.operators import OperatorSpec, all_operators
+from maskwork.widgets.alignment_panel import AlignmentPanel
 from maskwork.widgets.background import BackgroundJob, wait_for_jobs
 from maskwork.widgets.canvas import Canvas, Tool
 from maskwork.widgets.histogram_plot import HistogramPlot
@@ -94,18 +96,31 @@ class MainWindow(QMainWindow):
         # Shown inside the operator panel for threshold operators, with their thresholds.
         self.operator_histogram = HistogramPlot()
         self.operator_histogram.setObjectName("operatorHistogram")
+        self.alignment_panel = AlignmentPanel(self.document, self)
+        # The optimiser's metric per iteration, plotted live under a registration's form.
+        self.metric_plot = pg.PlotWidget(background=None)
+        self.metric_plot.setObjectName("metricPlot")
+        self.metric_plot.setMinimumHeight(110)
+        self.metric_plot.setMaximumHeight(170)
+        self.metric_plot.setLabel("bottom", "iteration")
+        self.metric_plot.setLabel("left", "metric")
+        self._metric_curve = self.metric_plot.plot(pen=pg.mkPen((230, 57, 70), width=2))
+        self.metric_values: list[float] = []
         self.docks = {}
         for key, title, widget, area in (
             ("layers", "Layers", self.layer_panel, Qt.DockWidgetArea.RightDockWidgetArea),
             ("operator", "Operator", self.operator_panel, Qt.DockWidgetArea.RightDockWidgetArea),
             ("history", "History", self.history_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
             ("measure", "Measure", self.measure_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("alignment", "Alignment", self.alignment_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"{key}Dock")
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self.docks[key] = dock
+        self.tabifyDockWidget(self.docks["measure"], self.docks["alignment"])
+        self.docks["measure"].raise_()
         # First-run proportions: the operator form needs more room than the layer list,
         # and the history list less width than the canvas (saved layouts override this).
         self.resizeDocks([self.docks["layers"], self.docks["operator"]], [260, 440], Qt.Orientation.Vertical)
@@ -133,6 +148,9 @@ class MainWindow(QMainWindow):
         self.action_export_labels = a("Export &labels...", lambda: self._export_dialog("labels"), None, "Export a labels layer (uint8/uint16 PNG or TIFF)")
         self.action_export_labels_color = a("Export labels as &colour PNG...", lambda: self._export_dialog("labels_color"), None, "Export labels drawn in their colours")
         self.action_export_cutout = a("Export &cut-out (RGBA PNG)...", lambda: self._export_dialog("cutout"), None, "Export the image with the mask as alpha")
+        self.action_export_transform = a("Export &transform (JSON or .tfm)...", self.export_transform_dialog, None, "Save the last registration's transform")
+        self.action_load_transform = a("Load transform...", self.load_transform_dialog, None, "Load a transform saved as JSON or .tfm")
+        self.action_apply_transform = a("Apply &transform to layer", self.apply_transform_to_selected, None, "Warp the selected layer with the current transform (masks nearest-neighbour)")
         self.action_close = a("&Close", self.close_document, QKeySequence.StandardKey.Close, "Close the image")
         self.action_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit maskwork")
         self.action_undo = a("&Undo", self.undo, QKeySequence.StandardKey.Undo, "Undo the last step")
@@ -176,6 +194,8 @@ class MainWindow(QMainWindow):
                 self.action_export_labels,
                 self.action_export_labels_color,
                 self.action_export_cutout,
+                self.action_export_transform,
+                self.action_load_transform,
             ]
         )
         file_menu.addSeparator()
@@ -197,6 +217,8 @@ class MainWindow(QMainWindow):
         layers_menu.addActions([panel.action_new_markers, panel.action_new_mask, panel.action_duplicate, panel.action_delete])
         layers_menu.addSeparator()
         layers_menu.addActions([panel.action_to_labels, panel.action_to_mask, panel.action_move_up, panel.action_move_down])
+        layers_menu.addSeparator()
+        layers_menu.addAction(self.action_apply_transform)
 
         tools_menu = bar.addMenu("&Tools")
         tools_menu.addActions(list(self.tool_actions.values()))
@@ -297,6 +319,9 @@ class MainWindow(QMainWindow):
         runner.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         runner.applied.connect(lambda layers: self._update_title())
         runner.scores.connect(self._on_scores)
+        runner.partial_scores.connect(self._on_partial_scores)
+        runner.busy_changed.connect(lambda busy: busy and self._reset_metric_curve())
+        self.alignment_panel.overlay_changed.connect(canvas.set_overlay)
 
         history = self.document.history
         history.changed.connect(self._update_history_actions)
@@ -522,6 +547,9 @@ class MainWindow(QMainWindow):
             self.operator_panel.set_plot(self.operator_histogram)
         else:
             self.operator_panel.set_plot(None)
+        if spec.category.startswith("Registration"):
+            self._reset_metric_curve()
+            self.operator_panel.set_plot(self.metric_plot)
         if spec.id == "denoise":
             self._suggest_denoising()
         self.runner.set_operator(spec, {**spec.defaults(), **self.operator_panel.values()})
@@ -581,6 +609,94 @@ class MainWindow(QMainWindow):
         thresholds = [float(value) for name, value in sorted(scores.items()) if name.startswith("threshold")]
         self.measure_panel.show_thresholds(thresholds)
         self.operator_histogram.show_thresholds(thresholds)
+
+    def _reset_metric_curve(self) -> None:
+        self.metric_values = []
+        self._metric_curve.setData([], [])
+
+    def _on_partial_scores(self, scores: dict) -> None:
+        if "metric" in scores:
+            self.metric_values.append(float(scores["metric"]))
+            self._metric_curve.setData(np.arange(len(self.metric_values)), self.metric_values)
+
+    # -- transforms -------------------------------------------------------------------
+    @property
+    def current_transform(self):
+        """The selected layer's transform if it has one, else the last applied one."""
+        selected = self.document.layers.selected
+        if selected is not None and selected.metadata.get("transform") is not None:
+            return selected.metadata["transform"]
+        return self.runner.last_transform
+
+    def export_transform(self, path: str | Path) -> Path | None:
+        """Save the current transform as JSON (matrix, parameters) or as a SimpleITK .tfm."""
+        transform = self.current_transform
+        if transform is None:
+            self.show_error("No transform", "Apply a registration first (Registration menu).")
+            return None
+        path = Path(path)
+        try:
+            if path.suffix.lower() == ".tfm":
+                transform.save_tfm(path)
+            else:
+                transform.save(path)
+        except (ValueError, OSError) as error:
+            self.show_error(f"Cannot save {path.name}", str(error))
+            return None
+        self.statusBar().showMessage(f"Saved transform {path}", 5000)
+        return path
+
+    def export_transform_dialog(self) -> None:
+        """Ask where to save the current transform."""
+        path, _ = QFileDialog.getSaveFileName(self, "Export transform", str(Path(self._last_dir()) / "transform.json"), "Transform (*.json *.tfm)")
+        if path:
+            self.export_transform(path)
+
+    def load_transform_dialog(self) -> None:
+        """Load a transform saved earlier and make it the current one."""
+        path, _ = QFileDialog.getOpenFileName(self, "Load transform", self._last_dir(), "Transform (*.json *.tfm)")
+        if path:
+            self.load_transform(path)
+
+    def load_transform(self, path: str | Path):
+        """Read a JSON or .tfm transform; a .tfm maps onto the current base image's grid."""
+        from maskwork.operators.registration.transform import Transform
+
+        path = Path(path)
+        try:
+            if path.suffix.lower() == ".tfm":
+                shape = self.document.shape
+                if shape is None:
+                    raise ValueError("open the fixed image first: a .tfm has no image size")
+                transform = Transform.load_tfm(path, shape, shape)
+            else:
+                transform = Transform.load(path)
+        except (ValueError, OSError, KeyError) as error:
+            self.show_error(f"Cannot load {path.name}", str(error))
+            return None
+        self.runner.last_transform = transform
+        self.statusBar().showMessage(f"Loaded {transform.kind} transform from {path.name}", 5000)
+        return transform
+
+    def apply_transform_to_selected(self) -> Layer | None:
+        """Warp the selected layer with the current transform into a new layer (undoable)."""
+        transform = self.current_transform
+        layer = self.document.layers.selected
+        if transform is None or layer is None:
+            self.show_error("Nothing to transform", "Select a layer and apply or load a registration first.")
+            return None
+        from maskwork.operators.registration.transform import warp_layer
+
+        warped = warp_layer(layer.data, transform, layer.kind.value)
+        result = Layer(
+            warped,
+            layer.kind,
+            self.document.layers.unique_name(f"{layer.name} (aligned)"),
+            opacity=layer.opacity,
+            colormap=layer.colormap,
+            metadata={**layer.metadata, "transform": transform},
+        )
+        return self.document.add_layer(result, step=f"Transform {layer.name}")
 
     def _on_operator_failed(self, error: OperatorError) -> None:
         title = "Cannot run the operator" if error.is_input_error else "The operator failed"

@@ -48,6 +48,10 @@ class OperatorRunner(QObject):
         A short status line.
     scores(dict)
         The scores of the latest preview or applied result (thresholds, energies...).
+    partial_scores(dict)
+        The scores of each partial result (a registration's metric per iteration).
+    transform_ready(object)
+        The transform of an applied registration (also kept as ``last_transform``).
     """
 
     busy_changed = Signal(bool)
@@ -57,6 +61,8 @@ class OperatorRunner(QObject):
     applied = Signal(list)
     message = Signal(str)
     scores = Signal(dict)
+    partial_scores = Signal(dict)
+    transform_ready = Signal(object)
 
     def __init__(self, document: Document, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +74,7 @@ class OperatorRunner(QObject):
         self._preview: Layer | None = None
         self._preview_bounds = None
         self._applying = False
+        self.last_transform = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.preview)
@@ -216,6 +223,8 @@ class OperatorRunner(QObject):
     def _on_partial(self, result) -> None:
         if self.sender() is self._worker and isinstance(result, Result):
             self._show_preview(result)
+            if result.scores:
+                self.partial_scores.emit(dict(result.scores))
 
     def _on_returned(self, result: Result) -> None:
         worker = self.sender()
@@ -282,20 +291,28 @@ class OperatorRunner(QObject):
         self._applying = True
         try:
             with doc.history.group(spec.title):
+                transform = result.outputs.get("transform")
                 for output, value in result.outputs.items():
                     for name, data, kind in _output_layers(spec, output, value):
+                        metadata = {"operator": spec.id, "parameters": dict(params), "output": output}
+                        if transform is not None:
+                            # A warped image remembers how it was made, for export and re-use.
+                            metadata["transform"] = transform
                         layer = Layer(
                             data,
                             kind,
                             doc.layers.unique_name(name),
                             opacity=0.6 if kind is not LayerKind.IMAGE else 1.0,
-                            metadata={"operator": spec.id, "parameters": dict(params), "output": output},
+                            metadata=metadata,
                         )
                         doc.add_layer(layer)
                         added.append(layer)
         finally:
             self._applying = False
         self.clear_preview()
+        if transform is not None:
+            self.last_transform = transform
+            self.transform_ready.emit(transform)
         self.message.emit(f"{spec.title} applied: {', '.join(layer.name for layer in added)}")
         self.applied.emit(added)
 

@@ -97,6 +97,7 @@ class Canvas(QWidget):
         self._space_held = False
         self._views: dict[int, LayerView] = {}
         self._preview_view: LayerView | None = None
+        self._overlay_view: LayerView | None = None
         self._last_point: tuple[float, float] | None = None
         self._stroke_layer: Layer | None = None
         self._drag_origin: tuple[float, float] | None = None
@@ -251,6 +252,15 @@ class Canvas(QWidget):
         if layer is not None and self._preview_view is None:
             self._preview_view = LayerView(layer, self.view)
             self._restack()
+
+    def set_overlay(self, layer: Layer | None) -> None:
+        """Show a transient comparison layer (checkerboard, difference...) above everything."""
+        if self._overlay_view is not None and (layer is None or self._overlay_view.layer is not layer):
+            self._overlay_view.close()
+            self._overlay_view = None
+        if layer is not None and self._overlay_view is None:
+            self._overlay_view = LayerView(layer, self.view)
+            self._overlay_view.set_z(len(self.document.layers) + 2)
 
     # -- seeds drawn as overlays ------------------------------------------------------
     def _update_seed_items(self) -> None:

@@ -54,6 +54,7 @@ TOOLS = (
     (Tool.FILL, "&Flood fill", "G"),
     (Tool.POINT_POSITIVE, "Positive p&oint", "P"),
     (Tool.POINT_NEGATIVE, "&Negative point", "N"),
+    (Tool.LANDMARK, "Land&mark pairs (fixed, then moving)", "K"),
 )
 LABEL_NAMES = {1: "foreground", 2: "background"}
 MAX_LABEL_CHOICE = 9
@@ -284,6 +285,11 @@ class MainWindow(QMainWindow):
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setMaximumWidth(220)
         self.progress_bar.setTextVisible(False)
+        # Keep the bar's room while hidden, so the status bar (and the canvas above it)
+        # does not change height each time an operator starts or ends.
+        policy = self.progress_bar.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.progress_bar.setSizePolicy(policy)
         self.progress_bar.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("cancelButton")

@@ -83,9 +83,10 @@ class Document:
         self.history.record(AttributeAtom(self, "rect", self._rect), "Box" if rect else "Clear box")
         self.rect = rect
 
-    def add_point(self, row: float, col: float, label: int) -> None:
-        """Add a point prompt (label 1 positive, 0 negative) as an undoable step."""
-        self.history.record(AttributeAtom(self, "points", self._points), "Positive point" if label else "Negative point")
+    def add_point(self, row: float, col: float, label: int, step: str | None = None) -> None:
+        """Add a point (prompt: label 1 positive, 0 negative; landmark: +k fixed, -k moving)."""
+        step = step or ("Positive point" if label else "Negative point")
+        self.history.record(AttributeAtom(self, "points", self._points), step)
         self.points = self._points + ((row, col, label),)
 
     def clear_seeds(self) -> None:

@@ -33,6 +33,7 @@ class Tool(str, Enum):
     FILL = "fill"
     POINT_POSITIVE = "point_positive"
     POINT_NEGATIVE = "point_negative"
+    LANDMARK = "landmark"
 
 
 #: Tools that paint into a labels-like layer.
@@ -132,6 +133,7 @@ class Canvas(QWidget):
         self.view.addItem(self._polygon_item, ignoreBounds=True)
         self._points_item = pg.ScatterPlotItem(size=12, pxMode=True)
         self._points_item.setZValue(10_003)
+        self._landmark_texts: list[pg.TextItem] = []
         self.view.addItem(self._points_item, ignoreBounds=True)
 
         stack = document.layers
@@ -158,6 +160,7 @@ class Canvas(QWidget):
         self._cancel_polygon()
         self._tool = tool
         self._brush_outline.setVisible(False)
+        self._update_seed_items()  # landmarks show their numbers
         self.graphics.setCursor(Qt.CursorShape.OpenHandCursor if tool is Tool.PAN else Qt.CursorShape.CrossCursor)
         self.tool_changed.emit(tool.value)
 
@@ -268,15 +271,30 @@ class Canvas(QWidget):
         self._rect_item.setVisible(rect is not None)
         if rect is not None:
             self._rect_item.setRect(QRectF(*rect))
-        spots = [
-            {
-                "pos": (col + 0.5, row + 0.5),
-                "brush": pg.mkBrush((46, 204, 64) if label else (230, 57, 70)),
-                "pen": pg.mkPen("w", width=1.5),
-                "symbol": "o" if label else "x",
-            }
-            for row, col, label in self.document.points
-        ]
+        landmarks = self._tool is Tool.LANDMARK or any(abs(label) > 1 or label < 0 for _, _, label in self.document.points)
+        spots = []
+        for text in self._landmark_texts:
+            self.view.removeItem(text)
+        self._landmark_texts = []
+        for row, col, label in self.document.points:
+            if landmarks:
+                # Landmark k on the fixed image is yellow "k", on the moving image cyan "k'".
+                colour = (255, 220, 0) if label > 0 else (0, 220, 255)
+                text = pg.TextItem(f"{abs(label)}" + ("" if label > 0 else "'"), color=colour, anchor=(-0.2, 1.1))
+                text.setPos(col + 0.5, row + 0.5)
+                text.setZValue(10_004)
+                self.view.addItem(text, ignoreBounds=True)
+                self._landmark_texts.append(text)
+                spots.append({"pos": (col + 0.5, row + 0.5), "brush": pg.mkBrush(colour), "pen": pg.mkPen("k", width=1), "symbol": "+" if label > 0 else "t"})
+            else:
+                spots.append(
+                    {
+                        "pos": (col + 0.5, row + 0.5),
+                        "brush": pg.mkBrush((46, 204, 64) if label else (230, 57, 70)),
+                        "pen": pg.mkPen("w", width=1.5),
+                        "symbol": "o" if label else "x",
+                    }
+                )
         self._points_item.setData(spots)
 
     # -- mouse ------------------------------------------------------------------------
@@ -378,6 +396,8 @@ class Canvas(QWidget):
             else:
                 self._polygon.append((row, col))
                 self._update_polygon_item()
+        elif self._tool is Tool.LANDMARK:
+            self.add_landmark(row, col)
         elif self._tool in (Tool.POINT_POSITIVE, Tool.POINT_NEGATIVE):
             shape = self.document.shape
             if shape is not None and 0 <= row < shape[0] and 0 <= col < shape[1]:
@@ -430,6 +450,23 @@ class Canvas(QWidget):
                 tolerance=self.fill_tolerance if reference is not None else 0,
             )
             self.document.apply_patch(layer, patch, "Flood fill")
+
+    def next_landmark_label(self) -> int:
+        """Label of the next landmark click: +k on the fixed image, then -k on the moving one."""
+        labels = {label for _, _, label in self.document.points}
+        unpaired = sorted(label for label in labels if label > 0 and -label not in labels)
+        if unpaired:
+            return -unpaired[0]
+        return max([label for label in labels if label > 0], default=0) + 1
+
+    def add_landmark(self, row: float, col: float) -> None:
+        """Add the next landmark: fixed point k, then its partner on the moving image."""
+        shape = self.document.shape
+        if shape is None or not (0 <= row < shape[0] and 0 <= col < shape[1]):
+            return
+        label = self.next_landmark_label()
+        name = f"Landmark {abs(label)}" + (" on fixed" if label > 0 else " on moving")
+        self.document.add_point(round(row), round(col), label, name)
 
     def _update_polygon_item(self) -> None:
         path = QPainterPath()

@@ -264,6 +264,7 @@ class OperatorPanel(QWidget):
                 item.widget().setParent(None)
         if widget is not None:
             self._plot_slot.addWidget(widget)
+            widget.show()  # a child added to a visible widget stays hidden until shown
 
     def set_suggestion(self, text: str, values: dict) -> None:
         """Offer parameter values (e.g. from a noise estimate) with a button to use them."""

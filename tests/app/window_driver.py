@@ -18,8 +18,9 @@ def widget_point(canvas, row, col):
 MOVE_INTERVAL_MS = 12
 
 
-def _send(widget, kind, pos: QPoint, button, buttons):
-    QTest.qWait(MOVE_INTERVAL_MS)
+def _send(widget, kind, pos: QPoint, button, buttons, wait: bool = True):
+    if wait:
+        QTest.qWait(MOVE_INTERVAL_MS)
     event = QMouseEvent(kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)), button, buttons, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, event)
 
@@ -37,12 +38,12 @@ def drag(canvas, points, button=Qt.MouseButton.LeftButton):
 
 
 def click(canvas, row, col, button=Qt.MouseButton.LeftButton):
-    """A click on image pixel (row, col)."""
+    """A click on image pixel (row, col), aimed after pending events have settled."""
     viewport = canvas.graphics.viewport()
-    QApplication.processEvents()
+    QTest.qWait(MOVE_INTERVAL_MS)  # a status message or late layout may still move the view
     pos = widget_point(canvas, row, col)
-    _send(viewport, QEvent.Type.MouseButtonPress, pos, button, button)
-    _send(viewport, QEvent.Type.MouseButtonRelease, pos, button, Qt.MouseButton.NoButton)
+    _send(viewport, QEvent.Type.MouseButtonPress, pos, button, button, wait=False)
+    _send(viewport, QEvent.Type.MouseButtonRelease, pos, button, Qt.MouseButton.NoButton, wait=False)
     QApplication.processEvents()
 
 

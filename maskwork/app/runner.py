@@ -220,15 +220,24 @@ class OperatorRunner(QObject):
             self.busy_changed.emit(False)
 
     # -- results ----------------------------------------------------------------------
+    def _current(self) -> OperatorWorker | None:
+        """The worker that sent this signal, if it is the current one.
+
+        A queued signal of a stale or already deleted worker can still arrive; its sender
+        is then another worker or None, and it must not touch the preview or the state.
+        """
+        worker = self.sender()
+        return worker if worker is not None and worker is self._worker else None
+
     def _on_partial(self, result) -> None:
-        if self.sender() is self._worker and isinstance(result, Result):
+        if self._current() is not None and isinstance(result, Result):
             self._show_preview(result)
             if result.scores:
                 self.partial_scores.emit(dict(result.scores))
 
     def _on_returned(self, result: Result) -> None:
-        worker = self.sender()
-        if worker is not self._worker:
+        worker = self._current()
+        if worker is None:
             return
         self._finish(worker)
         self.scores.emit(dict(result.scores))
@@ -239,8 +248,8 @@ class OperatorRunner(QObject):
             self._commit(worker.spec, worker.params, result)
 
     def _on_errored(self, error: OperatorError) -> None:
-        worker = self.sender()
-        if worker is self._worker:
+        worker = self._current()
+        if worker is not None:
             self._finish(worker)
             if error.is_input_error and worker.purpose == "preview" and self.auto_preview:
                 # While the person is still drawing, "not enough seeds yet" is no error.
@@ -249,8 +258,8 @@ class OperatorRunner(QObject):
                 self.failed.emit(error)
 
     def _on_cancelled(self) -> None:
-        worker = self.sender()
-        if worker is self._worker:
+        worker = self._current()
+        if worker is not None:
             self._finish(worker)
             self.message.emit("Cancelled")
 

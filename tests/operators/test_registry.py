@@ -57,6 +57,11 @@ def _disc() -> np.ndarray:
     return (rows - H // 2) ** 2 + (cols - W // 2) ** 2 <= 25**2
 
 
+def _landmark_pairs() -> list[tuple[int, int, int]]:
+    fixed = [(20, 30), (70, 40), (50, 100)]
+    return [(r, c, k) for k, (r, c) in enumerate(fixed, 1)] + [(r + 3, c - 5, -k) for k, (r, c) in enumerate(fixed, 1)]
+
+
 def make_inputs(spec) -> dict:
     """Small valid inputs for every input the operator declares."""
     image = _image()
@@ -66,7 +71,9 @@ def make_inputs(spec) -> dict:
         "markers": _markers,
         "mask": _disc,
         "rect": lambda: (16, 12, W - 32, H - 24),
-        "points": lambda: [(H // 2, W // 2, 1)],
+        # Registration operators that take points read them as landmark pairs (+k on
+        # image, -k on image2); image2 is image rolled by (3, -5), so pairs follow that.
+        "points": lambda: _landmark_pairs() if "image2" in spec.inputs else [(H // 2, W // 2, 1)],
     }
     unknown = set(spec.inputs) - set(builders)
     assert not unknown, f"the registry test cannot build inputs {unknown}"

@@ -2,8 +2,9 @@
 
 Three things make it fast on large photos without changing what it finds:
 
-1. It works on the region around the seeds plus a margin. Outside a box everything is
-   background by GrabCut's own definition, so cropping loses nothing but distant colours.
+1. With a box it works on the region around the box and scribbles plus a margin. Outside
+   a box everything is background by GrabCut's own definition, so cropping loses nothing
+   but distant colours.
 2. When that region is larger than ``coarse_megapixels``, the iterations (the colour models
    and the graph cuts that refine them) run on a downsampled copy. The colour models do
    not depend on resolution, so one final graph cut at full resolution with the models
@@ -58,7 +59,8 @@ def grabcut(
         hard cases; 5 is usually enough.
     margin : float
         Extra context around the box and scribbles, as a fraction of their size (at
-        least 10 pixels). The background colour model learns from this margin.
+        least 10 pixels). The background colour model learns from this margin. Without a
+        box the whole image is used.
     coarse_megapixels : float
         Region size in megapixels above which the iterations run on a downsampled copy
         and a final full-resolution cut refines the boundary; 0 always works at full
@@ -168,7 +170,14 @@ def _at_scale(crop: np.ndarray, trimap: np.ndarray, scale: float, previous: np.n
 
 
 def _region_of_interest(shape, rect, markers, margin: float) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) around the box and all scribbles, plus the margin."""
+    """(top, left, bottom, right) around the box and all scribbles, plus the margin.
+
+    Only a box says that everything outside it is background. With scribbles alone the
+    object may reach far beyond them, so the whole image is the region (measured on the
+    GrabCut benchmark: cropping to the scribbles cut off up to 16% of the foreground).
+    """
+    if rect is None:
+        return 0, 0, shape[0], shape[1]
     boxes = []
     if rect is not None:
         x, y, w, h = rect

@@ -1,0 +1,447 @@
+"""Feature-based registration: keypoints, ratio-test matching, robust model fitting.
+
+Pipeline: both images become 8-bit gray (16-bit and float stretched between their 0.5 and
+99.5 percentiles, colour converted to luminance); ORB, AKAZE or SIFT keypoints are matched
+moving -> fixed with Lowe's ratio test; RANSAC or OpenCV's USAC/MAGSAC picks the inliers;
+the chosen model is then refitted by least squares on the inliers (re-selected under the
+final model a few times), which is what gets sub-pixel accuracy out of many matches.
+
+OpenCV's robust estimators cover the models differently, so:
+
+* similarity: ``cv2.estimateAffinePartial2D`` (RANSAC). MAGSAC is offered there only by
+  ``cv2.estimateAffine2D``, so with ``usac_magsac`` the inliers come from a MAGSAC affine
+  fit and the similarity is refitted on them.
+* rigid: the similarity's inliers, refitted with the scale forced to 1 (Umeyama/Kabsch).
+* affine: ``cv2.estimateAffine2D``; homography: ``cv2.findHomography`` (both estimators).
+* translation: RANSAC on the match shifts (one match is a full sample), then the mean shift
+  of the inliers; MAGSAC has no translation model, so both estimators use this.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import cv2
+import numpy as np
+
+from maskwork.operators.context import InputError, Result, RunContext, null_context
+from maskwork.operators.registration.transform import Transform, describe_matrix
+from maskwork.operators.registry import Range, register
+from maskwork.operators.seeds import check_image
+
+#: Point pairs that determine each model exactly.
+SAMPLE_SIZE = {"translation": 1, "rigid": 2, "similarity": 2, "affine": 3, "homography": 4}
+#: Fewest ratio-test matches worth trying a model on (a few more than its sample size).
+MIN_MATCHES = {"translation": 3, "rigid": 3, "similarity": 3, "affine": 4, "homography": 6}
+#: Detectors this OpenCV build offers. OpenCV 5 moved AKAZE to opencv-contrib, so it is
+#: listed only where ``cv2.AKAZE_create`` exists (OpenCV 4.x or a contrib build).
+DETECTORS = tuple(name for name in ("orb", "akaze", "sift") if name != "akaze" or hasattr(cv2, "AKAZE_create"))
+#: Inlier/outlier points kept in ``Transform.parameters`` for drawing (each list at most).
+MAX_STORED_POINTS = 1000
+
+
+@register("register_features", title="Feature-based", category="Registration", outputs=("image", "transform"))
+def register_features(
+    image: np.ndarray,
+    image2: np.ndarray,
+    *,
+    detector: Literal[DETECTORS] = "sift",
+    max_features: Annotated[int, Range(50, 100000)] = 5000,
+    ratio: Annotated[float, Range(0.1, 1.0)] = 0.75,
+    estimator: Literal["ransac", "usac_magsac"] = "ransac",
+    reprojection_threshold: Annotated[float, Range(0.1, 50.0)] = 3.0,
+    model: Literal["translation", "rigid", "similarity", "affine", "homography"] = "similarity",
+    ctx: RunContext | None = None,
+) -> Result:
+    """Align a moving image onto a fixed one by matching keypoints.
+
+    Parameters
+    ----------
+    image : ndarray
+        The fixed image (reference): gray, RGB or RGBA, 8-bit, 16-bit or float.
+    image2 : ndarray
+        The moving image, warped onto the fixed image's grid; its size may differ.
+    detector : {"orb", "akaze", "sift"}
+        Keypoint detector and descriptor. SIFT is the most accurate and handles scale and
+        rotation well; ORB is the fastest; AKAZE (offered when OpenCV has it: 4.x or a
+        contrib build) sits between and likes textured scenes.
+    max_features : int
+        Most keypoints kept per image (the strongest ones).
+    ratio : float
+        Lowe's ratio test: a match is kept when its descriptor distance is below this
+        fraction of the second-best candidate's. Lower is stricter.
+    estimator : {"ransac", "usac_magsac"}
+        Robust estimator that separates inlier matches from outliers: classic RANSAC or
+        OpenCV's USAC with MAGSAC++ scoring (less sensitive to the threshold).
+    reprojection_threshold : float
+        Largest distance in fixed-image pixels between a mapped moving keypoint and its
+        match for the match to count as an inlier.
+    model : {"translation", "rigid", "similarity", "affine", "homography"}
+        Transform fitted: shift only; rotation and shift; plus uniform scale; plus shear
+        and anisotropic scale; or full perspective (planar scenes seen from two viewpoints).
+    ctx : RunContext, optional
+        Progress and cancellation.
+
+    Returns
+    -------
+    Result
+        ``outputs["image"]``: the moving image warped onto the fixed grid (its dtype and
+        channels); ``outputs["transform"]``: a :class:`Transform` whose parameters hold the
+        inlier and outlier point pairs. ``scores``: ``n_matches``, ``n_inliers``,
+        ``mean_residual`` (px, inliers), ``n_keypoints_fixed``, ``n_keypoints_moving``.
+    """
+    ctx = ctx or null_context()
+    ctx.progress(0.0, "Preparing images")
+    fixed = check_image(image)
+    moving = check_image(image2)
+    gray_fixed, gray_moving = to_gray_uint8(fixed), to_gray_uint8(moving)
+
+    ctx.progress(0.05, f"Detecting {detector.upper()} keypoints in the fixed image")
+    extractor, norm = _extractor(detector, max_features)
+    kp_fixed, desc_fixed = _detect(extractor, gray_fixed, max_features)
+    ctx.progress(0.3, f"Detecting {detector.upper()} keypoints in the moving image")
+    kp_moving, desc_moving = _detect(extractor, gray_moving, max_features)
+
+    ctx.progress(0.55, "Matching keypoints")
+    pairs = _ratio_matches(desc_moving, desc_fixed, norm, ratio)
+    src = np.float64([kp_moving[m].pt for m, _ in pairs]).reshape(-1, 2)
+    dst = np.float64([kp_fixed[f].pt for _, f in pairs]).reshape(-1, 2)
+    # SIFT gives one keypoint per dominant orientation: the same pair can match twice.
+    _, first = np.unique(np.round(np.hstack([src, dst]), 3), axis=0, return_index=True)
+    first.sort()
+    src, dst = src[first], dst[first]
+    n_matches = len(src)
+    if n_matches < MIN_MATCHES[model]:
+        raise InputError(
+            f"{detector.upper()} found only {n_matches} match(es) between the images after the ratio test "
+            f"({len(kp_fixed)} keypoints in the fixed image, {len(kp_moving)} in the moving one); {_article(model)} {model} "
+            f"needs at least {MIN_MATCHES[model]}. {_advice(detector)}"
+        )
+
+    ctx.progress(0.7, f"Fitting a {model} ({estimator})")
+    matrix, inliers = estimate(src, dst, model, estimator, reprojection_threshold)
+    n_inliers = int(inliers.sum())
+    if n_inliers < SAMPLE_SIZE[model] + 1 or not _plausible(matrix, fixed.shape[:2]):
+        raise InputError(
+            f"no consistent {model} found: {n_inliers} of {n_matches} {detector.upper()} matches agree "
+            f"within {reprojection_threshold:g} px. {_advice(detector)}"
+        )
+    residuals = _residuals(matrix, src, dst)
+    mean_residual = float(residuals[inliers].mean())
+
+    ctx.progress(0.9, "Warping the moving image")
+    parameters = {
+        **describe_matrix(matrix),
+        "detector": detector,
+        "estimator": estimator,
+        "n_matches": n_matches,
+        "n_inliers": n_inliers,
+        "mean_residual": mean_residual,
+        **_stored_points(src, dst, inliers),
+    }
+    transform = Transform(model, matrix, fixed.shape[:2], moving.shape[:2], None, parameters)
+    warped = transform.apply(np.asarray(image2), interpolation="linear")
+    ctx.progress(1.0, f"{n_inliers} inliers of {n_matches} matches, mean residual {mean_residual:.2f} px")
+    scores = {
+        "n_matches": n_matches,
+        "n_inliers": n_inliers,
+        "mean_residual": mean_residual,
+        "n_keypoints_fixed": len(kp_fixed),
+        "n_keypoints_moving": len(kp_moving),
+    }
+    return Result({"image": warped, "transform": transform}, iterations=0, scores=scores)
+
+
+# ------------------------------------------------------------------ images and keypoints
+
+
+def to_gray_uint8(image: np.ndarray) -> np.ndarray:
+    """8-bit gray for detectors: colour to luminance, deeper images percentile-stretched."""
+    from maskwork.core.io import to_uint8_display
+
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.dtype.kind == "f":
+        image = np.nan_to_num(image)
+    if image.ndim == 3:
+        image = to_uint8_display(image[..., :3])
+        image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    else:
+        image = to_uint8_display(image)
+    return np.ascontiguousarray(image)
+
+
+def _extractor(detector: str, max_features: int):
+    if detector == "sift":
+        return cv2.SIFT_create(nfeatures=max_features), cv2.NORM_L2
+    if detector == "orb":
+        return cv2.ORB_create(nfeatures=max_features), cv2.NORM_HAMMING
+    if detector == "akaze" and hasattr(cv2, "AKAZE_create"):
+        return cv2.AKAZE_create(), cv2.NORM_HAMMING
+    raise InputError(f"detector {detector!r} is not available in OpenCV {cv2.__version__}; use {' or '.join(DETECTORS)}")
+
+
+def _detect(extractor, gray: np.ndarray, max_features: int):
+    keypoints, descriptors = extractor.detectAndCompute(gray, None)
+    keypoints = list(keypoints)
+    if descriptors is None or not keypoints:
+        return [], None
+    if len(keypoints) > max_features:  # AKAZE has no cap of its own
+        order = np.argsort([-kp.response for kp in keypoints], kind="stable")[:max_features]
+        keypoints = [keypoints[i] for i in order]
+        descriptors = descriptors[order]
+    return keypoints, descriptors
+
+
+def _ratio_matches(desc_query, desc_train, norm: int, ratio: float) -> list[tuple[int, int]]:
+    """(query index, train index) pairs passing Lowe's ratio test."""
+    if desc_query is None or desc_train is None or len(desc_query) == 0 or len(desc_train) == 0:
+        return []
+    matcher = cv2.BFMatcher(norm)
+    if len(desc_train) < 2:
+        return [(m.queryIdx, m.trainIdx) for m in matcher.match(desc_query, desc_train)]
+    pairs = []
+    for candidates in matcher.knnMatch(desc_query, desc_train, k=2):
+        if len(candidates) == 2 and candidates[0].distance < ratio * candidates[1].distance:
+            pairs.append((candidates[0].queryIdx, candidates[0].trainIdx))
+    return pairs
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _advice(detector: str) -> str:
+    others = " or ".join(f"'{name}'" for name in ("sift", "akaze", "orb") if name != detector and name in DETECTORS)
+    return (
+        f"Try detector {others}, more features, a looser ratio or threshold, "
+        "or intensity-based registration for images with little texture or different modalities."
+    )
+
+
+# ------------------------------------------------------------------ model fitting
+
+
+def estimate(src: np.ndarray, dst: np.ndarray, model: str, estimator: str, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Robustly fit ``model`` mapping ``src`` onto ``dst`` points.
+
+    Parameters
+    ----------
+    src, dst : ndarray
+        (N, 2) matched ``(x, y)`` points: moving and fixed.
+    model : str
+        ``translation``, ``rigid``, ``similarity``, ``affine`` or ``homography``.
+    estimator : str
+        ``ransac`` or ``usac_magsac``.
+    threshold : float
+        Inlier distance in pixels (in ``dst`` space).
+
+    Returns
+    -------
+    matrix : ndarray
+        (3, 3) float64, identity-filled when no model could be found.
+    inliers : ndarray
+        (N,) bool.
+    """
+    src = np.asarray(src, np.float64).reshape(-1, 2)
+    dst = np.asarray(dst, np.float64).reshape(-1, 2)
+    n = len(src)
+    if n < SAMPLE_SIZE[model]:
+        return np.eye(3), np.zeros(n, bool)
+    method = cv2.USAC_MAGSAC if estimator == "usac_magsac" else cv2.RANSAC
+    s32, d32 = src.astype(np.float32), dst.astype(np.float32)
+    if model == "translation":
+        inliers = _shift_ransac(src, dst, threshold)
+    elif model == "homography":
+        _, mask = cv2.findHomography(s32, d32, method, threshold, maxIters=5000, confidence=0.999)
+        inliers = _mask(mask, n)
+    elif model == "affine" or estimator == "usac_magsac":
+        _, mask = cv2.estimateAffine2D(s32, d32, method=method, ransacReprojThreshold=threshold,
+                                       maxIters=5000, confidence=0.999)
+        inliers = _mask(mask, n)
+    else:
+        _, mask = cv2.estimateAffinePartial2D(s32, d32, method=cv2.RANSAC, ransacReprojThreshold=threshold,
+                                              maxIters=5000, confidence=0.999)
+        inliers = _mask(mask, n)
+    if inliers.sum() < SAMPLE_SIZE[model]:
+        return np.eye(3), np.zeros(n, bool)
+    # Least-squares refit of the exact model on the inliers, which are then re-selected
+    # under it: a few rounds settle (usually after the first).
+    matrix = fit(src[inliers], dst[inliers], model)
+    for _ in range(5):
+        again = _residuals(matrix, src, dst) < threshold
+        if again.sum() < SAMPLE_SIZE[model] or np.array_equal(again, inliers):
+            break
+        inliers = again
+        matrix = fit(src[inliers], dst[inliers], model)
+    # The inliers reported are those of the final model (a rigid refit of a similarity's
+    # inliers, say, may leave few of them within the threshold).
+    return matrix, _residuals(matrix, src, dst) < threshold
+
+
+def fit(src: np.ndarray, dst: np.ndarray, model: str) -> np.ndarray:
+    """Least-squares ``model`` (3x3) mapping ``src`` (N, 2) onto ``dst`` (N, 2) points."""
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    matrix = np.eye(3)
+    if model == "translation":
+        matrix[:2, 2] = (dst - src).mean(axis=0)
+    elif model in ("rigid", "similarity"):
+        matrix = umeyama(src, dst, with_scale=model == "similarity")
+    elif model == "affine":
+        design = np.hstack([src, np.ones((len(src), 1))])
+        solution, *_ = np.linalg.lstsq(design, dst, rcond=None)
+        matrix[:2] = solution.T
+    elif model == "homography":
+        h, _ = cv2.findHomography(src, dst, 0)
+        if h is None:
+            return np.eye(3)
+        matrix = h / h[2, 2]
+    else:
+        raise ValueError(f"unknown model {model!r}")
+    return matrix
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> np.ndarray:
+    """Least-squares rotation (+ uniform scale) and shift mapping ``src`` onto ``dst`` (Umeyama 1991)."""
+    mu_src, mu_dst = src.mean(axis=0), dst.mean(axis=0)
+    a, b = src - mu_src, dst - mu_dst
+    cov = b.T @ a / len(src)
+    u, sigma, vt = np.linalg.svd(cov)
+    d = np.diag([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])
+    rotation = u @ d @ vt
+    variance = (a**2).sum() / len(src)
+    scale = float(np.trace(np.diag(sigma) @ d) / variance) if with_scale and variance > 0 else 1.0
+    matrix = np.eye(3)
+    matrix[:2, :2] = scale * rotation
+    matrix[:2, 2] = mu_dst - scale * rotation @ mu_src
+    return matrix
+
+
+def _shift_ransac(src: np.ndarray, dst: np.ndarray, threshold: float, max_candidates: int = 2000) -> np.ndarray:
+    """Inliers of the shift most matches agree on (each match proposes its own shift)."""
+    shifts = dst - src
+    rng = np.random.default_rng(0)
+    candidates = shifts if len(shifts) <= max_candidates else shifts[rng.choice(len(shifts), max_candidates, replace=False)]
+    best, best_count = None, -1
+    for start in range(0, len(candidates), 256):
+        block = candidates[start:start + 256]
+        close = np.linalg.norm(shifts[None, :, :] - block[:, None, :], axis=2) < threshold
+        counts = close.sum(axis=1)
+        i = int(np.argmax(counts))
+        if counts[i] > best_count:
+            best, best_count = close[i], int(counts[i])
+    # Centre on the inliers' median shift and select once more.
+    centre = np.median(shifts[best], axis=0)
+    return np.linalg.norm(shifts - centre, axis=1) < threshold
+
+
+def _mask(mask, n: int) -> np.ndarray:
+    if mask is None:
+        return np.zeros(n, bool)
+    return np.asarray(mask).reshape(-1).astype(bool)
+
+
+def _residuals(matrix: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    homog = np.hstack([src, np.ones((len(src), 1))]) @ matrix.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mapped = homog[:, :2] / homog[:, 2:3]
+    distance = np.linalg.norm(mapped - dst, axis=1)
+    return np.where(np.isfinite(distance), distance, np.inf)
+
+
+def _plausible(matrix: np.ndarray, fixed_shape) -> bool:
+    """Rejects degenerate fits: singular, wildly scaled or folding the image."""
+    if not np.all(np.isfinite(matrix)):
+        return False
+    det = float(np.linalg.det(matrix[:2, :2]))
+    if not 1e-4 < abs(det) < 1e4:
+        return False
+    rows, cols = fixed_shape
+    corners = np.float64([[0, 0, 1], [cols, 0, 1], [cols, rows, 1], [0, rows, 1]])
+    w = np.linalg.solve(matrix, corners.T)[2]  # the fixed corners must come from in front of the "camera"
+    return bool(np.all(w > 0) or np.all(w < 0))
+
+
+def _stored_points(src: np.ndarray, dst: np.ndarray, inliers: np.ndarray) -> dict:
+    """Inlier/outlier point lists for drawing (at most MAX_STORED_POINTS each, rounded to 0.01 px)."""
+
+    def pick(selection: np.ndarray) -> np.ndarray:
+        index = np.flatnonzero(selection)
+        if len(index) > MAX_STORED_POINTS:
+            index = index[np.linspace(0, len(index) - 1, MAX_STORED_POINTS).astype(int)]
+        return index
+
+    keep_in, keep_out = pick(inliers), pick(~inliers)
+    return {
+        "inliers_fixed": np.round(dst[keep_in], 2).tolist(),
+        "inliers_moving": np.round(src[keep_in], 2).tolist(),
+        "outliers_fixed": np.round(dst[keep_out], 2).tolist(),
+        "outliers_moving": np.round(src[keep_out], 2).tolist(),
+    }
+
+
+# ------------------------------------------------------------------ drawing
+
+
+def match_overlay(fixed: np.ndarray, moving: np.ndarray, transform, *, max_lines: int = 300,
+                  show_outliers: bool = True) -> np.ndarray:
+    """The fixed (left) and moving (right) images side by side with their matches drawn.
+
+    Parameters
+    ----------
+    fixed, moving : ndarray
+        The two images given to :func:`register_features` (any dtype, gray or colour).
+    transform : Transform or Result
+        The registration's transform (or its whole :class:`Result`); its parameters hold the
+        point pairs.
+    max_lines : int
+        Most lines drawn per kind (evenly chosen), so dense matches stay readable.
+    show_outliers : bool
+        Also draw the rejected matches (red).
+
+    Returns
+    -------
+    ndarray
+        uint8 RGB image: inlier matches green, outliers red.
+    """
+    if isinstance(transform, Result):
+        transform = transform.outputs["transform"]
+    params = getattr(transform, "parameters", {}) or {}
+    left = _rgb_uint8(fixed)
+    right = _rgb_uint8(moving)
+    canvas = None
+    groups = [("inliers", (0, 220, 0))]
+    if show_outliers:
+        groups.append(("outliers", (235, 30, 30)))
+    for name, colour in groups:
+        pts_fixed = np.asarray(params.get(f"{name}_fixed", []), np.float64).reshape(-1, 2)
+        pts_moving = np.asarray(params.get(f"{name}_moving", []), np.float64).reshape(-1, 2)
+        if len(pts_fixed) > max_lines:
+            index = np.linspace(0, len(pts_fixed) - 1, max_lines).astype(int)
+            pts_fixed, pts_moving = pts_fixed[index], pts_moving[index]
+        kp_fixed = [cv2.KeyPoint(float(x), float(y), 3) for x, y in pts_fixed]
+        kp_moving = [cv2.KeyPoint(float(x), float(y), 3) for x, y in pts_moving]
+        matches = [cv2.DMatch(i, i, 0.0) for i in range(len(kp_fixed))]
+        flags = cv2.DrawMatchesFlags_NOT_DRAW_SINGLE_POINTS
+        if canvas is not None:
+            flags |= cv2.DrawMatchesFlags_DRAW_OVER_OUTIMG
+        else:
+            canvas = np.zeros((max(left.shape[0], right.shape[0]), left.shape[1] + right.shape[1], 3), np.uint8)
+        canvas = cv2.drawMatches(left, kp_fixed, right, kp_moving, matches, canvas,
+                                 matchColor=colour, singlePointColor=colour, flags=flags)
+    return canvas
+
+
+def _rgb_uint8(image: np.ndarray) -> np.ndarray:
+    gray_or_rgb = np.asarray(image)
+    if gray_or_rgb.ndim == 3 and gray_or_rgb.shape[2] == 1:
+        gray_or_rgb = gray_or_rgb[..., 0]
+    if gray_or_rgb.ndim == 3:
+        from maskwork.core.io import to_uint8_display
+
+        rgb = gray_or_rgb[..., :3]
+        return np.ascontiguousarray(to_uint8_display(np.nan_to_num(rgb) if rgb.dtype.kind == "f" else rgb))
+    gray = to_gray_uint8(gray_or_rgb)
+    return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))

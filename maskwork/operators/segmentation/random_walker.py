@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     import scipy.sparse as sparse
 
 #: Added to every edge weight, as scikit-image does, so the graph stays connected.
+#: Size of the copy the first preview is solved on (solved directly, no multigrid).
+QUICK_PREVIEW_PIXELS = 40_000
 EPS = 1e-10
 #: Systems up to this many unknowns are factorised (SuperLU) rather than iterated.
 DIRECT_MAX = 40_000
@@ -118,6 +120,8 @@ def random_walker(
     std = float(data.std(dtype=np.float64))
     scale = -beta / (10.0 * std) if std > 0 else 0.0
     scale /= np.sqrt(data.shape[2]) if data.shape[2] > 1 else 1.0
+    if ctx.wants_partials:
+        _quick_preview(data, class_index, classes, scale, tol, ctx)
     weights = _edge_weights(data, scale)
     del data
 
@@ -152,6 +156,28 @@ def random_walker(
             probabilities = _solve(weights, class_index, n_classes, tol, ctx, (coarse_share, 1.0), stats, guess=guess)
     ctx.progress(1.0, "Random walker done")
     return _result(probabilities, classes, stats, 1.0 / factor)
+
+
+def _quick_preview(data, class_index, classes, scale: float, tol: float, ctx: RunContext) -> None:
+    """A first preview from a ~40 000-pixel copy, solved directly, before any real work.
+
+    Block-averaged pixels soften edges, so this answer is rough; it exists so that a person
+    who just drew a scribble sees the labels move within a fraction of a second.
+    """
+    pixels = class_index.size
+    factor = int(np.ceil(np.sqrt(pixels / QUICK_PREVIEW_PIXELS)))
+    if factor < 2:
+        return
+    small_markers = _coarse_markers(class_index, len(classes), factor)
+    if small_markers is None:
+        return
+    rows, cols = small_markers.shape
+    padded = np.zeros((rows * factor, cols * factor, data.shape[2]), np.float32)
+    padded[: data.shape[0], : data.shape[1]] = data
+    small = padded.reshape(rows, factor, cols, factor, data.shape[2]).mean(axis=(1, 3))
+    probabilities = _solve(_edge_weights(small, scale), small_markers, len(classes), tol, ctx, (0.0, 0.05), {"iterations": 0})
+    guess = _upsample(probabilities, factor, class_index.shape)
+    ctx.partial(_result(_fix_seeds(guess, class_index), classes, {"iterations": 0}, 1.0 / factor))
 
 
 # ------------------------------------------------------------------ inputs

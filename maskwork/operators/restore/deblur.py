@@ -16,7 +16,6 @@ import math
 from typing import Annotated, Callable, Literal
 
 import numpy as np
-from scipy import fft as sfft
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
@@ -298,6 +297,8 @@ def richardson_lucy(
         The deconvolved estimate, same shape and float dtype as ``image`` (float64 for
         integer input).
     """
+    from scipy import fft as sfft  # imported here: the window starts without SciPy's FFT
+
     image = np.asarray(image)
     dtype = image.dtype if image.dtype in (np.float32, np.float64) else np.float64
     channels_last = image.ndim == 3

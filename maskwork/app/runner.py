@@ -283,7 +283,9 @@ class OperatorRunner(QObject):
         elif preview is not None and preview.kind is kind and preview.data.ndim == data.ndim:
             preview.data = data
         else:
-            self._preview = Layer(data, kind, "preview", opacity=0.55)
+            # Masks and labels preview as a tint over the photo; an image result (inpainting,
+            # denoising, a warped moving image) is itself the thing to look at.
+            self._preview = Layer(data, kind, "preview", opacity=1.0 if kind is LayerKind.IMAGE else 0.55)
             self.preview_changed.emit(self._preview)
         self._preview_bounds = bounds
 

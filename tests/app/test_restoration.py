@@ -43,3 +43,29 @@ def test_denoise_suggests_parameters_applies_and_scores_against_the_clean_photo(
     difference = mp.add_image_difference_layer()
     assert difference.kind is LayerKind.IMAGE and difference.data.max() > 0
 
+
+
+def test_remove_object_from_a_painted_mask(window, tmp_path, qtbot):
+    from maskwork.widgets.canvas import Tool
+    from window_driver import drag
+
+    photo = np.stack([data.brick()[:200, :240]] * 3, axis=2)
+    io.write_image(tmp_path / "brick.png", photo)
+    window.open_paths([tmp_path / "brick.png"])
+    window.layer_panel.action_new_mask.trigger()
+    mask = window.document.layers.selected
+    window.tool_actions[Tool.BRUSH].trigger()
+    window.canvas.brush_radius = 6
+    drag(window.canvas, [(100, 60), (100, 120), (110, 170)])  # paint over "the object"
+    assert mask.data.sum() > 500
+    window.choose_operator(get("remove_object"))
+    with qtbot.waitSignal(window.runner.applied, timeout=60_000) as applied:
+        window.action_apply.trigger()
+    (filled,) = applied.args[0]
+    grown = np.zeros(mask.shape, bool)
+    grown[80:130, 40:190] = True  # the painted stroke plus its growth lies inside this box
+    np.testing.assert_array_equal(filled.data[~grown], photo[~grown])  # nothing outside changes
+    hole = mask.data > 0
+    naive = photo.copy()
+    naive[hole] = photo[~hole].mean(axis=0)
+    assert measure.psnr(photo, filled.data, mask=hole) > measure.psnr(photo, naive, mask=hole)

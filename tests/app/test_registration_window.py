@@ -97,3 +97,28 @@ def test_landmark_pairs_clicked_on_the_canvas_update_the_transform_after_each_pa
     window.action_undo.trigger()  # the apply
     window.action_undo.trigger()  # the last landmark
     assert len(window.document.points) == 5
+
+
+def test_intensity_registration_updates_live_and_applies(window, tmp_path, qtbot):
+    fixed = data.camera()[::2, ::2]
+    true = np.array([[1.0, 0.0, 9.0], [0.0, 1.0, -6.0]])
+    moving = cv2.warpAffine(fixed, true, (256, 256))
+    io.write_image(tmp_path / "fixed.png", fixed)
+    io.write_image(tmp_path / "moving.png", moving)
+    window.open_paths([tmp_path / "fixed.png", tmp_path / "moving.png"])
+    window.choose_operator(get("register_intensity"))
+    window.operator_panel.set_operator(get("register_intensity"), {"model": "translation", "metric": "mean_squares"})
+    window.runner.set_params(window.operator_panel.values())
+    updates = []
+    window.runner.partial_scores.connect(updates.append)
+    with qtbot.waitSignal(window.runner.applied, timeout=60_000) as applied:
+        window.action_apply.trigger()
+    # The moving image was shown aligning while the optimiser ran, with its metric plotted.
+    assert len(updates) >= 2 and len(window.metric_values) == len(updates)
+    x, y = window._metric_curve.getData()
+    assert len(y) == len(updates)
+    (warped,) = applied.args[0]
+    matrix = window.runner.last_transform.matrix
+    assert abs(matrix[0, 2] + 9) < 0.5 and abs(matrix[1, 2] - 6) < 0.5
+    inside = (slice(20, 230), slice(20, 230))
+    assert np.abs(warped.data[inside].astype(int) - fixed[inside]).mean() < 3

@@ -151,6 +151,7 @@ class MainWindow(QMainWindow):
         self.action_export_cutout = a("Export &cut-out (RGBA PNG)...", lambda: self._export_dialog("cutout"), None, "Export the image with the mask as alpha")
         self.action_export_transform = a("Export &transform (JSON or .tfm)...", self.export_transform_dialog, None, "Save the last registration's transform")
         self.action_load_transform = a("Load transform...", self.load_transform_dialog, None, "Load a transform saved as JSON or .tfm")
+        self.action_show_matches = a("Show feature &matches", self.show_feature_matches, None, "Add the last feature registration's matches as an image (inliers green, outliers red)")
         self.action_apply_transform = a("Apply &transform to layer", self.apply_transform_to_selected, None, "Warp the selected layer with the current transform (masks nearest-neighbour)")
         self.action_close = a("&Close", self.close_document, QKeySequence.StandardKey.Close, "Close the image")
         self.action_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit maskwork")
@@ -241,6 +242,9 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda checked=False, s=spec: self.choose_operator(s))
             parent.addAction(action)
             self.operator_actions[spec.id] = action
+        if "Registration" in menus:
+            menus["Registration"].addSeparator()
+            menus["Registration"].addAction(self.action_show_matches)
         run_menu = bar.addMenu("&Run")
         run_menu.addActions([self.action_preview, self.action_apply, self.action_cancel])
 
@@ -683,6 +687,19 @@ class MainWindow(QMainWindow):
         self.runner.last_transform = transform
         self.statusBar().showMessage(f"Loaded {transform.kind} transform from {path.name}", 5000)
         return transform
+
+    def show_feature_matches(self) -> Layer | None:
+        """Add the last feature registration's matches, drawn side by side, as an image layer."""
+        transform = self.runner.last_transform
+        inputs = self.runner.last_inputs
+        if transform is None or "inliers_fixed" not in transform.parameters or "image2" not in inputs:
+            self.show_error("No feature matches", "Apply a feature-based registration first.")
+            return None
+        from maskwork.operators.registration.features import match_overlay
+
+        overlay = match_overlay(inputs["image"], inputs["image2"], transform)
+        layer = Layer(overlay, LayerKind.IMAGE, self.document.layers.unique_name("feature matches"))
+        return self.document.add_layer(layer, step="Show feature matches")
 
     def apply_transform_to_selected(self) -> Layer | None:
         """Warp the selected layer with the current transform into a new layer (undoable)."""

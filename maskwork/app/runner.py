@@ -75,6 +75,8 @@ class OperatorRunner(QObject):
         self._preview_bounds = None
         self._applying = False
         self.last_transform = None
+        #: Inputs of the last Apply (the registration's fixed and moving images, say).
+        self.last_inputs: dict = {}
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.preview)
@@ -245,6 +247,7 @@ class OperatorRunner(QObject):
             self._show_preview(result)
             self.message.emit(f"{worker.spec.title}: preview ready ({result.iterations} iterations)")
         else:
+            self.last_inputs = worker.inputs
             self._commit(worker.spec, worker.params, result)
 
     def _on_errored(self, error: OperatorError) -> None:

@@ -36,6 +36,14 @@ def test_feature_registration_applies_and_its_transform_moves_a_mask(window, tmp
     centre = (slice(150, 350), slice(150, 350))
     assert np.abs(warped.data[centre].astype(int) - fixed[centre]).mean() < 8
 
+    # The matches on request: fixed and moving side by side, inliers in green.
+    matches = window.show_feature_matches()
+    assert matches.shape == (512, 1024) and matches.data.shape[2] == 3
+    rgb = matches.data.astype(int)
+    green_lines = (rgb[..., 1] > 200) & (rgb[..., 0] < 60) & (rgb[..., 2] < 60)
+    assert green_lines.sum() > 100
+    window.action_undo.trigger()
+
     # Judge it: a checkerboard overlay of fixed and warped.
     panel = window.alignment_panel
     panel.moving_combo.setCurrentIndex(panel.moving_combo.findText(warped.name))

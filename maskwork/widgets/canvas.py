@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QGraphics
 
 from maskwork.core import tools
 from maskwork.core.document import Document
+from maskwork.core.history import AttributeAtom
 from maskwork.core.layers import Layer, LayerKind
 from maskwork.widgets.layer_view import LayerView
 
@@ -39,6 +40,8 @@ class Tool(str, Enum):
 #: Tools that paint into a labels-like layer.
 PAINT_TOOLS = (Tool.BRUSH, Tool.ERASER, Tool.POLYGON, Tool.FILL)
 PAINTABLE_KINDS = (LayerKind.MARKERS, LayerKind.MASK, LayerKind.LABELS)
+#: How close (screen pixels) a press must be to a landmark to grab or delete it.
+LANDMARK_REACH_PX = 8
 
 
 class _ViewBox(pg.ViewBox):
@@ -62,6 +65,9 @@ class _ViewBox(pg.ViewBox):
         elif ev.button() == Qt.MouseButton.RightButton and self._canvas._polygon:
             ev.accept()
             self._canvas._finish_polygon()
+        elif ev.button() == Qt.MouseButton.RightButton and self._canvas.tool is Tool.LANDMARK:
+            ev.accept()
+            self._canvas.delete_landmark_near(*self._canvas._pixel(ev.scenePos()))
         else:
             super().mouseClickEvent(ev)
 
@@ -103,6 +109,7 @@ class Canvas(QWidget):
         self._stroke_layer: Layer | None = None
         self._drag_origin: tuple[float, float] | None = None
         self._polygon: list[tuple[float, float]] = []
+        self._dragged_landmark: int | None = None
 
         self.graphics = pg.GraphicsView(self)
         self.graphics.setBackground(QColor(40, 40, 44))
@@ -373,6 +380,8 @@ class Canvas(QWidget):
             if ev.isFinish():
                 self.document.set_rect((round(left), round(top), round(right - left), round(bottom - top)))
                 self._update_seed_items()
+        elif self._tool is Tool.LANDMARK:
+            self._drag_landmark(ev, row, col)
         elif self._tool is Tool.POLYGON:
             # Dragging with the polygon tool draws a free-hand lasso.
             if ev.isStart():
@@ -397,7 +406,8 @@ class Canvas(QWidget):
                 self._polygon.append((row, col))
                 self._update_polygon_item()
         elif self._tool is Tool.LANDMARK:
-            self.add_landmark(row, col)
+            if self.landmark_near(row, col) is None:  # a click on a landmark only grabs it
+                self.add_landmark(row, col)
         elif self._tool in (Tool.POINT_POSITIVE, Tool.POINT_NEGATIVE):
             shape = self.document.shape
             if shape is not None and 0 <= row < shape[0] and 0 <= col < shape[1]:
@@ -467,6 +477,45 @@ class Canvas(QWidget):
         label = self.next_landmark_label()
         name = f"Landmark {abs(label)}" + (" on fixed" if label > 0 else " on moving")
         self.document.add_point(round(row), round(col), label, name)
+
+    def landmark_near(self, row: float, col: float) -> int | None:
+        """Index in ``document.points`` of the landmark within a few screen pixels, if any."""
+        reach = LANDMARK_REACH_PX / max(self.zoom, 1e-6)
+        best, best_distance = None, reach
+        for index, (r, c, _) in enumerate(self.document.points):
+            distance = float(np.hypot(r - row, c - col))
+            if distance <= best_distance:
+                best, best_distance = index, distance
+        return best
+
+    def _drag_landmark(self, ev, row: float, col: float) -> None:
+        """Drag a landmark to a new place: one undo step, one preview, at the release."""
+        if ev.isStart():
+            self._dragged_landmark = self.landmark_near(*self._pixel(ev.buttonDownScenePos()))
+            if self._dragged_landmark is not None:
+                # An open group also tells auto-preview to wait for the release.
+                label = abs(self.document.points[self._dragged_landmark][2])
+                self.document.history.begin_group(f"Move landmark {label}")
+                self.document.history.record(AttributeAtom(self.document, "points", self.document.points))
+        index = self._dragged_landmark
+        if index is None:
+            return
+        points = list(self.document.points)
+        points[index] = (round(row), round(col), points[index][2])
+        if ev.isFinish():
+            self._dragged_landmark = None
+            self.document.history.end_group()
+        self.document.points = points
+
+    def delete_landmark_near(self, row: float, col: float) -> None:
+        """Delete the landmark pair one of whose points is under the cursor (undoable)."""
+        index = self.landmark_near(row, col)
+        if index is None:
+            return
+        label = abs(self.document.points[index][2])
+        kept = [point for point in self.document.points if abs(point[2]) != label]
+        self.document.history.record(AttributeAtom(self.document, "points", self.document.points), f"Delete landmark {label}")
+        self.document.points = kept
 
     def _update_polygon_item(self) -> None:
         path = QPainterPath()

@@ -130,3 +130,28 @@ def test_intensity_registration_updates_live_and_applies(window, tmp_path, qtbot
     assert abs(matrix[0, 2] + 9) < 0.5 and abs(matrix[1, 2] - 6) < 0.5
     inside = (slice(20, 230), slice(20, 230))
     assert np.abs(warped.data[inside].astype(int) - fixed[inside]).mean() < 3
+
+
+def test_landmarks_can_be_dragged_and_deleted(window, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from maskwork.widgets.canvas import Tool
+    from window_driver import click, drag
+
+    io.write_image(tmp_path / "fixed.png", data.camera())
+    window.open_paths([tmp_path / "fixed.png"])
+    window.tool_actions[Tool.LANDMARK].trigger()
+    for point in [(100, 100), (110, 105), (300, 300), (305, 310)]:
+        click(window.canvas, *point)
+    assert [p[2] for p in window.document.points] == [1, -1, 2, -2]
+    steps = len(window.document.history.undo_names)
+    drag(window.canvas, [(110, 105), (130, 125), (150, 140)])  # grab moving landmark 1
+    assert window.document.points[1] == (150.0, 140.0, -1)
+    assert len(window.document.points) == 4, "a drag from a landmark moves it, adds nothing"
+    assert window.document.history.undo_names[-1] == "Move landmark 1"
+    assert len(window.document.history.undo_names) == steps + 1
+    click(window.canvas, 300, 300, Qt.MouseButton.RightButton)  # delete pair 2
+    assert [p[2] for p in window.document.points] == [1, -1]
+    window.action_undo.trigger()
+    window.action_undo.trigger()
+    assert window.document.points[1] == (110.0, 105.0, -1) and len(window.document.points) == 4

@@ -250,7 +250,7 @@ def test_coarse_to_fine_full_refinement_matches_the_exact_solve(big_cat):
     assert result.scores["working_scale"] == 0.5  # 2 x 2 blocks
     assert result.iterations > 0
     assert iou(result["labels"] == 1, truth) >= 0.9
-    # A quick preview from a ~40k-pixel copy, then the coarse solve: both at full size.
+    # A quick preview from a ~20k-pixel copy, then the coarse solve: both at full size.
     assert len(partials) == 2
     assert iou(partials[0]["labels"] == 1, truth) >= 0.6  # rough: block means soften edges
     preview = partials[1]

@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QToolBar,
-    QWidget,
 )
 
 from maskwork.app import autosave

@@ -6,7 +6,6 @@ import sys
 import textwrap
 
 import numpy as np
-from PySide6.QtCore import Qt
 
 from maskwork.core.layers import LayerKind
 from maskwork.operators import get

@@ -3,8 +3,6 @@
 import sys
 
 import numpy as np
-import pytest
-from PySide6.QtCore import Qt
 
 from maskwork.core import io
 from maskwork.core.layers import LayerKind

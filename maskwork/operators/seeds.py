@@ -42,6 +42,41 @@ def check_markers(markers: np.ndarray | None, shape: tuple[int, int]) -> np.ndar
     return markers
 
 
+def check_mask(mask: np.ndarray | None, image: np.ndarray | None = None) -> np.ndarray:
+    """A mask or labels layer as a 2D array, after checking it is one and fits ``image``.
+
+    Values are kept (a labels layer stays labels); :func:`mask_pixels` turns the result
+    into inside/outside.
+    """
+    if mask is None:
+        raise InputError("this operator needs a mask or labels layer")
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        channels = range(1, min(mask.shape[2], 3))
+        if all(np.array_equal(mask[..., 0], mask[..., c]) for c in channels):
+            mask = mask[..., 0]
+        else:
+            raise InputError(f"a mask must be single-channel, got shape {mask.shape}")
+    if mask.ndim != 2 or mask.size == 0:
+        raise InputError(f"a mask must be a 2D (row, col) array, got shape {mask.shape}")
+    if not (mask.dtype == bool or np.issubdtype(mask.dtype, np.number)):
+        raise InputError(f"a mask must hold numbers, got {mask.dtype}")
+    if image is not None:
+        shape = np.shape(image)[:2]
+        if mask.shape != tuple(shape):
+            raise InputError(f"the mask is {mask.shape[0]}x{mask.shape[1]} but the image is {shape[0]}x{shape[1]}")
+    return mask
+
+
+def mask_pixels(mask: np.ndarray) -> np.ndarray:
+    """Nonzero pixels as a new boolean array (NaN counts as outside, as in io.write_mask)."""
+    if mask.dtype == bool:
+        return mask.copy()
+    if np.issubdtype(mask.dtype, np.floating):
+        return np.nan_to_num(mask, nan=0.0) != 0
+    return mask != 0
+
+
 def check_rect(rect, shape: tuple[int, int]) -> Rect | None:
     """Validate an (x, y, w, h) box against an image of (rows, cols) ``shape``."""
     if rect is None:

@@ -247,5 +247,7 @@ def test_split_bad_input():
         SPLIT.run({"image": image, "mask": np.zeros((50, 60), bool)}, {})
     with pytest.raises(InputError, match="50x60"):
         SPLIT.run({"image": image, "mask": np.ones((40, 60), bool)}, {})
+    colour = np.ones((50, 60, 3), bool)
+    colour[..., 1] = False  # channels that differ: not a mask saved as RGB
     with pytest.raises(InputError, match="single-channel"):
-        SPLIT.run({"image": image, "mask": np.ones((50, 60, 3), bool)}, {})
+        SPLIT.run({"image": image, "mask": colour}, {})

@@ -75,9 +75,9 @@ import cv2
 import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.refine.morphology import _check_mask, dilate
+from maskwork.operators.refine.morphology import dilate
 from maskwork.operators.registry import Range, register
-from maskwork.operators.seeds import check_image
+from maskwork.operators.seeds import check_image, check_mask, mask_pixels
 
 CATEGORY = "Inpaint"
 Method = Literal["exemplar", "telea", "navier_stokes", "biharmonic"]
@@ -173,7 +173,7 @@ def inpaint(
     ctx = ctx or null_context()
     ctx.check()
     img = _check_input_image(image)
-    fill = _binary_mask(mask, img)
+    fill = mask_pixels(check_mask(mask, img))
     return _run(image, img, fill, method, radius, patch_size, sharp, context, draft, ctx, "Inpaint")
 
 
@@ -234,7 +234,7 @@ def remove_object(
     ctx = ctx or null_context()
     ctx.check()
     img = _check_input_image(image)
-    fill = _binary_mask(mask, img)
+    fill = mask_pixels(check_mask(mask, img))
     if grow > 0:
         ctx.progress(0.0, f"Growing the object's mask by {grow} px")
         fill = dilate(fill, int(grow))
@@ -331,16 +331,6 @@ def _check_input_image(image) -> np.ndarray:
     if img.dtype == bool or not (np.issubdtype(img.dtype, np.integer) or np.issubdtype(img.dtype, np.floating)):
         raise InputError(f"inpainting needs a numeric image, got {img.dtype}")
     return img
-
-
-def _binary_mask(mask, img: np.ndarray) -> np.ndarray:
-    """Nonzero pixels of a mask or labels layer of the image's size, as a new bool array."""
-    mask = _check_mask(mask, img)
-    if mask.dtype == bool:
-        return mask.copy()
-    if np.issubdtype(mask.dtype, np.floating):
-        return np.nan_to_num(mask, nan=0.0) != 0
-    return mask != 0
 
 
 def _auto_context(fill: np.ndarray, patch_size: int) -> int:

@@ -26,6 +26,7 @@ import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
+from maskwork.operators.seeds import check_mask, mask_pixels
 
 CATEGORY = "Refine"
 #: Radius above which a distance transform beats OpenCV morphology with a disc footprint.
@@ -64,7 +65,7 @@ def morphology(
         ``outputs["mask"]``: boolean mask.
     """
     ctx = ctx or null_context()
-    inside = _binary(_check_mask(mask, image))
+    inside = mask_pixels(check_mask(mask, image))
     ctx.progress(0.0, f"{operation.capitalize()} (radius {radius})")
     if operation == "dilate":
         out = dilate(inside, radius)
@@ -112,7 +113,7 @@ def grow_shrink(
         ``outputs["mask"]``: boolean mask.
     """
     ctx = ctx or null_context()
-    inside = _binary(_check_mask(mask, image))
+    inside = mask_pixels(check_mask(mask, image))
     ctx.progress(0.0, f"{'Growing' if pixels >= 0 else 'Shrinking'} by {abs(pixels)} px")
     if pixels > 0:
         out = dilate(inside, pixels)
@@ -153,7 +154,7 @@ def fill_holes(
         ``outputs["mask"]``: boolean mask.
     """
     ctx = ctx or null_context()
-    inside = _binary(_check_mask(mask, image))
+    inside = mask_pixels(check_mask(mask, image))
     ctx.progress(0.0, "Finding holes")
     outside = np.ascontiguousarray(~inside, np.uint8)
     count, regions = cv2.connectedComponents(outside, connectivity=4, ltype=cv2.CV_32S)
@@ -199,7 +200,7 @@ def remove_small_objects(
         ``outputs["mask"]``: boolean mask.
     """
     ctx = ctx or null_context()
-    inside = _binary(_check_mask(mask, image))
+    inside = mask_pixels(check_mask(mask, image))
     ctx.progress(0.0, "Measuring parts")
     regions, areas = _components(inside, connectivity)
     ctx.progress(0.5, "Removing small parts")
@@ -239,7 +240,7 @@ def keep_largest(
         reading order is kept.
     """
     ctx = ctx or null_context()
-    inside = _binary(_check_mask(mask, image))
+    inside = mask_pixels(check_mask(mask, image))
     ctx.progress(0.0, "Measuring parts")
     regions, areas = _components(inside, connectivity)
     if len(areas) <= 1:
@@ -278,7 +279,7 @@ def smooth_boundary(
         ``outputs["mask"]``: boolean mask.
     """
     ctx = ctx or null_context()
-    inside = _binary(_check_mask(mask, image))
+    inside = mask_pixels(check_mask(mask, image))
     ctx.progress(0.0, f"Smoothing (sigma {sigma:g})")
     blurred = cv2.GaussianBlur(
         inside.astype(np.float32), (0, 0), sigmaX=float(sigma), sigmaY=float(sigma), borderType=cv2.BORDER_REFLECT
@@ -317,9 +318,9 @@ def connected_components(
         reading order; ``scores["objects"]`` is N.
     """
     ctx = ctx or null_context()
-    values = _check_mask(mask, image)
+    values = check_mask(mask, image)
     ctx.progress(0.0, "Labelling parts")
-    nonzero = _binary(values)
+    nonzero = mask_pixels(values)
     inside_values = values[nonzero]
     if inside_values.size == 0 or np.all(inside_values == inside_values[0]):
         count, labels = cv2.connectedComponents(
@@ -363,7 +364,7 @@ def invert(
         ``outputs["mask"]``: boolean mask, true where the input was zero.
     """
     ctx = ctx or null_context()
-    inside = _binary(_check_mask(mask, image))
+    inside = mask_pixels(check_mask(mask, image))
     ctx.progress(0.0, "Inverting")
     return _mask_result(~inside)
 
@@ -404,39 +405,6 @@ def _components(inside: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.n
         np.ascontiguousarray(inside, np.uint8), connectivity=connectivity, ltype=cv2.CV_32S
     )
     return regions, stats[:, cv2.CC_STAT_AREA].astype(np.int64)
-
-
-def _check_mask(mask, image=None) -> np.ndarray:
-    """The mask as a 2D array, after checking it is one and fits the image."""
-    if mask is None:
-        raise InputError("this operator needs a mask or labels layer")
-    mask = np.asarray(mask)
-    if mask.ndim == 3:
-        channels = range(1, min(mask.shape[2], 3))
-        if all(np.array_equal(mask[..., 0], mask[..., c]) for c in channels):
-            mask = mask[..., 0]
-        else:
-            raise InputError(f"a mask must be single-channel, got shape {mask.shape}")
-    if mask.ndim != 2 or mask.size == 0:
-        raise InputError(f"a mask must be a 2D (row, col) array, got shape {mask.shape}")
-    if not (mask.dtype == bool or np.issubdtype(mask.dtype, np.number)):
-        raise InputError(f"a mask must hold numbers, got {mask.dtype}")
-    if image is not None:
-        shape = np.shape(image)[:2]
-        if mask.shape != tuple(shape):
-            raise InputError(
-                f"the mask is {mask.shape[0]}x{mask.shape[1]} but the image is {shape[0]}x{shape[1]}"
-            )
-    return mask
-
-
-def _binary(mask: np.ndarray) -> np.ndarray:
-    """Nonzero pixels as a new boolean array (NaN counts as outside, as in io.write_mask)."""
-    if mask.dtype == bool:
-        return mask.copy()
-    if np.issubdtype(mask.dtype, np.floating):
-        return np.nan_to_num(mask, nan=0.0) != 0
-    return mask != 0
 
 
 def _mask_result(out: np.ndarray, **scores) -> Result:

@@ -23,7 +23,7 @@ import numpy as np
 
 from maskwork.operators.context import Cancelled, InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
-from maskwork.operators.seeds import check_image, check_markers, to_uint8_rgb
+from maskwork.operators.seeds import check_image, check_markers, check_mask, mask_pixels, to_uint8_rgb
 
 #: Largest marker id every flavour can carry (OpenCV works in int32).
 MAX_LABEL = np.iinfo(np.int32).max
@@ -164,8 +164,7 @@ def split_objects(
 
     ctx = ctx or null_context()
     ctx.progress(0.0, "Splitting objects: distance transform")
-    shape = check_image(image).shape[:2]
-    inside = check_mask(mask, shape)
+    inside = mask_pixels(check_mask(mask, check_image(image)))
     if not inside.any():
         raise InputError("the mask is empty: paint or compute a mask of the objects to split")
     distance = ndi.distance_transform_edt(inside)
@@ -175,7 +174,7 @@ def split_objects(
         from skimage.feature import peak_local_max
 
         centres = peak_local_max(distance, min_distance=min_distance, labels=components, exclude_border=False)
-        seeds = np.zeros(shape, bool)
+        seeds = np.zeros(inside.shape, bool)
         seeds[tuple(centres.T)] = True
     else:
         from skimage.morphology import local_maxima
@@ -202,22 +201,6 @@ def split_objects(
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def check_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A mask as a boolean (row, col) array of the image's size (nonzero and finite = inside)."""
-    mask = np.asarray(mask)
-    if mask.ndim == 3 and mask.shape[2] == 1:
-        mask = mask[..., 0]
-    if mask.ndim != 2:
-        raise InputError(f"the mask must be a single-channel image, got shape {mask.shape}")
-    if mask.shape != tuple(shape):
-        raise InputError(f"the mask is {mask.shape[0]}x{mask.shape[1]} but the image is {shape[0]}x{shape[1]}")
-    if mask.dtype == bool:
-        return mask
-    if np.issubdtype(mask.dtype, np.floating):
-        return np.isfinite(mask) & (mask != 0)
-    return mask != 0
 
 
 def h_maxima(image: np.ndarray, h: float, ctx: RunContext | None = None) -> np.ndarray:

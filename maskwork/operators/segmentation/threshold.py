@@ -16,12 +16,12 @@ from typing import Annotated, Literal
 import cv2
 import numpy as np
 
+from maskwork.core import measure
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
 from maskwork.operators.seeds import check_image
 
 #: Rec. 709 luma weights, as skimage.color.rgb2gray uses.
-LUMA = np.array([0.2125, 0.7154, 0.0721], np.float32)
 GLOBAL_METHODS = ("otsu", "li", "yen", "triangle", "max_entropy", "manual")
 #: Integer images spanning more gray levels than this are thresholded as float with 256
 #: bins (scikit-image otherwise makes one histogram bin per integer value).
@@ -29,20 +29,8 @@ MAX_INTEGER_BINS = 1024
 
 
 def luminance(image: np.ndarray) -> np.ndarray:
-    """One gray value per pixel in the image's own units.
-
-    Gray images come back as they are (bool as uint8 0/1); RGB and RGBA become float32
-    Rec. 709 luminance of the first three channels (alpha ignored).
-    """
-    image = check_image(image)
-    if image.dtype == bool:
-        image = image.astype(np.uint8)
-    if image.ndim == 3:
-        rgb = image[..., :3]
-        if not np.issubdtype(rgb.dtype, np.floating):
-            rgb = rgb.astype(np.float32)
-        return (rgb @ LUMA.astype(rgb.dtype)).astype(np.float32, copy=False)
-    return image
+    """The image's gray values (:func:`maskwork.core.measure.luminance`), after checking it."""
+    return measure.luminance(check_image(image))
 
 
 def _finite_values(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -14,6 +14,7 @@ range or choices come from the annotation and whose help comes from the docstrin
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -41,16 +42,28 @@ class Range:
 
 
 @dataclass(frozen=True)
+class FilePath:
+    """Marks a ``str`` parameter as a file to open (use inside ``typing.Annotated``).
+
+    The window shows a Browse button that filters by ``file_filter`` (Qt's
+    ``"Models (*.pt *.onnx)"`` syntax); the command line takes the path as text.
+    """
+
+    file_filter: str = "All files (*)"
+
+
+@dataclass(frozen=True)
 class ParamSpec:
     """One tunable parameter, as the GUI form and ``maskwork ops --json`` show it."""
 
     name: str
-    type: str  # "int", "float", "bool", "str" or "choice"
+    type: str  # "int", "float", "bool", "str", "path" or "choice"
     default: Any
     help: str
     min: float | None = None
     max: float | None = None
     choices: tuple | None = None
+    file_filter: str | None = None
 
     def coerce(self, value: Any) -> Any:
         """Convert ``value`` (possibly a command-line string) to this type and check it.
@@ -102,6 +115,8 @@ class ParamSpec:
             out["max"] = self.max
         if self.choices is not None:
             out["choices"] = list(self.choices)
+        if self.file_filter is not None:
+            out["filter"] = self.file_filter
         out["help"] = self.help
         return out
 
@@ -121,6 +136,18 @@ class OperatorSpec:
     requires: tuple[str, ...]
     summary: str
     input_help: dict
+    memory_estimate: Callable[[dict, dict], int] | None = None
+
+    def estimate_memory(self, inputs: dict, params: dict | None = None) -> int | None:
+        """Bytes a run on ``inputs`` with ``params`` is expected to need, or None if unknown.
+
+        Front-ends compare it with the free memory of the chosen device and warn before a
+        run that would not fit.
+        """
+        if self.memory_estimate is None:
+            return None
+        values = {**self.defaults(), **{name: self.param(name).coerce(v) for name, v in (params or {}).items()}}
+        return int(self.memory_estimate(inputs, values))
 
     def param(self, name: str) -> ParamSpec:
         """The parameter called ``name``."""
@@ -185,6 +212,7 @@ def register(
     category: str,
     outputs: tuple[str, ...],
     requires: tuple[str, ...] = (),
+    memory_estimate: Callable[[dict, dict], int] | None = None,
 ) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
     """Decorator that registers an operator function under ``op_id``.
 
@@ -200,6 +228,9 @@ def register(
         Kinds from :data:`OUTPUT_KINDS`, the first being the main result.
     requires : tuple of str
         Importable package names needed at run time (checked, never imported here).
+    memory_estimate : callable, optional
+        ``memory_estimate(inputs, params) -> bytes`` for operators that may exhaust memory
+        (deep learning); ``params`` holds every parameter, defaults filled in.
     """
     if not re.fullmatch(r"[a-z][a-z0-9_]*", op_id):
         raise ValueError(f"operator id {op_id!r} must be snake_case")
@@ -210,7 +241,8 @@ def register(
     def decorate(func: Callable[..., Result]) -> Callable[..., Result]:
         if op_id in _REGISTRY:
             raise ValueError(f"operator {op_id!r} is registered twice")
-        _REGISTRY[op_id] = _build_spec(op_id, title, category, tuple(outputs), tuple(requires), func)
+        spec = _build_spec(op_id, title, category, tuple(outputs), tuple(requires), func)
+        _REGISTRY[op_id] = dataclasses.replace(spec, memory_estimate=memory_estimate)
         return func
 
     return decorate
@@ -252,21 +284,27 @@ def _build_spec(op_id, title, category, outputs, requires, func) -> OperatorSpec
 
 
 def _param_spec(op_id: str, name: str, hint, default, help_text: str) -> ParamSpec:
-    low = high = choices = None
+    low = high = choices = file_filter = None
     if typing.get_origin(hint) is typing.Annotated:
         base, *extras = typing.get_args(hint)
         for extra in extras:
             if isinstance(extra, Range):
                 low, high = extra.min, extra.max
+            elif isinstance(extra, FilePath):
+                file_filter = extra.file_filter
         hint = base
-    if typing.get_origin(hint) is Literal:
+    if file_filter is not None:
+        if hint is not str:
+            raise ValueError(f"{op_id}: parameter {name} is a FilePath, so it must be annotated str")
+        kind = "path"
+    elif typing.get_origin(hint) is Literal:
         choices = typing.get_args(hint)
         kind = "choice"
     elif hint in (bool, int, float, str):
         kind = hint.__name__
     else:
         raise ValueError(f"{op_id}: parameter {name} needs a bool, int, float, str or Literal annotation")
-    return ParamSpec(name, kind, default, help_text, low, high, choices)
+    return ParamSpec(name, kind, default, help_text, low, high, choices, file_filter)
 
 
 def parse_numpydoc(doc: str) -> tuple[str, dict[str, str]]:

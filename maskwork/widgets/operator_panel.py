@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -344,6 +345,10 @@ class OperatorPanel(QWidget):
             editor = QComboBox(parent)
             editor.addItems([str(choice) for choice in param.choices])
             editor.currentIndexChanged.connect(self._on_edited)
+        elif param.type == "path":
+            editor = PathEdit(param.file_filter or "", parent)
+            editor.line_edit.setObjectName(f"param_{param.name}_text")
+            editor.line_edit.textChanged.connect(self._on_edited)
         else:
             editor = QLineEdit(parent)
             editor.textChanged.connect(self._on_edited)
@@ -358,6 +363,8 @@ class OperatorPanel(QWidget):
             editor.setChecked(bool(value))
         elif param.type == "choice":
             editor.setCurrentIndex(param.choices.index(value))
+        elif param.type == "path":
+            editor.line_edit.setText(str(value))
         else:
             editor.setText(str(value))
 
@@ -372,11 +379,47 @@ class OperatorPanel(QWidget):
         if param.type == "choice":
             # The index maps back to the declared choice, which keeps its own type.
             return param.choices[editor.currentIndex()]
+        if param.type == "path":
+            return editor.line_edit.text()
         return editor.text()
 
     def _on_edited(self, *_: Any) -> None:
         if not self._loading:
             self.params_changed.emit(self.values())
+
+
+class PathEdit(QWidget):
+    """A file path as text plus a Browse button that opens a file dialog.
+
+    Parameters
+    ----------
+    file_filter : str
+        Qt name filter for the dialog, e.g. ``"Models (*.pt *.onnx)"``.
+    parent : QWidget, optional
+        Qt parent.
+    """
+
+    def __init__(self, file_filter: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._file_filter = file_filter
+        self.line_edit = QLineEdit(self)
+        self.line_edit.setPlaceholderText("no file chosen")
+        self.browse_button = QPushButton("Browse…", self)
+        self.browse_button.clicked.connect(self._browse)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.line_edit, 1)
+        layout.addWidget(self.browse_button)
+
+    def setToolTip(self, text: str) -> None:  # noqa: N802 - Qt naming
+        """Show ``text`` on the text field as well."""
+        super().setToolTip(text)
+        self.line_edit.setToolTip(text)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a file", self.line_edit.text(), self._file_filter)
+        if path:
+            self.line_edit.setText(path)
 
 
 def _format_score(value) -> str:

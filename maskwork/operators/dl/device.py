@@ -1,0 +1,242 @@
+"""What every deep-learning operator shares: the device, memory, image keys and tiling.
+
+Device choice: an operator's ``device`` parameter is ``"auto"``, ``"cuda"``, ``"mps"`` or
+``"cpu"``. ``"auto"`` takes the preference the window sets from its settings
+(:func:`set_preferred_device`), else the ``MASKWORK_DEVICE`` environment variable, else the
+first of CUDA, MPS and the CPU that torch can use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import numpy as np
+
+from maskwork.operators.context import InputError, RunContext, null_context
+
+if TYPE_CHECKING:  # torch is imported only when a deep-learning operator runs
+    import torch
+
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+_preferred = "auto"
+
+
+def set_preferred_device(name: str) -> None:
+    """Make ``name`` (one of :data:`DEVICE_CHOICES`) what ``"auto"`` means from now on."""
+    global _preferred
+    if name not in DEVICE_CHOICES:
+        raise InputError(f"device must be one of {', '.join(DEVICE_CHOICES)}; got {name!r}")
+    _preferred = name
+
+
+def preferred_device() -> str:
+    """The device ``"auto"`` stands for before looking at the hardware."""
+    if _preferred != "auto":
+        return _preferred
+    from_environment = os.environ.get("MASKWORK_DEVICE", "auto").strip().lower()
+    return from_environment if from_environment in DEVICE_CHOICES else "auto"
+
+
+def import_torch():
+    """torch, or an :class:`InputError` that says how to install it."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency; kept for trimmed installs
+        raise InputError("deep-learning operators need torch: pip install torch") from None
+    return torch
+
+
+def resolve_device(choice: str = "auto") -> torch.device:
+    """The torch device for ``choice``.
+
+    Raises
+    ------
+    InputError
+        When a device that torch cannot use here was asked for by name.
+    """
+    torch = import_torch()
+    if choice not in DEVICE_CHOICES:
+        raise InputError(f"device must be one of {', '.join(DEVICE_CHOICES)}; got {choice!r}")
+    if choice == "auto":
+        choice = preferred_device()
+    mps_available = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "mps" if mps_available else "cpu"
+    elif choice == "cuda" and not torch.cuda.is_available():
+        raise InputError("CUDA was chosen, but this torch build sees no CUDA GPU; choose auto or cpu")
+    elif choice == "mps" and not mps_available:
+        raise InputError("MPS was chosen, but this machine has no Apple GPU torch can use; choose auto or cpu")
+    return torch.device(choice)
+
+
+def uses_half_precision(device: torch.device) -> bool:
+    """Whether to run in float16: on GPUs, where it halves memory and doubles speed."""
+    return device.type in ("cuda", "mps")
+
+
+def autocast(device: torch.device):
+    """A context that runs torch operations in float16 on GPUs and float32 on the CPU."""
+    if not uses_half_precision(device):
+        return nullcontext()
+    torch = import_torch()
+    return torch.autocast(device_type=device.type, dtype=torch.float16)
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for a new allocation on ``device`` (system memory for CPU and MPS)."""
+    if device.type == "cuda":
+        free, _total = import_torch().cuda.mem_get_info(device)
+        return int(free)
+    return system_available_memory()
+
+
+def system_available_memory() -> int:
+    """Bytes of RAM the kernel says can be allocated without swapping."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    if hasattr(os, "sysconf") and "SC_AVPHYS_PAGES" in os.sysconf_names:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return 0  # unknown (Windows, macOS without /proc): callers skip the warning
+
+
+def format_bytes(count: float) -> str:
+    """``count`` bytes as a short human-readable text (``"1.5 GB"``)."""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if abs(count) < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def out_of_memory_as_input_error(device: torch.device, hint: str = "choose a smaller tile size") -> Iterator[None]:
+    """Turn torch's out-of-memory errors into an :class:`InputError` that says what to do."""
+    try:
+        yield
+    except RuntimeError as error:  # torch.cuda.OutOfMemoryError is a RuntimeError
+        if "out of memory" not in str(error).lower():
+            raise
+        if device.type == "cuda":
+            import_torch().cuda.empty_cache()
+        raise InputError(f"the model ran out of memory on {device}; {hint}, or run on the CPU") from None
+
+
+def image_key(image: np.ndarray, *extra: object) -> str:
+    """A digest of the pixels (plus ``extra``) that names cached results for this image."""
+    image = np.ascontiguousarray(image)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((image.shape, image.dtype.str, extra)).encode())
+    digest.update(image.data)
+    return digest.hexdigest()
+
+
+def as_float_channels(image: np.ndarray) -> np.ndarray:
+    """``image`` as float32 (row, col, channel) in [0, 1], alpha dropped.
+
+    Integer images are divided by their dtype's maximum; float images already in [0, 1]
+    are kept, other floats are stretched between their minimum and maximum.
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[2] == 4:
+        image = image[..., :3]
+    if np.issubdtype(image.dtype, np.integer):
+        return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+    pixels = image.astype(np.float32)
+    low, high = float(np.nanmin(pixels)), float(np.nanmax(pixels))
+    if low >= 0.0 and high <= 1.0:
+        return np.nan_to_num(pixels)
+    return np.nan_to_num((pixels - low) / max(high - low, 1e-12))
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap``.
+
+    The last tile ends at ``length``; a length shorter than a tile gives one tile at 0.
+    """
+    if length <= tile:
+        return [0]
+    stride = max(tile - overlap, 1)
+    starts = list(range(0, length - tile, stride))
+    starts.append(length - tile)
+    return starts
+
+
+def blend_weights(height: int, width: int, overlap: int) -> np.ndarray:
+    """A (height, width) float32 window that ramps up over ``overlap // 2`` pixels at each edge.
+
+    Seams between tiles vanish when overlapping predictions are averaged with it; the
+    smallest weight stays positive so pixels on the image border are never divided by 0.
+    """
+    ramp = max(overlap // 2, 1)
+
+    def profile(size: int) -> np.ndarray:
+        distance = np.minimum(np.arange(size), np.arange(size)[::-1]) + 1
+        return np.minimum(distance / ramp, 1.0).astype(np.float32)
+
+    return np.outer(profile(height), profile(width))
+
+
+def predict_tiled(
+    predict: Callable[[np.ndarray], np.ndarray],
+    image: np.ndarray,
+    *,
+    tile: int,
+    overlap: int,
+    ctx: RunContext | None = None,
+    progress: tuple[float, float] = (0.0, 1.0),
+    message: str = "predicting",
+) -> np.ndarray:
+    """Run ``predict`` on overlapping tiles of ``image`` and blend the tiles' outputs.
+
+    Parameters
+    ----------
+    predict : callable
+        Maps a (h, w, ...) piece of ``image`` to a (h, w, classes) float array.
+    image : ndarray
+        (row, col) or (row, col, channel) array.
+    tile, overlap : int
+        Tile side and the overlap between neighbouring tiles, in pixels.
+    ctx : RunContext, optional
+        Progress (one step per tile, mapped into ``progress``) and cancellation.
+    progress : tuple of float
+        The part of the run's progress bar the tiles fill.
+    message : str
+        Progress message.
+
+    Returns
+    -------
+    ndarray
+        float32 (row, col, classes): the weighted mean of every tile covering a pixel.
+    """
+    ctx = ctx or null_context()
+    if tile < 16 or overlap < 0 or overlap >= tile:
+        raise InputError(f"tile must be at least 16 pixels and overlap smaller than it; got {tile} and {overlap}")
+    height, width = image.shape[:2]
+    rows, cols = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
+    total, accumulated, weight_sum = len(rows) * len(cols), None, np.zeros((height, width), np.float32)
+    done = 0
+    for row in rows:
+        for col in cols:
+            ctx.check()
+            piece = image[row : row + tile, col : col + tile]
+            output = np.asarray(predict(piece), dtype=np.float32)
+            if output.shape[:2] != piece.shape[:2]:
+                raise InputError(f"the model returned {output.shape[:2]} for a {piece.shape[:2]} tile")
+            if accumulated is None:
+                accumulated = np.zeros((height, width, output.shape[2]), np.float32)
+            weights = blend_weights(*piece.shape[:2], overlap)
+            accumulated[row : row + tile, col : col + tile] += output * weights[..., None]
+            weight_sum[row : row + tile, col : col + tile] += weights
+            done += 1
+            ctx.progress(progress[0] + (progress[1] - progress[0]) * done / total, f"{message}: tile {done}/{total}")
+    return accumulated / weight_sum[..., None]

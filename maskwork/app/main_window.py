@@ -30,7 +30,8 @@ from maskwork.app.workers import OperatorError, stop_all_workers
 from maskwork.core import io
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
-from maskwork.operators import OperatorSpec, all_operators
+from maskwork.operators import InputError, OperatorSpec, all_operators
+from maskwork.operators.dl.device import preferred_device, set_preferred_device
 from maskwork.widgets.alignment_panel import AlignmentPanel
 from maskwork.widgets.background import BackgroundJob, wait_for_jobs
 from maskwork.widgets.canvas import Canvas, Tool
@@ -39,6 +40,7 @@ from maskwork.widgets.history_panel import HistoryPanel
 from maskwork.widgets.layer_panel import LayerPanel
 from maskwork.widgets.measure_panel import MeasurePanel
 from maskwork.widgets.operator_panel import OperatorPanel
+from maskwork.widgets.preferences_dialog import PreferencesDialog
 
 AUTOSAVE_INTERVAL_MS = 60_000
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr);;All files (*)"
@@ -157,6 +159,7 @@ class MainWindow(QMainWindow):
         self.action_undo = a("&Undo", self.undo, QKeySequence.StandardKey.Undo, "Undo the last step")
         self.action_redo = a("&Redo", self.redo, "Ctrl+Shift+Z", "Redo the step undone last")
         self.action_clear_seeds = a("Clear box and &points", self.document.clear_seeds, None, "Remove the box and point prompts")
+        self.action_preferences = a("&Preferences...", self.preferences_dialog, "Ctrl+,", "Deep-learning device and other settings")
         self.action_fit = a("&Fit to window", self.canvas.fit, "Ctrl+0", "Show the whole image")
         self.action_actual = a("&Actual pixels (1:1)", self.canvas.actual_pixels, "Ctrl+1", "One image pixel per screen pixel")
         self.action_zoom_in = a("Zoom &in", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn, "Zoom in")
@@ -206,6 +209,8 @@ class MainWindow(QMainWindow):
         edit_menu.addActions([self.action_undo, self.action_redo])
         edit_menu.addSeparator()
         edit_menu.addAction(self.action_clear_seeds)
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.action_preferences)
 
         view_menu = bar.addMenu("&View")
         view_menu.addActions([self.action_fit, self.action_actual, self.action_zoom_in, self.action_zoom_out])
@@ -329,6 +334,7 @@ class MainWindow(QMainWindow):
         runner.applied.connect(lambda layers: self._update_title())
         runner.scores.connect(self._on_scores)
         runner.partial_scores.connect(self._on_partial_scores)
+        runner.memory_warning.connect(self._on_memory_warning)
         runner.busy_changed.connect(lambda busy: busy and self._reset_metric_curve())
         self.alignment_panel.overlay_changed.connect(canvas.set_overlay)
 
@@ -359,6 +365,27 @@ class MainWindow(QMainWindow):
         self._on_active_label_changed(self.canvas.active_label)
         self.operator_panel.auto_preview = store.value("operator/auto_preview", "false") in (True, "true")
         self.runner.auto_preview = self.operator_panel.auto_preview
+        self._apply_device_preference(str(store.value("dl/device", "auto")))
+
+    def _apply_device_preference(self, device: str) -> None:
+        try:
+            set_preferred_device(device)
+        except InputError:  # a settings file from another version: keep automatic
+            set_preferred_device("auto")
+
+    def preferences_dialog(self) -> PreferencesDialog:
+        """Show Edit > Preferences; OK stores and applies the choices."""
+        dialog = PreferencesDialog(preferred_device(), self)
+        dialog.setObjectName("preferencesDialog")
+
+        def store_choices() -> None:
+            settings().setValue("dl/device", dialog.device)
+            self._apply_device_preference(dialog.device)
+            self.statusBar().showMessage(f"Deep-learning device: {dialog.device}", 5000)
+
+        dialog.accepted.connect(store_choices)
+        dialog.open()
+        return dialog
 
     def save_settings(self) -> None:
         """Remember window layout, tool settings and operator parameters."""
@@ -599,6 +626,16 @@ class MainWindow(QMainWindow):
 
     def _on_params_changed(self, values: dict) -> None:
         self.runner.set_params(values)
+        if self.runner.spec is not None:
+            # Remembered at once, not only at quit: a chosen model file survives a crash.
+            settings().setValue(f"params/{self.runner.spec.id}", json.dumps(values))
+
+    def _on_memory_warning(self, message: str, purpose: str) -> None:
+        title = self.runner.spec.title if self.runner.spec is not None else "The operator"
+        if self.ask("Not enough memory?", f"{title}: {message}.\n\nRun it anyway?"):
+            self.runner.confirm_memory(purpose)
+        else:
+            self.statusBar().showMessage(f"{title} not run: {message}", 8000)
 
     def _on_busy_changed(self, busy: bool) -> None:
         self.progress_bar.setVisible(busy)

@@ -7,6 +7,7 @@ the layer stack or history; Apply adds the results as one undoable step.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -52,6 +53,9 @@ class OperatorRunner(QObject):
         The scores of each partial result (a registration's metric per iteration).
     transform_ready(object)
         The transform of an applied registration (also kept as ``last_transform``).
+    memory_warning(message, purpose)
+        A run did not start because its memory estimate exceeds what its device has free;
+        :meth:`confirm_memory` runs it anyway.
     """
 
     busy_changed = Signal(bool)
@@ -63,6 +67,7 @@ class OperatorRunner(QObject):
     scores = Signal(dict)
     partial_scores = Signal(dict)
     transform_ready = Signal(object)
+    memory_warning = Signal(str, str)
 
     def __init__(self, document: Document, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +79,8 @@ class OperatorRunner(QObject):
         self._preview: Layer | None = None
         self._preview_bounds = None
         self._applying = False
+        # Set once the person chose to run this operator despite a memory warning.
+        self._memory_confirmed = False
         self.last_transform = None
         #: Inputs of the last Apply (the registration's fixed and moving images, say).
         self.last_inputs: dict = {}
@@ -89,6 +96,7 @@ class OperatorRunner(QObject):
         self.cancel()
         self.spec = spec
         self.params = dict(params or (spec.defaults() if spec else {}))
+        self._memory_confirmed = False
         self.clear_preview()
 
     def set_params(self, params: dict) -> None:
@@ -169,6 +177,11 @@ class OperatorRunner(QObject):
         self._timer.stop()
         return self._start("apply")
 
+    def confirm_memory(self, purpose: str) -> bool:
+        """Run ``purpose`` again, and later runs of this operator, despite the memory warning."""
+        self._memory_confirmed = True
+        return self._start(purpose)
+
     def cancel(self) -> None:
         """Stop the running worker; its results are discarded."""
         self._timer.stop()
@@ -195,7 +208,7 @@ class OperatorRunner(QObject):
                 self.failed.emit(OperatorError(str(error), "", True))
             self.busy_changed.emit(False)
             return False
-        worker = OperatorWorker(self.spec, inputs, self.params, purpose)
+        worker = OperatorWorker(self.spec, inputs, self.params, purpose, check_memory=not self._memory_confirmed)
         worker.progress.connect(self.progress)
         worker.partial.connect(self._on_partial)
         worker.returned.connect(self._on_returned)
@@ -254,7 +267,9 @@ class OperatorRunner(QObject):
         worker = self._current()
         if worker is not None:
             self._finish(worker)
-            if error.is_input_error and worker.purpose == "preview" and self.auto_preview:
+            if error.memory_shortage:
+                self.memory_warning.emit(error.message, worker.purpose)
+            elif error.is_input_error and worker.purpose == "preview" and self.auto_preview:
                 # While the person is still drawing, "not enough seeds yet" is no error.
                 self.message.emit(error.message)
             else:
@@ -271,6 +286,11 @@ class OperatorRunner(QObject):
         if data is None:
             return
         bounds = result.bounds
+        base = self.document.base_image
+        if base is not None and data.shape[:2] != base.shape and data.ndim <= 3:
+            # A quick partial computed on a reduced copy (a CNN's first epochs) is shown
+            # stretched over the image until the full-size result arrives.
+            data, bounds = _resize_to(data, base.shape, smooth=kind is LayerKind.IMAGE), None
         preview = self._preview
         if (
             preview is not None
@@ -343,6 +363,14 @@ def _preview_data(result: Result) -> tuple[LayerKind, np.ndarray | None]:
     if "image" in outputs:
         return LayerKind.IMAGE, np.asarray(outputs["image"])
     return LayerKind.PREVIEW, None
+
+
+def _resize_to(data: np.ndarray, shape: tuple[int, int], smooth: bool) -> np.ndarray:
+    """``data`` resized to ``shape`` (rows, cols): nearest neighbour for labels and masks."""
+    interpolation = cv2.INTER_LINEAR if smooth else cv2.INTER_NEAREST
+    if data.dtype == bool or data.dtype.itemsize > 4 and np.issubdtype(data.dtype, np.integer):
+        return cv2.resize(data.astype(np.int32), shape[::-1], interpolation=interpolation).astype(data.dtype)
+    return cv2.resize(data, shape[::-1], interpolation=interpolation)
 
 
 def _output_layers(spec: OperatorSpec, output: str, value):

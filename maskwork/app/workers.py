@@ -38,6 +38,8 @@ class OperatorError:
     message: str
     details: str
     is_input_error: bool
+    #: The run did not start because it would need more memory than is free.
+    memory_shortage: bool = False
 
 
 class OperatorWorker(QThread):
@@ -53,6 +55,9 @@ class OperatorWorker(QThread):
         Parameter values.
     purpose : str
         ``"preview"`` or ``"apply"``; carried along for the receiver.
+    check_memory : bool
+        Before running an operator that estimates its memory, compare the estimate with
+        the free memory of its device and report a shortage instead of running.
     """
 
     progress = Signal(float, str)
@@ -61,12 +66,15 @@ class OperatorWorker(QThread):
     errored = Signal(object)
     cancelled = Signal()
 
-    def __init__(self, spec: OperatorSpec, inputs: dict, params: dict, purpose: str = "preview") -> None:
+    def __init__(
+        self, spec: OperatorSpec, inputs: dict, params: dict, purpose: str = "preview", check_memory: bool = True
+    ) -> None:
         super().__init__()
         self.spec = spec
         self.inputs = inputs
         self.params = params
         self.purpose = purpose
+        self.check_memory = check_memory
         self._cancel_event = threading.Event()
         self.finished.connect(self._forget)
 
@@ -89,6 +97,10 @@ class OperatorWorker(QThread):
     def run(self) -> None:  # noqa: D102 (runs in the worker thread)
         ctx = RunContext(self.progress.emit, self.partial.emit, self._cancel_event)
         try:
+            shortage = self._memory_shortage()
+            if shortage:
+                self.errored.emit(OperatorError(shortage, "", True, memory_shortage=True))
+                return
             result = self.spec.run(self.inputs, self.params, ctx)
         except Cancelled:
             self.cancelled.emit()
@@ -101,3 +113,13 @@ class OperatorWorker(QThread):
                 self.cancelled.emit()
             else:
                 self.returned.emit(result)
+
+    def _memory_shortage(self) -> str | None:
+        """A warning when the run's estimated memory exceeds what its device has free."""
+        if not self.check_memory or self.spec.memory_estimate is None:
+            return None
+        # Imported here: resolving the device imports torch, which only these operators need.
+        from maskwork.operators.dl.device import memory_shortfall
+
+        params = {**self.spec.defaults(), **self.params}
+        return memory_shortfall(self.spec.estimate_memory(self.inputs, self.params), params)

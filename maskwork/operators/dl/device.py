@@ -240,3 +240,25 @@ def predict_tiled(
             done += 1
             ctx.progress(progress[0] + (progress[1] - progress[0]) * done / total, f"{message}: tile {done}/{total}")
     return accumulated / weight_sum[..., None]
+
+
+def memory_shortfall(needed: int, params: dict, headroom: float = 0.9) -> str | None:
+    """A warning when ``needed`` bytes exceed what the chosen device has free, else None.
+
+    Parameters
+    ----------
+    needed : int
+        The operator's estimate, in bytes.
+    params : dict
+        The run's parameters; ``params["device"]`` (default ``"auto"``) picks the device.
+    headroom : float
+        Fraction of the free memory a run may take before the warning.
+    """
+    device = resolve_device(params.get("device", "auto"))
+    free = available_memory(device)
+    if free <= 0 or needed <= headroom * free:
+        return None
+    return (
+        f"this run needs about {format_bytes(needed)} but {device} has {format_bytes(free)} free; "
+        "it may run out of memory (a smaller tile size or another device needs less)"
+    )

@@ -1,0 +1,81 @@
+"""Edit > Preferences: the deep-learning device.
+
+Which devices torch can use is found out in a background job when the dialog opens, so
+that opening it never waits for torch to import.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QWidget
+
+from maskwork.operators.dl.device import DEVICE_CHOICES
+from maskwork.widgets.background import BackgroundJob
+
+DEVICE_TEXT = {
+    "auto": "Automatic (CUDA, then Apple MPS, then CPU)",
+    "cuda": "CUDA GPU",
+    "mps": "Apple GPU (MPS)",
+    "cpu": "CPU",
+}
+
+
+def detect_devices() -> str:
+    """A line naming the devices torch can use on this machine (imports torch)."""
+    import torch
+
+    found = []
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            found.append(f"cuda:{index} {torch.cuda.get_device_name(index)}")
+    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        found.append("mps")
+    found.append("cpu")
+    return f"torch {torch.__version__} sees: {', '.join(found)}"
+
+
+class PreferencesDialog(QDialog):
+    """Preferences that apply to the whole application.
+
+    Parameters
+    ----------
+    device : str
+        The current device preference, one of ``DEVICE_CHOICES``.
+    parent : QWidget, optional
+        Qt parent.
+    """
+
+    def __init__(self, device: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        self.device_combo = QComboBox(self)
+        self.device_combo.setObjectName("deviceCombo")
+        for choice in DEVICE_CHOICES:
+            self.device_combo.addItem(DEVICE_TEXT[choice], choice)
+        self.device_combo.setCurrentIndex(max(self.device_combo.findData(device), 0))
+        self.device_combo.setToolTip(
+            "Where deep-learning operators run when their Device parameter is 'auto'. "
+            "GPUs run in half precision."
+        )
+        self.detected_label = QLabel("Looking for GPUs...", self)
+        self.detected_label.setObjectName("detectedDevicesLabel")
+        self.detected_label.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QFormLayout(self)
+        layout.addRow("Deep-learning device", self.device_combo)
+        layout.addRow("", self.detected_label)
+        layout.addRow(buttons)
+
+        self.detect_job = BackgroundJob(detect_devices)
+        self.detect_job.done.connect(self._show_detected)
+        self.detect_job.start()
+
+    @property
+    def device(self) -> str:
+        """The device chosen in the dialog."""
+        return self.device_combo.currentData()
+
+    def _show_detected(self, value) -> None:
+        text = f"Could not ask torch: {value}" if isinstance(value, Exception) else value
+        self.detected_label.setText(text)

@@ -150,7 +150,7 @@ def test_opening_the_window_imports_no_heavy_library(tmp_path):
         "from maskwork.app.application import create_application\n"
         "from maskwork.app.main_window import MainWindow\n"
         "app = create_application(); w = MainWindow(); w.show(); app.processEvents()\n"
-        "heavy = ('torch', 'SimpleITK', 'napari', 'scipy.ndimage', 'scipy.sparse', 'scipy.fft', 'pyamg')\n"
+        "heavy = ('torch', 'SimpleITK', 'napari', 'dask', 'onnxruntime', 'segment_anything', 'scipy.ndimage', 'scipy.sparse', 'scipy.fft', 'pyamg')\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

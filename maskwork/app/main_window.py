@@ -154,6 +154,7 @@ class MainWindow(QMainWindow):
         self.action_load_transform = a("Load transform...", self.load_transform_dialog, None, "Load a transform saved as JSON or .tfm")
         self.action_show_matches = a("Show feature &matches", self.show_feature_matches, None, "Add the last feature registration's matches as an image (inliers green, outliers red)")
         self.action_apply_transform = a("Apply &transform to layer", self.apply_transform_to_selected, None, "Warp the selected layer with the current transform (masks nearest-neighbour)")
+        self.action_open_in_napari = a("Open in &napari", self.open_in_napari, None, "Send the layers to a napari viewer (needs maskwork[napari])")
         self.action_close = a("&Close", self.close_document, QKeySequence.StandardKey.Close, "Close the image")
         self.action_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit maskwork")
         self.action_undo = a("&Undo", self.undo, QKeySequence.StandardKey.Undo, "Undo the last step")
@@ -202,6 +203,8 @@ class MainWindow(QMainWindow):
                 self.action_load_transform,
             ]
         )
+        file_menu.addSeparator()
+        file_menu.addAction(self.action_open_in_napari)
         file_menu.addSeparator()
         file_menu.addActions([self.action_close, self.action_quit])
 
@@ -335,6 +338,7 @@ class MainWindow(QMainWindow):
         runner.scores.connect(self._on_scores)
         runner.partial_scores.connect(self._on_partial_scores)
         runner.memory_warning.connect(self._on_memory_warning)
+        runner.prepared.connect(lambda text: self.statusBar().showMessage(text, 8000))
         runner.busy_changed.connect(lambda busy: busy and self._reset_metric_curve())
         self.alignment_panel.overlay_changed.connect(canvas.set_overlay)
 
@@ -445,6 +449,7 @@ class MainWindow(QMainWindow):
         self.canvas.fit()
         self._update_title()
         self.statusBar().showMessage(f"Opened {first.name}: {pages[0].shape[1]} x {pages[0].shape[0]}, {pages[0].dtype}", 5000)
+        self.runner.prepare()  # e.g. Segment Anything encodes the new image before the first prompt
         return True
 
     def add_image_layers(self, path: str | Path, undoable: bool = True) -> bool:
@@ -756,6 +761,28 @@ class MainWindow(QMainWindow):
             metadata={**layer.metadata, "transform": transform},
         )
         return self.document.add_layer(result, step=f"Transform {layer.name}")
+
+    def open_in_napari(self):
+        """Send the layers to a napari viewer (the one opened before, while it is open).
+
+        Returns
+        -------
+        napari.Viewer or None
+            None when napari is not installed or there is nothing to send.
+        """
+        if not self.document.layers:
+            self.show_error("Nothing to send", "Open an image first.")
+            return None
+        try:
+            from maskwork.napari.bridge import open_in_napari
+        except ImportError as error:
+            self.show_error("napari is not installed", f"Open in napari needs napari: pip install 'maskwork[napari]'\n({error})")
+            return None
+        viewer = getattr(self, "_napari_viewer", None)
+        if viewer is not None and viewer.window._qt_window is None:
+            viewer = None  # closed by the person since
+        self._napari_viewer = open_in_napari(list(self.document.layers), viewer=viewer)
+        return self._napari_viewer
 
     def _on_operator_failed(self, error: OperatorError) -> None:
         title = "Cannot run the operator" if error.is_input_error else "The operator failed"

@@ -7,14 +7,18 @@ the layer stack or history; Apply adds the results as one undoable step.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
-from maskwork.operators import InputError, OperatorSpec, Result
+from maskwork.operators import Cancelled, InputError, OperatorSpec, Result, RunContext
 from maskwork.app.workers import OperatorError, OperatorWorker
+from maskwork.widgets.background import BackgroundJob
 
 #: Quiet time after a parameter edit before the preview re-runs.
 PARAM_DEBOUNCE_MS = 150
@@ -56,6 +60,9 @@ class OperatorRunner(QObject):
     memory_warning(message, purpose)
         A run did not start because its memory estimate exceeds what its device has free;
         :meth:`confirm_memory` runs it anyway.
+    prepared(str)
+        The operator's background preparation (see :meth:`prepare`) finished; the text
+        says what is ready, or why it failed.
     """
 
     busy_changed = Signal(bool)
@@ -68,6 +75,7 @@ class OperatorRunner(QObject):
     partial_scores = Signal(dict)
     transform_ready = Signal(object)
     memory_warning = Signal(str, str)
+    prepared = Signal(str)
 
     def __init__(self, document: Document, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -87,6 +95,8 @@ class OperatorRunner(QObject):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.preview)
+        self._prepare_job: BackgroundJob | None = None
+        self._prepare_cancel = threading.Event()
         document.history.changed.connect(self._on_seeds_changed)
         document.seeds_changed.connect(self._on_seeds_changed)
 
@@ -98,12 +108,57 @@ class OperatorRunner(QObject):
         self.params = dict(params or (spec.defaults() if spec else {}))
         self._memory_confirmed = False
         self.clear_preview()
+        self.prepare()
 
     def set_params(self, params: dict) -> None:
         """New parameter values; re-previews after a pause when auto-preview is on."""
         self.params = dict(params)
+        self.prepare()
         if self.auto_preview:
             self._timer.start(PARAM_DEBOUNCE_MS)
+
+    def prepare(self) -> bool:
+        """Start the operator's slow, seed-independent work (an image encoding) in the background.
+
+        Only for operators registered with ``prepare``; a preparation still running for
+        older parameters or another image is cancelled first. Returns whether one started.
+        """
+        self._prepare_cancel.set()
+        spec, base = self.spec, self.document.base_image
+        if spec is None or spec.prepare is None or base is None or spec.missing_requirements():
+            return False
+        try:
+            params = {**spec.defaults(), **{name: spec.param(name).coerce(v) for name, v in self.params.items()}}
+        except InputError:
+            return False
+        cancel = self._prepare_cancel = threading.Event()
+        ctx = RunContext(cancel_event=cancel)
+        image, title = base.data, spec.title
+
+        def run() -> str:
+            started = time.perf_counter()
+            spec.prepare({"image": image}, params, ctx)
+            return f"{title}: image ready ({time.perf_counter() - started:.1f} s); prompts now answer quickly"
+
+        job = BackgroundJob(run)
+        job.done.connect(lambda value, job=job: self._on_prepared(job, value))
+        self._prepare_job = job
+        job.start()
+        return True
+
+    def _on_prepared(self, job: BackgroundJob, value) -> None:
+        if job is not self._prepare_job:
+            return  # superseded by a newer preparation
+        self._prepare_job = None
+        if isinstance(value, Cancelled):
+            return
+        if isinstance(value, InputError):
+            # Parameters not complete yet (no checkpoint chosen): the form says what is missing.
+            self.prepared.emit(str(value))
+        elif isinstance(value, Exception):
+            self.prepared.emit(f"{type(value).__name__}: {value}")
+        else:
+            self.prepared.emit(value)
 
     def set_auto_preview(self, enabled: bool) -> None:
         """Turn auto-preview on (previews at once) or off."""
@@ -183,8 +238,9 @@ class OperatorRunner(QObject):
         return self._start(purpose)
 
     def cancel(self) -> None:
-        """Stop the running worker; its results are discarded."""
+        """Stop the running worker and any preparation; their results are discarded."""
         self._timer.stop()
+        self._prepare_cancel.set()
         if self._worker is not None:
             self._detach(self._worker)
             self._worker = None

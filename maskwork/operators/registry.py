@@ -137,6 +137,7 @@ class OperatorSpec:
     summary: str
     input_help: dict
     memory_estimate: Callable[[dict, dict], int] | None = None
+    prepare: Callable[[dict, dict, RunContext], None] | None = None
 
     def estimate_memory(self, inputs: dict, params: dict | None = None) -> int | None:
         """Bytes a run on ``inputs`` with ``params`` is expected to need, or None if unknown.
@@ -213,6 +214,7 @@ def register(
     outputs: tuple[str, ...],
     requires: tuple[str, ...] = (),
     memory_estimate: Callable[[dict, dict], int] | None = None,
+    prepare: Callable[[dict, dict, RunContext], None] | None = None,
 ) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
     """Decorator that registers an operator function under ``op_id``.
 
@@ -231,6 +233,12 @@ def register(
     memory_estimate : callable, optional
         ``memory_estimate(inputs, params) -> bytes`` for operators that may exhaust memory
         (deep learning); ``params`` holds every parameter, defaults filled in.
+    prepare : callable, optional
+        ``prepare(inputs, params, ctx)``: slow work that depends only on the image and the
+        parameters (Segment Anything's image encoding), which the window runs in the
+        background as soon as they are known, so that the first preview is quick. It
+        caches its result where the operator finds it; it may raise InputError when the
+        parameters are not complete yet.
     """
     if not re.fullmatch(r"[a-z][a-z0-9_]*", op_id):
         raise ValueError(f"operator id {op_id!r} must be snake_case")
@@ -242,7 +250,7 @@ def register(
         if op_id in _REGISTRY:
             raise ValueError(f"operator {op_id!r} is registered twice")
         spec = _build_spec(op_id, title, category, tuple(outputs), tuple(requires), func)
-        _REGISTRY[op_id] = dataclasses.replace(spec, memory_estimate=memory_estimate)
+        _REGISTRY[op_id] = dataclasses.replace(spec, memory_estimate=memory_estimate, prepare=prepare)
         return func
 
     return decorate

@@ -3,7 +3,7 @@
 import dataclasses
 
 import numpy as np
-from PySide6.QtWidgets import QDialog
+from PySide6.QtWidgets import QDialog, QLineEdit
 
 from maskwork.app.settings import settings
 from maskwork.core import io
@@ -11,7 +11,7 @@ from maskwork.core.layers import LayerKind
 from maskwork.operators import get
 from maskwork.operators.dl import device as dl_device
 from maskwork.widgets.canvas import Tool
-from window_driver import drag
+from window_driver import click, drag
 
 
 def test_preferences_choose_the_device_that_auto_means(window, qtbot):
@@ -48,3 +48,39 @@ def test_memory_warning_asks_before_running(window, tmp_path, qtbot, monkeypatch
     with qtbot.waitSignal(window.runner.applied, timeout=30_000):
         window.action_apply.trigger()
     assert len(window.document.layers.of_kind(LayerKind.MASK)) == 1
+
+
+def test_segment_anything_encodes_once_then_answers_each_prompt(window, tmp_path, qtbot):
+    """Choose the checkpoint in the form: the image is encoded in the background; a box,
+    then a click, each preview a mask from the cached encoding; Apply adds it."""
+    from skimage import data
+
+    import tiny_models
+
+    checkpoint = tiny_models.save_tiny_sam(tmp_path / "tiny_sam.pth")
+    path = tmp_path / "astronaut.png"
+    io.write_image(path, data.astronaut()[::2, ::2])
+    window.open_paths([path])
+    window.choose_operator(get("segment_anything"))
+    window.operator_panel.auto_preview = True
+    window.runner.set_auto_preview(True)
+    editor = window.operator_panel.findChild(QLineEdit, "param_checkpoint_text")
+    with qtbot.waitSignal(window.runner.prepared, check_params_cb=lambda text: "ready" in text, timeout=60_000):
+        editor.setText(str(checkpoint))
+
+    window.tool_actions[Tool.BOX].trigger()
+    drag(window.canvas, [(40, 60), (150, 160), (200, 190)])
+    qtbot.waitUntil(lambda: window.runner.preview_layer is not None and not window.runner.busy, timeout=60_000)
+    assert window.runner.preview_layer.shape == (256, 256)
+    assert "embedding cached True" in window.operator_panel.scores_label.text()
+
+    window.tool_actions[Tool.POINT_POSITIVE].trigger()
+    with qtbot.waitSignal(window.runner.scores, timeout=60_000) as scores:
+        click(window.canvas, 120, 120)
+    assert scores.args[0]["embedding_cached"] is True and scores.args[0]["encoder_seconds"] == 0.0
+
+    with qtbot.waitSignal(window.runner.applied, timeout=60_000) as applied:
+        window.action_apply.trigger()
+    layer = applied.args[0][0]
+    assert layer.kind is LayerKind.MASK and layer.shape == (256, 256)
+    assert window.document.history.undo_names[-1] == "Segment Anything (box / points)"

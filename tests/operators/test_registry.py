@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pytest
+import tiny_models
 from skimage import data
 
 from maskwork import cli
@@ -86,6 +87,34 @@ def _skip_if_unavailable(spec) -> None:
         pytest.skip(f"{spec.id} needs {', '.join(missing)}")
 
 
+#: Operators that run a file the person brings (a "path" parameter whose default is no
+#: file): that parameter and how to build a tiny such file (see tiny_models.py).
+MODEL_FILES = {
+    "run_model": ("model", lambda folder: tiny_models.save_torchscript(tiny_models.bright_pixel_net(), folder / "bright.pt")),
+    "segment_anything": ("checkpoint", lambda folder: tiny_models.save_tiny_sam(folder / "tiny_sam.pth")),
+}
+
+
+@pytest.fixture(scope="module")
+def file_params(tmp_path_factory):
+    """``file_params(spec)``: the params that point an operator's file parameter at a tiny
+    model, built the first time an operator asks ({} for operators that need no file)."""
+    folder = tmp_path_factory.mktemp("model_files")
+    built: dict[str, dict] = {}
+
+    def params_for(spec) -> dict:
+        needed = [param.name for param in spec.params if param.type == "path" and not param.default]
+        if not needed:
+            return {}
+        assert spec.id in MODEL_FILES, f"{spec.id} needs a file for {needed}: add a builder to MODEL_FILES"
+        name, build = MODEL_FILES[spec.id]
+        if spec.id not in built:
+            built[spec.id] = {name: str(build(folder))}
+        return built[spec.id]
+
+    return params_for
+
+
 # ------------------------------------------------------------------ registry-wide contract
 
 
@@ -94,12 +123,12 @@ def test_registry_is_not_empty():
 
 
 @pytest.mark.parametrize("spec", OPERATORS, ids=lambda spec: spec.id)
-def test_operator_contract(spec):
+def test_operator_contract(spec, file_params):
     _skip_if_unavailable(spec)
     inputs = make_inputs(spec)
     originals = copy.deepcopy(inputs)
 
-    result = spec.run(inputs, {})
+    result = spec.run(inputs, file_params(spec))
 
     assert isinstance(result, Result)
     assert list(result.outputs) == list(spec.outputs), "outputs must be the declared kinds, main one first"
@@ -129,12 +158,12 @@ def test_operator_contract(spec):
 
 
 @pytest.mark.parametrize("spec", OPERATORS, ids=lambda spec: spec.id)
-def test_cancelled_context_raises(spec):
+def test_cancelled_context_raises(spec, file_params):
     _skip_if_unavailable(spec)
     ctx = RunContext()
     ctx.cancel()
     with pytest.raises(Cancelled):
-        spec.run(make_inputs(spec), {}, ctx)
+        spec.run(make_inputs(spec), file_params(spec), ctx)
 
 
 @pytest.mark.parametrize("spec", OPERATORS, ids=lambda spec: spec.id)
@@ -386,7 +415,7 @@ def test_register_builds_params_from_annotations(scratch_registry):
 # ------------------------------------------------------------------ no Qt in core/operators/cli
 
 
-FORBIDDEN = ("PySide6", "shiboken6", "pyqtgraph", "superqt", "napari", "torch", "SimpleITK")
+FORBIDDEN = ("PySide6", "shiboken6", "pyqtgraph", "superqt", "napari", "torch", "SimpleITK", "dask", "distributed")
 
 
 def test_core_operators_and_cli_import_no_gui_or_heavy_libraries():

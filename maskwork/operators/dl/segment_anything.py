@@ -571,6 +571,11 @@ def _estimate_memory(inputs: dict, params: dict) -> int:
     return weights + attention + height * width * (4 + 1)  # mask logits and the mask
 
 
+def _prepare(inputs: dict, params: dict, ctx: RunContext) -> None:
+    """Encode the image ahead of the first prompt (see ``register(prepare=...)``)."""
+    prepare_embedding(inputs["image"], params["checkpoint"], params["model_type"], params["device"], ctx)
+
+
 @register(
     "segment_anything",
     title="Segment Anything (box / points)",
@@ -578,6 +583,7 @@ def _estimate_memory(inputs: dict, params: dict) -> int:
     outputs=("mask",),
     requires=("segment_anything",),
     memory_estimate=_estimate_memory,
+    prepare=_prepare,
 )
 def segment_anything(
     image: np.ndarray,

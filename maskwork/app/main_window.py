@@ -72,6 +72,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.canvas)
         self.runner = OperatorRunner(self.document, self)
         self.last_message_box: QMessageBox | None = None
+        #: The napari viewer File > Open in napari made, reused while it stays open.
+        self._napari_viewer = None
         self._autosaved_state: object = None
 
         self._build_docks()
@@ -108,6 +110,11 @@ class MainWindow(QMainWindow):
         self.metric_plot.setLabel("left", "metric")
         self._metric_curve = self.metric_plot.plot(pen=pg.mkPen((230, 57, 70), width=2))
         self.metric_values: list[float] = []
+        # Under Run model's form: what the chosen file is and expects.
+        self.model_info_button = QPushButton("Model info...")
+        self.model_info_button.setObjectName("modelInfoButton")
+        self.model_info_button.setToolTip("Show the model's format, inputs, outputs and settings")
+        self.model_info_button.clicked.connect(self.show_model_info)
         self.docks = {}
         for key, title, widget, area in (
             ("layers", "Layers", self.layer_panel, Qt.DockWidgetArea.RightDockWidgetArea),
@@ -593,6 +600,8 @@ class MainWindow(QMainWindow):
             self.operator_panel.set_plot(self.metric_plot)
         if spec.id == "denoise":
             self._suggest_denoising()
+        if spec.id == "run_model":
+            self.operator_panel.set_plot(self.model_info_button)
         self.runner.set_operator(spec, {**spec.defaults(), **self.operator_panel.values()})
         self.docks["operator"].show()
         self.docks["operator"].raise_()
@@ -601,6 +610,26 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{spec.title} needs {', '.join(missing)}", 8000)
         elif self.runner.auto_preview:
             self.runner.preview()
+
+    def show_model_info(self) -> None:
+        """Describe the chosen model file (format, inputs, outputs, settings) in a message."""
+        from maskwork.operators.dl.model_file import describe_model
+
+        path = self.runner.params.get("model", "")
+
+        def show(value) -> None:
+            if isinstance(value, Exception):
+                self.show_error("Cannot read the model", str(value))
+                return
+            box = QMessageBox(QMessageBox.Icon.Information, "Model", _model_description(value), QMessageBox.StandardButton.Ok, self)
+            box.setWindowModality(Qt.WindowModality.WindowModal)
+            box.open()
+            self.last_message_box = box
+
+        self.statusBar().showMessage("Reading the model...", 3000)
+        self._model_info_job = BackgroundJob(lambda: describe_model(path))
+        self._model_info_job.done.connect(show)
+        self._model_info_job.start()
 
     def _suggest_denoising(self) -> None:
         """Estimate the noise of the image off the UI thread and offer matching parameters."""
@@ -778,9 +807,7 @@ class MainWindow(QMainWindow):
         except ImportError as error:
             self.show_error("napari is not installed", f"Open in napari needs napari: pip install 'maskwork[napari]'\n({error})")
             return None
-        viewer = getattr(self, "_napari_viewer", None)
-        if viewer is not None and viewer.window._qt_window is None:
-            viewer = None  # closed by the person since
+        viewer = self._napari_viewer if _napari_window_open(self._napari_viewer) else None
         self._napari_viewer = open_in_napari(list(self.document.layers), viewer=viewer)
         return self._napari_viewer
 
@@ -924,3 +951,29 @@ class MainWindow(QMainWindow):
         if paths:
             event.acceptProposedAction()
             self.open_paths(paths)
+
+
+def _napari_window_open(viewer) -> bool:
+    """Whether ``viewer`` (a napari viewer or None) still has its window on screen."""
+    qt_window = getattr(getattr(viewer, "window", None), "_qt_window", None)
+    try:
+        return qt_window is not None and qt_window.isVisible()
+    except RuntimeError:  # the Qt object behind it was deleted when the person closed it
+        return False
+
+
+def _model_description(info: dict) -> str:
+    """The text of Model info: what ``describe_model`` found, one fact per line."""
+
+    def tensors(items) -> str:
+        return "; ".join(f"{item['name']} {item.get('type', '')} {item.get('shape') or ''}".strip() for item in items) or "not declared"
+
+    settings = info["settings"]
+    lines = [
+        f"{info['format']} model, {info['size_bytes'] / 2**20:.1f} MB",
+        f"Inputs: {tensors(info.get('inputs', []))}",
+        f"Outputs: {tensors(info.get('outputs', []))}",
+        f"Settings file: {info['sidecar'] or 'none (defaults: RGB in [0, 1], softmax or sigmoid)'}",
+    ]
+    lines += [f"  {name}: {value}" for name, value in settings.items() if value is not None]
+    return "\n".join(lines)

@@ -84,3 +84,34 @@ def test_segment_anything_encodes_once_then_answers_each_prompt(window, tmp_path
     layer = applied.args[0][0]
     assert layer.kind is LayerKind.MASK and layer.shape == (256, 256)
     assert window.document.history.undo_names[-1] == "Segment Anything (box / points)"
+
+
+def test_run_a_brought_torchscript_model_and_read_its_info(window, tmp_path, qtbot):
+    """Run model with a TorchScript file: Model info describes it; Apply adds labels that
+    match the model's known rule (bright pixels); a wrong file gives a message."""
+    from skimage import data
+
+    import tiny_models
+
+    model = tiny_models.save_torchscript(tiny_models.bright_pixel_net(), tmp_path / "bright.pt")
+    path = tmp_path / "coins.png"
+    io.write_image(path, data.coins())
+    window.open_paths([path])
+    window.choose_operator(get("run_model"))
+    window.operator_panel.findChild(QLineEdit, "param_model_text").setText(str(model))
+
+    window.model_info_button.click()
+    qtbot.waitUntil(lambda: window.last_message_box is not None and "TorchScript" in window.last_message_box.text(), timeout=30_000)
+    window.last_message_box.close()
+
+    with qtbot.waitSignal(window.runner.applied, timeout=60_000) as applied:
+        window.action_apply.trigger()
+    labels = applied.args[0][0]
+    assert labels.kind is LayerKind.LABELS
+    bright = data.coins() / 255.0 > tiny_models.BRIGHT_LEVEL
+    assert np.mean((labels.data == 1) == bright) > 0.99
+
+    window.operator_panel.findChild(QLineEdit, "param_model_text").setText(str(path))  # a PNG is no model
+    with qtbot.waitSignal(window.runner.failed, timeout=30_000) as failed:
+        window.action_apply.trigger()
+    assert failed.args[0].is_input_error and "model" in failed.args[0].message.lower()

@@ -1,11 +1,11 @@
-"""Entry point: ``maskwork`` opens the window, ``maskwork ops|run`` is the command line."""
+"""Entry point: ``maskwork`` opens the window, ``maskwork ops|run|batch`` is the command line."""
 
 from __future__ import annotations
 
 import sys
 from typing import Sequence
 
-COMMANDS = ("ops", "run")
+COMMANDS = ("ops", "run", "batch")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,9 @@
-"""``maskwork ops`` and ``maskwork run``: the operators without a window (imports no Qt).
+"""``maskwork ops``, ``run`` and ``batch``: the operators without a window (imports no Qt).
 
 Bad input never shows a traceback: it prints one line on stderr and exits with code 2.
+``maskwork batch`` exits with 0 when every image succeeded (or was done before), 1 when
+any image failed (each failure is a row of its summary.csv) and 2 for bad arguments.
+Dask is imported only by ``batch``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import numpy as np
 
 from maskwork.operators.context import InputError
 
+EXIT_SOME_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,6 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None, help="compute device for deep-learning operators")
     run.add_argument("-o", "--output", required=True, help="output file; extra outputs are written beside it")
     run.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+    batch = commands.add_parser(
+        "batch",
+        help="replay a recipe on many images in parallel (Dask)",
+        description="Replay a recipe on many images in parallel with Dask. Writes <stem>_<layer>.png/.tif per image "
+        "and summary.csv into OUTDIR; a rerun skips images already done. Exit status: 0 all done, 1 some "
+        "image failed (see summary.csv), 2 bad arguments.",
+    )
+    batch.add_argument("recipe", help="recipe JSON (or the sidecar of an export, which embeds one)")
+    batch.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, folder (every image inside) or glob")
+    batch.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    batch.add_argument("--workers", type=int, help="worker processes of the local Dask cluster (default: CPU count)")
+    batch.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask scheduler (tcp://host:8786) instead")
     return parser
 
 
@@ -56,7 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "ops":
             return _ops(args)
+        if args.command == "batch":
+            return _batch(args)
         return _run(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("\nmaskwork: interrupted\n")
+        return EXIT_INTERRUPTED
     except (InputError, ValueError, OSError) as error:
         # ImageReadError is a ValueError; OSError covers unwritable outputs.
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -105,6 +128,7 @@ def _parse_points(text: str) -> list[tuple[float, float, int]]:
 
 def _run(args) -> int:
     from maskwork.core import io
+    from maskwork.core.recipe import recipe_from_run, single_channel
     from maskwork.operators import get
 
     spec = get(args.operator)
@@ -118,9 +142,9 @@ def _run(args) -> int:
     if args.image2:
         inputs["image2"] = io.read_image(args.image2)
     if args.markers:
-        inputs["markers"] = _single_channel(io.read_image(args.markers), "markers")
+        inputs["markers"] = single_channel(io.read_image(args.markers), "markers")
     if args.mask:
-        inputs["mask"] = _single_channel(io.read_image(args.mask), "mask") != 0
+        inputs["mask"] = single_channel(io.read_image(args.mask), "mask") != 0
     if args.rect:
         try:
             inputs["rect"] = tuple(int(v) for v in args.rect.split(","))
@@ -144,7 +168,10 @@ def _run(args) -> int:
         "inputs": {name: getattr(args, name) for name in ("image", "image2", "markers", "mask") if getattr(args, name)},
         "seeds": io.seed_summary(inputs.get("markers"), inputs.get("rect"), inputs.get("points")),
     }
-    written = write_outputs(result, Path(args.output), provenance)
+    files = {name: getattr(args, name) for name in ("image2", "markers", "mask") if getattr(args, name)}
+    recipe = recipe_from_run(spec.id, params, inputs, files)
+    output = Path(args.output)
+    written = write_outputs(result, output, provenance, recipe.to_json(output.resolve().parent))
     if args.json:
         summary = {
             "operator": spec.id,
@@ -155,52 +182,27 @@ def _run(args) -> int:
         }
         transform = result.outputs.get("transform")
         if transform is not None:
-            summary["transform"] = _transform_json(transform)
+            summary["transform"] = io.transform_json(transform)
         print(json.dumps(summary, default=_json_default))
     return 0
 
 
-def _single_channel(array: np.ndarray, what: str) -> np.ndarray:
-    if array.ndim == 3:
-        if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(1, min(array.shape[2], 3))):
-            raise InputError(f"the {what} file must be a single-channel (or palette) image")
-        array = array[..., 0]
-    return array
-
-
-def write_outputs(result, output: Path, provenance: dict) -> list[Path]:
+def write_outputs(result, output: Path, provenance: dict, recipe: dict | None = None) -> list[Path]:
     """Write each output of ``result``: the first to ``output``, others beside it.
 
     Extra outputs get a suffix: ``OUT_probabilities.tif``, ``OUT_transform.json``, ...
+    Sidecars carry ``provenance`` and, when given, the one-step ``recipe``.
     """
     from maskwork.core import io
 
     written = []
     for i, (kind, value) in enumerate(result.outputs.items()):
         path = output if i == 0 else output.with_name(f"{output.stem}_{kind}{_EXTRA_SUFFIX.get(kind, output.suffix)}")
-        if kind == "mask":
-            io.write_mask(path, value, provenance=provenance)
-        elif kind == "labels":
-            io.write_labels(path, value, provenance=provenance)
-        elif kind == "probabilities":
-            io.write_image(path.with_suffix(".tif"), np.asarray(value, np.float32), provenance=provenance)
-            path = path.with_suffix(".tif")
-        elif kind == "image":
-            io.write_image(path, value, provenance=provenance)
-        elif kind == "transform":
-            path = path.with_suffix(".json")
-            path.write_text(json.dumps(_transform_json(value), indent=2, default=_json_default))
-        written.append(path)
+        written.append(io.write_output(path, kind, value, provenance=provenance, recipe=recipe))
     return written
 
 
 _EXTRA_SUFFIX = {"probabilities": ".tif", "transform": ".json", "labels": ".png", "mask": ".png"}
-
-
-def _transform_json(transform) -> dict:
-    if hasattr(transform, "to_json"):
-        return transform.to_json()
-    return {"type": "matrix", "matrix": np.asarray(transform, float).tolist()}
 
 
 def _json_default(value):
@@ -209,3 +211,18 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _batch(args) -> int:
+    from maskwork.batch import SUMMARY_NAME, run_batch
+    from maskwork.core.recipe import load
+
+    recipe = load(args.recipe)
+    records = run_batch(recipe, args.inputs, args.output, workers=args.workers, scheduler=args.scheduler,
+                        progress=sys.stderr)
+    counts = {status: sum(record.status == status for record in records) for status in ("ok", "skipped", "failed")}
+    sys.stderr.write(
+        f"maskwork batch: {len(records)} images: {counts['ok']} done, {counts['skipped']} done before, "
+        f"{counts['failed']} failed; summary in {Path(args.output) / SUMMARY_NAME}\n"
+    )
+    return EXIT_SOME_FAILED if counts["failed"] else 0

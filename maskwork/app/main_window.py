@@ -24,12 +24,14 @@ from PySide6.QtWidgets import (
 )
 
 from maskwork.app import autosave
+from maskwork.app.recording import RecipeRecorder
 from maskwork.app.runner import OperatorRunner
 from maskwork.app.settings import add_recent_file, config_dir, recent_files, settings
 from maskwork.app.workers import OperatorError, stop_all_workers
 from maskwork.core import io
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
+from maskwork.core.recipe import Recipe, to_python
 from maskwork.operators import InputError, OperatorSpec, all_operators
 from maskwork.operators.dl.device import preferred_device, set_preferred_device
 from maskwork.widgets.alignment_panel import AlignmentPanel
@@ -71,6 +73,7 @@ class MainWindow(QMainWindow):
         self.canvas = Canvas(self.document, self)
         self.setCentralWidget(self.canvas)
         self.runner = OperatorRunner(self.document, self)
+        self.recorder = RecipeRecorder()
         self.last_message_box: QMessageBox | None = None
         #: The napari viewer File > Open in napari made, reused while it stays open.
         self._napari_viewer = None
@@ -157,6 +160,7 @@ class MainWindow(QMainWindow):
         self.action_export_labels = a("Export &labels...", lambda: self._export_dialog("labels"), None, "Export a labels layer (uint8/uint16 PNG or TIFF)")
         self.action_export_labels_color = a("Export labels as &colour PNG...", lambda: self._export_dialog("labels_color"), None, "Export labels drawn in their colours")
         self.action_export_cutout = a("Export &cut-out (RGBA PNG)...", lambda: self._export_dialog("cutout"), None, "Export the image with the mask as alpha")
+        self.action_export_recipe = a("Export &recipe (JSON + Python)...", self.export_recipe_dialog, None, "Save the applied steps to replay on other images with maskwork batch")
         self.action_export_transform = a("Export &transform (JSON or .tfm)...", self.export_transform_dialog, None, "Save the last registration's transform")
         self.action_load_transform = a("Load transform...", self.load_transform_dialog, None, "Load a transform saved as JSON or .tfm")
         self.action_show_matches = a("Show feature &matches", self.show_feature_matches, None, "Add the last feature registration's matches as an image (inliers green, outliers red)")
@@ -206,6 +210,7 @@ class MainWindow(QMainWindow):
                 self.action_export_labels,
                 self.action_export_labels_color,
                 self.action_export_cutout,
+                self.action_export_recipe,
                 self.action_export_transform,
                 self.action_load_transform,
             ]
@@ -341,7 +346,7 @@ class MainWindow(QMainWindow):
         runner.preview_changed.connect(canvas.set_preview)
         runner.failed.connect(self._on_operator_failed)
         runner.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
-        runner.applied.connect(lambda layers: self._update_title())
+        runner.applied.connect(self._on_applied)
         runner.scores.connect(self._on_scores)
         runner.partial_scores.connect(self._on_partial_scores)
         runner.memory_warning.connect(self._on_memory_warning)
@@ -446,6 +451,7 @@ class MainWindow(QMainWindow):
         self.runner.cancel()
         self.runner.clear_preview()
         self.document.reset()
+        self.recorder.reset()
         self._add_pages(first, pages)
         for extra in paths[1:]:
             self.add_image_layers(extra, undoable=False)
@@ -554,23 +560,61 @@ class MainWindow(QMainWindow):
             "seeds": io.seed_summary(self._markers_data(), self.document.rect, self.document.points),
         }
         try:
+            recipe = self.current_recipe()
+            # The sidecar carries the recipe that made this file, so it can be replayed.
+            embedded = recipe.embed(path) if recipe.steps else None
             if what == "image":
-                written = io.write_image(path, layer.data, provenance=provenance)
+                written = io.write_image(path, layer.data, provenance=provenance, recipe=embedded)
             elif what == "mask":
-                written = io.write_mask(path, layer.data, provenance=provenance)
+                written = io.write_mask(path, layer.data, provenance=provenance, recipe=embedded)
             elif what == "labels":
-                written = io.write_labels(path, layer.data, provenance=provenance)
+                written = io.write_labels(path, layer.data, provenance=provenance, recipe=embedded)
             elif what == "labels_color":
-                written = io.write_labels_color(path, layer.data, provenance=provenance)
+                written = io.write_labels_color(path, layer.data, provenance=provenance, recipe=embedded)
             else:
                 base = self.document.base_image
-                written = io.write_cutout(path, base.data, layer.data, provenance=provenance)
-        except (ValueError, OSError) as error:
+                written = io.write_cutout(path, base.data, layer.data, provenance=provenance, recipe=embedded)
+        except (ValueError, OSError) as error:  # InputError (a recipe that no longer fits) is a ValueError
             self.show_error(f"Cannot export {Path(path).name}", str(error))
             return None
         self.document.history.mark_saved()
         self.statusBar().showMessage(f"Exported {written}", 5000)
         return Path(written)
+
+    def current_recipe(self) -> Recipe:
+        """The recipe of the Applies whose results are still in the document."""
+        return self.recorder.recipe(self.document.layers, self.document.base_image)
+
+    def export_recipe_dialog(self) -> None:
+        """Ask where to save the recipe, then save it."""
+        stem = self.source_path.stem if self.source_path else "recipe"
+        path, _ = QFileDialog.getSaveFileName(self, "Export recipe", str(Path(self._last_dir()) / f"{stem}_recipe.json"), "Recipes (*.json)")
+        if path:
+            self.export_recipe(path)
+
+    def export_recipe(self, path: str | Path) -> Path | None:
+        """Write the recipe as JSON (seed files beside it) and as a Python script (``.py``).
+
+        Returns
+        -------
+        Path or None
+            The JSON file, or None when nothing was applied yet or writing failed.
+        """
+        try:
+            recipe = self.current_recipe()
+            if not recipe.steps:
+                self.show_error("No recipe yet", "Apply an operator first: every Apply is recorded as a recipe step.")
+                return None
+            written = recipe.save(path)
+            script = written.with_suffix(".py")
+            script.write_text(to_python(recipe), encoding="utf-8")
+        except (ValueError, OSError) as error:
+            self.show_error(f"Cannot export {Path(path).name}", str(error))
+            return None
+        self.statusBar().showMessage(
+            f"Recipe of {len(recipe.steps)} steps: {written.name} and {script.name}; "
+            f"replay with: maskwork batch {written.name} IMAGES... -o OUTDIR", 8000)
+        return written
 
     def _markers_data(self) -> np.ndarray | None:
         markers = self.document.layers.of_kind(LayerKind.MARKERS)
@@ -663,6 +707,13 @@ class MainWindow(QMainWindow):
         if self.runner.spec is not None:
             # Remembered at once, not only at quit: a chosen model file survives a crash.
             settings().setValue(f"params/{self.runner.spec.id}", json.dumps(values))
+
+    def _on_applied(self, layers: list) -> None:
+        if layers:
+            metadata = layers[0].metadata
+            self.recorder.record(metadata["operator"], metadata["parameters"], self.runner.last_inputs,
+                                 self.runner.last_sources, layers)
+        self._update_title()
 
     def _on_memory_warning(self, message: str, purpose: str) -> None:
         title = self.runner.spec.title if self.runner.spec is not None else "The operator"

@@ -92,6 +92,8 @@ class OperatorRunner(QObject):
         self.last_transform = None
         #: Inputs of the last Apply (the registration's fixed and moving images, say).
         self.last_inputs: dict = {}
+        #: Input name -> the layer each input of the last Apply came from.
+        self.last_sources: dict = {}
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.preview)
@@ -181,10 +183,19 @@ class OperatorRunner(QObject):
         return self._preview
 
     # -- inputs -----------------------------------------------------------------------
-    def gather_inputs(self, spec: OperatorSpec) -> dict:
+    def gather_inputs(self, spec: OperatorSpec, sources: dict | None = None) -> dict:
         """Snapshot the inputs ``spec`` takes from the document.
 
         Seed layers are copied: the person may keep drawing while the worker runs.
+
+        Parameters
+        ----------
+        spec : OperatorSpec
+            The operator.
+        sources : dict, optional
+            Filled with input name -> the :class:`Layer` it came from (``rect`` and
+            ``points`` come from the document's prompts and get no entry): recipes record
+            whether an input was the opened image, a drawn seed or an earlier result.
 
         Raises
         ------
@@ -195,24 +206,25 @@ class OperatorRunner(QObject):
         base = doc.base_image
         if base is None:
             raise InputError("open an image first")
+        sources = {} if sources is None else sources
         inputs: dict = {}
         for name in spec.inputs:
             if name == "image":
-                inputs["image"] = base.data
+                inputs["image"], sources["image"] = base.data, base
             elif name == "image2":
                 others = [layer for layer in doc.layers.of_kind(LayerKind.IMAGE) if layer is not base]
                 if others:
-                    inputs["image2"] = others[-1].data
+                    inputs["image2"], sources["image2"] = others[-1].data, others[-1]
             elif name == "markers":
                 markers = [layer for layer in doc.layers.of_kind(LayerKind.MARKERS) if layer.visible]
                 if markers and markers[-1].data.any():
-                    inputs["markers"] = markers[-1].data.copy()
+                    inputs["markers"], sources["markers"] = markers[-1].data.copy(), markers[-1]
             elif name == "mask":
                 selected = doc.layers.selected
                 masks = doc.layers.of_kind(LayerKind.MASK, LayerKind.LABELS)
                 source = selected if selected in masks else (masks[-1] if masks else None)
                 if source is not None:
-                    inputs["mask"] = source.data.copy()
+                    inputs["mask"], sources["mask"] = source.data.copy(), source
             elif name == "rect" and doc.rect is not None:
                 inputs["rect"] = doc.rect
             elif name == "points" and doc.points:
@@ -253,8 +265,9 @@ class OperatorRunner(QObject):
         if self._worker is not None:
             self._detach(self._worker)
             self._worker = None
+        sources: dict = {}
         try:
-            inputs = self.gather_inputs(self.spec)
+            inputs = self.gather_inputs(self.spec, sources)
             for name, value in self.params.items():
                 self.spec.param(name).coerce(value)
         except InputError as error:
@@ -265,6 +278,7 @@ class OperatorRunner(QObject):
             self.busy_changed.emit(False)
             return False
         worker = OperatorWorker(self.spec, inputs, self.params, purpose, check_memory=not self._memory_confirmed)
+        worker.sources = sources
         worker.progress.connect(self.progress)
         worker.partial.connect(self._on_partial)
         worker.returned.connect(self._on_returned)
@@ -316,7 +330,7 @@ class OperatorRunner(QObject):
             self._show_preview(result)
             self.message.emit(f"{worker.spec.title}: preview ready ({result.iterations} iterations)")
         else:
-            self.last_inputs = worker.inputs
+            self.last_inputs, self.last_sources = worker.inputs, worker.sources
             self._commit(worker.spec, worker.params, result)
 
     def _on_errored(self, error: OperatorError) -> None:

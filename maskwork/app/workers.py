@@ -75,6 +75,8 @@ class OperatorWorker(QThread):
         self.params = params
         self.purpose = purpose
         self.check_memory = check_memory
+        #: Input name -> the layer it was taken from (set by the runner, read by recipes).
+        self.sources: dict = {}
         self._cancel_event = threading.Event()
         self.finished.connect(self._forget)
 

@@ -54,6 +54,10 @@ __all__ = [
     "to_uint8_display",
     "sidecar_path",
     "write_sidecar",
+    "write_json",
+    "output_suffix",
+    "transform_json",
+    "write_output",
     "seed_summary",
 ]
 
@@ -94,8 +98,9 @@ _PNG_COLOR_TYPE_OFFSET = 25
 _PNG_COLOR_TYPE_PALETTE = 3
 # Pillow modes that are not arrays of gray/RGB(A) samples and must be converted.
 _PILLOW_CONVERT = {"CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "1": "L"}
-# Keys write_sidecar fills in itself; provenance may not override them.
-_SIDECAR_RESERVED = ("file", "created", "maskwork_version", "library_versions")
+# Keys write_sidecar fills in itself (or takes as their own argument); provenance may
+# not override them.
+_SIDECAR_RESERVED = ("file", "created", "maskwork_version", "library_versions", "recipe")
 # Distribution names whose versions go into every sidecar. A key lists several
 # distributions where the project accepts more than one (PySide6 is installed
 # as PySide6-Essentials).
@@ -507,12 +512,13 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
 
 
 def _save(path: str | os.PathLike, image: np.ndarray, suffixes: Iterable[str], what: str,
-          provenance: dict | None) -> Path:
+          provenance: dict | None, recipe: dict | None) -> Path:
     """Encode, serialise the sidecar, then write both (nothing is written on error)."""
     path = Path(path)
     suffix = _check_suffix(path, suffixes, what)
     data = _ENCODERS[suffix](image, path)
-    sidecar = None if provenance is None else _sidecar_text(path, provenance)
+    wants_sidecar = provenance is not None or recipe is not None
+    sidecar = _sidecar_text(path, provenance or {}, recipe) if wants_sidecar else None
     _write_bytes_atomic(path, data)
     if sidecar is not None:
         _write_bytes_atomic(sidecar_path(path), sidecar.encode("utf-8"))
@@ -520,7 +526,7 @@ def _save(path: str | os.PathLike, image: np.ndarray, suffixes: Iterable[str], w
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *,
-                provenance: dict | None = None) -> Path:
+                provenance: dict | None = None, recipe: dict | None = None) -> Path:
     """Write an image, choosing the format from the suffix of `path`.
 
     Parameters
@@ -538,6 +544,9 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *,
     provenance : dict, optional
         When given (even empty), also write the JSON sidecar
         (:func:`write_sidecar`) with these keys.
+    recipe : dict, optional
+        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
+        sidecar under ``"recipe"``; given alone it also writes the sidecar.
 
     Returns
     -------
@@ -550,11 +559,11 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *,
         If the suffix is unsupported or the format cannot hold this dtype or
         channel count.
     """
-    return _save(path, _as_image(image), WRITABLE_SUFFIXES, "an image", provenance)
+    return _save(path, _as_image(image), WRITABLE_SUFFIXES, "an image", provenance, recipe)
 
 
 def write_mask(path: str | os.PathLike, mask: np.ndarray, *,
-               provenance: dict | None = None) -> Path:
+               provenance: dict | None = None, recipe: dict | None = None) -> Path:
     """Write a binary mask as a single-channel uint8 image with values 0 and 255.
 
     Parameters
@@ -565,6 +574,9 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray, *,
         Any dtype; nonzero pixels (NaN excluded) are in the mask.
     provenance : dict, optional
         When given, also write the JSON sidecar (:func:`write_sidecar`).
+    recipe : dict, optional
+        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
+        sidecar under ``"recipe"``; given alone it also writes the sidecar.
 
     Returns
     -------
@@ -586,7 +598,7 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray, *,
         # NaN compares unequal to 0 but marks missing data, not the object.
         inside &= ~np.isnan(mask)
     binary = inside.astype(np.uint8) * 255
-    return _save(path, _as_image(binary), (".png", ".tif", ".tiff"), "a mask", provenance)
+    return _save(path, _as_image(binary), (".png", ".tif", ".tiff"), "a mask", provenance, recipe)
 
 
 def _labels_dtype(labels: np.ndarray, suffix: str, path: Path) -> np.dtype:
@@ -608,7 +620,7 @@ def _labels_dtype(labels: np.ndarray, suffix: str, path: Path) -> np.dtype:
 
 
 def write_labels(path: str | os.PathLike, labels: np.ndarray, *,
-                 provenance: dict | None = None) -> Path:
+                 provenance: dict | None = None, recipe: dict | None = None) -> Path:
     """Write a label image keeping its class ids.
 
     Parameters
@@ -621,6 +633,9 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *,
         or int64).
     provenance : dict, optional
         When given, also write the JSON sidecar (:func:`write_sidecar`).
+    recipe : dict, optional
+        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
+        sidecar under ``"recipe"``; given alone it also writes the sidecar.
 
     Returns
     -------
@@ -646,11 +661,11 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *,
         # Not through _as_image, which would turn True into 255 instead of label 1.
         labels = labels.astype(np.uint8)
     stored = labels.astype(_labels_dtype(labels, suffix, path), copy=False)
-    return _save(path, stored, (suffix,), "labels", provenance)
+    return _save(path, stored, (suffix,), "labels", provenance, recipe)
 
 
 def write_labels_color(path: str | os.PathLike, labels: np.ndarray, *,
-                       provenance: dict | None = None) -> Path:
+                       provenance: dict | None = None, recipe: dict | None = None) -> Path:
     """Write labels as an RGBA picture using :func:`maskwork.core.colors.colorize_labels`.
 
     Parameters
@@ -662,6 +677,9 @@ def write_labels_color(path: str | os.PathLike, labels: np.ndarray, *,
         Non-negative class ids; 0 becomes fully transparent.
     provenance : dict, optional
         When given, also write the JSON sidecar (:func:`write_sidecar`).
+    recipe : dict, optional
+        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
+        sidecar under ``"recipe"``; given alone it also writes the sidecar.
 
     Returns
     -------
@@ -676,11 +694,11 @@ def write_labels_color(path: str | os.PathLike, labels: np.ndarray, *,
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"labels must be a (row, col) array, got shape {labels.shape}")
-    return write_image(path, colorize_labels(labels), provenance=provenance)
+    return write_image(path, colorize_labels(labels), provenance=provenance, recipe=recipe)
 
 
 def write_cutout(path: str | os.PathLike, image: np.ndarray, mask: np.ndarray, *,
-                 provenance: dict | None = None) -> Path:
+                 provenance: dict | None = None, recipe: dict | None = None) -> Path:
     """Write the masked part of an image as an RGBA picture.
 
     Parameters
@@ -696,6 +714,9 @@ def write_cutout(path: str | os.PathLike, image: np.ndarray, mask: np.ndarray, *
         transparent pixels is kept (not blacked out), so nothing is lost.
     provenance : dict, optional
         When given, also write the JSON sidecar (:func:`write_sidecar`).
+    recipe : dict, optional
+        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
+        sidecar under ``"recipe"``; given alone it also writes the sidecar.
 
     Returns
     -------
@@ -727,7 +748,7 @@ def write_cutout(path: str | os.PathLike, image: np.ndarray, mask: np.ndarray, *
     if mask.dtype.kind in "fc":
         inside &= ~np.isnan(mask)
     rgba[:, :, 3] = inside * np.uint8(255)
-    return write_image(path, rgba, provenance=provenance)
+    return write_image(path, rgba, provenance=provenance, recipe=recipe)
 
 
 def to_uint8_display(image: np.ndarray, low: float | None = None,
@@ -828,11 +849,14 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} cannot be written to a sidecar")
 
 
-def _sidecar_text(path: Path, provenance: dict) -> str:
+def _sidecar_text(path: Path, provenance: dict, recipe: dict | None = None) -> str:
     """Return the JSON text of the sidecar for `path` (raises before any writing)."""
     clash = [key for key in _SIDECAR_RESERVED if key in provenance]
     if clash:
-        raise ValueError(f"provenance may not set {', '.join(clash)}: write_sidecar fills them in")
+        raise ValueError(
+            f"provenance may not set {', '.join(clash)}: write_sidecar fills them in "
+            "(a recipe goes in its own argument)"
+        )
     record = {
         "file": path.name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -840,10 +864,12 @@ def _sidecar_text(path: Path, provenance: dict) -> str:
         "library_versions": dict(_library_versions()),
         **provenance,
     }
+    if recipe is not None:
+        record["recipe"] = recipe
     return json.dumps(record, indent=2, default=_json_default) + "\n"
 
 
-def write_sidecar(path: str | os.PathLike, provenance: dict) -> Path:
+def write_sidecar(path: str | os.PathLike, provenance: dict, *, recipe: dict | None = None) -> Path:
     """Write the JSON provenance sidecar of an exported file.
 
     Parameters
@@ -854,6 +880,10 @@ def write_sidecar(path: str | os.PathLike, provenance: dict) -> Path:
         Extra keys, normally ``"operator"`` (id), ``"parameters"`` (dict),
         ``"seeds"`` (see :func:`seed_summary`) and ``"inputs"`` (file names).
         Numpy scalars and arrays are converted to plain JSON values.
+    recipe : dict, optional
+        The recipe that made the file (:meth:`maskwork.core.recipe.Recipe.embed`),
+        stored under ``"recipe"``; ``maskwork batch`` and
+        :func:`maskwork.core.recipe.load` accept the sidecar as a recipe file.
 
     Returns
     -------
@@ -862,7 +892,8 @@ def write_sidecar(path: str | os.PathLike, provenance: dict) -> Path:
         name), ``"created"`` (ISO 8601, UTC), ``"maskwork_version"``,
         ``"library_versions"`` (installed versions of numpy, OpenCV,
         scikit-image, SimpleITK, torch, PySide6, pyqtgraph, tifffile, imageio,
-        Pillow and Python; null when missing) and every key of `provenance`.
+        Pillow and Python; null when missing), every key of `provenance` and
+        ``"recipe"`` when one is given.
 
     Raises
     ------
@@ -873,8 +904,122 @@ def write_sidecar(path: str | os.PathLike, provenance: dict) -> Path:
     """
     path = Path(path)
     target = sidecar_path(path)
-    _write_bytes_atomic(target, _sidecar_text(path, provenance).encode("utf-8"))
+    _write_bytes_atomic(target, _sidecar_text(path, provenance, recipe).encode("utf-8"))
     return target
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write `data` as indented JSON, atomically (a reader never sees half a file).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file; parent folders are created.
+    data : object
+        JSON-ready data; numpy scalars and arrays and paths are converted.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    path = Path(path)
+    text = json.dumps(data, indent=2, default=_json_default) + "\n"
+    _write_bytes_atomic(path, text.encode("utf-8"))
+    return path
+
+
+def output_suffix(kind: str, value: Any) -> str:
+    """The lossless file suffix that suits an operator output.
+
+    Parameters
+    ----------
+    kind : str
+        Output kind (``"mask"``, ``"labels"``, ``"probabilities"``, ``"image"`` or
+        ``"transform"``, see :data:`maskwork.operators.registry.OUTPUT_KINDS`).
+    value : object
+        The output itself.
+
+    Returns
+    -------
+    str
+        ``".png"`` for masks, labels within 0..65535 and uint8/uint16 images with 1, 3
+        or 4 channels; ``".tif"`` for probabilities and any other array; ``".json"`` for
+        transforms.
+    """
+    if kind == "transform":
+        return ".json"
+    if kind == "mask":
+        return ".png"
+    array = np.asarray(value)
+    if kind == "labels":
+        in_png_range = array.size > 0 and array.min() >= 0 and array.max() <= np.iinfo(np.uint16).max
+        return ".png" if in_png_range else ".tif"
+    if kind == "image" and array.dtype in (np.uint8, np.uint16, bool) and _channels(array) in (1, 3, 4):
+        return ".png"
+    return ".tif"
+
+
+def transform_json(transform: Any) -> dict:
+    """The JSON description of a transform output: its ``to_json()``, or a plain matrix.
+
+    Parameters
+    ----------
+    transform : object
+        A :class:`maskwork.operators.registration.transform.Transform` or a 3x3 array.
+
+    Returns
+    -------
+    dict
+        ``transform.to_json()``, or ``{"type": "matrix", "matrix": [[...], ...]}``.
+    """
+    if hasattr(transform, "to_json"):
+        return transform.to_json()
+    return {"type": "matrix", "matrix": np.asarray(transform, float).tolist()}
+
+
+def write_output(path: str | os.PathLike, kind: str, value: Any, *,
+                 provenance: dict | None = None, recipe: dict | None = None) -> Path:
+    """Write one operator output the way its kind asks.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file. Probabilities always go to ``.tif`` and transforms to ``.json``:
+        their suffix is replaced.
+    kind : str
+        ``"mask"`` (written 0/255 by :func:`write_mask`), ``"labels"`` (class ids kept,
+        :func:`write_labels`), ``"probabilities"`` (float32 TIFF), ``"image"``
+        (:func:`write_image`) or ``"transform"`` (JSON, :func:`transform_json`).
+    value : object
+        The output.
+    provenance, recipe : dict, optional
+        Sidecar contents, as for :func:`write_image`; a transform gets no sidecar (its
+        JSON is the record).
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind or data the chosen format cannot hold.
+    """
+    path = Path(path)
+    if kind == "mask":
+        return write_mask(path, value, provenance=provenance, recipe=recipe)
+    if kind == "labels":
+        return write_labels(path, value, provenance=provenance, recipe=recipe)
+    if kind == "probabilities":
+        return write_image(path.with_suffix(".tif"), np.asarray(value, np.float32),
+                           provenance=provenance, recipe=recipe)
+    if kind == "image":
+        return write_image(path, value, provenance=provenance, recipe=recipe)
+    if kind == "transform":
+        return write_json(path.with_suffix(".json"), transform_json(value))
+    raise ValueError(f"unknown output kind {kind!r}")
 
 
 def seed_summary(markers: np.ndarray | None = None, rect: Iterable[int] | None = None,

@@ -1,0 +1,104 @@
+"""Every Apply in the window, recorded so that it can be written as a recipe.
+
+A recorded step remembers the layers its inputs came from and the layers it added. The
+recipe is built when it is asked for, from the steps whose layers are still in the
+document: an undone Apply drops out of the recipe, and comes back with its redo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from maskwork.core.layers import Layer, LayerStack
+from maskwork.core.recipe import ArrayInput, LayerInput, PointsInput, Recipe, RectInput
+
+
+@dataclass
+class RecordedStep:
+    """One Apply: its operator, parameters, inputs and the layers it made.
+
+    Attributes
+    ----------
+    operator : str
+        Registry id.
+    params : dict
+        The parameters it ran with.
+    inputs : dict
+        Input name -> the value it ran on (arrays are the worker's snapshots).
+    sources : dict
+        Input name -> the layer it was taken from (no entry for ``rect`` and ``points``).
+    outputs : dict
+        Output kind -> the layers that show it (probabilities give one per class).
+    """
+
+    operator: str
+    params: dict
+    inputs: dict
+    sources: dict
+    outputs: dict[str, list[Layer]]
+
+
+class RecipeRecorder:
+    """The window's record of applied operators."""
+
+    def __init__(self) -> None:
+        self.steps: list[RecordedStep] = []
+
+    def reset(self) -> None:
+        """Forget every step (a new image was opened)."""
+        self.steps.clear()
+
+    def record(self, operator: str, params: dict, inputs: dict, sources: dict, layers: list[Layer]) -> RecordedStep:
+        """Remember one Apply; ``layers`` are the layers it added, each tagged with its output."""
+        outputs: dict[str, list[Layer]] = {}
+        for layer in layers:
+            outputs.setdefault(layer.metadata.get("output", "mask"), []).append(layer)
+        step = RecordedStep(operator, dict(params), dict(inputs), dict(sources), outputs)
+        self.steps.append(step)
+        return step
+
+    def recipe(self, layers: LayerStack, base: Layer | None) -> Recipe:
+        """The recipe of the steps whose layers are all still in ``layers``.
+
+        An input taken from ``base`` (the opened image) becomes the processed image; one
+        taken from a layer an earlier step made refers to that step's output; anything
+        else (a drawn scribble or mask, a second image, a result whose step was undone
+        or deleted) is stored as a seed array. A box and points are stored relative to the
+        image size, so they scale on other images.
+
+        Raises
+        ------
+        InputError
+            When a recorded step no longer fits the registry (an operator was removed).
+        """
+        live = {id(layer) for layer in layers}
+        recipe = Recipe()
+        made_by_steps: dict[int, str] = {}
+        for step in self.steps:
+            if not all(id(layer) in live for group in step.outputs.values() for layer in group):
+                continue
+            image_shape = np.shape(step.inputs["image"])[:2] if "image" in step.inputs else None
+            recorded_inputs = {}
+            for name, value in step.inputs.items():
+                source = step.sources.get(name)
+                if name == "rect":
+                    recorded_inputs[name] = RectInput.from_pixels(value, image_shape)
+                elif name == "points":
+                    recorded_inputs[name] = PointsInput.from_pixels(value, image_shape)
+                elif source is not None and source is base:
+                    recorded_inputs[name] = LayerInput()
+                elif source is not None and id(source) in made_by_steps:
+                    recorded_inputs[name] = LayerInput(made_by_steps[id(source)])
+                else:
+                    recorded_inputs[name] = ArrayInput(np.array(value, copy=True))
+            outputs = {}
+            for kind, group in step.outputs.items():
+                # Probabilities arrive as one layer per class; the recipe keeps the array.
+                name = group[0].name if len(group) == 1 else f"{group[0].metadata.get('operator', kind)} {kind}"
+                outputs[kind] = name
+                for layer in group:
+                    made_by_steps[id(layer)] = name
+            recipe.add_step(step.operator, step.params, recorded_inputs, outputs)
+        return recipe

@@ -1,0 +1,92 @@
+"""Issue 8 through the window: every Apply is recorded; the recipe replays in batch."""
+
+import json
+
+import numpy as np
+
+from maskwork.batch import run_batch
+from maskwork.core import io
+from maskwork.core.layers import LayerKind
+from maskwork.core.recipe import load, output_filename, replay
+from maskwork.operators import get
+from maskwork.widgets.canvas import Tool
+from window_driver import drag
+
+
+def cut_out_and_clean(window, truth):
+    """Scribbles and a box drawn with the mouse, GrabCut applied, then an opening of its mask."""
+    rows, cols = np.nonzero(truth)
+    r, c = int(rows.mean()), int(cols.mean())
+    window.tool_actions[Tool.BRUSH].trigger()
+    window.canvas.brush_radius = 4
+    drag(window.canvas, [(r - 20, c - 30), (r, c), (r + 20, c + 30)])
+    window.tool_actions[Tool.BOX].trigger()
+    drag(window.canvas, [(rows.min() - 8, cols.min() - 8), (r, c), (rows.max() + 8, cols.max() + 8)])
+    window.choose_operator(get("grabcut"))
+    with window_signal(window) as applied:
+        window.action_apply.trigger()
+    window.document.layers.selected = applied[0][0]
+    window.choose_operator(get("morphology"))
+    window.operator_panel.findChild(object, "param_radius").setValue(2)
+    with window_signal(window) as applied:
+        window.action_apply.trigger()
+    return applied[0][0]
+
+
+class window_signal:  # noqa: N801 - used as a context manager like qtbot.waitSignal
+    """Collects the layers of one Apply, waiting for it as qtbot.waitSignal would."""
+
+    def __init__(self, window):
+        self.window, self.seen = window, []
+
+    def __enter__(self):
+        self.window.runner.applied.connect(self.seen.append)
+        return self.seen
+
+    def __exit__(self, *exc):
+        from pytestqt.qtbot import QtBot
+
+        QtBot(self.window).waitUntil(lambda: bool(self.seen), timeout=60_000)
+        self.window.runner.applied.disconnect(self.seen.append)
+
+
+def test_recorded_recipe_replays_in_batch_with_identical_outputs(window, photo, tmp_path):
+    path, image, truth = photo
+    window.open_paths([path])
+    cleaned = cut_out_and_clean(window, truth)
+
+    exported = window.export("mask", tmp_path / "export" / "cat_mask.png")
+    recipe_path = window.export_recipe(tmp_path / "recipe" / "cat.json")
+    assert recipe_path is not None and recipe_path.with_suffix(".py").exists()
+    recipe = load(recipe_path)
+    assert [step.operator for step in recipe.steps] == ["grabcut", "morphology"]
+    sidecar = json.loads(io.sidecar_path(exported).read_text())
+    assert [step["operator"] for step in sidecar["recipe"]["steps"]] == ["grabcut", "morphology"]
+    # The second step takes the first one's result, not a stored copy of it.
+    assert recipe.steps[1].inputs["mask"].to_json() == {"layer": recipe.steps[0].outputs["mask"]}
+
+    records = run_batch(recipe, [str(path)], tmp_path / "batch", workers=1)
+    assert [record.status for record in records] == ["ok"]
+    final_name = recipe.steps[1].outputs["mask"]
+    batch_mask = tmp_path / "batch" / output_filename(path.stem, final_name, "mask", cleaned.data)
+    assert batch_mask.exists()
+    np.testing.assert_array_equal(io.read_image(batch_mask) > 0, cleaned.data > 0)
+    np.testing.assert_array_equal(io.read_image(exported) > 0, cleaned.data > 0)
+    # The sidecar's recipe replays to the same mask too.
+    np.testing.assert_array_equal(replay(load(io.sidecar_path(exported)), image)[final_name] > 0, cleaned.data > 0)
+
+
+def test_undone_apply_leaves_the_recipe_and_redo_brings_it_back(window, photo):
+    path, image, truth = photo
+    window.open_paths([path])
+    cut_out_and_clean(window, truth)
+    assert len(window.current_recipe().steps) == 2
+    window.action_undo.trigger()
+    assert [step.operator for step in window.current_recipe().steps] == ["grabcut"]
+    window.action_redo.trigger()
+    assert len(window.current_recipe().steps) == 2
+    window.document.history.mark_saved()
+    window.open_paths([path])  # a new document starts a new recipe
+    assert window.current_recipe().steps == []
+    assert window.export_recipe(path.with_suffix(".json")) is None
+    assert "Apply an operator first" in window.last_message_box.text()

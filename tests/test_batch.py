@@ -1,0 +1,225 @@
+"""``maskwork batch``: a recipe over many images on Dask, failures, resuming, a remote scheduler."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from maskwork import cli
+from maskwork.batch import DONE_FOLDER, collect_images
+from maskwork.core import io
+from maskwork.core.recipe import LayerInput, Recipe, WholeImageInput, load, replay
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea, "camera": data.camera}
+
+
+def _small(image: np.ndarray, cols: int) -> np.ndarray:
+    rows = round(image.shape[0] * cols / image.shape[1])
+    return cv2.resize(image, (cols, rows), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """Four small photos (one gray) as PNG and JPEG, and a corrupt file."""
+    folder = tmp_path_factory.mktemp("photos")
+    for i, (name, load_photo) in enumerate(PHOTOS.items()):
+        io.write_image(folder / f"{name}{'.png' if i % 2 else '.jpg'}", _small(load_photo(), 240))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(200)))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def recipe_file(tmp_path_factory) -> Path:
+    """GrabCut inside a whole-image box, then an opening: an object cut-out for any photo."""
+    recipe = Recipe()
+    recipe.add_step("grabcut", {"iterations": 2}, {"image": LayerInput(), "rect": WholeImageInput(0.05)}, {"mask": "cut"})
+    recipe.add_step("morphology", {"operation": "open", "radius": 2}, {"mask": LayerInput("cut")}, {"mask": "clean"})
+    return recipe.save(tmp_path_factory.mktemp("recipe") / "cutout.json")
+
+
+@pytest.fixture
+def scheduler():
+    """A local Dask cluster of two worker processes, as a remote scheduler would be."""
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40) as cluster:
+        yield cluster.scheduler_address
+
+
+def _summary(outdir: Path) -> dict[str, dict]:
+    with open(outdir / "summary.csv", newline="") as handle:
+        return {Path(row["input"]).name: row for row in csv.DictReader(handle)}
+
+
+def _check_outputs(outdir: Path, photos: Path, recipe_file: Path, names, compare: bool) -> None:
+    """Every output exists, embeds the recipe in its sidecar and, with ``compare``, equals a replay here."""
+    recipe = load(recipe_file)
+    for name in names:
+        source = next(photos.glob(f"{name}.*"))
+        expected = replay(recipe, io.read_image(source)) if compare else None
+        for layer in ("cut", "clean"):
+            written = outdir / f"{name}_{layer}.png"
+            mask = io.read_image(written) != 0
+            # A cut-out, not an empty or full mask.
+            assert 0.05 < mask.mean() < 0.9, written
+            if compare:
+                assert np.array_equal(mask, expected[layer]), written
+            sidecar = json.loads(io.sidecar_path(written).read_text())
+            assert sidecar["recipe"]["steps"][0]["inputs"]["rect"] == {"rule": "whole_image", "margin": 0.05}
+            assert sidecar["inputs"]["image"] == str(source) and sidecar["layer"] == layer
+
+
+def test_batch_on_a_local_cluster_reports_a_broken_file_and_does_the_rest(photos, recipe_file, tmp_path, capsys):
+    outdir = tmp_path / "out"
+    code = cli.main(["batch", str(recipe_file), str(photos), "-o", str(outdir), "--workers", "2"])
+    assert code == 1  # one image failed
+
+    rows = _summary(outdir)
+    assert list(rows) == ["astronaut.jpg", "broken.png", "camera.png", "chelsea.jpg", "coffee.png"]  # input order
+    assert rows["broken.png"]["status"] == "failed"
+    assert "cannot read image" in rows["broken.png"]["error"] and "broken.png" in rows["broken.png"]["error"]
+    for name in PHOTOS:
+        row = rows[next(photos.glob(f"{name}.*")).name]
+        assert row["status"] == "ok" and row["error"] == ""
+        assert row["outputs"] == f"{name}_cut.png;{name}_clean.png"
+        assert float(row["seconds"]) > 0
+        assert "step2.morphology.area" in json.loads(row["scores"])
+        assert (outdir / DONE_FOLDER / f"{name}.json").is_file()
+    _check_outputs(outdir, photos, recipe_file, PHOTOS, compare=True)
+    assert load(outdir / "recipe.json").fingerprint() == load(recipe_file).fingerprint()
+
+    err = capsys.readouterr().err
+    assert "\r" in err and "5/5 images" in err and "1 failed" in err and "images/s" in err and "ETA" in err
+    assert err.strip().splitlines()[-1].startswith("maskwork batch: 5 images: 4 done, 0 done before, 1 failed")
+
+
+def test_batch_on_a_scheduler_address(photos, recipe_file, scheduler, tmp_path, capsys):
+    outdir = tmp_path / "remote"
+    inputs = [str(photos / "chelsea.jpg"), str(photos / "c*.png")]  # a file and a glob
+    assert cli.main(["batch", str(recipe_file), *inputs, "-o", str(outdir), "--scheduler", scheduler]) == 0
+    assert {name: row["status"] for name, row in _summary(outdir).items()} == {"chelsea.jpg": "ok", "camera.png": "ok", "coffee.png": "ok"}
+    _check_outputs(outdir, photos, recipe_file, ["chelsea", "camera", "coffee"], compare=False)
+
+    # Run again: everything is done already; a changed recipe is not.
+    assert cli.main(["batch", str(recipe_file), *inputs, "-o", str(outdir), "--scheduler", scheduler]) == 0
+    assert {row["status"] for row in _summary(outdir).values()} == {"skipped"}
+    changed = load(recipe_file)
+    changed.steps[1].parameters["radius"] = 3
+    changed_file = changed.save(tmp_path / "changed.json")
+    assert cli.main(["batch", str(changed_file), str(photos / "camera.png"), "-o", str(outdir), "--scheduler", scheduler]) == 0
+    assert _summary(outdir)["camera.png"]["status"] == "ok"
+    capsys.readouterr()
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="kills a process group")
+def test_a_killed_batch_resumes(tmp_path, recipe_file):
+    photos = tmp_path / "photos"
+    names = [f"{name}_{size}" for size in (200, 240) for name in PHOTOS]
+    for name in names:
+        base, size = name.rsplit("_", 1)
+        io.write_image(photos / f"{name}.png", _small(PHOTOS[base](), int(size)))
+    outdir = tmp_path / "out"
+    command = [sys.executable, "-m", "maskwork", "batch", str(recipe_file), str(photos), "-o", str(outdir), "--workers", "1"]
+    # Its own session, so the kill reaches the Dask scheduler and worker processes too.
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    markers = outdir / DONE_FOLDER
+    try:
+        _wait_for(lambda: markers.is_dir() and any(markers.glob("*.json")) or process.poll() is not None, 90, "the first image")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+        stderr = process.stderr.read().decode(errors="replace")
+        process.stderr.close()
+        _wait_for(lambda: not _group_alive(process.pid), 30, "the killed batch's processes to end")
+    finished = sorted(path.stem for path in markers.glob("*.json"))
+    assert finished, f"no image finished before the kill: {stderr}"
+    assert len(finished) < len(names), f"the kill came too late to test resuming: {finished}"
+    assert not (outdir / "summary.csv").exists()
+    finished_at = {stem: (markers / f"{stem}.json").stat().st_mtime_ns for stem in finished}
+
+    assert cli.main(["batch", str(recipe_file), str(photos), "-o", str(outdir), "--workers", "2"]) == 0
+    statuses = {Path(name).stem: row["status"] for name, row in _summary(outdir).items()}
+    assert statuses == {name: "skipped" if name in finished else "ok" for name in names}
+    assert all((markers / f"{stem}.json").stat().st_mtime_ns == finished_at[stem] for stem in finished)
+    for name in names:
+        assert (outdir / f"{name}_cut.png").is_file() and (outdir / f"{name}_clean.png").is_file()
+
+
+BAD_ARGUMENTS = {
+    "missing input": (["{recipe}", "nowhere.png", "-o", "out"], "no such file or folder: nowhere.png"),
+    "glob without matches": (["{recipe}", "*.nothing", "-o", "out"], "no image matches *.nothing"),
+    "no workers": (["{recipe}", "{photos}", "-o", "out", "--workers", "0"], "--workers must be at least 1"),
+    "workers and a scheduler": (["{recipe}", "{photos}", "-o", "out", "--workers", "2", "--scheduler", "tcp://x:1"], "--workers sizes a local cluster"),
+    "missing recipe": (["absent.json", "{photos}", "-o", "out"], "no such recipe file"),
+    "not a recipe": (["{photos}/broken.png", "{photos}", "-o", "out"], "is not valid JSON"),
+    "missing output folder": (["{recipe}", "{photos}"], "--output"),
+}
+
+
+def _exit_code(args: list[str]) -> int:
+    """cli.main's exit code, also where argparse exits by itself."""
+    try:
+        return cli.main(args)
+    except SystemExit as exit_:
+        return exit_.code
+
+
+@pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
+def test_bad_arguments_are_one_line_and_exit_code_2(case, photos, recipe_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    template, expected = BAD_ARGUMENTS[case]
+    assert _exit_code(["batch", *(arg.format(recipe=recipe_file, photos=photos) for arg in template)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("maskwork: error:") and expected in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_collect_images_takes_files_folders_and_globs_once(photos, tmp_path):
+    found = collect_images([str(photos / "coffee.png"), str(photos), str(photos / "*.jpg")])
+    assert [p.name for p in found] == ["coffee.png", "astronaut.jpg", "broken.png", "camera.png", "chelsea.jpg"]
+    # The output folder is left out when it lies among the inputs.
+    (photos / "out").mkdir(exist_ok=True)
+    io.write_image(photos / "out" / "astronaut_cut.png", np.zeros((4, 4), np.uint8))
+    assert "astronaut_cut.png" not in [p.name for p in collect_images([str(photos / "**" / "*.png")], exclude=photos / "out")]
+    (photos / "out" / "astronaut_cut.png").unlink()
+    (photos / "out").rmdir()
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    io.write_image(twin / "coffee.png", np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match="have the same name"):
+        collect_images([str(photos), str(twin)])
+
+
+def test_batch_module_imports_dask_only_when_a_batch_runs():
+    code = "import sys, maskwork.batch; print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed', 'PySide6'}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -1,0 +1,256 @@
+"""Between napari layers and operator inputs and results (no Qt).
+
+Every napari layer has its own data-to-world transform (scale, translate, ...), so
+geometry (box corners, points) is converted through world coordinates into the pixel grid
+of the image the operator works on; a box drawn on a Shapes layer of another scale still
+lands on the right pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Labels, Layer, Points, Shapes
+from napari.utils.colormaps import DirectLabelColormap
+
+from maskwork.core.colors import label_colors
+from maskwork.operators.context import InputError, Result
+from maskwork.operators.registration.transform import warp_layer
+from maskwork.operators.registry import OperatorSpec
+
+#: The napari layer type each operator input is taken from.
+INPUT_LAYER_TYPES: dict[str, type[Layer]] = {
+    "image": Image,
+    "image2": Image,
+    "markers": Labels,
+    "mask": Labels,
+    "rect": Shapes,
+    "points": Points,
+}
+
+#: Metadata key of layers the plugin adds: the id of the operator that made them.
+SOURCE_KEY = "maskwork_operator"
+#: Metadata key marking the transient preview layer of a running operator.
+PREVIEW_KEY = "maskwork_preview"
+#: Metadata key under which a registration result keeps its Transform.
+TRANSFORM_KEY = "maskwork_transform"
+
+#: napari's layer data tuple: (data, layer keyword arguments, layer type).
+LayerData = tuple[Any, dict, str]
+
+# Labels below this value get maskwork's colours from one table.
+_COLOR_TABLE_SIZE = 256
+# Labels outside the table (negative, or painted above it later): a visible neutral grey.
+_UNLISTED_LABEL_COLOR = np.array([0.66, 0.66, 0.66, 1.0])
+
+
+def is_preview(layer: Layer) -> bool:
+    """Whether ``layer`` is a plugin's transient preview (never an operator input)."""
+    return bool(layer.metadata.get(PREVIEW_KEY))
+
+
+def current_plane(layer: Image | Labels, dims_point) -> np.ndarray:
+    """The 2-D (row, col[, channel]) plane of ``layer`` that the viewer shows now.
+
+    Parameters
+    ----------
+    layer : napari.layers.Image or napari.layers.Labels
+        A 2-D, 2-D RGB or n-D layer (multiscale layers give their full-resolution level).
+    dims_point : sequence of float
+        ``viewer.dims.point``: the world position of the sliders.
+    """
+    data = layer.data[0] if layer.multiscale else layer.data
+    leading = layer.ndim - 2
+    if leading > 0:
+        position = layer.world_to_data(dims_point)
+        index = tuple(int(np.clip(round(float(p)), 0, size - 1)) for p, size in zip(position[:leading], data.shape))
+        data = data[index]
+    return np.asarray(data)
+
+
+def _to_pixel(source: Layer, target: Layer, coords) -> tuple[float, float]:
+    """``coords`` in ``source``'s data space as (row, col) in ``target``'s pixel grid."""
+    world = source.data_to_world(np.asarray(coords, float))
+    row, col = target.world_to_data(world)[-2:]
+    return float(row), float(col)
+
+
+def rect_from_shapes(shapes: Shapes, image: Layer, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The first rectangle of ``shapes`` as an ``(x, y, w, h)`` box on ``image``'s pixels.
+
+    A napari pixel ``[r, c]`` covers ``r - 0.5 .. r + 0.5``, so the box holds the pixels
+    whose centres lie inside the rectangle; parts outside the image are cut off.
+
+    Parameters
+    ----------
+    shapes : napari.layers.Shapes
+        Holds the box (other shape types are ignored; a rotated rectangle gives its
+        bounding box).
+    image : napari.layers.Layer
+        The layer whose pixel grid the box is for.
+    shape : tuple of int
+        ``(rows, cols)`` of that image.
+
+    Raises
+    ------
+    InputError
+        When the layer holds no rectangle or the rectangle misses the image.
+    """
+    index = next((i for i, kind in enumerate(shapes.shape_type) if kind == "rectangle"), None)
+    if index is None:
+        raise InputError(f"the Shapes layer {shapes.name!r} holds no rectangle; draw a box with its rectangle tool")
+    corners = np.array([_to_pixel(shapes, image, vertex) for vertex in shapes.data[index]])
+    rows, cols = shape
+    top, left = max(0, math.ceil(corners[:, 0].min())), max(0, math.ceil(corners[:, 1].min()))
+    bottom, right = min(rows - 1, math.floor(corners[:, 0].max())), min(cols - 1, math.floor(corners[:, 1].max()))
+    if bottom < top or right < left:
+        raise InputError(f"the rectangle of {shapes.name!r} lies outside the image {image.name!r}")
+    return left, top, right - left + 1, bottom - top + 1
+
+
+def point_labels(points: Points) -> np.ndarray | None:
+    """The numeric ``label`` feature of a Points layer, or None when it has none.
+
+    Raises
+    ------
+    InputError
+        When a ``label`` feature exists but holds something other than numbers.
+    """
+    if "label" not in points.features.columns:
+        return None
+    try:
+        return np.asarray(points.features["label"], dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"the 'label' feature of {points.name!r} must hold numbers") from None
+
+
+def prompt_points(points: Points, image: Layer) -> list[tuple[float, float, int]]:
+    """Point prompts ``(row, col, label)`` on ``image``'s pixels: label 1 positive, 0 negative.
+
+    Every point is positive unless the layer has a ``label`` feature, whose values above
+    zero are positive and the rest negative.
+    """
+    labels = point_labels(points)
+    out = []
+    for i, coords in enumerate(points.data):
+        row, col = _to_pixel(points, image, coords)
+        out.append((row, col, 1 if labels is None or labels[i] > 0 else 0))
+    return out
+
+
+def landmark_points(points: Points, fixed: Layer, moving: Layer) -> list[tuple[float, float, int]]:
+    """Landmarks ``(row, col, label)``: ``+k`` on the fixed image, ``-k`` on the moving one.
+
+    The convention of :mod:`maskwork.operators.registration.landmarks`; the layer's
+    ``label`` feature holds the signed numbers, and each point is converted into the
+    pixel grid of the image its sign names (the two images may sit at different places
+    in the viewer).
+
+    Raises
+    ------
+    InputError
+        When the layer has no ``label`` feature.
+    """
+    labels = point_labels(points)
+    if labels is None:
+        raise InputError(
+            f"landmarks need a 'label' feature on {points.name!r}: +k for landmark k on the fixed image, "
+            "-k for the same landmark on the moving image (e.g. layer.feature_defaults['label'] = -1 before clicking)"
+        )
+    out = []
+    for coords, label in zip(points.data, labels):
+        row, col = _to_pixel(points, fixed if label > 0 else moving, coords)
+        out.append((row, col, int(label)))
+    return out
+
+
+def label_colormap(data: np.ndarray) -> DirectLabelColormap | None:
+    """maskwork's label colours (1 green foreground, 2 red background, ...) for napari.
+
+    Returns
+    -------
+    DirectLabelColormap or None
+        A table covering every label below 256, also those a person may paint later; None
+        when ``data`` holds larger ids (object ids, superpixels), for which napari's own
+        cyclic colours suit better than a table of thousands of entries.
+    """
+    if int(np.max(data, initial=0)) >= _COLOR_TABLE_SIZE:
+        return None
+    rgba = label_colors(_COLOR_TABLE_SIZE) / 255.0
+    colors: dict = {label: color for label, color in enumerate(rgba)}
+    colors[None] = _UNLISTED_LABEL_COLOR
+    return DirectLabelColormap(color_dict=colors)
+
+
+def result_layer_data(spec: OperatorSpec, result: Result, inputs: dict, placement: dict) -> list[LayerData]:
+    """napari layer data tuples for an operator's outputs, the main output last (on top).
+
+    Parameters
+    ----------
+    spec : OperatorSpec
+        The operator that ran (its title names the layers).
+    result : Result
+        What it returned.
+    inputs : dict
+        The inputs it ran on: a transform warps ``image2``, probabilities take class ids
+        from ``markers``.
+    placement : dict
+        Keyword arguments that put the layers on the input image (``scale``, ``translate``).
+
+    Notes
+    -----
+    mask -> Labels (0/1), labels -> Labels, probabilities -> one hidden Image per class,
+    image -> Image (RGB when it has 3 or 4 channels), transform -> the moving image warped
+    onto the fixed one unless the operator returned that image itself. The layers of a
+    registration keep its :class:`~maskwork.operators.registration.transform.Transform` in
+    ``metadata[TRANSFORM_KEY]``.
+    """
+    transform = result.outputs.get("transform")
+    by_kind: dict[str, list[LayerData]] = {}
+    for kind, value in result.outputs.items():
+        meta = {**placement, "name": f"{spec.title} {kind}", "metadata": {SOURCE_KEY: spec.id}}
+        if transform is not None:
+            meta["metadata"][TRANSFORM_KEY] = transform
+        if kind == "mask":
+            mask = (np.asarray(value) != 0).astype(np.uint8)
+            by_kind[kind] = [(mask, {**meta, "colormap": label_colormap(mask)}, "labels")]
+        elif kind == "labels":
+            labels = np.asarray(value)
+            by_kind[kind] = [(labels, {**meta, "colormap": label_colormap(labels)}, "labels")]
+        elif kind == "image":
+            by_kind[kind] = [image_layer_data(np.asarray(value), meta)]
+        elif kind == "probabilities":
+            by_kind[kind] = _probability_layer_data(spec, np.asarray(value), inputs.get("markers"), meta)
+        elif kind == "transform" and "image" not in result.outputs:
+            warped = warp_layer(np.asarray(inputs["image2"]), value, "image")
+            by_kind[kind] = [image_layer_data(warped, {**meta, "name": f"{spec.title} image"})]
+    main = spec.outputs[0]
+    return [t for kind, items in by_kind.items() if kind != main for t in items] + by_kind.get(main, [])
+
+
+def image_layer_data(data: np.ndarray, meta: dict) -> LayerData:
+    """An Image layer tuple, RGB(A) when the last axis holds 3 or 4 channels."""
+    rgb = data.ndim == 3 and data.shape[2] in (3, 4)
+    return data, {**meta, "rgb": rgb}, "image"
+
+
+def _probability_layer_data(spec: OperatorSpec, probabilities: np.ndarray, markers, meta: dict) -> list[LayerData]:
+    """One hidden Image layer per class, named by the class id the markers use."""
+    count = probabilities.shape[2]
+    ids = list(range(1, count + 1))
+    if markers is not None:
+        present = np.unique(np.asarray(markers))
+        present = present[present > 0]
+        if len(present) == count:
+            ids = [int(v) for v in present]
+    return [
+        (
+            probabilities[..., k],
+            {**meta, "name": f"{spec.title} probability of class {class_id}", "metadata": dict(meta["metadata"]),
+             "colormap": "magma", "contrast_limits": (0.0, 1.0), "visible": False},
+            "image",
+        )
+        for k, class_id in enumerate(ids)
+    ]

@@ -1,0 +1,571 @@
+"""napari dock widgets for every registered operator, built with magicgui from the registry.
+
+Each operator gets a widget class, ``<CamelCaseId>Widget`` (``GrabcutWidget``,
+``RegisterLandmarksWidget``, ...), made on first access so the manifest can name one class
+per operator without this module listing them. A widget has one layer chooser per input,
+one magicgui editor per parameter (tooltips from the docstring), Run and Cancel buttons,
+a progress bar and a status line. Runs happen in a napari thread worker; partial results
+show in a transient preview layer; results are added as layers placed on the input image.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import napari.viewer
+import numpy as np
+import psygnal
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    Widget,
+)
+from napari.layers import Image, Labels, Layer
+from napari.qt.threading import FunctionWorker, create_worker
+from napari.utils.notifications import notification_manager, show_error, show_info
+from qtpy.QtCore import QObject, Signal
+
+from maskwork.napari import convert
+from maskwork.napari.manifest import widget_class_name
+from maskwork.operators.context import Cancelled, InputError, Result, RunContext
+from maskwork.operators.registry import OperatorSpec, ParamSpec, all_operators, get
+
+#: What each input's layer chooser is called in the form.
+INPUT_LABELS = {
+    "image": "image",
+    "image2": "second image",
+    "markers": "scribbles",
+    "mask": "mask",
+    "rect": "box",
+    "points": "points",
+}
+#: The choice that leaves an optional input out.
+NO_LAYER = "(none)"
+#: Pixels; napari's docks are otherwise too narrow for the title and the longer labels.
+DOCK_MIN_WIDTH = 340
+
+# Bounds for parameters the registry leaves open: wide, yet inside a 32-bit QSpinBox.
+_INT_BOUND = 1_000_000_000
+_FLOAT_BOUND = 1e9
+_MAX_DECIMALS = 8
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+def float_step(param: ParamSpec) -> float:
+    """A power of ten near 1/100 of the range, or a tenth of the default's magnitude."""
+    if param.min is not None and param.max is not None and param.max > param.min:
+        return 10.0 ** round(math.log10((param.max - param.min) / 100))
+    default = abs(float(param.default))
+    return 10.0 ** (math.floor(math.log10(default)) - 1) if default else 0.1
+
+
+def float_decimals(param: ParamSpec, step: float) -> int:
+    """Enough decimals that neither the step, the minimum nor the default round away."""
+    decimals = max(2, -math.floor(math.log10(step)))
+    for value in (float(param.default), float(param.min or 0.0)):
+        while decimals < _MAX_DECIMALS and round(value, decimals) != value:
+            decimals += 1
+    return min(decimals, _MAX_DECIMALS)
+
+
+def param_widget(param: ParamSpec) -> Widget:
+    """The magicgui editor of one parameter, its help as the tooltip.
+
+    int and float become spin boxes bounded by the declared range, choices a combo box,
+    bool a check box, ``"path"`` a file picker filtered as declared, str a line edit.
+    """
+    common = {"name": param.name, "label": param.name.replace("_", " "), "tooltip": param.help}
+    if param.type == "bool":
+        return CheckBox(value=param.default, **common)
+    if param.type == "choice":
+        return ComboBox(choices=[(str(choice), choice) for choice in param.choices], value=param.default, **common)
+    if param.type == "path":
+        # nullable: an empty path reads as None rather than the current directory.
+        return FileEdit(mode="r", filter=param.file_filter, nullable=True, value=param.default or None, **common)
+    if param.type == "int":
+        low = int(param.min) if param.min is not None else -_INT_BOUND
+        high = int(param.max) if param.max is not None else _INT_BOUND
+        return SpinBox(min=low, max=high, value=param.default, **common)
+    if param.type == "float":
+        low = param.min if param.min is not None else -_FLOAT_BOUND
+        high = param.max if param.max is not None else _FLOAT_BOUND
+        step = float_step(param)
+        widget = FloatSpinBox(min=low, max=high, step=step, **common)
+        # QDoubleSpinBox rounds the bounds and the value to its decimals: set those first.
+        widget.native.setDecimals(float_decimals(param, step))
+        widget.min, widget.max, widget.value = low, high, param.default
+        return widget
+    return LineEdit(value=param.default, **common)
+
+
+def param_value(param: ParamSpec, widget: Widget) -> Any:
+    """The value an editor from :func:`param_widget` holds, as the operator takes it."""
+    if param.type == "path":
+        return "" if widget.value is None else str(widget.value)
+    return widget.value
+
+
+# ----------------------------------------------------------------------------- running
+
+
+@dataclass
+class RunOutcome:
+    """How one run ended, as the worker hands it to the main thread.
+
+    Attributes
+    ----------
+    result : Result or None
+        The operator's result, when it produced one.
+    input_error : str
+        The :class:`InputError` message when the inputs were unusable.
+    crash : Exception or None
+        Any other exception the operator raised (a bug), traceback attached.
+    seconds : float
+        The operator's own compute time.
+    """
+
+    result: Result | None = None
+    input_error: str = ""
+    crash: Exception | None = None
+    seconds: float = 0.0
+
+
+def run_operator(spec: OperatorSpec, inputs: dict, params: dict, *, ctx: RunContext) -> RunOutcome | None:
+    """Run ``spec`` (in the worker thread); None when it was cancelled.
+
+    Every exception becomes part of the outcome rather than the worker's ``errored``
+    signal: napari 0.9.2 connects a handler to ``errored`` that itself raises a TypeError
+    (its task-status lambda takes one argument too few), and with PySide6 its workers never
+    relay errors to the notifications, so the widget reports them itself.
+    """
+    start = time.perf_counter()
+    try:
+        result = spec.run(inputs, params, ctx)
+    except Cancelled:
+        return None
+    except InputError as error:
+        return RunOutcome(input_error=str(error), seconds=time.perf_counter() - start)
+    except Exception as error:  # a bug in an operator must not take the viewer down
+        return RunOutcome(crash=error, seconds=time.perf_counter() - start)
+    return RunOutcome(result=result, seconds=time.perf_counter() - start)
+
+
+class OperatorWorker(FunctionWorker):
+    """napari's function worker for one operator run, cancelled through its RunContext.
+
+    ``quit()`` (the widget's Cancel button and the cancel button of napari's activity
+    dock) sets the context's cancel flag, so the operator stops at its next checkpoint
+    instead of running on unseen.
+    """
+
+    def __init__(self, func, *args, **kwargs) -> None:
+        super().__init__(func, *args, **kwargs)
+        self.run_context: RunContext = kwargs["ctx"]
+
+    def quit(self) -> None:
+        """Request cancellation: the operator raises Cancelled at its next checkpoint."""
+        self.run_context.cancel()
+        super().quit()
+
+
+class _RunRelay(QObject):
+    """Carries progress and partial results from the worker thread to the main thread.
+
+    Signals emitted from the worker thread reach slots of this main-thread object through
+    Qt's queued connections. Partial results are coalesced: a fast optimiser offers many
+    per second, the screen shows only the latest, and the event queue never fills with
+    stale full-size arrays.
+    """
+
+    progress = Signal(float, str)
+    partial_ready = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._pending = None
+
+    def offer_partial(self, partial) -> None:
+        """Keep ``partial`` as the latest; signal only if none was waiting (worker thread)."""
+        with self._lock:
+            was_empty = self._pending is None
+            self._pending = partial
+        if was_empty:
+            self.partial_ready.emit()
+
+    def take_partial(self):
+        """The latest partial result, or None (main thread)."""
+        with self._lock:
+            partial, self._pending = self._pending, None
+        return partial
+
+
+# ----------------------------------------------------------------------------- the widget
+
+
+class OperatorWidget(Container):
+    """Dock widget that runs one registered operator on napari layers.
+
+    Subclasses name the operator in :attr:`operator_id`; :func:`widget_class` makes them.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        The viewer whose layers feed the inputs and receive the results (napari passes it
+        when it opens the widget from the Plugins menu).
+
+    Attributes
+    ----------
+    spec : OperatorSpec
+        The operator.
+    inputs : dict
+        Input name -> the ComboBox choosing its layer.
+    params : dict
+        Parameter name -> its editor.
+    worker : OperatorWorker or None
+        The running worker, if any.
+    """
+
+    operator_id: ClassVar[str] = ""
+
+    run_finished = psygnal.Signal(str)
+    """Emitted once per :meth:`run` call when it has ended, with how: ``"done"`` (layers
+    added), ``"input error"`` (a notification says why), ``"cancelled"`` or ``"failed"``."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(labels=False)
+        self.viewer = viewer
+        self.spec = get(self.operator_id)
+        self.worker: OperatorWorker | None = None
+        self._relay: _RunRelay | None = None
+        self._preview: Layer | None = None
+        self._placement: dict = {}
+        self._ending = ""
+
+        summary = Label(value=self.spec.summary, name="summary")
+        summary.native.setWordWrap(True)
+        self.append(summary)
+        missing = self.spec.missing_requirements()
+        if missing:
+            warning = Label(value=f"Needs the package(s) {', '.join(missing)}; install them to run it.", name="missing")
+            warning.native.setWordWrap(True)
+            warning.native.setStyleSheet("color: #e74c3c; font-weight: bold;")
+            self.append(warning)
+
+        self.inputs: dict[str, ComboBox] = {}
+        for name in self.spec.inputs:
+            self.inputs[name] = ComboBox(
+                name=name,
+                label=INPUT_LABELS[name],
+                tooltip=self.spec.input_help.get(name, ""),
+                choices=functools.partial(self._layer_choices, name),
+            )
+        self.params: dict[str, Widget] = {param.name: param_widget(param) for param in self.spec.params}
+        self.append(Container(widgets=list(self.inputs.values()), labels=True, name="input_form"))
+        if self.params:
+            self.append(Container(widgets=list(self.params.values()), labels=True, name="param_form"))
+
+        self.run_button = PushButton(text="Run", name="run_button", tooltip=f"Run {self.spec.title} on the chosen layers")
+        self.cancel_button = PushButton(text="Cancel", name="cancel_button", enabled=False,
+                                        tooltip="Stop the run; nothing is added")
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.append(Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False))
+        self.progress_bar = ProgressBar(min=0, max=100, value=0, name="progress")
+        self.status = Label(value="", name="status")
+        self.status.native.setWordWrap(True)
+        self.extend([self.progress_bar, self.status])
+
+        self.native.setMinimumWidth(DOCK_MIN_WIDTH)
+        self._choose_default_layers()
+        layer_events = viewer.layers.events
+        for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
+            event.connect(self._on_layers_changed)
+        self.native.destroyed.connect(self._on_destroyed)
+
+    # -- inputs -----------------------------------------------------------------------
+    def _candidates(self, name: str) -> list[Layer]:
+        """Layers that can feed input ``name``, topmost first (previews never do)."""
+        layer_type = convert.INPUT_LAYER_TYPES[name]
+        return [
+            layer
+            for layer in reversed(self.viewer.layers)
+            if isinstance(layer, layer_type) and not convert.is_preview(layer)
+        ]
+
+    def _layer_choices(self, name: str, _widget=None) -> list[tuple[str, Layer | None]]:
+        choices = [(layer.name, layer) for layer in self._candidates(name)]
+        if name not in self.spec.required_inputs:
+            choices.insert(0, (NO_LAYER, None))
+        return choices
+
+    def _choose_default_layers(self) -> None:
+        """Pick the active layer where it fits, else an unused layer of the right type.
+
+        As in the maskwork window, ``image`` falls back on the bottom image (the one opened
+        first, a registration's fixed image) and every other input on the topmost layer.
+        """
+        active = self.viewer.layers.selection.active
+        used: set[int] = set()
+        for name, combo in self.inputs.items():
+            candidates = [layer for layer in self._candidates(name) if id(layer) not in used]
+            if name == "image":
+                candidates.reverse()
+            if active in candidates:
+                candidates.insert(0, active)
+            if candidates:
+                combo.value = candidates[0]
+                used.add(id(candidates[0]))
+
+    def _on_layers_changed(self, event) -> None:
+        self.reset_choices()
+        if event.type != "inserted":
+            return
+        layer = event.value
+        # A new box, scribble or point layer is what a person means to use next; fill an
+        # optional input left empty, but never with this operator's own results.
+        if convert.is_preview(layer) or layer.metadata.get(convert.SOURCE_KEY) == self.spec.id:
+            return
+        taken = {id(combo.value) for combo in self.inputs.values() if combo.value is not None}
+        for name, combo in self.inputs.items():
+            if combo.value is None and isinstance(layer, convert.INPUT_LAYER_TYPES[name]) and id(layer) not in taken:
+                combo.value = layer
+                break
+
+    def _on_destroyed(self) -> None:
+        """The widget is gone (its viewer closed): stop listening, and stop a run unseen."""
+        layer_events = self.viewer.layers.events
+        for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
+            event.disconnect(self._on_layers_changed)
+        worker, self.worker, self._relay = self.worker, None, None
+        if worker is not None:
+            # Its results have nowhere to go, and its handlers would touch deleted widgets.
+            for signal in (worker.returned, worker.finished):
+                signal.disconnect()
+            worker.quit()
+
+    def gather_inputs(self) -> tuple[dict, dict]:
+        """The operator's inputs from the chosen layers, and where results go.
+
+        Returns
+        -------
+        inputs : dict
+            Input name -> value: images as the 2-D plane on screen, scribbles and masks
+            copied (painting may go on during the run), the box as ``(x, y, w, h)`` and
+            points as ``(row, col, label)`` on the image's pixel grid.
+        placement : dict
+            ``scale`` and ``translate`` of the layer the results belong on.
+
+        Raises
+        ------
+        InputError
+            When a required layer is not chosen or a box or landmark layer is unusable.
+        """
+        chosen = {name: combo.value for name, combo in self.inputs.items()}
+        missing = [INPUT_LABELS[name] for name in self.spec.required_inputs if chosen[name] is None]
+        if missing:
+            raise InputError(f"choose a layer for: {', '.join(missing)}")
+        reference = next(chosen[name] for name in ("image", "mask", "markers") if chosen.get(name) is not None)
+        point = self.viewer.dims.point
+        inputs: dict = {}
+        for name in ("image", "image2", "markers", "mask"):
+            layer = chosen.get(name)
+            if layer is None:
+                continue
+            plane = convert.current_plane(layer, point)
+            inputs[name] = plane != 0 if name == "mask" else (plane.copy() if name == "markers" else plane)
+        shape = np.shape(inputs.get("image", inputs.get("mask", inputs.get("markers"))))[:2]
+        if chosen.get("rect") is not None:
+            inputs["rect"] = convert.rect_from_shapes(chosen["rect"], reference, shape)
+        if chosen.get("points") is not None:
+            if "image2" in self.spec.inputs:
+                # Operators that take two images read points as landmark pairs.
+                if chosen.get("image2") is None:
+                    raise InputError("landmarks need the second (moving) image")
+                inputs["points"] = convert.landmark_points(chosen["points"], reference, chosen["image2"])
+            else:
+                inputs["points"] = convert.prompt_points(chosen["points"], reference)
+        placement = {"scale": tuple(reference.scale[-2:]), "translate": tuple(reference.translate[-2:])}
+        return inputs, placement
+
+    def parameter_values(self) -> dict:
+        """Parameter name -> value, checked against the declared types and ranges."""
+        return {
+            param.name: param.coerce(param_value(param, self.params[param.name])) for param in self.spec.params
+        }
+
+    # -- running ----------------------------------------------------------------------
+    def run(self) -> OperatorWorker | None:
+        """Start the operator on the chosen layers in a thread worker.
+
+        Returns
+        -------
+        OperatorWorker or None
+            The started worker (its ``finished`` signal ends the run), or None when a run
+            is already going or the inputs are unusable (a notification says why).
+        """
+        if self.worker is not None:
+            return None
+        try:
+            inputs, placement = self.gather_inputs()
+            params = self.parameter_values()
+        except InputError as error:
+            self._report_input_error(str(error))
+            self.run_finished.emit("input error")
+            return None
+        self._placement = placement
+        relay = _RunRelay()
+        relay.progress.connect(self._on_progress)
+        relay.partial_ready.connect(self._on_partial)
+        ctx = RunContext(on_progress=relay.progress.emit, on_partial=relay.offer_partial)
+        worker = create_worker(
+            run_operator,
+            self.spec,
+            inputs,
+            params,
+            ctx=ctx,
+            _worker_class=OperatorWorker,
+            _connect={"returned": functools.partial(self._on_returned, inputs), "finished": self._on_finished},
+            # run_operator returns exceptions as outcomes, so nothing is ever re-raised.
+            _ignore_errors=True,
+            _start_thread=False,
+        )
+        self._relay, self.worker = relay, worker
+        # How the run ended; the worker's returned handler refines it.
+        self._ending = "cancelled"
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.progress_bar.value = 0
+        self.status.value = f"{self.spec.title}: running..."
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Stop the running operator at its next checkpoint; nothing is added."""
+        if self.worker is not None:
+            self.status.value = f"{self.spec.title}: cancelling..."
+            self.worker.quit()
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        if self.worker is not None:
+            self.progress_bar.value = round(fraction * 100)
+            if message:
+                self.status.value = message
+
+    def _on_partial(self) -> None:
+        partial = self._relay.take_partial() if self._relay is not None else None
+        if partial is None or self.worker is None:
+            return
+        outputs = partial.outputs if isinstance(partial, Result) else {self.spec.outputs[0]: partial}
+        kind = next((k for k in ("mask", "labels", "image") if k in outputs), None)
+        if kind is not None:
+            self._show_preview(np.asarray(outputs[kind]), kind)
+
+    def _show_preview(self, data: np.ndarray, kind: str) -> None:
+        """Draw a partial result into the transient preview layer (made or reused)."""
+        layer_type = Image if kind == "image" else Labels
+        if kind == "mask":
+            data = (data != 0).astype(np.uint8)
+        preview = self._preview
+        if preview is not None and isinstance(preview, layer_type) and preview.data.shape == data.shape:
+            preview.data = data
+            return
+        self._remove_preview()
+        meta = {"name": f"{self.spec.title} preview", "opacity": 0.6, "metadata": {convert.PREVIEW_KEY: True},
+                **self._placement}
+        if layer_type is Labels:
+            self._preview = self.viewer.add_labels(data, colormap=convert.label_colormap(data), **meta)
+        else:
+            self._preview = self.viewer.add_layer(Layer.create(*convert.image_layer_data(data, meta)))
+
+    def _remove_preview(self) -> None:
+        if self._preview is not None and self._preview in self.viewer.layers:
+            self.viewer.layers.remove(self._preview)
+        self._preview = None
+
+    # The worker's handlers return at once when the widget has let go of its worker (it was
+    # destroyed): signals queued before the disconnection may still arrive.
+    def _on_returned(self, inputs: dict, outcome: RunOutcome | None) -> None:
+        if self.worker is None or outcome is None:  # outcome None: cancelled by the operator
+            return
+        if outcome.input_error:
+            self._ending = "input error"
+            self._report_input_error(outcome.input_error)
+            return
+        if outcome.crash is not None:
+            self._ending = "failed"
+            self.progress_bar.value = 0
+            self.status.value = f"{self.spec.title} failed: {outcome.crash}"
+            # An error notification whose details hold the traceback.
+            notification_manager.receive_error(type(outcome.crash), outcome.crash, outcome.crash.__traceback__)
+            return
+        self._ending = "done"
+        self._remove_preview()
+        for data, meta, layer_type in convert.result_layer_data(self.spec, outcome.result, inputs, self._placement):
+            self.viewer.add_layer(Layer.create(data, meta, layer_type))
+        self.progress_bar.value = 100
+        text = f"{self.spec.title}: done in {outcome.seconds:.2f} s"
+        if outcome.result.iterations:
+            text += f", {outcome.result.iterations} iterations"
+        scores = ", ".join(f"{name} {value:.4g}" for name, value in list(outcome.result.scores.items())[:4]
+                           if isinstance(value, (int, float)))
+        self.status.value = f"{text}; {scores}" if scores else text
+
+    def _on_finished(self) -> None:
+        if self.worker is None:
+            return
+        ending = "cancelled" if self.worker.run_context.cancelled else self._ending
+        self._remove_preview()
+        self.worker = self._relay = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+        if ending == "cancelled":
+            self.progress_bar.value = 0
+            self.status.value = f"{self.spec.title}: cancelled"
+            show_info(f"{self.spec.title} cancelled; nothing was added")
+        self.run_finished.emit(ending)
+
+    def _report_input_error(self, message: str) -> None:
+        self.progress_bar.value = 0
+        self.status.value = message
+        show_error(f"{self.spec.title}: {message}")
+
+
+# ----------------------------------------------------------------------------- one class per operator
+
+_classes: dict[str, type[OperatorWidget]] = {}
+
+
+def widget_class(op_id: str) -> type[OperatorWidget]:
+    """The dock-widget class of operator ``op_id`` (made once, then reused)."""
+    if op_id not in _classes:
+        spec = get(op_id)
+        _classes[op_id] = type(
+            widget_class_name(op_id),
+            (OperatorWidget,),
+            {"operator_id": op_id, "__module__": __name__, "__doc__": f"{spec.title}: {spec.summary}"},
+        )
+    return _classes[op_id]
+
+
+def __getattr__(name: str) -> type[OperatorWidget]:
+    """``<CamelCaseId>Widget``: the widget class the manifest names for each operator."""
+    for spec in all_operators():
+        if widget_class_name(spec.id) == name:
+            return widget_class(spec.id)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,407 @@
+"""The napari plugin in a real napari viewer (needs an X display with OpenGL).
+
+Run by ``tests/napari/test_napari_plugin.py`` on a private Xvfb server. One viewer serves
+the module (a viewer takes seconds to build); each test leaves it without layers or docks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import napari
+import numpy as np
+import pytest
+import qtpy
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, SpinBox
+from napari.layers import Image, Labels
+from napari.utils.notifications import NotificationSeverity, notification_manager
+from npe2 import PluginManager
+from qtpy.QtCore import QThreadPool
+from qtpy.QtWidgets import QApplication
+from skimage import data
+from skimage.draw import ellipse
+from skimage.transform import resize
+
+from maskwork.core.layers import Layer, LayerKind, LayerStack
+from maskwork.napari import convert
+from maskwork.napari.bridge import open_in_napari
+from maskwork.napari.manifest import widget_display_name
+from maskwork.napari.widgets import OperatorWidget, widget_class
+from maskwork.operators.registration.transform import Transform
+from maskwork.operators.registry import OperatorSpec, all_operators
+
+RUN_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def viewer(qapp):
+    viewer = napari.Viewer(show=False)
+    yield viewer
+    viewer.close()
+
+
+@pytest.fixture
+def empty_viewer(viewer):
+    """The module's viewer, emptied of layers and docked widgets after the test."""
+    yield viewer
+    viewer.window.remove_dock_widget("all")
+    viewer.layers.clear()
+
+
+@pytest.fixture
+def notifications():
+    """napari notifications shown during the test."""
+    seen = []
+
+    def record(notification):
+        seen.append(notification)
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+def dock(viewer, op_id: str) -> OperatorWidget:
+    widget = widget_class(op_id)(viewer)
+    viewer.window.add_dock_widget(widget, name=op_id)
+    return widget
+
+
+def run_and_wait(qtbot, widget: OperatorWidget) -> str:
+    """Press Run and wait for the run to end; returns how it ended."""
+    with qtbot.waitSignal(widget.run_finished, timeout=RUN_TIMEOUT_MS) as ended:
+        widget.run_button.native.click()
+    return ended.args[0]
+
+
+def iou(mask, truth) -> float:
+    mask = np.asarray(mask, bool)
+    return float(np.count_nonzero(mask & truth) / np.count_nonzero(mask | truth))
+
+
+def cat_on_astronaut(rows: int = 240, cols: int = 320) -> tuple[np.ndarray, np.ndarray]:
+    """The cat of ``chelsea()`` in an ellipse on ``astronaut()``: RGB uint8 and the true mask."""
+    background = np.round(resize(data.astronaut(), (rows, cols), preserve_range=True)).astype(np.uint8)
+    cat = np.round(resize(data.chelsea(), (rows, cols), preserve_range=True)).astype(np.uint8)
+    truth = np.zeros((rows, cols), bool)
+    truth[ellipse(rows * 0.5, cols * 0.5, rows * 0.32, cols * 0.27, shape=truth.shape)] = True
+    image = background.copy()
+    image[truth] = cat[truth]
+    return image, truth
+
+
+# ----------------------------------------------------------------------------- the manifest
+
+
+def test_napari_opens_every_operator_from_the_plugin_menu(empty_viewer):
+    manifest = PluginManager.instance().get_manifest("maskwork")
+    manifest.validate_imports()
+    assert {w.command for w in manifest.contributions.widgets} == {f"maskwork.{s.id}" for s in all_operators()}
+    for spec in all_operators():
+        # The same call napari's Plugins > maskwork menu makes.
+        _, widget = empty_viewer.window.add_plugin_dock_widget("maskwork", widget_display_name(spec))
+        assert isinstance(widget, OperatorWidget) and widget.spec is spec
+        assert list(widget.inputs) == list(spec.inputs)
+        for name in spec.inputs:
+            assert widget.inputs[name].tooltip == spec.input_help[name]
+        for param in spec.params:
+            editor = widget.params[param.name]
+            assert editor.tooltip == param.help, f"{spec.id}.{param.name}"
+            expected = {"int": SpinBox, "float": FloatSpinBox, "bool": CheckBox, "choice": ComboBox, "path": FileEdit}
+            if param.type in expected:
+                assert isinstance(editor, expected[param.type]), f"{spec.id}.{param.name}"
+            if param.type in ("int", "float") and param.min is not None:
+                assert (editor.min, editor.max) == pytest.approx((param.min, param.max)), f"{spec.id}.{param.name}"
+            # Every editor starts at the default, which the operator accepts as it is.
+            assert widget.parameter_values()[param.name] == pytest.approx(param.default), f"{spec.id}.{param.name}"
+        empty_viewer.window.remove_dock_widget(widget.native)
+
+
+# ----------------------------------------------------------------------------- running operators
+
+
+def test_grabcut_widget_cuts_out_the_cat_with_a_box_and_a_scribble(empty_viewer, qtbot):
+    image, truth = cat_on_astronaut()
+    placed = {"scale": (2.0, 2.0), "translate": (10.0, 20.0)}
+    empty_viewer.add_image(image, name="photo", **placed)
+    rows, cols = np.nonzero(truth)
+    # The box is drawn in world coordinates on a Shapes layer of its own (scale 1), as
+    # napari's "new shapes layer" button makes it; the widget maps it onto the photo.
+    top, left = 2 * (rows.min() - 6) + 10, 2 * (cols.min() - 6) + 20
+    bottom, right = 2 * (rows.max() + 6) + 10, 2 * (cols.max() + 6) + 20
+    empty_viewer.add_shapes([[[top, left], [top, right], [bottom, right], [bottom, left]]], shape_type="rectangle",
+                            name="box")
+    scribbles = np.zeros(truth.shape, np.uint8)
+    scribbles[118:122, 120:200] = 1
+    empty_viewer.add_labels(scribbles, name="scribbles", **placed)
+
+    widget = dock(empty_viewer, "grabcut")
+    assert {name: combo.value.name for name, combo in widget.inputs.items()} == {
+        "image": "photo", "markers": "scribbles", "rect": "box"}
+    assert run_and_wait(qtbot, widget) == "done"
+
+    result = empty_viewer.layers["GrabCut mask"]
+    assert isinstance(result, Labels)
+    assert iou(result.data, truth) > 0.95
+    assert tuple(result.scale) == (2.0, 2.0) and tuple(result.translate) == (10.0, 20.0)
+    assert [layer.name for layer in empty_viewer.layers] == ["photo", "box", "scribbles", "GrabCut mask"]
+    assert widget.progress_bar.value == 100 and "done" in widget.status.value
+    # The result is no scribble layer for the next run.
+    assert widget.inputs["markers"].value.name == "scribbles"
+
+
+def test_landmark_registration_widget_aligns_side_by_side_images(empty_viewer, qtbot):
+    camera = data.camera()
+    fixed, moving = camera[100:300, 100:340], camera[112:312, 92:332]  # moving = fixed shifted by (-12, +8)
+    empty_viewer.add_image(fixed, name="fixed")
+    # Viewed side by side, as a person clicks landmark pairs.
+    empty_viewer.add_image(moving, name="moving", translate=(0, 300))
+    fixed_rc = np.array([(30.0, 40.0), (150.0, 60.0), (90.0, 200.0)])
+    moving_world = fixed_rc + (-12, 8) + (0, 300)
+    empty_viewer.add_points(np.vstack([fixed_rc, moving_world]), name="landmarks",
+                            features={"label": [1, 2, 3, -1, -2, -3]})
+
+    widget = dock(empty_viewer, "register_landmarks")
+    # The first image opened is the fixed one, the later one moves.
+    assert {name: combo.value.name for name, combo in widget.inputs.items()} == {
+        "image": "fixed", "image2": "moving", "points": "landmarks"}
+    assert run_and_wait(qtbot, widget) == "done"
+
+    aligned = empty_viewer.layers["Landmarks image"]
+    assert isinstance(aligned, Image) and tuple(aligned.translate) == (0.0, 0.0)
+    inner = (slice(20, -20), slice(20, -20))
+    error = np.abs(aligned.data[inner].astype(float) - fixed[inner]).mean()
+    assert error < 2.0
+    transform = aligned.metadata[convert.TRANSFORM_KEY]
+    assert isinstance(transform, Transform)
+    np.testing.assert_allclose(transform.matrix[:2, 2], (-8, 12), atol=0.1)
+
+
+def test_inpaint_widget_fills_only_the_masked_region(empty_viewer, qtbot):
+    image = np.ascontiguousarray(data.astronaut()[::2, ::2])
+    mask = np.zeros(image.shape[:2], np.uint8)
+    mask[100:130, 60:100] = 1
+    empty_viewer.add_image(image, name="photo")
+    empty_viewer.add_labels(mask, name="hole")
+
+    widget = dock(empty_viewer, "inpaint")
+    widget.params["method"].value = "telea"
+    assert run_and_wait(qtbot, widget) == "done"
+
+    out = empty_viewer.layers["Inpaint image"]
+    assert out.rgb and out.data.shape == image.shape
+    np.testing.assert_array_equal(out.data[mask == 0], image[mask == 0])
+    assert not np.array_equal(out.data[mask == 1], image[mask == 1])
+
+
+def test_input_error_becomes_a_notification_and_adds_nothing(empty_viewer, qtbot, notifications):
+    empty_viewer.add_image(data.astronaut(), name="photo")
+    widget = dock(empty_viewer, "grabcut")
+    assert widget.inputs["rect"].value is None and widget.inputs["markers"].value is None
+
+    assert run_and_wait(qtbot, widget) == "input error"
+
+    assert [layer.name for layer in empty_viewer.layers] == ["photo"]
+    errors = [n for n in notifications if n.severity == NotificationSeverity.ERROR]
+    assert len(errors) == 1 and errors[0].message.startswith("GrabCut: ")
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
+
+
+def test_a_crash_inside_the_operator_becomes_an_error_notification(empty_viewer, qtbot, notifications):
+    empty_viewer.add_image(data.camera(), name="photo")
+    widget = dock(empty_viewer, "threshold")
+
+    def crash(**_):
+        raise RuntimeError("the operator broke")
+
+    widget.spec = dataclasses.replace(widget.spec, func=crash)
+    assert run_and_wait(qtbot, widget) == "failed"
+
+    assert [layer.name for layer in empty_viewer.layers] == ["photo"]
+    assert any("the operator broke" in str(n.message) for n in notifications if n.severity == NotificationSeverity.ERROR)
+    assert "failed" in widget.status.value and widget.run_button.enabled
+
+
+def test_missing_required_layer_is_reported_before_running(empty_viewer, qtbot, notifications):
+    widget = dock(empty_viewer, "threshold")
+    assert run_and_wait(qtbot, widget) == "input error"
+    assert "choose a layer for: image" in notifications[-1].message
+    assert widget.worker is None
+
+
+def test_cancel_stops_the_run_after_its_first_preview(empty_viewer, qtbot, notifications):
+    empty_viewer.add_image(np.ascontiguousarray(data.astronaut()[::2, ::2]), name="photo")
+    empty_viewer.add_shapes([[[10, 15], [10, 225], [250, 225], [250, 15]]], shape_type="rectangle", name="box")
+    widget = dock(empty_viewer, "grabcut")
+    # 30 rounds at full resolution take seconds: the run is cancelled long before its end.
+    widget.params["iterations"].value = 30
+    widget.params["coarse_megapixels"].value = 0.0
+    previews = []
+
+    def cancel_at_first_preview(event):
+        if convert.is_preview(event.value) and not previews:
+            previews.append(event.value.name)
+            widget.cancel_button.native.click()
+
+    empty_viewer.layers.events.inserted.connect(cancel_at_first_preview)
+    try:
+        assert run_and_wait(qtbot, widget) == "cancelled"
+    finally:
+        empty_viewer.layers.events.inserted.disconnect(cancel_at_first_preview)
+
+    assert previews == ["GrabCut preview"]
+    assert [layer.name for layer in empty_viewer.layers] == ["photo", "box"]  # preview gone, nothing added
+    assert "cancelled" in notifications[-1].message
+    assert widget.status.value == "GrabCut: cancelled" and widget.run_button.enabled
+
+
+def test_closing_the_viewer_cancels_a_running_operator(qtbot):
+    viewer = napari.Viewer(show=False)
+    viewer.add_image(np.ascontiguousarray(data.astronaut()[::2, ::2]), name="photo")
+    viewer.add_shapes([[[10, 15], [10, 225], [250, 225], [250, 15]]], shape_type="rectangle", name="box")
+    widget = dock(viewer, "grabcut")
+    widget.params["iterations"].value = 30
+    widget.params["coarse_megapixels"].value = 0.0
+    with qtbot.waitSignal(viewer.layers.events.inserted, timeout=RUN_TIMEOUT_MS):  # the first preview
+        widget.run_button.native.click()
+    worker = widget.worker
+
+    viewer.close()
+
+    assert worker.run_context.cancelled and widget.worker is None
+    assert QThreadPool.globalInstance().waitForDone(RUN_TIMEOUT_MS)
+
+
+# ----------------------------------------------------------------------------- conversions
+
+
+def test_operators_take_the_plane_on_screen(empty_viewer):
+    stack = empty_viewer.add_image(np.arange(3 * 4 * 5).reshape(3, 4, 5), name="stack", scale=(10, 1, 1))
+    empty_viewer.dims.set_point(0, 20)
+    np.testing.assert_array_equal(convert.current_plane(stack, empty_viewer.dims.point), stack.data[2])
+    rgb = empty_viewer.add_image(np.zeros((8, 9, 3), np.uint8), name="rgb", rgb=True)
+    assert convert.current_plane(rgb, empty_viewer.dims.point).shape == (8, 9, 3)
+
+
+def test_a_box_covers_the_pixels_whose_centres_it_holds(empty_viewer):
+    image = empty_viewer.add_image(np.zeros((50, 60)), name="image")
+    shapes = empty_viewer.add_shapes(
+        [np.array([[0, 0], [5, 5]]), np.array([[-3.5, 10.2], [20.5, 10.2], [20.5, 70], [-3.5, 70]])],
+        shape_type=["line", "rectangle"],
+    )
+    # Rows 0..20 and columns 11..59 (cut at the image edge).
+    assert convert.rect_from_shapes(shapes, image, (50, 60)) == (11, 0, 49, 21)
+
+
+def test_points_take_their_sign_from_the_label_feature(empty_viewer):
+    image = empty_viewer.add_image(np.zeros((50, 60)), name="image", scale=(2, 2))
+    plain = empty_viewer.add_points([[10, 20], [30, 40]], name="plain")
+    labelled = empty_viewer.add_points([[10, 20], [30, 40]], name="labelled", features={"label": [1, 0]})
+    assert convert.prompt_points(plain, image) == [(5.0, 10.0, 1), (15.0, 20.0, 1)]
+    assert convert.prompt_points(labelled, image) == [(5.0, 10.0, 1), (15.0, 20.0, 0)]
+    with pytest.raises(convert.InputError, match="label"):
+        convert.landmark_points(plain, image, image)
+
+
+def test_random_walker_adds_labels_on_top_of_hidden_class_probabilities(empty_viewer, qtbot):
+    coins = data.coins()[::2, ::2]
+    markers = np.zeros(coins.shape, np.uint8)
+    markers[coins < 60] = 2
+    markers[coins > 180] = 5  # class ids need not be consecutive
+    empty_viewer.add_image(coins, name="coins")
+    empty_viewer.add_labels(markers, name="seeds")
+    widget = dock(empty_viewer, "random_walker")
+    assert run_and_wait(qtbot, widget) == "done"
+    names = [layer.name for layer in empty_viewer.layers]
+    assert names[2:] == ["Random walker probability of class 2", "Random walker probability of class 5",
+                         "Random walker labels"]
+    assert not empty_viewer.layers[2].visible and empty_viewer.layers[-1].visible
+    assert set(np.unique(empty_viewer.layers[-1].data)) == {2, 5}
+
+
+def test_a_transform_alone_warps_the_moving_image():
+    spec = OperatorSpec("shift", "Shift", "Registration", lambda **_: None, ("image", "image2"), ("image", "image2"),
+                        ("transform",), (), (), "Shift.", {})
+    moving = np.zeros((20, 30), np.uint8)
+    moving[5, 7] = 255
+    matrix = np.array([[1.0, 0, 3], [0, 1, 2], [0, 0, 1]])  # moving (x, y) -> fixed (x + 3, y + 2)
+    result = convert.Result({"transform": Transform("translation", matrix, (20, 30), (20, 30))})
+    ((warped, meta, layer_type),) = convert.result_layer_data(spec, result, {"image2": moving}, {"scale": (1, 1)})
+    assert layer_type == "image" and meta["name"] == "Shift image"
+    assert warped[7, 10] == 255 and meta["metadata"][convert.TRANSFORM_KEY] is result["transform"]
+
+
+# ----------------------------------------------------------------------------- the bridge
+
+
+def test_open_in_napari_shares_the_application_and_keeps_layers(qapp):
+    from maskwork.app.application import create_application
+
+    app = create_application()
+    stack = LayerStack()
+    rgb = data.astronaut()[:64, :80]
+    stack.append(Layer(rgb, LayerKind.IMAGE, "photo"))
+    markers = np.zeros((64, 80), np.uint8)
+    markers[10:20, 10:20] = 1
+    markers[40:50, 40:50] = 2
+    stack.append(Layer(markers, LayerKind.MARKERS, "scribbles", opacity=0.5))
+    stack.append(Layer(markers > 0, LayerKind.MASK, "mask", visible=False))
+    stack.append(Layer(markers, LayerKind.PREVIEW, "preview"))
+    stack.append(Layer(np.zeros((64, 80, 2), np.float32), LayerKind.IMAGE, "two channels"))
+
+    viewer = open_in_napari(stack)
+    try:
+        assert qtpy.API_NAME == "PySide6" and QApplication.instance() is app
+        assert [layer.name for layer in viewer.layers] == [
+            "photo", "scribbles", "mask", "two channels [0]", "two channels [1]"]
+        photo, scribbles, mask, *_ = viewer.layers
+        assert isinstance(photo, Image) and photo.rgb
+        assert isinstance(scribbles, Labels) and scribbles.opacity == 0.5
+        assert isinstance(mask, Labels) and not mask.visible
+        np.testing.assert_array_equal(scribbles.data, markers)
+        assert not np.shares_memory(scribbles.data, stack[1].data)  # painting in napari leaves maskwork alone
+        # maskwork's colours: foreground green, background red.
+        np.testing.assert_allclose(scribbles.colormap.map(np.array([1, 2]))[:, :3],
+                                   [[46 / 255, 204 / 255, 64 / 255], [230 / 255, 57 / 255, 70 / 255]], atol=0.01)
+        again = open_in_napari([Layer(markers, LayerKind.LABELS, "classes")], viewer=viewer)
+        assert again is viewer and viewer.layers[-1].name == "classes"
+    finally:
+        viewer.close()
+
+
+def test_window_action_sends_the_document_and_reuses_the_open_viewer(qapp, qtbot, tmp_path, monkeypatch):
+    """File > Open in napari in the real maskwork window: the image and a painted mask
+    arrive; a second send goes to the same viewer; after it is closed, a new one opens."""
+    from maskwork.app.application import create_application
+    from maskwork.app.main_window import MainWindow
+    from maskwork.core import io
+
+    monkeypatch.setenv("MASKWORK_CONFIG_DIR", str(tmp_path / "config"))
+    create_application()
+    window = MainWindow()
+    qtbot.addWidget(window)
+    monkeypatch.setattr(window, "ask", lambda title, question: True)
+    path = tmp_path / "coins.png"
+    io.write_image(path, data.coins())
+    window.open_paths([path])
+    mask = np.zeros(data.coins().shape, np.uint8)
+    mask[50:100, 60:120] = 1
+    window.document.add_layer(Layer(mask, LayerKind.MASK, "coin mask"))
+
+    window.action_open_in_napari.trigger()
+    viewer = window._napari_viewer
+    try:
+        viewer.window._qt_window.show()
+        assert [layer.name for layer in viewer.layers] == ["coins.png", "coin mask"]
+        np.testing.assert_array_equal(viewer.layers["coin mask"].data, mask)
+        window.action_open_in_napari.trigger()
+        assert window._napari_viewer is viewer and len(viewer.layers) == 4
+    finally:
+        viewer.close()
+    window.action_open_in_napari.trigger()
+    try:
+        assert window._napari_viewer is not viewer and len(window._napari_viewer.layers) == 2
+    finally:
+        window._napari_viewer.close()
+        window.document.history.mark_saved()
+        window.close()

@@ -115,3 +115,43 @@ def test_run_a_brought_torchscript_model_and_read_its_info(window, tmp_path, qtb
     with qtbot.waitSignal(window.runner.failed, timeout=30_000) as failed:
         window.action_apply.trigger()
     assert failed.args[0].is_input_error and "model" in failed.args[0].message.lower()
+
+
+def test_scribble_cnn_previews_while_training_and_resumes_on_a_new_scribble(window, photo, qtbot):
+    """Draw foreground and background: the CNN's labels preview arrives while it trains; a
+    correcting scribble continues from the trained weights; Apply adds labels and P(class)."""
+    from window_driver import iou
+
+    path, image, truth = photo
+    window.open_paths([path])
+    window.choose_operator(get("scribble_cnn"))
+    window.operator_panel.auto_preview = True
+    window.runner.set_auto_preview(True)
+    events = []
+    window.runner.preview_changed.connect(lambda layer: events.append("preview"))
+    window.runner.scores.connect(lambda scores: events.append("scores"))
+    rows, cols = np.nonzero(truth)
+    r, c = int(rows.mean()), int(cols.mean())
+    window.tool_actions[Tool.BRUSH].trigger()
+    window.canvas.brush_radius = 4
+    window.canvas.active_label = 1
+    drag(window.canvas, [(r - 25, c - 40), (r, c), (r + 25, c + 40)])
+    window.canvas.active_label = 2
+    with qtbot.waitSignal(window.runner.scores, timeout=120_000) as first:
+        drag(window.canvas, [(6, 6), (6, 310), (232, 310), (232, 6)])
+    # The final result emits its scores before it is drawn: a preview drawn earlier was partial.
+    assert "preview" in events and events.index("preview") < events.index("scores")
+    assert first.args[0]["resumed"] == 0.0
+    preview = window.runner.preview_layer
+    assert preview.kind is LayerKind.LABELS and preview.shape == truth.shape
+    assert iou(preview.data == 1, truth) > 0.7
+
+    with qtbot.waitSignal(window.runner.scores, timeout=120_000) as second:
+        drag(window.canvas, [(120, 6), (200, 40)])
+    assert second.args[0]["resumed"] == 1.0  # the new scribble continued from the trained weights
+
+    with qtbot.waitSignal(window.runner.applied, timeout=120_000) as applied:
+        window.action_apply.trigger()
+    kinds = [layer.kind for layer in applied.args[0]]
+    assert kinds == [LayerKind.LABELS, LayerKind.IMAGE, LayerKind.IMAGE]
+    assert iou(applied.args[0][0].data == 1, truth) > 0.7

@@ -11,7 +11,6 @@ show in a transient preview layer; results are added as layers placed on the inp
 from __future__ import annotations
 
 import functools
-import math
 import threading
 import time
 from dataclasses import dataclass
@@ -57,30 +56,8 @@ NO_LAYER = "(none)"
 #: Pixels; napari's docks are otherwise too narrow for the title and the longer labels.
 DOCK_MIN_WIDTH = 340
 
-# Bounds for parameters the registry leaves open: wide, yet inside a 32-bit QSpinBox.
-_INT_BOUND = 1_000_000_000
-_FLOAT_BOUND = 1e9
-_MAX_DECIMALS = 8
-
 
 # ----------------------------------------------------------------------------- parameters
-
-
-def float_step(param: ParamSpec) -> float:
-    """A power of ten near 1/100 of the range, or a tenth of the default's magnitude."""
-    if param.min is not None and param.max is not None and param.max > param.min:
-        return 10.0 ** round(math.log10((param.max - param.min) / 100))
-    default = abs(float(param.default))
-    return 10.0 ** (math.floor(math.log10(default)) - 1) if default else 0.1
-
-
-def float_decimals(param: ParamSpec, step: float) -> int:
-    """Enough decimals that neither the step, the minimum nor the default round away."""
-    decimals = max(2, -math.floor(math.log10(step)))
-    for value in (float(param.default), float(param.min or 0.0)):
-        while decimals < _MAX_DECIMALS and round(value, decimals) != value:
-            decimals += 1
-    return min(decimals, _MAX_DECIMALS)
 
 
 def param_widget(param: ParamSpec) -> Widget:
@@ -98,16 +75,13 @@ def param_widget(param: ParamSpec) -> Widget:
         # nullable: an empty path reads as None rather than the current directory.
         return FileEdit(mode="r", filter=param.file_filter, nullable=True, value=param.default or None, **common)
     if param.type == "int":
-        low = int(param.min) if param.min is not None else -_INT_BOUND
-        high = int(param.max) if param.max is not None else _INT_BOUND
+        low, high = param.editor_bounds()
         return SpinBox(min=low, max=high, value=param.default, **common)
     if param.type == "float":
-        low = param.min if param.min is not None else -_FLOAT_BOUND
-        high = param.max if param.max is not None else _FLOAT_BOUND
-        step = float_step(param)
-        widget = FloatSpinBox(min=low, max=high, step=step, **common)
+        low, high = param.editor_bounds()
+        widget = FloatSpinBox(min=low, max=high, step=param.editor_step(), **common)
         # QDoubleSpinBox rounds the bounds and the value to its decimals: set those first.
-        widget.native.setDecimals(float_decimals(param, step))
+        widget.native.setDecimals(param.editor_decimals())
         widget.min, widget.max, widget.value = low, high, param.default
         return widget
     return LineEdit(value=param.default, **common)

@@ -5,6 +5,7 @@ from maskwork.operators.registry import FilePath, OperatorSpec, ParamSpec, Range
 
 __all__ = [
     "Cancelled",
+    "FilePath",
     "InputError",
     "OperatorSpec",
     "ParamSpec",

@@ -18,6 +18,7 @@ import dataclasses
 import importlib
 import importlib.util
 import inspect
+import math
 import pkgutil
 import re
 import typing
@@ -28,6 +29,14 @@ from maskwork.operators.context import InputError, Result, RunContext, null_cont
 
 #: Names a function parameter may have to be an input rather than a tunable parameter.
 INPUT_NAMES = ("image", "image2", "markers", "mask", "rect", "points")
+
+#: Bound of numeric editors for parameters the registry leaves open: wide, yet inside
+#: what a 32-bit spin box holds.
+EDITOR_BOUND = 1_000_000_000
+#: Largest value of a 32-bit spin box, which bounds declared integer ranges too.
+INT32_MAX = 2**31 - 1
+#: Most decimals a float editor shows.
+MAX_DECIMALS = 8
 
 #: Output kinds an operator may declare.
 OUTPUT_KINDS = ("mask", "labels", "probabilities", "image", "transform")
@@ -105,6 +114,32 @@ class ParamSpec:
         if self.min is not None and value < self.min or self.max is not None and value > self.max:
             raise InputError(f"parameter {self.name} must lie in [{self.min}, {self.max}], got {value}")
         return value
+
+    def editor_bounds(self) -> tuple[float, float]:
+        """(low, high) for a numeric editor: the declared range, else wide bounds that a
+        32-bit spin box still holds."""
+        low = self.min if self.min is not None else -EDITOR_BOUND
+        high = self.max if self.max is not None else EDITOR_BOUND
+        if self.type == "int":
+            return max(math.ceil(low), -INT32_MAX), min(math.floor(high), INT32_MAX)
+        return low, high
+
+    def editor_step(self) -> float:
+        """Spin-box step of a float: a power of ten near 1/100 of the range, or a tenth of
+        the default's magnitude when the range is open."""
+        if self.min is not None and self.max is not None and self.max > self.min:
+            return 10.0 ** round(math.log10((self.max - self.min) / 100))
+        default = abs(float(self.default))
+        return 10.0 ** (math.floor(math.log10(default)) - 1) if default else 0.1
+
+    def editor_decimals(self) -> int:
+        """Decimals of a float editor: three, or more so that neither the step, the
+        default nor the minimum rounds away (at most eight)."""
+        decimals = max(3, -math.floor(math.log10(self.editor_step())))
+        for value in (float(self.default), float(self.min or 0.0)):
+            while decimals < MAX_DECIMALS and round(value, decimals) != value:
+                decimals += 1
+        return min(decimals, MAX_DECIMALS)
 
     def to_json(self) -> dict:
         """The ``maskwork ops --json`` representation."""

@@ -42,6 +42,37 @@ def check_markers(markers: np.ndarray | None, shape: tuple[int, int]) -> np.ndar
     return markers
 
 
+def scribble_classes(markers: np.ndarray, method: str, max_id: int) -> np.ndarray:
+    """The class ids scribbled in ``markers`` (int64, sorted), checked: two or more, positive.
+
+    Parameters
+    ----------
+    markers : ndarray
+        Checked markers (:func:`check_markers`), 0 = unlabelled.
+    method : str
+        How messages name the operator ("the random walker").
+    max_id : int
+        Largest class id the method can hold in its label type.
+
+    Raises
+    ------
+    InputError
+        For a boolean mask, negative or too large ids, or fewer than two classes.
+    """
+    if markers.dtype == bool:
+        raise InputError(f"{method} needs at least two classes of scribbles (e.g. 1 and 2), not a mask")
+    ids = np.unique(markers)
+    if ids[0] < 0:
+        raise InputError("markers must be 0 (unlabelled) or positive class ids; found negative values")
+    if ids[-1] > max_id:
+        raise InputError(f"class ids must be at most {max_id}; found {ids[-1]}")
+    classes = ids[ids > 0]
+    if classes.size < 2:
+        found = "none" if classes.size == 0 else f"only class {classes[0]}"
+        raise InputError(f"{method} needs scribbles of at least two classes (e.g. 1 = object, 2 = background); found {found}")
+    return classes.astype(np.int64)
+
+
 def check_mask(mask: np.ndarray | None, image: np.ndarray | None = None) -> np.ndarray:
     """A mask or labels layer as a 2D array, after checking it is one and fits ``image``.
 

@@ -7,7 +7,6 @@ decides when and where the operator runs.
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -41,35 +40,11 @@ PIP_NAMES = {
     "yaml": "PyYAML",
 }
 
-# Bounds for parameters the registry leaves open: wide, yet inside what a 32-bit
-# QSpinBox holds.
-_INT_BOUND = 1_000_000_000
-_FLOAT_BOUND = 1e9
-_MAX_DECIMALS = 8
-
-
 def missing_requirements_text(missing: list[str]) -> str:
     """A message telling how to install the packages ``missing``."""
     pip = " ".join(PIP_NAMES.get(name, name) for name in missing)
     noun = "package" if len(missing) == 1 else "packages"
     return f"This operator needs {noun} {', '.join(missing)}: pip install {pip}"
-
-
-def _float_step(spec: ParamSpec) -> float:
-    """A power of ten near 1/100 of the range, or of the default when unbounded."""
-    if spec.min is not None and spec.max is not None and spec.max > spec.min:
-        return 10.0 ** round(math.log10((spec.max - spec.min) / 100))
-    default = abs(float(spec.default))
-    return 10.0 ** (math.floor(math.log10(default)) - 1) if default else 0.1
-
-
-def _float_decimals(spec: ParamSpec, step: float) -> int:
-    """Three decimals, or more when the default or the step would otherwise round away."""
-    decimals = max(3, -math.floor(math.log10(step)))
-    default = float(spec.default)
-    while decimals < _MAX_DECIMALS and round(default, decimals) != default:
-        decimals += 1
-    return min(decimals, _MAX_DECIMALS)
 
 
 class OperatorPanel(QWidget):
@@ -324,19 +299,13 @@ class OperatorPanel(QWidget):
         parent = self._operator_box
         if param.type == "int":
             editor = QSpinBox(parent)
-            low = math.ceil(param.min) if param.min is not None else -_INT_BOUND
-            high = math.floor(param.max) if param.max is not None else _INT_BOUND
-            editor.setRange(max(low, -_INT_BOUND), min(high, _INT_BOUND))
+            editor.setRange(*param.editor_bounds())
             editor.valueChanged.connect(self._on_edited)
         elif param.type == "float":
             editor = QDoubleSpinBox(parent)
-            step = _float_step(param)
-            editor.setDecimals(_float_decimals(param, step))
-            editor.setRange(
-                param.min if param.min is not None else -_FLOAT_BOUND,
-                param.max if param.max is not None else _FLOAT_BOUND,
-            )
-            editor.setSingleStep(step)
+            editor.setDecimals(param.editor_decimals())
+            editor.setRange(*param.editor_bounds())
+            editor.setSingleStep(param.editor_step())
             editor.valueChanged.connect(self._on_edited)
         elif param.type == "bool":
             editor = QCheckBox(parent)

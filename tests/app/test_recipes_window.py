@@ -6,7 +6,6 @@ import numpy as np
 
 from maskwork.batch import run_batch
 from maskwork.core import io
-from maskwork.core.layers import LayerKind
 from maskwork.core.recipe import load, output_filename, replay
 from maskwork.operators import get
 from maskwork.widgets.canvas import Tool

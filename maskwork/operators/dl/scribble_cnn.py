@@ -87,7 +87,7 @@ from maskwork.operators.dl.device import (
     uses_half_precision,
 )
 from maskwork.operators.registry import Range, register
-from maskwork.operators.seeds import check_image, check_markers
+from maskwork.operators.seeds import check_image, check_markers, scribble_classes
 
 if TYPE_CHECKING:  # torch is imported only when the operator runs
     import torch
@@ -261,7 +261,7 @@ def scribble_cnn(
     markers = check_markers(markers, image.shape[:2])
     if markers is None:
         raise InputError("the scribble CNN needs scribbles (markers) of at least two classes")
-    classes = _classes(markers)
+    classes = scribble_classes(markers, "the scribble CNN", np.iinfo(np.int32).max)
     torch = import_torch()
     chosen = resolve_device(device)
     _limit_cpu_threads(torch)
@@ -315,24 +315,6 @@ def scribble_cnn(
 
 
 # ------------------------------------------------------------------ inputs
-
-
-def _classes(markers: np.ndarray) -> np.ndarray:
-    """The class ids scribbled, checked: at least two, positive."""
-    if markers.dtype == bool:
-        raise InputError("the scribble CNN needs at least two classes of scribbles (e.g. 1 and 2), not a mask")
-    ids = np.unique(markers)
-    if ids[0] < 0:
-        raise InputError("markers must be 0 (unlabelled) or positive class ids; found negative values")
-    if ids[-1] > np.iinfo(np.int32).max:
-        raise InputError(f"class ids must be at most {np.iinfo(np.int32).max} (int32 labels); found {ids[-1]}")
-    classes = ids[ids > 0]
-    if classes.size < 2:
-        found = "none" if classes.size == 0 else f"only class {classes[0]}"
-        raise InputError(
-            f"the scribble CNN needs scribbles of at least two classes (e.g. 1 = object, 2 = background); found {found}"
-        )
-    return classes.astype(np.int64)
 
 
 def _working_image(image: np.ndarray, scale: float) -> np.ndarray:

@@ -38,7 +38,7 @@ import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
-from maskwork.operators.seeds import check_image, check_markers
+from maskwork.operators.seeds import check_image, check_markers, scribble_classes
 
 if TYPE_CHECKING:
     import scipy.sparse as sparse
@@ -114,7 +114,7 @@ def random_walker(
     markers = check_markers(markers, shape)
     if markers is None:
         raise InputError("the random walker needs scribbles (markers) of at least two classes")
-    classes = _classes(markers)
+    classes = scribble_classes(markers, "the random walker", np.iinfo(np.uint16).max)
     class_index = _class_index(markers, classes)  # 0 unlabelled, 1..K by increasing id
 
     std = _global_std(data)
@@ -235,24 +235,6 @@ def _percentiles(data: np.ndarray, finite: np.ndarray | None) -> tuple[float, fl
             sample = data[finite]
     low, high = np.percentile(sample, [0.5, 99.5])
     return float(low), float(high)
-
-
-def _classes(markers: np.ndarray) -> np.ndarray:
-    """The class ids in the markers, checked: at least two, positive, fitting uint16."""
-    if markers.dtype == bool:
-        raise InputError("the random walker needs at least two classes of scribbles (e.g. 1 and 2), not a mask")
-    ids = np.unique(markers)
-    if ids[0] < 0:
-        raise InputError("markers must be 0 (unlabelled) or positive class ids; found negative values")
-    if ids[-1] > np.iinfo(np.uint16).max:
-        raise InputError(f"class ids must be at most {np.iinfo(np.uint16).max}; found {ids[-1]}")
-    classes = ids[ids > 0]
-    if classes.size < 2:
-        found = "none" if classes.size == 0 else f"only class {classes[0]}"
-        raise InputError(
-            f"the random walker needs scribbles of at least two classes (e.g. 1 = object, 2 = background); found {found}"
-        )
-    return classes.astype(np.int64)
 
 
 def _class_index(markers: np.ndarray, classes: np.ndarray) -> np.ndarray:

@@ -639,8 +639,11 @@ class MainWindow(QMainWindow):
             self.operator_panel.set_plot(self.operator_histogram)
         else:
             self.operator_panel.set_plot(None)
-        if spec.category.startswith("Registration"):
+        if spec.category.startswith("Registration") or spec.id == "scribble_cnn":
+            # The optimiser's metric, or the CNN's training loss, drawn as it runs.
             self._reset_metric_curve()
+            self.metric_plot.setLabel("left", "training loss" if spec.id == "scribble_cnn" else "metric")
+            self.metric_plot.setLabel("bottom", "preview" if spec.id == "scribble_cnn" else "iteration")
             self.operator_panel.set_plot(self.metric_plot)
         if spec.id == "denoise":
             self._suggest_denoising()

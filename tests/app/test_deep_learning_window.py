@@ -142,6 +142,7 @@ def test_scribble_cnn_previews_while_training_and_resumes_on_a_new_scribble(wind
     # The final result emits its scores before it is drawn: a preview drawn earlier was partial.
     assert "preview" in events and events.index("preview") < events.index("scores")
     assert first.args[0]["resumed"] == 0.0
+    assert window.metric_values, "the training loss is plotted as previews arrive"
     preview = window.runner.preview_layer
     assert preview.kind is LayerKind.LABELS and preview.shape == truth.shape
     assert iou(preview.data == 1, truth) > 0.7

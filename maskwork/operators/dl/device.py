@@ -41,12 +41,28 @@ def preferred_device() -> str:
 
 
 def import_torch():
-    """torch, or an :class:`InputError` that says how to install it."""
+    """torch (its CPU threads kept within the usable cores), or an :class:`InputError`
+    that says how to install it."""
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency; kept for trimmed installs
         raise InputError("deep-learning operators need torch: pip install torch") from None
+    _limit_cpu_threads(torch)
     return torch
+
+
+def _limit_cpu_threads(torch) -> None:
+    """Keep torch's CPU threads within the cores this process may run on.
+
+    torch counts the machine's cores, which in a container or under an affinity mask
+    can be more than the process gets; oversubscribed threads slow every step down.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity masks
+        usable = os.cpu_count() or 1
+    if torch.get_num_threads() > usable:
+        torch.set_num_threads(usable)
 
 
 def resolve_device(choice: str = "auto") -> torch.device:

@@ -63,7 +63,6 @@ before it (``restart`` reproduces from scratch).
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -264,7 +263,6 @@ def scribble_cnn(
     classes = scribble_classes(markers, "the scribble CNN", np.iinfo(np.int32).max)
     torch = import_torch()
     chosen = resolve_device(device)
-    _limit_cpu_threads(torch)
 
     ctx.progress(0.0, "Scribble CNN: filters")
     scale = min(1.0, float(np.sqrt(working_megapixels * 1e6 / markers.size)))
@@ -594,20 +592,6 @@ def clear_cache() -> None:
     """Forget every trained network (frees their memory; the next runs start over)."""
     with _CACHE_LOCK:
         _CACHE.clear()
-
-
-def _limit_cpu_threads(torch) -> None:
-    """Keep torch's CPU threads within the cores this process may run on.
-
-    torch counts the machine's cores, which in a container or under an affinity mask
-    can be more than the process gets; oversubscribed threads slow every step down.
-    """
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS and Windows have no affinity masks
-        usable = os.cpu_count() or 1
-    if torch.get_num_threads() > usable:
-        torch.set_num_threads(usable)
 
 
 # ------------------------------------------------------------------ training and prediction

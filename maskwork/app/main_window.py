@@ -856,13 +856,16 @@ class MainWindow(QMainWindow):
         if not self.document.layers:
             self.show_error("Nothing to send", "Open an image first.")
             return None
+        viewer = self._napari_viewer if _napari_window_open(self._napari_viewer) else None
+        self.statusBar().showMessage("Starting napari..." if viewer is None else "Sending the layers to napari...", 5000)
         try:
             from maskwork.napari.bridge import open_in_napari
+
+            # napari itself is imported inside, on first use (it takes seconds).
+            self._napari_viewer = open_in_napari(list(self.document.layers), viewer=viewer)
         except ImportError as error:
             self.show_error("napari is not installed", f"Open in napari needs napari: pip install 'maskwork[napari]'\n({error})")
             return None
-        viewer = self._napari_viewer if _napari_window_open(self._napari_viewer) else None
-        self._napari_viewer = open_in_napari(list(self.document.layers), viewer=viewer)
         return self._napari_viewer
 
     def _on_operator_failed(self, error: OperatorError) -> None:

@@ -140,7 +140,7 @@ class OperatorRunner(QObject):
         def run() -> str:
             started = time.perf_counter()
             spec.prepare({"image": image}, params, ctx)
-            return f"{title}: image ready ({time.perf_counter() - started:.1f} s); prompts now answer quickly"
+            return f"{title}: ready for previews (prepared in {time.perf_counter() - started:.1f} s)"
 
         job = BackgroundJob(run)
         job.done.connect(lambda value, job=job: self._on_prepared(job, value))

@@ -398,6 +398,8 @@ def run_on_client(client, recipe: Recipe, images: Sequence[Path], outdir: Path,
             index = futures[future]
             if future.status == "finished":
                 record = future.result()
+            elif future.status == "cancelled":  # the scheduler dropped it (e.g. a lost connection)
+                record = ImageRecord(str(images[index]), "failed", error="cancelled by the Dask scheduler")
             else:  # the worker died (out of memory, a crash in native code)
                 record = ImageRecord(str(images[index]), "failed", error=_first_line(future.exception(), named=True))
             record.input = str(images[index])  # as the user named it

@@ -513,6 +513,7 @@ class MainWindow(QMainWindow):
         self.runner.cancel()
         self.runner.clear_preview()
         self.document.reset()
+        self.recorder.reset()  # its input snapshots are full-size arrays
         self.source_path = None
         self._update_title()
         return True
@@ -559,10 +560,8 @@ class MainWindow(QMainWindow):
             "inputs": {"image": str(self.source_path) if self.source_path else None},
             "seeds": io.seed_summary(self._markers_data(), self.document.rect, self.document.points),
         }
+        embedded, recipe_warning = self._recipe_for_sidecar(path)
         try:
-            recipe = self.current_recipe()
-            # The sidecar carries the recipe that made this file, so it can be replayed.
-            embedded = recipe.embed(path) if recipe.steps else None
             if what == "image":
                 written = io.write_image(path, layer.data, provenance=provenance, recipe=embedded)
             elif what == "mask":
@@ -574,12 +573,25 @@ class MainWindow(QMainWindow):
             else:
                 base = self.document.base_image
                 written = io.write_cutout(path, base.data, layer.data, provenance=provenance, recipe=embedded)
-        except (ValueError, OSError) as error:  # InputError (a recipe that no longer fits) is a ValueError
+        except (ValueError, OSError) as error:
             self.show_error(f"Cannot export {Path(path).name}", str(error))
             return None
         self.document.history.mark_saved()
-        self.statusBar().showMessage(f"Exported {written}", 5000)
+        self.statusBar().showMessage(f"Exported {written}{recipe_warning}", 8000)
         return Path(written)
+
+    def _recipe_for_sidecar(self, path: str | Path) -> tuple[dict | None, str]:
+        """The recipe to embed in the sidecar of an export to ``path`` (or None), and a
+        warning when it had to be left out.
+
+        A recipe that cannot be written (an output renamed to a reserved name, a seed
+        folder that cannot be made) never blocks the export itself.
+        """
+        try:
+            recipe = self.current_recipe()
+            return (recipe.embed(path) if recipe.steps else None), ""
+        except (ValueError, OSError) as error:  # InputError is a ValueError
+            return None, f" (without its recipe: {error})"
 
     def current_recipe(self) -> Recipe:
         """The recipe of the Applies whose results are still in the document."""
@@ -723,6 +735,7 @@ class MainWindow(QMainWindow):
         if self.ask("Not enough memory?", f"{title}: {message}.\n\nRun it anyway?"):
             self.runner.confirm_memory(purpose)
         else:
+            self.runner.decline_memory()
             self.statusBar().showMessage(f"{title} not run: {message}", 8000)
 
     def _on_busy_changed(self, busy: bool) -> None:

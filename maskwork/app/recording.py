@@ -7,6 +7,7 @@ document: an undone Apply drops out of the recipe, and comes back with its redo.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,16 +46,20 @@ class RecipeRecorder:
 
     def __init__(self) -> None:
         self.steps: list[RecordedStep] = []
+        # id(layer) -> digest of the data a step gave it, to notice later hand edits.
+        self._digests: dict[int, str] = {}
 
     def reset(self) -> None:
         """Forget every step (a new image was opened)."""
         self.steps.clear()
+        self._digests.clear()
 
     def record(self, operator: str, params: dict, inputs: dict, sources: dict, layers: list[Layer]) -> RecordedStep:
         """Remember one Apply; ``layers`` are the layers it added, each tagged with its output."""
         outputs: dict[str, list[Layer]] = {}
         for layer in layers:
             outputs.setdefault(layer.metadata.get("output", "mask"), []).append(layer)
+            self._digests[id(layer)] = _digest(layer.data)
         step = RecordedStep(operator, dict(params), dict(inputs), dict(sources), outputs)
         self.steps.append(step)
         return step
@@ -63,9 +68,9 @@ class RecipeRecorder:
         """The recipe of the steps whose layers are all still in ``layers``.
 
         An input taken from ``base`` (the opened image) becomes the processed image; one
-        taken from a layer an earlier step made refers to that step's output; anything
-        else (a drawn scribble or mask, a second image, a result whose step was undone
-        or deleted) is stored as a seed array. A box and points are stored relative to the
+        taken from a layer an earlier step made, unchanged since, refers to that step's
+        output; anything else (a drawn scribble or mask, a result painted on by hand, a
+        second image, a result whose step was undone or deleted) is stored as a seed array. A box and points are stored relative to the
         image size, so they scale on other images.
 
         Raises
@@ -89,7 +94,7 @@ class RecipeRecorder:
                     recorded_inputs[name] = PointsInput.from_pixels(value, image_shape)
                 elif source is not None and source is base:
                     recorded_inputs[name] = LayerInput()
-                elif source is not None and id(source) in made_by_steps:
+                elif source is not None and id(source) in made_by_steps and _digest(value) == self._digests.get(id(source)):
                     recorded_inputs[name] = LayerInput(made_by_steps[id(source)])
                 else:
                     recorded_inputs[name] = ArrayInput(np.array(value, copy=True))
@@ -102,3 +107,11 @@ class RecipeRecorder:
                     made_by_steps[id(layer)] = name
             recipe.add_step(step.operator, step.params, recorded_inputs, outputs)
         return recipe
+
+
+def _digest(array) -> str:
+    """A digest of ``array``'s pixels, shape and type."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.blake2b(repr((array.shape, array.dtype.str)).encode(), digest_size=16)
+    digest.update(array.data)
+    return digest.hexdigest()

@@ -87,8 +87,10 @@ class OperatorRunner(QObject):
         self._preview: Layer | None = None
         self._preview_bounds = None
         self._applying = False
-        # Set once the person chose to run this operator despite a memory warning.
+        # The person's answer to a memory warning for this operator: run anyway
+        # (confirmed), or no more automatic previews until a parameter changes (declined).
         self._memory_confirmed = False
+        self._memory_declined = False
         self.last_transform = None
         #: Inputs of the last Apply (the registration's fixed and moving images, say).
         self.last_inputs: dict = {}
@@ -99,6 +101,8 @@ class OperatorRunner(QObject):
         self._timer.timeout.connect(self.preview)
         self._prepare_job: BackgroundJob | None = None
         self._prepare_cancel = threading.Event()
+        # (operator, image, parameters) of the last preparation started.
+        self._prepared_key: tuple | None = None
         document.history.changed.connect(self._on_seeds_changed)
         document.seeds_changed.connect(self._on_seeds_changed)
 
@@ -108,13 +112,14 @@ class OperatorRunner(QObject):
         self.cancel()
         self.spec = spec
         self.params = dict(params or (spec.defaults() if spec else {}))
-        self._memory_confirmed = False
+        self._memory_confirmed = self._memory_declined = False
         self.clear_preview()
         self.prepare()
 
     def set_params(self, params: dict) -> None:
         """New parameter values; re-previews after a pause when auto-preview is on."""
         self.params = dict(params)
+        self._memory_declined = False  # a smaller tile, say, deserves a new estimate
         self.prepare()
         if self.auto_preview:
             self._timer.start(PARAM_DEBOUNCE_MS)
@@ -122,10 +127,12 @@ class OperatorRunner(QObject):
     def prepare(self) -> bool:
         """Start the operator's slow, seed-independent work (an image encoding) in the background.
 
-        Only for operators registered with ``prepare``; a preparation still running for
-        older parameters or another image is cancelled first. Returns whether one started.
+        Only for operators registered with ``prepare``, and once per image and parameter
+        values: a preparation already under way keeps running when a parameter changes
+        (the operator's cache keeps what each one made; a run that needs it waits for
+        it). :meth:`cancel` and choosing another operator stop it. Returns whether one
+        started.
         """
-        self._prepare_cancel.set()
         spec, base = self.spec, self.document.base_image
         if spec is None or spec.prepare is None or base is None or spec.missing_requirements():
             return False
@@ -133,8 +140,11 @@ class OperatorRunner(QObject):
             params = {**spec.defaults(), **{name: spec.param(name).coerce(v) for name, v in self.params.items()}}
         except InputError:
             return False
-        cancel = self._prepare_cancel = threading.Event()
-        ctx = RunContext(cancel_event=cancel)
+        key = (spec.id, id(base.data), repr(sorted(params.items())))
+        if key == self._prepared_key:
+            return False
+        self._prepared_key = key
+        ctx = RunContext(cancel_event=self._prepare_cancel)
         image, title = base.data, spec.title
 
         def run() -> str:
@@ -152,12 +162,11 @@ class OperatorRunner(QObject):
         if job is not self._prepare_job:
             return  # superseded by a newer preparation
         self._prepare_job = None
-        if isinstance(value, Cancelled):
+        # Cancelled, or parameters not complete yet (no checkpoint chosen, a path half
+        # typed): the form and the next preview say what is missing.
+        if isinstance(value, (Cancelled, InputError)):
             return
-        if isinstance(value, InputError):
-            # Parameters not complete yet (no checkpoint chosen): the form says what is missing.
-            self.prepared.emit(str(value))
-        elif isinstance(value, Exception):
+        if isinstance(value, Exception):
             self.prepared.emit(f"{type(value).__name__}: {value}")
         else:
             self.prepared.emit(value)
@@ -169,6 +178,8 @@ class OperatorRunner(QObject):
             self._timer.start(0)
 
     def _on_seeds_changed(self) -> None:
+        if self._memory_declined:
+            return
         if self.auto_preview and self.spec is not None and not self._applying and not self.document.history.in_group:
             self._timer.start(SEED_DEBOUNCE_MS)
 
@@ -249,10 +260,16 @@ class OperatorRunner(QObject):
         self._memory_confirmed = True
         return self._start(purpose)
 
+    def decline_memory(self) -> None:
+        """After a declined memory warning, automatic previews stop asking until a parameter
+        changes; Preview and Apply still ask."""
+        self._memory_declined = True
+
     def cancel(self) -> None:
         """Stop the running worker and any preparation; their results are discarded."""
         self._timer.stop()
         self._prepare_cancel.set()
+        self._prepare_cancel, self._prepared_key = threading.Event(), None
         if self._worker is not None:
             self._detach(self._worker)
             self._worker = None

@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 from PySide6.QtWidgets import QDialog, QLineEdit
 
+from maskwork.app.runner import SEED_DEBOUNCE_MS
 from maskwork.app.settings import settings
 from maskwork.core import io
 from maskwork.core.layers import LayerKind
@@ -43,6 +44,12 @@ def test_memory_warning_asks_before_running(window, tmp_path, qtbot, monkeypatch
     qtbot.waitUntil(lambda: not window.runner.busy)
     assert questions and "Run it anyway?" in questions[0] and "GB" in questions[0]
     assert not window.document.layers.of_kind(LayerKind.MASK)  # declined: nothing ran
+    # Declined: new seeds do not start automatic previews that would ask again.
+    window.runner.set_auto_preview(False)
+    window.runner.auto_preview = True
+    window.document.set_rect((10, 10, 50, 50))
+    qtbot.wait(SEED_DEBOUNCE_MS * 5)  # the debounce would have started a preview by now
+    assert len(questions) == 1 and not window.runner.busy
 
     monkeypatch.setattr(window, "ask", lambda title, question: True)
     with qtbot.waitSignal(window.runner.applied, timeout=30_000):

@@ -6,7 +6,7 @@ import numpy as np
 
 from maskwork.batch import run_batch
 from maskwork.core import io
-from maskwork.core.recipe import load, output_filename, replay
+from maskwork.core.recipe import ArrayInput, load, output_filename, replay
 from maskwork.operators import get
 from maskwork.widgets.canvas import Tool
 from window_driver import drag
@@ -89,3 +89,21 @@ def test_undone_apply_leaves_the_recipe_and_redo_brings_it_back(window, photo):
     assert window.current_recipe().steps == []
     assert window.export_recipe(path.with_suffix(".json")) is None
     assert "Apply an operator first" in window.last_message_box.text()
+
+
+def test_a_result_painted_by_hand_is_stored_as_a_seed(window, photo, qtbot):
+    """Threshold, paint a fix into its mask, fill holes: the recipe keeps the painted mask."""
+    path, image, truth = photo
+    window.open_paths([path])
+    window.choose_operator(get("threshold"))
+    with qtbot.waitSignal(window.runner.applied, timeout=60_000) as applied:
+        window.action_apply.trigger()
+    mask = applied.args[0][0]
+    window.document.write(mask, (slice(0, 40), slice(0, 40)), np.ones((40, 40), mask.data.dtype), "Paint fix")
+    window.document.layers.selected = mask
+    window.choose_operator(get("fill_holes"))
+    with qtbot.waitSignal(window.runner.applied, timeout=60_000):
+        window.action_apply.trigger()
+    recipe = window.current_recipe()
+    stored = recipe.steps[1].inputs["mask"]
+    assert isinstance(stored, ArrayInput) and stored.array[:40, :40].all()

@@ -104,8 +104,10 @@ def autocast(device: torch.device):
 def available_memory(device: torch.device) -> int:
     """Bytes free for a new allocation on ``device`` (system memory for CPU and MPS)."""
     if device.type == "cuda":
-        free, _total = import_torch().cuda.mem_get_info(device)
-        return int(free)
+        torch = import_torch()
+        free, _total = torch.cuda.mem_get_info(device)
+        # Memory torch's caching allocator holds but no tensor uses is free to torch too.
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
     return system_available_memory()
 
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import cv2
 import napari.viewer
 import numpy as np
 import psygnal
@@ -229,6 +230,7 @@ class OperatorWidget(Container):
         self._relay: _RunRelay | None = None
         self._preview: Layer | None = None
         self._placement: dict = {}
+        self._preview_shape: tuple[int, int] | None = None
         self._ending = ""
 
         summary = Label(value=self.spec.summary, name="summary")
@@ -403,6 +405,9 @@ class OperatorWidget(Container):
             self.run_finished.emit("input error")
             return None
         self._placement = placement
+        # Partial results may come at a reduced size (a CNN's first epochs): they are
+        # stretched to the image so they land where the final result will.
+        self._preview_shape = np.shape(inputs["image"])[:2] if inputs.get("image") is not None else None
         relay = _RunRelay()
         relay.progress.connect(self._on_progress)
         relay.partial_ready.connect(self._on_partial)
@@ -455,6 +460,12 @@ class OperatorWidget(Container):
         layer_type = Image if kind == "image" else Labels
         if kind == "mask":
             data = (data != 0).astype(np.uint8)
+        shape = self._preview_shape
+        if shape is not None and data.ndim in (2, 3) and data.shape[:2] != tuple(shape):
+            smooth = kind == "image"
+            if not smooth and data.dtype not in (np.uint8, np.uint16, np.int16, np.int32, np.float32):
+                data = data.astype(np.int32)
+            data = cv2.resize(data, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR if smooth else cv2.INTER_NEAREST)
         preview = self._preview
         if preview is not None and isinstance(preview, layer_type) and preview.data.shape == data.shape:
             preview.data = data

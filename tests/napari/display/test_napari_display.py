@@ -405,3 +405,28 @@ def test_window_action_sends_the_document_and_reuses_the_open_viewer(qapp, qtbot
         window._napari_viewer.close()
         window.document.history.mark_saved()
         window.close()
+
+
+def test_reduced_partial_previews_are_stretched_over_the_image(empty_viewer, qtbot):
+    """The scribble CNN previews at a reduced working size; the preview still covers the image."""
+    photo = np.ascontiguousarray(data.astronaut()[::2, ::2])
+    empty_viewer.add_image(photo, name="photo")
+    scribbles = np.zeros(photo.shape[:2], np.uint8)
+    scribbles[60:70, 100:160] = 1
+    scribbles[5:12, 5:250] = 2
+    empty_viewer.add_labels(scribbles, name="scribbles")
+    widget = dock(empty_viewer, "scribble_cnn")
+    widget.params["working_megapixels"].value = 0.02  # a quarter of the photo's pixels
+    widget.params["steps"].value = 20
+    shapes = []
+
+    def record_preview(event):
+        if convert.is_preview(event.value):
+            shapes.append(event.value.data.shape)
+
+    empty_viewer.layers.events.inserted.connect(record_preview)
+    try:
+        assert run_and_wait(qtbot, widget) == "done"
+    finally:
+        empty_viewer.layers.events.inserted.disconnect(record_preview)
+    assert shapes and shapes[0] == photo.shape[:2]

@@ -42,6 +42,7 @@ import numpy as np
 
 from maskwork.core import io
 from maskwork.core.recipe import Recipe, output_filename, replay_with_scores
+from maskwork.operators import registry
 from maskwork.operators.context import InputError
 
 DONE_FOLDER = ".maskwork-done"
@@ -423,6 +424,11 @@ def write_summary(path: Path, records: Sequence[ImageRecord]) -> Path:
     return path
 
 
+def _needs_one_model_copy(recipe: Recipe) -> bool:
+    """Whether a step runs a model that every worker process would load again."""
+    return any(registry.get(step.operator).memory_estimate is not None for step in recipe.steps)
+
+
 def run_batch(recipe: Recipe, patterns: Sequence[str], outdir: str | os.PathLike, *, workers: int | None = None,
               scheduler: str | None = None, progress: IO[str] | None = None) -> list[ImageRecord]:
     """Replay ``recipe`` on every image named by ``patterns``; see the module docstring.
@@ -436,7 +442,8 @@ def run_batch(recipe: Recipe, patterns: Sequence[str], outdir: str | os.PathLike
     outdir : str or path-like
         Output folder.
     workers : int, optional
-        Worker processes of the local cluster; default: CPU count.
+        Worker processes of the local cluster; default: CPU count, or 1 when a step is a
+        deep-learning operator (one model in memory, using every core or the GPU).
     scheduler : str, optional
         Address of a running Dask scheduler to use instead of a local cluster.
     progress : text stream, optional
@@ -461,5 +468,12 @@ def run_batch(recipe: Recipe, patterns: Sequence[str], outdir: str | os.PathLike
     outdir = Path(outdir)
     images = collect_images(patterns, exclude=outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    if workers is None and scheduler is None and _needs_one_model_copy(recipe):
+        # Each worker process would load its own copy of the model (and its own CUDA
+        # context on the one GPU): several copies of a large model exhaust the memory.
+        workers = 1
+        if progress is not None:
+            print("deep-learning steps: one worker (the model runs its own threads); --workers N to override",
+                  file=progress)
     with dask_client(workers, scheduler) as client:
         return run_on_client(client, recipe, images, outdir, progress)

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("recipe", help="recipe JSON (or the sidecar of an export, which embeds one)")
     batch.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, folder (every image inside) or glob")
     batch.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
-    batch.add_argument("--workers", type=int, help="worker processes of the local Dask cluster (default: CPU count)")
+    batch.add_argument("--workers", type=int, help="worker processes of the local Dask cluster (default: CPU count; 1 for deep-learning steps, which load a model per worker)")
     batch.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask scheduler (tcp://host:8786) instead")
     return parser
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -19,7 +20,7 @@ from skimage import data
 from maskwork import cli
 from maskwork.batch import DONE_FOLDER, collect_images
 from maskwork.core import io
-from maskwork.core.recipe import LayerInput, Recipe, WholeImageInput, load, replay
+from maskwork.core.recipe import ArrayInput, LayerInput, Recipe, WholeImageInput, load, replay
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea, "camera": data.camera}
@@ -223,3 +224,29 @@ def test_batch_module_imports_dask_only_when_a_batch_runs():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_deep_learning_recipes_default_to_one_worker(tmp_path, photos, monkeypatch):
+    """Every worker process would load its own model copy: one worker unless asked."""
+    import io as text_io
+
+    import maskwork.batch as batch
+
+    sizes = []
+
+    @contextmanager
+    def fake_client(workers, scheduler):
+        sizes.append(workers)
+        yield None
+
+    monkeypatch.setattr(batch, "dask_client", fake_client)
+    monkeypatch.setattr(batch, "run_on_client", lambda client, recipe, images, outdir, progress: [])
+    recipe = Recipe()
+    recipe.add_step("scribble_cnn", {}, {"image": LayerInput(), "markers": ArrayInput(np.ones((4, 4), np.uint8))})
+    said = text_io.StringIO()
+    batch.run_batch(recipe, [str(photos / "camera.png")], tmp_path / "out", progress=said)
+    batch.run_batch(recipe, [str(photos / "camera.png")], tmp_path / "out", workers=2)
+    plain = Recipe()
+    plain.add_step("threshold", {}, {"image": LayerInput()})
+    batch.run_batch(plain, [str(photos / "camera.png")], tmp_path / "out")
+    assert sizes == [1, 2, None] and "one worker" in said.getvalue()

@@ -626,6 +626,8 @@ class Recipe:
         """SHA-256 of what the recipe computes (steps and seed values, not file locations).
 
         ``maskwork batch`` compares it to decide whether a finished image is still valid.
+        Files named by parameters (a model, a checkpoint) count by size and modification
+        time, so replacing one invalidates the images it made.
         """
         described = []
         for step in self.steps:
@@ -633,7 +635,7 @@ class Recipe:
                 name: {"seed": source.digest()} if isinstance(source, ArrayInput) else source.to_json()
                 for name, source in step.inputs.items()
             }
-            described.append([step.operator, step.parameters, inputs, step.outputs])
+            described.append([step.operator, step.parameters, inputs, step.outputs, _files_state(step)])
         text = json.dumps(described, sort_keys=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -715,6 +717,21 @@ def _input_from_json(name: str, value: Any, folder: Path) -> RecipeInput:
     except (KeyError, TypeError, ValueError):
         raise RecipeError(f"input {name} is malformed: {json.dumps(value)[:120]}") from None
     raise RecipeError(f"input {name} must have \"layer\", \"file\", \"rule\" or \"points\", got {json.dumps(value)[:120]}")
+
+
+def _files_state(step: Step) -> dict:
+    """Parameter name -> (size, mtime in ns) of each file a step's parameters name."""
+    spec = registry.get(step.operator)
+    state = {}
+    for param in spec.params:
+        value = step.parameters.get(param.name)
+        if param.type == "path" and value:
+            try:
+                info = os.stat(os.path.expanduser(str(value)))
+                state[param.name] = (info.st_size, info.st_mtime_ns)
+            except OSError:
+                state[param.name] = None
+    return state
 
 
 def load(path: str | os.PathLike) -> Recipe:

@@ -408,3 +408,19 @@ def test_maskwork_run_sidecar_replays_the_run(tmp_path, cat, cat_markers, monkey
     recipe = load("out/cut.png.json")
     assert recipe_from_run("grabcut", {"iterations": 2}, {"image": cat, "markers": cat_markers, "rect": CAT_BOX}).fingerprint() == recipe.fingerprint()
     assert np.array_equal(replay(recipe, cat)["mask"], io.read_image("out/cut.png") != 0)
+
+
+def test_fingerprint_follows_the_model_file_a_step_names(tmp_path):
+    """Replacing a model file at the same path must make batch redo the images it made."""
+    import os
+
+    import tiny_models
+
+    model = tiny_models.save_torchscript(tiny_models.bright_pixel_net(), tmp_path / "bright.pt")
+    recipe = Recipe()
+    recipe.add_step("run_model", {"model": str(model)}, {"image": LayerInput()})
+    before = recipe.fingerprint()
+    assert recipe.fingerprint() == before
+    stat = model.stat()
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert recipe.fingerprint() != before

@@ -507,17 +507,18 @@ class _Adam:
         for parameter in self.parameters:
             parameter.grad = None
 
-    def step(self, loss_scale: float = 1.0) -> bool:
+    def step(self, loss_scale: float = 1.0, check_finite: bool = False) -> bool:
         """One update from the parameters' gradients of a loss multiplied by ``loss_scale``.
 
-        Returns False, without updating, when a gradient overflowed (half precision).
+        With ``check_finite`` (half precision), returns False without updating when a
+        gradient overflowed, so that no inf or NaN ever reaches the cached weights.
         """
         import torch
 
         gradients = [p.grad for p in self.parameters if p.grad is not None]
+        if check_finite and not all(bool(torch.isfinite(g).all()) for g in gradients):
+            return False
         if loss_scale != 1.0:
-            if not all(bool(torch.isfinite(g).all()) for g in gradients):
-                return False
             for gradient in gradients:
                 gradient.div_(loss_scale)
         beta1, beta2 = self.betas
@@ -652,9 +653,9 @@ class _Trainer:
             loss = self._balanced_loss(logits.float(), targets)
             optimizer.zero_grad()
             (loss * network.loss_scale).backward()
-            if not optimizer.step(network.loss_scale):
+            if not optimizer.step(network.loss_scale, check_finite=uses_half_precision(self.device)):
                 # float16 gradients overflowed: skip this batch and scale the loss down.
-                network.loss_scale /= 2
+                network.loss_scale = max(network.loss_scale / 2, 1.0)
             network.steps += 1
             recent = (recent + [float(loss.detach())])[-10:]
             training_seconds += time.perf_counter() - tick

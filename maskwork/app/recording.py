@@ -70,8 +70,9 @@ class RecipeRecorder:
         An input taken from ``base`` (the opened image) becomes the processed image; one
         taken from a layer an earlier step made, unchanged since, refers to that step's
         output; anything else (a drawn scribble or mask, a result painted on by hand, a
-        second image, a result whose step was undone or deleted) is stored as a seed array. A box and points are stored relative to the
-        image size, so they scale on other images.
+        second image, a result whose step was undone or deleted) is stored as a seed
+        array. A box and points are stored relative to the image size, so they scale on
+        other images.
 
         Raises
         ------

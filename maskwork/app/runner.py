@@ -414,7 +414,7 @@ class OperatorRunner(QObject):
             with doc.history.group(spec.title):
                 transform = result.outputs.get("transform")
                 for output, value in result.outputs.items():
-                    for name, data, kind in _output_layers(spec, output, value):
+                    for name, data, kind in _output_layers(spec, output, value, result.class_ids):
                         metadata = {"operator": spec.id, "parameters": dict(params), "output": output}
                         if transform is not None:
                             # A warped image remembers how it was made, for export and re-use.
@@ -460,8 +460,12 @@ def _resize_to(data: np.ndarray, shape: tuple[int, int], smooth: bool) -> np.nda
     return cv2.resize(data, shape[::-1], interpolation=interpolation)
 
 
-def _output_layers(spec: OperatorSpec, output: str, value):
-    """(name, data, kind) of the layers that hold one output of an Apply."""
+def _output_layers(spec: OperatorSpec, output: str, value, class_ids: tuple[int, ...] | None = None):
+    """(name, data, kind) of the layers that hold one output of an Apply.
+
+    Probability planes are named by ``class_ids`` (the label value each plane scores),
+    else numbered from 1 like scribble classes.
+    """
     if output in OUTPUT_LAYER_KIND:
         data = np.asarray(value)
         if output == "mask":
@@ -469,6 +473,8 @@ def _output_layers(spec: OperatorSpec, output: str, value):
         yield f"{spec.title} {output}", data, OUTPUT_LAYER_KIND[output]
     elif output == "probabilities":
         probabilities = np.asarray(value, np.float32)
-        for index in range(probabilities.shape[2] if probabilities.ndim == 3 else 1):
+        count = probabilities.shape[2] if probabilities.ndim == 3 else 1
+        ids = class_ids if class_ids is not None and len(class_ids) == count else range(1, count + 1)
+        for index, class_id in enumerate(ids):
             channel = probabilities[..., index] if probabilities.ndim == 3 else probabilities
-            yield f"{spec.title} P(class {index + 1})", channel, LayerKind.IMAGE
+            yield f"{spec.title} P(class {class_id})", channel, LayerKind.IMAGE

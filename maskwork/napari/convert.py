@@ -222,7 +222,7 @@ def result_layer_data(spec: OperatorSpec, result: Result, inputs: dict, placemen
         elif kind == "image":
             by_kind[kind] = [image_layer_data(np.asarray(value), meta)]
         elif kind == "probabilities":
-            by_kind[kind] = _probability_layer_data(spec, np.asarray(value), inputs.get("markers"), meta)
+            by_kind[kind] = _probability_layer_data(spec, np.asarray(value), result.class_ids, inputs.get("markers"), meta)
         elif kind == "transform" and "image" not in result.outputs:
             warped = warp_layer(np.asarray(inputs["image2"]), value, "image")
             by_kind[kind] = [image_layer_data(warped, {**meta, "name": f"{spec.title} image"})]
@@ -236,11 +236,15 @@ def image_layer_data(data: np.ndarray, meta: dict) -> LayerData:
     return data, {**meta, "rgb": rgb}, "image"
 
 
-def _probability_layer_data(spec: OperatorSpec, probabilities: np.ndarray, markers, meta: dict) -> list[LayerData]:
-    """One hidden Image layer per class, named by the class id the markers use."""
+def _probability_layer_data(spec: OperatorSpec, probabilities: np.ndarray, class_ids, markers,
+                            meta: dict) -> list[LayerData]:
+    """One hidden Image layer per class, named by the result's class ids, else by the
+    class ids the markers use."""
     count = probabilities.shape[2]
     ids = list(range(1, count + 1))
-    if markers is not None:
+    if class_ids is not None and len(class_ids) == count:
+        ids = [int(value) for value in class_ids]
+    elif markers is not None:
         present = np.unique(np.asarray(markers))
         present = present[present > 0]
         if len(present) == count:

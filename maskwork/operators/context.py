@@ -38,12 +38,16 @@ class Result:
     bounds : tuple of slice, optional
         Region of the outputs that may differ from the background: lets the canvas
         update only that box of a large image.
+    class_ids : tuple of int, optional
+        The label value of each plane of ``probabilities`` (the scribbles' class ids, or
+        0..C-1 for a model's classes), so that front-ends name the planes right.
     """
 
     outputs: dict[str, Any]
     iterations: int = 0
     scores: dict[str, float] = field(default_factory=dict)
     bounds: tuple[slice, slice] | None = None
+    class_ids: tuple[int, ...] | None = None
 
     def __getitem__(self, kind: str) -> Any:
         return self.outputs[kind]

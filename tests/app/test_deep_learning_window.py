@@ -115,6 +115,8 @@ def test_run_a_brought_torchscript_model_and_read_its_info(window, tmp_path, qtb
         window.action_apply.trigger()
     labels = applied.args[0][0]
     assert labels.kind is LayerKind.LABELS
+    # Plane k of a model's probabilities scores label k: "dark" is 0, "bright" is 1.
+    assert [layer.name for layer in applied.args[0][1:]] == ["Run segmentation model… P(class 0)", "Run segmentation model… P(class 1)"]
     bright = data.coins() / 255.0 > tiny_models.BRIGHT_LEVEL
     assert np.mean((labels.data == 1) == bright) > 0.99
 

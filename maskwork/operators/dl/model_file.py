@@ -636,4 +636,5 @@ def run_model(
     if settings.classes is not None:
         scores["classes"] = ", ".join(settings.classes)
     scores.update({f"fraction_{name}": float(fraction) for name, fraction in zip(names, fractions)})
-    return Result({"labels": labels, "probabilities": probabilities}, scores=scores)
+    return Result({"labels": labels, "probabilities": probabilities}, scores=scores,
+                  class_ids=tuple(range(probabilities.shape[2])))

@@ -309,6 +309,7 @@ def scribble_cnn(
         {"labels": _labels(probabilities, classes), "probabilities": probabilities},
         iterations=run_steps,
         scores=scores,
+        class_ids=tuple(int(value) for value in classes),
     )
 
 

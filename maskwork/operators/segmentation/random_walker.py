@@ -566,4 +566,5 @@ def _result(probabilities: np.ndarray, classes: np.ndarray, stats: dict, working
         {"labels": labels, "probabilities": probabilities},
         iterations=int(stats["iterations"]),
         scores={"working_scale": working_scale, "cg_iterations": float(stats["iterations"])},
+        class_ids=tuple(int(value) for value in classes),
     )

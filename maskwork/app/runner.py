@@ -10,12 +10,12 @@ from __future__ import annotations
 import threading
 import time
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
+from maskwork.core.resize import resize_to
 from maskwork.operators import Cancelled, InputError, OperatorSpec, Result, RunContext
 from maskwork.app.workers import OperatorError, OperatorWorker
 from maskwork.widgets.background import BackgroundJob
@@ -377,7 +377,7 @@ class OperatorRunner(QObject):
         if base is not None and data.shape[:2] != base.shape and data.ndim <= 3:
             # A quick partial computed on a reduced copy (a CNN's first epochs) is shown
             # stretched over the image until the full-size result arrives.
-            data, bounds = _resize_to(data, base.shape, smooth=kind is LayerKind.IMAGE), None
+            data, bounds = resize_to(data, base.shape, smooth=kind is LayerKind.IMAGE), None
         preview = self._preview
         if (
             preview is not None
@@ -450,14 +450,6 @@ def _preview_data(result: Result) -> tuple[LayerKind, np.ndarray | None]:
     if "image" in outputs:
         return LayerKind.IMAGE, np.asarray(outputs["image"])
     return LayerKind.PREVIEW, None
-
-
-def _resize_to(data: np.ndarray, shape: tuple[int, int], smooth: bool) -> np.ndarray:
-    """``data`` resized to ``shape`` (rows, cols): nearest neighbour for labels and masks."""
-    interpolation = cv2.INTER_LINEAR if smooth else cv2.INTER_NEAREST
-    if data.dtype == bool or data.dtype.itemsize > 4 and np.issubdtype(data.dtype, np.integer):
-        return cv2.resize(data.astype(np.int32), shape[::-1], interpolation=interpolation).astype(data.dtype)
-    return cv2.resize(data, shape[::-1], interpolation=interpolation)
 
 
 def _output_layers(spec: OperatorSpec, output: str, value, class_ids: tuple[int, ...] | None = None):

@@ -68,6 +68,7 @@ import numpy as np
 
 import maskwork
 from maskwork.core import io
+from maskwork.core.resize import resize_nearest
 from maskwork.operators import registry
 from maskwork.operators.context import InputError, RunContext
 from maskwork.operators.seeds import bounding_box
@@ -351,20 +352,6 @@ def fraction_points(points, shape) -> list[tuple[float, float, int]]:
     """
     rows, cols = shape[:2]
     return [(round(float(r) * rows, 6), round(float(c) * cols, 6), int(label)) for r, c, label in points]
-
-
-def resize_nearest(array: np.ndarray, shape) -> np.ndarray:
-    """``array`` resized to ``shape[:2]`` (rows, cols) by nearest neighbour, any dtype.
-
-    Each output pixel takes the input pixel under its centre, so labels stay labels.
-    Returns ``array`` itself when the size already matches.
-    """
-    rows, cols = shape[:2]
-    if array.shape[:2] == (rows, cols):
-        return array
-    source_rows = np.minimum((np.arange(rows) + 0.5) * array.shape[0] / rows, array.shape[0] - 1).astype(np.intp)
-    source_cols = np.minimum((np.arange(cols) + 0.5) * array.shape[1] / cols, array.shape[1] - 1).astype(np.intp)
-    return array[source_rows[:, None], source_cols[None, :]]
 
 
 def fit_to_image(array: np.ndarray, input_name: str, reference: np.ndarray) -> np.ndarray:

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import cv2
 import napari.viewer
 import numpy as np
 import psygnal
@@ -38,6 +37,7 @@ from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils.notifications import notification_manager, show_error, show_info
 from qtpy.QtCore import QObject, Signal
 
+from maskwork.core.resize import resize_to
 from maskwork.napari import convert
 from maskwork.napari.manifest import widget_class_name
 from maskwork.operators.context import Cancelled, InputError, Result, RunContext
@@ -461,11 +461,8 @@ class OperatorWidget(Container):
         if kind == "mask":
             data = (data != 0).astype(np.uint8)
         shape = self._preview_shape
-        if shape is not None and data.ndim in (2, 3) and data.shape[:2] != tuple(shape):
-            smooth = kind == "image"
-            if not smooth and data.dtype not in (np.uint8, np.uint16, np.int16, np.int32, np.float32):
-                data = data.astype(np.int32)
-            data = cv2.resize(data, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR if smooth else cv2.INTER_NEAREST)
+        if shape is not None and data.ndim in (2, 3):
+            data = resize_to(data, shape, smooth=kind == "image")
         preview = self._preview
         if preview is not None and isinstance(preview, layer_type) and preview.data.shape == data.shape:
             preview.data = data

@@ -129,7 +129,7 @@ def test_run_a_brought_torchscript_model_and_read_its_info(window, tmp_path, qtb
 def test_scribble_cnn_previews_while_training_and_resumes_on_a_new_scribble(window, photo, qtbot):
     """Draw foreground and background: the CNN's labels preview arrives while it trains; a
     correcting scribble continues from the trained weights; Apply adds labels and P(class)."""
-    from window_driver import iou
+    from window_driver import iou, scribble_cat
 
     path, image, truth = photo
     window.open_paths([path])
@@ -139,15 +139,9 @@ def test_scribble_cnn_previews_while_training_and_resumes_on_a_new_scribble(wind
     events = []
     window.runner.preview_changed.connect(lambda layer: events.append("preview"))
     window.runner.scores.connect(lambda scores: events.append("scores"))
-    rows, cols = np.nonzero(truth)
-    r, c = int(rows.mean()), int(cols.mean())
-    window.tool_actions[Tool.BRUSH].trigger()
-    window.canvas.brush_radius = 4
-    window.canvas.active_label = 1
-    drag(window.canvas, [(r - 25, c - 40), (r, c), (r + 25, c + 40)])
-    window.canvas.active_label = 2
+    # The foreground stroke alone is one class (no run); the background stroke starts it.
     with qtbot.waitSignal(window.runner.scores, timeout=120_000) as first:
-        drag(window.canvas, [(6, 6), (6, 310), (232, 310), (232, 6)])
+        scribble_cat(window, truth)
     # The final result emits its scores before it is drawn: a preview drawn earlier was partial.
     assert "preview" in events and events.index("preview") < events.index("scores")
     assert first.args[0]["resumed"] == 0.0

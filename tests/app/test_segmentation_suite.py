@@ -7,24 +7,12 @@ from maskwork.core import io
 from maskwork.core.layers import LayerKind
 from maskwork.operators import get
 from maskwork.widgets.canvas import Tool
-from window_driver import drag, iou
+from window_driver import drag, iou, scribble_cat
 
 
 def wait_idle(qtbot, window, action):
     with qtbot.waitSignal(window.runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
         action()
-
-
-def scribble_cat(window, truth):
-    """Foreground through the cat, background around the border, drawn with the mouse."""
-    rows, cols = np.nonzero(truth)
-    r, c = int(rows.mean()), int(cols.mean())
-    window.tool_actions[Tool.BRUSH].trigger()
-    window.canvas.brush_radius = 4
-    window.canvas.active_label = 1
-    drag(window.canvas, [(r - 25, c - 40), (r, c), (r + 25, c + 40)])
-    window.canvas.active_label = 2
-    drag(window.canvas, [(6, 6), (6, 310), (232, 310)])
 
 
 def test_random_walker_auto_preview_follows_scribbles_then_applies(window, photo, qtbot):

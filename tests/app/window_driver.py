@@ -6,6 +6,8 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
+from maskwork.widgets.canvas import Tool
+
 
 def widget_point(canvas, row, col):
     """Viewport coordinates of the centre of image pixel (row, col)."""
@@ -50,3 +52,15 @@ def click(canvas, row, col, button=Qt.MouseButton.LeftButton):
 def iou(a, b):
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     return (a & b).sum() / max(1, (a | b).sum())
+
+
+def scribble_cat(window, truth):
+    """Foreground through the cat, background around the border, drawn with the mouse."""
+    rows, cols = np.nonzero(truth)
+    r, c = int(rows.mean()), int(cols.mean())
+    window.tool_actions[Tool.BRUSH].trigger()
+    window.canvas.brush_radius = 4
+    window.canvas.active_label = 1
+    drag(window.canvas, [(r - 25, c - 40), (r, c), (r + 25, c + 40)])
+    window.canvas.active_label = 2
+    drag(window.canvas, [(6, 6), (6, 310), (232, 310)])

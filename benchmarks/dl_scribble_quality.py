@@ -50,6 +50,7 @@ from segmentation_quality import (  # after the path set-up above
     iou,
     list_cases,
     load_case,
+    missing_data_message,
     mw_grabcut,
     mw_random_walker,
     timed,
@@ -216,12 +217,9 @@ def section_latency(data: Path, photos: int, params: dict) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     data = args.data
-    if not all((data / sub).is_dir() for sub in ("images", "ground-truth", "scribbles-set-1")):
-        print(f"GrabCut data not found in {data} (needs images/, ground-truth/, scribbles-set-1/); pass --data DIR. "
-              "Nothing to benchmark.")
-        return 0
-    if not list_cases(data):
-        print(f"no image in {data / 'images'} has both a ground truth and scribbles; nothing to benchmark.")
+    missing = missing_data_message(data)
+    if missing:
+        print(missing)
         return 0
     import torch
 

@@ -97,6 +97,16 @@ def iou(mask: np.ndarray, truth: np.ndarray) -> float:
     return float(np.count_nonzero(mask & object_ & valid) / union) if union else 1.0
 
 
+def missing_data_message(data: Path) -> str | None:
+    """Why ``data`` cannot be benchmarked (folders missing, no complete case), or None."""
+    if not all((data / sub).is_dir() for sub in ("images", "ground-truth", "scribbles-set-1")):
+        return (f"GrabCut data not found in {data} (needs images/, ground-truth/, scribbles-set-1/); pass --data DIR. "
+                "Nothing to benchmark.")
+    if not list_cases(data):
+        return f"no image in {data / 'images'} has both a ground truth and scribbles; nothing to benchmark."
+    return None
+
+
 def list_cases(data: Path) -> list[tuple[str, Path, Path, Path]]:
     """(name, image, ground truth, scribbles) for every image that has all three."""
     cases = []
@@ -562,12 +572,9 @@ def section_window(data: Path, trials: int) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     data = args.data
-    if not (data / "images").is_dir() or not (data / "ground-truth").is_dir() or not (data / "scribbles-set-1").is_dir():
-        print(f"GrabCut data not found in {data} (needs images/, ground-truth/, scribbles-set-1/); pass --data DIR. "
-              "Nothing to benchmark.")
-        return 0
-    if not list_cases(data):
-        print(f"no image in {data / 'images'} has both a ground truth and scribbles; nothing to benchmark.")
+    missing = missing_data_message(data)
+    if missing:
+        print(missing)
         return 0
     sections = {int(s) for s in args.sections.split(",") if s.strip()}
     import skimage

@@ -33,7 +33,7 @@ from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
 from maskwork.core.recipe import Recipe, to_python
 from maskwork.operators import InputError, OperatorSpec, all_operators
-from maskwork.operators.dl.device import preferred_device, set_preferred_device
+from maskwork.operators.dl.device import format_bytes, preferred_device, set_preferred_device
 from maskwork.widgets.alignment_panel import AlignmentPanel
 from maskwork.widgets.background import BackgroundJob, wait_for_jobs
 from maskwork.widgets.canvas import Canvas, Tool
@@ -1040,7 +1040,7 @@ def _model_description(info: dict) -> str:
 
     settings = info["settings"]
     lines = [
-        f"{info['format']} model, {info['size_bytes'] / 2**20:.1f} MB",
+        f"{info['format']} model, {format_bytes(info['size_bytes'])}",
         f"Inputs: {tensors(info.get('inputs', []))}",
         f"Outputs: {tensors(info.get('outputs', []))}",
         f"Settings file: {info['sidecar'] or 'none (defaults: RGB in [0, 1], softmax or sigmoid)'}",

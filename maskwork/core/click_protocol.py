@@ -91,11 +91,14 @@ class ClickRun:
         IoU after each click (``ious[k - 1]`` after k clicks).
     seconds : list of float
         Time the segmenter took for each click.
+    mask : ndarray of bool, optional
+        The last result.
     """
 
     clicks: list[Click] = field(default_factory=list)
     ious: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    mask: np.ndarray | None = None
 
     def clicks_to(self, target: float, max_clicks: int) -> int:
         """NoC at ``target``: clicks until the IoU first reaches it, ``max_clicks`` if never."""
@@ -159,7 +162,7 @@ def simulate(
         started = timer()
         prediction = np.asarray(segment(list(run.clicks), previous), bool)
         run.seconds.append(timer() - started)
-        previous = prediction
+        previous = run.mask = prediction
         run.ious.append(masked_iou(prediction, truth, valid))
         if run.ious[-1] >= target_iou:
             break

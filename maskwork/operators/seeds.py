@@ -148,3 +148,66 @@ def bounding_box(region: np.ndarray) -> tuple[int, int, int, int] | None:
         return None
     cols = np.flatnonzero(region.any(axis=0))
     return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+#: Radius in pixels of the disk a click becomes in a scribble operator's markers (RITM's
+#: click encoding).
+CLICK_RADIUS = 5
+#: Width of the image frame marked background when clicks mark no background yet.
+CLICK_FRAME_PX = 3
+
+
+def check_points(points, shape: tuple[int, int], labels: tuple[int, ...] = (0, 1)) -> list[tuple[int, int, int]]:
+    """Clicks as integer ``(row, col, label)`` inside an image of (rows, cols) ``shape``.
+
+    Raises
+    ------
+    InputError
+        For a point that is not three numbers, lies outside the image or carries a label
+        not in ``labels`` (1 = object, 0 = not object for clicks).
+    """
+    clicks = []
+    for point in points or ():
+        try:
+            row, col, label = point
+            row, col, label = int(round(float(row))), int(round(float(col))), int(label)
+        except (TypeError, ValueError):
+            raise InputError(f"a click is (row, col, label), got {point!r}") from None
+        if label not in labels:
+            raise InputError(f"click labels are 1 (object) or 0 (not object), got {label}")
+        if not (0 <= row < shape[0] and 0 <= col < shape[1]):
+            raise InputError(f"the click at row {row}, col {col} lies outside the {shape[1]}x{shape[0]} image")
+        clicks.append((row, col, label))
+    return clicks
+
+
+def markers_with_clicks(markers: np.ndarray | None, points, shape: tuple[int, int]) -> np.ndarray | None:
+    """Scribble markers with clicks drawn in, for operators that learn from scribbles.
+
+    Each click becomes a disk of :data:`CLICK_RADIUS` pixels: object clicks (label 1) class
+    1, background clicks (label 0) class 2, painted over the scribbles in click order. When
+    neither the clicks nor the scribbles mark any class but the object yet, a frame of
+    :data:`CLICK_FRAME_PX` pixels around the image is marked background, so that one
+    click on an object already gives a result (objects rarely fill the whole frame).
+
+    Returns
+    -------
+    ndarray or None
+        uint8 or the markers' own integer type; None when there are neither markers nor
+        clicks.
+    """
+    from maskwork.core.click_protocol import clicks_to_markers
+
+    markers = check_markers(markers, shape)
+    clicks = check_points(points, shape)
+    if not clicks:
+        return markers
+    drawn = clicks_to_markers(clicks, shape, CLICK_RADIUS)
+    combined = np.zeros(shape, np.uint8) if markers is None else markers.astype(np.result_type(markers.dtype, np.uint8))
+    combined = np.where(drawn > 0, drawn, combined).astype(combined.dtype)
+    if not np.any(combined > 1):
+        width = CLICK_FRAME_PX
+        frame = np.ones(shape, bool)
+        frame[width:-width, width:-width] = False
+        combined[frame & (combined == 0)] = 2
+    return combined

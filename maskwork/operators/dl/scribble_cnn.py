@@ -86,7 +86,7 @@ from maskwork.operators.dl.device import (
     uses_half_precision,
 )
 from maskwork.operators.registry import Range, register
-from maskwork.operators.seeds import check_image, check_markers, scribble_classes
+from maskwork.operators.seeds import check_image, markers_with_clicks, scribble_classes
 
 if TYPE_CHECKING:  # torch is imported only when the operator runs
     import torch
@@ -167,7 +167,8 @@ def _estimate_memory(inputs: dict, params: dict) -> int:
 )
 def scribble_cnn(
     image: np.ndarray,
-    markers: np.ndarray,
+    markers: np.ndarray | None = None,
+    points: list | None = None,
     *,
     steps: Annotated[int, Range(1, 5000)] = 100,
     resume_steps: Annotated[int, Range(1, 5000)] = 40,
@@ -195,6 +196,10 @@ def scribble_cnn(
     markers : ndarray
         Scribbles of the image's size: 0 = unlabelled, positive integers = classes
         (1 foreground, 2 background, 3.. more). At least two classes are needed.
+    points : list of (row, col, label), optional
+        Clicks: each becomes a disk of 5 pixels, label 1 as class 1 (object), label 0 as
+        class 2 (background). While nothing marks the background, a 3-pixel image frame
+        does.
     steps : int
         Training steps (batches of crops) for a new network; about 30 a second on two
         CPU cores with the default sizes. More steps fit the scribbles more closely.
@@ -257,9 +262,9 @@ def scribble_cnn(
     ctx.check()
     started = time.perf_counter()
     image = check_image(image)
-    markers = check_markers(markers, image.shape[:2])
+    markers = markers_with_clicks(markers, points, image.shape[:2])
     if markers is None:
-        raise InputError("the scribble CNN needs scribbles (markers) of at least two classes")
+        raise InputError("the scribble CNN needs scribbles (markers) of at least two classes, or clicks")
     classes = scribble_classes(markers, "the scribble CNN", np.iinfo(np.int32).max)
     torch = import_torch()
     chosen = resolve_device(device)

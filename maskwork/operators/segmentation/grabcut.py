@@ -24,7 +24,7 @@ import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
-from maskwork.operators.seeds import bounding_box, check_markers, check_rect, to_uint8_rgb
+from maskwork.operators.seeds import bounding_box, check_rect, markers_with_clicks, to_uint8_rgb
 
 FOREGROUND, BACKGROUND = 1, 2
 #: Fewest pixels per class OpenCV's k-means initialisation of 5 Gaussians can work with.
@@ -37,6 +37,7 @@ QUICK_PREVIEW_PIXELS = 60_000
 def grabcut(
     image: np.ndarray,
     markers: np.ndarray | None = None,
+    points: list | None = None,
     *,
     rect: tuple[int, int, int, int] | None = None,
     iterations: Annotated[int, Range(1, 30)] = 5,
@@ -52,6 +53,10 @@ def grabcut(
         Gray, RGB or RGBA image, (row, col[, channel]); 8-bit, 16-bit or float.
     markers : ndarray, optional
         Scribbles of the image's size: 1 = foreground, 2 = background, 0 = unknown.
+    points : list of (row, col, label), optional
+        Clicks: each becomes a disk of 5 pixels, label 1 as class 1 (object), label 0 as
+        class 2 (background). While nothing marks the background, a 3-pixel image frame
+        does.
     rect : (x, y, width, height), optional
         Box around the object; everything outside it is background.
     iterations : int
@@ -76,7 +81,7 @@ def grabcut(
     ctx = ctx or null_context()
     rgb = to_uint8_rgb(image)
     shape = rgb.shape[:2]
-    markers = check_markers(markers, shape)
+    markers = markers_with_clicks(markers, points, shape)
     rect = check_rect(rect, shape)
     fg_seeds = markers == FOREGROUND if markers is not None else None
     bg_seeds = markers == BACKGROUND if markers is not None else None

@@ -38,7 +38,7 @@ import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
-from maskwork.operators.seeds import check_image, check_markers, scribble_classes
+from maskwork.operators.seeds import check_image, markers_with_clicks, scribble_classes
 
 if TYPE_CHECKING:
     import scipy.sparse as sparse
@@ -61,7 +61,8 @@ MAX_ITERATIONS = 500
 )
 def random_walker(
     image: np.ndarray,
-    markers: np.ndarray,
+    markers: np.ndarray | None = None,
+    points: list | None = None,
     *,
     beta: Annotated[float, Range(0.0, 10000.0)] = 130.0,
     tol: Annotated[float, Range(1e-8, 0.1)] = 1e-3,
@@ -81,6 +82,10 @@ def random_walker(
     markers : ndarray
         Scribbles of the image's size: 0 = unlabelled, positive integers = classes
         (1 foreground, 2 background, or any ids). At least two classes are needed.
+    points : list of (row, col, label), optional
+        Clicks: each becomes a disk of 5 pixels, label 1 as class 1 (object), label 0 as
+        class 2 (background). While nothing marks the background, a 3-pixel image frame
+        does.
     beta : float
         Edge sensitivity, as in scikit-image (which it matches): the larger, the harder
         it is for the walker to cross colour edges. Scaled by the image's standard
@@ -111,9 +116,9 @@ def random_walker(
     ctx.check()
     data = _normalise(check_image(image))
     shape = data.shape[:2]
-    markers = check_markers(markers, shape)
+    markers = markers_with_clicks(markers, points, shape)
     if markers is None:
-        raise InputError("the random walker needs scribbles (markers) of at least two classes")
+        raise InputError("the random walker needs scribbles (markers) of at least two classes, or clicks")
     classes = scribble_classes(markers, "the random walker", np.iinfo(np.uint16).max)
     class_index = _class_index(markers, classes)  # 0 unlabelled, 1..K by increasing id
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
-from maskwork.operators.seeds import check_markers, to_uint8_rgb
+from maskwork.operators.seeds import markers_with_clicks, to_uint8_rgb
 
 FOREGROUND, BACKGROUND = 1, 2
 #: Over-segmentations kept for repeated runs on the same image.
@@ -97,7 +97,8 @@ def superpixels(
 )
 def merge_superpixels(
     image: np.ndarray,
-    markers: np.ndarray,
+    markers: np.ndarray | None = None,
+    points: list | None = None,
     *,
     method: Literal["slic", "felzenszwalb"] = "slic",
     n_segments: Annotated[int, Range(2, 100_000)] = 800,
@@ -118,6 +119,10 @@ def merge_superpixels(
     markers : ndarray
         Scribbles of the image's size: 1 = foreground, 2 = background, 0 = unknown. A
         superpixel under scribbles takes the class most of its scribbled pixels have.
+    points : list of (row, col, label), optional
+        Clicks: each becomes a disk of 5 pixels, label 1 as class 1 (object), label 0 as
+        class 2 (background). While nothing marks the background, a 3-pixel image frame
+        does.
     method : {"slic", "felzenszwalb"}
         SLIC makes compact, roughly equal superpixels (k-means in colour and position);
         Felzenszwalb's graph method follows edges and makes regions of any size.
@@ -155,7 +160,7 @@ def merge_superpixels(
     ctx = ctx or null_context()
     ctx.progress(0.0, f"Superpixels ({method})")
     rgb = to_uint8_rgb(image)
-    markers = check_markers(markers, rgb.shape[:2])
+    markers = markers_with_clicks(markers, points, rgb.shape[:2])
     for value, name in ((FOREGROUND, "foreground"), (BACKGROUND, "background")):
         if markers is None or not np.any(markers == value):
             raise InputError(f"merging superpixels needs {name} scribbles (markers = {value})")

@@ -32,7 +32,7 @@ from maskwork.core import io
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
 from maskwork.core.recipe import Recipe, to_python
-from maskwork.operators import InputError, OperatorSpec, all_operators
+from maskwork.operators import InputError, OperatorSpec, all_operators, get
 from maskwork.operators.dl.device import format_bytes, preferred_device, set_preferred_device
 from maskwork.widgets.alignment_panel import AlignmentPanel
 from maskwork.widgets.background import BackgroundJob, wait_for_jobs
@@ -50,6 +50,7 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.nii *.nii
 #: (tool, menu text, shortcut)
 TOOLS = (
     (Tool.PAN, "&Pan", "H"),
+    (Tool.QUICK_SELECT, "&Quick select (click the object; right or Shift+click the background)", "Q"),
     (Tool.BRUSH, "&Brush", "B"),
     (Tool.ERASER, "&Eraser", "E"),
     (Tool.BOX, "Bo&x", "R"),
@@ -170,6 +171,7 @@ class MainWindow(QMainWindow):
         self.action_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit maskwork")
         self.action_undo = a("&Undo", self.undo, QKeySequence.StandardKey.Undo, "Undo the last step")
         self.action_redo = a("&Redo", self.redo, "Ctrl+Shift+Z", "Redo the step undone last")
+        self.action_remove_click = a("Remove last &click", self.document.remove_last_point, "Backspace", "Remove the newest click or point prompt")
         self.action_clear_seeds = a("Clear box and &points", self.document.clear_seeds, None, "Remove the box and point prompts")
         self.action_preferences = a("&Preferences...", self.preferences_dialog, "Ctrl+,", "Deep-learning device and other settings")
         self.action_fit = a("&Fit to window", self.canvas.fit, "Ctrl+0", "Show the whole image")
@@ -223,7 +225,7 @@ class MainWindow(QMainWindow):
         edit_menu = bar.addMenu("&Edit")
         edit_menu.addActions([self.action_undo, self.action_redo])
         edit_menu.addSeparator()
-        edit_menu.addAction(self.action_clear_seeds)
+        edit_menu.addActions([self.action_remove_click, self.action_clear_seeds])
         edit_menu.addSeparator()
         edit_menu.addAction(self.action_preferences)
 
@@ -327,7 +329,7 @@ class MainWindow(QMainWindow):
         canvas = self.canvas
         canvas.cursor_moved.connect(self._on_cursor_moved)
         canvas.zoom_changed.connect(lambda zoom: self.zoom_label.setText(f"{zoom * 100:.0f}%"))
-        canvas.tool_changed.connect(lambda name: self.tool_actions[Tool(name)].setChecked(True))
+        canvas.tool_changed.connect(self._on_tool_changed)
         canvas.brush_radius_changed.connect(self._on_brush_radius_changed)
         canvas.active_label_changed.connect(self._on_active_label_changed)
         self.label_combo.currentIndexChanged.connect(lambda i: setattr(canvas, "active_label", self.label_combo.itemData(i)))
@@ -373,14 +375,15 @@ class MainWindow(QMainWindow):
         state = store.value("window/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
+        # Auto-preview first: choosing the Quick select tool turns it on.
+        self.operator_panel.auto_preview = store.value("operator/auto_preview", "false") in (True, "true")
+        self.runner.auto_preview = self.operator_panel.auto_preview
         tool = store.value("tools/tool", Tool.BRUSH.value)
         self.canvas.tool = Tool(tool) if tool in {t.value for t in Tool} else Tool.BRUSH
         self.canvas.brush_radius = float(store.value("tools/brush_radius", 8.0))
         self.canvas.active_label = int(store.value("tools/active_label", 1))
         self._on_brush_radius_changed(self.canvas.brush_radius)
         self._on_active_label_changed(self.canvas.active_label)
-        self.operator_panel.auto_preview = store.value("operator/auto_preview", "false") in (True, "true")
-        self.runner.auto_preview = self.operator_panel.auto_preview
         self._apply_device_preference(str(store.value("dl/device", "auto")))
 
     def _apply_device_preference(self, device: str) -> None:
@@ -633,6 +636,14 @@ class MainWindow(QMainWindow):
         return markers[-1].data if markers else None
 
     # -- operators --------------------------------------------------------------------
+    def _on_tool_changed(self, name: str) -> None:
+        self.tool_actions[Tool(name)].setChecked(True)
+        if Tool(name) is Tool.QUICK_SELECT:
+            # Quick select answers every click: its operator, previewing automatically.
+            if self.runner.spec is None or self.runner.spec.id != "click_select":
+                self.choose_operator(get("click_select"))
+            self.operator_panel.auto_preview = True
+
     def choose_operator(self, spec: OperatorSpec) -> None:
         """Show ``spec``'s parameter form (with remembered values) and make it current."""
         remembered = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -24,6 +25,10 @@ from maskwork.widgets.background import BackgroundJob
 PARAM_DEBOUNCE_MS = 150
 #: Seeds change at the end of a stroke, already a discrete event: just coalesce.
 SEED_DEBOUNCE_MS = 10
+
+#: Results kept per seed state for operators that refine their previous result (Quick
+#: select): enough to undo a long run of clicks and get each earlier mask back exactly.
+PREVIOUS_RESULTS_KEPT = 64
 
 #: Output kind -> kind of the layer that shows it.
 OUTPUT_LAYER_KIND = {"mask": LayerKind.MASK, "labels": LayerKind.LABELS, "image": LayerKind.IMAGE}
@@ -103,6 +108,9 @@ class OperatorRunner(QObject):
         self._prepare_cancel = threading.Event()
         # (operator, image, parameters) of the last preparation started.
         self._prepared_key: tuple | None = None
+        # Seed state -> (packed bits, shape) of the result, for operators with a
+        # previous_result_input: each click refines the result of the clicks before it.
+        self._previous_results: OrderedDict[tuple, tuple[np.ndarray, tuple]] = OrderedDict()
         document.history.changed.connect(self._on_seeds_changed)
         document.seeds_changed.connect(self._on_seeds_changed)
 
@@ -111,6 +119,7 @@ class OperatorRunner(QObject):
         """Choose the operator; drops any preview of the previous one."""
         self.cancel()
         self.spec = spec
+        self._previous_results.clear()
         self.params = dict(params or (spec.defaults() if spec else {}))
         self._memory_confirmed = self._memory_declined = False
         self.clear_preview()
@@ -220,7 +229,12 @@ class OperatorRunner(QObject):
         sources = {} if sources is None else sources
         inputs: dict = {}
         for name in spec.inputs:
-            if name == "image":
+            if name == spec.previous_result_input:
+                # Not a layer: the result for the same seeds without the newest click.
+                previous = self._previous_result(spec, doc.points[:-1], doc.rect)
+                if previous is not None:
+                    inputs[name] = previous
+            elif name == "image":
                 inputs["image"], sources["image"] = base.data, base
             elif name == "image2":
                 others = [layer for layer in doc.layers.of_kind(LayerKind.IMAGE) if layer is not base]
@@ -342,6 +356,7 @@ class OperatorRunner(QObject):
         if worker is None:
             return
         self._finish(worker)
+        self._remember_result(worker.spec, worker.inputs, result)
         self.scores.emit(dict(result.scores))
         if worker.purpose == "preview":
             self._show_preview(result)
@@ -367,6 +382,34 @@ class OperatorRunner(QObject):
         if worker is not None:
             self._finish(worker)
             self.message.emit("Cancelled")
+
+    # -- results an operator refines -------------------------------------------------
+    def _seed_state(self, spec: OperatorSpec, points, rect) -> tuple:
+        base = self.document.base_image
+        return (spec.id, id(base.data) if base is not None else None, rect, tuple(tuple(p) for p in points))
+
+    def _previous_result(self, spec: OperatorSpec, points, rect) -> np.ndarray | None:
+        """The result remembered for these seeds (a box alone counts), or None."""
+        stored = self._previous_results.get(self._seed_state(spec, points, rect))
+        if stored is None:
+            return None
+        bits, shape = stored
+        return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+
+    def _remember_result(self, spec: OperatorSpec, inputs: dict, result: Result) -> None:
+        """Keep the main output of an operator that refines its previous result."""
+        if spec.previous_result_input is None:
+            return
+        mask = result.outputs.get(spec.outputs[0])
+        if mask is None or np.ndim(mask) != 2:
+            return
+        # Points as the document stores them (floats), so the next click finds this state.
+        points = [(float(r), float(c), int(label)) for r, c, label in inputs.get("points", ())]
+        key = self._seed_state(spec, points, inputs.get("rect"))
+        self._previous_results[key] = (np.packbits(np.asarray(mask, bool)), np.shape(mask))
+        self._previous_results.move_to_end(key)
+        while len(self._previous_results) > PREVIOUS_RESULTS_KEPT:
+            self._previous_results.popitem(last=False)
 
     def _show_preview(self, result: Result) -> None:
         kind, data = _preview_data(result)

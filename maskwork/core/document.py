@@ -89,6 +89,14 @@ class Document:
         self.history.record(AttributeAtom(self, "points", self._points), step)
         self.points = self._points + ((row, col, label),)
 
+    def remove_last_point(self) -> bool:
+        """Remove the newest point prompt as an undoable step; False when there is none."""
+        if not self._points:
+            return False
+        self.history.record(AttributeAtom(self, "points", self._points), "Remove last click")
+        self.points = self._points[:-1]
+        return True
+
     def clear_seeds(self) -> None:
         """Remove the box and all point prompts in one undoable step."""
         with self.history.group("Clear box and points"):

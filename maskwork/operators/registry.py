@@ -173,6 +173,7 @@ class OperatorSpec:
     input_help: dict
     memory_estimate: Callable[[dict, dict], int] | None = None
     prepare: Callable[[dict, dict, RunContext], None] | None = None
+    previous_result_input: str | None = None
 
     def estimate_memory(self, inputs: dict, params: dict | None = None) -> int | None:
         """Bytes a run on ``inputs`` with ``params`` is expected to need, or None if unknown.
@@ -250,6 +251,7 @@ def register(
     requires: tuple[str, ...] = (),
     memory_estimate: Callable[[dict, dict], int] | None = None,
     prepare: Callable[[dict, dict, RunContext], None] | None = None,
+    previous_result_input: str | None = None,
 ) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
     """Decorator that registers an operator function under ``op_id``.
 
@@ -274,6 +276,10 @@ def register(
         background as soon as they are known, so that the first preview is quick. It
         caches its result where the operator finds it; it may raise InputError when the
         parameters are not complete yet.
+    previous_result_input : str, optional
+        The input (``"mask"``) that interactive front-ends fill with the operator's own
+        result for the same image and seeds minus the newest point, so that each click
+        refines the last result (Quick select). Other callers pass it themselves.
     """
     if not re.fullmatch(r"[a-z][a-z0-9_]*", op_id):
         raise ValueError(f"operator id {op_id!r} must be snake_case")
@@ -285,7 +291,11 @@ def register(
         if op_id in _REGISTRY:
             raise ValueError(f"operator {op_id!r} is registered twice")
         spec = _build_spec(op_id, title, category, tuple(outputs), tuple(requires), func)
-        _REGISTRY[op_id] = dataclasses.replace(spec, memory_estimate=memory_estimate, prepare=prepare)
+        if previous_result_input is not None and previous_result_input not in spec.inputs:
+            raise ValueError(f"{op_id}: previous_result_input {previous_result_input!r} is not one of its inputs")
+        _REGISTRY[op_id] = dataclasses.replace(
+            spec, memory_estimate=memory_estimate, prepare=prepare, previous_result_input=previous_result_input
+        )
         return func
 
     return decorate

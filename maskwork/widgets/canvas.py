@@ -34,6 +34,7 @@ class Tool(str, Enum):
     FILL = "fill"
     POINT_POSITIVE = "point_positive"
     POINT_NEGATIVE = "point_negative"
+    QUICK_SELECT = "quick_select"
     LANDMARK = "landmark"
 
 
@@ -65,6 +66,9 @@ class _ViewBox(pg.ViewBox):
         elif ev.button() == Qt.MouseButton.RightButton and self._canvas._polygon:
             ev.accept()
             self._canvas._finish_polygon()
+        elif ev.button() == Qt.MouseButton.RightButton and self._canvas.tool is Tool.QUICK_SELECT:
+            ev.accept()
+            self._canvas.add_click(*self._canvas._pixel(ev.scenePos()), label=0)
         elif ev.button() == Qt.MouseButton.RightButton and self._canvas.tool is Tool.LANDMARK:
             ev.accept()
             self._canvas.delete_landmark_near(*self._canvas._pixel(ev.scenePos()))
@@ -369,7 +373,8 @@ class Canvas(QWidget):
             self._stroke_to(row, col)
             if ev.isFinish():
                 self._end_stroke()
-        elif self._tool is Tool.BOX:
+        elif self._tool in (Tool.BOX, Tool.QUICK_SELECT):
+            # With Quick select a drag draws the box that the clicks then refine.
             if ev.isStart():
                 self._drag_origin = self._pixel(ev.buttonDownScenePos())
             r0, c0 = self._drag_origin
@@ -409,9 +414,17 @@ class Canvas(QWidget):
             if self.landmark_near(row, col) is None:  # a click on a landmark only grabs it
                 self.add_landmark(row, col)
         elif self._tool in (Tool.POINT_POSITIVE, Tool.POINT_NEGATIVE):
-            shape = self.document.shape
-            if shape is not None and 0 <= row < shape[0] and 0 <= col < shape[1]:
-                self.document.add_point(round(row), round(col), 1 if self._tool is Tool.POINT_POSITIVE else 0)
+            self.add_click(row, col, 1 if self._tool is Tool.POINT_POSITIVE else 0)
+        elif self._tool is Tool.QUICK_SELECT:
+            # Shift+click marks background, as a right click does.
+            shifted = bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+            self.add_click(row, col, 0 if shifted else 1)
+
+    def add_click(self, row: float, col: float, label: int) -> None:
+        """Add a point prompt (1 object, 0 background) at a pixel of the image, as one undo step."""
+        shape = self.document.shape
+        if shape is not None and 0 <= row < shape[0] and 0 <= col < shape[1]:
+            self.document.add_point(round(row), round(col), label, "Object click" if label else "Background click")
 
     # -- edits (also used directly by tests and scripts) ------------------------------
     def _begin_stroke(self, name: str) -> None:

@@ -20,10 +20,10 @@ def widget_point(canvas, row, col):
 MOVE_INTERVAL_MS = 12
 
 
-def _send(widget, kind, pos: QPoint, button, buttons, wait: bool = True):
+def _send(widget, kind, pos: QPoint, button, buttons, wait: bool = True, modifiers=Qt.KeyboardModifier.NoModifier):
     if wait:
         QTest.qWait(MOVE_INTERVAL_MS)
-    event = QMouseEvent(kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)), button, buttons, Qt.KeyboardModifier.NoModifier)
+    event = QMouseEvent(kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)), button, buttons, modifiers)
     QApplication.sendEvent(widget, event)
 
 
@@ -39,13 +39,13 @@ def drag(canvas, points, button=Qt.MouseButton.LeftButton):
     QApplication.processEvents()
 
 
-def click(canvas, row, col, button=Qt.MouseButton.LeftButton):
+def click(canvas, row, col, button=Qt.MouseButton.LeftButton, modifiers=Qt.KeyboardModifier.NoModifier):
     """A click on image pixel (row, col), aimed after pending events have settled."""
     viewport = canvas.graphics.viewport()
     QTest.qWait(MOVE_INTERVAL_MS)  # a status message or late layout may still move the view
     pos = widget_point(canvas, row, col)
-    _send(viewport, QEvent.Type.MouseButtonPress, pos, button, button, wait=False)
-    _send(viewport, QEvent.Type.MouseButtonRelease, pos, button, Qt.MouseButton.NoButton, wait=False)
+    _send(viewport, QEvent.Type.MouseButtonPress, pos, button, button, wait=False, modifiers=modifiers)
+    _send(viewport, QEvent.Type.MouseButtonRelease, pos, button, Qt.MouseButton.NoButton, wait=False, modifiers=modifiers)
     QApplication.processEvents()
 
 

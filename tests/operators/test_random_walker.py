@@ -335,7 +335,7 @@ def test_needs_two_classes(cat):
         RANDOM_WALKER.run({"image": image, "markers": np.where(markers == 1, 1, 0).astype(np.uint8)})
     with pytest.raises(InputError, match="two classes"):
         RANDOM_WALKER.run({"image": image, "markers": np.zeros(truth.shape, np.uint8)})
-    with pytest.raises(InputError, match="needs markers"):
+    with pytest.raises(InputError, match="needs scribbles"):  # markers or clicks
         RANDOM_WALKER.run({"image": image})
     with pytest.raises(InputError, match="negative"):
         RANDOM_WALKER.run({"image": image, "markers": markers.astype(np.int16) - 1})

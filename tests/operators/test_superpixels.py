@@ -191,7 +191,7 @@ def test_merge_needs_both_kinds_of_scribbles(picture):
         MERGE.run({"image": image, "markers": np.where(markers == 2, 0, markers)}, {})
     with pytest.raises(InputError, match="markers"):
         MERGE.run({"image": image, "markers": markers[:-1]}, {})
-    with pytest.raises(InputError, match="needs markers"):
+    with pytest.raises(InputError, match="foreground scribbles"):
         MERGE.run({"image": image}, {})
 
 

@@ -49,6 +49,8 @@ UNIFORM_FIRST, UNIFORM_OBJECT, UNIFORM_BACKGROUND = 0.5, 0.1, 0.05
 FRAME_PX = 3
 #: Geodesic step cost added across a strong colour edge (a flat step costs 1).
 EDGE_COST = 10.0
+#: Geodesic step cost added outside the previous mask for the star's shortest paths.
+OUTSIDE_STEP_COST = 0.5
 #: Reach of the mask guidance: the newest click frees pixels within about this fraction
 #: of the image diagonal from their previous label.
 GUIDANCE_REACH = 0.15
@@ -64,6 +66,7 @@ _cache_lock = threading.Lock()
     title="Quick select",
     category="Segmentation",
     outputs=("mask",),
+    previous_result_input="mask",
 )
 def click_select(
     image: np.ndarray,
@@ -306,11 +309,11 @@ def _frame(shape, rect, width: int) -> np.ndarray:
     return inner
 
 
-def _geodesic(work: _Working, starts) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+def _geodesic(step_cost: np.ndarray, starts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Geodesic distances from ``starts`` and the shortest-path tree (traceback, offsets)."""
     from skimage.graph import MCP_Geometric
 
-    sweep = MCP_Geometric(work.step_cost, fully_connected=True)
+    sweep = MCP_Geometric(step_cost, fully_connected=True)
     costs, traceback = sweep.find_costs(list(starts))
     return np.asarray(costs), np.asarray(traceback), np.asarray(sweep.offsets)
 
@@ -341,11 +344,16 @@ def _coarse_cut(work: _Working, clicks, previous, rect, *, smoothness, click_str
     pull = np.zeros(shape)
     tree = None
     if object_starts:
-        distance, traceback, offsets = _geodesic(work, object_starts)
+        distance, traceback, offsets = _geodesic(work.step_cost, object_starts)
         pull -= click_strength * np.exp(-distance / reach)
+        if previous is not None:
+            # The star's paths keep inside the previous object where they can: a path
+            # that wandered through the background would let a trimmed background pixel
+            # cut off the object behind it.
+            _, traceback, offsets = _geodesic(work.step_cost + OUTSIDE_STEP_COST * ~previous, object_starts)
         tree = _star_edges(traceback, offsets)
     if background_starts:
-        distance, _, _ = _geodesic(work, background_starts)
+        distance, _, _ = _geodesic(work.step_cost, background_starts)
         pull += click_strength * np.exp(-distance / reach)
     ctx.check()
 

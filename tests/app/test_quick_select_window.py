@@ -1,0 +1,87 @@
+"""Quick select in the real window: Q, clicks with the mouse, a live mask after each click."""
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from maskwork.core.click_protocol import next_click
+from maskwork.core.layers import LayerKind
+from maskwork.widgets.canvas import Tool
+from window_driver import click, drag, iou
+
+PREVIEW_TIMEOUT_MS = 20_000
+
+
+def click_and_wait(qtbot, window, row, col, **kwargs):
+    """Click like a person and wait until the preview for that click has come back."""
+    with qtbot.waitSignal(window.runner.scores, timeout=PREVIEW_TIMEOUT_MS):
+        click(window.canvas, row, col, **kwargs)
+    return window.runner.preview_layer.data.astype(bool)
+
+
+def test_q_clicks_refine_the_mask_until_it_matches_the_object(qtbot, window, photo):
+    path, _, truth = photo
+    window.open_paths([path])
+    QTest.keyClick(window.canvas.graphics, Qt.Key.Key_Q)
+    assert window.canvas.tool is Tool.QUICK_SELECT
+    assert window.runner.spec.id == "click_select" and window.operator_panel.auto_preview
+
+    # The field's simulated user, clicking with the mouse: each click goes where the
+    # current mask is most wrong (left button on missed object, right on wrong background).
+    mask = np.zeros(truth.shape, bool)
+    scores = []
+    for _ in range(8):
+        row, col, label = next_click(mask, truth)
+        button = Qt.MouseButton.LeftButton if label == 1 else Qt.MouseButton.RightButton
+        mask = click_and_wait(qtbot, window, row, col, button=button)
+        scores.append(iou(mask, truth))
+        if scores[-1] >= 0.9:
+            break
+    assert scores[-1] >= 0.9, f"IoU after each click: {scores}"
+    assert scores[0] >= 0.5, "one click on the object already selects most of it"
+    assert [name for name in window.document.history.undo_names] == [
+        "Object click" if label == 1 else "Background click" for _, _, label in window.document.points
+    ], "each click is one undo step"
+
+    with qtbot.waitSignal(window.runner.applied, timeout=PREVIEW_TIMEOUT_MS):
+        window.action_apply.trigger()
+    applied = window.document.layers.of_kind(LayerKind.MASK)[-1]
+    np.testing.assert_array_equal(applied.data.astype(bool), mask, "Apply commits exactly the mask previewed")
+
+
+def test_shift_click_backspace_and_undo_bring_back_the_earlier_mask(qtbot, window, photo):
+    path, _, truth = photo
+    window.open_paths([path])
+    window.tool_actions[Tool.QUICK_SELECT].trigger()
+    rows, cols = np.nonzero(truth)
+    first = click_and_wait(qtbot, window, int(rows.mean()), int(cols.mean()))
+    second = click_and_wait(qtbot, window, 20, 20, modifiers=Qt.KeyboardModifier.ShiftModifier)
+    assert window.document.points[-1][2] == 0, "Shift+click marks background"
+    assert not second[15:25, 15:25].any()
+
+    with qtbot.waitSignal(window.runner.scores, timeout=PREVIEW_TIMEOUT_MS):
+        QTest.keyClick(window.canvas.graphics, Qt.Key.Key_Backspace)
+    assert len(window.document.points) == 1
+    assert window.document.history.undo_names[-1] == "Remove last click"
+    np.testing.assert_array_equal(window.runner.preview_layer.data.astype(bool), first,
+                                  "removing the click gives the earlier mask back exactly")
+
+    with qtbot.waitSignal(window.runner.scores, timeout=PREVIEW_TIMEOUT_MS):
+        window.action_undo.trigger()
+    assert len(window.document.points) == 2
+    np.testing.assert_array_equal(window.runner.preview_layer.data.astype(bool), second)
+
+
+def test_a_drag_draws_the_box_that_clicks_then_refine(qtbot, window, photo):
+    path, _, truth = photo
+    window.open_paths([path])
+    window.tool_actions[Tool.QUICK_SELECT].trigger()
+    rows, cols = np.nonzero(truth)
+    with qtbot.waitSignal(window.runner.scores, timeout=PREVIEW_TIMEOUT_MS):
+        drag(window.canvas, [(rows.min() - 4, cols.min() - 4), (rows.mean(), cols.mean()), (rows.max() + 4, cols.max() + 4)])
+    assert window.document.rect is not None and window.document.points == ()
+    boxed = window.runner.preview_layer.data.astype(bool)
+    assert iou(boxed, truth) > 0.7
+    assert not boxed[: rows.min() - 5].any(), "nothing outside the box is selected"
+    refined = click_and_wait(qtbot, window, int(rows.mean()), int(cols.mean()))
+    assert iou(refined, truth) >= iou(boxed, truth) - 0.02

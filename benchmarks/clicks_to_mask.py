@@ -48,8 +48,10 @@ from typing import Callable
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+HERE = Path(__file__).resolve().parent
+for _path in (REPO, HERE):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 from maskwork.core.click_protocol import masked_iou, simulate  # noqa: E402
 
@@ -248,6 +250,92 @@ def print_table(set_name: str, count: int, rows: dict[str, dict]) -> None:
                   f"same clicks give the same masks: {row['deterministic']}")
 
 
+# -- the real window ---------------------------------------------------------------------
+def click_at(canvas, row: int, col: int, label: int) -> float:
+    """A left (object) or right (background) click on pixel (row, col); returns the release time."""
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+    from window_speed import MOVE_INTERVAL_MS, _send, _widget_point
+
+    viewport = canvas.graphics.viewport()
+    QApplication.processEvents()
+    button = Qt.MouseButton.LeftButton if label == 1 else Qt.MouseButton.RightButton
+    pos = _widget_point(canvas, row, col)
+    QTest.qWait(MOVE_INTERVAL_MS)
+    _send(viewport, QEvent.Type.MouseButtonPress, pos, button, button)
+    released = time.perf_counter()
+    _send(viewport, QEvent.Type.MouseButtonRelease, pos, button, Qt.MouseButton.NoButton)
+    return released
+
+
+def section_window(cases: list[Case], megapixels: tuple[float, ...], clicks: int) -> None:
+    """Quick select in the real window: mouse click to the preview on screen, per size."""
+    import os
+    import tempfile
+
+    import cv2
+
+    from maskwork.app.application import create_application
+    from maskwork.core.click_protocol import next_click
+    from maskwork.widgets.canvas import Tool
+    from segmentation_quality import preview_latency
+    from window_speed import ms, run_loop, wait_workers
+
+    name, image, truth, valid = cases[0]
+    print(f"\n### Quick select in the real window ({name} upscaled; simulated user's clicks with the mouse, "
+          f"auto-preview on; QT_QPA_PLATFORM={os.environ.get('QT_QPA_PLATFORM', '(default)')}, "
+          f"load average {os.getloadavg()[0]:.1f})\n")
+    print("| size | click -> first preview painted, median | all | click -> final painted, median | all | IoU |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="maskwork-clicks-") as tmp:
+        os.environ["MASKWORK_CONFIG_DIR"] = str(Path(tmp) / "config")
+        app = create_application()
+        from maskwork.app.main_window import MainWindow
+
+        window = MainWindow()
+        window.ask = lambda title, question: True
+        window.resize(1400, 900)
+        window.show()
+        run_loop(0.3)
+        for size in megapixels:
+            scale = np.sqrt(size * 1e6 / truth.size)
+            shape = (round(truth.shape[1] * scale), round(truth.shape[0] * scale))
+            big = cv2.resize(image, shape, interpolation=cv2.INTER_CUBIC)
+            big_truth = cv2.resize(truth.astype(np.uint8), shape, interpolation=cv2.INTER_NEAREST) > 0
+            big_valid = None if valid is None else cv2.resize(valid.astype(np.uint8), shape, interpolation=cv2.INTER_NEAREST) > 0
+            path = Path(tmp) / f"{name}_{size:g}mp.png"
+            cv2.imwrite(str(path), cv2.cvtColor(big, cv2.COLOR_RGB2BGR))
+            window.document.history.mark_saved()
+            if not window.open_paths([path]):
+                print(f"| {size:g} MP | could not open the photo |")
+                continue
+            window.canvas.fit()
+            window.tool_actions[Tool.QUICK_SELECT].trigger()
+            run_loop(0.3)
+            first, final = [], []
+            mask = np.zeros(big_truth.shape, bool)
+            for _ in range(clicks):
+                click = next_click(mask, big_truth, big_valid)
+                if click is None:
+                    break
+                marks = preview_latency(window, lambda: click_at(window.canvas, *click))
+                first.append(marks["first painted"])
+                final.append(marks["final painted"])
+                wait_workers()
+                mask = window.runner.preview_layer.data.astype(bool)
+            score = masked_iou(mask, big_truth, big_valid)
+            print(f"| {big.shape[1]} x {big.shape[0]} ({size:g} MP) | {ms(statistics.median(first))} | "
+                  f"{', '.join(ms(t) for t in first)} | {ms(statistics.median(final))} | "
+                  f"{', '.join(ms(t) for t in final)} | {score:.3f} |", flush=True)
+            window.runner.cancel()
+            wait_workers()
+        window.document.history.mark_saved()
+        window.close()
+        app.processEvents()
+    print("\nTargets: first preview painted within 150 ms at 2 MP and 300 ms at 12 MP; final within 1 s at 2 MP.")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"data folder (default {DEFAULT_DATA})")
@@ -256,12 +344,16 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="first N objects of each set (0 = all)")
     parser.add_argument("--half", choices=("all", "even", "odd"), default="all", help="every other object")
     parser.add_argument("--verbose", action="store_true", help="one line per object and method")
+    parser.add_argument("--window", default="", help="also time Quick select in the real window at these "
+                        "sizes in megapixels (e.g. 2,12), on the first object of the first set")
+    parser.add_argument("--window-clicks", type=int, default=5, help="clicks per size in the window (default 5)")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.methods.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in ALL_METHODS]
     if unknown:
         parser.error(f"unknown methods: {', '.join(unknown)}")
     segmenters = methods(chosen)
+    first_cases = None
     for set_name in [name.strip() for name in args.sets.split(",") if name.strip()]:
         cases = SETS[set_name](args.data)
         if isinstance(cases, str):
@@ -271,6 +363,7 @@ def main(argv=None) -> int:
             cases = cases[0 if args.half == "even" else 1 :: 2]
         if args.limit:
             cases = cases[: args.limit]
+        first_cases = first_cases or cases
         rows = {}
         for name, segment in segmenters.items():
             started = time.perf_counter()
@@ -281,6 +374,8 @@ def main(argv=None) -> int:
             print("\nPublished on the whole GrabCut set (NoC@85 / NoC@90), for context:")
             for method, at85, at90 in PUBLISHED:
                 print(f"  {method:42s} {at85:>6s} / {at90}")
+    if args.window and first_cases:
+        section_window(first_cases, tuple(float(v) for v in args.window.split(",")), args.window_clicks)
     return 0
 
 

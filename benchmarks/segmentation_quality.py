@@ -407,6 +407,17 @@ def brush_drag(canvas, points) -> float:
 
 def scribble_latency(window, points) -> dict:
     """One brush scribble; seconds from the release to each stage of the preview."""
+    return preview_latency(window, lambda: brush_drag(window.canvas, points))
+
+
+def preview_latency(window, act) -> dict:
+    """Seconds from the mouse release to each stage of the preview it starts.
+
+    ``act()`` gives the input (a scribble, a click) and returns the time of the release.
+    Stages: "seeds" (the document changed), "started", "first data", "last data",
+    "finished", "first painted" and "final painted"; plus the forced repaint times, the
+    number of preview updates and an error message ("" when none).
+    """
     from window_speed import repaint_seconds, run_loop
 
     runner = window.runner
@@ -449,9 +460,9 @@ def scribble_latency(window, points) -> dict:
     runner.failed.connect(on_failed)
     window.document.history.changed.connect(on_seeds)
     try:
-        released = brush_drag(window.canvas, points)
+        released = act()
         if not run_loop(2.0, lambda: "seeds" in marks):
-            state["error"] = "the scribble changed no marker pixel"
+            state["error"] = "the input changed no seed"
             marks["finished"] = time.perf_counter()
         run_loop(60.0, lambda: "first data" in marks or "finished" in marks)
         first_repaint = repaint_seconds(window)

@@ -122,6 +122,24 @@ def test_run_with_markers(folder):
     assert sidecar["seeds"]["marker_counts"] == {"1": int((markers == 1).sum()), "2": int((markers == 2).sum())}
 
 
+def test_run_quick_select_from_clicks_then_refine_its_mask(folder):
+    # An object click on the cat's face; then a background click, refining the first mask.
+    done = maskwork("run", "click_select", "--image", "cat.png", "--points", "150,230,1", "-o", "click1.png", "--json", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["outputs"] == ["click1.png"]
+    first = _read_mask(folder / "click1.png")
+    assert first[150, 230] == 255 and 0.1 < np.count_nonzero(first) / first.size < 0.9
+    done = maskwork(
+        "run", "click_select", "--image", "cat.png", "--points", "150,230,1;20,20,0", "--mask", "click1.png",
+        "-o", "click2.png", cwd=folder,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    second = _read_mask(folder / "click2.png")
+    assert second[150, 230] == 255 and not second[15:26, 15:26].any()
+    sidecar = json.loads((folder / "click2.png.json").read_text())
+    assert sidecar["operator"] == "click_select" and sidecar["seeds"]["points"] == [[150, 230, 1], [20, 20, 0]]
+
+
 BOX = ",".join(map(str, RECT))
 ERRORS = {
     "missing image file": (["run", "grabcut", "--image", "nowhere.png", "--rect", BOX, "-o", "out.png"], "nowhere.png"),

@@ -50,7 +50,7 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.nii *.nii
 #: (tool, menu text, shortcut)
 TOOLS = (
     (Tool.PAN, "&Pan", "H"),
-    (Tool.QUICK_SELECT, "&Quick select (click the object; right or Shift+click the background)", "Q"),
+    (Tool.QUICK_SELECT, "&Quick select", "Q"),
     (Tool.BRUSH, "&Brush", "B"),
     (Tool.ERASER, "&Eraser", "E"),
     (Tool.BOX, "Bo&x", "R"),
@@ -60,6 +60,11 @@ TOOLS = (
     (Tool.POINT_NEGATIVE, "&Negative point", "N"),
     (Tool.LANDMARK, "Land&mark pairs (fixed, then moving)", "K"),
 )
+#: Longer explanations of tools whose menu text alone does not say how to use them.
+TOOL_TIPS = {
+    Tool.QUICK_SELECT: "Quick select: click the object, right-click or Shift+click what is not the object, "
+    "drag a box around it; Backspace removes the last click",
+}
 LABEL_NAMES = {1: "foreground", 2: "background"}
 MAX_LABEL_CHOICE = 9
 
@@ -191,6 +196,9 @@ class MainWindow(QMainWindow):
         for tool, text, key in TOOLS:
             action = a(text, lambda checked=False, t=tool: setattr(self.canvas, "tool", t), key, text.replace("&", ""))
             action.setCheckable(True)
+            if tool in TOOL_TIPS:
+                action.setStatusTip(TOOL_TIPS[tool])
+                action.setToolTip(f"{TOOL_TIPS[tool]} ({key})")
             self.tool_group.addAction(action)
             self.tool_actions[tool] = action
         self.tool_actions[self.canvas.tool].setChecked(True)

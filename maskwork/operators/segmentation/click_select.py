@@ -49,6 +49,10 @@ UNIFORM_FIRST, UNIFORM_OBJECT, UNIFORM_BACKGROUND = 0.5, 0.1, 0.05
 FRAME_PX = 3
 #: Geodesic step cost added across a strong colour edge (a flat step costs 1).
 EDGE_COST = 10.0
+#: With a previous mask a click reaches this many times its depth in the region it corrects
+#: (at least MIN_REACH_PX working pixels, at most ``click_reach``).
+REACH_PER_DEPTH = 3.0
+MIN_REACH_PX = 2.0
 #: Geodesic step cost added outside the previous mask for the star's shortest paths.
 OUTSIDE_STEP_COST = 0.5
 #: Reach of the mask guidance: the newest click frees pixels within about this fraction
@@ -340,21 +344,16 @@ def _coarse_cut(work: _Working, clicks, previous, rect, *, smoothness, click_str
     reach = click_reach * diagonal
 
     object_starts = [(r, c) for r, c, label, _ in clicks if label == 1]
-    background_starts = [(r, c) for r, c, label, _ in clicks if label == 0]
-    pull = np.zeros(shape)
+    pull = click_strength * (_click_reach(work.step_cost, clicks, previous, reach, 0)
+                             - _click_reach(work.step_cost, clicks, previous, reach, 1))
     tree = None
     if object_starts:
-        distance, traceback, offsets = _geodesic(work.step_cost, object_starts)
-        pull -= click_strength * np.exp(-distance / reach)
-        if previous is not None:
-            # The star's paths keep inside the previous object where they can: a path
-            # that wandered through the background would let a trimmed background pixel
-            # cut off the object behind it.
-            _, traceback, offsets = _geodesic(work.step_cost + OUTSIDE_STEP_COST * ~previous, object_starts)
+        # The star's paths keep inside the previous object where they can: a path that
+        # wandered through the background would let a trimmed background pixel cut off
+        # the object behind it.
+        cost = work.step_cost if previous is None else work.step_cost + OUTSIDE_STEP_COST * ~previous
+        _, traceback, offsets = _geodesic(cost, object_starts)
         tree = _star_edges(traceback, offsets)
-    if background_starts:
-        distance, _, _ = _geodesic(work.step_cost, background_starts)
-        pull += click_strength * np.exp(-distance / reach)
     ctx.check()
 
     keep = None
@@ -409,6 +408,40 @@ def _add_smoothness(graph, nodes: np.ndarray, edge_weights: dict, smoothness: fl
         structure = np.zeros((3, 3))
         structure[1 + d_row, 1 + d_col] = 1.0
         graph.add_grid_edges(nodes, weights=smoothness * weights, structure=structure, symmetric=True)
+
+
+def _click_reach(step_cost: np.ndarray, clicks, previous: np.ndarray | None, reach: float, label: int) -> np.ndarray:
+    """How strongly the clicks with ``label`` reach each pixel, in [0, 1].
+
+    ``exp(-geodesic distance / reach)`` from the nearest such click. With a previous mask a
+    click's reach shrinks to a few times its depth in the region it corrects (its distance
+    to the previous mask's boundary): the simulated user, like a person, clicks in the
+    middle of what is wrong, so a click near the boundary asks for a small repair, not
+    for the whole similar-coloured surroundings.
+    """
+    strength = np.zeros(step_cost.shape)
+    chosen = [(r, c) for r, c, click_label, _ in clicks if click_label == label]
+    if not chosen:
+        return strength
+    own_reach = [reach] * len(chosen)
+    if previous is not None:
+        inside = cv2.distanceTransform(previous.astype(np.uint8), cv2.DIST_L2, 5)
+        outside = cv2.distanceTransform((~previous).astype(np.uint8), cv2.DIST_L2, 5)
+        depths = [inside[r, c] if previous[r, c] else outside[r, c] for r, c in chosen]
+        own_reach = [min(reach, max(MIN_REACH_PX, REACH_PER_DEPTH * depth)) for depth in depths]
+    far = [start for start, value in zip(chosen, own_reach) if value >= reach]
+    if far:
+        strength = np.exp(-_geodesic(step_cost, far)[0] / reach)
+    for (row, col), value in zip(chosen, own_reach):
+        if value >= reach:
+            continue
+        # Geodesic distances are at least Euclidean, so nothing beyond 5 reaches matters.
+        half = int(np.ceil(5 * value)) + 1
+        top, left = max(0, row - half), max(0, col - half)
+        window = (slice(top, row + half + 1), slice(left, col + half + 1))
+        distance = _geodesic(step_cost[window], [(row - top, col - left)])[0]
+        strength[window] = np.maximum(strength[window], np.exp(-distance / value))
+    return strength
 
 
 def _star_edges(traceback: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

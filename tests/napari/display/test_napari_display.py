@@ -430,3 +430,26 @@ def test_reduced_partial_previews_are_stretched_over_the_image(empty_viewer, qtb
     finally:
         empty_viewer.layers.events.inserted.disconnect(record_preview)
     assert shapes and shapes[0] == photo.shape[:2]
+
+
+def test_quick_select_refines_its_previous_mask_from_clicks_on_a_points_layer(empty_viewer, qtbot):
+    image, truth = cat_on_astronaut()
+    empty_viewer.add_image(image, name="photo")
+    rows, cols = np.nonzero(truth)
+    centre = [rows.mean(), cols.mean()]
+    empty_viewer.add_points([centre], name="clicks", features={"label": [1]})
+    widget = dock(empty_viewer, "click_select")
+    assert widget.inputs["points"].value.name == "clicks"
+    assert run_and_wait(qtbot, widget) == "done"
+    first = empty_viewer.layers["Quick select mask"]
+    assert iou(first.data, truth) > 0.7
+
+    # A second click on the background; the first result is the mask the clicks refine.
+    empty_viewer.layers.remove("clicks")
+    empty_viewer.add_points([centre, [8, 8]], name="clicks", features={"label": [1, 0]})
+    widget.inputs["points"].value = empty_viewer.layers["clicks"]
+    widget.inputs["mask"].value = first
+    assert run_and_wait(qtbot, widget) == "done"
+    second = empty_viewer.layers[-1]
+    assert second is not first and not np.asarray(second.data)[:16, :16].any()
+    assert iou(second.data, truth) >= iou(first.data, truth) - 0.02

@@ -471,6 +471,9 @@ class OperatorRunner(QObject):
                         )
                         doc.add_layer(layer)
                         added.append(layer)
+                if spec.previous_result_input is not None:
+                    # The clicks made this object; the next click starts the next one.
+                    doc.clear_seeds()
         finally:
             self._applying = False
         self.clear_preview()

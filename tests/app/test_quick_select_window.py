@@ -47,6 +47,10 @@ def test_q_clicks_refine_the_mask_until_it_matches_the_object(qtbot, window, pho
         window.action_apply.trigger()
     applied = window.document.layers.of_kind(LayerKind.MASK)[-1]
     np.testing.assert_array_equal(applied.data.astype(bool), mask, "Apply commits exactly the mask previewed")
+    assert window.document.points == () and window.runner.preview_layer is None, "the next click starts afresh"
+    clicks = len(scores)
+    window.action_undo.trigger()
+    assert len(window.document.points) == clicks and not window.document.layers.of_kind(LayerKind.MASK)
 
 
 def test_shift_click_backspace_and_undo_bring_back_the_earlier_mask(qtbot, window, photo):

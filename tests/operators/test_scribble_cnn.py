@@ -131,12 +131,28 @@ def test_connected_keeps_only_the_scribbled_coins():
     coin region holds a coin scribble, and the unscribbled coins become background."""
     truth = coins_truth()
     markers = coins_scribbles(truth)
-    result = SCRIBBLE_CNN.run({"image": data.coins(), "markers": markers}, QUICK | {"steps": 40, "connected": True})
+    # Without the graph cut the labels are the most probable class, so the constraint
+    # shows in the probabilities too.
+    result = SCRIBBLE_CNN.run({"image": data.coins(), "markers": markers},
+                              QUICK | {"steps": 40, "connected": True, "smoothness": 0})
     regions, count = ndi.label(result["labels"] == 1)
     assert 1 <= count <= 4
     for region in range(1, count + 1):
         assert np.any(markers[regions == region] == 1)
     np.testing.assert_array_equal(np.argmax(result["probabilities"], axis=2) + 1, result["labels"])
+
+
+def test_the_graph_cut_cleans_the_labels_and_keeps_the_scribbles(coins_run):
+    """Two classes: the labels follow a graph cut of the probabilities along colour edges."""
+    truth, markers, result, _ = coins_run
+    module.clear_cache()
+    plain = SCRIBBLE_CNN.run({"image": data.coins(), "markers": markers}, {"device": "cpu", "smoothness": 0})
+    module.clear_cache()
+    cut, most_probable = result["labels"], plain["labels"]
+    np.testing.assert_allclose(result["probabilities"], plain["probabilities"], atol=1e-5)
+    assert np.all(cut[markers > 0] == markers[markers > 0]), "scribbled pixels keep their class"
+    assert ndi.label(cut == 2)[1] <= ndi.label(most_probable == 2)[1], "no more background specks"
+    assert iou(cut == 1, truth) >= iou(most_probable == 1, truth) - 0.01
 
 
 def test_previews_arrive_while_training(coins_run):
@@ -271,7 +287,8 @@ def test_class_ids_and_gray_images():
     image, markers = _astronaut()
     gray = image.mean(axis=2).astype(np.uint16) * 200  # 16-bit gray
     ids = np.where(markers == 1, 7, np.where(markers == 2, 3, 0)).astype(np.int32)
-    result = SCRIBBLE_CNN.run({"image": gray, "markers": ids}, QUICK)
+    # Most probable class (no graph cut), so labels and probability planes can be compared.
+    result = SCRIBBLE_CNN.run({"image": gray, "markers": ids}, QUICK | {"smoothness": 0})
     assert set(np.unique(result["labels"])) <= {3, 7}
     assert result["probabilities"].shape == gray.shape + (2,)  # planes for ids 3 then 7
     assert np.all(result["labels"][ids > 0][np.argmax(result["probabilities"], axis=2)[ids > 0] == 1] == 7)

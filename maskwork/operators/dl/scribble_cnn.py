@@ -109,6 +109,9 @@ BRIGHTNESS_JITTER = 0.1
 CONTRAST_JITTER = 0.1
 #: A working pixel keeps a scribble class when at least this share of it was scribbled.
 MARKER_COVERAGE = 1.0 / 3.0
+#: Default weight of the two-class graph cut's smoothness (0 = most probable class): best of
+#: 20, 50 and 100 on the 8 tuning photos (mean IoU 0.59, 0.63, 0.60; 0.53 without the cut).
+SMOOTHNESS = 50.0
 #: Overlap between prediction tiles, in working pixels: about the network's receptive field.
 TILE_OVERLAP = 32
 #: Starting loss scale for float16 training on GPUs (halved whenever gradients overflow).
@@ -174,6 +177,7 @@ def scribble_cnn(
     resume_steps: Annotated[int, Range(1, 5000)] = 40,
     features: bool = True,
     connected: bool = False,
+    smoothness: Annotated[float, Range(0.0, 100.0)] = SMOOTHNESS,
     width: Annotated[int, Range(4, 64)] = 8,
     levels: Annotated[int, Range(1, 4)] = 2,
     learning_rate: Annotated[float, Range(1e-5, 0.1)] = 3e-3,
@@ -217,6 +221,12 @@ def scribble_cnn(
         that is not goes to a class it borders. Right for cutting out one object (a
         look-alike elsewhere in the photo is dropped); wrong for many similar objects
         (cells, coins) of which only some were scribbled.
+    smoothness : float
+        With two classes, the labels come from a graph cut of the network's probabilities
+        that follows colour edges (Boykov-Jolly smoothness of this weight) and keeps every
+        scribbled pixel in its class, instead of each pixel's most probable class: fewer
+        specks and ragged outlines. 0 turns it off; the probabilities are the network's
+        either way. More than two classes always take the most probable class.
     width : int
         Channels of the network's first level (doubled at the next). Wider networks
         fit more complex classes and train and predict more slowly.
@@ -293,12 +303,19 @@ def scribble_cnn(
             ctx.progress(0.85, "Scribble CNN: predicting")
             probabilities = trainer.predict_image(network.model, tile_size, ctx, (0.85, 0.97))
             total_steps = network.steps
+    # The labels follow a graph cut of the probabilities (two classes), or the
+    # probabilities themselves.
+    cut = smoothness > 0 and len(classes) == 2
+    decided = _cut_two_classes(probabilities, working, targets, smoothness) if cut else probabilities
     if connected:
-        probabilities = _connected_to_scribbles(probabilities, targets)
-    accuracy = _scribble_accuracy(probabilities, targets)
+        decided = _connected_to_scribbles(decided, targets)
+        if not cut:
+            probabilities = decided  # the constraint rules the other classes out
+    accuracy = _scribble_accuracy(decided, targets)
     if scale < 1.0:
         probabilities = _resize(probabilities, markers.shape)
         probabilities /= probabilities.sum(axis=2, keepdims=True)
+        decided = _resize(decided, markers.shape) if cut else probabilities
     ctx.progress(1.0, "Scribble CNN done")
     scores = {
         "loss": loss,
@@ -311,7 +328,7 @@ def scribble_cnn(
         "working_scale": scale,
     }
     return Result(
-        {"labels": _labels(probabilities, classes), "probabilities": probabilities},
+        {"labels": _labels(decided, classes), "probabilities": probabilities},
         iterations=run_steps,
         scores=scores,
         class_ids=tuple(int(value) for value in classes),
@@ -751,6 +768,25 @@ class _Trainer:
 def _labels(probabilities: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """int32 class ids of the most probable class."""
     return classes.astype(np.int32)[np.argmax(probabilities, axis=2)]
+
+
+def _cut_two_classes(probabilities: np.ndarray, working: np.ndarray, targets: np.ndarray, smoothness: float) -> np.ndarray:
+    """One-hot (row, col, 2) float32 labels from a graph cut of two classes' probabilities.
+
+    Each pixel pays ``-log p`` for its label (floored at 1e-4), neighbours pay for
+    disagreeing less across colour edges of the working image, scribbled pixels keep
+    their class.
+    """
+    from maskwork.operators.graph_cut import HARD, binary_cut, grid_edge_weights
+
+    colour = np.clip(np.round(working * 255.0), 0, 255).astype(np.uint8)
+    if colour.shape[2] == 1:
+        colour = np.repeat(colour, 3, axis=2)
+    costs = -np.log(np.clip(probabilities, 1e-4, 1.0))
+    first_cost = np.where(targets == 0, 0.0, np.where(targets == 1, HARD, costs[..., 0]))
+    second_cost = np.where(targets == 1, 0.0, np.where(targets == 0, HARD, costs[..., 1]))
+    first = binary_cut(first_cost, second_cost, grid_edge_weights(colour[..., :3]), smoothness)
+    return np.stack([first, ~first], axis=2).astype(np.float32)
 
 
 def _scribble_accuracy(probabilities: np.ndarray, targets: np.ndarray) -> float:

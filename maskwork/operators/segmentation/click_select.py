@@ -38,8 +38,17 @@ import cv2
 import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
+from maskwork.operators.graph_cut import (
+    HARD,
+    NEIGHBOUR_OFFSETS,
+    binary_cut,
+    contrast_scale,
+    edge_weights,
+    lab_colours,
+    squared_differences,
+)
 from maskwork.operators.registry import Range, register
-from maskwork.operators.seeds import bounding_box, check_mask, check_points, check_rect, mask_pixels, to_uint8_rgb
+from maskwork.operators.seeds import check_mask, check_points, check_rect, mask_pixels, to_uint8_rgb
 
 #: Colour histogram bins per channel (32^3 bins of 8 levels).
 BINS = 32
@@ -58,8 +67,6 @@ OUTSIDE_STEP_COST = 0.5
 #: Reach of the mask guidance: the newest click frees pixels within about this fraction
 #: of the image diagonal from their previous label.
 GUIDANCE_REACH = 0.15
-#: Capacity that no cut can afford.
-HARD = 1e9
 _CACHE_SIZE = 2
 _cache: OrderedDict[tuple, "_Working"] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -194,8 +201,6 @@ class _Working:
         return self.rgb.shape[:2]
 
 
-#: Offsets whose edges, with their mirror images, make the 8-neighbourhood.
-_OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
 def _working_copy(rgb: np.ndarray, megapixels: float) -> _Working:
@@ -214,18 +219,14 @@ def _working_copy(rgb: np.ndarray, megapixels: float) -> _Working:
         size = (max(2, round(rgb.shape[1] * scale)), max(2, round(rgb.shape[0] * scale)))
         small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         scale = small.shape[0] / rgb.shape[0]
-    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
-    squared = {offset: _squared_difference(lab, offset) for offset in _OFFSETS}
-    mean = np.mean([values.mean() for values in squared.values()])
-    contrast = 1.0 / (2.0 * mean + 1e-9)
-    edge_weights = {
-        offset: np.exp(-contrast * values) / np.hypot(*offset) for offset, values in squared.items()
-    }
+    squared = squared_differences(lab_colours(small))
+    contrast = contrast_scale(squared)
+    weights = edge_weights(squared, contrast)
     # Stepping onto a pixel costs more where it differs from its right and lower neighbours.
     step_cost = 1.0 + EDGE_COST * (
         (1.0 - np.exp(-contrast * squared[(0, 1)])) + (1.0 - np.exp(-contrast * squared[(1, 0)]))
     )
-    working = _Working(scale, small, colour_bins(small), edge_weights, step_cost.astype(np.float64))
+    working = _Working(scale, small, colour_bins(small), weights, step_cost.astype(np.float64))
     with _cache_lock:
         _cache[key] = working
         while len(_cache) > _CACHE_SIZE:
@@ -239,23 +240,10 @@ def _sampled_contrast(rgb: np.ndarray, sampled_rows: int = 256) -> float:
         return 1.0
     step = max(1, (rgb.shape[0] - 1) // sampled_rows)
     rows = np.arange(0, rgb.shape[0] - 1, step)
-    here = _lab(rgb[rows].reshape(-1, 3)).reshape(rows.size, rgb.shape[1], 3)
-    below = _lab(rgb[rows + 1].reshape(-1, 3)).reshape(rows.size, rgb.shape[1], 3)
+    here, below = lab_colours(rgb[rows]), lab_colours(rgb[rows + 1])
     across = ((here[:, 1:] - here[:, :-1]) ** 2).sum(axis=2).mean()
     down = ((below - here) ** 2).sum(axis=2).mean()
     return 1.0 / (2.0 * (across + down) / 2.0 + 1e-9)
-
-
-def _squared_difference(lab: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
-    """Squared colour difference between each pixel and its neighbour at ``offset`` (0 past the edge)."""
-    rows, cols = lab.shape[:2]
-    d_row, d_col = offset
-    top, bottom = 0, rows - d_row
-    left, right = max(0, -d_col), cols - max(0, d_col)
-    difference = lab[top:bottom, left:right] - lab[top + d_row : bottom + d_row, left + d_col : right + d_col]
-    out = np.zeros((rows, cols), np.float32)
-    out[top:bottom, left:right] = (difference**2).sum(axis=2)
-    return out
 
 
 def colour_bins(rgb: np.ndarray) -> np.ndarray:
@@ -329,8 +317,6 @@ def _coarse_cut(work: _Working, clicks, previous, rect, *, smoothness, click_str
     ``after_first_round(mask)`` is called with the first round's cut. Returns the mask and
     the final (object, background) colour densities.
     """
-    import maxflow
-
     shape = work.shape
     positive = _disks(clicks, shape, 1)
     negative = _disks(clicks, shape, 0)
@@ -387,27 +373,11 @@ def _coarse_cut(work: _Working, clicks, previous, rect, *, smoothness, click_str
         cost_object = np.where(positive, 0.0, np.where(hard_background, HARD, cost_object))
         cost_background = np.where(positive, HARD, np.where(hard_background, 0.0, cost_background))
 
-        graph = maxflow.Graph[float]()
-        nodes = graph.add_grid_nodes(shape)
-        _add_smoothness(graph, nodes, work.edge_weights, smoothness)
-        # Source = object: a pixel cut to the background side pays its source capacity.
-        graph.add_grid_tedges(nodes, cost_background, cost_object)
-        if tree is not None:
-            after, before = tree
-            graph.add_edges(nodes.ravel()[after], nodes.ravel()[before], np.full(after.size, HARD), np.zeros(after.size))
-        graph.maxflow()
-        current = ~graph.get_grid_segments(nodes)
+        current = binary_cut(cost_object, cost_background, work.edge_weights, smoothness, tree)
         ctx.check()
         if round_ == 0 and after_first_round is not None:
             after_first_round(current)
     return current, object_model, background_model
-
-
-def _add_smoothness(graph, nodes: np.ndarray, edge_weights: dict, smoothness: float) -> None:
-    for (d_row, d_col), weights in edge_weights.items():
-        structure = np.zeros((3, 3))
-        structure[1 + d_row, 1 + d_col] = 1.0
-        graph.add_grid_edges(nodes, weights=smoothness * weights, structure=structure, symmetric=True)
 
 
 def _click_reach(step_cost: np.ndarray, clicks, previous: np.ndarray | None, reach: float, label: int) -> np.ndarray:
@@ -488,7 +458,7 @@ def _refine_band(rgb, coarse: np.ndarray, scale: float, clicks, rect, object_mod
     index = np.full(shape, -1, np.int64)
     index[rows, cols] = np.arange(rows.size)
     colours = rgb[rows, cols]
-    lab = _lab(colours)
+    lab = lab_colours(colours)
 
     bins = colour_bins(colours)
     cost_object = -np.log(object_model[bins])
@@ -503,14 +473,14 @@ def _refine_band(rgb, coarse: np.ndarray, scale: float, clicks, rect, object_mod
     # Neighbour pairs: both in the band -> an edge; one outside -> a terminal capacity
     # towards the outside pixel's (decided) label.
     pairs, links = [], []
-    for d_row, d_col in _OFFSETS:
+    for d_row, d_col in NEIGHBOUR_OFFSETS:
         for sign in (1, -1):
             n_rows, n_cols = rows + sign * d_row, cols + sign * d_col
             inside = (n_rows >= 0) & (n_rows < shape[0]) & (n_cols >= 0) & (n_cols < shape[1])
             source = np.flatnonzero(inside)
             n_rows, n_cols = n_rows[inside], n_cols[inside]
             neighbour = index[n_rows, n_cols]
-            difference = ((lab[source] - _lab(rgb[n_rows, n_cols])) ** 2).sum(axis=1)
+            difference = ((lab[source] - lab_colours(rgb[n_rows, n_cols])) ** 2).sum(axis=1)
             in_band = neighbour >= 0
             if sign == 1:
                 pairs.append((source[in_band], neighbour[in_band], difference[in_band], np.hypot(d_row, d_col)))
@@ -534,11 +504,6 @@ def _refine_band(rgb, coarse: np.ndarray, scale: float, clicks, rect, object_mod
     fine = coarse.copy()
     fine[rows, cols] = ~graph.get_grid_segments(nodes)
     return _keep_clicked_parts(fine, clicks)
-
-
-def _lab(colours: np.ndarray) -> np.ndarray:
-    """CIE Lab (OpenCV's 8-bit scaling) of a list of uint8 RGB colours, as float32."""
-    return cv2.cvtColor(np.ascontiguousarray(colours)[:, None, :], cv2.COLOR_RGB2LAB)[:, 0, :].astype(np.float32)
 
 
 def _disks_at(rows: np.ndarray, cols: np.ndarray, clicks, label: int) -> np.ndarray:

@@ -8,8 +8,9 @@ goes to the pixel deepest inside the larger error region, object clicks in false
 negatives, background clicks in false positives, at most 20 clicks, stopping at 90 % IoU.
 Every method gets the same rule and so, click by click, the clicks its own results call
 for; operators that learn from scribbles get each click as a disk of radius 5 px
-(``points`` input; maskwork marks a 3 px image frame as background while no click does,
-and the plain calls get exactly the same markers).
+(``points`` input; maskwork marks a 3 px image frame as background while no click does).
+The plain random walker gets exactly maskwork's markers (it needs a background class);
+plain GrabCut gets the disks alone, every other pixel probable background.
 
 Sets (``--data`` is the folder holding them, default ``../shared/data``):
 

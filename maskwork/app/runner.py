@@ -110,7 +110,9 @@ class OperatorRunner(QObject):
         self._prepared_key: tuple | None = None
         # Seed state -> (packed bits, shape) of the result, for operators with a
         # previous_result_input: each click refines the result of the clicks before it.
+        # The results belong to one image array, held here so that its id stays its own.
         self._previous_results: OrderedDict[tuple, tuple[np.ndarray, tuple]] = OrderedDict()
+        self._previous_results_image: np.ndarray | None = None
         document.history.changed.connect(self._on_seeds_changed)
         document.seeds_changed.connect(self._on_seeds_changed)
 
@@ -230,8 +232,9 @@ class OperatorRunner(QObject):
         inputs: dict = {}
         for name in spec.inputs:
             if name == spec.previous_result_input:
-                # Not a layer: the result for the same seeds without the newest click.
-                previous = self._previous_result(spec, doc.points[:-1], doc.rect)
+                # Not a layer: the result for the same seeds without the newest click (a
+                # run without clicks refines nothing, or Apply would differ from its preview).
+                previous = self._previous_result(spec, base.data, doc.points[:-1], doc.rect) if doc.points else None
                 if previous is not None:
                     inputs[name] = previous
             elif name == "image":
@@ -384,13 +387,20 @@ class OperatorRunner(QObject):
             self.message.emit("Cancelled")
 
     # -- results an operator refines -------------------------------------------------
-    def _seed_state(self, spec: OperatorSpec, points, rect) -> tuple:
-        base = self.document.base_image
-        return (spec.id, id(base.data) if base is not None else None, rect, tuple(tuple(p) for p in points))
+    def _results_for(self, image) -> OrderedDict:
+        """The remembered results of ``image`` (forgetting those of any other image)."""
+        if image is not self._previous_results_image:
+            self._previous_results.clear()
+            self._previous_results_image = image
+        return self._previous_results
 
-    def _previous_result(self, spec: OperatorSpec, points, rect) -> np.ndarray | None:
-        """The result remembered for these seeds (a box alone counts), or None."""
-        stored = self._previous_results.get(self._seed_state(spec, points, rect))
+    @staticmethod
+    def _seed_state(spec: OperatorSpec, points, rect) -> tuple:
+        return (spec.id, rect, tuple((float(r), float(c), int(label)) for r, c, label in points))
+
+    def _previous_result(self, spec: OperatorSpec, image, points, rect) -> np.ndarray | None:
+        """The result remembered for these seeds on ``image`` (a box alone counts), or None."""
+        stored = self._results_for(image).get(self._seed_state(spec, points, rect))
         if stored is None:
             return None
         bits, shape = stored
@@ -403,13 +413,12 @@ class OperatorRunner(QObject):
         mask = result.outputs.get(spec.outputs[0])
         if mask is None or np.ndim(mask) != 2:
             return
-        # Points as the document stores them (floats), so the next click finds this state.
-        points = [(float(r), float(c), int(label)) for r, c, label in inputs.get("points", ())]
-        key = self._seed_state(spec, points, inputs.get("rect"))
-        self._previous_results[key] = (np.packbits(np.asarray(mask, bool)), np.shape(mask))
-        self._previous_results.move_to_end(key)
-        while len(self._previous_results) > PREVIOUS_RESULTS_KEPT:
-            self._previous_results.popitem(last=False)
+        results = self._results_for(inputs.get("image"))
+        key = self._seed_state(spec, inputs.get("points", ()), inputs.get("rect"))
+        results[key] = (np.packbits(np.asarray(mask, bool)), np.shape(mask))
+        results.move_to_end(key)
+        while len(results) > PREVIOUS_RESULTS_KEPT:
+            results.popitem(last=False)
 
     def _show_preview(self, result: Result) -> None:
         kind, data = _preview_data(result)

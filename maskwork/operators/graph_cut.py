@@ -18,7 +18,9 @@ HARD = 1e9
 
 def lab_colours(colours: np.ndarray) -> np.ndarray:
     """CIE Lab (OpenCV's 8-bit scaling) of uint8 RGB colours of any shape (..., 3), as float32."""
-    colours = np.ascontiguousarray(colours, np.uint8)
+    if np.asarray(colours).dtype != np.uint8:
+        raise TypeError(f"lab_colours takes uint8 RGB, got {np.asarray(colours).dtype}")
+    colours = np.ascontiguousarray(colours)
     flat = colours.reshape(-1, 1, 3)
     return cv2.cvtColor(flat, cv2.COLOR_RGB2LAB).reshape(colours.shape).astype(np.float32)
 

@@ -423,8 +423,9 @@ class Canvas(QWidget):
     def add_click(self, row: float, col: float, label: int) -> None:
         """Add a point prompt (1 object, 0 background) at a pixel of the image, as one undo step."""
         shape = self.document.shape
+        row, col = round(row), round(col)  # pixel centres are whole numbers
         if shape is not None and 0 <= row < shape[0] and 0 <= col < shape[1]:
-            self.document.add_point(round(row), round(col), label, "Object click" if label else "Background click")
+            self.document.add_point(row, col, label, "Object click" if label else "Background click")
 
     # -- edits (also used directly by tests and scripts) ------------------------------
     def _begin_stroke(self, name: str) -> None:
@@ -485,11 +486,12 @@ class Canvas(QWidget):
     def add_landmark(self, row: float, col: float) -> None:
         """Add the next landmark: fixed point k, then its partner on the moving image."""
         shape = self.document.shape
+        row, col = round(row), round(col)  # pixel centres are whole numbers
         if shape is None or not (0 <= row < shape[0] and 0 <= col < shape[1]):
             return
         label = self.next_landmark_label()
         name = f"Landmark {abs(label)}" + (" on fixed" if label > 0 else " on moving")
-        self.document.add_point(round(row), round(col), label, name)
+        self.document.add_point(row, col, label, name)
 
     def landmark_near(self, row: float, col: float) -> int | None:
         """Index in ``document.points`` of the landmark within a few screen pixels, if any."""

@@ -87,5 +87,12 @@ def test_a_drag_draws_the_box_that_clicks_then_refine(qtbot, window, photo):
     boxed = window.runner.preview_layer.data.astype(bool)
     assert iou(boxed, truth) > 0.7
     assert not boxed[: rows.min() - 5].any(), "nothing outside the box is selected"
+    with qtbot.waitSignal(window.runner.applied, timeout=PREVIEW_TIMEOUT_MS):
+        window.action_apply.trigger()
+    np.testing.assert_array_equal(window.document.layers.of_kind(LayerKind.MASK)[-1].data.astype(bool), boxed,
+                                  "Apply with a box alone commits the previewed mask")
+    with qtbot.waitSignal(window.runner.scores, timeout=PREVIEW_TIMEOUT_MS):
+        window.action_undo.trigger()  # the box is back, and so is its preview
+    np.testing.assert_array_equal(window.runner.preview_layer.data.astype(bool), boxed)
     refined = click_and_wait(qtbot, window, int(rows.mean()), int(cols.mean()))
     assert iou(refined, truth) >= iou(boxed, truth) - 0.02

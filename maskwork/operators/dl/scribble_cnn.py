@@ -311,7 +311,8 @@ def scribble_cnn(
         decided = _connected_to_scribbles(decided, targets)
         if not cut:
             probabilities = decided  # the constraint rules the other classes out
-    accuracy = _scribble_accuracy(decided, targets)
+    # How well the network fits the scribbles (the cut keeps them by construction).
+    accuracy = _scribble_accuracy(probabilities, targets)
     if scale < 1.0:
         probabilities = _resize(probabilities, markers.shape)
         probabilities /= probabilities.sum(axis=2, keepdims=True)
@@ -778,14 +779,14 @@ def _cut_two_classes(probabilities: np.ndarray, working: np.ndarray, targets: np
     their class.
     """
     from maskwork.operators.graph_cut import HARD, binary_cut, grid_edge_weights
+    from maskwork.operators.seeds import to_uint8_rgb
 
-    colour = np.clip(np.round(working * 255.0), 0, 255).astype(np.uint8)
-    if colour.shape[2] == 1:
-        colour = np.repeat(colour, 3, axis=2)
+    # Stretched as displayed (percentiles), so a 12-bit image in uint16 still has edges.
+    colour = to_uint8_rgb(working[..., 0] if working.shape[2] == 1 else working)
     costs = -np.log(np.clip(probabilities, 1e-4, 1.0))
     first_cost = np.where(targets == 0, 0.0, np.where(targets == 1, HARD, costs[..., 0]))
     second_cost = np.where(targets == 1, 0.0, np.where(targets == 0, HARD, costs[..., 1]))
-    first = binary_cut(first_cost, second_cost, grid_edge_weights(colour[..., :3]), smoothness)
+    first = binary_cut(first_cost, second_cost, grid_edge_weights(colour), smoothness)
     return np.stack([first, ~first], axis=2).astype(np.float32)
 
 

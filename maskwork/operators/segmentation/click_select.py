@@ -11,20 +11,24 @@ click-driven classical methods found to work, measured by the number of clicks t
   background model the image frame's colours (objects rarely fill the frame); afterwards
   they come from the previous mask, the clicks and the frame, and are re-estimated from the
   cut (GrabCut's iteration);
-- soft clicks: besides the hard disk under each click, every pixel is pulled towards the
-  label of the clicks that reach it cheaply, decaying with the geodesic distance (path
-  length weighted by colour edges), so one click takes a whole coherent region;
+- soft clicks: besides the hard disk under each click (at full resolution never wider
+  than its distance to the previous mask's boundary), every pixel is pulled towards the label of the clicks
+  that reach it cheaply, decaying with the geodesic distance (path length weighted by
+  colour edges), so one click takes a whole coherent region. Once there is a mask, a
+  click's reach is a few times its depth in the region it corrects: a click near the
+  boundary asks for a small repair;
 - geodesic star convexity (Gulshan et al., 2010): the object is a union of geodesic
   paths from its clicks (a pixel can only be object when its predecessor on the shortest
   path to the nearest object click is), which keeps it in one piece and lets a background
-  click cut off everything behind it;
+  click cut off everything behind it; the paths prefer to stay inside the previous mask;
 - mask guidance: away from the newest click, pixels pay for leaving their previous label,
   so a click mends its own region instead of upsetting the rest;
 - contrast-sensitive smoothness on 8 neighbours (Boykov-Jolly), with the contrast scale
   from the mean colour difference.
 
 The image-dependent pieces (working copy, colour bins, edge weights) are cached per image,
-so a click costs two small cuts and two geodesic sweeps.
+so a click costs a few small cuts and geodesic sweeps on the working copy and one cut of
+the band; the first round's cut is offered as a preview at once.
 """
 
 from __future__ import annotations
@@ -118,7 +122,8 @@ def click_select(
         Radius in pixels of the disk under each click that is fixed to its label.
     mask_memory : float
         How strongly pixels away from the newest click keep their label in the previous
-        mask; 0 recomputes everything from the clicks.
+        mask; 0 lets every pixel change (the previous mask still feeds the colour models
+        and sets how far each click reaches).
     iterations : int
         Rounds of colour-model fitting and graph cut on the working copy.
     work_megapixels : float
@@ -201,8 +206,6 @@ class _Working:
         return self.rgb.shape[:2]
 
 
-
-
 def _working_copy(rgb: np.ndarray, megapixels: float) -> _Working:
     """The cached working pieces for ``rgb`` at no more than ``megapixels``."""
     from maskwork.operators.dl.device import image_key
@@ -243,7 +246,8 @@ def _sampled_contrast(rgb: np.ndarray, sampled_rows: int = 256) -> float:
     here, below = lab_colours(rgb[rows]), lab_colours(rgb[rows + 1])
     across = ((here[:, 1:] - here[:, :-1]) ** 2).sum(axis=2).mean()
     down = ((below - here) ** 2).sum(axis=2).mean()
-    return 1.0 / (2.0 * (across + down) / 2.0 + 1e-9)
+    mean = (across + down) / 2.0
+    return 1.0 / (2.0 * mean + 1e-9)
 
 
 def colour_bins(rgb: np.ndarray) -> np.ndarray:
@@ -330,24 +334,29 @@ def _coarse_cut(work: _Working, clicks, previous, rect, *, smoothness, click_str
     reach = click_reach * diagonal
 
     object_starts = [(r, c) for r, c, label, _ in clicks if label == 1]
-    pull = click_strength * (_click_reach(work.step_cost, clicks, previous, reach, 0)
-                             - _click_reach(work.step_cost, clicks, previous, reach, 1))
+    step_cost = work.step_cost
+    if rect is not None:
+        # Outside the box is background: no path of the star, nor any click's reach, may
+        # leave the box and come back (skimage's path search treats inf as a wall).
+        step_cost = np.where(outside, np.inf, step_cost)
+    click_pull = click_strength * (_click_reach(step_cost, clicks, previous, reach, 0)
+                                   - _click_reach(step_cost, clicks, previous, reach, 1))
     tree = None
     if object_starts:
         # The star's paths keep inside the previous object where they can: a path that
         # wandered through the background would let a trimmed background pixel cut off
         # the object behind it.
-        cost = work.step_cost if previous is None else work.step_cost + OUTSIDE_STEP_COST * ~previous
+        cost = step_cost if previous is None else step_cost + OUTSIDE_STEP_COST * ~previous
         _, traceback, offsets = _geodesic(cost, object_starts)
         tree = _star_edges(traceback, offsets)
     ctx.check()
 
-    keep = None
+    guidance_cost = None
     if previous is not None and clicks:
         rows, cols = np.ogrid[: shape[0], : shape[1]]
         newest_row, newest_col = clicks[-1][:2]
         near = ((rows - newest_row) ** 2 + (cols - newest_col) ** 2) / diagonal**2
-        keep = mask_memory * (1.0 - np.exp(-near / (2 * GUIDANCE_REACH**2)))
+        guidance_cost = mask_memory * (1.0 - np.exp(-near / (2 * GUIDANCE_REACH**2)))
 
     current = previous
     object_model = background_model = None
@@ -364,11 +373,11 @@ def _coarse_cut(work: _Working, clicks, previous, rect, *, smoothness, click_str
             object_uniform = UNIFORM_OBJECT
         object_model = colour_model(work.bins, object_weight, object_uniform)
         background_model = colour_model(work.bins, background_weight, UNIFORM_BACKGROUND)
-        cost_object = -np.log(object_model[work.bins]) + pull
+        cost_object = -np.log(object_model[work.bins]) + click_pull
         cost_background = -np.log(background_model[work.bins])
-        if keep is not None:
-            cost_object = cost_object + keep * ~previous
-            cost_background = cost_background + keep * previous
+        if guidance_cost is not None:
+            cost_object = cost_object + guidance_cost * ~previous
+            cost_background = cost_background + guidance_cost * previous
         hard_background = negative | outside
         cost_object = np.where(positive, 0.0, np.where(hard_background, HARD, cost_object))
         cost_background = np.where(positive, HARD, np.where(hard_background, 0.0, cost_background))
@@ -393,24 +402,24 @@ def _click_reach(step_cost: np.ndarray, clicks, previous: np.ndarray | None, rea
     chosen = [(r, c) for r, c, click_label, _ in clicks if click_label == label]
     if not chosen:
         return strength
-    own_reach = [reach] * len(chosen)
+    reaches = [reach] * len(chosen)
     if previous is not None:
         inside = cv2.distanceTransform(previous.astype(np.uint8), cv2.DIST_L2, 5)
         outside = cv2.distanceTransform((~previous).astype(np.uint8), cv2.DIST_L2, 5)
         depths = [inside[r, c] if previous[r, c] else outside[r, c] for r, c in chosen]
-        own_reach = [min(reach, max(MIN_REACH_PX, REACH_PER_DEPTH * depth)) for depth in depths]
-    far = [start for start, value in zip(chosen, own_reach) if value >= reach]
+        reaches = [min(reach, max(MIN_REACH_PX, REACH_PER_DEPTH * depth)) for depth in depths]
+    far = [start for start, reach_of_click in zip(chosen, reaches) if reach_of_click >= reach]
     if far:
         strength = np.exp(-_geodesic(step_cost, far)[0] / reach)
-    for (row, col), value in zip(chosen, own_reach):
-        if value >= reach:
+    for (row, col), reach_of_click in zip(chosen, reaches):
+        if reach_of_click >= reach:
             continue
         # Geodesic distances are at least Euclidean, so nothing beyond 5 reaches matters.
-        half = int(np.ceil(5 * value)) + 1
+        half = int(np.ceil(5 * reach_of_click)) + 1
         top, left = max(0, row - half), max(0, col - half)
         window = (slice(top, row + half + 1), slice(left, col + half + 1))
         distance = _geodesic(step_cost[window], [(row - top, col - left)])[0]
-        strength[window] = np.maximum(strength[window], np.exp(-distance / value))
+        strength[window] = np.maximum(strength[window], np.exp(-distance / reach_of_click))
     return strength
 
 

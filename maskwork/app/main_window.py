@@ -646,6 +646,8 @@ class MainWindow(QMainWindow):
     # -- operators --------------------------------------------------------------------
     def _on_tool_changed(self, name: str) -> None:
         self.tool_actions[Tool(name)].setChecked(True)
+        if Tool(name) in TOOL_TIPS:
+            self.statusBar().showMessage(TOOL_TIPS[Tool(name)], 8000)
         if Tool(name) is Tool.QUICK_SELECT:
             # Quick select answers every click: its operator, previewing automatically.
             if self.runner.spec is None or self.runner.spec.id != "click_select":

@@ -283,13 +283,9 @@ def _click_disk_radius(previous: np.ndarray | None, row: int, col: int, radius: 
 
 
 def _disks(clicks, shape, label: int) -> np.ndarray:
-    """Pixels within the disk of a click with ``label``; clicks are (row, col, label, radius)."""
-    out = np.zeros(shape, bool)
+    """Pixels of a (rows, cols) grid within the disk of a click with ``label``."""
     rows, cols = np.ogrid[: shape[0], : shape[1]]
-    for row, col, click_label, radius in clicks:
-        if click_label == label:
-            out |= (rows - row) ** 2 + (cols - col) ** 2 <= radius * radius
-    return out
+    return _disks_at(rows, cols, clicks, label)
 
 
 def _frame(shape, rect, width: int) -> np.ndarray:
@@ -516,8 +512,12 @@ def _refine_band(rgb, coarse: np.ndarray, scale: float, clicks, rect, object_mod
 
 
 def _disks_at(rows: np.ndarray, cols: np.ndarray, clicks, label: int) -> np.ndarray:
-    """Which of the pixels (rows, cols) lie in the disk of a click with ``label``."""
-    out = np.zeros(rows.shape, bool)
+    """Which of the pixels (rows, cols) lie in the disk of a click with ``label``.
+
+    ``rows`` and ``cols`` broadcast (a pixel list, or an open grid); clicks are
+    (row, col, label, radius).
+    """
+    out = np.zeros(np.broadcast_shapes(rows.shape, cols.shape), bool)
     for row, col, click_label, radius in clicks:
         if click_label == label:
             out |= (rows - row) ** 2 + (cols - col) ** 2 <= radius * radius

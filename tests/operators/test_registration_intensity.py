@@ -298,7 +298,17 @@ def test_cancel_mid_run_raises_quickly(params, marker):
 def test_cancel_from_another_thread():
     fixed = camera(512)
     moving = make_moving(fixed, similarity(fixed.shape, angle_deg=4.0))
-    ctx = RunContext()
+    optimising = threading.Event()
+    cancel_sent = threading.Event()
+
+    def on_progress(fraction, message):
+        # Hold the worker inside its first optimiser iteration until the cancel is sent, so
+        # the test does not depend on how fast this machine converges.
+        if "iteration" in message and not optimising.is_set():
+            optimising.set()
+            cancel_sent.wait(10)
+
+    ctx = RunContext(on_progress=on_progress)
     outcome: dict = {}
 
     def work():
@@ -312,9 +322,10 @@ def test_cancel_from_another_thread():
 
     thread = threading.Thread(target=work)
     thread.start()
-    time.sleep(0.8)
+    assert optimising.wait(30)
     cancelled_at = time.perf_counter()
     ctx.cancel()
+    cancel_sent.set()
     thread.join(10)
     assert not thread.is_alive()
     assert outcome["result"] == "cancelled" and outcome["at"] - cancelled_at < 2.0

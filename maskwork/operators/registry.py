@@ -157,6 +157,77 @@ class ParamSpec:
 
 
 @dataclass(frozen=True)
+class Histogram:
+    """Panel view: the image's gray-level histogram with the levels a run reports.
+
+    Scores named ``threshold`` or ``threshold_<n>`` are drawn on it as vertical lines.
+    """
+
+
+@dataclass(frozen=True)
+class ScorePlot:
+    """Panel view: one score of the partial results, plotted while the operator runs.
+
+    Parameters
+    ----------
+    score : str
+        Name of the score in each partial result's ``scores``.
+    y_label, x_label : str
+        Axis titles: what the score is, and what one partial result is.
+    """
+
+    score: str = "metric"
+    y_label: str = "metric"
+    x_label: str = "iteration"
+
+
+@dataclass(frozen=True)
+class InfoAction:
+    """Panel view: a button that shows a text about the current parameters (Model info).
+
+    Parameters
+    ----------
+    name : str
+        snake_case name; front-ends derive widget names from it (``model_info`` gives the
+        button ``modelInfoButton``).
+    text : str
+        Button text.
+    title : str
+        Title of the text shown, and the subject of the error when ``describe`` fails.
+    tip : str
+        What the button shows, as its tooltip.
+    describe : callable
+        ``describe(params) -> str`` with every parameter, defaults filled in. It may be
+        slow (front-ends call it off the UI thread) and raises ValueError or OSError
+        with a message to show when there is nothing to describe.
+    """
+
+    name: str
+    text: str
+    title: str
+    tip: str
+    describe: Callable[[dict], str]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """Panel view: parameter values estimated from the image, offered when it is chosen.
+
+    Parameters
+    ----------
+    suggest : callable
+        ``suggest(image) -> (text, values)``: a sentence saying what was measured and
+        parameter name -> suggested value. Front-ends call it off the UI thread.
+    """
+
+    suggest: Callable[[Any], tuple[str, dict]]
+
+
+#: What an operator may ask its panel to show besides the parameter form.
+PANEL_VIEW_TYPES = (Histogram, ScorePlot, InfoAction, Suggestion)
+
+
+@dataclass(frozen=True)
 class OperatorSpec:
     """A registered operator: the function plus everything the front-ends need."""
 
@@ -174,6 +245,7 @@ class OperatorSpec:
     memory_estimate: Callable[[dict, dict], int] | None = None
     prepare: Callable[[dict, dict, RunContext], None] | None = None
     previous_result_input: str | None = None
+    panel_views: tuple[Histogram | ScorePlot | InfoAction | Suggestion, ...] = ()
 
     def estimate_memory(self, inputs: dict, params: dict | None = None) -> int | None:
         """Bytes a run on ``inputs`` with ``params`` is expected to need, or None if unknown.
@@ -252,6 +324,7 @@ def register(
     memory_estimate: Callable[[dict, dict], int] | None = None,
     prepare: Callable[[dict, dict, RunContext], None] | None = None,
     previous_result_input: str | None = None,
+    panel_views: tuple[Histogram | ScorePlot | InfoAction | Suggestion, ...] = (),
 ) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
     """Decorator that registers an operator function under ``op_id``.
 
@@ -280,12 +353,20 @@ def register(
         The input (``"mask"``) that interactive front-ends fill with the operator's own
         result for the same image and seeds minus the newest point, so that each click
         refines the last result (Quick select). Other callers pass it themselves.
+    panel_views : tuple
+        What interactive front-ends show beside the parameter form, in order: a
+        :class:`Histogram`, a live :class:`ScorePlot`, :class:`InfoAction` buttons, a
+        :class:`Suggestion` of parameter values. The front-ends read this declaration and
+        never test an operator's id, so an operator with a plot is one module.
     """
     if not re.fullmatch(r"[a-z][a-z0-9_]*", op_id):
         raise ValueError(f"operator id {op_id!r} must be snake_case")
     bad = set(outputs) - set(OUTPUT_KINDS)
     if bad:
         raise ValueError(f"unknown output kinds {bad}")
+    unknown_views = [view for view in panel_views if not isinstance(view, PANEL_VIEW_TYPES)]
+    if unknown_views:
+        raise ValueError(f"{op_id}: unknown panel views {unknown_views}; use {', '.join(t.__name__ for t in PANEL_VIEW_TYPES)}")
 
     def decorate(func: Callable[..., Result]) -> Callable[..., Result]:
         if op_id in _REGISTRY:
@@ -294,7 +375,11 @@ def register(
         if previous_result_input is not None and previous_result_input not in spec.inputs:
             raise ValueError(f"{op_id}: previous_result_input {previous_result_input!r} is not one of its inputs")
         _REGISTRY[op_id] = dataclasses.replace(
-            spec, memory_estimate=memory_estimate, prepare=prepare, previous_result_input=previous_result_input
+            spec,
+            memory_estimate=memory_estimate,
+            prepare=prepare,
+            previous_result_input=previous_result_input,
+            panel_views=tuple(panel_views),
         )
         return func
 
@@ -398,30 +483,24 @@ def parse_numpydoc(doc: str) -> tuple[str, dict[str, str]]:
     return " ".join(summary_lines), {name: " ".join(text) for name, text in params.items()}
 
 
-#: Sub-packages of maskwork.operators that hold operators (one per family).
-FAMILIES = ("segmentation", "refine", "inpaint", "restore", "registration", "dl")
 _loaded = False
 
 
 def _ensure_loaded() -> None:
-    """Import every operator module once, which runs their @register decorators.
+    """Import every module of maskwork.operators once, which runs their @register decorators.
 
-    Families are discovered, so adding an operator is adding a module. Operator modules
-    import only numpy, SciPy, OpenCV and scikit-image at module level; heavy libraries
-    (SimpleITK, torch) load inside the functions that need them.
+    Modules and family packages are discovered, so adding an operator, or a family, is
+    adding a module: no list names them. Operator modules import only numpy, SciPy,
+    OpenCV and scikit-image at module level; heavy libraries (SimpleITK, torch) load
+    inside the functions that need them.
     """
     global _loaded
     if _loaded:
         return
     import maskwork.operators as package
 
-    for family in FAMILIES:
-        name = f"{package.__name__}.{family}"
-        if importlib.util.find_spec(name) is None:
-            continue
-        module = importlib.import_module(name)
-        for info in pkgutil.iter_modules(module.__path__):
-            importlib.import_module(f"{name}.{info.name}")
+    for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
+        importlib.import_module(info.name)
     _loaded = True
 
 

@@ -50,13 +50,14 @@ from maskwork.operators.context import InputError, Result, RunContext, null_cont
 from maskwork.operators.dl.device import (
     as_float_channels,
     autocast,
+    format_bytes,
     import_torch,
     out_of_memory_as_input_error,
     predict_tiled,
     resolve_device,
     tile_starts,
 )
-from maskwork.operators.registry import FilePath, Range, register
+from maskwork.operators.registry import FilePath, InfoAction, Range, register
 from maskwork.operators.seeds import check_image
 
 if TYPE_CHECKING:  # torch is imported only when a model runs
@@ -471,6 +472,29 @@ def describe_model(path: str | os.PathLike) -> dict:
     }
 
 
+def model_info_text(params: dict) -> str:
+    """Model info: what :func:`describe_model` finds in ``params["model"]``, one fact a line.
+
+    Raises
+    ------
+    InputError
+        For the same files :func:`run_model` rejects.
+    """
+    info = describe_model(params["model"])
+
+    def tensors(items) -> str:
+        return "; ".join(f"{item['name']} {item.get('type', '')} {item.get('shape') or ''}".strip() for item in items) or "not declared"
+
+    lines = [
+        f"{info['format']} model, {format_bytes(info['size_bytes'])}",
+        f"Inputs: {tensors(info.get('inputs', []))}",
+        f"Outputs: {tensors(info.get('outputs', []))}",
+        f"Settings file: {info['sidecar'] or 'none (defaults: RGB in [0, 1], softmax or sigmoid)'}",
+    ]
+    lines += [f"  {name}: {value}" for name, value in info["settings"].items() if value is not None]
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------ running
 
 
@@ -526,6 +550,15 @@ def _estimate_memory(inputs: dict, params: dict) -> int:
     category="Deep learning",
     outputs=("labels", "probabilities"),
     memory_estimate=_estimate_memory,
+    panel_views=(
+        InfoAction(
+            name="model_info",
+            text="Model info...",
+            title="Model",
+            tip="Show the model's format, inputs, outputs and settings",
+            describe=model_info_text,
+        ),
+    ),
 )
 def run_model(
     image: np.ndarray,

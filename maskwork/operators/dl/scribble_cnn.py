@@ -85,7 +85,7 @@ from maskwork.operators.dl.device import (
     resolve_device,
     uses_half_precision,
 )
-from maskwork.operators.registry import Range, register
+from maskwork.operators.registry import Range, ScorePlot, register
 from maskwork.operators.seeds import check_image, markers_with_clicks, scribble_classes
 
 if TYPE_CHECKING:  # torch is imported only when the operator runs
@@ -167,6 +167,8 @@ def _estimate_memory(inputs: dict, params: dict) -> int:
     outputs=("labels", "probabilities"),
     requires=("torch",),
     memory_estimate=_estimate_memory,
+    # The training loss of each preview's fitting, the "metric" of its partial results.
+    panel_views=(ScorePlot(y_label="training loss", x_label="preview"),),
 )
 def scribble_cnn(
     image: np.ndarray,

@@ -26,7 +26,7 @@ import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registration.transform import Transform, describe_matrix
-from maskwork.operators.registry import Range, register
+from maskwork.operators.registry import Range, ScorePlot, register
 from maskwork.operators.seeds import check_image
 
 #: Point pairs that determine each model exactly.
@@ -40,7 +40,13 @@ DETECTORS = tuple(name for name in ("orb", "akaze", "sift") if name != "akaze" o
 MAX_STORED_POINTS = 1000
 
 
-@register("register_features", title="Feature-based", category="Registration", outputs=("image", "transform"))
+@register(
+    "register_features",
+    title="Feature-based",
+    category="Registration",
+    outputs=("image", "transform"),
+    panel_views=(ScorePlot(),),
+)
 def register_features(
     image: np.ndarray,
     image2: np.ndarray,

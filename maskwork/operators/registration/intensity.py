@@ -77,7 +77,7 @@ import numpy as np
 
 from maskwork.operators.context import Cancelled, InputError, Result, RunContext, null_context
 from maskwork.operators.registration.transform import Transform, describe_matrix, identity_grid
-from maskwork.operators.registry import Range, register
+from maskwork.operators.registry import Range, ScorePlot, register
 from maskwork.operators.seeds import check_image
 from maskwork.operators.segmentation.watershed import as_float_channels, run_sitk
 
@@ -107,6 +107,7 @@ LINEAR_SHARE = 0.6
     category="Registration",
     outputs=("image", "transform"),
     requires=("SimpleITK",),
+    panel_views=(ScorePlot(),),
 )
 def register_intensity(
     image: np.ndarray,

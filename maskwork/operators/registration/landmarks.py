@@ -16,7 +16,7 @@ import numpy as np
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registration.features import fit, umeyama
 from maskwork.operators.registration.transform import Transform, describe_matrix
-from maskwork.operators.registry import register
+from maskwork.operators.registry import ScorePlot, register
 from maskwork.operators.seeds import check_image
 
 #: Fewest landmark pairs each model needs.
@@ -25,7 +25,13 @@ MIN_PAIRS = {"similarity": 2, "affine": 3, "homography": 4, "thin_plate_spline":
 _TPS_PIXELS_PER_CHUNK = 1 << 17
 
 
-@register("register_landmarks", title="Landmarks", category="Registration", outputs=("image", "transform"))
+@register(
+    "register_landmarks",
+    title="Landmarks",
+    category="Registration",
+    outputs=("image", "transform"),
+    panel_views=(ScorePlot(),),
+)
 def register_landmarks(
     image: np.ndarray,
     image2: np.ndarray,

@@ -18,7 +18,7 @@ import numpy as np
 
 from maskwork.core import measure
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Range, register
+from maskwork.operators.registry import Histogram, Range, register
 from maskwork.operators.seeds import check_image
 
 #: Rec. 709 luma weights, as skimage.color.rgb2gray uses.
@@ -54,7 +54,7 @@ def _for_histogram_methods(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float32, copy=False)
 
 
-@register("threshold", title="Threshold", category="Segmentation/Threshold", outputs=("mask",))
+@register("threshold", title="Threshold", category="Segmentation/Threshold", outputs=("mask",), panel_views=(Histogram(),))
 def threshold(
     image: np.ndarray,
     *,
@@ -178,7 +178,9 @@ def _adaptive(image: np.ndarray, gray: np.ndarray, block: int, offset: float) ->
     return values > mean - offset
 
 
-@register("multi_otsu", title="Multi-Otsu", category="Segmentation/Threshold", outputs=("labels",))
+@register(
+    "multi_otsu", title="Multi-Otsu", category="Segmentation/Threshold", outputs=("labels",), panel_views=(Histogram(),)
+)
 def multi_otsu(
     image: np.ndarray,
     *,

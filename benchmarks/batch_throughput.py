@@ -13,7 +13,7 @@ In the same run, on the same photos:
 (a) sequential: a plain loop in this process that reads each photo, calls the two
     operators through the registry and writes both masks (no Dask, no sidecars);
 (b) ``maskwork batch`` with a local cluster of 1, then 2 worker processes (one thread
-    each): ``maskwork.batch.dask_client`` + ``run_on_client``, which also writes sidecars
+    each): ``maskwork.pipeline.batch.dask_client`` + ``run_on_client``, which also writes sidecars
     with the recipe and a done-marker per image.
 
 Columns: cluster start-up seconds (processes started and operators imported on every
@@ -37,10 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
-from maskwork.batch import dask_client, run_on_client
 from maskwork.core import io
-from maskwork.core.recipe import LayerInput, Recipe, WholeImageInput, whole_image_box
 from maskwork.operators import get
+from maskwork.pipeline.batch import dask_client, run_on_client
+from maskwork.pipeline.inputs import LayerInput, WholeImageInput, whole_image_box
+from maskwork.pipeline.recipe import Recipe
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"

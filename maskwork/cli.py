@@ -128,8 +128,9 @@ def _parse_points(text: str) -> list[tuple[float, float, int]]:
 
 def _run(args) -> int:
     from maskwork.core import io
-    from maskwork.core.recipe import recipe_from_run, single_channel
     from maskwork.operators import get
+    from maskwork.pipeline.inputs import single_channel
+    from maskwork.pipeline.replay import recipe_from_run
 
     spec = get(args.operator)
     params = _parse_params(args.param)
@@ -214,8 +215,8 @@ def _json_default(value):
 
 
 def _batch(args) -> int:
-    from maskwork.batch import SUMMARY_NAME, run_batch
-    from maskwork.core.recipe import load
+    from maskwork.pipeline.batch import SUMMARY_NAME, run_batch
+    from maskwork.pipeline.recipe import load
 
     recipe = load(args.recipe)
     records = run_batch(recipe, args.inputs, args.output, workers=args.workers, scheduler=args.scheduler,

@@ -31,9 +31,10 @@ from maskwork.app.workers import OperatorError, stop_all_workers
 from maskwork.core import io
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
-from maskwork.core.recipe import Recipe, to_python
 from maskwork.operators import InputError, OperatorSpec, all_operators, get
 from maskwork.operators.dl.device import format_bytes, preferred_device, set_preferred_device
+from maskwork.pipeline.recipe import Recipe
+from maskwork.pipeline.script import to_python
 from maskwork.widgets.alignment_panel import AlignmentPanel
 from maskwork.widgets.background import BackgroundJob, wait_for_jobs
 from maskwork.widgets.canvas import Canvas, Tool

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskwork.core.layers import Layer, LayerStack
-from maskwork.core.recipe import ArrayInput, LayerInput, PointsInput, Recipe, RectInput
+from maskwork.pipeline.inputs import ArrayInput, LayerInput, PointsInput, RectInput
+from maskwork.pipeline.recipe import Recipe
 
 
 @dataclass

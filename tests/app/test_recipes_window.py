@@ -4,10 +4,12 @@ import json
 
 import numpy as np
 
-from maskwork.batch import run_batch
 from maskwork.core import io
-from maskwork.core.recipe import ArrayInput, load, output_filename, replay
 from maskwork.operators import get
+from maskwork.pipeline.batch import output_filename, run_batch
+from maskwork.pipeline.inputs import ArrayInput
+from maskwork.pipeline.recipe import load
+from maskwork.pipeline.replay import replay
 from maskwork.widgets.canvas import Tool
 from window_driver import drag
 

@@ -31,19 +31,21 @@ import glob
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
 from maskwork.core import io
-from maskwork.core.recipe import Recipe, output_filename, replay_with_scores
 from maskwork.operators import registry
 from maskwork.operators.context import InputError
+from maskwork.pipeline.recipe import Recipe
+from maskwork.pipeline.replay import replay_with_scores
 
 DONE_FOLDER = ".maskwork-done"
 SUMMARY_NAME = "summary.csv"
@@ -96,6 +98,16 @@ def image_stem(path: Path) -> str:
     """The file name without its image suffix (``scan.nii.gz`` -> ``scan``)."""
     suffix = _image_suffix(path)
     return path.name[: -len(suffix)] if suffix else path.stem
+
+
+def output_filename(stem: str, layer: str, kind: str, value: Any) -> str:
+    """``<stem>_<layer>.<suffix>``: where a replayed output of an image called ``stem`` goes.
+
+    Characters other than letters, digits, ``.``, ``-`` and ``_`` in the layer name become
+    ``_``; the suffix is :func:`maskwork.core.io.output_suffix`.
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", layer).strip("_") or kind
+    return f"{stem}_{safe}{io.output_suffix(kind, value)}"
 
 
 def collect_images(patterns: Sequence[str], exclude: Path | None = None) -> list[Path]:
@@ -170,6 +182,51 @@ def _limit_threads() -> None:
     cv2.setNumThreads(1)
 
 
+def replay_to_folder(recipe: Recipe, image_path: Path, outdir: Path, embedded: dict | None) -> tuple[list[Path], dict]:
+    """Replay ``recipe`` on the image file ``image_path`` and write every named output.
+
+    Each output goes to ``outdir`` as :func:`output_filename` names it, with a sidecar that
+    records the input file, the scores, the layer name and ``embedded``.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        The steps.
+    image_path : Path
+        The input image.
+    outdir : Path
+        The output folder (created).
+    embedded : dict or None
+        The recipe as stored in each output's sidecar (:meth:`Recipe.to_json`).
+
+    Returns
+    -------
+    written : list of Path
+        The output files, in the recipe's layer order.
+    scores : dict
+        Every step's scores, as plain Python numbers.
+
+    Raises
+    ------
+    io.ImageReadError
+        When the image cannot be read.
+    InputError
+        When a step rejects its inputs.
+    """
+    image = io.read_image(image_path)
+    layers, scores = replay_with_scores(recipe, image)
+    scores = _plain(scores)
+    kinds = recipe.output_kinds()
+    provenance = {"inputs": {"image": str(image_path)}, "scores": scores}
+    stem = image_stem(image_path)
+    written = [
+        io.write_output(outdir / output_filename(stem, name, kinds[name], value), kinds[name], value,
+                        provenance={**provenance, "layer": name}, recipe=embedded)
+        for name, value in layers.items()
+    ]
+    return written, scores
+
+
 def process_image(recipe: Recipe, image_path: str, outdir: str, embedded: dict, fingerprint: str) -> ImageRecord:
     """Replay ``recipe`` on one image, write its outputs, then its done-marker.
 
@@ -192,18 +249,9 @@ def process_image(recipe: Recipe, image_path: str, outdir: str, embedded: dict, 
     _limit_threads()
     start = time.perf_counter()
     path, folder = Path(image_path), Path(outdir)
-    stem = image_stem(path)
     try:
-        image = io.read_image(path)
-        layers, scores = replay_with_scores(recipe, image)
-        scores = _plain(scores)
-        kinds = recipe.output_kinds()
-        provenance = {"inputs": {"image": str(path)}, "scores": scores}
-        outputs = []
-        for name, value in layers.items():
-            target = folder / output_filename(stem, name, kinds[name], value)
-            written = io.write_output(target, kinds[name], value, provenance={**provenance, "layer": name}, recipe=embedded)
-            outputs.append(written.name)
+        written, scores = replay_to_folder(recipe, path, folder, embedded)
+        outputs = [file.name for file in written]
         seconds = time.perf_counter() - start
         marker = {
             "input": str(path),
@@ -213,7 +261,7 @@ def process_image(recipe: Recipe, image_path: str, outdir: str, embedded: dict, 
             "scores": scores,
             "seconds": round(seconds, 4),
         }
-        io.write_json(done_marker(folder, stem), marker)
+        io.write_json(done_marker(folder, image_stem(path)), marker)
         return ImageRecord(str(path), "ok", seconds, outputs, scores)
     except (InputError, io.ImageReadError) as error:
         # Messages written for the user: an unreadable file, seeds an operator rejects.
@@ -436,7 +484,7 @@ def run_batch(recipe: Recipe, patterns: Sequence[str], outdir: str | os.PathLike
     Parameters
     ----------
     recipe : Recipe
-        The steps (:func:`maskwork.core.recipe.load`).
+        The steps (:func:`maskwork.pipeline.recipe.load`).
     patterns : sequence of str
         Files, folders or globs (:func:`collect_images`).
     outdir : str or path-like

@@ -13,27 +13,24 @@ from skimage import data
 
 from maskwork import cli
 from maskwork.core import io
-from maskwork.core.recipe import (
+from maskwork.core.resize import resize_nearest
+from maskwork.operators import Cancelled, InputError, RunContext, get
+from maskwork.pipeline.inputs import (
     ArrayInput,
     LayerInput,
     MaskBoxInput,
     PointsInput,
-    Recipe,
     RecipeError,
     RectInput,
     WholeImageInput,
     fraction_box,
     fraction_points,
-    load,
     mask_box,
-    recipe_from_run,
-    replay,
-    replay_with_scores,
-    resize_nearest,
-    to_python,
     whole_image_box,
 )
-from maskwork.operators import Cancelled, InputError, RunContext, get
+from maskwork.pipeline.recipe import Recipe, load
+from maskwork.pipeline.replay import recipe_from_run, replay, replay_with_scores
+from maskwork.pipeline.script import to_python
 
 CAT_BOX = (90, 20, 260, 270)  # X, Y, W, H around the cat of chelsea() (300 x 451)
 

@@ -18,11 +18,13 @@ import pytest
 from skimage import data
 
 from maskwork import cli
-from maskwork.batch import DONE_FOLDER, collect_images
 from maskwork.core import io
-from maskwork.core.recipe import ArrayInput, LayerInput, Recipe, WholeImageInput, load, replay
+from maskwork.pipeline.batch import DONE_FOLDER, collect_images
+from maskwork.pipeline.inputs import ArrayInput, LayerInput, WholeImageInput
+from maskwork.pipeline.recipe import Recipe, load
+from maskwork.pipeline.replay import replay
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PHOTOS = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea, "camera": data.camera}
 
 
@@ -220,7 +222,7 @@ def test_collect_images_takes_files_folders_and_globs_once(photos, tmp_path):
 
 
 def test_batch_module_imports_dask_only_when_a_batch_runs():
-    code = "import sys, maskwork.batch; print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed', 'PySide6'}))"
+    code = "import sys, maskwork.pipeline.batch; print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed', 'PySide6'}))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
@@ -230,7 +232,7 @@ def test_deep_learning_recipes_default_to_one_worker(tmp_path, photos, monkeypat
     """Every worker process would load its own model copy: one worker unless asked."""
     import io as text_io
 
-    import maskwork.batch as batch
+    import maskwork.pipeline.batch as batch
 
     sizes = []
 

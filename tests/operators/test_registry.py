@@ -412,19 +412,19 @@ def test_register_builds_params_from_annotations(scratch_registry):
         spec.run({"image": image}, {"method": "yen"})
 
 
-# ------------------------------------------------------------------ no Qt in core/operators/cli
+# --------------------------------------------------------- no Qt in core/operators/pipeline/cli
 
 
 FORBIDDEN = ("PySide6", "shiboken6", "pyqtgraph", "superqt", "napari", "torch", "SimpleITK", "dask", "distributed")
 
 
-def test_core_operators_and_cli_import_no_gui_or_heavy_libraries():
+def test_core_operators_pipeline_and_cli_import_no_gui_or_heavy_libraries():
     script = textwrap.dedent(
         f"""
         import importlib, json, pkgutil, sys
-        import maskwork.core, maskwork.operators, maskwork.cli
+        import maskwork.core, maskwork.operators, maskwork.pipeline, maskwork.cli
         walked = []
-        for package in (maskwork.core, maskwork.operators):
+        for package in (maskwork.core, maskwork.operators, maskwork.pipeline):
             for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
                 importlib.import_module(info.name)
                 walked.append(info.name)
@@ -437,4 +437,5 @@ def test_core_operators_and_cli_import_no_gui_or_heavy_libraries():
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert "maskwork.operators.segmentation.grabcut" in report["walked"]
     assert "maskwork.core.io" in report["walked"]
+    assert "maskwork.pipeline.batch" in report["walked"]
     assert report["loaded"] == [], f"imported {report['loaded']}"

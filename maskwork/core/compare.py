@@ -8,18 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskwork.core.io import to_uint8_display
+from maskwork.core.pixels import to_uint8_rgb
 
-
-def display_rgb(image: np.ndarray) -> np.ndarray:
-    """``image`` as uint8 (row, col, 3): gray replicated, alpha dropped, depth stretched."""
-    image = np.asarray(image)
-    if image.ndim == 3:
-        image = image[..., :3] if image.shape[2] >= 3 else image[..., 0]
-    display = to_uint8_display(image)
-    if display.ndim == 2:
-        display = np.repeat(display[..., None], 3, axis=2)
-    return display
+#: ``image`` as uint8 (row, col, 3): gray replicated, alpha dropped, depth stretched. The
+#: name stays for maskwork.widgets.alignment_panel, which shows the moving image this way.
+display_rgb = to_uint8_rgb
 
 
 def _check_pair(fixed: np.ndarray, moving: np.ndarray) -> None:
@@ -36,14 +29,14 @@ def checkerboard(fixed: np.ndarray, moving: np.ndarray, size: int = 32) -> np.nd
     size = max(1, int(size))
     rows, cols = fixed.shape[:2]
     squares = ((np.arange(rows)[:, None] // size) + (np.arange(cols)[None, :] // size)) % 2 == 1
-    out = display_rgb(fixed).copy()
-    out[squares] = display_rgb(moving)[squares]
+    out = to_uint8_rgb(fixed).copy()
+    out[squares] = to_uint8_rgb(moving)[squares]
     return out
 
 
 def difference(fixed: np.ndarray, moving: np.ndarray) -> np.ndarray:
     """Absolute difference of the display images (uint8 gray): dark where they agree."""
     _check_pair(fixed, moving)
-    a = display_rgb(fixed).astype(np.int16)
-    b = display_rgb(moving).astype(np.int16)
+    a = to_uint8_rgb(fixed).astype(np.int16)
+    b = to_uint8_rgb(moving).astype(np.int16)
     return np.abs(a - b).max(axis=2).astype(np.uint8)

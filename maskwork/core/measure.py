@@ -5,9 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-#: Rec. 709 luminance weights: the gray value thresholds, region growing and the
-#: histogram all see, so a threshold line falls where the operator put it.
-LUMA = np.array([0.2125, 0.7154, 0.0721], np.float32)
+from maskwork.core.pixels import luminance
 
 #: Classes of :func:`difference_labels`.
 AGREE, ONLY_A, ONLY_B = 1, 2, 3
@@ -70,28 +68,16 @@ def object_areas(labels: np.ndarray) -> dict[int, int]:
     return {int(i): int(c) for i, c in zip(ids, counts)}
 
 
-def luminance(image: np.ndarray) -> np.ndarray:
-    """One gray value per pixel in the image's own units.
+def histogram(image: np.ndarray, bins: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and bin edges of the intensities, NaN ignored.
 
-    Gray images come back as they are (bool as uint8 0/1); RGB and RGBA become float32
-    Rec. 709 luminance of the first three channels (alpha ignored).
+    Colour images count their luminance (:func:`maskwork.core.pixels.luminance`, the
+    gray value thresholds see, so a threshold line falls where the operator put it);
+    images with 2 or more than 4 channels count their first channel.
     """
     image = np.asarray(image)
-    if image.dtype == bool:
-        image = image.astype(np.uint8)
     if image.ndim == 3:
-        rgb = image[..., :3]
-        if not np.issubdtype(rgb.dtype, np.floating):
-            rgb = rgb.astype(np.float32)
-        return (rgb @ LUMA.astype(rgb.dtype)).astype(np.float32, copy=False)
-    return image
-
-
-def histogram(image: np.ndarray, bins: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Counts and bin edges of the intensities (luminance for colour), NaN ignored."""
-    image = np.asarray(image)
-    if image.ndim == 3:
-        image = luminance(image) if image.shape[2] >= 3 else image[..., 0]
+        image = luminance(image) if image.shape[2] in (3, 4) else image[..., 0]
     values = image.ravel()
     if values.dtype.kind == "f":
         values = values[np.isfinite(values)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from maskwork.core import pixels
 from maskwork.operators.context import InputError
 
 Rect = tuple[int, int, int, int]
@@ -19,6 +20,31 @@ def check_image(image: np.ndarray) -> np.ndarray:
         raise InputError(f"expected a gray, RGB or RGBA image, got shape {image.shape}")
     if min(image.shape[:2]) < 2:
         raise InputError(f"the image is too small ({image.shape[0]}x{image.shape[1]})")
+    return image
+
+
+def check_intensity_image(image, name: str = "image") -> np.ndarray:
+    """``image`` as an array after checking it is a gray, RGB or RGBA raster of finite numbers.
+
+    Unlike :func:`check_image` the shape is kept (a single channel stays one) and bool,
+    NaN and infinity are refused: for operators that return an image of the input's dtype.
+    """
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or image.ndim == 3 and image.shape[2] not in (1, 3, 4):
+        raise InputError(f"the {name} must be gray, RGB or RGBA, got shape {image.shape}")
+    if min(image.shape[:2]) < 2:
+        raise InputError(f"the {name} is too small ({image.shape[0]}x{image.shape[1]})")
+    if image.dtype == bool or not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+        raise InputError(f"the {name} must hold intensities (integers or floats), not {image.dtype}")
+    if np.issubdtype(image.dtype, np.floating) and not np.all(np.isfinite(image)):
+        raise InputError(f"the {name} contains NaN or infinite values")
+    return image
+
+
+def check_some_finite(image: np.ndarray) -> np.ndarray:
+    """``image`` unchanged, after checking that not every pixel is NaN or infinite."""
+    if image.dtype.kind == "f" and not np.isfinite(image).any():
+        raise InputError("the image holds no finite values (all NaN or infinite)")
     return image
 
 
@@ -125,20 +151,13 @@ def check_rect(rect, shape: tuple[int, int]) -> Rect | None:
 
 
 def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
-    """Gray, RGB or RGBA of any dtype as contiguous uint8 RGB (16-bit and float rescaled).
+    """The image, after :func:`check_image`, as contiguous uint8 RGB on the display scale.
 
-    Deeper images are stretched between their 0.5 and 99.5 percentiles, which is how they
-    are displayed too, so colour models see the contrast the person sees.
+    Deeper images are stretched as the window shows them
+    (:func:`maskwork.core.pixels.to_uint8_rgb`), so colour models see the contrast the
+    person sees.
     """
-    from maskwork.core.io import to_uint8_display
-
-    image = check_image(image)
-    if image.ndim == 3:
-        image = image[..., :3]
-    image = to_uint8_display(image)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
-    return np.ascontiguousarray(image)
+    return pixels.to_uint8_rgb(check_image(image))
 
 
 def bounding_box(region: np.ndarray) -> tuple[int, int, int, int] | None:

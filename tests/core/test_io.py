@@ -19,7 +19,6 @@ from maskwork.core.io import (
     read_images,
     seed_summary,
     sidecar_path,
-    to_uint8_display,
     write_cutout,
     write_image,
     write_labels,
@@ -264,17 +263,6 @@ def test_write_cutout_of_16bit_gray_is_scaled_and_replicated(tmp_path):
 def test_write_cutout_rejects_a_mask_of_another_size(tmp_path):
     with pytest.raises(ValueError, match="does not match"):
         write_cutout(tmp_path / "x.png", np.zeros((10, 10, 3), np.uint8), np.zeros((10, 11)))
-
-
-def test_to_uint8_display():
-    image = np.arange(1000, dtype=np.float64).reshape(20, 50)
-    image[0, 0] = np.nan
-    out = to_uint8_display(image)
-    assert out.dtype == np.uint8 and out[0, 0] == 0 and out[-1, -1] == 255
-    np.testing.assert_array_equal(to_uint8_display(image, 0, 999)[1, 0], round(50 * 255 / 999))
-    assert to_uint8_display(np.full((4, 4), 7.0)).max() == 0
-    uint8 = np.zeros((2, 2), np.uint8)
-    assert to_uint8_display(uint8) is uint8
 
 
 # ----------------------------------------------------------------------- sidecar

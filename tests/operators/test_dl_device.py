@@ -75,14 +75,6 @@ def test_image_key_follows_content():
     assert dl_device.image_key(image) != dl_device.image_key(image.reshape(9, 8, 3))
 
 
-def test_float_channels_for_every_depth():
-    assert dl_device.as_float_channels(np.full((2, 2), 65535, np.uint16)).max() == 1.0
-    rgba = np.zeros((2, 2, 4), np.uint8)
-    assert dl_device.as_float_channels(rgba).shape == (2, 2, 3)
-    stretched = dl_device.as_float_channels(np.array([[-5.0, 5.0]]))
-    assert stretched.min() == 0.0 and stretched.max() == 1.0
-
-
 @pytest.mark.parametrize("length, tile, overlap", [(10, 16, 4), (100, 32, 8), (97, 32, 0), (64, 32, 31)])
 def test_tiles_cover_the_whole_length(length, tile, overlap):
     starts = dl_device.tile_starts(length, tile, overlap)

@@ -11,7 +11,7 @@ import torch
 from skimage import data
 from tiny_models import BRIGHT_LEVEL, bright_pixel_net, save_onnx, save_torchscript
 
-from maskwork.core import io, measure
+from maskwork.core import io, measure, pixels
 from maskwork.operators import InputError, get
 from maskwork.operators.dl import model_file
 
@@ -108,7 +108,7 @@ def test_a_gray_model_gets_the_luminance_of_colour_images(tmp_path):
     (tmp_path / "gray.pt.json").write_text('{"channels": "gray"}')  # <model>.json form
     photo = data.astronaut()[:128, :128]
     result = run(photo, model)
-    np.testing.assert_array_equal(result["labels"] == 1, measure.luminance(photo) / 255 > BRIGHT_LEVEL)
+    np.testing.assert_array_equal(result["labels"] == 1, pixels.luminance(photo) / 255 > BRIGHT_LEVEL)
 
 
 def test_one_output_channel_is_a_sigmoid_foreground_cut_at_the_threshold(tmp_path, coins):

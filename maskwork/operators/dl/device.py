@@ -156,26 +156,6 @@ def image_key(image: np.ndarray, *extra: object) -> str:
     return digest.hexdigest()
 
 
-def as_float_channels(image: np.ndarray) -> np.ndarray:
-    """``image`` as float32 (row, col, channel) in [0, 1], alpha dropped.
-
-    Integer images are divided by their dtype's maximum; float images already in [0, 1]
-    are kept, other floats are stretched between their minimum and maximum.
-    """
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.shape[2] == 4:
-        image = image[..., :3]
-    if np.issubdtype(image.dtype, np.integer):
-        return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
-    pixels = image.astype(np.float32)
-    low, high = float(np.nanmin(pixels)), float(np.nanmax(pixels))
-    if low >= 0.0 and high <= 1.0:
-        return np.nan_to_num(pixels)
-    return np.nan_to_num((pixels - low) / max(high - low, 1e-12))
-
-
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap``.
 

@@ -45,10 +45,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 
-from maskwork.core import measure
+from maskwork.core.pixels import luminance, to_float
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.dl.device import (
-    as_float_channels,
     autocast,
     format_bytes,
     import_torch,
@@ -500,9 +499,9 @@ def model_info_text(params: dict) -> str:
 
 def model_input(image: np.ndarray, settings: ModelSettings) -> np.ndarray:
     """``image`` as the model's (row, col, channel) float32 input, normalised."""
-    pixels = as_float_channels(image)
+    pixels = to_float(image).channels
     if settings.channels == "gray":
-        pixels = measure.luminance(pixels)[..., None] if pixels.shape[2] == 3 else pixels
+        pixels = luminance(pixels)[..., None] if pixels.shape[2] == 3 else pixels
     else:
         if pixels.shape[2] == 1:
             pixels = np.repeat(pixels, 3, axis=2)

@@ -74,9 +74,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import cv2
 import numpy as np
 
+from maskwork.core.pixels import to_float
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.dl.device import (
-    as_float_channels,
     autocast,
     image_key,
     import_torch,
@@ -351,9 +351,9 @@ def _working_image(image: np.ndarray, scale: float) -> np.ndarray:
     if scale < 1.0:
         size = (max(2, round(pixels.shape[1] * scale)), max(2, round(pixels.shape[0] * scale)))
         if pixels.dtype not in (np.uint8, np.uint16, np.float32):
-            pixels = as_float_channels(pixels)
+            pixels = to_float(pixels).channels
         pixels = cv2.resize(np.ascontiguousarray(pixels), size, interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(as_float_channels(pixels))
+    return np.ascontiguousarray(to_float(pixels).channels)
 
 
 def _resize(planes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Feature-based registration: keypoints, ratio-test matching, robust model fitting.
 
-Pipeline: both images become 8-bit gray (16-bit and float stretched between their 0.5 and
-99.5 percentiles, colour converted to luminance); ORB, AKAZE or SIFT keypoints are matched
+Pipeline: both images become 8-bit gray as displayed (:func:`maskwork.core.pixels.to_uint8_gray`:
+16-bit and float stretched between their 0.5 and 99.5 percentiles, colour turned to Rec. 709
+luminance); ORB, AKAZE or SIFT keypoints are matched
 moving -> fixed with Lowe's ratio test; RANSAC or OpenCV's USAC/MAGSAC picks the inliers;
 the chosen model is then refitted by least squares on the inliers (re-selected under the
 final model a few times), which is what gets sub-pixel accuracy out of many matches.
@@ -24,6 +25,7 @@ from typing import Annotated, Literal
 import cv2
 import numpy as np
 
+from maskwork.core.pixels import to_uint8_gray, to_uint8_rgb
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registration.transform import Transform, describe_matrix
 from maskwork.operators.registry import Range, ScorePlot, register
@@ -100,7 +102,7 @@ def register_features(
     ctx.progress(0.0, "Preparing images")
     fixed = check_image(image)
     moving = check_image(image2)
-    gray_fixed, gray_moving = to_gray_uint8(fixed), to_gray_uint8(moving)
+    gray_fixed, gray_moving = to_uint8_gray(fixed), to_uint8_gray(moving)
 
     ctx.progress(0.05, f"Detecting {detector.upper()} keypoints in the fixed image")
     extractor, norm = _extractor(detector, max_features)
@@ -159,23 +161,6 @@ def register_features(
 
 
 # ------------------------------------------------------------------ images and keypoints
-
-
-def to_gray_uint8(image: np.ndarray) -> np.ndarray:
-    """8-bit gray for detectors: colour to luminance, deeper images percentile-stretched."""
-    from maskwork.core.io import to_uint8_display
-
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.dtype.kind == "f":
-        image = np.nan_to_num(image)
-    if image.ndim == 3:
-        image = to_uint8_display(image[..., :3])
-        image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-    else:
-        image = to_uint8_display(image)
-    return np.ascontiguousarray(image)
 
 
 def _extractor(detector: str, max_features: int):
@@ -415,8 +400,8 @@ def match_overlay(fixed: np.ndarray, moving: np.ndarray, transform, *, max_lines
     if isinstance(transform, Result):
         transform = transform.outputs["transform"]
     params = getattr(transform, "parameters", {}) or {}
-    left = _rgb_uint8(fixed)
-    right = _rgb_uint8(moving)
+    left = to_uint8_rgb(fixed)
+    right = to_uint8_rgb(moving)
     canvas = None
     groups = [("inliers", (0, 220, 0))]
     if show_outliers:
@@ -438,16 +423,3 @@ def match_overlay(fixed: np.ndarray, moving: np.ndarray, transform, *, max_lines
         canvas = cv2.drawMatches(left, kp_fixed, right, kp_moving, matches, canvas,
                                  matchColor=colour, singlePointColor=colour, flags=flags)
     return canvas
-
-
-def _rgb_uint8(image: np.ndarray) -> np.ndarray:
-    gray_or_rgb = np.asarray(image)
-    if gray_or_rgb.ndim == 3 and gray_or_rgb.shape[2] == 1:
-        gray_or_rgb = gray_or_rgb[..., 0]
-    if gray_or_rgb.ndim == 3:
-        from maskwork.core.io import to_uint8_display
-
-        rgb = gray_or_rgb[..., :3]
-        return np.ascontiguousarray(to_uint8_display(np.nan_to_num(rgb) if rgb.dtype.kind == "f" else rgb))
-    gray = to_gray_uint8(gray_or_rgb)
-    return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))

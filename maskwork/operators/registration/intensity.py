@@ -75,14 +75,13 @@ from typing import Annotated, Callable, Literal
 import cv2
 import numpy as np
 
+from maskwork.core import pixels
 from maskwork.operators.context import Cancelled, InputError, Result, RunContext, null_context
 from maskwork.operators.registration.transform import Transform, describe_matrix, identity_grid
 from maskwork.operators.registry import Range, ScorePlot, register
 from maskwork.operators.seeds import check_image
 from maskwork.operators.segmentation.watershed import as_float_channels, run_sitk
 
-#: Luminance weights (Rec. 709, as skimage.color.rgb2gray).
-LUMINANCE = np.array([0.2125, 0.7154, 0.0721], np.float32)
 #: Smallest image side a pyramid level may shrink an image to (pixels).
 MIN_LEVEL_SIZE = 16
 #: Smallest image side registration accepts.
@@ -658,9 +657,7 @@ def luminance(image: np.ndarray, name: str = "image") -> np.ndarray:
     InputError
         When the image is uniform (nothing to align) or holds no finite value.
     """
-    channels = as_float_channels(image)
-    gray = channels[..., 0] if channels.shape[2] == 1 else channels[..., :3] @ LUMINANCE
-    gray = np.ascontiguousarray(gray, dtype=np.float32)
+    gray = np.ascontiguousarray(pixels.luminance(as_float_channels(image)), dtype=np.float32)
     if float(gray.max()) - float(gray.min()) < 1e-6:
         raise InputError(f"the {name} image is uniform: intensity-based registration needs structure to align")
     return gray

@@ -18,10 +18,10 @@ from typing import Annotated, Literal
 import cv2
 import numpy as np
 
+from maskwork.core.pixels import FloatImage, to_float, to_uint8_gray
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
-from maskwork.operators.restore._pixels import Working, working
-from maskwork.operators.seeds import bounding_box
+from maskwork.operators.seeds import bounding_box, check_intensity_image
 
 __all__ = ["seamless_clone"]
 
@@ -78,8 +78,8 @@ def seamless_clone(
     """
     ctx = ctx or null_context()
     ctx.progress(0.0, "Seamless clone: preparing")
-    target = working(image, "target image")
-    source = working(image2, "source image (image2)")
+    target = to_float(check_intensity_image(image, "target image"))
+    source = to_float(check_intensity_image(image2, "source image (image2)"))
     region = _region_mask(mask, target.pixels.shape[:2], source.pixels.shape[:2])
 
     box = bounding_box(region)
@@ -102,7 +102,7 @@ def seamless_clone(
     source8 = _rgb8(source)
     if not target.is_color:
         # A gray result needs a gray source, or colour would leak into it and be lost.
-        source8 = np.repeat(cv2.cvtColor(source8, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+        source8 = np.repeat(to_uint8_gray(source8)[..., None], 3, axis=2)
     mask8 = np.repeat((region * np.uint8(255))[..., None], 3, axis=2)  # see the module note
     ctx.progress(0.2, f"Seamless clone ({mode})")
     # OpenCV's (x, y) point is where the middle of the mask's bounding box lands.
@@ -115,7 +115,7 @@ def seamless_clone(
         change = change.mean(axis=2)
     pixels = target.pixels.copy()
     pixels[bounds] += change[bounds] * np.float32(1.0 / 255.0)
-    out = target.restore(pixels)
+    out = target.to_input_dtype(pixels)
     ctx.progress(1.0, "Seamless clone done")
     return Result({"image": out}, bounds=bounds)
 
@@ -147,8 +147,8 @@ def _region_mask(mask, target_shape: tuple[int, int], source_shape: tuple[int, i
     return region
 
 
-def _rgb8(work: Working) -> np.ndarray:
-    """Working pixels as contiguous uint8 RGB."""
+def _rgb8(work: FloatImage) -> np.ndarray:
+    """The float pixels (in [0, 1]) as contiguous uint8 RGB."""
     values = np.rint(work.pixels * np.float32(255.0)).astype(np.uint8)
     if values.ndim == 2:
         values = np.repeat(values[..., None], 3, axis=2)

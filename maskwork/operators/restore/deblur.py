@@ -17,9 +17,10 @@ from typing import Annotated, Callable, Literal
 
 import numpy as np
 
+from maskwork.core.pixels import to_float
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
-from maskwork.operators.restore._pixels import working
+from maskwork.operators.seeds import check_intensity_image
 
 __all__ = ["deblur", "make_psf", "richardson_lucy"]
 
@@ -90,7 +91,7 @@ def deblur(
     """
     ctx = ctx or null_context()
     ctx.progress(0.0, "Deblur: preparing the PSF")
-    work = working(image)
+    work = to_float(check_intensity_image(image))
     if psf == "image2":
         if image2 is None:
             raise InputError('the PSF is "image2" but no second image was given: add a small PSF image layer')
@@ -129,7 +130,7 @@ def deblur(
         def report(i: int, estimate: np.ndarray) -> None:
             ctx.progress(i / iterations, f"Richardson-Lucy iteration {i} of {iterations}")
             if ctx.wants_partials and i < iterations and i % step == 0:
-                ctx.partial(Result({"image": work.restore(estimate[inner])}, iterations=i))
+                ctx.partial(Result({"image": work.to_input_dtype(estimate[inner])}, iterations=i))
 
         # Starting from the blurred image (not a flat grey) makes the first previews useful.
         out = richardson_lucy(padded, kernel, iterations, init=padded, callback=report, check=ctx.check)
@@ -137,7 +138,7 @@ def deblur(
     else:
         raise ValueError(f"unknown deblurring method {method!r}")
     ctx.progress(1.0, "Deblur done")
-    return Result({"image": work.restore(out[inner])}, iterations=iterations_run)
+    return Result({"image": work.to_input_dtype(out[inner])}, iterations=iterations_run)
 
 
 def _per_channel(pixels: np.ndarray, func: Callable[[np.ndarray], np.ndarray], ctx: RunContext) -> np.ndarray:
@@ -239,7 +240,7 @@ def psf_from_image(image) -> np.ndarray:
     InputError
         When the image is not an intensity raster or holds no light.
     """
-    work = working(image, "PSF image (image2)")
+    work = to_float(check_intensity_image(image, "PSF image (image2)"))
     kernel = work.pixels.mean(axis=2) if work.is_color else work.pixels
     kernel = np.clip(kernel.astype(np.float64), 0.0, None)
     total = kernel.sum()

@@ -13,9 +13,10 @@ from typing import Annotated, Literal
 import cv2
 import numpy as np
 
+from maskwork.core.pixels import FloatImage, to_float, value_range
 from maskwork.operators.context import Result, RunContext, null_context
 from maskwork.operators.registry import Range, Suggestion, register
-from maskwork.operators.restore._pixels import Working, intensity_range, working
+from maskwork.operators.seeds import check_intensity_image
 
 __all__ = ["denoise", "estimate_noise", "intensity_range", "noise_suggestion", "suggested_parameters"]
 
@@ -111,7 +112,7 @@ def denoise(
     """
     ctx = ctx or null_context()
     ctx.progress(0.0, "Denoise: estimating the noise")
-    work = working(image)
+    work = to_float(check_intensity_image(image))
     noise = _estimate(work.pixels) * work.scale
     ctx.progress(0.1, f"Denoise ({method})")
     final = None  # set by methods that produce the input's dtype directly
@@ -141,12 +142,12 @@ def denoise(
     else:  # the registry checks choices; a direct call may not
         raise ValueError(f"unknown denoising method {method!r}; choose from {', '.join(METHODS)}")
     ctx.progress(0.95, "Denoise: converting back")
-    result = final if final is not None else work.restore(out)
+    result = final if final is not None else work.to_input_dtype(out)
     ctx.progress(1.0, "Denoise done")
     return Result({"image": result}, scores={"noise_sigma": float(noise)})
 
 
-def _nl_means(work: Working, image: np.ndarray, h: float, patch_size: int, patch_distance: int):
+def _nl_means(work: FloatImage, image: np.ndarray, h: float, patch_size: int, patch_distance: int):
     """Non-local means: OpenCV on 8-bit images, scikit-image's fast mode on deeper ones.
 
     Returns ``(final, None)`` with ``final`` in the input's dtype and shape for 8-bit
@@ -179,7 +180,7 @@ def _nl_means(work: Working, image: np.ndarray, h: float, patch_size: int, patch
     )
 
 
-def _median(work: Working, image: np.ndarray, size: int) -> np.ndarray:
+def _median(work: FloatImage, image: np.ndarray, size: int) -> np.ndarray:
     """Median filter: OpenCV where it supports the dtype and size, SciPy otherwise."""
     size = size | 1
     if work.dtype == np.uint8:
@@ -221,8 +222,17 @@ def estimate_noise(image) -> float:
     float
         The estimated noise sigma.
     """
-    work = working(image)
+    work = to_float(check_intensity_image(image))
     return _estimate(work.pixels) * work.scale
+
+
+def intensity_range(image: np.ndarray) -> float:
+    """The span of intensities that 1.0 stands for in the float copy of ``image``.
+
+    255 for 8-bit, 65535 for 16-bit, 1 for float images within [0, 1], max - min for
+    other float images (alpha ignored); see :func:`maskwork.core.pixels.value_range`.
+    """
+    return value_range(image)[1]
 
 
 def suggested_parameters(sigma: float, data_range: float = 255.0) -> dict:

@@ -19,9 +19,10 @@ from typing import Annotated, Callable
 import cv2
 import numpy as np
 
+from maskwork.core.pixels import to_float
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
-from maskwork.operators.restore._pixels import check_intensity_image, working
+from maskwork.operators.seeds import check_intensity_image
 
 __all__ = ["clahe", "clahe_float", "gamma", "levels", "unsharp_mask"]
 
@@ -80,7 +81,7 @@ def clahe(
         ctx.progress(1.0, "CLAHE done")
         return Result({"image": out.reshape(image.shape)})
 
-    work = working(image)
+    work = to_float(image)
     if work.is_color:
         lab = cv2.cvtColor(work.pixels, cv2.COLOR_RGB2Lab)  # float: L in [0, 100]
         lightness = clahe_float(lab[..., 0] / 100.0, clip_limit, tiles, check=ctx.check)
@@ -89,7 +90,7 @@ def clahe(
     else:
         out = clahe_float(work.pixels, clip_limit, tiles, check=ctx.check)
     ctx.progress(1.0, "CLAHE done")
-    return Result({"image": work.restore(out)})
+    return Result({"image": work.to_input_dtype(out)})
 
 
 def clahe_float(
@@ -206,8 +207,8 @@ def _pointwise(image: np.ndarray, func: Callable[[np.ndarray], np.ndarray]) -> n
         if work_image.ndim == 3 and work_image.shape[2] == 4:
             out[..., 3] = work_image[..., 3]
         return out
-    work = working(work_image)
-    return work.restore(func(work.pixels.astype(np.float64)))
+    work = to_float(work_image)
+    return work.to_input_dtype(func(work.pixels.astype(np.float64)))
 
 
 @register("gamma", title="Gamma", category=CATEGORY, outputs=("image",))
@@ -332,8 +333,8 @@ def unsharp_mask(
     """
     ctx = ctx or null_context()
     ctx.progress(0.0, "Unsharp mask")
-    work = working(image)
+    work = to_float(check_intensity_image(image))
     blurred = cv2.GaussianBlur(work.pixels, (0, 0), radius, borderType=cv2.BORDER_REFLECT)
     out = work.pixels + np.float32(amount) * (work.pixels - blurred)
     ctx.progress(1.0, "Unsharp mask done")
-    return Result({"image": work.restore(out)})
+    return Result({"image": work.to_input_dtype(out)})

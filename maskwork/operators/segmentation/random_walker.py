@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import cv2
 import numpy as np
 
+from maskwork.core.pixels import to_float_display
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
-from maskwork.operators.seeds import check_image, markers_with_clicks, scribble_classes
+from maskwork.operators.seeds import check_image, check_some_finite, markers_with_clicks, scribble_classes
 
 if TYPE_CHECKING:
     import scipy.sparse as sparse
@@ -114,7 +115,8 @@ def random_walker(
     """
     ctx = ctx or null_context()
     ctx.check()
-    data = _normalise(check_image(image))
+    # Float images within [0, 1] keep their scale so beta means what it means in scikit-image.
+    data = np.atleast_3d(to_float_display(check_some_finite(check_image(image)), keep_unit_floats=True))
     shape = data.shape[:2]
     markers = markers_with_clicks(markers, points, shape)
     if markers is None:
@@ -199,47 +201,6 @@ def _quick_preview(data, class_index, classes, scale: float, tol: float, ctx: Ru
 
 
 # ------------------------------------------------------------------ inputs
-
-
-def _normalise(image: np.ndarray) -> np.ndarray:
-    """Float32 (row, col, channel) intensities, mostly within [0, 1] (see the docstring)."""
-    if image.ndim == 3:
-        image = image[..., :3]
-    if image.dtype == np.uint8:
-        data = image.astype(np.float32) / np.float32(255)
-    elif image.dtype == bool:
-        data = image.astype(np.float32)
-    else:
-        data = image.astype(np.float32)
-        finite = np.isfinite(data)
-        all_finite = bool(finite.all())
-        if not all_finite and not finite.any():
-            raise InputError("the image holds no finite values (all NaN or infinite)")
-        valid = data if all_finite else data[finite]
-        low, high = float(valid.min()), float(valid.max())
-        if not (np.issubdtype(image.dtype, np.floating) and low >= 0.0 and high <= 1.0):
-            low, high = _percentiles(data, None if all_finite else finite)
-            data -= np.float32(low)
-            if high > low:
-                data *= np.float32(1.0 / (high - low))
-            np.clip(data, 0.0, 1.0, out=data)
-        if not all_finite:
-            data[~finite] = 0.0
-    if data.ndim == 2:
-        data = data[..., None]
-    return np.ascontiguousarray(data)
-
-
-def _percentiles(data: np.ndarray, finite: np.ndarray | None) -> tuple[float, float]:
-    """0.5 and 99.5 percentiles of about a million evenly strided pixels."""
-    step = max(1, int(np.ceil(np.sqrt(data.shape[0] * data.shape[1] / 1e6))))
-    sample = data[::step, ::step]
-    if finite is not None:
-        sample = sample[finite[::step, ::step]]
-        if sample.size == 0:
-            sample = data[finite]
-    low, high = np.percentile(sample, [0.5, 99.5])
-    return float(low), float(high)
 
 
 def _class_index(markers: np.ndarray, classes: np.ndarray) -> np.ndarray:

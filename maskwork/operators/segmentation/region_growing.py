@@ -3,7 +3,8 @@ connected and fast marching, each previewing the region while it grows.
 
 All three methods see one gray value per pixel on the 8-bit display scale: 8-bit images
 as they are (colour ones as their Rec. 709 luminance), deeper images stretched so their
-0.5 and 99.5 percentiles map to 0 and 255, as the window shows them. Tolerances and edge
+0.5 and 99.5 percentiles map to 0 and 255, as the window shows them (colour channels
+share one scale, so the gray is that of the picture on screen). Tolerances and edge
 strengths are therefore in display gray levels whatever the file's bit depth.
 
 SimpleITK is imported inside the function, so the window starts without it.
@@ -16,10 +17,10 @@ from typing import Annotated, Literal
 import cv2
 import numpy as np
 
+from maskwork.core.pixels import color_channels, display_range, luminance, stretch
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
-from maskwork.operators.seeds import bounding_box, check_image
-from maskwork.operators.segmentation.threshold import luminance
+from maskwork.operators.seeds import bounding_box, check_image, check_some_finite
 from maskwork.operators.segmentation.watershed import run_sitk
 
 #: Fractions of the stopping time the fast-marching preview shows before the result.
@@ -186,28 +187,13 @@ def region_growing(
 
 
 def display_gray(image: np.ndarray) -> np.ndarray:
-    """Float32 gray values on the 0..255 display scale (NaN where the image has none)."""
-    image = check_image(image)
-    gray = luminance(image)
-    if image.dtype == np.uint8:
-        return gray.astype(np.float32, copy=False)
-    if image.dtype == bool:
-        return gray.astype(np.float32) * 255.0
-    gray = gray.astype(np.float32)
-    finite = np.isfinite(gray)
-    if not finite.any():
-        raise InputError("the image holds no finite values (all NaN or infinite)")
-    pixels = gray.size
-    step = max(1, int(np.ceil(np.sqrt(pixels / 1e6))))
-    sample = gray[::step, ::step]
-    sample = sample[np.isfinite(sample)]
-    if sample.size == 0:
-        sample = gray[finite]
-    low, high = np.percentile(sample, [0.5, 99.5])
-    if high <= low:
-        high = low + 1.0
-    with np.errstate(invalid="ignore"):
-        return ((gray - np.float32(low)) * np.float32(255.0 / (high - low))).astype(np.float32, copy=False)
+    """Float32 gray values on the 0..255 display scale (NaN where the image has none).
+
+    The Rec. 709 luminance of the picture the window shows: the colour channels are
+    scaled by their shared :func:`maskwork.core.pixels.display_range` (unclipped).
+    """
+    color = color_channels(check_some_finite(check_image(image)))
+    return stretch(luminance(color), *display_range(color), top=255.0)
 
 
 def check_points(points, shape: tuple[int, int]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:

@@ -16,12 +16,11 @@ from typing import Annotated, Literal
 import cv2
 import numpy as np
 
-from maskwork.core import measure
+from maskwork.core import pixels
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Histogram, Range, register
 from maskwork.operators.seeds import check_image
 
-#: Rec. 709 luma weights, as skimage.color.rgb2gray uses.
 GLOBAL_METHODS = ("otsu", "li", "yen", "triangle", "max_entropy", "manual")
 #: Integer images spanning more gray levels than this are thresholded as float with 256
 #: bins (scikit-image otherwise makes one histogram bin per integer value).
@@ -29,8 +28,8 @@ MAX_INTEGER_BINS = 1024
 
 
 def luminance(image: np.ndarray) -> np.ndarray:
-    """The image's gray values (:func:`maskwork.core.measure.luminance`), after checking it."""
-    return measure.luminance(check_image(image))
+    """The image's gray values (:func:`maskwork.core.pixels.luminance`), after checking it."""
+    return pixels.luminance(check_image(image))
 
 
 def _finite_values(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

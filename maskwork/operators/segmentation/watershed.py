@@ -21,9 +21,10 @@ from typing import Annotated, Literal
 import cv2
 import numpy as np
 
+from maskwork.core.pixels import to_float_display
 from maskwork.operators.context import Cancelled, InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
-from maskwork.operators.seeds import check_image, check_markers, check_mask, mask_pixels, to_uint8_rgb
+from maskwork.operators.seeds import check_image, check_markers, check_mask, check_some_finite, mask_pixels, to_uint8_rgb
 
 #: Largest marker id every flavour can carry (OpenCV works in int32).
 MAX_LABEL = np.iinfo(np.int32).max
@@ -250,30 +251,13 @@ def _check_label_markers(markers: np.ndarray | None) -> np.ndarray:
 
 
 def as_float_channels(image: np.ndarray) -> np.ndarray:
-    """(row, col, channel) float32 in about [0, 1]: 8-bit divided by 255, deeper images
-    stretched between their 0.5 and 99.5 percentiles as displayed; NaN becomes 0."""
-    image = check_image(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    image = image[..., :3]
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    if image.dtype == bool:
-        return image.astype(np.float32)
-    values = image.astype(np.float32)
-    finite = np.isfinite(values)
-    if not finite.any():
-        raise InputError("the image holds no finite values")
-    pixels = image.shape[0] * image.shape[1]
-    step = max(1, int(np.ceil(np.sqrt(pixels / 1e6))))
-    sample = values[::step, ::step]
-    sample = sample[np.isfinite(sample)]
-    low, high = np.percentile(sample, [0.5, 99.5]) if sample.size else (0.0, 1.0)
-    if high <= low:
-        high = low + 1.0
-    values = np.clip((values - np.float32(low)) / np.float32(high - low), 0.0, 1.0).astype(np.float32, copy=False)
-    values[~finite] = 0.0
-    return values
+    """(row, col, channel) float32 in [0, 1] as displayed, after checking the image.
+
+    8-bit divided by 255, deeper images stretched between their 0.5 and 99.5 percentiles
+    (:func:`maskwork.core.pixels.to_float_display`); NaN becomes 0.
+    """
+    image = check_some_finite(check_image(image))
+    return np.atleast_3d(to_float_display(image))
 
 
 def gradient_magnitude(image: np.ndarray, kind: str = "sobel", sigma: float = 0.0) -> np.ndarray:

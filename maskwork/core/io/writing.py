@@ -1,0 +1,448 @@
+"""Writing images, masks, label images and operator outputs, with optional sidecars.
+
+Writers validate first, then write atomically (temporary file + rename), so a failed
+export never leaves a half-written file in place of a good one. Each format takes
+the dtypes and channel counts it can hold losslessly (see :func:`write_image`);
+anything else is refused with a message that suggests ``.tif``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import cv2
+import imageio.v3 as iio
+import numpy as np
+import tifffile
+
+from maskwork.core.colors import colorize_labels
+from maskwork.core.io.files import file_suffix, write_bytes_atomic
+from maskwork.core.io.sidecars import sidecar_path, sidecar_text, transform_json, write_json
+from maskwork.core.pixels import to_uint8_display
+
+#: File name suffixes the writers can produce (see :func:`write_image`).
+WRITABLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _as_image(image: Any) -> np.ndarray:
+    """Return `image` as a (row, col) or (row, col, channel) array; bool -> 0/255."""
+    image = np.asarray(image)
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or image.size == 0:
+        raise ValueError(
+            f"cannot write an image of shape {image.shape}: expected a non-empty "
+            "(row, col) or (row, col, channel) array"
+        )
+    return image
+
+
+def _channels(image: np.ndarray) -> int:
+    return 1 if image.ndim == 2 else image.shape[2]
+
+
+def _check_raster(
+    image: np.ndarray, path: Path, fmt: str, dtypes: tuple[str, ...], channels: tuple[int, ...]
+) -> None:
+    """Raise ValueError unless `image` has one of `dtypes` and `channels`."""
+    if image.dtype.name not in dtypes or _channels(image) not in channels:
+        allowed = " or ".join(dtypes)
+        counts = ", ".join(str(c) for c in channels)
+        raise ValueError(
+            f"cannot write a {image.dtype} image with {_channels(image)} channel(s) to "
+            f"{path.name}: {fmt} holds {allowed} with {counts} channel(s); use .tif for other data"
+        )
+
+
+def _encode_png(image: np.ndarray, path: Path) -> bytes:
+    _check_raster(image, path, "PNG", ("uint8", "uint16"), (1, 3, 4))
+    if image.ndim == 3:
+        code = cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+        image = cv2.cvtColor(image, code)
+    ok, buffer = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode {path.name} as PNG")
+    return buffer.tobytes()
+
+
+def _encode_jpeg(image: np.ndarray, path: Path) -> bytes:
+    _check_raster(image, path, "JPEG", ("uint8",), (1, 3))
+    return iio.imwrite("<bytes>", image, extension=".jpg", plugin="pillow", quality=95)
+
+
+def _encode_bmp(image: np.ndarray, path: Path) -> bytes:
+    # Pillow writes RGBA BMPs that read back without alpha, so alpha is refused.
+    _check_raster(image, path, "BMP", ("uint8",), (1, 3))
+    return iio.imwrite("<bytes>", image, extension=".bmp", plugin="pillow")
+
+
+def _encode_webp(image: np.ndarray, path: Path) -> bytes:
+    # WebP has no gray mode: a gray image is stored (and read back) as RGB.
+    # exact=True keeps the RGB of fully transparent pixels, which lossless WebP
+    # otherwise discards, so RGBA round-trips bit for bit.
+    _check_raster(image, path, "WebP", ("uint8",), (1, 3, 4))
+    return iio.imwrite(
+        "<bytes>", image, extension=".webp", plugin="pillow", lossless=True, exact=True
+    )
+
+
+def _encode_tiff(image: np.ndarray, path: Path) -> bytes:
+    if image.dtype.kind not in "uif":
+        raise ValueError(
+            f"cannot write a {image.dtype} image to {path.name}: TIFF holds integer or "
+            "floating-point data"
+        )
+    options: dict[str, Any] = {"photometric": "minisblack"}
+    if image.ndim == 3:
+        # contig: the last axis is the samples of each pixel (not pages or planes).
+        options["planarconfig"] = "contig"
+        if image.shape[2] in (3, 4):
+            options["photometric"] = "rgb"  # a 4th channel becomes unassociated alpha
+    buffer = io.BytesIO()
+    # zlib (deflate) needs no optional codec to read or write and is ~10x smaller
+    # than uncompressed for masks and labels.
+    tifffile.imwrite(buffer, image, compression="zlib", **options)
+    return buffer.getvalue()
+
+
+_ENCODERS: dict[str, Callable[[np.ndarray, Path], bytes]] = {
+    ".png": _encode_png,
+    ".jpg": _encode_jpeg,
+    ".jpeg": _encode_jpeg,
+    ".bmp": _encode_bmp,
+    ".webp": _encode_webp,
+    ".tif": _encode_tiff,
+    ".tiff": _encode_tiff,
+}
+
+
+def _check_suffix(path: Path, allowed: Iterable[str], what: str) -> str:
+    suffix = file_suffix(path)
+    allowed = tuple(allowed)
+    if suffix not in allowed:
+        raise ValueError(
+            f"cannot write {what} to {path.name}: unsupported file type "
+            f"'{suffix or path.name}' (use one of {' '.join(allowed)})"
+        )
+    return suffix
+
+
+
+def _save(path: str | os.PathLike, image: np.ndarray, suffixes: Iterable[str], what: str,
+          provenance: dict | None, recipe: dict | None) -> Path:
+    """Encode, serialise the sidecar, then write both (nothing is written on error)."""
+    path = Path(path)
+    suffix = _check_suffix(path, suffixes, what)
+    data = _ENCODERS[suffix](image, path)
+    wants_sidecar = provenance is not None or recipe is not None
+    sidecar = sidecar_text(path, provenance or {}, recipe) if wants_sidecar else None
+    write_bytes_atomic(path, data)
+    if sidecar is not None:
+        write_bytes_atomic(sidecar_path(path), sidecar.encode("utf-8"))
+    return path
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, *,
+                provenance: dict | None = None, recipe: dict | None = None) -> Path:
+    """Write an image, choosing the format from the suffix of `path`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file; parent folders are created. Supported suffixes and data:
+        ``.png`` uint8 or uint16 with 1, 3 or 4 channels; ``.jpg``/``.jpeg``
+        uint8 with 1 or 3 channels (quality 95); ``.bmp`` uint8 with 1 or 3
+        channels; ``.webp`` uint8 with 1, 3 or 4 channels, lossless (gray is
+        stored as RGB); ``.tif``/``.tiff`` any integer or float dtype and any
+        number of channels (deflate-compressed).
+    image : ndarray
+        (row, col) or (row, col, channel) array in RGB(A) order. bool is
+        written as uint8 0/255.
+    provenance : dict, optional
+        When given (even empty), also write the JSON sidecar
+        (:func:`write_sidecar`) with these keys.
+    recipe : dict, optional
+        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
+        sidecar under ``"recipe"``; given alone it also writes the sidecar.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If the suffix is unsupported or the format cannot hold this dtype or
+        channel count.
+    """
+    return _save(path, _as_image(image), WRITABLE_SUFFIXES, "an image", provenance, recipe)
+
+
+def write_mask(path: str | os.PathLike, mask: np.ndarray, *,
+               provenance: dict | None = None, recipe: dict | None = None) -> Path:
+    """Write a binary mask as a single-channel uint8 image with values 0 and 255.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output ``.png``, ``.tif`` or ``.tiff`` file; parent folders are created.
+    mask : ndarray, shape (row, col)
+        Any dtype; nonzero pixels (NaN excluded) are in the mask.
+    provenance : dict, optional
+        When given, also write the JSON sidecar (:func:`write_sidecar`).
+    recipe : dict, optional
+        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
+        sidecar under ``"recipe"``; given alone it also writes the sidecar.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If the suffix is not PNG/TIFF or `mask` is not two-dimensional.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[:, :, 0]
+    if mask.ndim != 2:
+        raise ValueError(f"a mask must be a (row, col) array, got shape {mask.shape}")
+    inside = mask != 0
+    if mask.dtype.kind in "fc":
+        # NaN compares unequal to 0 but marks missing data, not the object.
+        inside &= ~np.isnan(mask)
+    binary = inside.astype(np.uint8) * 255
+    return _save(path, _as_image(binary), (".png", ".tif", ".tiff"), "a mask", provenance, recipe)
+
+
+def _labels_dtype(labels: np.ndarray, suffix: str, path: Path) -> np.dtype:
+    """Return the smallest dtype that holds `labels` in the format of `suffix`."""
+    low, high = int(labels.min()), int(labels.max())
+    if low >= 0 and high <= np.iinfo(np.uint8).max:
+        return np.dtype(np.uint8)
+    if low >= 0 and high <= np.iinfo(np.uint16).max:
+        return np.dtype(np.uint16)
+    if suffix == ".png":
+        raise ValueError(
+            f"cannot write labels {low}..{high} to {path.name}: PNG holds 0..65535; use .tif"
+        )
+    for dtype in (np.uint32, np.int32, np.int64):
+        info = np.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return np.dtype(dtype)
+    raise ValueError(f"labels {low}..{high} do not fit a TIFF integer type")
+
+
+def write_labels(path: str | os.PathLike, labels: np.ndarray, *,
+                 provenance: dict | None = None, recipe: dict | None = None) -> Path:
+    """Write a label image keeping its class ids.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output ``.png``, ``.tif`` or ``.tiff`` file; parent folders are created.
+    labels : ndarray of int or bool, shape (row, col)
+        Class ids. They are stored in the smallest of uint8 / uint16 that holds
+        them; TIFF also takes negative ids or ids above 65535 (as uint32, int32
+        or int64).
+    provenance : dict, optional
+        When given, also write the JSON sidecar (:func:`write_sidecar`).
+    recipe : dict, optional
+        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
+        sidecar under ``"recipe"``; given alone it also writes the sidecar.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If the suffix is not PNG/TIFF, `labels` is not a 2-D integer array, or a
+        PNG cannot hold the ids.
+    """
+    path = Path(path)
+    suffix = _check_suffix(path, (".png", ".tif", ".tiff"), "labels")
+    labels = np.asarray(labels)
+    if labels.ndim == 3 and labels.shape[2] == 1:
+        labels = labels[:, :, 0]
+    if labels.ndim != 2 or labels.size == 0:
+        raise ValueError(f"labels must be a non-empty (row, col) array, got shape {labels.shape}")
+    if labels.dtype.kind not in "biu":
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    if labels.dtype == bool:
+        # Not through _as_image, which would turn True into 255 instead of label 1.
+        labels = labels.astype(np.uint8)
+    stored = labels.astype(_labels_dtype(labels, suffix, path), copy=False)
+    return _save(path, stored, (suffix,), "labels", provenance, recipe)
+
+
+def write_labels_color(path: str | os.PathLike, labels: np.ndarray, *,
+                       provenance: dict | None = None, recipe: dict | None = None) -> Path:
+    """Write labels as an RGBA picture using :func:`maskwork.core.colors.colorize_labels`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file, normally ``.png`` (``.webp`` and ``.tif`` also work);
+        parent folders are created.
+    labels : ndarray of int, shape (row, col)
+        Non-negative class ids; 0 becomes fully transparent.
+    provenance : dict, optional
+        When given, also write the JSON sidecar (:func:`write_sidecar`).
+    recipe : dict, optional
+        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
+        sidecar under ``"recipe"``; given alone it also writes the sidecar.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If the suffix cannot hold RGBA or the labels are not non-negative integers.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be a (row, col) array, got shape {labels.shape}")
+    return write_image(path, colorize_labels(labels), provenance=provenance, recipe=recipe)
+
+
+def write_cutout(path: str | os.PathLike, image: np.ndarray, mask: np.ndarray, *,
+                 provenance: dict | None = None, recipe: dict | None = None) -> Path:
+    """Write the masked part of an image as an RGBA picture.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file, normally ``.png`` (``.webp`` and ``.tif`` also work);
+        parent folders are created.
+    image : ndarray, shape (row, col) or (row, col, channel)
+        Gray (replicated to RGB), RGB, or RGBA (its alpha is replaced). Non-uint8
+        data is scaled to uint8 by :func:`maskwork.core.pixels.to_uint8_display`.
+    mask : ndarray, shape (row, col)
+        Nonzero where the object is: alpha 255 there, 0 elsewhere. The RGB of
+        transparent pixels is kept (not blacked out), so nothing is lost.
+    provenance : dict, optional
+        When given, also write the JSON sidecar (:func:`write_sidecar`).
+    recipe : dict, optional
+        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
+        sidecar under ``"recipe"``; given alone it also writes the sidecar.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If `mask` does not have the image's height and width, or the image has
+        2 or more than 4 channels.
+    """
+    image = _as_image(image)
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[:, :, 0]
+    if mask.shape != image.shape[:2]:
+        raise ValueError(
+            f"mask shape {mask.shape} does not match image size {image.shape[:2]}"
+        )
+    channels = _channels(image)
+    if channels not in (1, 3, 4):
+        raise ValueError(f"a cut-out needs a gray, RGB or RGBA image, got {channels} channels")
+    rgb = image if channels == 1 else image[:, :, :3]
+    rgb = to_uint8_display(rgb)
+    rgba = np.empty(image.shape[:2] + (4,), dtype=np.uint8)
+    rgba[:, :, :3] = rgb[:, :, None] if rgb.ndim == 2 else rgb
+    inside = mask != 0
+    if mask.dtype.kind in "fc":
+        inside &= ~np.isnan(mask)
+    rgba[:, :, 3] = inside * np.uint8(255)
+    return write_image(path, rgba, provenance=provenance, recipe=recipe)
+
+
+def output_suffix(kind: str, value: Any) -> str:
+    """The lossless file suffix that suits an operator output.
+
+    Parameters
+    ----------
+    kind : str
+        Output kind (``"mask"``, ``"labels"``, ``"probabilities"``, ``"image"`` or
+        ``"transform"``, see :data:`maskwork.operators.registry.OUTPUT_KINDS`).
+    value : object
+        The output itself.
+
+    Returns
+    -------
+    str
+        ``".png"`` for masks, labels within 0..65535 and uint8/uint16 images with 1, 3
+        or 4 channels; ``".tif"`` for probabilities and any other array; ``".json"`` for
+        transforms.
+    """
+    if kind == "transform":
+        return ".json"
+    if kind == "mask":
+        return ".png"
+    array = np.asarray(value)
+    if kind == "labels":
+        in_png_range = array.size > 0 and array.min() >= 0 and array.max() <= np.iinfo(np.uint16).max
+        return ".png" if in_png_range else ".tif"
+    if kind == "image" and array.dtype in (np.uint8, np.uint16, bool) and _channels(array) in (1, 3, 4):
+        return ".png"
+    return ".tif"
+
+
+def write_output(path: str | os.PathLike, kind: str, value: Any, *,
+                 provenance: dict | None = None, recipe: dict | None = None) -> Path:
+    """Write one operator output the way its kind asks.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file. Probabilities always go to ``.tif`` and transforms to ``.json``:
+        their suffix is replaced.
+    kind : str
+        ``"mask"`` (written 0/255 by :func:`write_mask`), ``"labels"`` (class ids kept,
+        :func:`write_labels`), ``"probabilities"`` (float32 TIFF), ``"image"``
+        (:func:`write_image`) or ``"transform"`` (JSON, :func:`transform_json`).
+    value : object
+        The output.
+    provenance, recipe : dict, optional
+        Sidecar contents, as for :func:`write_image`; a transform gets no sidecar (its
+        JSON is the record).
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind or data the chosen format cannot hold.
+    """
+    path = Path(path)
+    if kind == "mask":
+        return write_mask(path, value, provenance=provenance, recipe=recipe)
+    if kind == "labels":
+        return write_labels(path, value, provenance=provenance, recipe=recipe)
+    if kind == "probabilities":
+        return write_image(path.with_suffix(".tif"), np.asarray(value, np.float32),
+                           provenance=provenance, recipe=recipe)
+    if kind == "image":
+        return write_image(path, value, provenance=provenance, recipe=recipe)
+    if kind == "transform":
+        return write_json(path.with_suffix(".json"), transform_json(value))
+    raise ValueError(f"unknown output kind {kind!r}")

@@ -86,7 +86,30 @@ def _json_default(value: Any) -> Any:
 
 
 def sidecar_text(path: Path, provenance: dict, recipe: dict | None = None) -> str:
-    """Return the JSON text of the sidecar for `path` (raises before any writing)."""
+    """The JSON text of the sidecar of `path`, built before anything is written.
+
+    The writers call this first, so a provenance that cannot be stored fails the
+    export before the image file is replaced.
+
+    Parameters
+    ----------
+    path : Path
+        The exported file.
+    provenance, recipe : dict
+        As for :func:`write_sidecar`.
+
+    Returns
+    -------
+    str
+        Indented JSON ending in a newline.
+
+    Raises
+    ------
+    ValueError
+        If `provenance` sets one of the keys filled in here.
+    TypeError
+        If a value cannot be represented in JSON.
+    """
     clash = [key for key in _SIDECAR_RESERVED if key in provenance]
     if clash:
         raise ValueError(
@@ -117,9 +140,9 @@ def write_sidecar(path: str | os.PathLike, provenance: dict, *, recipe: dict | N
         ``"seeds"`` (see :func:`seed_summary`) and ``"inputs"`` (file names).
         Numpy scalars and arrays are converted to plain JSON values.
     recipe : dict, optional
-        The recipe that made the file (:meth:`maskwork.core.recipe.Recipe.embed`),
+        The recipe that made the file (:meth:`maskwork.pipeline.recipe.Recipe.embed`),
         stored under ``"recipe"``; ``maskwork batch`` and
-        :func:`maskwork.core.recipe.load` accept the sidecar as a recipe file.
+        :func:`maskwork.pipeline.recipe.load` accept the sidecar as a recipe file.
 
     Returns
     -------

@@ -165,9 +165,9 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *,
         written as uint8 0/255.
     provenance : dict, optional
         When given (even empty), also write the JSON sidecar
-        (:func:`write_sidecar`) with these keys.
+        (:func:`maskwork.core.io.sidecars.write_sidecar`) with these keys.
     recipe : dict, optional
-        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
+        A recipe (:meth:`maskwork.pipeline.recipe.Recipe.embed`) to store in the
         sidecar under ``"recipe"``; given alone it also writes the sidecar.
 
     Returns
@@ -194,11 +194,8 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray, *,
         Output ``.png``, ``.tif`` or ``.tiff`` file; parent folders are created.
     mask : ndarray, shape (row, col)
         Any dtype; nonzero pixels (NaN excluded) are in the mask.
-    provenance : dict, optional
-        When given, also write the JSON sidecar (:func:`write_sidecar`).
-    recipe : dict, optional
-        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
-        sidecar under ``"recipe"``; given alone it also writes the sidecar.
+    provenance, recipe : dict, optional
+        The sidecar's contents, as for :func:`write_image`.
 
     Returns
     -------
@@ -253,11 +250,8 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *,
         Class ids. They are stored in the smallest of uint8 / uint16 that holds
         them; TIFF also takes negative ids or ids above 65535 (as uint32, int32
         or int64).
-    provenance : dict, optional
-        When given, also write the JSON sidecar (:func:`write_sidecar`).
-    recipe : dict, optional
-        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
-        sidecar under ``"recipe"``; given alone it also writes the sidecar.
+    provenance, recipe : dict, optional
+        The sidecar's contents, as for :func:`write_image`.
 
     Returns
     -------
@@ -297,11 +291,8 @@ def write_labels_color(path: str | os.PathLike, labels: np.ndarray, *,
         parent folders are created.
     labels : ndarray of int, shape (row, col)
         Non-negative class ids; 0 becomes fully transparent.
-    provenance : dict, optional
-        When given, also write the JSON sidecar (:func:`write_sidecar`).
-    recipe : dict, optional
-        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
-        sidecar under ``"recipe"``; given alone it also writes the sidecar.
+    provenance, recipe : dict, optional
+        The sidecar's contents, as for :func:`write_image`.
 
     Returns
     -------
@@ -334,11 +325,8 @@ def write_cutout(path: str | os.PathLike, image: np.ndarray, mask: np.ndarray, *
     mask : ndarray, shape (row, col)
         Nonzero where the object is: alpha 255 there, 0 elsewhere. The RGB of
         transparent pixels is kept (not blacked out), so nothing is lost.
-    provenance : dict, optional
-        When given, also write the JSON sidecar (:func:`write_sidecar`).
-    recipe : dict, optional
-        A recipe (:meth:`maskwork.core.recipe.Recipe.embed`) to store in the
-        sidecar under ``"recipe"``; given alone it also writes the sidecar.
+    provenance, recipe : dict, optional
+        The sidecar's contents, as for :func:`write_image`.
 
     Returns
     -------

@@ -163,10 +163,9 @@ def _adaptive(image: np.ndarray, gray: np.ndarray, block: int, offset: float) ->
     """OpenCV's Gaussian adaptive threshold: pixel > Gaussian mean of the block - offset."""
     source = check_image(image)
     if source.dtype == np.uint8:
-        eight_bit = gray if gray.dtype == np.uint8 else np.clip(np.round(gray), 0, 255).astype(np.uint8)
         return (
             cv2.adaptiveThreshold(
-                np.ascontiguousarray(eight_bit), 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, offset
+                pixels.to_uint8_gray(source), 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, offset
             )
             > 0
         )

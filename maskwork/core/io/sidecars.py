@@ -105,10 +105,8 @@ def sidecar_text(path: Path, provenance: dict, recipe: dict | None = None) -> st
 
     Raises
     ------
-    ValueError
-        If `provenance` sets one of the keys filled in here.
-    TypeError
-        If a value cannot be represented in JSON.
+    ValueError, TypeError
+        As :func:`write_sidecar` does.
     """
     clash = [key for key in _SIDECAR_RESERVED if key in provenance]
     if clash:

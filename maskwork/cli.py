@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import NoReturn, Sequence
 
@@ -131,6 +130,7 @@ def _run(args) -> int:
     from maskwork.operators import get
     from maskwork.pipeline.inputs import single_channel
     from maskwork.pipeline.replay import recipe_from_run
+    from maskwork.pipeline.session import DONE, INPUT_ERROR, RunSession, collect_inputs
 
     spec = get(args.operator)
     params = _parse_params(args.param)
@@ -159,9 +159,12 @@ def _run(args) -> int:
         if name not in spec.inputs:
             raise InputError(f"{spec.id} does not take --{name}")
 
-    start = time.perf_counter()
-    result = spec.run(inputs, params)
-    seconds = time.perf_counter() - start
+    outcome = RunSession(spec, collect_inputs(spec, inputs), params).execute()
+    if outcome.status == INPUT_ERROR:
+        raise InputError(outcome.message)
+    if outcome.status != DONE:
+        raise outcome.error  # a bug: its own traceback says where
+    result, seconds = outcome.result, outcome.seconds
 
     provenance = {
         "operator": spec.id,

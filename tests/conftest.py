@@ -25,18 +25,13 @@ def no_thread_left_running():
     before = set(threading.enumerate())
     yield
     leaked = []
-    workers = sys.modules.get("maskwork.app.workers")
+    workers = sys.modules.get("maskwork.widgets.workers")
     if workers is not None:
-        for worker in workers.live_workers():
-            leaked.append(f"operator worker {worker.spec.id} ({worker.purpose})")
-            worker.cancel()
-            worker.wait(10_000)
-            workers._live.discard(worker)
-    jobs = sys.modules.get("maskwork.widgets.background")
-    if jobs is not None:
-        # Measurements finish on their own within moments; only one that hangs is a leak.
-        jobs.wait_for_jobs(10_000)
-        leaked += [f"background job {job!r}" for job in jobs.live_jobs()]
+        # An operator run still going is a leak; a measurement or a preparation finishes
+        # on its own within moments, and only one that hangs is.
+        leaked += [f"operator run {w.name}" for w in workers.live_workers() if w.session is not None]
+        workers.stop_all_workers(10_000)
+        leaked += [f"worker {worker.name}" for worker in workers.live_workers()]
     extra = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
     leaked += [f"thread {t.name}" for t in extra]
     if leaked:

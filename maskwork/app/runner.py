@@ -1,8 +1,12 @@
-"""Runs the chosen operator for previews and for Apply, one worker at a time.
+"""Runs the chosen operator for previews and for Apply, one run at a time.
 
-A new request cancels the stale run and disconnects it, so an old result can never reach
-the screen (the Orange3 habit). Previews draw into a transient layer that never enters
-the layer stack or history; Apply adds the results as one undoable step.
+The window's adapter over :mod:`maskwork.pipeline.session`: it picks the inputs from the
+document by the session's input policy, starts a :class:`~maskwork.pipeline.session.RunSession`
+in a :class:`~maskwork.widgets.workers.Worker`, draws the latest partial result into a
+transient preview layer that never enters the layer stack or history, and adds the
+layers of an Apply as one undoable step. A new request cancels the stale run; its late
+signals are recognised by their session and ignored, so an old result never reaches the
+screen (the Orange3 habit).
 """
 
 from __future__ import annotations
@@ -16,10 +20,19 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
-from maskwork.core.resize import resize_to
-from maskwork.operators import Cancelled, InputError, OperatorSpec, Result, RunContext
-from maskwork.app.workers import OperatorError, OperatorWorker
-from maskwork.widgets.background import BackgroundJob
+from maskwork.operators import Cancelled, InputError, OperatorSpec, RunContext
+from maskwork.pipeline.session import (
+    CANCELLED,
+    DONE,
+    INPUT_ERROR,
+    MEMORY,
+    PreviewData,
+    RunOutcome,
+    RunSession,
+    choose_sources,
+    collect_inputs,
+)
+from maskwork.widgets.workers import Worker, session_worker
 
 #: Quiet time after a parameter edit before the preview re-runs.
 PARAM_DEBOUNCE_MS = 150
@@ -30,12 +43,13 @@ SEED_DEBOUNCE_MS = 10
 #: select): enough to undo a long run of clicks and get each earlier mask back exactly.
 PREVIOUS_RESULTS_KEPT = 64
 
-#: Output kind -> kind of the layer that shows it.
-OUTPUT_LAYER_KIND = {"mask": LayerKind.MASK, "labels": LayerKind.LABELS, "image": LayerKind.IMAGE}
+#: The session's layer kinds as document layer kinds (a mask previews as a tint).
+LAYER_KIND = {"mask": LayerKind.MASK, "labels": LayerKind.LABELS, "image": LayerKind.IMAGE}
+PREVIEW_KIND = {"mask": LayerKind.PREVIEW, "labels": LayerKind.LABELS, "image": LayerKind.IMAGE}
 
 
 class OperatorRunner(QObject):
-    """Owns the current operator, its parameters, the preview layer and the worker.
+    """Owns the current operator, its parameters, the preview layer and the running session.
 
     Parameters
     ----------
@@ -45,13 +59,14 @@ class OperatorRunner(QObject):
     Signals
     -------
     busy_changed(bool)
-        A worker started or the last one ended.
+        A run started or the last one ended.
     progress(fraction, message)
-        Progress of the running worker.
+        Progress of the running session.
     preview_changed(layer)
         The transient preview layer to draw (None to hide it).
-    failed(OperatorError)
-        The run failed; the document is unchanged.
+    failed(RunOutcome)
+        The run failed (its ``message``, ``details`` and ``is_input_error``); the document
+        is unchanged.
     applied(list)
         Layers added by Apply.
     message(str)
@@ -59,7 +74,7 @@ class OperatorRunner(QObject):
     scores(dict)
         The scores of the latest preview or applied result (thresholds, energies...).
     partial_scores(dict)
-        The scores of each partial result (a registration's metric per iteration).
+        The scores of each partial result shown (a registration's metric per iteration).
     transform_ready(object)
         The transform of an applied registration (also kept as ``last_transform``).
     memory_warning(message, purpose)
@@ -88,7 +103,9 @@ class OperatorRunner(QObject):
         self.spec: OperatorSpec | None = None
         self.params: dict = {}
         self.auto_preview = False
-        self._worker: OperatorWorker | None = None
+        #: The running session (None when idle); its worker is :attr:`_worker`.
+        self.session: RunSession | None = None
+        self._worker: Worker | None = None
         self._preview: Layer | None = None
         self._preview_bounds = None
         self._applying = False
@@ -104,7 +121,7 @@ class OperatorRunner(QObject):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.preview)
-        self._prepare_job: BackgroundJob | None = None
+        self._prepare_worker: Worker | None = None
         self._prepare_cancel = threading.Event()
         # (operator, image, parameters) of the last preparation started.
         self._prepared_key: tuple | None = None
@@ -155,26 +172,26 @@ class OperatorRunner(QObject):
         if key == self._prepared_key:
             return False
         self._prepared_key = key
-        ctx = RunContext(cancel_event=self._prepare_cancel)
         image, title = base.data, spec.title
 
-        def run() -> str:
+        def run(worker: Worker) -> str:
             started = time.perf_counter()
-            spec.prepare({"image": image}, params, ctx)
+            spec.prepare({"image": image}, params, RunContext(cancel_event=worker.cancel_event))
             return f"{title}: ready for previews (prepared in {time.perf_counter() - started:.1f} s)"
 
-        job = BackgroundJob(run)
-        job.done.connect(lambda value, job=job: self._on_prepared(job, value))
-        self._prepare_job = job
-        job.start()
+        worker = Worker(run, cancel_event=self._prepare_cancel, name=f"{spec.id} preparation")
+        worker.returned.connect(lambda value: self._on_prepared(worker, value))
+        worker.errored.connect(lambda error: self._on_prepared(worker, error))
+        self._prepare_worker = worker
+        worker.start()
         return True
 
-    def _on_prepared(self, job: BackgroundJob, value) -> None:
-        if job is not self._prepare_job:
-            return  # superseded by a newer preparation
-        self._prepare_job = None
-        # Cancelled, or parameters not complete yet (no checkpoint chosen, a path half
-        # typed): the form and the next preview say what is missing.
+    def _on_prepared(self, worker: Worker, value) -> None:
+        if worker is not self._prepare_worker:
+            return  # superseded by a newer preparation, or cancelled
+        self._prepare_worker = None
+        # Parameters not complete yet (no checkpoint chosen, a path half typed): the form
+        # and the next preview say what is missing.
         if isinstance(value, (Cancelled, InputError)):
             return
         if isinstance(value, Exception):
@@ -196,8 +213,8 @@ class OperatorRunner(QObject):
 
     @property
     def busy(self) -> bool:
-        """Whether a worker is running."""
-        return self._worker is not None
+        """Whether a run is going."""
+        return self.session is not None
 
     @property
     def preview_layer(self) -> Layer | None:
@@ -206,9 +223,13 @@ class OperatorRunner(QObject):
 
     # -- inputs -----------------------------------------------------------------------
     def gather_inputs(self, spec: OperatorSpec, sources: dict | None = None) -> dict:
-        """Snapshot the inputs ``spec`` takes from the document.
+        """Snapshot the inputs ``spec`` takes from the document, by the session's policy.
 
-        Seed layers are copied: the person may keep drawing while the worker runs.
+        The selected layer feeds the input it fits; otherwise ``image`` is the bottom image,
+        ``image2`` the topmost other one, ``markers`` the topmost visible scribble layer and
+        ``mask`` the topmost mask or labels layer (see
+        :data:`maskwork.pipeline.session.INPUT_POLICY`). Seed layers are copied: the person
+        may keep drawing while the run goes on.
 
         Parameters
         ----------
@@ -225,41 +246,29 @@ class OperatorRunner(QObject):
             When a required input is missing (no image, no mask layer, ...).
         """
         doc = self.document
-        base = doc.base_image
-        if base is None:
+        if doc.base_image is None:
             raise InputError("open an image first")
-        sources = {} if sources is None else sources
-        inputs: dict = {}
-        for name in spec.inputs:
-            if name == spec.previous_result_input:
-                # Not a layer: the result for the same seeds without the newest click (a
-                # run without clicks refines nothing, or Apply would differ from its preview).
-                previous = self._previous_result(spec, base.data, doc.points[:-1], doc.rect) if doc.points else None
-                if previous is not None:
-                    inputs[name] = previous
-            elif name == "image":
-                inputs["image"], sources["image"] = base.data, base
-            elif name == "image2":
-                others = [layer for layer in doc.layers.of_kind(LayerKind.IMAGE) if layer is not base]
-                if others:
-                    inputs["image2"], sources["image2"] = others[-1].data, others[-1]
-            elif name == "markers":
-                markers = [layer for layer in doc.layers.of_kind(LayerKind.MARKERS) if layer.visible]
-                if markers and markers[-1].data.any():
-                    inputs["markers"], sources["markers"] = markers[-1].data.copy(), markers[-1]
-            elif name == "mask":
-                selected = doc.layers.selected
-                masks = doc.layers.of_kind(LayerKind.MASK, LayerKind.LABELS)
-                source = selected if selected in masks else (masks[-1] if masks else None)
-                if source is not None:
-                    inputs["mask"], sources["mask"] = source.data.copy(), source
-            elif name == "rect" and doc.rect is not None:
-                inputs["rect"] = doc.rect
-            elif name == "points" and doc.points:
-                inputs["points"] = list(doc.points)
-        missing = [name for name in spec.required_inputs if name not in inputs]
-        if missing:
-            raise InputError(f"{spec.title} needs {', '.join(missing)}: add it first")
+        layers = doc.layers
+        candidates = {
+            "image": list(reversed(layers.of_kind(LayerKind.IMAGE))),
+            "image2": list(reversed(layers.of_kind(LayerKind.IMAGE))),
+            "markers": [layer for layer in reversed(layers.of_kind(LayerKind.MARKERS)) if layer.visible],
+            "mask": list(reversed(layers.of_kind(LayerKind.MASK, LayerKind.LABELS))),
+        }
+        chosen = choose_sources(spec, candidates, layers.selected)
+        values = {name: layer.data for name, layer in chosen.items()}
+        values["rect"] = doc.rect
+        values["points"] = list(doc.points)
+        if spec.previous_result_input is not None:
+            # Not a layer: the result for the same seeds without the newest click (a run
+            # without clicks refines nothing, or Apply would differ from its preview).
+            chosen.pop(spec.previous_result_input, None)
+            values[spec.previous_result_input] = (
+                self._previous_result(spec, values["image"], doc.points[:-1], doc.rect) if doc.points else None
+            )
+        inputs = collect_inputs(spec, values)
+        if sources is not None:
+            sources.update({name: layer for name, layer in chosen.items() if name in inputs})
         return inputs
 
     # -- running ----------------------------------------------------------------------
@@ -283,108 +292,85 @@ class OperatorRunner(QObject):
         self._memory_declined = True
 
     def cancel(self) -> None:
-        """Stop the running worker and any preparation; their results are discarded."""
+        """Stop the running session and any preparation; their results are discarded."""
         self._timer.stop()
-        self._prepare_cancel.set()
+        if self._prepare_worker is not None:
+            self._prepare_worker.quit()
+        self._prepare_worker = None
         self._prepare_cancel, self._prepared_key = threading.Event(), None
-        if self._worker is not None:
-            self._detach(self._worker)
-            self._worker = None
+        if self.session is not None:
+            self._stop_session()
             self.busy_changed.emit(False)
             self.message.emit("Cancelled")
+
+    def _stop_session(self) -> None:
+        """Cancel the running session; its late signals no longer match and are ignored."""
+        self._worker.quit()
+        self.session = self._worker = None
 
     def _start(self, purpose: str) -> bool:
         if self.spec is None:
             return False
-        if self._worker is not None:
-            self._detach(self._worker)
-            self._worker = None
+        if self.session is not None:
+            self._stop_session()
         sources: dict = {}
         try:
             inputs = self.gather_inputs(self.spec, sources)
-            for name, value in self.params.items():
-                self.spec.param(name).coerce(value)
+            session = RunSession(self.spec, inputs, self.params, purpose, sources)
         except InputError as error:
             if purpose == "preview" and self.auto_preview:
                 self.message.emit(str(error))
             else:
-                self.failed.emit(OperatorError(str(error), "", True))
+                self.failed.emit(RunOutcome(INPUT_ERROR, message=str(error)))
             self.busy_changed.emit(False)
             return False
-        worker = OperatorWorker(self.spec, inputs, self.params, purpose, check_memory=not self._memory_confirmed)
-        worker.sources = sources
-        worker.progress.connect(self.progress)
-        worker.partial.connect(self._on_partial)
-        worker.returned.connect(self._on_returned)
-        worker.errored.connect(self._on_errored)
-        worker.cancelled.connect(self._on_cancelled)
-        self._worker = worker
+        worker = session_worker(session, check_memory=not self._memory_confirmed)
+        worker.progress.connect(lambda fraction, text: self._relay_progress(session, fraction, text))
+        worker.partial_ready.connect(lambda: self._on_partial_ready(session))
+        worker.returned.connect(lambda outcome: self._on_outcome(session, outcome))
+        self.session, self._worker = session, worker
         worker.start()
         self.busy_changed.emit(True)
         self.message.emit(f"{self.spec.title}: {'previewing' if purpose == 'preview' else 'applying'}...")
         return True
 
-    def _detach(self, worker: OperatorWorker) -> None:
-        """Cancel a worker and make sure none of its signals reaches us any more."""
-        worker.cancel()
-        for signal in (worker.progress, worker.partial, worker.returned, worker.errored, worker.cancelled):
-            signal.disconnect()
-        # Keep the Python object alive until its thread ends (deleting a running QThread aborts).
-        worker.finished.connect(worker.deleteLater)
-
-    def _finish(self, worker: OperatorWorker) -> None:
-        if worker is self._worker:
-            self._worker = None
-            worker.finished.connect(worker.deleteLater)
-            self.busy_changed.emit(False)
-
     # -- results ----------------------------------------------------------------------
-    def _current(self) -> OperatorWorker | None:
-        """The worker that sent this signal, if it is the current one.
+    def _relay_progress(self, session: RunSession, fraction: float, text: str) -> None:
+        if session is self.session:
+            self.progress.emit(fraction, text)
 
-        A queued signal of a stale or already deleted worker can still arrive; its sender
-        is then another worker or None, and it must not touch the preview or the state.
-        """
-        worker = self.sender()
-        return worker if worker is not None and worker is self._worker else None
+    def _on_partial_ready(self, session: RunSession) -> None:
+        preview = session.take_partial()
+        if session is self.session and preview is not None:
+            self._show_preview(preview)
+            if preview.result.scores:
+                self.partial_scores.emit(dict(preview.result.scores))
 
-    def _on_partial(self, result) -> None:
-        if self._current() is not None and isinstance(result, Result):
-            self._show_preview(result)
-            if result.scores:
-                self.partial_scores.emit(dict(result.scores))
-
-    def _on_returned(self, result: Result) -> None:
-        worker = self._current()
-        if worker is None:
-            return
-        self._finish(worker)
-        self._remember_result(worker.spec, worker.inputs, result)
-        self.scores.emit(dict(result.scores))
-        if worker.purpose == "preview":
-            self._show_preview(result)
-            self.message.emit(f"{worker.spec.title}: preview ready ({result.iterations} iterations)")
-        else:
-            self.last_inputs, self.last_sources = worker.inputs, worker.sources
-            self._commit(worker.spec, worker.params, result)
-
-    def _on_errored(self, error: OperatorError) -> None:
-        worker = self._current()
-        if worker is not None:
-            self._finish(worker)
-            if error.memory_shortage:
-                self.memory_warning.emit(error.message, worker.purpose)
-            elif error.is_input_error and worker.purpose == "preview" and self.auto_preview:
-                # While the person is still drawing, "not enough seeds yet" is no error.
-                self.message.emit(error.message)
+    def _on_outcome(self, session: RunSession, outcome: RunOutcome) -> None:
+        if session is not self.session:
+            return  # a stale run that finished before it saw its cancellation
+        self.session = self._worker = None
+        self.busy_changed.emit(False)
+        spec = session.spec
+        if outcome.status == DONE:
+            self._remember_result(spec, session.inputs, outcome.result)
+            self.scores.emit(dict(outcome.result.scores))
+            if session.purpose == "preview":
+                if outcome.preview is not None:
+                    self._show_preview(outcome.preview)
+                self.message.emit(f"{spec.title}: preview ready ({outcome.result.iterations} iterations)")
             else:
-                self.failed.emit(error)
-
-    def _on_cancelled(self) -> None:
-        worker = self._current()
-        if worker is not None:
-            self._finish(worker)
+                self.last_inputs, self.last_sources = session.inputs, session.sources
+                self._commit(session, outcome)
+        elif outcome.status == CANCELLED:
             self.message.emit("Cancelled")
+        elif outcome.status == MEMORY:
+            self.memory_warning.emit(outcome.message, session.purpose)
+        elif outcome.status == INPUT_ERROR and session.purpose == "preview" and self.auto_preview:
+            # While the person is still drawing, "not enough seeds yet" is no error.
+            self.message.emit(outcome.message)
+        else:
+            self.failed.emit(outcome)
 
     # -- results an operator refines -------------------------------------------------
     def _results_for(self, image) -> OrderedDict:
@@ -406,7 +392,7 @@ class OperatorRunner(QObject):
         bits, shape = stored
         return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
 
-    def _remember_result(self, spec: OperatorSpec, inputs: dict, result: Result) -> None:
+    def _remember_result(self, spec: OperatorSpec, inputs: dict, result) -> None:
         """Keep the main output of an operator that refines its previous result."""
         if spec.previous_result_input is None:
             return
@@ -420,30 +406,22 @@ class OperatorRunner(QObject):
         while len(results) > PREVIOUS_RESULTS_KEPT:
             results.popitem(last=False)
 
-    def _show_preview(self, result: Result) -> None:
-        kind, data = _preview_data(result)
-        if data is None:
-            return
-        bounds = result.bounds
-        base = self.document.base_image
-        if base is not None and data.shape[:2] != base.shape and data.ndim <= 3:
-            # A quick partial computed on a reduced copy (a CNN's first epochs) is shown
-            # stretched over the image until the full-size result arrives.
-            data, bounds = resize_to(data, base.shape, smooth=kind is LayerKind.IMAGE), None
-        preview = self._preview
+    def _show_preview(self, preview: PreviewData) -> None:
+        kind, data, bounds = PREVIEW_KIND[preview.kind], preview.data, preview.bounds
+        layer = self._preview
         if (
-            preview is not None
-            and preview.shape == data.shape[:2]
-            and preview.kind is kind
-            and preview.data.dtype == data.dtype
-            and preview.data.ndim == data.ndim
+            layer is not None
+            and layer.shape == data.shape[:2]
+            and layer.kind is kind
+            and layer.data.dtype == data.dtype
+            and layer.data.ndim == data.ndim
             and bounds is not None
             and bounds == self._preview_bounds
         ):
             # Same region as last time: update just that box (cheap on 12 MP photos).
-            preview.write(bounds, data[bounds])
-        elif preview is not None and preview.kind is kind and preview.data.ndim == data.ndim:
-            preview.data = data
+            layer.write(bounds, data[bounds])
+        elif layer is not None and layer.kind is kind and layer.data.ndim == data.ndim:
+            layer.data = data
         else:
             # Masks and labels preview as a tint over the photo; an image result (inpainting,
             # denoising, a warped moving image) is itself the thing to look at.
@@ -458,28 +436,28 @@ class OperatorRunner(QObject):
             self._preview_bounds = None
             self.preview_changed.emit(None)
 
-    def _commit(self, spec: OperatorSpec, params: dict, result: Result) -> None:
-        doc = self.document
+    def _commit(self, session: RunSession, outcome: RunOutcome) -> None:
+        doc, spec = self.document, session.spec
         added = []
+        transform = outcome.result.outputs.get("transform")
         self._applying = True
         try:
             with doc.history.group(spec.title):
-                transform = result.outputs.get("transform")
-                for output, value in result.outputs.items():
-                    for name, data, kind in _output_layers(spec, output, value, result.class_ids):
-                        metadata = {"operator": spec.id, "parameters": dict(params), "output": output}
-                        if transform is not None:
-                            # A warped image remembers how it was made, for export and re-use.
-                            metadata["transform"] = transform
-                        layer = Layer(
-                            data,
-                            kind,
-                            doc.layers.unique_name(name),
-                            opacity=0.6 if kind is not LayerKind.IMAGE else 1.0,
-                            metadata=metadata,
-                        )
-                        doc.add_layer(layer)
-                        added.append(layer)
+                for output in outcome.layers:
+                    metadata = {"operator": spec.id, "parameters": dict(session.params), "output": output.output}
+                    if output.transform is not None:
+                        # A warped image remembers how it was made, for export and re-use.
+                        metadata["transform"] = output.transform
+                    kind = LAYER_KIND[output.kind]
+                    layer = Layer(
+                        output.data,
+                        kind,
+                        doc.layers.unique_name(output.name),
+                        opacity=0.6 if kind is not LayerKind.IMAGE else 1.0,
+                        metadata=metadata,
+                    )
+                    doc.add_layer(layer)
+                    added.append(layer)
                 if spec.previous_result_input is not None:
                     # The clicks made this object; the next click starts the next one.
                     doc.clear_seeds()
@@ -491,37 +469,3 @@ class OperatorRunner(QObject):
             self.transform_ready.emit(transform)
         self.message.emit(f"{spec.title} applied: {', '.join(layer.name for layer in added)}")
         self.applied.emit(added)
-
-
-def _preview_data(result: Result) -> tuple[LayerKind, np.ndarray | None]:
-    """The layer kind and array that best preview a result."""
-    outputs = result.outputs
-    if "mask" in outputs:
-        mask = np.asarray(outputs["mask"])
-        # A bool mask is viewed, not copied, as uint8: 12 MP previews arrive every iteration.
-        return LayerKind.PREVIEW, mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)
-    if "labels" in outputs:
-        return LayerKind.LABELS, np.asarray(outputs["labels"])
-    if "image" in outputs:
-        return LayerKind.IMAGE, np.asarray(outputs["image"])
-    return LayerKind.PREVIEW, None
-
-
-def _output_layers(spec: OperatorSpec, output: str, value, class_ids: tuple[int, ...] | None = None):
-    """(name, data, kind) of the layers that hold one output of an Apply.
-
-    Probability planes are named by ``class_ids`` (the label value each plane scores),
-    else numbered from 1 like scribble classes.
-    """
-    if output in OUTPUT_LAYER_KIND:
-        data = np.asarray(value)
-        if output == "mask":
-            data = data.astype(np.uint8)
-        yield f"{spec.title} {output}", data, OUTPUT_LAYER_KIND[output]
-    elif output == "probabilities":
-        probabilities = np.asarray(value, np.float32)
-        count = probabilities.shape[2] if probabilities.ndim == 3 else 1
-        ids = class_ids if class_ids is not None and len(class_ids) == count else range(1, count + 1)
-        for index, class_id in enumerate(ids):
-            channel = probabilities[..., index] if probabilities.ndim == 3 else probabilities
-            yield f"{spec.title} P(class {class_id})", channel, LayerKind.IMAGE

@@ -17,8 +17,8 @@ from napari.utils.colormaps import DirectLabelColormap
 
 from maskwork.core.colors import label_colors
 from maskwork.operators.context import InputError, Result
-from maskwork.operators.registration.transform import warp_layer
 from maskwork.operators.registry import OperatorSpec
+from maskwork.pipeline.session import OutputLayer, result_layers
 
 #: The napari layer type each operator input is taken from.
 INPUT_LAYER_TYPES: dict[str, type[Layer]] = {
@@ -185,7 +185,7 @@ def label_colormap(data: np.ndarray) -> DirectLabelColormap | None:
 
 
 def result_layer_data(spec: OperatorSpec, result: Result, inputs: dict, placement: dict) -> list[LayerData]:
-    """napari layer data tuples for an operator's outputs, the main output last (on top).
+    """napari layer data tuples for an operator's outputs (see :func:`output_layer_data`).
 
     Parameters
     ----------
@@ -198,63 +198,35 @@ def result_layer_data(spec: OperatorSpec, result: Result, inputs: dict, placemen
         from ``markers``.
     placement : dict
         Keyword arguments that put the layers on the input image (``scale``, ``translate``).
+    """
+    return output_layer_data(spec, result_layers(spec, result, inputs), placement)
 
-    Notes
-    -----
-    mask -> Labels (0/1), labels -> Labels, probabilities -> one hidden Image per class,
-    image -> Image (RGB when it has 3 or 4 channels), transform -> the moving image warped
-    onto the fixed one unless the operator returned that image itself. The layers of a
-    registration keep its :class:`~maskwork.operators.registration.transform.Transform` in
+
+def output_layer_data(spec: OperatorSpec, layers: list[OutputLayer], placement: dict) -> list[LayerData]:
+    """napari layer data tuples for the session's output layers, the main output last (on top).
+
+    mask -> Labels (0/1), labels -> Labels, probability planes -> hidden Images, image ->
+    Image (RGB when it has 3 or 4 channels). The layers of a registration keep its
+    :class:`~maskwork.operators.registration.transform.Transform` in
     ``metadata[TRANSFORM_KEY]``.
     """
-    transform = result.outputs.get("transform")
-    by_kind: dict[str, list[LayerData]] = {}
-    for kind, value in result.outputs.items():
-        meta = {**placement, "name": f"{spec.title} {kind}", "metadata": {SOURCE_KEY: spec.id}}
-        if transform is not None:
-            meta["metadata"][TRANSFORM_KEY] = transform
-        if kind == "mask":
-            mask = (np.asarray(value) != 0).astype(np.uint8)
-            by_kind[kind] = [(mask, {**meta, "colormap": label_colormap(mask)}, "labels")]
-        elif kind == "labels":
-            labels = np.asarray(value)
-            by_kind[kind] = [(labels, {**meta, "colormap": label_colormap(labels)}, "labels")]
-        elif kind == "image":
-            by_kind[kind] = [image_layer_data(np.asarray(value), meta)]
-        elif kind == "probabilities":
-            by_kind[kind] = _probability_layer_data(spec, np.asarray(value), result.class_ids, inputs.get("markers"), meta)
-        elif kind == "transform" and "image" not in result.outputs:
-            warped = warp_layer(np.asarray(inputs["image2"]), value, "image")
-            by_kind[kind] = [image_layer_data(warped, {**meta, "name": f"{spec.title} image"})]
-    main = spec.outputs[0]
-    return [t for kind, items in by_kind.items() if kind != main for t in items] + by_kind.get(main, [])
+    tuples: list[tuple[bool, LayerData]] = []
+    for layer in layers:
+        metadata = {SOURCE_KEY: spec.id}
+        if layer.transform is not None:
+            metadata[TRANSFORM_KEY] = layer.transform
+        meta = {**placement, "name": layer.name, "metadata": metadata}
+        if layer.kind in ("mask", "labels"):
+            item = (layer.data, {**meta, "colormap": label_colormap(layer.data)}, "labels")
+        elif layer.output == "probabilities":
+            item = (layer.data, {**meta, "colormap": "magma", "contrast_limits": (0.0, 1.0), "visible": False}, "image")
+        else:
+            item = image_layer_data(layer.data, meta)
+        tuples.append((layer.output == spec.outputs[0], item))
+    return [item for main, item in tuples if not main] + [item for main, item in tuples if main]
 
 
 def image_layer_data(data: np.ndarray, meta: dict) -> LayerData:
     """An Image layer tuple, RGB(A) when the last axis holds 3 or 4 channels."""
     rgb = data.ndim == 3 and data.shape[2] in (3, 4)
     return data, {**meta, "rgb": rgb}, "image"
-
-
-def _probability_layer_data(spec: OperatorSpec, probabilities: np.ndarray, class_ids, markers,
-                            meta: dict) -> list[LayerData]:
-    """One hidden Image layer per class, named by the result's class ids, else by the
-    class ids the markers use."""
-    count = probabilities.shape[2]
-    ids = list(range(1, count + 1))
-    if class_ids is not None and len(class_ids) == count:
-        ids = [int(value) for value in class_ids]
-    elif markers is not None:
-        present = np.unique(np.asarray(markers))
-        present = present[present > 0]
-        if len(present) == count:
-            ids = [int(v) for v in present]
-    return [
-        (
-            probabilities[..., k],
-            {**meta, "name": f"{spec.title} probability of class {class_id}", "metadata": dict(meta["metadata"]),
-             "colormap": "magma", "contrast_limits": (0.0, 1.0), "visible": False},
-            "image",
-        )
-        for k, class_id in enumerate(ids)
-    ]

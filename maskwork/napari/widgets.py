@@ -4,16 +4,14 @@ Each operator gets a widget class, ``<CamelCaseId>Widget`` (``GrabcutWidget``,
 ``RegisterLandmarksWidget``, ...), made on first access so the manifest can name one class
 per operator without this module listing them. A widget has one layer chooser per input,
 one magicgui editor per parameter (tooltips from the docstring), Run and Cancel buttons,
-a progress bar and a status line. Runs happen in a napari thread worker; partial results
-show in a transient preview layer; results are added as layers placed on the input image.
+a progress bar and a status line. Each run is a :class:`~maskwork.pipeline.session.RunSession`
+in maskwork's worker (the window's): the latest partial result shows in a transient
+preview layer; results are added as layers placed on the input image.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
-import time
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import napari.viewer
@@ -33,15 +31,14 @@ from magicgui.widgets import (
     Widget,
 )
 from napari.layers import Image, Labels, Layer
-from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils.notifications import notification_manager, show_error, show_info
-from qtpy.QtCore import QObject, Signal
 
-from maskwork.core.resize import resize_to
 from maskwork.napari import convert
 from maskwork.napari.manifest import widget_class_name
-from maskwork.operators.context import Cancelled, InputError, Result, RunContext
-from maskwork.operators.registry import OperatorSpec, ParamSpec, all_operators, get
+from maskwork.operators.context import InputError
+from maskwork.operators.registry import ParamSpec, all_operators, get
+from maskwork.pipeline.session import CANCELLED, DONE, INPUT_ERROR, PreviewData, RunOutcome, RunSession, choose_sources, collect_inputs
+from maskwork.widgets.workers import Worker, session_worker
 
 #: What each input's layer chooser is called in the form.
 INPUT_LABELS = {
@@ -95,101 +92,6 @@ def param_value(param: ParamSpec, widget: Widget) -> Any:
     return widget.value
 
 
-# ----------------------------------------------------------------------------- running
-
-
-@dataclass
-class RunOutcome:
-    """How one run ended, as the worker hands it to the main thread.
-
-    Attributes
-    ----------
-    result : Result or None
-        The operator's result, when it produced one.
-    input_error : str
-        The :class:`InputError` message when the inputs were unusable.
-    crash : Exception or None
-        Any other exception the operator raised (a bug), traceback attached.
-    seconds : float
-        The operator's own compute time.
-    """
-
-    result: Result | None = None
-    input_error: str = ""
-    crash: Exception | None = None
-    seconds: float = 0.0
-
-
-def run_operator(spec: OperatorSpec, inputs: dict, params: dict, *, ctx: RunContext) -> RunOutcome | None:
-    """Run ``spec`` (in the worker thread); None when it was cancelled.
-
-    Every exception becomes part of the outcome rather than the worker's ``errored``
-    signal: napari 0.9.2 connects a handler to ``errored`` that itself raises a TypeError
-    (its task-status lambda takes one argument too few), and with PySide6 its workers never
-    relay errors to the notifications, so the widget reports them itself.
-    """
-    start = time.perf_counter()
-    try:
-        result = spec.run(inputs, params, ctx)
-    except Cancelled:
-        return None
-    except InputError as error:
-        return RunOutcome(input_error=str(error), seconds=time.perf_counter() - start)
-    except Exception as error:  # a bug in an operator must not take the viewer down
-        return RunOutcome(crash=error, seconds=time.perf_counter() - start)
-    return RunOutcome(result=result, seconds=time.perf_counter() - start)
-
-
-class OperatorWorker(FunctionWorker):
-    """napari's function worker for one operator run, cancelled through its RunContext.
-
-    ``quit()`` (the widget's Cancel button and the cancel button of napari's activity
-    dock) sets the context's cancel flag, so the operator stops at its next checkpoint
-    instead of running on unseen.
-    """
-
-    def __init__(self, func, *args, **kwargs) -> None:
-        super().__init__(func, *args, **kwargs)
-        self.run_context: RunContext = kwargs["ctx"]
-
-    def quit(self) -> None:
-        """Request cancellation: the operator raises Cancelled at its next checkpoint."""
-        self.run_context.cancel()
-        super().quit()
-
-
-class _RunRelay(QObject):
-    """Carries progress and partial results from the worker thread to the main thread.
-
-    Signals emitted from the worker thread reach slots of this main-thread object through
-    Qt's queued connections. Partial results are coalesced: a fast optimiser offers many
-    per second, the screen shows only the latest, and the event queue never fills with
-    stale full-size arrays.
-    """
-
-    progress = Signal(float, str)
-    partial_ready = Signal()
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-        self._pending = None
-
-    def offer_partial(self, partial) -> None:
-        """Keep ``partial`` as the latest; signal only if none was waiting (worker thread)."""
-        with self._lock:
-            was_empty = self._pending is None
-            self._pending = partial
-        if was_empty:
-            self.partial_ready.emit()
-
-    def take_partial(self):
-        """The latest partial result, or None (main thread)."""
-        with self._lock:
-            partial, self._pending = self._pending, None
-        return partial
-
-
 # ----------------------------------------------------------------------------- the widget
 
 
@@ -212,8 +114,8 @@ class OperatorWidget(Container):
         Input name -> the ComboBox choosing its layer.
     params : dict
         Parameter name -> its editor.
-    worker : OperatorWorker or None
-        The running worker, if any.
+    worker : Worker or None
+        The worker of the running session, if any.
     """
 
     operator_id: ClassVar[str] = ""
@@ -226,11 +128,10 @@ class OperatorWidget(Container):
         super().__init__(labels=False)
         self.viewer = viewer
         self.spec = get(self.operator_id)
-        self.worker: OperatorWorker | None = None
-        self._relay: _RunRelay | None = None
+        self.worker: Worker | None = None
+        self._session: RunSession | None = None
         self._preview: Layer | None = None
         self._placement: dict = {}
-        self._preview_shape: tuple[int, int] | None = None
         self._ending = ""
 
         summary = Label(value=self.spec.summary, name="summary")
@@ -291,22 +192,14 @@ class OperatorWidget(Container):
         return choices
 
     def _choose_default_layers(self) -> None:
-        """Pick the active layer where it fits, else an unused layer of the right type.
-
-        As in the maskwork window, ``image`` falls back on the bottom image (the one opened
-        first, a registration's fixed image) and every other input on the topmost layer.
-        """
-        active = self.viewer.layers.selection.active
-        used: set[int] = set()
-        for name, combo in self.inputs.items():
-            candidates = [layer for layer in self._candidates(name) if id(layer) not in used]
-            if name == "image":
-                candidates.reverse()
-            if active in candidates:
-                candidates.insert(0, active)
-            if candidates:
-                combo.value = candidates[0]
-                used.add(id(candidates[0]))
+        """Pick each input's layer by the session's input policy, as the maskwork window does:
+        the active layer feeds the input it fits, ``image`` is otherwise the bottom image
+        (the one opened first, a registration's fixed image) and every other input the
+        topmost layer of its type."""
+        candidates = {name: self._candidates(name) for name in self.inputs}
+        chosen = choose_sources(self.spec, candidates, self.viewer.layers.selection.active)
+        for name, layer in chosen.items():
+            self.inputs[name].value = layer
 
     def _on_layers_changed(self, event) -> None:
         self.reset_choices()
@@ -328,11 +221,10 @@ class OperatorWidget(Container):
         layer_events = self.viewer.layers.events
         for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
             event.disconnect(self._on_layers_changed)
-        worker, self.worker, self._relay = self.worker, None, None
+        worker, self.worker, self._session = self.worker, None, None
         if worker is not None:
-            # Its results have nowhere to go, and its handlers would touch deleted widgets.
-            for signal in (worker.returned, worker.finished):
-                signal.disconnect()
+            # Its results have nowhere to go; its handlers see it is no longer this
+            # widget's session and return.
             worker.quit()
 
     def gather_inputs(self) -> tuple[dict, dict]:
@@ -341,7 +233,8 @@ class OperatorWidget(Container):
         Returns
         -------
         inputs : dict
-            Input name -> value: images as the 2-D plane on screen, scribbles and masks
+            Input name -> value, as :func:`~maskwork.pipeline.session.collect_inputs` checks
+            and snapshots them: images as the 2-D plane on screen, scribbles and masks
             copied (painting may go on during the run), the box as ``(x, y, w, h)`` and
             points as ``(row, col, label)`` on the image's pixel grid.
         placement : dict
@@ -364,7 +257,7 @@ class OperatorWidget(Container):
             if layer is None:
                 continue
             plane = convert.current_plane(layer, point)
-            inputs[name] = plane != 0 if name == "mask" else (plane.copy() if name == "markers" else plane)
+            inputs[name] = plane != 0 if name == "mask" else plane
         shape = np.shape(inputs.get("image", inputs.get("mask", inputs.get("markers"))))[:2]
         if chosen.get("rect") is not None:
             inputs["rect"] = convert.rect_from_shapes(chosen["rect"], reference, shape)
@@ -377,7 +270,7 @@ class OperatorWidget(Container):
             else:
                 inputs["points"] = convert.prompt_points(chosen["points"], reference)
         placement = {"scale": tuple(reference.scale[-2:]), "translate": tuple(reference.translate[-2:])}
-        return inputs, placement
+        return collect_inputs(self.spec, inputs), placement
 
     def parameter_values(self) -> dict:
         """Parameter name -> value, checked against the declared types and ranges."""
@@ -386,47 +279,33 @@ class OperatorWidget(Container):
         }
 
     # -- running ----------------------------------------------------------------------
-    def run(self) -> OperatorWorker | None:
-        """Start the operator on the chosen layers in a thread worker.
+    def run(self) -> Worker | None:
+        """Start the operator on the chosen layers in maskwork's worker.
 
         Returns
         -------
-        OperatorWorker or None
-            The started worker (its ``finished`` signal ends the run), or None when a run
-            is already going or the inputs are unusable (a notification says why).
+        Worker or None
+            The started worker (:attr:`run_finished` says when the run has ended), or None
+            when a run is already going or the inputs are unusable (a notification says why).
         """
         if self.worker is not None:
             return None
         try:
             inputs, placement = self.gather_inputs()
-            params = self.parameter_values()
+            session = RunSession(self.spec, inputs, self.parameter_values(), "apply")
         except InputError as error:
             self._report_input_error(str(error))
             self.run_finished.emit("input error")
             return None
         self._placement = placement
-        # Partial results may come at a reduced size (a CNN's first epochs): they are
-        # stretched to the image so they land where the final result will.
-        self._preview_shape = np.shape(inputs["image"])[:2] if inputs.get("image") is not None else None
-        relay = _RunRelay()
-        relay.progress.connect(self._on_progress)
-        relay.partial_ready.connect(self._on_partial)
-        ctx = RunContext(on_progress=relay.progress.emit, on_partial=relay.offer_partial)
-        worker = create_worker(
-            run_operator,
-            self.spec,
-            inputs,
-            params,
-            ctx=ctx,
-            _worker_class=OperatorWorker,
-            _connect={"returned": functools.partial(self._on_returned, inputs), "finished": self._on_finished},
-            # run_operator returns exceptions as outcomes, so nothing is ever re-raised.
-            _ignore_errors=True,
-            _start_thread=False,
-        )
-        self._relay, self.worker = relay, worker
-        # How the run ended; the worker's returned handler refines it.
-        self._ending = "cancelled"
+        worker = session_worker(session)
+        worker.progress.connect(lambda fraction, text: self._on_progress(session, fraction, text))
+        worker.partial_ready.connect(lambda: self._on_partial_ready(session))
+        worker.returned.connect(lambda outcome: self._on_outcome(session, outcome))
+        worker.finished.connect(lambda: self._on_finished(session))
+        self._session, self.worker = session, worker
+        # How the run ended; the outcome refines it (a quit worker returns nothing).
+        self._ending = CANCELLED
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         self.progress_bar.value = 0
@@ -440,32 +319,26 @@ class OperatorWidget(Container):
             self.status.value = f"{self.spec.title}: cancelling..."
             self.worker.quit()
 
-    def _on_progress(self, fraction: float, message: str) -> None:
-        if self.worker is not None:
+    # Every handler returns at once unless its session is still this widget's: signals
+    # queued before the widget let go of a run (it was destroyed) may still arrive.
+    def _on_progress(self, session: RunSession, fraction: float, message: str) -> None:
+        if session is self._session:
             self.progress_bar.value = round(fraction * 100)
             if message:
                 self.status.value = message
 
-    def _on_partial(self) -> None:
-        partial = self._relay.take_partial() if self._relay is not None else None
-        if partial is None or self.worker is None:
-            return
-        outputs = partial.outputs if isinstance(partial, Result) else {self.spec.outputs[0]: partial}
-        kind = next((k for k in ("mask", "labels", "image") if k in outputs), None)
-        if kind is not None:
-            self._show_preview(np.asarray(outputs[kind]), kind)
+    def _on_partial_ready(self, session: RunSession) -> None:
+        preview = session.take_partial()
+        if session is self._session and preview is not None:
+            self._show_preview(preview)
 
-    def _show_preview(self, data: np.ndarray, kind: str) -> None:
+    def _show_preview(self, preview: PreviewData) -> None:
         """Draw a partial result into the transient preview layer (made or reused)."""
-        layer_type = Image if kind == "image" else Labels
-        if kind == "mask":
-            data = (data != 0).astype(np.uint8)
-        shape = self._preview_shape
-        if shape is not None and data.ndim in (2, 3):
-            data = resize_to(data, shape, smooth=kind == "image")
-        preview = self._preview
-        if preview is not None and isinstance(preview, layer_type) and preview.data.shape == data.shape:
-            preview.data = data
+        layer_type = Image if preview.kind == "image" else Labels
+        data = preview.data
+        layer = self._preview
+        if layer is not None and isinstance(layer, layer_type) and layer.data.shape == data.shape:
+            layer.data = data
             return
         self._remove_preview()
         meta = {"name": f"{self.spec.title} preview", "opacity": 0.6, "metadata": {convert.PREVIEW_KEY: True},
@@ -480,26 +353,25 @@ class OperatorWidget(Container):
             self.viewer.layers.remove(self._preview)
         self._preview = None
 
-    # The worker's handlers return at once when the widget has let go of its worker (it was
-    # destroyed): signals queued before the disconnection may still arrive.
-    def _on_returned(self, inputs: dict, outcome: RunOutcome | None) -> None:
-        if self.worker is None or outcome is None:  # outcome None: cancelled by the operator
+    def _on_outcome(self, session: RunSession, outcome: RunOutcome) -> None:
+        if session is not self._session:
             return
-        if outcome.input_error:
-            self._ending = "input error"
-            self._report_input_error(outcome.input_error)
+        self._ending = outcome.status
+        if outcome.status == CANCELLED:
+            return  # _on_finished says so
+        if outcome.status == INPUT_ERROR:
+            self._report_input_error(outcome.message)
             return
-        if outcome.crash is not None:
-            self._ending = "failed"
+        if outcome.status != DONE:  # a failure: an operator bug or a faulty result
             self.progress_bar.value = 0
-            self.status.value = f"{self.spec.title} failed: {outcome.crash}"
+            self.status.value = f"{self.spec.title} failed: {outcome.message}"
             # An error notification whose details hold the traceback.
-            notification_manager.receive_error(type(outcome.crash), outcome.crash, outcome.crash.__traceback__)
+            error = outcome.error
+            notification_manager.receive_error(type(error), error, error.__traceback__)
             return
-        self._ending = "done"
         self._remove_preview()
-        for data, meta, layer_type in convert.result_layer_data(self.spec, outcome.result, inputs, self._placement):
-            self.viewer.add_layer(Layer.create(data, meta, layer_type))
+        for layer_data in convert.output_layer_data(self.spec, outcome.layers, self._placement):
+            self.viewer.add_layer(Layer.create(*layer_data))
         self.progress_bar.value = 100
         text = f"{self.spec.title}: done in {outcome.seconds:.2f} s"
         if outcome.result.iterations:
@@ -508,19 +380,19 @@ class OperatorWidget(Container):
                            if isinstance(value, (int, float)))
         self.status.value = f"{text}; {scores}" if scores else text
 
-    def _on_finished(self) -> None:
-        if self.worker is None:
+    def _on_finished(self, session: RunSession) -> None:
+        if session is not self._session:
             return
-        ending = "cancelled" if self.worker.run_context.cancelled else self._ending
+        ending = CANCELLED if session.cancelled else self._ending
         self._remove_preview()
-        self.worker = self._relay = None
+        self.worker = self._session = None
         self.run_button.enabled = True
         self.cancel_button.enabled = False
-        if ending == "cancelled":
+        if ending == CANCELLED:
             self.progress_bar.value = 0
             self.status.value = f"{self.spec.title}: cancelled"
             show_info(f"{self.spec.title} cancelled; nothing was added")
-        self.run_finished.emit(ending)
+        self.run_finished.emit("failed" if ending not in (DONE, CANCELLED, INPUT_ERROR) else ending)
 
     def _report_input_error(self, message: str) -> None:
         self.progress_bar.value = 0

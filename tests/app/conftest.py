@@ -44,6 +44,6 @@ def window(qtbot, monkeypatch):
     qtbot.waitExposed(win)
     yield win
     win.runner.cancel()
-    from maskwork.app.workers import stop_all_workers
+    from maskwork.widgets.workers import stop_all_workers
 
     stop_all_workers()

@@ -90,7 +90,7 @@ def test_a_new_preview_request_cancels_the_stale_run(window, photo, qtbot):
     window.choose_operator(get("grabcut"))
     window.runner.set_params({"iterations": 30, "coarse_megapixels": 0.0})
     window.runner.preview()
-    stale_cancel = window.runner._worker._cancel_event
+    stale_cancel = window.runner.session.cancel_event
     window.runner.set_params({"iterations": 2, "coarse_megapixels": 0.0})
     with qtbot.waitSignal(window.runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=20_000):
         window.runner.preview()

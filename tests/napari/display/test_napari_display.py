@@ -269,7 +269,7 @@ def test_closing_the_viewer_cancels_a_running_operator(qtbot):
 
     viewer.close()
 
-    assert worker.run_context.cancelled and widget.worker is None
+    assert worker.cancelled and widget.worker is None
     assert QThreadPool.globalInstance().waitForDone(RUN_TIMEOUT_MS)
 
 
@@ -314,8 +314,7 @@ def test_random_walker_adds_labels_on_top_of_hidden_class_probabilities(empty_vi
     widget = dock(empty_viewer, "random_walker")
     assert run_and_wait(qtbot, widget) == "done"
     names = [layer.name for layer in empty_viewer.layers]
-    assert names[2:] == ["Random walker probability of class 2", "Random walker probability of class 5",
-                         "Random walker labels"]
+    assert names[2:] == ["Random walker P(class 2)", "Random walker P(class 5)", "Random walker labels"]
     assert not empty_viewer.layers[2].visible and empty_viewer.layers[-1].visible
     assert set(np.unique(empty_viewer.layers[-1].data)) == {2, 5}
 
@@ -389,21 +388,21 @@ def test_window_action_sends_the_document_and_reuses_the_open_viewer(qapp, qtbot
     mask[50:100, 60:120] = 1
     window.document.add_layer(Layer(mask, LayerKind.MASK, "coin mask"))
 
-    window.action_open_in_napari.trigger()
-    viewer = window._napari_viewer
+    window.napari_bridge.action_open_in_napari.trigger()
+    viewer = window.napari_bridge.viewer
     try:
         viewer.window._qt_window.show()
         assert [layer.name for layer in viewer.layers] == ["coins.png", "coin mask"]
         np.testing.assert_array_equal(viewer.layers["coin mask"].data, mask)
-        window.action_open_in_napari.trigger()
-        assert window._napari_viewer is viewer and len(viewer.layers) == 4
+        window.napari_bridge.action_open_in_napari.trigger()
+        assert window.napari_bridge.viewer is viewer and len(viewer.layers) == 4
     finally:
         viewer.close()
-    window.action_open_in_napari.trigger()
+    window.napari_bridge.action_open_in_napari.trigger()
     try:
-        assert window._napari_viewer is not viewer and len(window._napari_viewer.layers) == 2
+        assert window.napari_bridge.viewer is not viewer and len(window.napari_bridge.viewer.layers) == 2
     finally:
-        window._napari_viewer.close()
+        window.napari_bridge.viewer.close()
         window.document.history.mark_saved()
         window.close()
 

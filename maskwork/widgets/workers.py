@@ -1,0 +1,158 @@
+"""Work off the UI thread, one mechanism for all of it: operator runs, an operator's
+preparation, measurements, model information, file I/O and downloads.
+
+A :class:`Worker` is a superqt thread worker (a QRunnable on Qt's thread pool whose
+signals live on a QObject of the main thread, so every slot runs there). It adds what
+maskwork needs on top: a cancel event the computation can check (an operator's
+:class:`~maskwork.operators.context.RunContext` uses it), progress and "partial result
+waiting" signals, and a record of every worker still running so that quitting, and each
+test, can make sure none is left behind. superqt imports Qt through qtpy, so the napari
+plugin (under whichever binding napari runs) and the window share this module.
+
+Workers never touch widgets or layers: they compute, and the main thread applies.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from qtpy.QtCore import QObject, QThreadPool, Signal
+from superqt.utils import WorkerBase
+
+from maskwork.pipeline.session import RunOutcome, RunSession
+
+#: Threads of Qt's pool at least. A cancelled run holds its thread until its next
+#: checkpoint (a GrabCut iteration on 12 MP takes about a second); with the pool sized to
+#: the cores of a small laptop, the fresh preview would wait behind it.
+MIN_POOL_THREADS = 8
+
+_live: set["Worker"] = set()
+_live_lock = threading.Lock()
+
+
+def live_workers() -> list["Worker"]:
+    """Workers started whose computation has not returned yet."""
+    with _live_lock:
+        return list(_live)
+
+
+def stop_all_workers(timeout_ms: int = 5000) -> bool:
+    """Cancel every live worker and wait for them (at quit, and after each test).
+
+    Returns whether all of them finished within ``timeout_ms``.
+    """
+    for worker in live_workers():
+        worker.quit()
+    return QThreadPool.globalInstance().waitForDone(timeout_ms)
+
+
+class WorkerSignals(QObject):
+    """superqt's worker signals plus ``progress`` and ``partial_ready``."""
+
+    started = Signal()
+    finished = Signal()
+    _finished = Signal(object)  # superqt: drops the worker from its own set
+    returned = Signal(object)
+    errored = Signal(object)
+    warned = Signal(tuple)
+    progress = Signal(float, str)
+    partial_ready = Signal()
+
+
+class Worker(WorkerBase):
+    """Calls ``compute(worker)`` in a pool thread; ``returned`` brings its value back.
+
+    Parameters
+    ----------
+    compute : callable
+        Takes the worker (for :attr:`cancel_event` and the ``progress`` and
+        ``partial_ready`` signals) and returns the value ``returned`` carries. An exception
+        arrives through ``errored``.
+    cancel_event : threading.Event, optional
+        Set by :meth:`quit`; ``compute`` checks it (a RunContext made with it raises
+        Cancelled at the operator's next checkpoint). A fresh one by default.
+    name : str
+        Says what the worker does, in the report of a worker left running.
+
+    Attributes
+    ----------
+    session : RunSession or None
+        The operator run it executes (see :func:`session_worker`).
+    """
+
+    def __init__(self, compute: Callable[["Worker"], Any], *, cancel_event: threading.Event | None = None,
+                 name: str = "") -> None:
+        super().__init__(SignalsClass=WorkerSignals)
+        self._compute = compute
+        self.cancel_event = cancel_event or threading.Event()
+        self.name = name or getattr(compute, "__qualname__", "worker")
+        self.session: RunSession | None = None
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.name}>"
+
+    def work(self) -> Any:  # noqa: D102 (runs in the pool thread)
+        try:
+            return self._compute(self)
+        finally:
+            with _live_lock:
+                _live.discard(self)
+
+    def quit(self) -> None:
+        """Ask the computation to stop; ``returned`` is not emitted after this."""
+        self.cancel_event.set()
+        super().quit()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`quit` was called."""
+        return self.cancel_event.is_set()
+
+    def start(self) -> None:
+        """Queue the work on Qt's thread pool."""
+        pool = QThreadPool.globalInstance()
+        if pool.maxThreadCount() < MIN_POOL_THREADS:
+            pool.setMaxThreadCount(MIN_POOL_THREADS)
+        with _live_lock:
+            _live.add(self)
+        super().start()
+
+
+def start_worker(compute: Callable[["Worker"], Any], *, returned: Callable | None = None,
+                 errored: Callable | None = None, finished: Callable | None = None,
+                 cancel_event: threading.Event | None = None, name: str = "") -> Worker:
+    """Start a :class:`Worker` with its slots connected.
+
+    An exception of ``compute`` reaches ``errored``; without an ``errored`` slot it reaches
+    ``returned`` as the value, so a widget that shows "what came back" shows the error too.
+    """
+    worker = Worker(compute, cancel_event=cancel_event, name=name)
+    if returned is not None:
+        worker.returned.connect(returned)
+    if errored is not None:
+        worker.errored.connect(errored)
+    elif returned is not None:
+        worker.errored.connect(returned)
+    if finished is not None:
+        worker.finished.connect(finished)
+    worker.start()
+    return worker
+
+
+def session_worker(session: RunSession, *, check_memory: bool = False) -> Worker:
+    """A worker (not started) that executes ``session``; ``returned`` brings its
+    :class:`~maskwork.pipeline.session.RunOutcome`.
+
+    Its ``progress`` signal relays the operator's progress and ``partial_ready`` says a new
+    partial result waits in :meth:`RunSession.take_partial` (signalled once per empty slot,
+    so a fast optimiser never floods the main thread). :meth:`Worker.quit` cancels the
+    session.
+    """
+
+    def execute(worker: Worker) -> RunOutcome:
+        return session.execute(worker.progress.emit, worker.partial_ready.emit, check_memory=check_memory)
+
+    worker = Worker(execute, cancel_event=session.cancel_event, name=f"{session.spec.id} ({session.purpose})")
+    worker.session = session
+    return worker

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn, Sequence
 
@@ -129,8 +130,7 @@ def _run(args) -> int:
     from maskwork.core import io
     from maskwork.operators import get
     from maskwork.pipeline.inputs import single_channel
-    from maskwork.pipeline.replay import recipe_from_run
-    from maskwork.pipeline.session import DONE, INPUT_ERROR, RunSession, collect_inputs
+    from maskwork.pipeline.session import RunSession, collect_inputs
 
     spec = get(args.operator)
     params = _parse_params(args.param)
@@ -159,12 +159,10 @@ def _run(args) -> int:
         if name not in spec.inputs:
             raise InputError(f"{spec.id} does not take --{name}")
 
-    outcome = RunSession(spec, collect_inputs(spec, inputs), params).execute()
-    if outcome.status == INPUT_ERROR:
-        raise InputError(outcome.message)
-    if outcome.status != DONE:
-        raise outcome.error  # a bug: its own traceback says where
-    result, seconds = outcome.result, outcome.seconds
+    session = RunSession(spec, collect_inputs(spec, inputs), params)
+    start = time.perf_counter()
+    result = session.run()
+    seconds = time.perf_counter() - start
 
     provenance = {
         "operator": spec.id,
@@ -173,7 +171,7 @@ def _run(args) -> int:
         "seeds": io.seed_summary(inputs.get("markers"), inputs.get("rect"), inputs.get("points")),
     }
     files = {name: getattr(args, name) for name in ("image2", "markers", "mask") if getattr(args, name)}
-    recipe = recipe_from_run(spec.id, params, inputs, files)
+    recipe = session.recipe(files)
     output = Path(args.output)
     written = write_outputs(result, output, provenance, recipe.to_json(output.resolve().parent))
     if args.json:

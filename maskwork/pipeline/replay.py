@@ -2,7 +2,8 @@
 
 :func:`replay` (and :func:`replay_with_scores`) is the one place a recipe runs: the
 window's exported scripts (:mod:`maskwork.pipeline.script`) and ``maskwork batch``
-(:mod:`maskwork.pipeline.batch`) both go through it.
+(:mod:`maskwork.pipeline.batch`) both go through it. Each step is a
+:class:`~maskwork.pipeline.session.RunSession`, so its result is checked as in the window.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from maskwork.pipeline.inputs import (
     RectInput,
 )
 from maskwork.pipeline.recipe import Recipe
+from maskwork.pipeline.session import RunSession
 
 
 def _step_context(ctx: RunContext | None, number: int, count: int, title: str) -> RunContext | None:
@@ -79,7 +81,8 @@ def replay_with_scores(recipe: Recipe, image: np.ndarray, ctx: RunContext | None
             for name, source in step.inputs.items():
                 if name != "image":
                     inputs[name] = source.resolve(name, reference, layers)
-            result = spec.run(inputs, step.parameters, _step_context(ctx, number, len(recipe.steps), spec.title))
+            session = RunSession(spec, inputs, step.parameters)
+            result = session.run(_step_context(ctx, number, len(recipe.steps), spec.title))
         except InputError as error:
             raise type(error)(f"step {number} ({step.operator}): {error}") from None
         for kind, name in step.outputs.items():

@@ -18,7 +18,8 @@ what used to be written once per front-end:
   queues up on the main thread;
 * **results to named layers** (:func:`result_layers`), computed in the worker thread so
   the main thread only inserts them;
-* **the recipe step** (:meth:`RunSession.recipe`) of a run made from files.
+* **the recipe step** (:meth:`RunSession.recipe`) of a run made from files; a recipe's
+  own steps run as sessions too (:mod:`maskwork.pipeline.replay`).
 
 Nothing here imports Qt: front-ends adapt these pieces to their widgets and workers.
 """
@@ -418,6 +419,23 @@ class RunSession:
         return latest
 
     # -- the run (worker thread) ------------------------------------------------------
+    def run(self, ctx: RunContext | None = None) -> Result:
+        """Run the operator and check its result, letting exceptions through.
+
+        For callers that report errors themselves (the command line, a recipe's steps);
+        a front-end with a worker calls :meth:`execute`.
+
+        Raises
+        ------
+        InputError
+            The inputs or parameters are unusable.
+        Cancelled
+            ``ctx`` was cancelled.
+        FaultyResult
+            The result does not match the operator's declaration.
+        """
+        return check_result(self.spec, self.spec.run(self.inputs, self.params, ctx), self.inputs)
+
     def execute(
         self,
         on_progress: Callable[[float, str], None] | None = None,
@@ -455,7 +473,7 @@ class RunSession:
             shortage = self._memory_shortage() if check_memory else None
             if shortage:
                 return RunOutcome(MEMORY, message=shortage)
-            result = check_result(self.spec, self.spec.run(self.inputs, self.params, ctx), self.inputs)
+            result = self.run(ctx)
             ctx.check()
             if self.purpose == "preview":
                 outcome = RunOutcome(DONE, result, preview=preview_of(result, self.spec, self._shape))
@@ -486,3 +504,15 @@ class RunSession:
         """Every parameter's value, defaults filled in and strings converted."""
         spec = self.spec
         return {**spec.defaults(), **{name: spec.param(name).coerce(value) for name, value in self.params.items()}}
+
+    def recipe(self, paths: dict | None = None):
+        """The one-step :class:`~maskwork.pipeline.recipe.Recipe` of this run.
+
+        Parameters
+        ----------
+        paths : dict, optional
+            Input name -> the file an array input was read from, which the recipe refers to.
+        """
+        from maskwork.pipeline.replay import recipe_from_run  # replay runs its steps through sessions
+
+        return recipe_from_run(self.spec.id, self.params, self.inputs, paths)

@@ -1,0 +1,201 @@
+"""The run session every front-end shares: input policy, result checks, partials, layers."""
+
+import dataclasses
+import threading
+
+import numpy as np
+import pytest
+from skimage import data, filters
+
+from maskwork.operators import get
+from maskwork.operators.context import InputError, Result
+from maskwork.operators.registration.transform import Transform
+from maskwork.pipeline.session import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    INPUT_ERROR,
+    FaultyResult,
+    RunSession,
+    check_result,
+    choose_sources,
+    collect_inputs,
+    preview_of,
+    result_layers,
+)
+
+
+class Named:
+    """A stand-in for a front-end's layer object."""
+
+    def __init__(self, name):
+        self.name = name
+
+
+def _with_func(op_id, func):
+    return dataclasses.replace(get(op_id), func=func)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def test_the_bottom_image_is_the_image_and_the_topmost_other_the_moving_one():
+    fixed, result, moving = Named("fixed"), Named("result"), Named("moving")
+    images_topmost_first = [moving, result, fixed]
+    chosen = choose_sources(get("register_intensity"), {"image": images_topmost_first, "image2": images_topmost_first})
+    assert chosen == {"image": fixed, "image2": moving}
+
+
+def test_the_selected_layer_feeds_the_input_it_fits_and_no_layer_feeds_two():
+    photo, scribbles, old, new = Named("photo"), Named("scribbles"), Named("old mask"), Named("new mask")
+    candidates = {"image": [photo], "markers": [scribbles], "mask": [new, old]}
+    spec = dataclasses.replace(get("grabcut"), inputs=("image", "markers", "mask"))
+    assert choose_sources(spec, candidates)["mask"] is new
+    assert choose_sources(spec, candidates, selected=old)["mask"] is old
+    # One image only: register_intensity's image2 stays empty rather than reusing it.
+    assert choose_sources(get("register_intensity"), {"image": [photo], "image2": [photo]}) == {"image": photo}
+
+
+def test_inputs_are_snapshots_and_empty_seeds_count_as_none():
+    image = data.camera()
+    markers = np.zeros(image.shape, np.uint8)
+    markers[10:20, 10:20] = 1
+    inputs = collect_inputs(get("random_walker"), {"image": image, "markers": markers, "points": []})
+    markers[:] = 2  # the person keeps drawing
+    assert inputs["markers"].max() == 1 and "points" not in inputs
+    empty = collect_inputs(get("random_walker"), {"image": image, "markers": np.zeros_like(markers)})
+    assert "markers" not in empty
+    with pytest.raises(InputError, match="Threshold needs image: add it first"):
+        collect_inputs(get("threshold"), {})
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@pytest.mark.parametrize(
+    "result, match",
+    [
+        (np.zeros((8, 8), bool), "not a Result"),
+        (Result({"labels": np.zeros((8, 8), np.int32)}), "undeclared"),
+        (Result({}), "no mask"),
+        (Result({"mask": np.zeros((4, 8), bool)}), "mask of 8x4 for an image of 8x8"),
+        (Result({"mask": np.zeros((8, 8, 2), bool)}), "3 dimensions"),
+    ],
+)
+def test_a_result_that_breaks_the_declaration_is_refused(result, match):
+    with pytest.raises(FaultyResult, match=match):
+        check_result(get("threshold"), result, {"image": np.zeros((8, 8), np.uint8)})
+
+
+def test_non_finite_probabilities_are_refused():
+    spec = get("random_walker")
+    probabilities = np.full((8, 8, 2), 0.5, np.float32)
+    probabilities[0, 0, 0] = np.nan
+    with pytest.raises(FaultyResult, match="non-finite"):
+        check_result(spec, Result({"labels": np.ones((8, 8), np.int32), "probabilities": probabilities}),
+                     {"image": np.zeros((8, 8))})
+
+
+def test_probability_planes_are_named_by_class_ids_else_by_the_scribbles():
+    spec = get("random_walker")
+    labels = np.ones((8, 8), np.int32)
+    planes = np.full((8, 8, 2), 0.5, np.float32)
+    markers = np.zeros((8, 8), np.uint8)
+    markers[0, 0], markers[7, 7] = 2, 5
+    by_markers = result_layers(spec, Result({"labels": labels, "probabilities": planes}), {"markers": markers})
+    assert [layer.name for layer in by_markers] == ["Random walker labels", "Random walker P(class 2)",
+                                                    "Random walker P(class 5)"]
+    by_ids = result_layers(spec, Result({"labels": labels, "probabilities": planes}, class_ids=(0, 1)), {})
+    assert [layer.class_id for layer in by_ids[1:]] == [0, 1]
+    assert all(layer.kind == "image" and layer.output == "probabilities" for layer in by_ids[1:])
+
+
+def test_a_transform_alone_adds_the_warped_moving_image():
+    moving = np.zeros((20, 30), np.uint8)
+    moving[5, 7] = 255
+    matrix = np.array([[1.0, 0, 3], [0, 1, 2], [0, 0, 1]])
+    transform = Transform("translation", matrix, (20, 30), (20, 30))
+    spec = dataclasses.replace(get("register_landmarks"), outputs=("transform",))
+    (layer,) = result_layers(spec, Result({"transform": transform}), {"image2": moving})
+    assert layer.name.endswith(" image") and layer.data[7, 10] == 255 and layer.transform is transform
+
+
+def test_a_bool_mask_previews_without_a_copy_and_a_reduced_partial_is_stretched():
+    mask = np.zeros((40, 60), bool)
+    mask[10:30, 20:40] = True
+    preview = preview_of(mask, get("threshold"), (40, 60))
+    assert preview.kind == "mask" and preview.data.dtype == np.uint8 and np.shares_memory(preview.data, mask)
+    reduced = preview_of(Result({"mask": mask[::2, ::2]}), get("threshold"), (40, 60))
+    assert reduced.data.shape == (40, 60) and reduced.bounds is None
+    assert (reduced.data == mask).mean() > 0.97
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def test_a_session_runs_the_operator_and_makes_its_layers():
+    coins = data.coins()
+    session = RunSession(get("threshold"), {"image": coins}, {"method": "otsu"})
+    outcome = session.execute()
+    assert outcome.status == DONE and outcome.seconds > 0
+    (layer,) = outcome.layers
+    assert layer.name == "Threshold mask" and layer.kind == "mask" and layer.data.dtype == np.uint8
+    plain = coins > filters.threshold_otsu(coins)
+    assert (layer.data.astype(bool) == plain).mean() > 0.999
+
+
+def test_only_the_newest_partial_waits_and_the_front_end_hears_once_per_empty_slot():
+    def many_partials(image, ctx, **_):
+        for value in range(1, 51):
+            ctx.partial(np.full(image.shape, value % 2 == 0))
+        return Result({"mask": np.ones(image.shape, bool)}, iterations=50)
+
+    session = RunSession(_with_func("threshold", many_partials), {"image": np.zeros((6, 7), np.uint8)}, {}, "preview")
+    calls = []
+    outcome = session.execute(on_partial_ready=lambda: calls.append(1))
+    assert outcome.status == DONE and outcome.preview.data.all()
+    assert calls == [1]  # nobody took the first one, so the slot never emptied
+    latest = session.take_partial()
+    assert latest.data.all() and session.take_partial() is None  # partial 50 is even: all True
+
+
+def test_cancel_from_another_thread_stops_the_run():
+    started = threading.Event()
+
+    def endless(image, ctx, **_):
+        started.set()
+        while True:
+            ctx.check()
+
+    session = RunSession(_with_func("threshold", endless), {"image": np.zeros((4, 4), np.uint8)}, {})
+    outcomes = []
+    thread = threading.Thread(target=lambda: outcomes.append(session.execute()))
+    thread.start()
+    assert started.wait(10)
+    session.cancel()
+    thread.join(10)
+    assert not thread.is_alive() and outcomes[0].status == CANCELLED and session.cancelled
+
+
+def test_bad_input_a_bug_and_a_faulty_result_each_end_as_an_outcome():
+    image = {"image": np.zeros((4, 4), np.uint8)}
+
+    def bug(**_):
+        raise ZeroDivisionError("the operator broke")
+
+    def wrong_size(**_):
+        return Result({"mask": np.zeros((2, 2), bool)})
+
+    bad_input = RunSession(get("random_walker"), image, {}).execute()
+    assert bad_input.status == INPUT_ERROR and bad_input.is_input_error and "scribbles" in bad_input.message
+    crash = RunSession(_with_func("threshold", bug), image, {}).execute()
+    assert crash.status == FAILED and not crash.is_input_error
+    assert "ZeroDivisionError: the operator broke" == crash.message and "Traceback" in crash.details
+    assert isinstance(crash.error, ZeroDivisionError)
+    faulty = RunSession(_with_func("threshold", wrong_size), image, {}).execute()
+    assert faulty.status == FAILED and "mask of 2x2 for an image of 4x4" in faulty.message
+
+
+def test_an_unusable_parameter_is_refused_before_the_run():
+    with pytest.raises(InputError, match="no parameter"):
+        RunSession(get("threshold"), {"image": np.zeros((4, 4), np.uint8)}, {"no_such": 1})

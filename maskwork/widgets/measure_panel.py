@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
 from maskwork.core import measure
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
-from maskwork.widgets.background import BackgroundJob
 from maskwork.widgets.histogram_plot import HistogramPlot
+from maskwork.widgets.workers import Worker, start_worker
 
 #: Layer kinds that can be compared as masks or counted as objects (scribbles are seeds,
 #: not results, and measuring them after every stroke would only slow painting down).
@@ -88,7 +88,7 @@ class MeasurePanel(QWidget):
         super().__init__(parent)
         self.document = document
         self._watched: list[Layer] = []
-        self._job: BackgroundJob | None = None
+        self._job: Worker | None = None
         self._pending = False
 
         self.histogram_plot = HistogramPlot()
@@ -258,9 +258,8 @@ class MeasurePanel(QWidget):
         images = self._image_pair()
         self.image_difference_button.setEnabled(images is not None)
         inside = self.image_mask.currentData()
-        self._job = BackgroundJob(lambda: _measure(pair, layer, images, inside))
-        self._job.done.connect(self._show_measures)
-        self._job.start()
+        self._job = start_worker(lambda worker: _measure(pair, layer, images, inside), returned=self._show_measures,
+                                 name="measurements")
 
     def _show_measures(self, value) -> None:
         self._job = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QWidget
 
 from maskwork.operators.dl.device import DEVICE_CHOICES
-from maskwork.widgets.background import BackgroundJob
+from maskwork.widgets.workers import start_worker
 
 DEVICE_TEXT = {
     "auto": "Automatic (CUDA, then Apple MPS, then CPU)",
@@ -67,9 +67,8 @@ class PreferencesDialog(QDialog):
         layout.addRow("", self.detected_label)
         layout.addRow(buttons)
 
-        self.detect_job = BackgroundJob(detect_devices)
-        self.detect_job.done.connect(self._show_detected)
-        self.detect_job.start()
+        self.detect_job = start_worker(lambda worker: detect_devices(), returned=self._show_detected,
+                                       name="device detection")
 
     @property
     def device(self) -> str:

@@ -418,8 +418,9 @@ class OperatorRunner(QObject):
             and bounds is not None
             and bounds == self._preview_bounds
         ):
-            # Same region as last time: update just that box (cheap on 12 MP photos).
-            layer.write(bounds, data[bounds])
+            # Same region as last time: only that box is re-drawn. The partial's array is
+            # taken as it is, as below; copying 12 MP into the old one would cost a frame.
+            layer.replace_data(data, bounds)
         elif layer is not None and layer.kind is kind and layer.data.ndim == data.ndim:
             layer.data = data
         else:

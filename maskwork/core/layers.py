@@ -110,8 +110,22 @@ class Layer:
 
     @data.setter
     def data(self, value: np.ndarray) -> None:
+        self.replace_data(value)
+
+    def replace_data(self, value: np.ndarray, changed: Bounds | None = None) -> None:
+        """Take ``value`` as the pixel array, without copying it.
+
+        Parameters
+        ----------
+        value : ndarray
+            The new pixels; coerced to the kind's dtype as in the constructor.
+        changed : Bounds, optional
+            The only region where ``value`` differs from the old array, when the caller
+            knows it (a new partial result of the same box): viewers re-draw just that.
+            None announces a whole new array.
+        """
         self._data = self._coerce(np.asarray(value))
-        self.data_changed.emit(None)
+        self.data_changed.emit(changed)
 
     @property
     def shape(self) -> tuple[int, int]:

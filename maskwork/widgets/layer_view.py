@@ -1,24 +1,31 @@
-"""Draws one :class:`~maskwork.core.layers.Layer` on a pyqtgraph view, tile by tile.
+"""Draws one :class:`~maskwork.core.layers.Layer` on a pyqtgraph view, tile by tile, at the
+detail the zoom can show.
 
-A layer is cut into square tiles, each its own ImageItem. A brush stroke on an 8k x 8k
-layer then re-renders the one or two 512-pixel tiles it touched instead of re-uploading
-64 megapixels per mouse move, and contrast changes re-render only what changed.
+A layer is cut into square tiles, each its own ImageItem, made only when the view shows
+it. Zoomed out so far that several image pixels share a screen pixel, the tiles hold a
+strided copy of the layer (every ``s``-th pixel, ``s`` the largest power of two that is
+not more than the image pixels per device pixel): a 12 MP preview at "fit" zoom is then
+four small tiles to render and draw, not 48 full-resolution ones that QPainter shrinks at
+every paint. The canvas draws without smooth scaling, so QPainter's own shrinking also
+picks one pixel out of each ``s`` x ``s`` block and the strided copy looks the same.
+Edits re-sample and re-render only the tiles their bounds touch, so a brush stroke on an
+8k x 8k layer re-renders one or two tiles at any zoom.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtGui import QTransform
 
 from maskwork.core.colors import label_colors
 from maskwork.core.layers import Bounds, Layer, LayerKind
 
-#: Tile edge of layers that are painted on: a stroke re-renders only the tiles it touched.
-PAINT_TILE = 512
-#: Tile edge of image layers, which are never painted: fewer items make every repaint cheaper.
-IMAGE_TILE = 2048
+#: Tile edge in the pixels of its own level (a tile at stride 4 covers 2048 image pixels).
+TILE = 512
 
 #: Colour of a mask layer's nonzero pixels; distinct from the green/red scribbles.
 MASK_RGBA = (0, 170, 255, 255)
@@ -40,6 +47,33 @@ def _indexed_lut(kind: LayerKind) -> np.ndarray:
     return label_colors(256)
 
 
+@functools.lru_cache(maxsize=None)
+def _colormap_lut(name: str) -> np.ndarray | None:
+    """256-entry RGB table of a pyqtgraph colour map; None for gray or an unknown name."""
+    if name == "gray":
+        return None
+    try:
+        return pg.colormap.get(name).getLookupTable(nPts=256, alpha=False)
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass
+class _Tile:
+    """One drawn tile: the image rows and columns it covers, and its pixels at its stride."""
+
+    item: pg.ImageItem
+    rows: slice
+    cols: slice
+    #: The tile's own strided copy of the layer when the stride is above 1; None when it
+    #: draws a view of the layer's array itself.
+    sample: np.ndarray | None
+
+
 class LayerView:
     """Adapter from a layer to tiled ImageItems inside ``view``.
 
@@ -48,122 +82,175 @@ class LayerView:
     layer : Layer
         The layer to draw; the view follows its ``data_changed`` and ``property_changed``.
     view : pyqtgraph.ViewBox
-        Where the tiles are added.
+        Where the tiles are added; its zoom picks the stride and its visible rectangle
+        which tiles exist.
     """
 
     def __init__(self, layer: Layer, view: pg.ViewBox) -> None:
         self.layer = layer
         self._view = view
-        self._tiles: dict[tuple[int, int], pg.ImageItem] = {}
-        self._tile = IMAGE_TILE if layer.kind is LayerKind.IMAGE else PAINT_TILE
-        self._z = 0
+        #: Tiles at the current stride, by the (row, column) of their first image pixel.
+        self._tiles: dict[tuple[int, int], _Tile] = {}
+        self._stride = 1
+        self._z = 0.0
         self._label_table: np.ndarray | None = None
-        self._build()
+        self._layout = self._data_layout()
         layer.data_changed.connect(self._on_data_changed)
         layer.property_changed.connect(self._on_property_changed)
+        view.sigTransformChanged.connect(self._on_view_changed)
+        self._on_view_changed()
 
     # -- lifecycle --------------------------------------------------------------------
     def close(self) -> None:
-        """Remove the tiles from the view and stop listening to the layer."""
+        """Remove the tiles from the view and stop listening to the layer and the view."""
         self.layer.data_changed.disconnect(self._on_data_changed)
         self.layer.property_changed.disconnect(self._on_property_changed)
+        self._view.sigTransformChanged.disconnect(self._on_view_changed)
         self._clear()
+
+    @property
+    def stride(self) -> int:
+        """Image pixels per drawn pixel along each axis (1 when zoomed in to full detail)."""
+        return self._stride
+
+    @property
+    def tile_items(self) -> list[pg.ImageItem]:
+        """The ImageItems drawn now (tiles of the visible area, plus any seen before at this stride)."""
+        return [tile.item for tile in self._tiles.values()]
 
     def _clear(self) -> None:
-        for item in self._tiles.values():
-            self._view.removeItem(item)
+        for tile in self._tiles.values():
+            self._view.removeItem(tile.item)
         self._tiles.clear()
 
-    def _build(self) -> None:
-        self._clear()
+    def _data_layout(self) -> tuple:
+        """What decides the tiles' arrays: a new layout means new tiles, not re-sampling."""
+        data = self.layer.data
+        return data.shape, data.dtype
+
+    # -- which tiles ------------------------------------------------------------------
+    def _on_view_changed(self, *_) -> None:
+        stride = self._stride_for_view()
+        if stride != self._stride:
+            self._clear()
+            self._stride = stride
+        self._show_visible()
+
+    def _stride_for_view(self) -> int:
+        """The largest power of two not above the image pixels per device pixel."""
+        rect = self._view.viewRect()
+        width, height = self._view.width(), self._view.height()
+        if width <= 0 or height <= 0 or rect.width() <= 0 or rect.height() <= 0:
+            return self._stride  # not laid out yet
+        widget = self._view.getViewWidget()
+        ratio = widget.devicePixelRatioF() if widget is not None else 1.0
+        per_pixel = min(rect.width() / width, rect.height() / height) / ratio
+        stride = 1
+        while stride * 2 <= per_pixel:
+            stride *= 2
+        return stride
+
+    def _show_visible(self) -> None:
+        """Make the tiles the view shows that do not exist yet (hidden layers make none)."""
+        if not self.layer.visible:
+            return
         rows, cols = self.layer.shape
-        for r0 in range(0, rows, self._tile):
-            for c0 in range(0, cols, self._tile):
-                item = pg.ImageItem(axisOrder="row-major")
-                item.setPos(c0, r0)
-                # Nearest-neighbour magnification is what an image editor shows at high zoom.
-                item.setAutoDownsample(False)
-                self._view.addItem(item)
-                self._tiles[(r0, c0)] = item
-        self._label_table = None
-        self.set_z(self._z)
-        self._apply_display()
-        self._render_tiles(None)
+        span = TILE * self._stride
+        rect = self._view.viewRect()
+        row_range = range(max(0, int(rect.top() // span)), min(_ceil_div(rows, span), int(rect.bottom() // span) + 1))
+        col_range = range(max(0, int(rect.left() // span)), min(_ceil_div(cols, span), int(rect.right() // span) + 1))
+        for r in row_range:
+            for c in col_range:
+                if (r * span, c * span) not in self._tiles:
+                    self._add_tile(r * span, c * span)
+
+    def _add_tile(self, r0: int, c0: int) -> None:
+        stride = self._stride
+        rows, cols = self.layer.shape
+        r1, c1 = min(rows, r0 + TILE * stride), min(cols, c0 + TILE * stride)
+        item = pg.ImageItem(axisOrder="row-major")
+        # Nearest-neighbour magnification is what an image editor shows at high zoom.
+        item.setAutoDownsample(False)
+        # Exactly over its image pixels: an edge tile's last sample is drawn narrower.
+        item.setTransform(QTransform.fromScale((c1 - c0) / _ceil_div(c1 - c0, stride), (r1 - r0) / _ceil_div(r1 - r0, stride)))
+        item.setPos(c0, r0)
+        item.setZValue(self._z)
+        item.setOpacity(self.layer.opacity)
+        item.setVisible(self.layer.visible)
+        sample = self.layer.data[r0:r1:stride, c0:c1:stride].copy() if stride > 1 else None
+        tile = _Tile(item, slice(r0, r1), slice(c0, c1), sample)
+        self._view.addItem(item, ignoreBounds=True)
+        self._tiles[(r0, c0)] = tile
+        self._render_tile(tile)
 
     # -- properties -------------------------------------------------------------------
     def set_z(self, z: float) -> None:
         """Stack position on the canvas (higher is drawn on top)."""
         self._z = z
-        for item in self._tiles.values():
-            item.setZValue(z)
-
-    def _apply_display(self) -> None:
-        layer = self.layer
-        for item in self._tiles.values():
-            item.setVisible(layer.visible)
-            item.setOpacity(layer.opacity)
+        for tile in self._tiles.values():
+            tile.item.setZValue(z)
 
     def _on_property_changed(self, name: str) -> None:
         if name in ("visible", "opacity"):
-            self._apply_display()
+            for tile in self._tiles.values():
+                tile.item.setVisible(self.layer.visible)
+                tile.item.setOpacity(self.layer.opacity)
+            self._show_visible()
         elif name in ("colormap", "contrast_limits") and not self.layer.is_labels_like:
-            self._render_tiles(None)
+            for tile in self._tiles.values():
+                self._render_tile(tile)
 
+    # -- pixels -----------------------------------------------------------------------
     def _on_data_changed(self, bounds: Bounds | None) -> None:
-        if bounds is None:
-            first = next(iter(self._tiles.values()), None)
-            expected = len(range(0, self.layer.shape[0], self._tile)) * len(range(0, self.layer.shape[1], self._tile))
-            if first is None or len(self._tiles) != expected or self._tile_shape_changed():
-                self._build()
-                return
-        self._render_tiles(bounds)
-
-    def _tile_shape_changed(self) -> bool:
-        item = self._tiles.get((0, 0))
-        if item is None or item.image is None:
-            return True
-        expected = self.layer.data[: self._tile, : self._tile]
-        return item.image.shape[:2] != expected.shape[:2] or (item.image.ndim == 3) != (expected.ndim == 3)
-
-    # -- rendering --------------------------------------------------------------------
-    def _render_tiles(self, bounds: Bounds | None) -> None:
         rows, cols = self.layer.shape
         if bounds is None:
-            r_start, r_stop, c_start, c_stop = 0, rows, 0, cols
-        else:
-            r_start, r_stop = bounds[0].start or 0, bounds[0].stop if bounds[0].stop is not None else rows
-            c_start, c_stop = bounds[1].start or 0, bounds[1].stop if bounds[1].stop is not None else cols
-        tile = self._tile
-        for r0 in range(r_start // tile * tile, r_stop, tile):
-            for c0 in range(c_start // tile * tile, c_stop, tile):
-                item = self._tiles.get((r0, c0))
-                if item is not None:
-                    self._render_tile(item, self.layer.data[r0 : r0 + tile, c0 : c0 + tile])
+            layout = self._data_layout()
+            if layout != self._layout:
+                self._layout = layout
+                self._label_table = None
+                self._clear()
+                self._show_visible()
+                return
+            bounds = (slice(0, rows), slice(0, cols))
+        r_start, r_stop = bounds[0].indices(rows)[:2]
+        c_start, c_stop = bounds[1].indices(cols)[:2]
+        span = TILE * self._stride
+        for r0 in range(r_start // span * span, r_stop, span):
+            for c0 in range(c_start // span * span, c_stop, span):
+                tile = self._tiles.get((r0, c0))
+                if tile is None:
+                    continue
+                if tile.sample is not None:
+                    self._resample(tile, r_start, r_stop, c_start, c_stop)
+                self._render_tile(tile)
 
-    def _render_tile(self, item: pg.ImageItem, tile: np.ndarray) -> None:
-        layer = self.layer
+    def _resample(self, tile: _Tile, r_start: int, r_stop: int, c_start: int, c_stop: int) -> None:
+        """Copy the changed image rows and columns ``[start, stop)`` into the tile's sample."""
+        stride, sample = self._stride, tile.sample
+        r0, c0 = tile.rows.start, tile.cols.start
+        i0, i1 = max(0, _ceil_div(r_start - r0, stride)), min(sample.shape[0], _ceil_div(r_stop - r0, stride))
+        j0, j1 = max(0, _ceil_div(c_start - c0, stride)), min(sample.shape[1], _ceil_div(c_stop - c0, stride))
+        if i0 < i1 and j0 < j1:
+            sample[i0:i1, j0:j1] = self.layer.data[r0 + i0 * stride : r0 + i1 * stride : stride, c0 + j0 * stride : c0 + j1 * stride : stride]
+
+    def _render_tile(self, tile: _Tile) -> None:
+        """Give the tile's item its pixels and display settings (pyqtgraph renders at paint)."""
+        pixels = tile.sample if tile.sample is not None else self.layer.data[tile.rows, tile.cols]
+        item, layer = tile.item, self.layer
         if layer.is_labels_like:
-            if tile.dtype == np.uint8:
-                item.setImage(tile, autoLevels=False, levels=(0, 255), lut=_indexed_lut(layer.kind))
+            if pixels.dtype == np.uint8:
+                item.setImage(pixels, autoLevels=False, levels=(0, 255), lut=_indexed_lut(layer.kind))
             else:
-                item.setImage(self._colorize(tile), autoLevels=False, levels=(0, 255))
+                item.setImage(self._colorize(pixels), autoLevels=False, levels=(0, 255))
             return
         levels = layer.contrast_limits
-        if tile.ndim == 3:
-            data = tile if tile.shape[2] in (3, 4) else tile[..., 0]
+        if pixels.ndim == 3:
+            data = pixels if pixels.shape[2] in (3, 4) else pixels[..., 0]
             if data.ndim == 3:
                 item.setImage(data, autoLevels=False, levels=levels, lut=None)
                 return
-            tile = data
-        item.setImage(tile, autoLevels=False, levels=levels, lut=self._colormap_lut())
-
-    def _colormap_lut(self) -> np.ndarray | None:
-        if self.layer.colormap == "gray":
-            return None
-        try:
-            return pg.colormap.get(self.layer.colormap).getLookupTable(nPts=256, alpha=False)
-        except (FileNotFoundError, KeyError, ValueError):
-            return None
+            pixels = data
+        item.setImage(pixels, autoLevels=False, levels=levels, lut=_colormap_lut(layer.colormap))
 
     def _colorize(self, tile: np.ndarray) -> np.ndarray:
         top = int(tile.max()) + 1

@@ -238,12 +238,19 @@ class LayerView:
         pixels = tile.sample if tile.sample is not None else self.layer.data[tile.rows, tile.cols]
         item, layer = tile.item, self.layer
         if layer.is_labels_like:
-            if pixels.dtype == np.uint8:
-                item.setImage(pixels, autoLevels=False, levels=(0, 255), lut=_indexed_lut(layer.kind))
-            else:
-                item.setImage(self._colorize(pixels), autoLevels=False, levels=(0, 255))
+            if pixels.dtype != np.uint8:
+                top = int(pixels.max())
+                if top > 255:
+                    item.setImage(self._colorize(pixels, top), autoLevels=False, levels=(0, 255))
+                    return
+                # An 8-bit copy draws through the colour table, as an indexed image: a
+                # quarter of the bytes of the RGBA lookup (colours do not depend on the count).
+                pixels = pixels.astype(np.uint8)
+            item.setImage(pixels, autoLevels=False, levels=(0, 255), lut=_indexed_lut(layer.kind))
             return
         levels = layer.contrast_limits
+        if pixels.dtype == np.uint8 and levels == (0.0, 255.0):
+            levels = None  # the identity: pyqtgraph would rescale every pixel to get it
         if pixels.ndim == 3:
             data = pixels if pixels.shape[2] in (3, 4) else pixels[..., 0]
             if data.ndim == 3:
@@ -252,8 +259,8 @@ class LayerView:
             pixels = data
         item.setImage(pixels, autoLevels=False, levels=levels, lut=_colormap_lut(layer.colormap))
 
-    def _colorize(self, tile: np.ndarray) -> np.ndarray:
-        top = int(tile.max()) + 1
-        if self._label_table is None or len(self._label_table) < top:
-            self._label_table = label_colors(max(top, 256))
+    def _colorize(self, tile: np.ndarray, top: int) -> np.ndarray:
+        """RGBA of labels above 255, through a colour table grown to ``top``."""
+        if self._label_table is None or len(self._label_table) <= top:
+            self._label_table = label_colors(max(top + 1, 256))
         return self._label_table[tile]

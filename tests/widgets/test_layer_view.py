@@ -1,0 +1,146 @@
+"""The canvas draws each layer at the detail its zoom shows, and draws the right pixels.
+
+Driven like a person: zoom out, paint, zoom in, undo; each time the pixels on screen are
+read back from a grab of the canvas.
+"""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, QRectF
+
+from maskwork.core.colors import label_colors
+from maskwork.core.document import Document
+from maskwork.core.layers import Layer, LayerKind
+from maskwork.widgets.canvas import Canvas, Tool
+from maskwork.widgets.layer_view import TILE
+
+GRAY = 100
+ROWS, COLS = 2401, 3203  # not multiples of any stride: edge tiles are cut short
+GREEN = tuple(int(v) for v in label_colors(2)[1][:3])
+
+
+@pytest.fixture
+def canvas(qtbot):
+    document = Document()
+    document.add_layer(Layer(np.full((ROWS, COLS), GRAY, np.uint8), "image", "photo"))
+    document.history.clear()
+    widget = Canvas(document)
+    qtbot.addWidget(widget)
+    widget.resize(400, 300)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.fit()
+    return widget
+
+
+def screen_colour(canvas, row: float, col: float) -> tuple[int, int, int]:
+    """RGB the canvas shows at the centre of image pixel (row, col)."""
+    image = canvas.graphics.grab().toImage()
+    scene = canvas.view.mapViewToScene(QPointF(col + 0.5, row + 0.5))
+    point = canvas.graphics.mapFromScene(scene)
+    colour = image.pixelColor(point.x(), point.y())
+    return colour.red(), colour.green(), colour.blue()
+
+
+def zoom_to(canvas, row: float, col: float, screen_px_per_image_px: float) -> None:
+    width = canvas.view.width() / screen_px_per_image_px
+    height = canvas.view.height() / screen_px_per_image_px
+    canvas.view.setRange(QRectF(col - width / 2, row - height / 2, width, height), padding=0)
+
+
+def view_of(canvas, layer):
+    return canvas._views[id(layer)]
+
+
+def test_zoomed_out_a_layer_is_a_few_strided_tiles_and_paint_shows_at_every_zoom(canvas, qtbot):
+    photo = canvas.document.base_image
+    assert canvas.zoom < 0.25
+    photo_view = view_of(canvas, photo)
+    # Several image pixels per screen pixel: one strided tile covers the whole photo,
+    # not the 5 x 7 full-resolution tiles of 512.
+    assert photo_view.stride >= 4 and len(photo_view.tile_items) == 1
+
+    canvas.tool = Tool.BRUSH
+    canvas.brush_radius = 60
+    canvas.stroke([(1200, 1000), (1200, 2000)])
+    markers = canvas.document.layers.selected
+    assert markers.kind is LayerKind.MARKERS and view_of(canvas, markers).stride == photo_view.stride
+    assert screen_colour(canvas, 1200, 1500) == GREEN
+    assert screen_colour(canvas, 600, 1500) == (GRAY, GRAY, GRAY)
+
+    # Zoomed in on the stroke's upper edge: full-resolution tiles, only those in view,
+    # nearest-neighbour pixels either side of the edge.
+    zoom_to(canvas, 1140, 1500, 8.0)
+    assert photo_view.stride == 1 and view_of(canvas, markers).stride == 1
+    assert len(photo_view.tile_items) <= 4
+    assert screen_colour(canvas, 1141, 1500) == GREEN
+    assert screen_colour(canvas, 1139, 1500) == (GRAY, GRAY, GRAY)
+
+    # Painted while zoomed in, seen after zooming out again.
+    canvas.brush_radius = 10
+    canvas.stroke([(1135, 1480), (1135, 1520)])
+    assert screen_colour(canvas, 1135, 1500) == GREEN
+    canvas.fit()
+    canvas.brush_radius = 120
+    canvas.stroke([(400, 2800)])
+    assert screen_colour(canvas, 400, 2800) == GREEN
+
+    # Undone at fit zoom: the strided tiles follow the history too.
+    canvas.document.history.undo()
+    assert screen_colour(canvas, 400, 2800) == (GRAY, GRAY, GRAY)
+    assert screen_colour(canvas, 1200, 1500) == GREEN
+
+
+def test_visibility_opacity_and_contrast_reach_the_tiles_at_any_zoom(canvas):
+    photo = canvas.document.base_image
+    document = canvas.document
+    document.set_property(photo, "contrast_limits", (0.0, 200.0))
+    half = screen_colour(canvas, 1000, 1000)
+    assert half == (half[0],) * 3 and abs(half[0] - 127.5) <= 1  # 100 of 0..200
+    zoom_to(canvas, 1000, 1000, 2.0)
+    assert screen_colour(canvas, 1000, 1000) == half
+    document.set_property(photo, "visible", False)
+    background = screen_colour(canvas, 1000, 1000)
+    assert background != half
+    canvas.fit()
+    assert screen_colour(canvas, 1000, 1000) == background  # hidden layers make no tiles
+    assert view_of(canvas, photo).tile_items == []
+    document.set_property(photo, "visible", True)
+    assert screen_colour(canvas, 1000, 1000) == half
+    document.set_property(photo, "opacity", 0.0)
+    assert screen_colour(canvas, 1000, 1000) == background
+
+
+def test_new_arrays_and_changed_boxes_are_redrawn(canvas):
+    labels = Layer(np.zeros((ROWS, COLS), np.uint16), "labels", "objects")
+    canvas.document.add_layer(labels)
+    view = view_of(canvas, labels)
+    assert view.stride > 1
+
+    # A partial of the same box: a new array, only the box announced.
+    partial = labels.data.copy()
+    partial[1000:1400, 1000:1400] = 2
+    labels.replace_data(partial, (slice(1000, 1400), slice(1000, 1400)))
+    assert screen_colour(canvas, 1200, 1200) == tuple(int(v) for v in label_colors(3)[2][:3])
+
+    # Labels above 255 draw through a grown colour table.
+    many = labels.data.copy()
+    many[200:600, 2400:2800] = 300
+    labels.data = many
+    assert screen_colour(canvas, 400, 2600) == tuple(int(v) for v in label_colors(301)[300][:3])
+
+    # A whole new array of another shape and type: new tiles at the new size.
+    labels.data = np.ones((ROWS // 2, COLS // 2), np.uint16)
+    assert screen_colour(canvas, 100, 100) == GREEN
+    assert screen_colour(canvas, ROWS - 100, COLS - 100) == (GRAY, GRAY, GRAY)
+
+
+def test_an_edge_tile_ends_at_the_image_edge(canvas):
+    """A strided tile whose last sample is cut short is drawn narrower, not past the image."""
+    view = view_of(canvas, canvas.document.base_image)
+    zoom_to(canvas, ROWS - 10, COLS - 10, 1 / 3)  # stride 2: the last tile holds 578 samples of 1155 columns
+    assert view.stride == 2
+    rects = [item.mapRectToParent(item.boundingRect()) for item in view.tile_items]
+    assert max(rect.right() for rect in rects) == pytest.approx(COLS)
+    assert max(rect.bottom() for rect in rects) == pytest.approx(ROWS)
+    assert all(rect.width() <= TILE * 2 for rect in rects)

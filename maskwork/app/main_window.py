@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
-import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMenu,
@@ -24,21 +22,22 @@ from PySide6.QtWidgets import (
 )
 
 from maskwork.app import autosave
-from maskwork.app.recording import RecipeRecorder
+from maskwork.app.actions import window_action
+from maskwork.app.export_actions import ExportActions
+from maskwork.app.file_actions import FileActions
+from maskwork.app.napari_actions import NapariActions
+from maskwork.app.operator_views import OperatorViews
+from maskwork.app.recipe_actions import RecipeActions
 from maskwork.app.runner import OperatorRunner
-from maskwork.app.settings import add_recent_file, config_dir, recent_files, settings
+from maskwork.app.settings import config_dir, settings
+from maskwork.app.transform_actions import TransformActions
 from maskwork.app.workers import OperatorError, stop_all_workers
-from maskwork.core import io
 from maskwork.core.document import Document
-from maskwork.core.layers import Layer, LayerKind
 from maskwork.operators import InputError, OperatorSpec, all_operators, get
-from maskwork.operators.dl.device import format_bytes, preferred_device, set_preferred_device
-from maskwork.pipeline.recipe import Recipe
-from maskwork.pipeline.script import to_python
+from maskwork.operators.dl.device import preferred_device, set_preferred_device
 from maskwork.widgets.alignment_panel import AlignmentPanel
-from maskwork.widgets.background import BackgroundJob, wait_for_jobs
+from maskwork.widgets.background import wait_for_jobs
 from maskwork.widgets.canvas import Canvas, Tool
-from maskwork.widgets.histogram_plot import HistogramPlot
 from maskwork.widgets.history_panel import HistoryPanel
 from maskwork.widgets.layer_panel import LayerPanel
 from maskwork.widgets.measure_panel import MeasurePanel
@@ -46,7 +45,6 @@ from maskwork.widgets.operator_panel import OperatorPanel
 from maskwork.widgets.preferences_dialog import PreferencesDialog
 
 AUTOSAVE_INTERVAL_MS = 60_000
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr);;All files (*)"
 
 #: (tool, menu text, shortcut)
 TOOLS = (
@@ -71,7 +69,12 @@ MAX_LABEL_CHOICE = 9
 
 
 class MainWindow(QMainWindow):
-    """maskwork's main window: one document, its canvas, panels, menus and status bar."""
+    """maskwork's main window: one document, its canvas, panels, menus and status bar.
+
+    It wires the parts together; the file, export, recipe, transform and napari actions
+    live in their controllers (``files``, ``exports``, ``recipes``, ``transforms``,
+    ``napari_bridge``) and what an operator shows under its form in ``operator_views``.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -80,11 +83,13 @@ class MainWindow(QMainWindow):
         self.canvas = Canvas(self.document, self)
         self.setCentralWidget(self.canvas)
         self.runner = OperatorRunner(self.document, self)
-        self.recorder = RecipeRecorder()
         self.last_message_box: QMessageBox | None = None
-        #: The napari viewer File > Open in napari made, reused while it stays open.
-        self._napari_viewer = None
         self._autosaved_state: object = None
+        self.files = FileActions(self)
+        self.recipes = RecipeActions(self)
+        self.exports = ExportActions(self, self.recipes)
+        self.transforms = TransformActions(self)
+        self.napari_bridge = NapariActions(self)
 
         self._build_docks()
         self._build_actions()
@@ -98,7 +103,7 @@ class MainWindow(QMainWindow):
         self._autosave_timer = QTimer(self)
         self._autosave_timer.timeout.connect(self.autosave_now)
         self._autosave_timer.start(AUTOSAVE_INTERVAL_MS)
-        self._update_title()
+        self.update_title()
         self._update_history_actions()
 
     # -- construction -----------------------------------------------------------------
@@ -106,25 +111,9 @@ class MainWindow(QMainWindow):
         self.layer_panel = LayerPanel(self.document, self)
         self.operator_panel = OperatorPanel(self)
         self.history_panel = HistoryPanel(self.document.history, self)
+        self.operator_views = OperatorViews(self)
         self.measure_panel = MeasurePanel(self.document, self)
-        # Shown inside the operator panel for threshold operators, with their thresholds.
-        self.operator_histogram = HistogramPlot()
-        self.operator_histogram.setObjectName("operatorHistogram")
         self.alignment_panel = AlignmentPanel(self.document, self)
-        # The optimiser's metric per iteration, plotted live under a registration's form.
-        self.metric_plot = pg.PlotWidget(background=None)
-        self.metric_plot.setObjectName("metricPlot")
-        self.metric_plot.setMinimumHeight(110)
-        self.metric_plot.setMaximumHeight(170)
-        self.metric_plot.setLabel("bottom", "iteration")
-        self.metric_plot.setLabel("left", "metric")
-        self._metric_curve = self.metric_plot.plot(pen=pg.mkPen((230, 57, 70), width=2))
-        self.metric_values: list[float] = []
-        # Under Run model's form: what the chosen file is and expects.
-        self.model_info_button = QPushButton("Model info...")
-        self.model_info_button.setObjectName("modelInfoButton")
-        self.model_info_button.setToolTip("Show the model's format, inputs, outputs and settings")
-        self.model_info_button.clicked.connect(self.show_model_info)
         self.docks = {}
         for key, title, widget, area in (
             ("layers", "Layers", self.layer_panel, Qt.DockWidgetArea.RightDockWidgetArea),
@@ -146,34 +135,8 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["history"], self.docks["measure"]], [220, 480], Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["history"], self.docks["layers"]], [240, 320], Qt.Orientation.Horizontal)
 
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(f"{tip} ({QKeySequence(shortcut).toString()})" if shortcut else tip)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
-
     def _build_actions(self) -> None:
-        a = self._action
-        self.action_open = a("&Open...", self.open_dialog, QKeySequence.StandardKey.Open, "Open an image")
-        self.action_add_image = a("&Add image as layer...", self.add_image_dialog, "Ctrl+Shift+O", "Add another image (e.g. a moving image) as a layer")
-        self.action_export_image = a("Export &image...", lambda: self._export_dialog("image"), "Ctrl+Shift+E", "Export the selected image layer")
-        self.action_export_mask = a("Export &mask (PNG 0/255)...", lambda: self._export_dialog("mask"), "Ctrl+E", "Export the selected or top mask")
-        self.action_export_labels = a("Export &labels...", lambda: self._export_dialog("labels"), None, "Export a labels layer (uint8/uint16 PNG or TIFF)")
-        self.action_export_labels_color = a("Export labels as &colour PNG...", lambda: self._export_dialog("labels_color"), None, "Export labels drawn in their colours")
-        self.action_export_cutout = a("Export &cut-out (RGBA PNG)...", lambda: self._export_dialog("cutout"), None, "Export the image with the mask as alpha")
-        self.action_export_recipe = a("Export &recipe (JSON + Python)...", self.export_recipe_dialog, None, "Save the applied steps to replay on other images with maskwork batch")
-        self.action_export_transform = a("Export &transform (JSON or .tfm)...", self.export_transform_dialog, None, "Save the last registration's transform")
-        self.action_load_transform = a("Load transform...", self.load_transform_dialog, None, "Load a transform saved as JSON or .tfm")
-        self.action_show_matches = a("Show feature &matches", self.show_feature_matches, None, "Add the last feature registration's matches as an image (inliers green, outliers red)")
-        self.action_apply_transform = a("Apply &transform to layer", self.apply_transform_to_selected, None, "Warp the selected layer with the current transform (masks nearest-neighbour)")
-        self.action_open_in_napari = a("Open in &napari", self.open_in_napari, None, "Send the layers to a napari viewer (needs maskwork[napari])")
-        self.action_close = a("&Close", self.close_document, QKeySequence.StandardKey.Close, "Close the image")
+        a = partial(window_action, self)
         self.action_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit maskwork")
         self.action_undo = a("&Undo", self.undo, QKeySequence.StandardKey.Undo, "Undo the last step")
         self.action_redo = a("&Redo", self.redo, "Ctrl+Shift+Z", "Redo the step undone last")
@@ -209,27 +172,27 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
+        files, exports, transforms = self.files, self.exports, self.transforms
         file_menu = bar.addMenu("&File")
-        file_menu.addActions([self.action_open, self.action_add_image])
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addActions([files.action_open, files.action_add_image])
+        file_menu.addMenu(files.recent_menu)
         file_menu.addSeparator()
         file_menu.addActions(
             [
-                self.action_export_image,
-                self.action_export_mask,
-                self.action_export_labels,
-                self.action_export_labels_color,
-                self.action_export_cutout,
-                self.action_export_recipe,
-                self.action_export_transform,
-                self.action_load_transform,
+                exports.action_export_image,
+                exports.action_export_mask,
+                exports.action_export_labels,
+                exports.action_export_labels_color,
+                exports.action_export_cutout,
+                self.recipes.action_export_recipe,
+                transforms.action_export_transform,
+                transforms.action_load_transform,
             ]
         )
         file_menu.addSeparator()
-        file_menu.addAction(self.action_open_in_napari)
+        file_menu.addAction(self.napari_bridge.action_open_in_napari)
         file_menu.addSeparator()
-        file_menu.addActions([self.action_close, self.action_quit])
+        file_menu.addActions([files.action_close, self.action_quit])
 
         edit_menu = bar.addMenu("&Edit")
         edit_menu.addActions([self.action_undo, self.action_redo])
@@ -250,7 +213,7 @@ class MainWindow(QMainWindow):
         layers_menu.addSeparator()
         layers_menu.addActions([panel.action_to_labels, panel.action_to_mask, panel.action_move_up, panel.action_move_down])
         layers_menu.addSeparator()
-        layers_menu.addAction(self.action_apply_transform)
+        layers_menu.addAction(transforms.action_apply_transform)
 
         tools_menu = bar.addMenu("&Tools")
         tools_menu.addActions(list(self.tool_actions.values()))
@@ -274,12 +237,12 @@ class MainWindow(QMainWindow):
             self.operator_actions[spec.id] = action
         if "Registration" in menus:
             menus["Registration"].addSeparator()
-            menus["Registration"].addAction(self.action_show_matches)
+            menus["Registration"].addAction(transforms.action_show_matches)
         run_menu = bar.addMenu("&Run")
         run_menu.addActions([self.action_preview, self.action_apply, self.action_cancel])
 
         help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self._action("&About maskwork", self._about))
+        help_menu.addAction(window_action(self, "&About maskwork", self._about))
 
     def _build_toolbars(self) -> None:
         tools = QToolBar("Tools", self)
@@ -357,17 +320,17 @@ class MainWindow(QMainWindow):
         runner.preview_changed.connect(canvas.set_preview)
         runner.failed.connect(self._on_operator_failed)
         runner.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
-        runner.applied.connect(self._on_applied)
+        runner.applied.connect(self.recipes.record)
+        runner.applied.connect(lambda layers: self.update_title())
         runner.scores.connect(self._on_scores)
-        runner.partial_scores.connect(self._on_partial_scores)
         runner.memory_warning.connect(self._on_memory_warning)
         runner.prepared.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        runner.busy_changed.connect(lambda busy: busy and self._reset_metric_curve())
         self.alignment_panel.overlay_changed.connect(canvas.set_overlay)
+        self.files.document_replaced.connect(self.recipes.reset)
 
         history = self.document.history
         history.changed.connect(self._update_history_actions)
-        history.changed.connect(self._update_title)
+        history.changed.connect(self.update_title)
 
     # -- settings ---------------------------------------------------------------------
     def _restore_settings(self) -> None:
@@ -430,219 +393,10 @@ class MainWindow(QMainWindow):
         store.sync()
 
     # -- files ------------------------------------------------------------------------
-    def open_dialog(self) -> None:
-        """Ask for an image and open it."""
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", self._last_dir(), IMAGE_FILTER)
-        if path:
-            self.open_paths([path])
-
-    def add_image_dialog(self) -> None:
-        """Ask for an image and add it as another layer."""
-        path, _ = QFileDialog.getOpenFileName(self, "Add image as layer", self._last_dir(), IMAGE_FILTER)
-        if path:
-            self.add_image_layers(path)
-
-    def _last_dir(self) -> str:
-        return str(settings().value("files/last_dir", str(Path.home())))
-
     def open_paths(self, paths: list[str | Path]) -> bool:
-        """Open the first file as a new document and add the others as layers.
-
-        Returns False when the person kept the current document or the file is unreadable.
-        """
-        if not paths:
-            return False
-        first = Path(paths[0])
-        try:
-            pages = io.read_images(first)
-        except (ValueError, OSError) as error:
-            self.show_error(f"Cannot open {first.name}", str(error))
-            return False
-        if self.document.layers and not self.confirm_discard():
-            return False
-        self.runner.cancel()
-        self.runner.clear_preview()
-        self.document.reset()
-        self.recorder.reset()
-        self._add_pages(first, pages)
-        for extra in paths[1:]:
-            self.add_image_layers(extra, undoable=False)
-        self.document.history.clear()
-        self.document.history.mark_saved()
-        self.source_path = first
-        self._remember_file(first)
-        self.canvas.fit()
-        self._update_title()
-        self.statusBar().showMessage(f"Opened {first.name}: {pages[0].shape[1]} x {pages[0].shape[0]}, {pages[0].dtype}", 5000)
-        self.runner.prepare()  # e.g. Segment Anything encodes the new image before the first prompt
-        return True
-
-    def add_image_layers(self, path: str | Path, undoable: bool = True) -> bool:
-        """Add every page of ``path`` as an image layer (one undoable step)."""
-        path = Path(path)
-        try:
-            pages = io.read_images(path)
-        except (ValueError, OSError) as error:
-            self.show_error(f"Cannot open {path.name}", str(error))
-            return False
-        with self.document.history.group(f"Add {path.name}"):
-            self._add_pages(path, pages)
-        if not undoable:
-            return True
-        self._remember_file(path)
-        return True
-
-    def _add_pages(self, path: Path, pages: list[np.ndarray]) -> None:
-        for index, page in enumerate(pages):
-            name = path.name if len(pages) == 1 else f"{path.name} [{index + 1}]"
-            layer = Layer(page, LayerKind.IMAGE, self.document.layers.unique_name(name), metadata={"source": str(path)})
-            self.document.add_layer(layer)
-        # The first image stays the one operators work on.
-        images = self.document.layers.of_kind(LayerKind.IMAGE)
-        if images:
-            self.document.layers.selected = images[0]
-
-    def _remember_file(self, path: Path) -> None:
-        add_recent_file(path)
-        store = settings()
-        store.setValue("files/last_dir", str(path.resolve().parent))
-        store.sync()
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        files = recent_files()
-        for path in files:
-            action = self.recent_menu.addAction(Path(path).name)
-            action.setToolTip(path)
-            action.triggered.connect(lambda checked=False, p=path: self.open_paths([p]))
-        if not files:
-            self.recent_menu.addAction("(none)").setEnabled(False)
-
-    def close_document(self) -> bool:
-        """Close the image (asks first when there is unsaved work)."""
-        if self.document.layers and not self.confirm_discard():
-            return False
-        self.runner.cancel()
-        self.runner.clear_preview()
-        self.document.reset()
-        self.recorder.reset()  # its input snapshots are full-size arrays
-        self.source_path = None
-        self._update_title()
-        return True
-
-    # -- export -----------------------------------------------------------------------
-    def _export_dialog(self, what: str) -> None:
-        suffix = {"image": ".png", "mask": "_mask.png", "labels": "_labels.png", "labels_color": "_labels_color.png", "cutout": "_cutout.png"}[what]
-        stem = self.source_path.stem if self.source_path else "untitled"
-        start = str(Path(self._last_dir()) / f"{stem}{suffix}")
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {what.replace('_', ' ')}", start, IMAGE_FILTER)
-        if path:
-            self.export(what, path)
-
-    def layer_for_export(self, what: str) -> Layer | None:
-        """The layer an export uses: the selected one if it fits, else the top one that does."""
-        kinds = {
-            "image": (LayerKind.IMAGE,),
-            "mask": (LayerKind.MASK, LayerKind.LABELS),
-            "cutout": (LayerKind.MASK, LayerKind.LABELS),
-            "labels": (LayerKind.LABELS, LayerKind.MASK, LayerKind.MARKERS),
-            "labels_color": (LayerKind.LABELS, LayerKind.MASK, LayerKind.MARKERS),
-        }[what]
-        selected = self.document.layers.selected
-        if selected is not None and selected.kind in kinds:
-            return selected
-        candidates = self.document.layers.of_kind(*kinds)
-        for kind in kinds:  # prefer the first kind listed
-            of_kind = [layer for layer in candidates if layer.kind is kind]
-            if of_kind:
-                return of_kind[-1]
-        return None
-
-    def export(self, what: str, path: str | Path) -> Path | None:
-        """Export ``what`` (image, mask, labels, labels_color, cutout) to ``path`` with a sidecar."""
-        layer = self.layer_for_export(what)
-        if layer is None:
-            needed = "an image" if what == "image" else "a mask or labels layer"
-            self.show_error(f"Nothing to export as {what.replace('_', ' ')}", f"Export needs {needed}.")
-            return None
-        provenance = {
-            "operator": layer.metadata.get("operator"),
-            "parameters": layer.metadata.get("parameters"),
-            "layer": layer.name,
-            "inputs": {"image": str(self.source_path) if self.source_path else None},
-            "seeds": io.seed_summary(self._markers_data(), self.document.rect, self.document.points),
-        }
-        embedded, recipe_warning = self._recipe_for_sidecar(path)
-        try:
-            if what == "image":
-                written = io.write_image(path, layer.data, provenance=provenance, recipe=embedded)
-            elif what == "mask":
-                written = io.write_mask(path, layer.data, provenance=provenance, recipe=embedded)
-            elif what == "labels":
-                written = io.write_labels(path, layer.data, provenance=provenance, recipe=embedded)
-            elif what == "labels_color":
-                written = io.write_labels_color(path, layer.data, provenance=provenance, recipe=embedded)
-            else:
-                base = self.document.base_image
-                written = io.write_cutout(path, base.data, layer.data, provenance=provenance, recipe=embedded)
-        except (ValueError, OSError) as error:
-            self.show_error(f"Cannot export {Path(path).name}", str(error))
-            return None
-        self.document.history.mark_saved()
-        self.statusBar().showMessage(f"Exported {written}{recipe_warning}", 8000)
-        return Path(written)
-
-    def _recipe_for_sidecar(self, path: str | Path) -> tuple[dict | None, str]:
-        """The recipe to embed in the sidecar of an export to ``path`` (or None), and a
-        warning when it had to be left out.
-
-        A recipe that cannot be written (an output renamed to a reserved name, a seed
-        folder that cannot be made) never blocks the export itself.
-        """
-        try:
-            recipe = self.current_recipe()
-            return (recipe.embed(path) if recipe.steps else None), ""
-        except (ValueError, OSError) as error:  # InputError is a ValueError
-            return None, f" (without its recipe: {error})"
-
-    def current_recipe(self) -> Recipe:
-        """The recipe of the Applies whose results are still in the document."""
-        return self.recorder.recipe(self.document.layers, self.document.base_image)
-
-    def export_recipe_dialog(self) -> None:
-        """Ask where to save the recipe, then save it."""
-        stem = self.source_path.stem if self.source_path else "recipe"
-        path, _ = QFileDialog.getSaveFileName(self, "Export recipe", str(Path(self._last_dir()) / f"{stem}_recipe.json"), "Recipes (*.json)")
-        if path:
-            self.export_recipe(path)
-
-    def export_recipe(self, path: str | Path) -> Path | None:
-        """Write the recipe as JSON (seed files beside it) and as a Python script (``.py``).
-
-        Returns
-        -------
-        Path or None
-            The JSON file, or None when nothing was applied yet or writing failed.
-        """
-        try:
-            recipe = self.current_recipe()
-            if not recipe.steps:
-                self.show_error("No recipe yet", "Apply an operator first: every Apply is recorded as a recipe step.")
-                return None
-            written = recipe.save(path)
-            script = written.with_suffix(".py")
-            script.write_text(to_python(recipe), encoding="utf-8")
-        except (ValueError, OSError) as error:
-            self.show_error(f"Cannot export {Path(path).name}", str(error))
-            return None
-        self.statusBar().showMessage(
-            f"Recipe of {len(recipe.steps)} steps: {written.name} and {script.name}; "
-            f"replay with: maskwork batch {written.name} IMAGES... -o OUTDIR", 8000)
-        return written
-
-    def _markers_data(self) -> np.ndarray | None:
-        markers = self.document.layers.of_kind(LayerKind.MARKERS)
-        return markers[-1].data if markers else None
+        """Open the first file as a new document and add the others as layers
+        (:meth:`FileActions.open_paths`: start-up, dropped files and scripts use it)."""
+        return self.files.open_paths(paths)
 
     # -- operators --------------------------------------------------------------------
     def _on_tool_changed(self, name: str) -> None:
@@ -666,24 +420,9 @@ class MainWindow(QMainWindow):
             except (TypeError, ValueError):
                 remembered = {}
         self.operator_panel.set_operator(spec, remembered)
-        if spec.category.startswith("Segmentation/Threshold"):
-            base = self.document.base_image
-            self.operator_histogram.set_image(base.data if base is not None else None)
-            self.operator_histogram.show_thresholds([])
-            self.operator_panel.set_plot(self.operator_histogram)
-        else:
-            self.operator_panel.set_plot(None)
-        if spec.category.startswith("Registration") or spec.id == "scribble_cnn":
-            # The optimiser's metric, or the CNN's training loss, drawn as it runs.
-            self._reset_metric_curve()
-            self.metric_plot.setLabel("left", "training loss" if spec.id == "scribble_cnn" else "metric")
-            self.metric_plot.setLabel("bottom", "preview" if spec.id == "scribble_cnn" else "iteration")
-            self.operator_panel.set_plot(self.metric_plot)
-        if spec.id == "denoise":
-            self._suggest_denoising()
-        if spec.id == "run_model":
-            self.operator_panel.set_plot(self.model_info_button)
         self.runner.set_operator(spec, {**spec.defaults(), **self.operator_panel.values()})
+        # After the runner: a suggestion that arrives later checks the operator is still current.
+        self.operator_views.show_for(spec)
         self.docks["operator"].show()
         self.docks["operator"].raise_()
         missing = spec.missing_requirements()
@@ -692,65 +431,11 @@ class MainWindow(QMainWindow):
         elif self.runner.auto_preview:
             self.runner.preview()
 
-    def show_model_info(self) -> None:
-        """Describe the chosen model file (format, inputs, outputs, settings) in a message."""
-        from maskwork.operators.dl.model_file import describe_model
-
-        path = self.runner.params.get("model", "")
-
-        def show(value) -> None:
-            if isinstance(value, Exception):
-                self.show_error("Cannot read the model", str(value))
-                return
-            box = QMessageBox(QMessageBox.Icon.Information, "Model", _model_description(value), QMessageBox.StandardButton.Ok, self)
-            box.setWindowModality(Qt.WindowModality.WindowModal)
-            box.open()
-            self.last_message_box = box
-
-        self.statusBar().showMessage("Reading the model...", 3000)
-        self._model_info_job = BackgroundJob(lambda: describe_model(path))
-        self._model_info_job.done.connect(show)
-        self._model_info_job.start()
-
-    def _suggest_denoising(self) -> None:
-        """Estimate the noise of the image off the UI thread and offer matching parameters."""
-        base = self.document.base_image
-        if base is None:
-            return
-        from maskwork.operators.restore.denoise import estimate_noise, intensity_range, suggested_parameters
-
-        data = base.data
-        # A central crop of about a megapixel estimates the noise as well as the whole.
-        rows, cols = data.shape[:2]
-        half = 512
-        crop = data[max(0, rows // 2 - half) : rows // 2 + half, max(0, cols // 2 - half) : cols // 2 + half]
-
-        def estimate():
-            sigma = estimate_noise(crop)
-            return sigma, suggested_parameters(sigma, intensity_range(crop))
-
-        def show(value) -> None:
-            if isinstance(value, Exception) or self.runner.spec is None or self.runner.spec.id != "denoise":
-                return
-            sigma, values = value
-            self.operator_panel.set_suggestion(f"Estimated noise: sigma {sigma:.3g} (image units)", values)
-
-        self._noise_job = BackgroundJob(estimate)
-        self._noise_job.done.connect(show)
-        self._noise_job.start()
-
     def _on_params_changed(self, values: dict) -> None:
         self.runner.set_params(values)
         if self.runner.spec is not None:
             # Remembered at once, not only at quit: a chosen model file survives a crash.
             settings().setValue(f"params/{self.runner.spec.id}", json.dumps(values))
-
-    def _on_applied(self, layers: list) -> None:
-        if layers:
-            metadata = layers[0].metadata
-            self.recorder.record(metadata["operator"], metadata["parameters"], self.runner.last_inputs,
-                                 self.runner.last_sources, layers)
-        self._update_title()
 
     def _on_memory_warning(self, message: str, purpose: str) -> None:
         title = self.runner.spec.title if self.runner.spec is not None else "The operator"
@@ -777,131 +462,7 @@ class MainWindow(QMainWindow):
         # "threshold" for one, "threshold_1", "threshold_2", ... for several (multi-Otsu).
         thresholds = [float(value) for name, value in sorted(scores.items()) if name.startswith("threshold")]
         self.measure_panel.show_thresholds(thresholds)
-        self.operator_histogram.show_thresholds(thresholds)
-
-    def _reset_metric_curve(self) -> None:
-        self.metric_values = []
-        self._metric_curve.setData([], [])
-
-    def _on_partial_scores(self, scores: dict) -> None:
-        if "metric" in scores:
-            self.metric_values.append(float(scores["metric"]))
-            self._metric_curve.setData(np.arange(len(self.metric_values)), self.metric_values)
-
-    # -- transforms -------------------------------------------------------------------
-    @property
-    def current_transform(self):
-        """The selected layer's transform if it has one, else the last applied one."""
-        selected = self.document.layers.selected
-        if selected is not None and selected.metadata.get("transform") is not None:
-            return selected.metadata["transform"]
-        return self.runner.last_transform
-
-    def export_transform(self, path: str | Path) -> Path | None:
-        """Save the current transform as JSON (matrix, parameters) or as a SimpleITK .tfm."""
-        transform = self.current_transform
-        if transform is None:
-            self.show_error("No transform", "Apply a registration first (Registration menu).")
-            return None
-        path = Path(path)
-        try:
-            if path.suffix.lower() == ".tfm":
-                transform.save_tfm(path)
-            else:
-                transform.save(path)
-        except (ValueError, OSError) as error:
-            self.show_error(f"Cannot save {path.name}", str(error))
-            return None
-        self.statusBar().showMessage(f"Saved transform {path}", 5000)
-        return path
-
-    def export_transform_dialog(self) -> None:
-        """Ask where to save the current transform."""
-        path, _ = QFileDialog.getSaveFileName(self, "Export transform", str(Path(self._last_dir()) / "transform.json"), "Transform (*.json *.tfm)")
-        if path:
-            self.export_transform(path)
-
-    def load_transform_dialog(self) -> None:
-        """Load a transform saved earlier and make it the current one."""
-        path, _ = QFileDialog.getOpenFileName(self, "Load transform", self._last_dir(), "Transform (*.json *.tfm)")
-        if path:
-            self.load_transform(path)
-
-    def load_transform(self, path: str | Path):
-        """Read a JSON or .tfm transform; a .tfm maps onto the current base image's grid."""
-        from maskwork.operators.registration.transform import Transform
-
-        path = Path(path)
-        try:
-            if path.suffix.lower() == ".tfm":
-                shape = self.document.shape
-                if shape is None:
-                    raise ValueError("open the fixed image first: a .tfm has no image size")
-                transform = Transform.load_tfm(path, shape, shape)
-            else:
-                transform = Transform.load(path)
-        except (ValueError, OSError, KeyError) as error:
-            self.show_error(f"Cannot load {path.name}", str(error))
-            return None
-        self.runner.last_transform = transform
-        self.statusBar().showMessage(f"Loaded {transform.kind} transform from {path.name}", 5000)
-        return transform
-
-    def show_feature_matches(self) -> Layer | None:
-        """Add the last feature registration's matches, drawn side by side, as an image layer."""
-        transform = self.runner.last_transform
-        inputs = self.runner.last_inputs
-        if transform is None or "inliers_fixed" not in transform.parameters or "image2" not in inputs:
-            self.show_error("No feature matches", "Apply a feature-based registration first.")
-            return None
-        from maskwork.operators.registration.features import match_overlay
-
-        overlay = match_overlay(inputs["image"], inputs["image2"], transform)
-        layer = Layer(overlay, LayerKind.IMAGE, self.document.layers.unique_name("feature matches"))
-        return self.document.add_layer(layer, step="Show feature matches")
-
-    def apply_transform_to_selected(self) -> Layer | None:
-        """Warp the selected layer with the current transform into a new layer (undoable)."""
-        transform = self.current_transform
-        layer = self.document.layers.selected
-        if transform is None or layer is None:
-            self.show_error("Nothing to transform", "Select a layer and apply or load a registration first.")
-            return None
-        from maskwork.operators.registration.transform import warp_layer
-
-        warped = warp_layer(layer.data, transform, layer.kind.value)
-        result = Layer(
-            warped,
-            layer.kind,
-            self.document.layers.unique_name(f"{layer.name} (aligned)"),
-            opacity=layer.opacity,
-            colormap=layer.colormap,
-            metadata={**layer.metadata, "transform": transform},
-        )
-        return self.document.add_layer(result, step=f"Transform {layer.name}")
-
-    def open_in_napari(self):
-        """Send the layers to a napari viewer (the one opened before, while it is open).
-
-        Returns
-        -------
-        napari.Viewer or None
-            None when napari is not installed or there is nothing to send.
-        """
-        if not self.document.layers:
-            self.show_error("Nothing to send", "Open an image first.")
-            return None
-        viewer = self._napari_viewer if _napari_window_open(self._napari_viewer) else None
-        self.statusBar().showMessage("Starting napari..." if viewer is None else "Sending the layers to napari...", 5000)
-        try:
-            from maskwork.napari.bridge import open_in_napari
-
-            # napari itself is imported inside, on first use (it takes seconds).
-            self._napari_viewer = open_in_napari(list(self.document.layers), viewer=viewer)
-        except ImportError as error:
-            self.show_error("napari is not installed", f"Open in napari needs napari: pip install 'maskwork[napari]'\n({error})")
-            return None
-        return self._napari_viewer
+        self.operator_views.histogram.show_thresholds(thresholds)
 
     def _on_operator_failed(self, error: OperatorError) -> None:
         title = "Cannot run the operator" if error.is_input_error else "The operator failed"
@@ -964,6 +525,14 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, 8000)
         return box
 
+    def show_information(self, title: str, text: str) -> QMessageBox:
+        """Show ``text`` in a non-blocking message (Model info, say)."""
+        box = QMessageBox(QMessageBox.Icon.Information, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.open()
+        self.last_message_box = box
+        return box
+
     def ask(self, title: str, question: str) -> bool:
         """A yes/no question (tests replace this method)."""
         answer = QMessageBox.question(self, title, question)
@@ -980,7 +549,8 @@ class MainWindow(QMainWindow):
 
         QMessageBox.about(self, "About maskwork", f"maskwork {__version__}\nInteractive image processing: segment, restore, register.")
 
-    def _update_title(self) -> None:
+    def update_title(self) -> None:
+        """The window title: the image's file name, with ``*`` while there is unsaved work."""
         name = self.source_path.name if self.source_path else "untitled"
         self.setWindowTitle(f"maskwork - {name}[*]")
         self.setWindowModified(self.document.history.is_modified)
@@ -1018,7 +588,7 @@ class MainWindow(QMainWindow):
         # Restored work is unsaved work: mark it so closing asks again.
         self.document.history.mark_unsaved()
         self.canvas.fit()
-        self._update_title()
+        self.update_title()
         return True
 
     # -- window events ----------------------------------------------------------------
@@ -1044,28 +614,3 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.open_paths(paths)
 
-
-def _napari_window_open(viewer) -> bool:
-    """Whether ``viewer`` (a napari viewer or None) still has its window on screen."""
-    qt_window = getattr(getattr(viewer, "window", None), "_qt_window", None)
-    try:
-        return qt_window is not None and qt_window.isVisible()
-    except RuntimeError:  # the Qt object behind it was deleted when the person closed it
-        return False
-
-
-def _model_description(info: dict) -> str:
-    """The text of Model info: what ``describe_model`` found, one fact per line."""
-
-    def tensors(items) -> str:
-        return "; ".join(f"{item['name']} {item.get('type', '')} {item.get('shape') or ''}".strip() for item in items) or "not declared"
-
-    settings = info["settings"]
-    lines = [
-        f"{info['format']} model, {format_bytes(info['size_bytes'])}",
-        f"Inputs: {tensors(info.get('inputs', []))}",
-        f"Outputs: {tensors(info.get('outputs', []))}",
-        f"Settings file: {info['sidecar'] or 'none (defaults: RGB in [0, 1], softmax or sigmoid)'}",
-    ]
-    lines += [f"  {name}: {value}" for name, value in settings.items() if value is not None]
-    return "\n".join(lines)

@@ -356,8 +356,9 @@ def register(
     panel_views : tuple
         What interactive front-ends show beside the parameter form, in order: a
         :class:`Histogram`, a live :class:`ScorePlot`, :class:`InfoAction` buttons, a
-        :class:`Suggestion` of parameter values. The front-ends read this declaration and
-        never test an operator's id, so an operator with a plot is one module.
+        :class:`Suggestion` of parameter values; one of each, but any number of buttons.
+        The front-ends read this declaration and never test an operator's id, so an
+        operator with a plot is one module.
     """
     if not re.fullmatch(r"[a-z][a-z0-9_]*", op_id):
         raise ValueError(f"operator id {op_id!r} must be snake_case")
@@ -367,6 +368,9 @@ def register(
     unknown_views = [view for view in panel_views if not isinstance(view, PANEL_VIEW_TYPES)]
     if unknown_views:
         raise ValueError(f"{op_id}: unknown panel views {unknown_views}; use {', '.join(t.__name__ for t in PANEL_VIEW_TYPES)}")
+    single_views = [type(view) for view in panel_views if not isinstance(view, InfoAction)]
+    if len(single_views) != len(set(single_views)):
+        raise ValueError(f"{op_id}: a panel shows one view of each kind (only InfoAction may repeat)")
 
     def decorate(func: Callable[..., Result]) -> Callable[..., Result]:
         if op_id in _REGISTRY:

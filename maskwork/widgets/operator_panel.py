@@ -8,7 +8,7 @@ decides when and where the operator runs.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -146,9 +146,9 @@ class OperatorPanel(QWidget):
         box.addWidget(self.suggestion_label)
         box.addWidget(self.suggestion_button)
         box.addLayout(self._form)
-        self._plot_slot = QVBoxLayout()
-        self._plot_slot.setContentsMargins(0, 0, 0, 0)
-        box.addLayout(self._plot_slot)
+        self._views_slot = QVBoxLayout()
+        self._views_slot.setContentsMargins(0, 0, 0, 0)
+        box.addLayout(self._views_slot)
         options = QHBoxLayout()
         options.addWidget(self.auto_preview_check)
         options.addStretch(1)
@@ -232,14 +232,15 @@ class OperatorPanel(QWidget):
         if after != before:
             self.params_changed.emit(after)
 
-    def set_plot(self, widget: QWidget | None) -> None:
-        """Show ``widget`` (a histogram for thresholds, say) under the form; None hides it."""
-        while self._plot_slot.count():
-            item = self._plot_slot.takeAt(0)
+    def set_views(self, widgets: Sequence[QWidget]) -> None:
+        """Show ``widgets`` under the form, in order: the views the operator declares
+        (a histogram for thresholds, a live plot, an info button); none hides them."""
+        while self._views_slot.count():
+            item = self._views_slot.takeAt(0)
             if item.widget() is not None:
                 item.widget().setParent(None)
-        if widget is not None:
-            self._plot_slot.addWidget(widget)
+        for widget in widgets:
+            self._views_slot.addWidget(widget)
             widget.show()  # a child added to a visible widget stays hidden until shown
 
     def set_suggestion(self, text: str, values: dict) -> None:

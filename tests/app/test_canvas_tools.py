@@ -215,8 +215,8 @@ def test_drop_opens_file_and_recent_files_remember_it(window, photo):
     event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
     window.dropEvent(event)
     assert window.document.base_image is not None and window.source_path == photo[0]
-    window._fill_recent_menu()
-    assert [a.text() for a in window.recent_menu.actions()] == [photo[0].name]
+    window.files.fill_recent_menu()
+    assert [a.text() for a in window.files.recent_menu.actions()] == [photo[0].name]
 
 
 def test_layout_and_tool_settings_persist(qtbot, photo, monkeypatch):

@@ -3,7 +3,7 @@
 import dataclasses
 
 import numpy as np
-from PySide6.QtWidgets import QDialog, QLineEdit
+from PySide6.QtWidgets import QDialog, QLineEdit, QPushButton
 
 from maskwork.app.runner import SEED_DEBOUNCE_MS
 from maskwork.app.settings import settings
@@ -107,7 +107,7 @@ def test_run_a_brought_torchscript_model_and_read_its_info(window, tmp_path, qtb
     window.choose_operator(get("run_model"))
     window.operator_panel.findChild(QLineEdit, "param_model_text").setText(str(model))
 
-    window.model_info_button.click()
+    window.operator_panel.findChild(QPushButton, "modelInfoButton").click()
     qtbot.waitUntil(lambda: window.last_message_box is not None and "TorchScript" in window.last_message_box.text(), timeout=30_000)
     window.last_message_box.close()
 
@@ -145,7 +145,7 @@ def test_scribble_cnn_previews_while_training_and_resumes_on_a_new_scribble(wind
     # The final result emits its scores before it is drawn: a preview drawn earlier was partial.
     assert "preview" in events and events.index("preview") < events.index("scores")
     assert first.args[0]["resumed"] == 0.0
-    assert window.metric_values, "the training loss is plotted as previews arrive"
+    assert window.operator_views.metric_values, "the training loss is plotted as previews arrive"
     preview = window.runner.preview_layer
     assert preview.kind is LayerKind.LABELS and preview.shape == truth.shape
     assert iou(preview.data == 1, truth) > 0.7

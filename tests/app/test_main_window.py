@@ -72,11 +72,11 @@ def test_cut_out_an_object_from_open_to_export(window, photo, qtbot, tmp_path):
     assert mask_layer in window.document.layers
 
     # Export the mask and the cut-out, read them back.
-    mask_path = window.export("mask", tmp_path / "mask.png")
+    mask_path = window.exports.export("mask", tmp_path / "mask.png")
     written = io.read_image(mask_path)
     assert set(np.unique(written)) <= {0, 255}
     assert iou(written > 0, truth) >= 0.9
-    cutout = io.read_image(window.export("cutout", tmp_path / "cutout.png"))
+    cutout = io.read_image(window.exports.export("cutout", tmp_path / "cutout.png"))
     assert cutout.shape == (*truth.shape, 4)
     np.testing.assert_array_equal(cutout[..., 3] > 0, mask_layer.data > 0)
     assert (tmp_path / "mask.png.json").exists()
@@ -125,10 +125,10 @@ def test_closing_with_unsaved_work_asks(window, photo, monkeypatch):
     window.canvas.stroke([(50, 50), (60, 80)])
     asked = []
     monkeypatch.setattr(window, "ask", lambda title, question: asked.append(title) or False)
-    assert not window.close_document()
+    assert not window.files.close_document()
     assert asked == ["Unsaved work"] and window.document.layers
     monkeypatch.setattr(window, "ask", lambda title, question: True)
-    assert window.close_document()
+    assert window.files.close_document()
     assert not window.document.layers
 
 

@@ -4,13 +4,13 @@ import sys
 
 
 def test_without_napari_the_action_says_how_to_install_it(window, photo, monkeypatch):
-    window.action_open_in_napari.trigger()
+    window.napari_bridge.action_open_in_napari.trigger()
     assert "Open an image first" in window.last_message_box.text()
 
     path, image, truth = photo
     window.open_paths([path])
     monkeypatch.setitem(sys.modules, "napari", None)  # makes `import napari` raise ImportError
-    window.action_open_in_napari.trigger()
-    assert window._napari_viewer is None
+    window.napari_bridge.action_open_in_napari.trigger()
+    assert window.napari_bridge.viewer is None
     assert "pip install 'maskwork[napari]'" in window.last_message_box.text()
     assert len(window.document.layers) == 1  # nothing lost

@@ -56,8 +56,8 @@ def test_recorded_recipe_replays_in_batch_with_identical_outputs(window, photo, 
     window.open_paths([path])
     cleaned = cut_out_and_clean(window, truth)
 
-    exported = window.export("mask", tmp_path / "export" / "cat_mask.png")
-    recipe_path = window.export_recipe(tmp_path / "recipe" / "cat.json")
+    exported = window.exports.export("mask", tmp_path / "export" / "cat_mask.png")
+    recipe_path = window.recipes.export_recipe(tmp_path / "recipe" / "cat.json")
     assert recipe_path is not None and recipe_path.with_suffix(".py").exists()
     recipe = load(recipe_path)
     assert [step.operator for step in recipe.steps] == ["grabcut", "morphology"]
@@ -81,15 +81,15 @@ def test_undone_apply_leaves_the_recipe_and_redo_brings_it_back(window, photo):
     path, image, truth = photo
     window.open_paths([path])
     cut_out_and_clean(window, truth)
-    assert len(window.current_recipe().steps) == 2
+    assert len(window.recipes.current_recipe().steps) == 2
     window.action_undo.trigger()
-    assert [step.operator for step in window.current_recipe().steps] == ["grabcut"]
+    assert [step.operator for step in window.recipes.current_recipe().steps] == ["grabcut"]
     window.action_redo.trigger()
-    assert len(window.current_recipe().steps) == 2
+    assert len(window.recipes.current_recipe().steps) == 2
     window.document.history.mark_saved()
     window.open_paths([path])  # a new document starts a new recipe
-    assert window.current_recipe().steps == []
-    assert window.export_recipe(path.with_suffix(".json")) is None
+    assert window.recipes.current_recipe().steps == []
+    assert window.recipes.export_recipe(path.with_suffix(".json")) is None
     assert "Apply an operator first" in window.last_message_box.text()
 
 
@@ -106,6 +106,6 @@ def test_a_result_painted_by_hand_is_stored_as_a_seed(window, photo, qtbot):
     window.choose_operator(get("fill_holes"))
     with qtbot.waitSignal(window.runner.applied, timeout=60_000):
         window.action_apply.trigger()
-    recipe = window.current_recipe()
+    recipe = window.recipes.current_recipe()
     stored = recipe.steps[1].inputs["mask"]
     assert isinstance(stored, ArrayInput) and stored.array[:40, :40].all()

@@ -22,7 +22,7 @@ def test_feature_registration_applies_and_its_transform_moves_a_mask(window, tmp
     assert window.document.base_image.name == "fixed.png"
 
     window.choose_operator(get("register_features"))
-    assert window.metric_plot.isVisibleTo(window.operator_panel)
+    assert window.operator_views.metric_plot.isVisibleTo(window.operator_panel)
     with qtbot.waitSignal(window.runner.applied, timeout=60_000) as applied:
         window.action_apply.trigger()
     (warped,) = applied.args[0]
@@ -37,7 +37,7 @@ def test_feature_registration_applies_and_its_transform_moves_a_mask(window, tmp
     assert np.abs(warped.data[centre].astype(int) - fixed[centre]).mean() < 8
 
     # The matches on request: fixed and moving side by side, inliers in green.
-    matches = window.show_feature_matches()
+    matches = window.transforms.show_feature_matches()
     assert matches.shape == (512, 1024) and matches.data.shape[2] == 3
     rgb = matches.data.astype(int)
     green_lines = (rgb[..., 1] > 200) & (rgb[..., 0] < 60) & (rgb[..., 2] < 60)
@@ -54,14 +54,14 @@ def test_feature_registration_applies_and_its_transform_moves_a_mask(window, tmp
     assert window.canvas._overlay_view is None
 
     # Export the transform and carry it over to a mask drawn on the moving image.
-    saved = window.export_transform(tmp_path / "transform.json")
+    saved = window.transforms.export_transform(tmp_path / "transform.json")
     assert json.loads(saved.read_text())["type"] in ("similarity", "affine", "rigid")
     square = np.zeros((512, 512), np.uint8)
     square[200:260, 220:300] = 1
     moved_square = cv2.warpAffine(square, true, (512, 512), flags=cv2.INTER_NEAREST)
     mask = window.document.add_layer(Layer(moved_square, "mask", "on moving"))
     window.document.layers.selected = mask
-    aligned = window.apply_transform_to_selected()
+    aligned = window.transforms.apply_transform_to_selected()
     assert aligned.kind is LayerKind.MASK and set(np.unique(aligned.data)) <= {0, 1}
     overlap = (aligned.data.astype(bool) & square.astype(bool)).sum() / (aligned.data.astype(bool) | square.astype(bool)).sum()
     assert overlap > 0.9
@@ -122,8 +122,8 @@ def test_intensity_registration_updates_live_and_applies(window, tmp_path, qtbot
     with qtbot.waitSignal(window.runner.applied, timeout=60_000) as applied:
         window.action_apply.trigger()
     # The moving image was shown aligning while the optimiser ran, with its metric plotted.
-    assert len(updates) >= 2 and len(window.metric_values) == len(updates)
-    x, y = window._metric_curve.getData()
+    assert len(updates) >= 2 and len(window.operator_views.metric_values) == len(updates)
+    x, y = window.operator_views.metric_curve.getData()
     assert len(y) == len(updates)
     (warped,) = applied.args[0]
     matrix = window.runner.last_transform.matrix

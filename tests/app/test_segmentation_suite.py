@@ -88,10 +88,10 @@ def test_threshold_preview_draws_its_threshold_on_the_histogram(window, tmp_path
     assert window.runner.preview_layer is not None
     assert window.operator_panel.scores_label.text().startswith("threshold ")
     # The same histogram and line sit in the operator panel, under the parameters.
-    assert window.operator_histogram.isVisibleTo(window.operator_panel)
-    assert window.operator_histogram.threshold_values == lines
+    assert window.operator_views.histogram.isVisibleTo(window.operator_panel)
+    assert window.operator_views.histogram.threshold_values == lines
     window.choose_operator(get("multi_otsu"))
     wait_idle(qtbot, window, window.runner.preview)
-    assert len(window.operator_histogram.threshold_values) == 2  # three classes
+    assert len(window.operator_views.histogram.threshold_values) == 2  # three classes
     window.choose_operator(get("grabcut"))
-    assert not window.operator_histogram.isVisibleTo(window.operator_panel)
+    assert not window.operator_views.histogram.isVisibleTo(window.operator_panel)

@@ -1,0 +1,138 @@
+"""What an operator shows under its parameter form, as its registration declares it.
+
+The registry's ``panel_views`` name Qt-free kinds (:class:`~maskwork.operators.registry.Histogram`,
+:class:`~maskwork.operators.registry.ScorePlot`, :class:`~maskwork.operators.registry.InfoAction`,
+:class:`~maskwork.operators.registry.Suggestion`); this module is their one Qt adapter, so
+the window never tests an operator's id.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QPushButton, QWidget
+
+from maskwork.operators.registry import Histogram, InfoAction, OperatorSpec, ScorePlot, Suggestion
+from maskwork.widgets.histogram_plot import HistogramPlot
+from maskwork.widgets.workers import Worker, start_worker
+
+if TYPE_CHECKING:
+    from maskwork.app.main_window import MainWindow
+
+
+def widget_name(snake_name: str, suffix: str) -> str:
+    """Qt object name of a widget made for ``snake_name``: ``model_info`` -> ``modelInfoButton``."""
+    first, *rest = snake_name.split("_")
+    return first + "".join(part.capitalize() for part in rest) + suffix
+
+
+class OperatorViews(QObject):
+    """Builds, shows and feeds the views the chosen operator declares.
+
+    Parameters
+    ----------
+    window : MainWindow
+        Its operator panel shows the views, its runner's scores feed them and its
+        document's base image is the histogram's.
+
+    Attributes
+    ----------
+    histogram : HistogramPlot
+        The image's histogram with the thresholds of the last result.
+    metric_plot : pyqtgraph.PlotWidget
+        The declared score of each partial result, plotted live.
+    metric_values : list of float
+        The points of ``metric_plot`` in the current run.
+    """
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.histogram = HistogramPlot()
+        self.histogram.setObjectName("operatorHistogram")
+        self.metric_plot = pg.PlotWidget(background=None)
+        self.metric_plot.setObjectName("metricPlot")
+        self.metric_plot.setMinimumHeight(110)
+        self.metric_plot.setMaximumHeight(170)
+        self.metric_curve = self.metric_plot.plot(pen=pg.mkPen((230, 57, 70), width=2))
+        self.metric_values: list[float] = []
+        self._score_plot = ScorePlot()
+        self._info_buttons: dict[InfoAction, QPushButton] = {}
+        # The latest of each, held while it runs.
+        self._info_job: Worker | None = None
+        self._suggestion_job: Worker | None = None
+
+        runner = window.runner
+        runner.partial_scores.connect(self._on_partial_scores)
+        runner.busy_changed.connect(lambda busy: busy and self.reset_metric_curve())
+
+    def show_for(self, spec: OperatorSpec) -> None:
+        """Put ``spec``'s declared views under its form, in their declared order."""
+        widgets: list[QWidget] = []
+        for view in spec.panel_views:
+            if isinstance(view, Histogram):
+                base = self.window.document.base_image
+                self.histogram.set_image(base.data if base is not None else None)
+                self.histogram.show_thresholds([])
+                widgets.append(self.histogram)
+            elif isinstance(view, ScorePlot):
+                self._score_plot = view
+                self.reset_metric_curve()
+                self.metric_plot.setLabel("left", view.y_label)
+                self.metric_plot.setLabel("bottom", view.x_label)
+                widgets.append(self.metric_plot)
+            elif isinstance(view, InfoAction):
+                widgets.append(self._info_button(view))
+            elif isinstance(view, Suggestion):
+                self._suggest(spec, view)
+        self.window.operator_panel.set_views(widgets)
+
+    def reset_metric_curve(self) -> None:
+        """Empty the score plot (a new run starts)."""
+        self.metric_values = []
+        self.metric_curve.setData([], [])
+
+    def _on_partial_scores(self, scores: dict) -> None:
+        if self._score_plot.score in scores:
+            self.metric_values.append(float(scores[self._score_plot.score]))
+            self.metric_curve.setData(np.arange(len(self.metric_values)), self.metric_values)
+
+    def _info_button(self, view: InfoAction) -> QPushButton:
+        """The button of ``view``, made on first use and kept for the next time."""
+        if view not in self._info_buttons:
+            button = QPushButton(view.text)
+            button.setObjectName(widget_name(view.name, "Button"))
+            button.setToolTip(view.tip)
+            button.clicked.connect(lambda: self._show_info(view))
+            self._info_buttons[view] = button
+        return self._info_buttons[view]
+
+    def _show_info(self, view: InfoAction) -> None:
+        params = dict(self.window.runner.params)
+
+        def show(value) -> None:
+            if isinstance(value, Exception):
+                self.window.show_error(f"Cannot read the {view.title.lower()}", str(value))
+            else:
+                self.window.show_information(view.title, value)
+
+        self.window.statusBar().showMessage(f"Reading the {view.title.lower()}...", 3000)
+        self._info_job = start_worker(lambda worker: view.describe(params), returned=show, name=view.name)
+
+    def _suggest(self, spec: OperatorSpec, view: Suggestion) -> None:
+        """Compute the suggestion off the UI thread; offer it if ``spec`` is still chosen."""
+        base = self.window.document.base_image
+        if base is None:
+            return
+        data = base.data
+
+        def show(value) -> None:
+            if isinstance(value, Exception) or self.window.runner.spec is not spec:
+                return
+            text, values = value
+            self.window.operator_panel.set_suggestion(text, values)
+
+        self._suggestion_job = start_worker(lambda worker: view.suggest(data), returned=show, name=f"{spec.id} suggestion")

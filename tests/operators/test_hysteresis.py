@@ -1,7 +1,7 @@
 """Hysteresis threshold on real pixels: the coins of scikit-image's photo without the specks.
 
-The reference is the one of test_threshold.py: scikit-image's tutorial segmentation of the
-coins (a Sobel elevation map flooded from markers that are certainly background (< 30) or
+The reference is test_threshold.py's: scikit-image's tutorial segmentation of the coins (a
+Sobel elevation map flooded from markers that are certainly background (< 30) or
 certainly coin (> 150)), holes filled; it finds the 24 coins and uses no threshold.
 """
 
@@ -9,35 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import ndimage as ndi
-from skimage import data, filters, segmentation
+from skimage import data, filters
+from test_threshold import coins, count, iou  # noqa: F401 (coins is a fixture)
 
 from maskwork.operators import InputError, get
 from maskwork.operators.registry import Histogram
 
 HYSTERESIS = get("hysteresis_threshold")
-
-
-def iou(mask: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.count_nonzero(mask & truth) / np.count_nonzero(mask | truth))
-
-
-def count(mask: np.ndarray) -> int:
-    return int(ndi.label(mask)[1])
-
-
-@pytest.fixture(scope="module")
-def coins():
-    image = data.coins()
-    markers = np.zeros(image.shape, np.int32)
-    markers[image < 30] = 1
-    markers[image > 150] = 2
-    flooded = ndi.binary_fill_holes(segmentation.watershed(filters.sobel(image), markers) == 2)
-    labels, found = ndi.label(flooded)
-    areas = ndi.sum(flooded, labels, np.arange(1, found + 1))
-    reference = np.isin(labels, np.flatnonzero(areas >= 100) + 1)
-    assert count(reference) == 24
-    return image, reference
 
 
 def test_otsu_pair_covers_the_coins_as_otsu_does_with_a_fifth_of_the_pieces(coins):

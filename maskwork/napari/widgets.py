@@ -3,10 +3,11 @@
 Each operator gets a widget class, ``<CamelCaseId>Widget`` (``GrabcutWidget``,
 ``RegisterLandmarksWidget``, ...), made on first access so the manifest can name one class
 per operator without this module listing them. A widget has one layer chooser per input,
-one magicgui editor per parameter (tooltips from the docstring), Run and Cancel buttons,
-a progress bar and a status line. Each run is a :class:`~maskwork.pipeline.session.RunSession`
-in maskwork's worker (the window's): the latest partial result shows in a transient
-preview layer; results are added as layers placed on the input image.
+one magicgui editor per parameter (tooltips from the docstring; a method's own parameters
+show only while it is chosen), Run and Cancel buttons, a progress bar and a status line.
+Each run is a :class:`~maskwork.pipeline.session.RunSession` in maskwork's worker (the
+window's): the latest partial result shows in a transient preview layer; results are added
+as layers placed on the input image.
 """
 
 from __future__ import annotations
@@ -156,6 +157,9 @@ class OperatorWidget(Container):
         self.append(Container(widgets=list(self.inputs.values()), labels=True, name="input_form"))
         if self.params:
             self.append(Container(widgets=list(self.params.values()), labels=True, name="param_form"))
+        for choice in {param.shown_for.choice for param in self.spec.params if param.shown_for is not None}:
+            self.params[choice].changed.connect(self._show_applicable_params)
+        self._show_applicable_params()
 
         self.run_button = PushButton(text="Run", name="run_button", tooltip=f"Run {self.spec.title} on the chosen layers")
         self.cancel_button = PushButton(text="Cancel", name="cancel_button", enabled=False,
@@ -271,6 +275,13 @@ class OperatorWidget(Container):
                 inputs["points"] = convert.prompt_points(chosen["points"], reference)
         placement = {"scale": tuple(reference.scale[-2:]), "translate": tuple(reference.translate[-2:])}
         return collect_inputs(self.spec, inputs), placement
+
+    def _show_applicable_params(self) -> None:
+        """Show the editors of the parameters that matter for the choices made (a method's
+        own settings), hide the others; hidden editors keep their values."""
+        values = {param.name: param_value(param, self.params[param.name]) for param in self.spec.params}
+        for param in self.spec.params:
+            self.params[param.name].visible = param.applies(values)
 
     def parameter_values(self) -> dict:
         """Parameter name -> value, checked against the declared types and ranges."""

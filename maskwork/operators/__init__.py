@@ -1,7 +1,7 @@
 """Qt-free algorithms and the registry that describes them to every front-end."""
 
 from maskwork.operators.context import Cancelled, InputError, Result, RunContext
-from maskwork.operators.registry import FilePath, OperatorSpec, ParamSpec, Range, all_operators, get, register
+from maskwork.operators.registry import FilePath, OperatorSpec, ParamSpec, Range, ShownFor, all_operators, get, register
 
 __all__ = [
     "Cancelled",
@@ -12,6 +12,7 @@ __all__ = [
     "Range",
     "Result",
     "RunContext",
+    "ShownFor",
     "all_operators",
     "get",
     "register",

@@ -9,7 +9,10 @@ An operator is a plain function on numpy arrays::
 
 Positional parameters whose names are in :data:`INPUT_NAMES` are its inputs (those without
 a default are required); keyword-only parameters are its typed parameters, whose type,
-range or choices come from the annotation and whose help comes from the docstring.
+range or choices come from the annotation and whose help comes from the docstring. A
+parameter that matters only for some values of a choice (a method's own settings) says so
+with :class:`ShownFor`, and forms show it only then. Operators that share parameters
+declare them once: ``register(..., parameters_from=source)`` (see :func:`register`).
 """
 
 from __future__ import annotations
@@ -61,6 +64,33 @@ class FilePath:
     file_filter: str = "All files (*)"
 
 
+@dataclass(frozen=True, init=False)
+class ShownFor:
+    """Marks a parameter that matters only for some values of a choice (use inside
+    ``typing.Annotated``).
+
+    ``Annotated[float, Range(0.5, 100.0), ShownFor("method", "nl_means")]`` is a parameter
+    of the ``"nl_means"`` method only: forms hide it while another method is chosen. The
+    choice must be a parameter of the same operator that is always shown.
+
+    Parameters
+    ----------
+    choice : str
+        Name of the controlling choice parameter (``"method"``).
+    *values
+        The choices for which the parameter matters.
+    """
+
+    choice: str
+    values: tuple
+
+    def __init__(self, choice: str, *values: Any) -> None:
+        if not values:
+            raise ValueError(f"ShownFor({choice!r}) names no value of {choice}")
+        object.__setattr__(self, "choice", choice)
+        object.__setattr__(self, "values", values)
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One tunable parameter, as the GUI form and ``maskwork ops --json`` show it."""
@@ -73,6 +103,23 @@ class ParamSpec:
     max: float | None = None
     choices: tuple | None = None
     file_filter: str | None = None
+    shown_for: ShownFor | None = None
+
+    def applies(self, values: dict) -> bool:
+        """Whether this parameter matters with the parameter values ``values``.
+
+        Parameters
+        ----------
+        values : dict
+            Parameter name -> current value; it holds the controlling choice, if any.
+
+        Returns
+        -------
+        bool
+            False only when the parameter is declared :class:`ShownFor` some choices
+            and ``values`` makes another choice. Forms hide it then.
+        """
+        return self.shown_for is None or values[self.shown_for.choice] in self.shown_for.values
 
     def coerce(self, value: Any) -> Any:
         """Convert ``value`` (possibly a command-line string) to this type and check it.
@@ -152,6 +199,8 @@ class ParamSpec:
             out["choices"] = list(self.choices)
         if self.file_filter is not None:
             out["filter"] = self.file_filter
+        if self.shown_for is not None:
+            out["shown_for"] = {"param": self.shown_for.choice, "values": list(self.shown_for.values)}
         out["help"] = self.help
         return out
 
@@ -325,6 +374,7 @@ def register(
     prepare: Callable[[dict, dict, RunContext], None] | None = None,
     previous_result_input: str | None = None,
     panel_views: tuple[Histogram | ScorePlot | InfoAction | Suggestion, ...] = (),
+    parameters_from: Callable[..., Result] | None = None,
 ) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
     """Decorator that registers an operator function under ``op_id``.
 
@@ -359,6 +409,15 @@ def register(
         :class:`Suggestion` of parameter values; one of each, but any number of buttons.
         The front-ends read this declaration and never test an operator's id, so an
         operator with a plot is one module.
+    parameters_from : callable, optional
+        A registered operator whose parameters this one shares, so that they are declared
+        and documented once. The function's ``**kwargs`` stand for the source's parameters
+        it does not name itself, which it passes on (``remove_object(image, mask, *,
+        grow=5, ctx=None, **fill)`` calls ``inpaint(..., **fill)``); the registry lists
+        them with the source's type, range, default, grouping and documentation. A
+        parameter the function does name but its docstring does not document takes the
+        source's documentation; it must be declared alike (type, range, choices,
+        :class:`ShownFor`), best with one module-level ``Annotated`` alias both use.
     """
     if not re.fullmatch(r"[a-z][a-z0-9_]*", op_id):
         raise ValueError(f"operator id {op_id!r} must be snake_case")
@@ -375,7 +434,7 @@ def register(
     def decorate(func: Callable[..., Result]) -> Callable[..., Result]:
         if op_id in _REGISTRY:
             raise ValueError(f"operator {op_id!r} is registered twice")
-        spec = _build_spec(op_id, title, category, tuple(outputs), tuple(requires), func)
+        spec = _build_spec(op_id, title, category, tuple(outputs), tuple(requires), func, parameters_from)
         if previous_result_input is not None and previous_result_input not in spec.inputs:
             raise ValueError(f"{op_id}: previous_result_input {previous_result_input!r} is not one of its inputs")
         _REGISTRY[op_id] = dataclasses.replace(
@@ -390,15 +449,18 @@ def register(
     return decorate
 
 
-def _build_spec(op_id, title, category, outputs, requires, func) -> OperatorSpec:
+def _build_spec(op_id, title, category, outputs, requires, func, source) -> OperatorSpec:
     signature = inspect.signature(func)
     hints = typing.get_type_hints(func, include_extras=True)
     summary, docs = parse_numpydoc(func.__doc__ or "")
     inputs, required, params = [], [], []
+    passes_on = None  # the name of the **kwargs that stand for the source's parameters
     for name, parameter in signature.parameters.items():
         if name == "ctx":
             continue
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in INPUT_NAMES:
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            passes_on = name
+        elif parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in INPUT_NAMES:
             if parameter.default is inspect.Parameter.empty:
                 raise ValueError(f"{op_id}: parameter {name} needs a default")
             params.append(_param_spec(op_id, name, hints.get(name), parameter.default, docs.get(name, "")))
@@ -410,6 +472,11 @@ def _build_spec(op_id, title, category, outputs, requires, func) -> OperatorSpec
             raise ValueError(f"{op_id}: {name} is neither an input ({', '.join(INPUT_NAMES)}) nor keyword-only")
     if "ctx" not in signature.parameters:
         raise ValueError(f"{op_id}: an operator takes ctx=None")
+    if source is not None:
+        params = _shared_params(op_id, params, source, passes_on is not None)
+    elif passes_on is not None:
+        raise ValueError(f"{op_id}: **{passes_on} needs parameters_from, the operator whose parameters it passes on")
+    _check_shown_for(op_id, params)
     return OperatorSpec(
         id=op_id,
         title=title,
@@ -425,8 +492,53 @@ def _build_spec(op_id, title, category, outputs, requires, func) -> OperatorSpec
     )
 
 
+def _shared_params(op_id: str, params: list[ParamSpec], source: Callable[..., Result], passes_on: bool) -> list[ParamSpec]:
+    """``params`` with the help of those their operator leaves undocumented taken from the
+    registered operator ``source`` (whose parameters of those names must match), followed,
+    when the operator ``passes_on`` keyword arguments, by the source's other parameters."""
+    source_spec = next((spec for spec in _REGISTRY.values() if spec.func is source), None)
+    if source_spec is None:
+        raise ValueError(f"{op_id}: parameters_from names {source.__name__}, which is not a registered operator (register it first)")
+    source_params = {param.name: param for param in source_spec.params}
+    borrowed = []
+    for param in params:
+        if not param.help and param.name in source_params:
+            source_param = source_params[param.name]
+            # Documentation describes type, range, choices and grouping; defaults may differ.
+            if dataclasses.replace(source_param, default=param.default, help="") != param:
+                raise ValueError(
+                    f"{op_id}: parameter {param.name} takes {source_spec.id}'s documentation but is declared "
+                    f"differently; annotate both with one shared alias"
+                )
+            param = dataclasses.replace(param, help=source_param.help)
+        borrowed.append(param)
+    if passes_on:
+        named = {param.name for param in params}
+        borrowed += [param for param in source_spec.params if param.name not in named]
+    return borrowed
+
+
+def _check_shown_for(op_id: str, params: list[ParamSpec]) -> None:
+    """Raise ValueError unless every :class:`ShownFor` names a choice parameter of the
+    operator that is always shown, and values among its choices."""
+    by_name = {param.name: param for param in params}
+    for param in params:
+        if param.shown_for is None:
+            continue
+        choice = by_name.get(param.shown_for.choice)
+        if choice is None or choice.type != "choice" or choice is param:
+            raise ValueError(f"{op_id}: parameter {param.name} is shown for {param.shown_for.choice!r}, which is not another choice parameter")
+        if choice.shown_for is not None:
+            # Forms decide from one parameter's value; a hidden controller would leave its
+            # dependants showing for a choice nobody can see.
+            raise ValueError(f"{op_id}: parameter {param.name} is shown for {choice.name}, which is itself shown only for some choices")
+        unknown = [value for value in param.shown_for.values if value not in choice.choices]
+        if unknown:
+            raise ValueError(f"{op_id}: parameter {param.name} is shown for {choice.name} {unknown}, which are not among its choices {list(choice.choices)}")
+
+
 def _param_spec(op_id: str, name: str, hint, default, help_text: str) -> ParamSpec:
-    low = high = choices = file_filter = None
+    low = high = choices = file_filter = shown_for = None
     if typing.get_origin(hint) is typing.Annotated:
         base, *extras = typing.get_args(hint)
         for extra in extras:
@@ -434,6 +546,10 @@ def _param_spec(op_id: str, name: str, hint, default, help_text: str) -> ParamSp
                 low, high = extra.min, extra.max
             elif isinstance(extra, FilePath):
                 file_filter = extra.file_filter
+            elif isinstance(extra, ShownFor):
+                if shown_for is not None:
+                    raise ValueError(f"{op_id}: parameter {name} has more than one ShownFor")
+                shown_for = extra
         hint = base
     if file_filter is not None:
         if hint is not str:
@@ -446,7 +562,7 @@ def _param_spec(op_id: str, name: str, hint, default, help_text: str) -> ParamSp
         kind = hint.__name__
     else:
         raise ValueError(f"{op_id}: parameter {name} needs a bool, int, float, str or Literal annotation")
-    return ParamSpec(name, kind, default, help_text, low, high, choices, file_filter)
+    return ParamSpec(name, kind, default, help_text, low, high, choices, file_filter, shown_for)
 
 
 def parse_numpydoc(doc: str) -> tuple[str, dict[str, str]]:

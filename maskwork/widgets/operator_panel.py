@@ -203,6 +203,7 @@ class OperatorPanel(QWidget):
             if spec is not None:
                 for param in spec.params:
                     self._add_row(param, self._initial_value(param, values or {}))
+        self._show_applicable_rows()
         self._empty_label.setVisible(spec is None)
         self._operator_box.setVisible(spec is not None)
         missing = spec.missing_requirements() if spec is not None else []
@@ -228,6 +229,7 @@ class OperatorPanel(QWidget):
         with self._silent():
             for param, editor in self._editors.values():
                 self._set_editor_value(param, editor, param.default)
+        self._show_applicable_rows()
         after = self.values()
         if after != before:
             self.params_changed.emit(after)
@@ -353,8 +355,16 @@ class OperatorPanel(QWidget):
             return editor.line_edit.text()
         return editor.text()
 
+    def _show_applicable_rows(self) -> None:
+        """Show the rows of the parameters that matter for the choices made (a method's
+        own settings), hide the others; hidden editors keep their values."""
+        values = self.values()
+        for param, editor in self._editors.values():
+            self._form.setRowVisible(editor, param.applies(values))
+
     def _on_edited(self, *_: Any) -> None:
         if not self._loading:
+            self._show_applicable_rows()
             self.params_changed.emit(self.values())
 
 

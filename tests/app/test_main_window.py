@@ -9,19 +9,7 @@ from maskwork.core.layers import LayerKind
 from maskwork.operators import get
 from maskwork.widgets.canvas import Tool
 
-from window_driver import drag, iou
-
-
-def menu_action(window, *path):
-    """The QAction at a menu path such as ("File", "Export mask (PNG 0/255)...")."""
-    menu = None
-    for text in path:
-        actions = window.menuBar().actions() if menu is None else menu.actions()
-        match = [a for a in actions if a.text().replace("&", "").startswith(text)]
-        assert match, f"no menu entry {text!r} among {[a.text() for a in actions]}"
-        action = match[0]
-        menu = action.menu()
-    return action
+from window_driver import drag, iou, menu_action
 
 
 def test_cut_out_an_object_from_open_to_export(window, photo, qtbot, tmp_path):

@@ -69,3 +69,50 @@ def test_remove_object_from_a_painted_mask(window, tmp_path, qtbot):
     naive = photo.copy()
     naive[hole] = photo[~hole].mean(axis=0)
     assert measure.psnr(photo, filled.data, mask=hole) > measure.psnr(photo, naive, mask=hole)
+
+
+def test_denoise_form_shows_only_the_parameters_of_the_chosen_method(window, tmp_path, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication, QComboBox, QLabel, QWidget
+    from window_driver import menu_action
+
+    io.write_image(tmp_path / "camera.png", data.camera()[:128, :128])
+    window.open_paths([tmp_path / "camera.png"])
+    menu_action(window, "Restore", "Denoise").trigger()
+    panel = window.operator_panel
+    spec = panel.operator
+    assert spec.id == "denoise"
+
+    def shown_rows() -> set[str]:
+        """Parameters whose editor and label a person sees."""
+        shown = set()
+        for param in spec.params:
+            editor = panel.findChild(QWidget, f"param_{param.name}")
+            label = next(label for label in panel.findChildren(QLabel) if label.buddy() is editor)
+            assert editor.isVisible() == label.isVisible()
+            if editor.isVisible():
+                shown.add(param.name)
+        return shown
+
+    assert shown_rows() == {"method", "h", "patch_size", "patch_distance"}
+
+    # Pick "bilateral" in the method combo box as a person does: open it, click the item.
+    combo = panel.findChild(QComboBox, "param_method")
+    qtbot.mouseClick(combo, Qt.MouseButton.LeftButton)
+    popup = combo.view()
+    qtbot.waitUntil(popup.isVisible)
+    # The popup ignores a release that comes within a double-click interval of opening.
+    qtbot.wait(QApplication.doubleClickInterval() + 50)
+    item = popup.visualRect(popup.model().index(spec.param("method").choices.index("bilateral"), 0))
+    with qtbot.waitSignal(panel.params_changed) as changed:
+        qtbot.mouseClick(popup.viewport(), Qt.MouseButton.LeftButton, pos=item.center())
+    assert changed.args[0]["method"] == "bilateral"
+    assert shown_rows() == {"method", "sigma_color", "sigma_space", "d"}
+    # Hidden parameters keep their values, and a run still gets every parameter.
+    assert panel.values() == {**spec.defaults(), "method": "bilateral"}
+
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key.Key_Down)  # the next method, tv_chambolle
+    assert shown_rows() == {"method", "weight"}
+    panel.reset_button.click()
+    assert shown_rows() == {"method", "h", "patch_size", "patch_distance"}

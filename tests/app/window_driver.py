@@ -49,6 +49,18 @@ def click(canvas, row, col, button=Qt.MouseButton.LeftButton, modifiers=Qt.Keybo
     QApplication.processEvents()
 
 
+def menu_action(window, *path):
+    """The QAction at a menu path such as ("File", "Export mask (PNG 0/255)...")."""
+    menu = None
+    for text in path:
+        actions = window.menuBar().actions() if menu is None else menu.actions()
+        match = [a for a in actions if a.text().replace("&", "").startswith(text)]
+        assert match, f"no menu entry {text!r} among {[a.text() for a in actions]}"
+        action = match[0]
+        menu = action.menu()
+    return action
+
+
 def iou(a, b):
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     return (a & b).sum() / max(1, (a | b).sum())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -22,7 +23,9 @@ from maskwork.operators import (
     Range,
     Result,
     RunContext,
+    ShownFor,
     all_operators,
+    get,
     register,
 )
 from maskwork.operators import registry
@@ -218,6 +221,10 @@ def test_ops_json_matches_spec(spec, ops_json):
             assert "choices" not in shown
         else:
             assert shown["choices"] == list(param.choices)
+        if param.shown_for is None:
+            assert "shown_for" not in shown
+        else:
+            assert shown["shown_for"] == {"param": param.shown_for.choice, "values": list(param.shown_for.values)}
 
 
 # ------------------------------------------------------------------ ParamSpec.coerce
@@ -410,6 +417,184 @@ def test_register_builds_params_from_annotations(scratch_registry):
         spec.run({"image": image}, {"sigma": 1})
     with pytest.raises(InputError, match="otsu, li"):
         spec.run({"image": image}, {"method": "yen"})
+
+
+# ------------------------------------------------------------------ parameter groups
+
+
+def _smoothing_operator(amount_annotation):
+    """A scratch operator with a ``method`` choice and a parameter ``amount`` annotated
+    with ``amount_annotation``, documented in numpydoc."""
+
+    def smooth(image, *, method: Literal["box", "gaussian", "median"] = "box", amount=1.0, ctx=None):
+        """Smooth an image.
+
+        Parameters
+        ----------
+        image : ndarray
+            Picture.
+        method : {"box", "gaussian", "median"}
+            Filter.
+        amount : float
+            How much.
+        """
+        return Result({"image": image})
+
+    # Set after the definition: this module's annotations are strings that name only
+    # module-level objects when the registry evaluates them.
+    smooth.__annotations__["amount"] = amount_annotation
+    return smooth
+
+
+def test_shown_for_groups_a_parameter_under_choices_of_a_method(scratch_registry):
+    grouped = Annotated[float, Range(0.0, 5.0), ShownFor("method", "box", "gaussian")]
+    register("test_smooth", title="Smooth", category="Test", outputs=("image",))(_smoothing_operator(grouped))
+    method, amount = scratch_registry["test_smooth"].params
+    assert method.shown_for is None and method.applies({"method": "median", "amount": 1.0})
+    assert amount.shown_for == ShownFor("method", "box", "gaussian")
+    assert (amount.min, amount.max) == (0.0, 5.0)  # the range still applies
+    assert amount.applies({"method": "box", "amount": 1.0})
+    assert amount.applies({"method": "gaussian", "amount": 1.0})
+    assert not amount.applies({"method": "median", "amount": 1.0})
+    assert amount.to_json()["shown_for"] == {"param": "method", "values": ["box", "gaussian"]}
+    assert "shown_for" not in method.to_json()
+
+
+@pytest.mark.parametrize(
+    ("marker", "error"),
+    [
+        (ShownFor("mode", "box"), "'mode', which is not another choice parameter"),
+        (ShownFor("amount", "box"), "'amount', which is not another choice parameter"),
+        (ShownFor("method", "box", "bilateral"), r"\['bilateral'\], which are not among its choices"),
+    ],
+)
+def test_shown_for_must_name_choices_of_a_choice_parameter(scratch_registry, marker, error):
+    smooth = _smoothing_operator(Annotated[float, marker])
+    with pytest.raises(ValueError, match=error):
+        register("test_smooth", title="Smooth", category="Test", outputs=("image",))(smooth)
+    assert "test_smooth" not in scratch_registry
+
+
+def test_shown_for_takes_values_once_per_parameter_from_an_always_shown_choice(scratch_registry):
+    with pytest.raises(ValueError, match="names no value"):
+        ShownFor("method")
+    twice = Annotated[float, ShownFor("method", "box"), ShownFor("method", "median")]
+    with pytest.raises(ValueError, match="more than one ShownFor"):
+        register("test_twice", title="T", category="Test", outputs=("image",))(_smoothing_operator(twice))
+
+    def nested(
+        image,
+        *,
+        method: Literal["box", "wavelet"] = "box",
+        wavelet: Annotated[Literal["haar", "db2"], ShownFor("method", "wavelet")] = "haar",
+        levels: Annotated[int, ShownFor("wavelet", "db2")] = 2,
+        ctx=None,
+    ):
+        return Result({"image": image})
+
+    with pytest.raises(ValueError, match="levels is shown for wavelet, which is itself shown only for some choices"):
+        register("test_nested", title="T", category="Test", outputs=("image",))(nested)
+
+
+def test_parameters_from_writes_shared_parameter_documentation_once(scratch_registry):
+    group = ShownFor("method", "box", "gaussian")
+    amount = Annotated[float, Range(0.0, 5.0), group]
+    source = _smoothing_operator(amount)
+    register("test_smooth", title="Smooth", category="Test", outputs=("image",))(source)
+
+    def smooth_inside(
+        image,
+        mask=None,
+        *,
+        grow: int = 0,
+        method: Literal["box", "gaussian", "median"] = "box",
+        amount=2.0,  # another default keeps the documentation true
+        ctx=None,
+    ):
+        """Smooth an image inside a mask; the smoothing parameters are smooth's.
+
+        Parameters
+        ----------
+        image : ndarray
+            Picture.
+        mask : ndarray, optional
+            Where.
+        grow : int
+            Pixels the mask grows by.
+        method : {"box", "gaussian", "median"}
+            Filter, as in smooth.
+        """
+        return Result({"image": image})
+
+    smooth_inside.__annotations__["amount"] = amount
+    register("test_smooth_inside", title="T", category="Test", outputs=("image",), parameters_from=source)(
+        smooth_inside
+    )
+    grow, method, borrowed = scratch_registry["test_smooth_inside"].params
+    assert (grow.help, method.help) == ("Pixels the mask grows by.", "Filter, as in smooth.")  # its own win
+    assert (borrowed.help, borrowed.default, borrowed.shown_for) == ("How much.", 2.0, group)
+
+
+def test_parameters_from_needs_a_registered_source_declaring_the_parameter_alike(scratch_registry):
+    source = _smoothing_operator(float)
+    with pytest.raises(ValueError, match="not a registered operator"):
+        register("test_early", title="T", category="Test", outputs=("image",), parameters_from=source)(
+            _smoothing_operator(float)
+        )
+    register("test_smooth", title="Smooth", category="Test", outputs=("image",))(source)
+
+    def undocumented(image, *, amount: Annotated[float, Range(0.0, 5.0)] = 1.0, ctx=None):
+        return Result({"image": image})
+
+    with pytest.raises(ValueError, match="amount takes test_smooth's documentation but is declared differently"):
+        register("test_drifted", title="T", category="Test", outputs=("image",), parameters_from=source)(
+            undocumented
+        )
+    assert "test_drifted" not in scratch_registry
+
+
+def test_parameters_from_lists_the_source_parameters_that_kwargs_pass_on(scratch_registry):
+    source = _smoothing_operator(Annotated[float, Range(0.0, 5.0), ShownFor("method", "box", "gaussian")])
+    register("test_smooth", title="Smooth", category="Test", outputs=("image",))(source)
+
+    def smooth_twice(image, *, passes: Annotated[int, Range(1, 4)] = 2, ctx=None, **smoothing):
+        """Smooth an image several times.
+
+        Parameters
+        ----------
+        image : ndarray
+            Picture.
+        passes : int
+            How often.
+        """
+        return Result({"image": image}, scores={"passes": passes, **smoothing})
+
+    register("test_smooth_twice", title="T", category="Test", outputs=("image",), parameters_from=source)(smooth_twice)
+    spec = scratch_registry["test_smooth_twice"]
+    source_spec = scratch_registry["test_smooth"]
+    assert spec.params == (spec.params[0], *source_spec.params)
+    assert spec.params[0].name == "passes"
+    assert spec.defaults() == {"passes": 2, "method": "box", "amount": 1.0}
+    # The registry checks and passes the source's parameters as keywords.
+    assert spec.run({"image": np.zeros((2, 2))}, {"amount": "3"}).scores == {"passes": 2, "amount": 3.0}
+    with pytest.raises(InputError, match=r"\[0.0, 5.0\]"):
+        spec.run({"image": np.zeros((2, 2))}, {"amount": 9})
+
+    def unsourced(image, *, ctx=None, **smoothing):
+        return Result({"image": image})
+
+    with pytest.raises(ValueError, match=r"\*\*smoothing needs parameters_from"):
+        register("test_unsourced", title="T", category="Test", outputs=("image",))(unsourced)
+
+
+def test_shared_fill_and_superpixel_parameters_are_the_sources_own():
+    for source_id, sharer_id in (("inpaint", "remove_object"), ("superpixels", "merge_superpixels")):
+        source, sharer = get(source_id), get(sharer_id)
+        for param in sharer.params:
+            if param.name in {p.name for p in source.params}:
+                ours = source.param(param.name)
+                assert dataclasses.replace(param, help="", default=None) == dataclasses.replace(ours, help="", default=None)
+    assert get("remove_object").param("patch_size").help == get("inpaint").param("patch_size").help
 
 
 # --------------------------------------------------------- no Qt in core/operators/pipeline/cli

@@ -197,3 +197,18 @@ def test_buttons_emit_and_cancel_follows_running(qtbot, panel):
     assert blocker.args == [True] and panel.auto_preview is True
     panel.auto_preview = False
     assert not check.isChecked()
+
+
+def test_rows_follow_the_remembered_choice_and_hidden_values_stay(panel):
+    spec = operators.get("inpaint")
+    panel.set_operator(spec, {"method": "telea", "patch_size": 15})
+
+    def shown() -> set[str]:
+        return {param.name for param in spec.params if editor(panel, param.name).isVisible()}
+
+    assert shown() == {"method", "radius", "draft"}
+    assert not label_for(panel, editor(panel, "patch_size")).isVisible()
+    assert panel.values()["patch_size"] == 15  # hidden, not forgotten
+    button(panel, "resetButton").click()
+    assert shown() == {"method", "patch_size", "sharp", "context", "draft"}
+    assert panel.values() == spec.defaults()

@@ -1,7 +1,8 @@
 """Inpainting: fill the pixels under a mask from the picture around them.
 
 Four methods, one operator (``inpaint``), plus ``remove_object`` which grows an object's
-mask by a few pixels first:
+mask by a few pixels first and passes its fill parameters on to ``inpaint`` (declared and
+documented once, there). A method's own parameters are shown only while it is chosen:
 
 - ``telea`` and ``navier_stokes``: OpenCV's diffusion methods (``cv2.inpaint``). 8-bit
   gray and RGB images go to OpenCV as they are (RGB as one 3-channel image, the alpha of
@@ -76,7 +77,7 @@ import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.refine.morphology import dilate
-from maskwork.operators.registry import Range, register
+from maskwork.operators.registry import Range, ShownFor, register
 from maskwork.operators.seeds import check_image, check_mask, mask_pixels
 
 CATEGORY = "Inpaint"
@@ -119,10 +120,10 @@ def inpaint(
     mask: np.ndarray,
     *,
     method: Method = "exemplar",
-    radius: Annotated[int, Range(1, 50)] = 5,
-    patch_size: Annotated[int, Range(3, 31)] = 9,
-    sharp: bool = False,
-    context: Annotated[int, Range(0, 4000)] = 0,
+    radius: Annotated[int, Range(1, 50), ShownFor("method", "telea", "navier_stokes")] = 5,
+    patch_size: Annotated[int, Range(3, 31), ShownFor("method", "exemplar")] = 9,
+    sharp: Annotated[bool, ShownFor("method", "exemplar")] = False,
+    context: Annotated[int, Range(0, 4000), ShownFor("method", "exemplar")] = 0,
     draft: Annotated[int, Range(0, 4)] = 0,
     ctx: RunContext | None = None,
 ) -> Result:
@@ -174,57 +175,37 @@ def inpaint(
     ctx.check()
     img = _check_input_image(image)
     fill = mask_pixels(check_mask(mask, img))
-    return _run(image, img, fill, method, radius, patch_size, sharp, context, draft, ctx, "Inpaint")
+    return _run(image, img, fill, method, radius, patch_size, sharp, context, draft, ctx)
 
 
-@register("remove_object", title="Remove object", category=CATEGORY, outputs=("image",))
+@register("remove_object", title="Remove object", category=CATEGORY, outputs=("image",), parameters_from=inpaint)
 def remove_object(
     image: np.ndarray,
     mask: np.ndarray,
     *,
     grow: Annotated[int, Range(0, 200)] = 5,
-    method: Method = "exemplar",
-    radius: Annotated[int, Range(1, 50)] = 5,
-    patch_size: Annotated[int, Range(3, 31)] = 9,
-    sharp: bool = False,
-    context: Annotated[int, Range(0, 4000)] = 0,
-    draft: Annotated[int, Range(0, 4)] = 0,
     ctx: RunContext | None = None,
+    **fill,
 ) -> Result:
     """Remove an object: grow its mask by a few pixels, then inpaint what it covered.
 
     Parameters
     ----------
     image : ndarray
-        Gray, RGB or RGBA image, (row, col[, channel]); 8-bit, 16-bit or float. The result
-        has the same shape and type.
+        The picture to remove the object from, any image :func:`inpaint` takes; the
+        result has its shape and type.
     mask : ndarray
         Mask or segmentation (labels) layer of the image's size: nonzero pixels are the
         object to remove. An empty mask is an error.
     grow : int
         Pixels the object's mask grows by (exact disc) before filling, so its soft edge,
         halo and shadow seam go too.
-    method : {"exemplar", "telea", "navier_stokes", "biharmonic"}
-        "exemplar" copies patches from the rest of the picture (best for objects on
-        texture); "telea" and "navier_stokes" are OpenCV's quick diffusion fills;
-        "biharmonic" is a smooth fill (scikit-image), slow on big objects.
-    radius : int
-        Telea and Navier-Stokes: neighbourhood in pixels each filled pixel is computed
-        from.
-    patch_size : int
-        Exemplar: side of the square patches copied, in pixels (even sizes are rounded up
-        to odd).
-    sharp : bool
-        Exemplar: copy texture crisply instead of averaging overlapping patches (looks
-        more like real grass or foliage; lower PSNR, occasional seams).
-    context : int
-        Exemplar: pixels around the object's bounding box that patches may be copied
-        from; 0 chooses it from the object's size.
-    draft : int
-        Work this many halvings below full resolution and upsample the fill: 1 or 2 give
-        a quick, softer preview; 0 is full quality.
     ctx : RunContext, optional
         Progress, partial results and cancellation.
+    **fill
+        :func:`inpaint`'s parameters (``method``, ``radius``, ``patch_size``, ``sharp``,
+        ``context``, ``draft``), declared and documented there; the registry lists them
+        for this operator too.
 
     Returns
     -------
@@ -233,18 +214,17 @@ def remove_object(
     """
     ctx = ctx or null_context()
     ctx.check()
-    img = _check_input_image(image)
-    fill = mask_pixels(check_mask(mask, img))
+    hole = mask_pixels(check_mask(mask, _check_input_image(image)))
     if grow > 0:
         ctx.progress(0.0, f"Growing the object's mask by {grow} px")
-        fill = dilate(fill, int(grow))
-    return _run(image, img, fill, method, radius, patch_size, sharp, context, draft, ctx, "Remove object")
+        hole = dilate(hole, int(grow))
+    return inpaint(image, hole, ctx=ctx, **fill)
 
 
 # ------------------------------------------------------------------------------ driver
 
 
-def _run(original, img, fill, method, radius, patch_size, sharp, context, draft, ctx, title) -> Result:
+def _run(original, img, fill, method, radius, patch_size, sharp, context, draft, ctx) -> Result:
     """Fill ``fill`` in ``img`` region by region; the result has ``original``'s shape."""
     if method not in ("exemplar", "telea", "navier_stokes", "biharmonic"):
         raise InputError(f"unknown method {method!r}; use exemplar, telea, navier_stokes or biharmonic")
@@ -286,7 +266,7 @@ def _run(original, img, fill, method, radius, patch_size, sharp, context, draft,
         start, span = done / total, size / total
 
         def report(fraction: float, message: str, start=start, span=span) -> None:
-            ctx.progress(start + span * fraction, f"{title}: {message}")
+            ctx.progress(start + span * fraction, f"Inpaint: {message}")
 
         def offer(filled_crop: np.ndarray, region=region, hole=hole) -> None:
             if ctx.wants_partials:
@@ -309,7 +289,7 @@ def _run(original, img, fill, method, radius, patch_size, sharp, context, draft,
         # Filled mask pixels count as known for any later region that overlaps this one.
         unknown[region] &= ~(hole & fill[region])
         done += size
-    ctx.progress(1.0, f"{title}: done")
+    ctx.progress(1.0, "Inpaint: done")
     result_image = out3[..., 0] if squeeze else out3
     result_image = result_image.reshape(np.shape(original)) if np.ndim(original) == 3 and squeeze else result_image
     scores = {"hole_pixels": float(np.count_nonzero(fill)), "regions": float(len(regions))}

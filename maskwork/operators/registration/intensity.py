@@ -78,7 +78,7 @@ import numpy as np
 from maskwork.core import pixels
 from maskwork.operators.context import Cancelled, InputError, Result, RunContext, null_context
 from maskwork.operators.registration.transform import Transform, describe_matrix, identity_grid
-from maskwork.operators.registry import Range, ScorePlot, register
+from maskwork.operators.registry import Range, ScorePlot, ShownFor, register
 from maskwork.operators.seeds import check_image
 from maskwork.operators.segmentation.watershed import as_float_channels, run_sitk
 
@@ -115,17 +115,17 @@ def register_intensity(
     model: Literal["translation", "rigid", "similarity", "affine"] = "rigid",
     initializer: Literal["geometry", "moments"] = "geometry",
     metric: Literal["mattes", "correlation", "mean_squares"] = "mattes",
-    histogram_bins: Annotated[int, Range(8, 256)] = 32,
+    histogram_bins: Annotated[int, Range(8, 256), ShownFor("metric", "mattes")] = 32,
     sampling_percentage: Annotated[float, Range(0.01, 1.0)] = 0.25,
     levels: Annotated[int, Range(1, 5)] = 3,
     optimizer: Literal["regular_step", "gradient_descent"] = "regular_step",
     learning_rate: Annotated[float, Range(0.01, 50.0)] = 2.0,
     iterations: Annotated[int, Range(1, 5000)] = 200,
     deformable: Literal["none", "bspline", "demons"] = "none",
-    mesh_size: Annotated[int, Range(1, 64)] = 8,
-    bspline_iterations: Annotated[int, Range(1, 2000)] = 50,
-    demons_iterations: Annotated[int, Range(1, 2000)] = 100,
-    smoothing_sigma: Annotated[float, Range(0.1, 10.0)] = 1.5,
+    mesh_size: Annotated[int, Range(1, 64), ShownFor("deformable", "bspline")] = 8,
+    bspline_iterations: Annotated[int, Range(1, 2000), ShownFor("deformable", "bspline")] = 50,
+    demons_iterations: Annotated[int, Range(1, 2000), ShownFor("deformable", "demons")] = 100,
+    smoothing_sigma: Annotated[float, Range(0.1, 10.0), ShownFor("deformable", "demons")] = 1.5,
     seed: Annotated[int, Range(1, 2**31 - 1)] = 42,
     ctx: RunContext | None = None,
 ) -> Result:

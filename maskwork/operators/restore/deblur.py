@@ -19,7 +19,7 @@ import numpy as np
 
 from maskwork.core.pixels import to_float
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Range, register
+from maskwork.operators.registry import Range, ShownFor, register
 from maskwork.operators.seeds import check_intensity_image
 
 __all__ = ["deblur", "make_psf", "richardson_lucy"]
@@ -38,12 +38,12 @@ def deblur(
     *,
     method: Literal["wiener", "unsupervised_wiener", "richardson_lucy"] = "wiener",
     psf: Literal["gaussian", "motion", "disk", "image2"] = "gaussian",
-    psf_sigma: Annotated[float, Range(0.3, 30.0)] = 2.0,
-    motion_length: Annotated[float, Range(1.0, 200.0)] = 15.0,
-    motion_angle: Annotated[float, Range(-180.0, 180.0)] = 0.0,
-    disk_radius: Annotated[float, Range(0.5, 50.0)] = 3.0,
-    balance: Annotated[float, Range(1e-5, 10.0)] = 0.01,
-    iterations: Annotated[int, Range(1, 500)] = 30,
+    psf_sigma: Annotated[float, Range(0.3, 30.0), ShownFor("psf", "gaussian")] = 2.0,
+    motion_length: Annotated[float, Range(1.0, 200.0), ShownFor("psf", "motion")] = 15.0,
+    motion_angle: Annotated[float, Range(-180.0, 180.0), ShownFor("psf", "motion")] = 0.0,
+    disk_radius: Annotated[float, Range(0.5, 50.0), ShownFor("psf", "disk")] = 3.0,
+    balance: Annotated[float, Range(1e-5, 10.0), ShownFor("method", "wiener")] = 0.01,
+    iterations: Annotated[int, Range(1, 500), ShownFor("method", "richardson_lucy")] = 30,
     ctx: RunContext | None = None,
 ) -> Result:
     """Undo a known blur by deconvolution.

@@ -15,7 +15,7 @@ import numpy as np
 
 from maskwork.core.pixels import FloatImage, to_float, value_range
 from maskwork.operators.context import Result, RunContext, null_context
-from maskwork.operators.registry import Range, Suggestion, register
+from maskwork.operators.registry import Range, ShownFor, Suggestion, register
 from maskwork.operators.seeds import check_intensity_image
 
 __all__ = ["denoise", "estimate_noise", "intensity_range", "noise_suggestion", "suggested_parameters"]
@@ -53,16 +53,16 @@ def denoise(
     image: np.ndarray,
     *,
     method: Literal["nl_means", "bilateral", "tv_chambolle", "wavelet", "median", "gaussian"] = "nl_means",
-    h: Annotated[float, Range(0.5, 100.0)] = 10.0,
-    patch_size: Annotated[int, Range(3, 15)] = 7,
-    patch_distance: Annotated[int, Range(1, 30)] = 10,
-    sigma_color: Annotated[float, Range(1.0, 255.0)] = 40.0,
-    sigma_space: Annotated[float, Range(0.5, 30.0)] = 3.0,
-    d: Annotated[int, Range(0, 31)] = 0,
-    weight: Annotated[float, Range(0.001, 2.0)] = 0.1,
-    wavelet_method: Literal["BayesShrink", "VisuShrink"] = "BayesShrink",
-    size: Annotated[int, Range(3, 31)] = 3,
-    sigma: Annotated[float, Range(0.1, 20.0)] = 1.0,
+    h: Annotated[float, Range(0.5, 100.0), ShownFor("method", "nl_means")] = 10.0,
+    patch_size: Annotated[int, Range(3, 15), ShownFor("method", "nl_means")] = 7,
+    patch_distance: Annotated[int, Range(1, 30), ShownFor("method", "nl_means")] = 10,
+    sigma_color: Annotated[float, Range(1.0, 255.0), ShownFor("method", "bilateral")] = 40.0,
+    sigma_space: Annotated[float, Range(0.5, 30.0), ShownFor("method", "bilateral")] = 3.0,
+    d: Annotated[int, Range(0, 31), ShownFor("method", "bilateral")] = 0,
+    weight: Annotated[float, Range(0.001, 2.0), ShownFor("method", "tv_chambolle")] = 0.1,
+    wavelet_method: Annotated[Literal["BayesShrink", "VisuShrink"], ShownFor("method", "wavelet")] = "BayesShrink",
+    size: Annotated[int, Range(3, 31), ShownFor("method", "median")] = 3,
+    sigma: Annotated[float, Range(0.1, 20.0), ShownFor("method", "gaussian")] = 1.0,
     ctx: RunContext | None = None,
 ) -> Result:
     """Reduce noise with one of six classical filters.

@@ -13,12 +13,12 @@ the mask. The parameter panel shows the two thresholds on the image's histogram.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Histogram, register
+from maskwork.operators.registry import Histogram, ShownFor, register
 from maskwork.operators.segmentation.threshold import global_threshold, luminance
 
 
@@ -33,8 +33,8 @@ def hysteresis_threshold(
     image: np.ndarray,
     *,
     method: Literal["otsu", "manual"] = "otsu",
-    low: float = 100.0,
-    high: float = 150.0,
+    low: Annotated[float, ShownFor("method", "manual")] = 100.0,
+    high: Annotated[float, ShownFor("method", "manual")] = 150.0,
     connectivity: Literal[4, 8] = 4,
     invert: bool = False,
     ctx: RunContext | None = None,

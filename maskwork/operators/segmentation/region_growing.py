@@ -19,7 +19,7 @@ import numpy as np
 
 from maskwork.core.pixels import color_channels, display_range, luminance, stretch
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Range, register
+from maskwork.operators.registry import Range, ShownFor, register
 from maskwork.operators.seeds import bounding_box, check_image, check_some_finite
 from maskwork.operators.segmentation.watershed import run_sitk
 
@@ -36,12 +36,12 @@ def region_growing(
     *,
     method: Literal["connected_threshold", "confidence_connected", "fast_marching"] = "confidence_connected",
     smoothing: Annotated[float, Range(0.0, 10.0)] = 1.0,
-    tolerance: Annotated[float, Range(0.0, 255.0)] = 20.0,
-    multiplier: Annotated[float, Range(0.1, 10.0)] = 2.5,
-    iterations: Annotated[int, Range(0, 20)] = 6,
-    initial_neighborhood_radius: Annotated[int, Range(0, 20)] = 2,
-    stopping_time: Annotated[float, Range(1.0, 2000.0)] = 100.0,
-    edge_strength: Annotated[float, Range(0.1, 255.0)] = 10.0,
+    tolerance: Annotated[float, Range(0.0, 255.0), ShownFor("method", "connected_threshold")] = 20.0,
+    multiplier: Annotated[float, Range(0.1, 10.0), ShownFor("method", "confidence_connected")] = 2.5,
+    iterations: Annotated[int, Range(0, 20), ShownFor("method", "confidence_connected")] = 6,
+    initial_neighborhood_radius: Annotated[int, Range(0, 20), ShownFor("method", "confidence_connected")] = 2,
+    stopping_time: Annotated[float, Range(1.0, 2000.0), ShownFor("method", "fast_marching")] = 100.0,
+    edge_strength: Annotated[float, Range(0.1, 255.0), ShownFor("method", "fast_marching")] = 10.0,
     barrier_radius: Annotated[int, Range(0, 100)] = 5,
     ctx: RunContext | None = None,
 ) -> Result:

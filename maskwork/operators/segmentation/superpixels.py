@@ -22,10 +22,20 @@ import cv2
 import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Range, register
+from maskwork.operators.registry import Range, ShownFor, register
 from maskwork.operators.seeds import markers_with_clicks, to_uint8_rgb
 
 FOREGROUND, BACKGROUND = 1, 2
+
+# The superpixel parameters superpixels and merge_superpixels share, declared once: type,
+# range and the method each one serves (forms show a parameter only while it matters).
+Method = Literal["slic", "felzenszwalb"]
+SegmentCount = Annotated[int, Range(2, 100_000), ShownFor("method", "slic")]
+Compactness = Annotated[float, Range(0.01, 100.0), ShownFor("method", "slic")]
+Scale = Annotated[float, Range(1.0, 10_000.0), ShownFor("method", "felzenszwalb")]
+Smoothing = Annotated[float, Range(0.0, 20.0)]
+MinSize = Annotated[int, Range(1, 100_000), ShownFor("method", "felzenszwalb")]
+CoarseMegapixels = Annotated[float, Range(0.0, 100.0)]
 #: Over-segmentations kept for repeated runs on the same image.
 _CACHE_SIZE = 4
 _cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -36,13 +46,13 @@ _cache_lock = threading.Lock()
 def superpixels(
     image: np.ndarray,
     *,
-    method: Literal["slic", "felzenszwalb"] = "slic",
-    n_segments: Annotated[int, Range(2, 100_000)] = 400,
-    compactness: Annotated[float, Range(0.01, 100.0)] = 10.0,
-    scale: Annotated[float, Range(1.0, 10_000.0)] = 100.0,
-    sigma: Annotated[float, Range(0.0, 20.0)] = 0.8,
-    min_size: Annotated[int, Range(1, 100_000)] = 50,
-    coarse_megapixels: Annotated[float, Range(0.0, 100.0)] = 0.5,
+    method: Method = "slic",
+    n_segments: SegmentCount = 400,
+    compactness: Compactness = 10.0,
+    scale: Scale = 100.0,
+    sigma: Smoothing = 0.8,
+    min_size: MinSize = 50,
+    coarse_megapixels: CoarseMegapixels = 0.5,
     ctx: RunContext | None = None,
 ) -> Result:
     """Over-segment an image into superpixels (SLIC or Felzenszwalb).
@@ -94,23 +104,28 @@ def superpixels(
     title="Merge superpixels under scribbles",
     category="Segmentation/Superpixels",
     outputs=("mask",),
+    parameters_from=superpixels,
 )
 def merge_superpixels(
     image: np.ndarray,
     markers: np.ndarray | None = None,
     points: list | None = None,
     *,
-    method: Literal["slic", "felzenszwalb"] = "slic",
-    n_segments: Annotated[int, Range(2, 100_000)] = 800,
-    compactness: Annotated[float, Range(0.01, 100.0)] = 10.0,
-    scale: Annotated[float, Range(1.0, 10_000.0)] = 100.0,
-    sigma: Annotated[float, Range(0.0, 20.0)] = 0.8,
-    min_size: Annotated[int, Range(1, 100_000)] = 50,
-    coarse_megapixels: Annotated[float, Range(0.0, 100.0)] = 0.5,
+    method: Method = "slic",
+    n_segments: SegmentCount = 800,
+    compactness: Compactness = 10.0,
+    scale: Scale = 100.0,
+    sigma: Smoothing = 0.8,
+    min_size: MinSize = 50,
+    coarse_megapixels: CoarseMegapixels = 0.5,
     path_cost: Literal["max", "sum"] = "max",
     ctx: RunContext | None = None,
 ) -> Result:
     """Merge superpixels into a foreground mask, growing from the scribbles by colour.
+
+    The superpixel parameters other than ``n_segments`` (``method``, ``compactness``,
+    ``scale``, ``sigma``, ``min_size``, ``coarse_megapixels``) are :func:`superpixels`'s
+    and documented there; the registry shows that documentation for them here too.
 
     Parameters
     ----------
@@ -123,26 +138,9 @@ def merge_superpixels(
         Clicks: each becomes a disk of 5 pixels, label 1 as class 1 (object), label 0 as
         class 2 (background). While nothing marks the background, a 3-pixel image frame
         does.
-    method : {"slic", "felzenszwalb"}
-        SLIC makes compact, roughly equal superpixels (k-means in colour and position);
-        Felzenszwalb's graph method follows edges and makes regions of any size.
     n_segments : int
         SLIC: about how many superpixels to make. More follow the object's outline more
         closely; fewer let each scribble reach further.
-    compactness : float
-        SLIC: balance of colour and position. Higher makes squarer superpixels, lower
-        follows colour edges more closely.
-    scale : float
-        Felzenszwalb: larger makes larger regions.
-    sigma : float
-        Width in pixels of the Gaussian smoothing applied before segmenting (both
-        methods); 0 smooths nothing.
-    min_size : int
-        Felzenszwalb: smallest region in pixels; smaller ones merge into a neighbour.
-    coarse_megapixels : float
-        Image size in megapixels above which superpixels are computed on a copy
-        downsampled to this size (sizes and widths above stay in full-resolution
-        pixels); 0 always works at full resolution, which is slow on large photos.
     path_cost : {"max", "sum"}
         How a path between superpixels is priced from the colour differences along it.
         "max": its largest step (a minimum spanning forest grown from the seeds; stops

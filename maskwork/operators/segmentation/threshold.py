@@ -18,7 +18,7 @@ import numpy as np
 
 from maskwork.core import pixels
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Histogram, Range, register
+from maskwork.operators.registry import Histogram, Range, ShownFor, register
 from maskwork.operators.seeds import check_image
 
 GLOBAL_METHODS = ("otsu", "li", "yen", "triangle", "max_entropy", "manual")
@@ -58,9 +58,9 @@ def threshold(
     image: np.ndarray,
     *,
     method: Literal["otsu", "li", "yen", "triangle", "local", "adaptive", "max_entropy", "manual"] = "otsu",
-    value: float = 128.0,
-    block_size: Annotated[int, Range(3, 2001)] = 35,
-    offset: float = 0.0,
+    value: Annotated[float, ShownFor("method", "manual")] = 128.0,
+    block_size: Annotated[int, Range(3, 2001), ShownFor("method", "local", "adaptive")] = 35,
+    offset: Annotated[float, ShownFor("method", "local", "adaptive")] = 0.0,
     invert: bool = False,
     ctx: RunContext | None = None,
 ) -> Result:

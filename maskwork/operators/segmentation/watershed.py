@@ -23,7 +23,7 @@ import numpy as np
 
 from maskwork.core.pixels import to_float_display
 from maskwork.operators.context import Cancelled, InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Range, register
+from maskwork.operators.registry import Range, ShownFor, register
 from maskwork.operators.seeds import check_image, check_markers, check_mask, check_some_finite, mask_pixels, to_uint8_rgb
 
 #: Largest marker id every flavour can carry (OpenCV works in int32).
@@ -36,9 +36,9 @@ def watershed(
     markers: np.ndarray,
     *,
     method: Literal["opencv", "skimage", "simpleitk"] = "skimage",
-    gradient: Literal["sobel", "morphological"] = "sobel",
+    gradient: Annotated[Literal["sobel", "morphological"], ShownFor("method", "skimage", "simpleitk")] = "sobel",
     sigma: Annotated[float, Range(0.0, 20.0)] = 1.0,
-    compactness: Annotated[float, Range(0.0, 1.0)] = 0.0,
+    compactness: Annotated[float, Range(0.0, 1.0), ShownFor("method", "skimage")] = 0.0,
     ctx: RunContext | None = None,
 ) -> Result:
     """Flood the image from the markers so that every pixel takes the label of one marker.
@@ -128,8 +128,8 @@ def split_objects(
     mask: np.ndarray,
     *,
     method: Literal["peaks", "h_maxima"] = "peaks",
-    min_distance: Annotated[int, Range(1, 500)] = 10,
-    h: Annotated[float, Range(0.0, 100.0)] = 2.0,
+    min_distance: Annotated[int, Range(1, 500), ShownFor("method", "peaks")] = 10,
+    h: Annotated[float, Range(0.0, 100.0), ShownFor("method", "h_maxima")] = 2.0,
     ctx: RunContext | None = None,
 ) -> Result:
     """Give each of several touching round objects in a mask its own label.

@@ -117,6 +117,34 @@ def test_napari_opens_every_operator_from_the_plugin_menu(empty_viewer):
         empty_viewer.window.remove_dock_widget(widget.native)
 
 
+def test_a_method_choice_shows_only_its_own_parameters(empty_viewer):
+    from qtpy.QtWidgets import QLabel
+
+    empty_viewer.add_image(data.camera(), name="photo")
+    widget = dock(empty_viewer, "denoise")
+    form = widget.native
+
+    def shown() -> set[str]:
+        """Parameters whose editor and label a person would see in the dock."""
+        labels = {label.text(): label for label in form.findChildren(QLabel)}
+        shown = set()
+        for name, editor in widget.params.items():
+            visible = editor.native.isVisibleTo(form)
+            assert labels[name.replace("_", " ")].isVisibleTo(form) == visible, name
+            if visible:
+                shown.add(name)
+        return shown
+
+    assert shown() == {"method", "h", "patch_size", "patch_distance"}
+    combo = widget.params["method"].native
+    combo.setCurrentIndex(combo.findText("bilateral"))  # what choosing it in the list does
+    assert shown() == {"method", "sigma_color", "sigma_space", "d"}
+    combo.setCurrentIndex(combo.findText("wavelet"))
+    assert shown() == {"method", "wavelet_method"}
+    # Hidden parameters keep their values: a run gets every one of them.
+    assert widget.parameter_values() == {**widget.spec.defaults(), "method": "wavelet"}
+
+
 # ----------------------------------------------------------------------------- running operators
 
 

@@ -31,18 +31,18 @@ from maskwork.app.recipe_actions import RecipeActions
 from maskwork.app.runner import OperatorRunner
 from maskwork.app.settings import config_dir, settings
 from maskwork.app.transform_actions import TransformActions
-from maskwork.app.workers import OperatorError, stop_all_workers
 from maskwork.core.document import Document
 from maskwork.operators import InputError, OperatorSpec, all_operators, get
 from maskwork.operators.dl.device import preferred_device, set_preferred_device
+from maskwork.pipeline.session import RunOutcome
 from maskwork.widgets.alignment_panel import AlignmentPanel
-from maskwork.widgets.background import wait_for_jobs
 from maskwork.widgets.canvas import Canvas, Tool
 from maskwork.widgets.history_panel import HistoryPanel
 from maskwork.widgets.layer_panel import LayerPanel
 from maskwork.widgets.measure_panel import MeasurePanel
 from maskwork.widgets.operator_panel import OperatorPanel
 from maskwork.widgets.preferences_dialog import PreferencesDialog
+from maskwork.widgets.workers import stop_all_workers
 
 AUTOSAVE_INTERVAL_MS = 60_000
 
@@ -464,7 +464,7 @@ class MainWindow(QMainWindow):
         self.measure_panel.show_thresholds(thresholds)
         self.operator_views.histogram.show_thresholds(thresholds)
 
-    def _on_operator_failed(self, error: OperatorError) -> None:
+    def _on_operator_failed(self, error: RunOutcome) -> None:
         title = "Cannot run the operator" if error.is_input_error else "The operator failed"
         self.show_error(title, error.message, error.details)
 
@@ -598,7 +598,6 @@ class MainWindow(QMainWindow):
             return
         self.runner.cancel()
         stop_all_workers()
-        wait_for_jobs()
         self._autosave_timer.stop()
         self.save_settings()
         self.recovery_file.unlink(missing_ok=True)

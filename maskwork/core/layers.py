@@ -57,7 +57,9 @@ class Layer:
         For single-channel images: ``"gray"``, ``"viridis"``, ...; ignored for labels-like
         kinds, which always draw through the label colour table.
     contrast_limits : tuple of float, optional
-        Display range for images; computed from percentiles when omitted.
+        Display range for images; computed from percentiles when omitted, the first time
+        it is read (labels, masks and previews draw through colour tables and never
+        need it, and a 12 MP percentile costs a frame).
     metadata : dict, optional
         Free-form provenance (source file, operator that made it, ...).
     """
@@ -85,11 +87,7 @@ class Layer:
         self._visible = bool(visible)
         self._opacity = float(np.clip(opacity, 0.0, 1.0))
         self._colormap = str(colormap)
-        self._contrast_limits = (
-            tuple(float(v) for v in contrast_limits)
-            if contrast_limits is not None
-            else auto_contrast_limits(self._data)
-        )
+        self._contrast_limits = tuple(float(v) for v in contrast_limits) if contrast_limits is not None else None
         self.metadata = dict(metadata or {})
 
     def _coerce(self, data: np.ndarray) -> np.ndarray:
@@ -182,6 +180,8 @@ class Layer:
     @property
     def contrast_limits(self) -> tuple[float, float]:
         """(low, high) display range of an image layer."""
+        if self._contrast_limits is None:
+            self._contrast_limits = auto_contrast_limits(self._data)
         return self._contrast_limits
 
     @contrast_limits.setter
@@ -203,7 +203,7 @@ class Layer:
             visible=self._visible,
             opacity=self._opacity,
             colormap=self._colormap,
-            contrast_limits=self._contrast_limits,
+            contrast_limits=self.contrast_limits,
             metadata=dict(self.metadata),
         )
 

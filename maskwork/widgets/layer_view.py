@@ -174,12 +174,12 @@ class LayerView:
         # Exactly over its image pixels: an edge tile's last sample is drawn narrower.
         item.setTransform(QTransform.fromScale((c1 - c0) / _ceil_div(c1 - c0, stride), (r1 - r0) / _ceil_div(r1 - r0, stride)))
         item.setPos(c0, r0)
-        item.setZValue(self._z)
         item.setOpacity(self.layer.opacity)
         item.setVisible(self.layer.visible)
         sample = self.layer.data[r0:r1:stride, c0:c1:stride].copy() if stride > 1 else None
         tile = _Tile(item, slice(r0, r1), slice(c0, c1), sample)
         self._view.addItem(item, ignoreBounds=True)
+        item.setZValue(self._z)  # after addItem, which lifts items below the view's own z
         self._tiles[(r0, c0)] = tile
         self._render_tile(tile)
 

@@ -14,6 +14,7 @@ from maskwork.app.actions import window_action
 from maskwork.app.settings import add_recent_file, recent_files, settings
 from maskwork.core import io
 from maskwork.core.layers import Layer, LayerKind
+from maskwork.widgets.workers import Worker, start_worker
 
 if TYPE_CHECKING:
     from maskwork.app.main_window import MainWindow
@@ -24,6 +25,14 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.nii *.nii
 def last_dir() -> str:
     """The folder file dialogs start in: that of the last file opened."""
     return str(settings().value("files/last_dir", str(Path.home())))
+
+
+def _read(path: Path) -> list[np.ndarray] | Exception:
+    """The pages of ``path``, or the error that says why it cannot be read."""
+    try:
+        return io.read_images(path)
+    except (ValueError, OSError) as error:
+        return error
 
 
 class FileActions(QObject):
@@ -39,6 +48,9 @@ class FileActions(QObject):
     document_replaced = Signal()
     """The document was emptied to open another image or to close it."""
 
+    opened = Signal(bool)
+    """A file read in the background was shown (True), or could not be (False)."""
+
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
@@ -49,12 +61,13 @@ class FileActions(QObject):
         self.action_close = window_action(window, "&Close", self.close_document, QKeySequence.StandardKey.Close, "Close the image")
         self.recent_menu = QMenu("Open &recent", window)
         self.recent_menu.aboutToShow.connect(self.fill_recent_menu)
+        self._reader: Worker | None = None
 
     def open_dialog(self) -> None:
         """Ask for an image and open it."""
         path, _ = QFileDialog.getOpenFileName(self.window, "Open image", last_dir(), IMAGE_FILTER)
         if path:
-            self.open_paths([path])
+            self.open_paths([path], background=True)
 
     def add_image_dialog(self) -> None:
         """Ask for an image and add it as another layer."""
@@ -62,26 +75,55 @@ class FileActions(QObject):
         if path:
             self.add_image_layers(path)
 
-    def open_paths(self, paths: list[str | Path]) -> bool:
+    def open_paths(self, paths: list[str | Path], *, background: bool = False) -> bool:
         """Open the first file as a new document and add the others as layers.
 
-        Returns False when the person kept the current document or the file is unreadable.
+        Parameters
+        ----------
+        paths : list of path
+            The files; the first becomes the document.
+        background : bool
+            Read the files in a worker, so the window stays responsive while a large file
+            loads; :attr:`opened` says how it ended. The menu, recent files and dropped
+            files open this way; start-up and scripts read at once.
+
+        Returns
+        -------
+        bool
+            Without ``background``: whether the document now shows the file (False when
+            the person kept the current document or the file is unreadable). With it:
+            whether reading started.
         """
         if not paths:
             return False
+        paths = [Path(path) for path in paths]
+        if not background:
+            return self._show_opened(paths, [_read(path) for path in paths])
+        self.window.statusBar().showMessage(f"Opening {paths[0].name}...")
+        reader = start_worker(lambda worker: [_read(path) for path in paths], name=f"reading {paths[0].name}",
+                              returned=lambda read: self._on_read(reader, paths, read))
+        self._reader = reader
+        return True
+
+    def _on_read(self, reader: Worker, paths: list[Path], read: list) -> None:
+        if reader is not self._reader:
+            return  # another file was chosen while this one loaded
+        self._reader = None
+        self.opened.emit(self._show_opened(paths, read))
+
+    def _show_opened(self, paths: list[Path], read: list) -> bool:
+        """Replace the document with the pages read from ``paths[0]``, others as layers."""
         window = self.window
-        first = Path(paths[0])
-        try:
-            pages = io.read_images(first)
-        except (ValueError, OSError) as error:
-            window.show_error(f"Cannot open {first.name}", str(error))
+        first, pages = paths[0], read[0]
+        if isinstance(pages, Exception):
+            window.show_error(f"Cannot open {first.name}", str(pages))
             return False
         if window.document.layers and not window.confirm_discard():
             return False
         self._empty_document()
         self._add_pages(first, pages)
-        for extra in paths[1:]:
-            self.add_image_layers(extra, undoable=False)
+        for path, extra in zip(paths[1:], read[1:]):
+            self._add_read(path, extra, undoable=False)
         window.document.history.clear()
         window.document.history.mark_saved()
         window.source_path = first
@@ -95,16 +137,16 @@ class FileActions(QObject):
     def add_image_layers(self, path: str | Path, undoable: bool = True) -> bool:
         """Add every page of ``path`` as an image layer (one undoable step)."""
         path = Path(path)
-        try:
-            pages = io.read_images(path)
-        except (ValueError, OSError) as error:
-            self.window.show_error(f"Cannot open {path.name}", str(error))
+        return self._add_read(path, _read(path), undoable)
+
+    def _add_read(self, path: Path, pages, undoable: bool) -> bool:
+        if isinstance(pages, Exception):
+            self.window.show_error(f"Cannot open {path.name}", str(pages))
             return False
         with self.window.document.history.group(f"Add {path.name}"):
             self._add_pages(path, pages)
-        if not undoable:
-            return True
-        self._remember_file(path)
+        if undoable:
+            self._remember_file(path)
         return True
 
     def close_document(self) -> bool:
@@ -124,7 +166,7 @@ class FileActions(QObject):
         for path in files:
             action = self.recent_menu.addAction(Path(path).name)
             action.setToolTip(path)
-            action.triggered.connect(lambda checked=False, p=path: self.open_paths([p]))
+            action.triggered.connect(lambda checked=False, p=path: self.open_paths([p], background=True))
         if not files:
             self.recent_menu.addAction("(none)").setEnabled(False)
 

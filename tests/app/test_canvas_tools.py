@@ -209,14 +209,32 @@ def test_sixteen_bit_image_is_shown_through_percentile_contrast(window, tmp_path
     assert layer.contrast_limits == (1000.0, 4000.0)
 
 
-def test_drop_opens_file_and_recent_files_remember_it(window, photo):
+def test_drop_opens_file_and_recent_files_remember_it(window, photo, qtbot):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(photo[0]))])
     event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
-    window.dropEvent(event)
+    # The file is read in the background; the window answers meanwhile.
+    with qtbot.waitSignal(window.files.opened, check_params_cb=bool, timeout=10_000):
+        window.dropEvent(event)
     assert window.document.base_image is not None and window.source_path == photo[0]
     window.files.fill_recent_menu()
     assert [a.text() for a in window.files.recent_menu.actions()] == [photo[0].name]
+
+
+def test_an_unreadable_file_from_the_open_dialog_is_reported_and_the_document_kept(window, photo, qtbot, tmp_path,
+                                                                                  monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    window.open_paths([photo[0]])
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    errors = []
+    monkeypatch.setattr(window, "show_error", lambda title, message, details="": errors.append((title, message)))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(broken), ""))
+    with qtbot.waitSignal(window.files.opened, check_params_cb=lambda shown: not shown, timeout=10_000):
+        window.files.action_open.trigger()
+    assert errors and errors[0][0] == "Cannot open broken.png"
+    assert window.source_path == photo[0] and window.document.base_image is not None
 
 
 def test_layout_and_tool_settings_persist(qtbot, photo, monkeypatch):

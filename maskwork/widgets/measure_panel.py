@@ -102,6 +102,8 @@ class MeasurePanel(QWidget):
         self.combo_b.setObjectName("compareB")
         self.overlap_label = QLabel("-")
         self.overlap_label.setObjectName("overlapLabel")
+        # Wrapped: a longer message must not widen the dock and shift the canvas mid-drag.
+        self.overlap_label.setWordWrap(True)
         self.overlap_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.difference_button = QPushButton("Difference layer")
         self.difference_button.setToolTip("Add a labels layer: 1 both, 2 only A, 3 only B")
@@ -144,6 +146,7 @@ class MeasurePanel(QWidget):
         self.image_mask.setToolTip("Measure only inside this mask (for example an inpainted hole)")
         self.quality_label = QLabel("-")
         self.quality_label.setObjectName("qualityLabel")
+        self.quality_label.setWordWrap(True)
         self.quality_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.image_difference_button = QPushButton("Difference image")
         self.image_difference_button.setToolTip("Add |A - B| as an image layer")

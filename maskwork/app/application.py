@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Sequence
 
@@ -54,6 +55,9 @@ def run_application(paths: Sequence[str]) -> int:
 
     window = MainWindow()
     window.show()
+    # What exists now lives as long as the window. Frozen, it is no longer walked by each
+    # full garbage collection, which runs on whichever thread allocates: the UI thread too.
+    gc.freeze()
     if paths:
         window.open_paths(list(paths))
 

@@ -44,7 +44,8 @@ class RecipeActions(QObject):
         if layers:
             metadata = layers[0].metadata
             runner = self.window.runner
-            self.recorder.record(metadata["operator"], metadata["parameters"], runner.last_inputs, runner.last_sources, layers)
+            self.recorder.record(metadata["operator"], metadata["parameters"], runner.last_inputs, runner.last_sources, layers,
+                                 runner.last_digests)
 
     def reset(self) -> None:
         """Forget every recorded step (another document), and their full-size input snapshots."""

@@ -7,7 +7,6 @@ document: an undone Apply drops out of the recipe, and comes back with its redo.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from maskwork.core.layers import Layer, LayerStack
 from maskwork.pipeline.inputs import ArrayInput, LayerInput, PointsInput, RectInput
 from maskwork.pipeline.recipe import Recipe
+from maskwork.pipeline.session import pixel_digest
 
 
 @dataclass
@@ -55,12 +55,17 @@ class RecipeRecorder:
         self.steps.clear()
         self._digests.clear()
 
-    def record(self, operator: str, params: dict, inputs: dict, sources: dict, layers: list[Layer]) -> RecordedStep:
-        """Remember one Apply; ``layers`` are the layers it added, each tagged with its output."""
+    def record(self, operator: str, params: dict, inputs: dict, sources: dict, layers: list[Layer],
+               digests: list[str] | None = None) -> RecordedStep:
+        """Remember one Apply; ``layers`` are the layers it added, each tagged with its output.
+
+        ``digests`` are the layers' :func:`~maskwork.pipeline.session.pixel_digest`, when the
+        worker made them (hashing 12 MP here would cost the main thread a frame).
+        """
         outputs: dict[str, list[Layer]] = {}
-        for layer in layers:
+        for index, layer in enumerate(layers):
             outputs.setdefault(layer.metadata.get("output", "mask"), []).append(layer)
-            self._digests[id(layer)] = _digest(layer.data)
+            self._digests[id(layer)] = digests[index] if digests else pixel_digest(layer.data)
         step = RecordedStep(operator, dict(params), dict(inputs), dict(sources), outputs)
         self.steps.append(step)
         return step
@@ -96,7 +101,7 @@ class RecipeRecorder:
                     recorded_inputs[name] = PointsInput.from_pixels(value, image_shape)
                 elif source is not None and source is base:
                     recorded_inputs[name] = LayerInput()
-                elif source is not None and id(source) in made_by_steps and _digest(value) == self._digests.get(id(source)):
+                elif source is not None and id(source) in made_by_steps and pixel_digest(value) == self._digests.get(id(source)):
                     recorded_inputs[name] = LayerInput(made_by_steps[id(source)])
                 else:
                     recorded_inputs[name] = ArrayInput(np.array(value, copy=True))
@@ -110,10 +115,3 @@ class RecipeRecorder:
             recipe.add_step(step.operator, step.params, recorded_inputs, outputs)
         return recipe
 
-
-def _digest(array) -> str:
-    """A digest of ``array``'s pixels, shape and type."""
-    array = np.ascontiguousarray(array)
-    digest = hashlib.blake2b(repr((array.shape, array.dtype.str)).encode(), digest_size=16)
-    digest.update(array.data)
-    return digest.hexdigest()

@@ -118,6 +118,8 @@ class OperatorRunner(QObject):
         self.last_inputs: dict = {}
         #: Input name -> the layer each input of the last Apply came from.
         self.last_sources: dict = {}
+        #: The pixel digest of each layer the last Apply added, in order (made in the worker).
+        self.last_digests: list[str] = []
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.preview)
@@ -459,6 +461,7 @@ class OperatorRunner(QObject):
                     )
                     doc.add_layer(layer)
                     added.append(layer)
+                self.last_digests = [output.digest for output in outcome.layers]
                 if spec.previous_result_input is not None:
                     # The clicks made this object; the next click starts the next one.
                     doc.clear_seeds()

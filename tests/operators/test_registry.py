@@ -369,6 +369,29 @@ def test_register_rejects_bad_declarations(scratch_registry):
         register("grabcut", title="T", category="Test", outputs=("mask",))(lambda image, *, ctx=None: None)
 
 
+def test_panel_views_are_declared_once_each_and_only_known_kinds(scratch_registry):
+    def show(image, *, ctx=None):
+        """Show.
+
+        Parameters
+        ----------
+        image : ndarray
+            Picture.
+        """
+        return Result({"image": image})
+
+    info = [registry.InfoAction(name, name.title(), "About", "tip", lambda params: "text") for name in ("a", "b")]
+    with pytest.raises(ValueError, match="unknown panel views"):
+        register("test_plot_widget", title="T", category="Test", outputs=("image",), panel_views=("plot",))
+    with pytest.raises(ValueError, match="one view of each kind"):
+        register("test_two_plots", title="T", category="Test", outputs=("image",),
+                 panel_views=(registry.ScorePlot(), registry.ScorePlot("loss")))
+    # Buttons may repeat; the declaration is kept in order for the front-ends.
+    register("test_views", title="T", category="Test", outputs=("image",),
+             panel_views=(registry.Histogram(), *info))(show)
+    assert scratch_registry["test_views"].panel_views == (registry.Histogram(), *info)
+
+
 def test_register_builds_params_from_annotations(scratch_registry):
     def threshold(
         image,

@@ -1,7 +1,7 @@
 """Clicks to a good mask: the field's NoC protocol over every operator that takes clicks.
 
     .venv/bin/python benchmarks/clicks_to_mask.py [--data DIR] [--sets grabcut,nuclei,em_cells]
-        [--methods click_select,grabcut,plain_grabcut,...] [--limit N] [--half all|even|odd]
+        [--methods click_select,grabcut,plain_grabcut,...] [--limit N] [--half all|even|odd] [--preview]
 
 The simulated user is :mod:`maskwork.core.click_protocol` (RITM's rule): each next click
 goes to the pixel deepest inside the larger error region, object clicks in false
@@ -32,9 +32,11 @@ IoU after 1, 3, 5 and 10 clicks (a run that stopped at 90 % keeps its last IoU),
 and mean seconds per click. For ``click_select`` it also prints whether the same clicks
 give the same masks, and the IoU change after one more object click placed where the mask
 is already right (the deepest correct object pixel): the target is never worse than
--0.02. ``--half even|odd`` keeps every other image (sorted by name), so tuning on one half
-and reporting on the other stays honest. Published GrabCut-set numbers are printed as
-context. If a set's data is missing it says so and goes on.
+-0.02. ``--preview`` also compares Quick select's first preview (the partial result the
+window shows first) with its result on the same click runs. ``--half even|odd`` keeps every
+other image (sorted by name), so tuning on one half and reporting on the other stays
+honest. Published GrabCut-set numbers are printed as context. If a set's data is missing
+it says so and goes on.
 """
 
 from __future__ import annotations
@@ -251,6 +253,40 @@ def print_table(set_name: str, count: int, rows: dict[str, dict]) -> None:
                   f"same clicks give the same masks: {row['deterministic']}")
 
 
+def preview_agreement(set_name: str, cases: list[Case]) -> None:
+    """Quick select's first preview against its result, click by click, on the protocol's runs."""
+    from maskwork.operators import RunContext, get
+
+    spec = get("click_select")
+    after_first, after_later = [], []
+    worse = compared = 0
+    for _, image, truth, valid in cases:
+        def segment(clicks, previous):
+            nonlocal worse, compared
+            partials = []
+            inputs = {"image": image, "points": list(clicks)}
+            if previous is not None:
+                inputs["mask"] = previous
+            mask = np.asarray(spec.run(inputs, {}, RunContext(on_partial=partials.append))["mask"], bool)
+            if partials:
+                shown = np.asarray(partials[0]["mask"], bool)
+                (after_first if len(clicks) == 1 else after_later).append(masked_iou(shown, mask, valid))
+                if previous is not None:
+                    compared += 1
+                    worse += masked_iou(shown, truth, valid) < masked_iou(previous, truth, valid) - 0.05
+            return mask
+
+        simulate(segment, truth, valid, max_clicks=MAX_CLICKS)
+    if not after_first:
+        print(f"\n{set_name}: click_select offered no preview (working copies too small)")
+        return
+    print(f"\n{set_name}: click_select's first preview against its result, mean IoU: after the first click "
+          f"{statistics.mean(after_first):.3f} ({len(after_first)} clicks), after later clicks "
+          f"{statistics.mean(after_later) if after_later else float('nan'):.3f} ({len(after_later)} clicks, lowest "
+          f"{min(after_later, default=float('nan')):.3f}); previews more than 0.05 IoU worse than the previous "
+          f"mask: {worse} of {compared}")
+
+
 # -- the real window ---------------------------------------------------------------------
 def click_at(canvas, row: int, col: int, label: int) -> float:
     """A left (object) or right (background) click on pixel (row, col); returns the release time."""
@@ -345,6 +381,8 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="first N objects of each set (0 = all)")
     parser.add_argument("--half", choices=("all", "even", "odd"), default="all", help="every other object")
     parser.add_argument("--verbose", action="store_true", help="one line per object and method")
+    parser.add_argument("--preview", action="store_true", help="also compare Quick select's first preview "
+                        "with its result on the same clicks")
     parser.add_argument("--window", default="", help="also time Quick select in the real window at these "
                         "sizes in megapixels (e.g. 2,12), on the first object of the first set")
     parser.add_argument("--window-clicks", type=int, default=5, help="clicks per size in the window (default 5)")
@@ -371,6 +409,8 @@ def main(argv=None) -> int:
             rows[name] = evaluate(name, segment, cases, args.verbose)
             print(f"{set_name}: {name} done in {time.perf_counter() - started:.0f} s", flush=True)
         print_table(set_name, len(cases), rows)
+        if args.preview:
+            preview_agreement(set_name, cases)
         if set_name == "grabcut":
             print("\nPublished on the whole GrabCut set (NoC@85 / NoC@90), for context:")
             for method, at85, at90 in PUBLISHED:

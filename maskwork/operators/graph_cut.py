@@ -86,7 +86,10 @@ def binary_cut(
     """
     import maxflow
 
-    graph = maxflow.Graph[float]()
+    # Sized up front: a graph that grows its arrays as edges arrive takes about twice as
+    # long to build.
+    edge_count = len(weights) * cost_first.size + (0 if directed is None else directed[0].size)
+    graph = maxflow.Graph[float](cost_first.size, edge_count)
     nodes = graph.add_grid_nodes(cost_first.shape)
     add_smoothness(graph, nodes, weights, smoothness)
     # Source = first label: a pixel cut to the second label pays its source capacity.

@@ -1,5 +1,6 @@
 """Quick select (click_select): clicks to a good mask on real photos, and its contract."""
 
+import cv2
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -108,6 +109,35 @@ def test_large_image_previews_the_working_copy_first():
     assert len(partials) >= 1 and all(p["mask"].shape == large.shape[:2] for p in partials)
     big_truth = np.repeat(np.repeat(truth, 3, axis=0), 3, axis=1)
     assert masked_iou(mask, big_truth) > 0.8
+
+
+def test_wanting_partial_results_does_not_change_the_result():
+    image, truth = cat_on_grass()
+    large = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
+    first = QUICK_SELECT.run({"image": large, "points": [(300, 400, 1)]})["mask"]
+    clicks = [(300, 400, 1), (40, 40, 0)]
+    plain = QUICK_SELECT.run({"image": large, "points": clicks, "mask": first})["mask"]
+    watched = QUICK_SELECT.run({"image": large, "points": clicks, "mask": first}, {},
+                               RunContext(on_partial=lambda partial: None))["mask"]
+    np.testing.assert_array_equal(watched, plain)
+
+
+def test_the_preview_shows_the_newest_clicks_own_change_over_the_previous_mask():
+    image, truth = cat_on_grass()
+    large = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
+    big_truth = np.repeat(np.repeat(truth, 2, axis=0), 2, axis=1)
+    previous = big_truth.copy()
+    previous[:, 400:] = False  # the right half of the cat missed
+    partials = []
+    clicks = [(300, 300, 1), (300, 520, 1)]
+    QUICK_SELECT.run({"image": large, "points": clicks, "mask": previous}, {}, RunContext(on_partial=partials.append))
+    preview = partials[0]["mask"]
+    added = preview & ~previous
+    assert not (previous & ~preview).any(), "an object click's preview only adds"
+    assert added[300, 520], "the clicked pixel is in the change"
+    _, pieces = cv2.connectedComponents(added.astype(np.uint8), connectivity=8)
+    assert set(np.unique(pieces[added])) == {pieces[300, 520]}, "the change is one piece holding the click"
+    assert masked_iou(preview, big_truth) > masked_iou(previous, big_truth) + 0.2
 
 
 def test_gray_and_sixteen_bit_images():

@@ -24,6 +24,11 @@ METHODS = ("nl_means", "bilateral", "tv_chambolle", "wavelet", "median", "gaussi
 #: Half the side of the central crop :func:`noise_suggestion` measures: about a megapixel
 #: estimates the noise as well as the whole image, in a fraction of the time.
 SUGGESTION_HALF_CROP = 512
+#: Patch comparisons (pixels x search-window area) per non-local means tile: 240 x 240
+#: pixels at the default 21 x 21 window, a fraction of a second, so Cancel is quick.
+NL_MEANS_TILE_WORK = 240 * 240 * 21 * 21
+#: Smallest non-local means tile side: below it the halo would cost more than the tile.
+NL_MEANS_MIN_TILE = 64
 
 
 def noise_suggestion(image: np.ndarray) -> tuple[str, dict]:
@@ -117,7 +122,7 @@ def denoise(
     ctx.progress(0.1, f"Denoise ({method})")
     final = None  # set by methods that produce the input's dtype directly
     if method == "nl_means":
-        final, out = _nl_means(work, np.asarray(image), h, patch_size, patch_distance)
+        final, out = _nl_means(work, np.asarray(image), h, patch_size, patch_distance, ctx)
     elif method == "bilateral":
         out = cv2.bilateralFilter(work.pixels, d, sigma_color / 255.0, sigma_space)
     elif method == "tv_chambolle":
@@ -147,37 +152,72 @@ def denoise(
     return Result({"image": result}, scores={"noise_sigma": float(noise)})
 
 
-def _nl_means(work: FloatImage, image: np.ndarray, h: float, patch_size: int, patch_distance: int):
+def _nl_means(work: FloatImage, image: np.ndarray, h: float, patch_size: int, patch_distance: int, ctx: RunContext):
     """Non-local means: OpenCV on 8-bit images, scikit-image's fast mode on deeper ones.
 
-    Returns ``(final, None)`` with ``final`` in the input's dtype and shape for 8-bit
-    input, else ``(None, working pixels)``.
+    Both run tile by tile (:func:`_by_tiles`) so that Cancel is honoured between tiles: a
+    whole 3 MP photo is one library call of tens of seconds. Returns ``(final, None)``
+    with ``final`` in the input's dtype and shape for 8-bit input, else ``(None, working
+    pixels)``.
     """
     patch_size = patch_size | 1
+    # A pixel's result reads its search window, each of whose patches reaches further by
+    # half a patch: a tile computed with this much of its surroundings ends up exactly as
+    # in the whole image.
+    halo = patch_distance + patch_size // 2
+    window = 2 * patch_distance + 1
     if work.dtype == np.uint8:
         if work.is_color:
             color = image[..., :3]
             # OpenCV denoises luminance and chrominance separately (via Lab) and expects BGR.
             bgr = cv2.cvtColor(np.ascontiguousarray(color), cv2.COLOR_RGB2BGR)
-            out = cv2.fastNlMeansDenoisingColored(bgr, None, h, h, patch_size, 2 * patch_distance + 1)
+            out = _by_tiles(
+                lambda piece: cv2.fastNlMeansDenoisingColored(piece, None, h, h, patch_size, window), bgr, halo, window, ctx
+            )
             out = cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
             if work.alpha is not None:
                 out = np.concatenate([out, work.alpha[..., None]], axis=2)
         else:
             gray = np.ascontiguousarray(image.reshape(image.shape[:2]))
-            out = cv2.fastNlMeansDenoising(gray, None, h, patch_size, 2 * patch_distance + 1)
+            out = _by_tiles(lambda piece: cv2.fastNlMeansDenoising(piece, None, h, patch_size, window), gray, halo, window, ctx)
         return out.reshape(work.shape), None
     from skimage.restoration import denoise_nl_means
 
-    # Without a sigma, scikit-image's h (in [0, 1] units) behaves like OpenCV's h / 255.
-    return None, denoise_nl_means(
-        work.pixels,
-        patch_size=patch_size,
-        patch_distance=patch_distance,
-        h=h / 255.0,
-        fast_mode=True,
-        channel_axis=-1 if work.is_color else None,
-    )
+    def denoise_piece(piece: np.ndarray) -> np.ndarray:
+        # Without a sigma, scikit-image's h (in [0, 1] units) behaves like OpenCV's h / 255.
+        return denoise_nl_means(
+            piece,
+            patch_size=patch_size,
+            patch_distance=patch_distance,
+            h=h / 255.0,
+            fast_mode=True,
+            channel_axis=-1 if work.is_color else None,
+        )
+
+    return None, _by_tiles(denoise_piece, work.pixels, halo, window, ctx)
+
+
+def _by_tiles(filter_piece, pixels: np.ndarray, halo: int, window: int, ctx: RunContext) -> np.ndarray:
+    """``filter_piece`` applied tile by tile to ``pixels``, each tile with ``halo`` pixels of
+    its surroundings, checking for Cancel between tiles.
+
+    Tiles are sized so that one costs about :data:`NL_MEANS_TILE_WORK` patch comparisons
+    (``window`` squared per pixel), at least :data:`NL_MEANS_MIN_TILE` pixels a side: about
+    a quarter of a second each on one loaded core at the default search window.
+    """
+    rows, cols = pixels.shape[:2]
+    side = max(NL_MEANS_MIN_TILE, int(np.sqrt(NL_MEANS_TILE_WORK / window**2)))
+    starts = [(top, left) for top in range(0, rows, side) for left in range(0, cols, side)]
+    out = None
+    for index, (top, left) in enumerate(starts):
+        ctx.progress(0.1 + 0.85 * index / len(starts), f"Denoise (nl_means): tile {index + 1} of {len(starts)}")
+        bottom, right = min(rows, top + side), min(cols, left + side)
+        above, before = max(0, top - halo), max(0, left - halo)
+        piece = filter_piece(np.ascontiguousarray(pixels[above : min(rows, bottom + halo), before : min(cols, right + halo)]))
+        if out is None:
+            out = np.empty(pixels.shape, piece.dtype)
+        out[top:bottom, left:right] = piece[top - above : bottom - above, left - before : right - before]
+    return out
 
 
 def _median(work: FloatImage, image: np.ndarray, size: int) -> np.ndarray:

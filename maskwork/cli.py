@@ -1,25 +1,33 @@
 """``maskwork ops``, ``run`` and ``batch``: the operators without a window (imports no Qt).
 
 Bad input never shows a traceback: it prints one line on stderr and exits with code 2.
-``maskwork batch`` exits with 0 when every image succeeded (or was done before), 1 when
-any image failed (each failure is a row of its summary.csv) and 2 for bad arguments.
-Dask is imported only by ``batch``.
+``maskwork run`` prints nothing else on stderr: what libraries write there while it runs
+(Python warnings, tifffile's log, libpng, OpenCV and SimpleITK messages written by native
+code straight to the file descriptor) goes to the null device unless ``--verbose`` is
+given. A failure that is not bad input (a bug) is one line too, exit code 1, and
+``--verbose`` shows its traceback. ``maskwork batch`` exits with 0 when every image
+succeeded (or was done before), 1 when any image failed (each failure is a row of its
+summary.csv) and 2 for bad arguments. Dask is imported only by ``batch``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Iterator, NoReturn, Sequence
 
 import numpy as np
 
 from maskwork.operators.context import InputError
 
 EXIT_SOME_FAILED = 1
+EXIT_INTERNAL_ERROR = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -28,8 +36,20 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line, like every other bad input."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"maskwork: error: {message} (see maskwork {self.prog.split()[-1]} --help)\n")
+        # self.prog is "maskwork" for the top level, "maskwork run" for a command.
+        sys.stderr.write(f"maskwork: error: {message} (see {self.prog} --help)\n")
         raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _pixel_count(text: str) -> int:
+    """Parse ``--max-pixels``: a positive whole number, written out or as 2e9."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        value = 0.0
+    if not (value >= 1 and value.is_integer()):
+        raise argparse.ArgumentTypeError(f"a positive whole number of pixels, got {text!r}")
+    return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None, help="compute device for deep-learning operators")
     run.add_argument("-o", "--output", required=True, help="output file; extra outputs are written beside it")
     run.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    run.add_argument(
+        "--max-pixels", type=_pixel_count, metavar="N",
+        help="refuse input images of more than N pixels, checked from the file header before "
+        "decoding (default: $MASKWORK_MAX_PIXELS, else 500000000)",
+    )  # fmt: skip
+    run.add_argument(
+        "--verbose", action="store_true",
+        help="let library warnings and messages through to stderr, and show the traceback of an "
+        "unexpected failure",
+    )  # fmt: skip
 
     batch = commands.add_parser(
         "batch",
@@ -71,20 +101,66 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    if args.command == "run" and not args.verbose:
+        with _library_output_silenced():
+            code, message = _outcome(args)
+    else:
+        code, message = _outcome(args)
+    if message:
+        sys.stderr.write(f"{message}\n")
+    return code
+
+
+def _outcome(args) -> tuple[int, str]:
+    """Run the command; return its exit code and the line to print on stderr (or "")."""
     try:
         if args.command == "ops":
-            return _ops(args)
+            return _ops(args), ""
         if args.command == "batch":
-            return _batch(args)
-        return _run(args)
+            return _batch(args), ""
+        return _run(args), ""
     except KeyboardInterrupt:
-        sys.stderr.write("\nmaskwork: interrupted\n")
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED, "\nmaskwork: interrupted"
     except (InputError, ValueError, OSError) as error:
         # ImageReadError is a ValueError; OSError covers unwritable outputs.
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        sys.stderr.write(f"maskwork: error: {message}\n")
-        return EXIT_BAD_INPUT
+        return EXIT_BAD_INPUT, f"maskwork: error: {_first_line(error)}"
+    except MemoryError:
+        return EXIT_BAD_INPUT, "maskwork: error: not enough memory for this input (try a smaller image)"
+    except Exception as error:
+        if getattr(args, "verbose", False):
+            raise
+        # A bug, not bad input: one line like every other failure, and the way to see more.
+        return EXIT_INTERNAL_ERROR, (
+            f"maskwork: error: {args.command} failed unexpectedly ({type(error).__name__}: "
+            f"{_first_line(error)}); run with --verbose for the traceback"
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextlib.contextmanager
+def _library_output_silenced() -> Iterator[None]:
+    """Send everything written to stderr meanwhile to the null device, and ignore warnings.
+
+    Native libraries (libpng, OpenCV, ITK) write to file descriptor 2 directly, past
+    ``sys.stderr``, so the descriptor itself is redirected; Python warnings and log
+    records end there too, and are filtered first so that none is formatted in vain.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _ops(args) -> int:
@@ -132,6 +208,8 @@ def _run(args) -> int:
     from maskwork.pipeline.inputs import single_channel
     from maskwork.pipeline.session import RunSession, collect_inputs
 
+    if args.max_pixels is not None:
+        io.set_max_pixels(args.max_pixels)
     spec = get(args.operator)
     params = _parse_params(args.param)
     if args.device is not None and any(p.name == "device" for p in spec.params):

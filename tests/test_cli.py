@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
+from fuzz_corpus import png_bomb
 from PIL import Image
 from skimage import data
 
@@ -41,7 +43,19 @@ def folder(tmp_path_factory) -> Path:
         image.putpalette(palette)
         image.save(folder / name)
     np.save(folder / "markers.npy", markers)
-    (folder / "garbage.png").write_bytes(np.random.default_rng(7).integers(0, 256, 4000, np.uint8).tobytes())
+    rng = np.random.default_rng(7)
+    (folder / "garbage.png").write_bytes(rng.integers(0, 256, 4000, np.uint8).tobytes())
+    # The inputs that once ended in a traceback or ran out of memory (issue 15).
+    (folder / "magic.tif").write_bytes(b"II*\x00" + rng.bytes(500))
+    values = rng.normal(size=(20, 30))
+    tifffile.imwrite(folder / "complex.tif", (values + 1j * values).astype(np.complex64))
+    (folder / "bomb.png").write_bytes(png_bomb(12_000, 12_000))
+    dot = np.zeros((ROWS, COLS), np.uint8)
+    dot[150, 200] = 255
+    Image.fromarray(dot).save(folder / "dot.png")
+    # A PNG cut inside its pixel data: libpng and OpenCV print about it on stderr.
+    whole = (folder / "cat.png").read_bytes()
+    (folder / "cut.png").write_bytes(whole[: len(whole) // 2])
     return folder
 
 
@@ -160,6 +174,19 @@ ERRORS = {
     ),
     "unknown operator": (["run", "no_such_op", "--image", "cat.png", "--rect", BOX, "-o", "out.png"], "grabcut"),
     "missing -o": (["run", "grabcut", "--image", "cat.png", "--rect", BOX], "--output"),
+    "TIFF magic then garbage": (["run", "threshold", "--image", "magic.tif", "-o", "out.png"], "holds no image"),
+    "complex TIFF": (["run", "threshold", "--image", "complex.tif", "-o", "out.png"], "complex64 pixels"),
+    "decompression bomb": (["run", "threshold", "--image", "bomb.png", "-o", "out.png"], "decompression bomb"),
+    "image over --max-pixels": (
+        ["run", "threshold", "--image", "cat.png", "--max-pixels", "1000", "-o", "out.png"],
+        "135,300 pixels, over the limit of 1,000",
+    ),
+    "bad --max-pixels": (["run", "threshold", "--image", "cat.png", "--max-pixels", "0", "-o", "out.png"], "--max-pixels"),
+    "one-pixel clone region": (
+        ["run", "seamless_clone", "--image", "cat.png", "--image2", "cat.png", "--mask", "dot.png", "-o", "out.png"],
+        "spans only 1x1 pixels",
+    ),
+    "truncated PNG": (["run", "threshold", "--image", "cut.png", "-o", "out.png"], "cut.png"),
 }
 
 
@@ -175,3 +202,24 @@ def test_bad_input_is_one_line_and_exit_code_2(folder, case):
     assert expected in lines[0]
     assert done.stdout == ""
     assert not (folder / "out.png").exists() and not (folder / "out.png.json").exists()
+
+
+def test_verbose_lets_library_messages_through(folder):
+    # The same truncated PNG as above: libpng and OpenCV write to stderr from C code.
+    done = maskwork("run", "threshold", "--image", "cut.png", "-o", "out.png", "--verbose", cwd=folder)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) > 1 and lines[-1].startswith("maskwork: error: cannot read image cut.png")
+
+
+def test_max_pixels_raises_the_limit(folder):
+    # 9 MP of zeros in a few KB: a bomb under a 20 MP limit, an image under a 90 MP one.
+    (folder / "blank.png").write_bytes(png_bomb(3000, 3000))
+    args = ("run", "threshold", "--image", "blank.png", "-o", "blank_mask.png")
+    refused = maskwork(*args, "--max-pixels", "20_000_000", cwd=folder)
+    assert refused.returncode == 2
+    assert "decompression bomb" in refused.stderr and "to 90,000,000 to read it" in refused.stderr
+    done = maskwork(*args, "--max-pixels", "9e7", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert Image.open(folder / "blank_mask.png").size == (3000, 3000)

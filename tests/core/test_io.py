@@ -1,6 +1,7 @@
 """Round trips, error messages and sidecars of maskwork.core.io, and the label colours."""
 
 import json
+import struct
 import subprocess
 import sys
 
@@ -11,12 +12,17 @@ import tifffile
 from PIL import Image
 from skimage import data
 
+from fuzz_corpus import HUGE_SIDE, claim_huge_size, png_bomb
 from maskwork.core.colors import colorize_labels, label_colors
 from maskwork.core.io import (
+    DEFAULT_MAX_PIXELS,
+    MAX_PIXELS_VARIABLE,
     READABLE_SUFFIXES,
     ImageReadError,
+    max_pixels,
     read_image,
     read_images,
+    set_max_pixels,
     seed_summary,
     sidecar_path,
     write_cutout,
@@ -443,3 +449,162 @@ def test_cmyk_jpeg_and_gray_alpha_png_become_rgb_and_rgba(tmp_path):
     assert back.shape == (8, 9, 4)
     np.testing.assert_array_equal(back[:, :, 1], gray_alpha[:, :, 0])
     np.testing.assert_array_equal(back[:, :, 3], gray_alpha[:, :, 1])
+
+
+# ------------------------------------------------ broken files and the pixel limit
+
+
+@pytest.fixture
+def pixel_limit():
+    """Set the process's pixel limit for one test, and restore the default after it."""
+    yield set_max_pixels
+    set_max_pixels(None)
+
+
+def test_tiff_magic_followed_by_garbage_is_a_read_error(tmp_path):
+    # tifffile finds no page in such a file; the IndexError of page 0 used to escape.
+    path = tmp_path / "magic.tif"
+    path.write_bytes(b"II*\x00" + RNG.bytes(500))
+    with pytest.raises(ImageReadError, match="magic.tif .*holds no image"):
+        read_image(path)
+    with pytest.raises(ImageReadError, match="holds no image"):
+        read_images(path)
+
+
+@pytest.mark.parametrize("name", ["complex.tif", "complex.nii"])
+def test_complex_pixels_are_refused(tmp_path, name):
+    values = RNG.normal(size=(6, 7))
+    complex_image = (values + 1j * values).astype(np.complex64)
+    path = tmp_path / name
+    if name.endswith(".tif"):
+        tifffile.imwrite(path, complex_image)
+    else:
+        sitk.WriteImage(sitk.GetImageFromArray(complex_image), str(path))
+    with pytest.raises(ImageReadError, match=f"{name} .*complex.* pixels: maskwork reads integer and"):
+        read_images(path)
+
+
+def test_damaged_multipage_tiff_is_refused_not_read_short(tmp_path):
+    whole = tmp_path / "whole.tif"
+    with tifffile.TiffWriter(whole) as writer:
+        for _ in range(5):
+            writer.write(_random((30, 40), np.uint8))
+    # Point the first page's link to the next page past the end of the file: every
+    # pixel is there, but tifffile can find only the first page.
+    data = bytearray(whole.read_bytes())
+    (first_page,) = struct.unpack_from("<I", data, 4)
+    (entries,) = struct.unpack_from("<H", data, first_page)
+    struct.pack_into("<I", data, first_page + 2 + 12 * entries, len(data) + 1000)
+    damaged = tmp_path / "damaged.tif"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match="damaged.tif .*damaged TIFF.*invalid page offset"):
+        read_images(damaged)
+    with pytest.raises(ImageReadError, match="damaged TIFF"):
+        read_image(damaged)  # page 0 is intact, but the file is not
+
+
+@pytest.mark.parametrize("name", ["gray.png", "rgb.jpg", "rgb.bmp", "gray.tif", "gray.mha"])
+def test_a_header_claiming_billions_of_pixels_is_refused_before_decoding(tmp_path, name):
+    # The header says 60000 x 60000; the data is that of a 12 x 16 image. Refused by the
+    # header check (no decoder ever sees the file), with the numbers and how to go on.
+    small = tmp_path / name
+    image = _random((12, 16, 3) if name.startswith("rgb") else (12, 16), np.uint8)
+    if name.endswith(".mha"):
+        sitk.WriteImage(sitk.GetImageFromArray(image), str(small))
+    else:
+        write_image(small, image)
+    path = tmp_path / f"huge_{name}"
+    path.write_bytes(claim_huge_size(name, small.read_bytes()))
+    claimed = f"{HUGE_SIDE * HUGE_SIDE:,}" if not name.endswith(".jpg") else "4,225,000,000"
+    with pytest.raises(ImageReadError) as info:
+        read_images(path)
+    assert str(info.value) == (
+        f"cannot read image {path} ({claimed} pixels, over the limit of 500,000,000; "
+        "set MASKWORK_MAX_PIXELS, or maskwork run --max-pixels, to raise it)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "pixels"),
+    [("gray.png", 12 * 16), ("palette.png", 12 * 16), ("rgb.jpg", 12 * 16), ("rgb.bmp", 12 * 16),
+     ("rgba.webp", 12 * 16), ("pages.tif", 3 * 12 * 16), ("volume.nii.gz", 2 * 12 * 16),
+     ("gray.nrrd", 12 * 16), ("gray.mha", 12 * 16)],
+)  # fmt: skip
+def test_every_reader_applies_the_pixel_limit(tmp_path, pixel_limit, name, pixels):
+    path = tmp_path / name
+    gray = _random((12, 16), np.uint8)
+    if name == "palette.png":
+        image = Image.fromarray(gray % 4, mode="P")
+        image.putpalette([0, 0, 0, 255, 0, 0] * 128)
+        image.save(path)
+    elif name == "pages.tif":
+        tifffile.imwrite(path, np.stack([gray] * 3), photometric="minisblack")
+    elif name == "volume.nii.gz":
+        sitk.WriteImage(sitk.GetImageFromArray(np.stack([gray] * 2)), str(path))
+    elif name.endswith((".nrrd", ".mha")):
+        sitk.WriteImage(sitk.GetImageFromArray(gray), str(path))
+    else:
+        write_image(path, np.dstack([gray] * (4 if "rgba" in name else 3)) if "rgb" in name else gray)
+    pixel_limit(pixels)
+    assert sum(image.shape[0] * image.shape[1] for image in read_images(path)) == pixels
+    pixel_limit(pixels - 1)
+    with pytest.raises(ImageReadError, match=f"{pixels:,} pixels, over the limit of {pixels - 1:,}"):
+        read_images(path)
+
+
+def test_one_tiff_page_counts_alone(tmp_path, pixel_limit):
+    path = tmp_path / "pages.tif"
+    tifffile.imwrite(path, _random((3, 10, 10), np.uint8), photometric="minisblack")
+    pixel_limit(100)
+    assert read_image(path, page=2).shape == (10, 10)
+    with pytest.raises(ImageReadError, match="300 pixels"):
+        read_images(path)
+
+
+def test_decompression_bomb_is_refused_without_decoding(tmp_path):
+    # 12000 x 12000 zeros in about 140 KB: under the 500 MP limit, but 1000 pixels per
+    # byte of file. A child process shows the refusal allocates nothing near the 144 MB.
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_bomb(12_000, 12_000))
+    assert path.stat().st_size < 200_000
+    code = (
+        "import resource, sys\n"
+        "from maskwork.core.io import read_image, ImageReadError\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        f"    read_image({str(path)!r})\n"
+        "except ImageReadError as error:\n"
+        "    print(error)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    message, grown_kib = done.stdout.strip().splitlines()
+    assert message == (
+        f"cannot read image {path} (144,000,000 pixels from a file of {path.stat().st_size:,} bytes: "
+        "a likely decompression bomb; set MASKWORK_MAX_PIXELS, or maskwork run --max-pixels, "
+        "to 1,440,000,000 to read it)"
+    )
+    assert int(grown_kib) < 20_000
+
+
+def test_raising_the_limit_admits_a_highly_compressed_image(tmp_path, pixel_limit):
+    path = tmp_path / "blank.png"
+    path.write_bytes(png_bomb(3000, 3000))  # 9 MP of zeros in a few KB
+    pixel_limit(20_000_000)
+    with pytest.raises(ImageReadError, match="likely decompression bomb.*to 90,000,000 to read it"):
+        read_image(path)
+    pixel_limit(90_000_000)
+    assert read_image(path).shape == (3000, 3000)
+
+
+def test_limit_from_the_environment(tmp_path, monkeypatch):
+    path = write_image(tmp_path / "gray.png", _random((10, 10), np.uint8))
+    monkeypatch.setenv(MAX_PIXELS_VARIABLE, "99")
+    assert max_pixels() == 99
+    with pytest.raises(ImageReadError, match="100 pixels, over the limit of 99"):
+        read_image(path)
+    monkeypatch.setenv(MAX_PIXELS_VARIABLE, "lots")
+    with pytest.raises(ValueError, match="MASKWORK_MAX_PIXELS must be a positive whole number"):
+        read_image(path)
+    monkeypatch.delenv(MAX_PIXELS_VARIABLE)
+    assert max_pixels() == DEFAULT_MAX_PIXELS == 500_000_000

@@ -4,7 +4,8 @@ The package is split by job; everything public is importable from here
 (``from maskwork.core import io; io.read_image(...)``):
 
 * :mod:`maskwork.core.io.reading` -- :func:`read_image`, :func:`read_images`,
-  :class:`ImageReadError`, and which library reads which format and why.
+  :class:`ImageReadError`, the pixel limit (:func:`max_pixels`,
+  :func:`set_max_pixels`), and which library reads which format and why.
 * :mod:`maskwork.core.io.writing` -- :func:`write_image`, :func:`write_mask`,
   :func:`write_labels`, :func:`write_labels_color`, :func:`write_cutout`,
   :func:`write_output` and :func:`output_suffix`; validated, atomic writes.
@@ -16,7 +17,16 @@ Scaling deep images to 8 bits for display or export is not file I/O: it lives in
 :mod:`maskwork.core.pixels`.
 """
 
-from maskwork.core.io.reading import READABLE_SUFFIXES, ImageReadError, read_image, read_images
+from maskwork.core.io.reading import (
+    DEFAULT_MAX_PIXELS,
+    MAX_PIXELS_VARIABLE,
+    READABLE_SUFFIXES,
+    ImageReadError,
+    max_pixels,
+    read_image,
+    read_images,
+    set_max_pixels,
+)
 from maskwork.core.io.sidecars import (
     seed_summary,
     sidecar_path,
@@ -38,6 +48,10 @@ from maskwork.core.io.writing import (
 __all__ = [
     "ImageReadError",
     "READABLE_SUFFIXES",
+    "DEFAULT_MAX_PIXELS",
+    "MAX_PIXELS_VARIABLE",
+    "max_pixels",
+    "set_max_pixels",
     "WRITABLE_SUFFIXES",
     "read_images",
     "read_image",

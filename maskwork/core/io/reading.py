@@ -15,18 +15,31 @@ Which library handles which format, and why:
 * TIFF: tifffile (any dtype, multi-page, 16-bit RGB). Compressions that need the
   optional ``imagecodecs`` package (LZW, JPEG) fall back to Pillow.
 * NIfTI, MetaImage, NRRD: SimpleITK, imported only when such a file is read.
+
+Every reader checks the pixel count from the file's header before it decodes
+anything (:func:`max_pixels`): an image over the limit is refused, and so is a
+small file that would decode to far more pixels than its size suggests (a
+decompression bomb), without a large allocation. Complex, object and
+structured pixel types are refused too: nothing downstream handles them. A TIFF
+that tifffile can only partly parse (a damaged multi-page file) is refused rather
+than read short.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import re
+import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import cv2
 import imageio.v3 as iio
 import numpy as np
 import tifffile
+from PIL import Image
 
 from maskwork.core.io.files import file_suffix
 
@@ -57,6 +70,8 @@ READABLE_SUFFIXES = (
 )
 
 _SITK_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
+# Headers whose voxels live in another file.
+_DETACHED_HEADERS = (".mhd", ".nhdr")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Offset of the colour-type byte in a PNG: 8-byte signature, then the IHDR chunk
 # (4-byte length, b"IHDR", width, height, bit depth, colour type).
@@ -64,6 +79,25 @@ _PNG_COLOR_TYPE_OFFSET = 25
 _PNG_COLOR_TYPE_PALETTE = 3
 # Pillow modes that are not arrays of gray/RGB(A) samples and must be converted.
 _PILLOW_CONVERT = {"CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "1": "L"}
+# Offsets of the width and height (big-endian uint32) in the IHDR chunk of a PNG.
+_PNG_WIDTH_OFFSET = 16
+_PNG_HEIGHT_OFFSET = 20
+# Pixel kinds the application handles: bool, signed and unsigned integers, floats.
+_SUPPORTED_KINDS = "biuf"
+
+#: Pixel limit used when neither :func:`set_max_pixels` nor the environment sets one.
+DEFAULT_MAX_PIXELS = 500_000_000
+#: Environment variable that sets the pixel limit (a whole number of pixels).
+MAX_PIXELS_VARIABLE = "MASKWORK_MAX_PIXELS"
+_max_pixels_override: int | None = None
+# Decompression-bomb guard (see _check_pixel_count): images above this share of the
+# limit must not expand beyond this many pixels per byte of file.
+_BOMB_SHARE_OF_LIMIT = 10
+_BOMB_PIXELS_PER_BYTE = 200
+
+# Pillow has its own bomb check (a warning above 89 MP, an error above 179 MP) that
+# would refuse images below this module's limit; the header check here replaces it.
+Image.MAX_IMAGE_PIXELS = None
 
 
 class ImageReadError(ValueError):
@@ -72,6 +106,101 @@ class ImageReadError(ValueError):
     The message is one line that names the file and the reason, meant to be
     shown to the user as it is.
     """
+
+
+def max_pixels() -> int:
+    """Return the largest number of pixels a read may decode.
+
+    The limit counts rows x columns (x slices) of every page or frame decoded,
+    whatever the channels and dtype. It is the value given to
+    :func:`set_max_pixels`, else the :data:`MAX_PIXELS_VARIABLE` environment
+    variable, else :data:`DEFAULT_MAX_PIXELS` (500 megapixels). Images over a
+    tenth of it are also refused when they would decode to more than 200 pixels
+    per byte of file (likely decompression bombs).
+
+    Raises
+    ------
+    ValueError
+        If the environment variable is not a positive whole number.
+    """
+    if _max_pixels_override is not None:
+        return _max_pixels_override
+    text = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        raise ValueError(f"{MAX_PIXELS_VARIABLE} must be a positive whole number of pixels, got {text!r}")
+    return limit
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """Set the pixel limit of every later read in this process.
+
+    Parameters
+    ----------
+    limit : int or None
+        Largest number of pixels to decode (see :func:`max_pixels`); None goes
+        back to the environment variable or the default.
+
+    Raises
+    ------
+    ValueError
+        If `limit` is not positive.
+    """
+    global _max_pixels_override
+    if limit is not None and limit <= 0:
+        raise ValueError(f"the pixel limit must be positive, got {limit}")
+    _max_pixels_override = limit
+
+
+def _check_pixel_count(path: Path, shapes: Iterable[tuple[int, ...]], *,
+                       holds_pixels: bool = True) -> None:
+    """Refuse to decode images over the pixel limit, or likely decompression bombs.
+
+    A bomb is an image of more than a tenth of the limit that would decode to more
+    than :data:`_BOMB_PIXELS_PER_BYTE` pixels per byte of the file (a 140 KB PNG
+    of 12000 x 12000 zeros has about 1000); photos have a few pixels per byte and
+    sparse label images tens. A limit ten times the image's pixels admits it.
+
+    Parameters
+    ----------
+    path : Path
+        The file: named in the message, and its size tells a bomb.
+    shapes : iterable of tuple of int
+        (rows, columns) or (slices, rows, columns) of each image that would be decoded.
+    holds_pixels : bool
+        False for a detached header (``.mhd``, ``.nhdr``), whose own size says
+        nothing about the data's compression.
+    """
+    total = sum(math.prod(int(n) for n in shape) for shape in shapes)
+    limit = max_pixels()
+    raise_it = f"set {MAX_PIXELS_VARIABLE}, or maskwork run --max-pixels,"
+    if total > limit:
+        raise ImageReadError(
+            f"cannot read image {path} ({total:,} pixels, over the limit of {limit:,}; "
+            f"{raise_it} to raise it)"
+        )
+    if holds_pixels and total > limit // _BOMB_SHARE_OF_LIMIT:
+        file_bytes = max(path.stat().st_size, 1)
+        if total > _BOMB_PIXELS_PER_BYTE * file_bytes:
+            raise ImageReadError(
+                f"cannot read image {path} ({total:,} pixels from a file of {file_bytes:,} bytes: "
+                f"a likely decompression bomb; {raise_it} to {total * _BOMB_SHARE_OF_LIMIT:,} "
+                "to read it)"
+            )
+
+
+def _check_pixel_kind(path: Path, dtype: np.dtype | None) -> None:
+    """Refuse complex, object, structured and text pixel types with a clear message."""
+    if dtype is not None and np.dtype(dtype).kind not in _SUPPORTED_KINDS:
+        raise ImageReadError(
+            f"cannot read image {path} ({np.dtype(dtype)} pixels: maskwork reads integer and "
+            "floating-point images only)"
+        )
 
 
 
@@ -100,6 +229,9 @@ class _NoSuchPage(IndexError):
 
 
 def _check_page(page: int, count: int, path: Path) -> None:
+    if count == 0:
+        # A file without pages is broken, whichever page was asked for.
+        raise ImageReadError(f"cannot read image {path} (the file holds no image)")
     if not 0 <= page < count:
         raise _NoSuchPage(f"{path} has {count} page(s); page {page} does not exist")
 
@@ -126,9 +258,13 @@ def _read_pillow(path: Path, page: int | None, keep_palette: bool = False) -> li
             f"cannot read image {path} (unrecognised format or corrupt data)"
         ) from None
     with handle:
-        count = handle.properties(index=...).n_images
+        # properties() reads the header only; every frame has the canvas's size.
+        header = handle.properties(index=...)
+        count = header.n_images
         if page is not None:
             _check_page(page, count, path)
+        frame_size = tuple(header.shape[1:3])
+        _check_pixel_count(path, [frame_size] * (count if page is None else 1))
         for index in range(count) if page is None else (page,):
             mode = handle.metadata(index=index).get("mode")
             if mode in ("P", "PA") and keep_palette:
@@ -156,6 +292,10 @@ def _read_png(path: Path, page: int | None) -> list[np.ndarray]:
     color_type = data[_PNG_COLOR_TYPE_OFFSET] if data.size > _PNG_COLOR_TYPE_OFFSET else None
     if color_type == _PNG_COLOR_TYPE_PALETTE:
         return _read_pillow(path, page, keep_palette=True)
+    if data.size >= _PNG_HEIGHT_OFFSET + 4:
+        width = int.from_bytes(data[_PNG_WIDTH_OFFSET:_PNG_WIDTH_OFFSET + 4].tobytes(), "big")
+        height = int.from_bytes(data[_PNG_HEIGHT_OFFSET:_PNG_HEIGHT_OFFSET + 4].tobytes(), "big")
+        _check_pixel_count(path, [(height, width)])
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageReadError(f"cannot read image {path} (corrupt or truncated PNG data)")
@@ -181,18 +321,54 @@ def _tiff_page_arrays(page: Any) -> list[np.ndarray]:
     return [array]
 
 
+class _TiffProblems(logging.Handler):
+    """Collects what tifffile logs from one thread while that thread reads a file.
+
+    tifffile reports a damaged page chain or undecodable data by logging a
+    warning and returning what it could read; collecting the records lets
+    :func:`_read_tiff` refuse such a file instead of passing it on short.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # The logger is shared: another thread's read must not fail this one.
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
+
+
+def _read_tiff_pages(tif: tifffile.TiffFile, page: int | None, path: Path) -> list[np.ndarray]:
+    """Check the pages' header shapes and types, then decode them."""
+    count = len(tif.pages)  # parses the whole page chain, so damage shows here
+    _check_page(0 if page is None else page, count, path)
+    chosen = list(tif.pages) if page is None else [tif.pages[page]]
+    for tiff_page in chosen:
+        _check_pixel_kind(path, tiff_page.dtype)
+    _check_pixel_count(
+        path, [(p.imagedepth, p.imagelength, p.imagewidth) for p in chosen]
+    )
+    images = []
+    for tiff_page in chosen:
+        images.extend(_tiff_page_arrays(tiff_page))
+    return images
+
+
 def _read_tiff(path: Path, page: int | None) -> list[np.ndarray]:
-    """Read TIFF pages with tifffile, falling back to Pillow for missing codecs."""
+    """Read TIFF pages with tifffile, falling back to Pillow for missing codecs.
+
+    A file tifffile reads only in part (it logs a warning: a broken page chain,
+    a strip it could not decode) is refused with tifffile's first message.
+    """
+    problems = _TiffProblems()
+    tiff_logger = logging.getLogger("tifffile")
+    tiff_logger.addHandler(problems)
     try:
         with tifffile.TiffFile(path) as tif:
-            if page is not None:
-                _check_page(page, len(tif.pages), path)
-                return _tiff_page_arrays(tif.pages[page])
-            images = []
-            for tiff_page in tif.pages:
-                images.extend(_tiff_page_arrays(tiff_page))
-            return images
-    except _NoSuchPage:
+            images = _read_tiff_pages(tif, page, path)
+    except (_NoSuchPage, ImageReadError):
         raise
     except Exception as exc:
         if "imagecodecs" not in str(exc):
@@ -201,10 +377,19 @@ def _read_tiff(path: Path, page: int | None) -> list[np.ndarray]:
         # Pillow (libtiff) decodes those for 8-bit gray/RGB(A) and 16-bit gray.
         try:
             return _read_pillow(path, page)
+        except (_NoSuchPage, ImageReadError):
+            raise
         except Exception:
             raise ImageReadError(
                 f"cannot read image {path} ({_reason(exc)}; Pillow cannot decode it either)"
             ) from None
+    finally:
+        tiff_logger.removeHandler(problems)
+    if problems.messages:
+        # tifffile starts its messages with the object's repr, "<tifffile.TiffPages @8>".
+        reason = re.sub(r"^<[^>]*>\s*", "", problems.messages[0].splitlines()[0])
+        raise ImageReadError(f"cannot read image {path} (damaged TIFF, only partly readable: {reason})")
+    return images
 
 
 def _read_sitk(path: Path, page: int | None) -> list[np.ndarray]:
@@ -212,16 +397,30 @@ def _read_sitk(path: Path, page: int | None) -> list[np.ndarray]:
     # Imported here: SimpleITK is large and only needed for these formats.
     import SimpleITK as sitk
 
+    suffix = file_suffix(path)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
     try:
-        image = sitk.ReadImage(str(path))
+        # The header first: size, dimension and pixel type, without the voxels.
+        reader.ReadImageInformation()
+        dimension = reader.GetDimension()
+        if dimension not in (2, 3):
+            raise ImageReadError(
+                f"cannot read image {path} ({dimension}-D images are not supported)"
+            )
+        if "complex" in sitk.GetPixelIDValueAsString(reader.GetPixelID()):
+            raise ImageReadError(
+                f"cannot read image {path} (complex pixels: maskwork reads integer and "
+                "floating-point images only)"
+            )
+        # The whole volume is decoded even when one slice is asked for.
+        _check_pixel_count(path, [reader.GetSize()], holds_pixels=suffix not in _DETACHED_HEADERS)
+        image = reader.Execute()
     except RuntimeError as exc:
         # ITK messages are multi-line; the last non-empty line holds the cause.
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = lines[-1].removeprefix("sitk::ERROR:").strip() if lines else "SimpleITK error"
         raise ImageReadError(f"cannot read image {path} ({reason})") from None
-    dimension = image.GetDimension()
-    if dimension not in (2, 3):
-        raise ImageReadError(f"cannot read image {path} ({dimension}-D images are not supported)")
     # GetArrayFromImage orders axes (z, y, x[, component]): row 0 of each slice is
     # voxel row y = 0. No reorientation by the direction matrix is applied.
     array = sitk.GetArrayFromImage(image)
@@ -269,6 +468,15 @@ def _read(path: str | os.PathLike, page: int | None) -> list[np.ndarray]:
         raise ImageReadError(f"cannot read image {path} ({_reason(exc)})") from None
     if not images:
         raise ImageReadError(f"cannot read image {path} (the file holds no image)")
+    for image in images:
+        # Every reader checked the header; this catches what a header does not say
+        # (a Pillow mode decoding to an odd type, an empty or 1-D array).
+        _check_pixel_kind(path, image.dtype)
+        if image.ndim not in (2, 3) or 0 in image.shape:
+            raise ImageReadError(
+                f"cannot read image {path} (pixel array of shape {image.shape}: expected "
+                "rows x columns or rows x columns x channels)"
+            )
     # 1-bit images: tifffile gives bool, OpenCV and Pillow ("1" -> "L") 0/255;
     # settle on uint8 0/255 so a bilevel mask reads the same from any format.
     return [img.astype(np.uint8) * 255 if img.dtype == bool else img for img in images]
@@ -296,7 +504,9 @@ def read_images(path: str | os.PathLike) -> list[np.ndarray]:
     Raises
     ------
     ImageReadError
-        If the file is missing, has an unsupported suffix or cannot be decoded.
+        If the file is missing, has an unsupported suffix, cannot be decoded or
+        only in part (a damaged multi-page TIFF), holds complex or other
+        non-numeric pixels, or is over the pixel limit (:func:`max_pixels`).
     """
     return _read(path, None)
 
@@ -319,7 +529,9 @@ def read_image(path: str | os.PathLike, page: int = 0) -> np.ndarray:
     Raises
     ------
     ImageReadError
-        If the file is missing, has an unsupported suffix or cannot be decoded.
+        If the file is missing, has an unsupported suffix, cannot be decoded or
+        only in part (a damaged multi-page TIFF), holds complex or other
+        non-numeric pixels, or is over the pixel limit (:func:`max_pixels`).
     IndexError
         If the file has no page `page`.
     """

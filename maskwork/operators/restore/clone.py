@@ -26,6 +26,9 @@ from maskwork.operators.seeds import bounding_box, check_intensity_image
 __all__ = ["seamless_clone"]
 
 MODES = {"normal": cv2.NORMAL_CLONE, "mixed": cv2.MIXED_CLONE}
+# The smallest height and width of the region's bounding box: OpenCV's Poisson solver
+# fails with a C++ exception (cv2.error) on anything narrower, 1 or 2 pixels.
+MIN_REGION_SIDE = 3
 
 
 @register("seamless_clone", title="Seamless clone", category="Restore", outputs=("image",))
@@ -87,6 +90,11 @@ def seamless_clone(
         raise InputError("the mask is empty (or only touches the source's border): mark the region to copy")
     top, left, bottom, right = box
     height, width = bottom - top, right - left
+    if height < MIN_REGION_SIDE or width < MIN_REGION_SIDE:
+        raise InputError(
+            f"the region to copy spans only {height}x{width} pixels: seamless cloning needs "
+            f"at least {MIN_REGION_SIDE}x{MIN_REGION_SIDE} (mark a larger region)"
+        )
     row = top + height // 2 if center_row < 0 else center_row
     col = left + width // 2 if center_col < 0 else center_col
     dest_top, dest_left = row - height // 2, col - width // 2

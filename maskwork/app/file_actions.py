@@ -35,6 +35,29 @@ def _read(path: Path) -> list[np.ndarray] | Exception:
         return error
 
 
+def _image_layers(path: Path, pages: list[np.ndarray] | Exception) -> list[Layer] | Exception:
+    """The image layers of the ``pages`` read from ``path``, or the error that says why
+    they cannot be shown.
+
+    Made before anything leaves the document: a file that reads but cannot become layers
+    (complex numbers, a page of one dimension, no page at all) keeps the open one intact.
+    """
+    if isinstance(pages, Exception):
+        return pages
+    if not pages:
+        return ValueError(f"{path.name} holds no image")
+    layers = []
+    for index, page in enumerate(pages):
+        name = path.name if len(pages) == 1 else f"{path.name} [{index + 1}]"
+        if page.dtype.kind not in "biuf":
+            return ValueError(f"{name} holds {page.dtype} values; only real numbers can be shown")
+        try:
+            layers.append(Layer(page, LayerKind.IMAGE, name, metadata={"source": str(path)}))
+        except ValueError as error:
+            return ValueError(f"{name}: {error}")
+    return layers
+
+
 class FileActions(QObject):
     """Open, Add image as layer, Open recent and Close of one window.
 
@@ -114,14 +137,15 @@ class FileActions(QObject):
     def _show_opened(self, paths: list[Path], read: list) -> bool:
         """Replace the document with the pages read from ``paths[0]``, others as layers."""
         window = self.window
-        first, pages = paths[0], read[0]
-        if isinstance(pages, Exception):
-            window.show_error(f"Cannot open {first.name}", str(pages))
+        first = paths[0]
+        layers = _image_layers(first, read[0])
+        if isinstance(layers, Exception):
+            window.show_error(f"Cannot open {first.name}", str(layers))
             return False
         if window.document.layers and not window.confirm_discard():
             return False
         self._empty_document()
-        self._add_pages(first, pages)
+        self._add_layers(layers)
         for path, extra in zip(paths[1:], read[1:]):
             self._add_read(path, extra, undoable=False)
         window.document.history.clear()
@@ -130,7 +154,8 @@ class FileActions(QObject):
         self._remember_file(first)
         window.canvas.fit()
         window.update_title()
-        window.statusBar().showMessage(f"Opened {first.name}: {pages[0].shape[1]} x {pages[0].shape[0]}, {pages[0].dtype}", 5000)
+        shown = layers[0].data
+        window.statusBar().showMessage(f"Opened {first.name}: {shown.shape[1]} x {shown.shape[0]}, {shown.dtype}", 5000)
         window.runner.prepare()  # e.g. Segment Anything encodes the new image before the first prompt
         return True
 
@@ -140,11 +165,12 @@ class FileActions(QObject):
         return self._add_read(path, _read(path), undoable)
 
     def _add_read(self, path: Path, pages, undoable: bool) -> bool:
-        if isinstance(pages, Exception):
-            self.window.show_error(f"Cannot open {path.name}", str(pages))
+        layers = _image_layers(path, pages)
+        if isinstance(layers, Exception):
+            self.window.show_error(f"Cannot open {path.name}", str(layers))
             return False
         with self.window.document.history.group(f"Add {path.name}"):
-            self._add_pages(path, pages)
+            self._add_layers(layers)
         if undoable:
             self._remember_file(path)
         return True
@@ -177,11 +203,10 @@ class FileActions(QObject):
         self.window.document.reset()
         self.document_replaced.emit()
 
-    def _add_pages(self, path: Path, pages: list[np.ndarray]) -> None:
+    def _add_layers(self, layers: list[Layer]) -> None:
         document = self.window.document
-        for index, page in enumerate(pages):
-            name = path.name if len(pages) == 1 else f"{path.name} [{index + 1}]"
-            layer = Layer(page, LayerKind.IMAGE, document.layers.unique_name(name), metadata={"source": str(path)})
+        for layer in layers:
+            layer.name = document.layers.unique_name(layer.name)
             document.add_layer(layer)
         # The first image stays the one operators work on.
         images = document.layers.of_kind(LayerKind.IMAGE)

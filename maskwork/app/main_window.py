@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QSlider,
     QToolBar,
 )
+from shiboken6 import isValid
 
 from maskwork.app import autosave
 from maskwork.app.actions import window_action
@@ -304,6 +305,7 @@ class MainWindow(QMainWindow):
         canvas.tool_changed.connect(self._on_tool_changed)
         canvas.brush_radius_changed.connect(self._on_brush_radius_changed)
         canvas.active_label_changed.connect(self._on_active_label_changed)
+        canvas.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.label_combo.currentIndexChanged.connect(lambda i: setattr(canvas, "active_label", self.label_combo.itemData(i)))
         self.brush_slider.valueChanged.connect(lambda v: setattr(canvas, "brush_radius", float(v)))
 
@@ -516,18 +518,26 @@ class MainWindow(QMainWindow):
     # -- messages ---------------------------------------------------------------------
     def show_error(self, title: str, message: str, details: str = "") -> QMessageBox:
         """Show a non-blocking warning; the document is left as it was."""
-        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box = self._message_box(QMessageBox.Icon.Warning, title, message)
         if details:
             box.setDetailedText(details)
-        box.setWindowModality(Qt.WindowModality.WindowModal)
-        box.open()
-        self.last_message_box = box
         self.statusBar().showMessage(message, 8000)
         return box
 
     def show_information(self, title: str, text: str) -> QMessageBox:
         """Show ``text`` in a non-blocking message (Model info, say)."""
-        box = QMessageBox(QMessageBox.Icon.Information, title, text, QMessageBox.StandardButton.Ok, self)
+        return self._message_box(QMessageBox.Icon.Information, title, text)
+
+    def _message_box(self, icon: QMessageBox.Icon, title: str, text: str) -> QMessageBox:
+        """Open a window-modal message box in place of the one still open, if any.
+
+        Closing a box deletes it, and a new message replaces an unanswered one: a box
+        costs about 150 KB, and a failure repeated for hours must not pile them up.
+        """
+        if self.last_message_box is not None and isValid(self.last_message_box):
+            self.last_message_box.close()
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.setWindowModality(Qt.WindowModality.WindowModal)
         box.open()
         self.last_message_box = box

@@ -136,13 +136,22 @@ class TransformActions(QObject):
             return None
         from maskwork.operators.registration.transform import warp_layer
 
-        warped = warp_layer(layer.data, transform, layer.kind.value)
-        result = Layer(
-            warped,
-            layer.kind,
-            document.layers.unique_name(f"{layer.name} (aligned)"),
-            opacity=layer.opacity,
-            colormap=layer.colormap,
-            metadata={**layer.metadata, "transform": transform},
-        )
-        return document.add_layer(result, step=f"Transform {layer.name}")
+        try:
+            warped = warp_layer(layer.data, transform, layer.kind.value)
+            result = Layer(
+                warped,
+                layer.kind,
+                document.layers.unique_name(f"{layer.name} (aligned)"),
+                opacity=layer.opacity,
+                colormap=layer.colormap,
+                metadata={**layer.metadata, "transform": transform},
+            )
+            return document.add_layer(result, step=f"Transform {layer.name}")
+        except ValueError as error:
+            # A transform warps onto the grid of the image it was made for; a mask or seeds
+            # layer of another size than the document's image cannot join the document.
+            rows, cols = transform.fixed_shape
+            self.window.show_error(
+                f"Cannot transform {layer.name}", f"{error} (the transform maps onto an image of {rows}x{cols})"
+            )
+            return None

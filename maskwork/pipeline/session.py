@@ -169,8 +169,8 @@ def check_result(spec: OperatorSpec, result: Any, inputs: Mapping[str, Any]) -> 
     ------
     FaultyResult
         When ``result`` is not a :class:`Result`, lacks the main output, holds an output
-        that was not declared, or a spatial output of another size than the image, or
-        non-finite probabilities.
+        that was not declared, or a spatial output of another size than the image or of
+        values that are not real numbers, or non-finite probabilities.
     """
     if not isinstance(result, Result):
         raise FaultyResult(f"{spec.title} returned {type(result).__name__}, not a Result")
@@ -189,6 +189,8 @@ def check_result(spec: OperatorSpec, result: Any, inputs: Mapping[str, Any]) -> 
         dimensions = {"mask": (2,), "labels": (2,), "probabilities": (2, 3), "image": (2, 3)}[kind]
         if value.ndim not in dimensions:
             raise FaultyResult(f"{spec.title} returned a {kind} with {value.ndim} dimensions")
+        if value.dtype.kind not in "biuf":  # objects, text or complex numbers are no pixels
+            raise FaultyResult(f"{spec.title} returned a {kind} of {value.dtype} values")
         if shape is not None and value.shape[:2] != shape:
             raise FaultyResult(
                 f"{spec.title} returned a {kind} of {value.shape[1]}x{value.shape[0]} for an image of {shape[1]}x{shape[0]}"
@@ -369,7 +371,7 @@ class RunOutcome:
         One line for the person.
     details : str
         The traceback of a failure.
-    error : Exception or None
+    error : BaseException or None
         The exception of a failure, its traceback attached (for a front-end's own report).
     seconds : float
         The operator's own compute time.
@@ -383,7 +385,7 @@ class RunOutcome:
     result: Result | None = None
     message: str = ""
     details: str = ""
-    error: Exception | None = None
+    error: BaseException | None = None
     seconds: float = 0.0
     layers: list[OutputLayer] = field(default_factory=list)
     preview: PreviewData | None = None
@@ -516,7 +518,10 @@ class RunSession:
             return RunOutcome(CANCELLED, message="Cancelled", seconds=time.perf_counter() - start)
         except InputError as error:
             return RunOutcome(INPUT_ERROR, message=str(error), seconds=time.perf_counter() - start)
-        except Exception as error:  # an operator bug must become a message, never a dead window
+        except BaseException as error:  # an operator bug must become a message, never a dead window
+            if isinstance(error, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+                raise  # Ctrl+C during an inline run stops the program; in a worker it can only be a bug
+            # SystemExit too: escaping a worker thread it would leave the run unfinished for ever.
             return RunOutcome(FAILED, message=f"{type(error).__name__}: {error}", details=traceback.format_exc(),
                               error=error, seconds=time.perf_counter() - start)
         outcome.seconds = time.perf_counter() - start

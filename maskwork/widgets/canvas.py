@@ -90,6 +90,8 @@ class Canvas(QWidget):
         The pixel under the cursor and a readout of the values there ("" outside).
     zoom_changed(factor)
         Screen pixels per image pixel.
+    message(text)
+        Why a tool did nothing, for the status bar.
     """
 
     cursor_moved = Signal(int, int, str)
@@ -97,6 +99,7 @@ class Canvas(QWidget):
     tool_changed = Signal(str)
     brush_radius_changed = Signal(float)
     active_label_changed = Signal(int)
+    message = Signal(str)
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -465,6 +468,14 @@ class Canvas(QWidget):
             reference = None
             base = self.document.base_image
             if layer.kind is LayerKind.MARKERS and base is not None:
+                if base.shape != layer.shape:
+                    # An image of another size moved to the bottom has no pixel under each scribble.
+                    self.message.emit(
+                        f"Flood fill follows the colours of {base.name} ({base.shape[0]}x{base.shape[1]}), "
+                        f"which is not the size of {layer.name} ({layer.shape[0]}x{layer.shape[1]}): "
+                        "move an image of its size to the bottom"
+                    )
+                    return
                 reference = base.data
             patch = tools.flood_fill(
                 layer.data,

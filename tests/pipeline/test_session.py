@@ -196,6 +196,36 @@ def test_bad_input_a_bug_and_a_faulty_result_each_end_as_an_outcome():
     assert faulty.status == FAILED and "mask of 2x2 for an image of 4x4" in faulty.message
 
 
+def test_system_exit_ends_as_a_failure_and_ctrl_c_stops_an_inline_run():
+    image = {"image": np.zeros((4, 4), np.uint8)}
+
+    def leave(**_):
+        raise SystemExit(3)
+
+    def interrupted(**_):
+        raise KeyboardInterrupt
+
+    quit_ = RunSession(_with_func("threshold", leave), image, {}).execute()
+    assert quit_.status == FAILED and quit_.message == "SystemExit: 3" and isinstance(quit_.error, SystemExit)
+    # On the main thread (the command line) Ctrl+C still stops the program...
+    with pytest.raises(KeyboardInterrupt):
+        RunSession(_with_func("threshold", interrupted), image, {}).execute()
+    # ...while in a worker thread, where no Ctrl+C arrives, it is an operator's bug like any other.
+    outcomes = []
+    in_worker = RunSession(_with_func("threshold", interrupted), image, {})
+    thread = threading.Thread(target=lambda: outcomes.append(in_worker.execute()))
+    thread.start()
+    thread.join(10)
+    assert outcomes[0].status == FAILED and outcomes[0].message.startswith("KeyboardInterrupt")
+
+
+def test_a_pixel_output_of_objects_or_complex_numbers_is_refused():
+    image = {"image": np.zeros((4, 4), np.uint8)}
+    for values in (np.full((4, 4), "yes", object), np.zeros((4, 4), np.complex64)):
+        with pytest.raises(FaultyResult, match=f"mask of {values.dtype} values"):
+            check_result(get("threshold"), Result({"mask": values}), image)
+
+
 def test_an_unusable_parameter_is_refused_before_the_run():
     with pytest.raises(InputError, match="no parameter"):
         RunSession(get("threshold"), {"image": np.zeros((4, 4), np.uint8)}, {"no_such": 1})

@@ -25,9 +25,13 @@ import SimpleITK as sitk
 import tifffile
 from PIL import Image
 
-#: The outcomes a case may have: "good" (exit 0), "bad" (exit 2 with one line) or
-#: "either" (a mutation that may or may not leave a readable image).
-GOOD, BAD, EITHER = "good", "bad", "either"
+#: The outcomes a case may have: "good" (read, and an operator taking any image runs on
+#: it), "odd" (read, but an operator may refuse it: too small, two channels), "bad"
+#: (refused) or "either" (a mutation that may or may not leave a readable image).
+GOOD, ODD, BAD, EITHER = "good", "odd", "bad", "either"
+# Valid files of a size or channel count some operators refuse.
+_ODD_NAMES = ("two_channels.tif", "five_channels.tif", "one_pixel.tif", "one_row.png",
+              "one_column.png", "two_by_two.png")
 
 #: Width and height :func:`claim_huge_size` writes: far over the default limit of 500 MP.
 HUGE_SIDE = 60_000
@@ -44,7 +48,7 @@ class Case:
     data : bytes
         The file's content.
     expect : str
-        :data:`GOOD`, :data:`BAD` or :data:`EITHER`.
+        :data:`GOOD`, :data:`ODD`, :data:`BAD` or :data:`EITHER`.
     """
 
     name: str
@@ -100,6 +104,12 @@ def _sitk_bytes(array: np.ndarray, suffix: str) -> bytes:
         return path.read_bytes()
 
 
+def _pillow_bytes(image: Image.Image, format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
 def _palette_png(labels: np.ndarray) -> bytes:
     image = Image.fromarray(labels.astype(np.uint8), mode="P")
     image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * (256 * 3 - 9))
@@ -113,6 +123,12 @@ def _multipage_tiff(pages: list[np.ndarray]) -> bytes:
     with tifffile.TiffWriter(buffer) as writer:
         for page in pages:
             writer.write(page)
+    return buffer.getvalue()
+
+
+def _deflate_tiff(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array, compression="zlib", rowsperstrip=4)
     return buffer.getvalue()
 
 
@@ -151,6 +167,15 @@ def _valid_images(rng: np.random.Generator) -> list[tuple[str, bytes]]:
         ("two_by_two.png", _encode(gray[:2, :2], ".png")),
         ("pages.tif", _multipage_tiff([gray, rgb, deep])),
         ("pages_of_sizes.tif", _multipage_tiff([gray, gray[: rows // 2, : cols // 3]])),
+        ("gray_alpha.png", _pillow_bytes(Image.fromarray(rgba[..., :2], mode="LA"), "PNG")),
+        ("bilevel.png", _pillow_bytes(Image.fromarray(gray > 127).convert("1"), "PNG")),
+        ("cmyk.jpg", _pillow_bytes(Image.fromarray(rgba, mode="CMYK"), "JPEG")),
+        ("animated.webp", _pillow_bytes(
+            Image.fromarray(rgb), "WEBP", save_all=True, append_images=[Image.fromarray(rgb[::-1])] * 2,
+        )),
+        # LZW needs the optional imagecodecs package in tifffile: the Pillow fallback reads it.
+        ("lzw.tif", _pillow_bytes(Image.fromarray(rgb), "TIFF", compression="tiff_lzw")),
+        ("deflate.tif", _deflate_tiff(rgb)),
         ("gray.mha", _sitk_bytes(gray, ".mha")),
         ("float.nii.gz", _sitk_bytes(floats, ".nii.gz")),
         ("volume.nrrd", _sitk_bytes(np.stack([gray, gray]), ".nrrd")),
@@ -282,7 +307,7 @@ def corpus(seed: int, size: int) -> Iterator[Case]:
     made = 0
     while made < size:
         valid = _valid_images(rng)
-        batch: list[Case] = [Case(name, data, GOOD) for name, data in valid]
+        batch: list[Case] = [Case(name, data, ODD if name in _ODD_NAMES else GOOD) for name, data in valid]
         batch += [Case(name, data, BAD) for name, data in _bad_images(rng)]
         batch.append(Case("damaged_pages.tif", _damaged_multipage_tiff(rng), BAD))
         for name, data in valid:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,9 @@ import tifffile
 from fuzz_corpus import png_bomb
 from PIL import Image
 from skimage import data
+
+from maskwork import cli
+from maskwork.pipeline.session import RunSession
 
 ROWS, COLS = 300, 451  # chelsea()
 RECT = (90, 20, 260, 270)  # X, Y, W, H around the cat, leaving a margin
@@ -223,3 +228,40 @@ def test_max_pixels_raises_the_limit(folder):
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert Image.open(folder / "blank_mask.png").size == (3000, 3000)
+
+
+def _chatty_run(original):
+    """RunSession.run that first warns and writes to file descriptor 2 as C code does."""
+
+    def run(self, *args, **kwargs):
+        warnings.warn("a library warning", RuntimeWarning)
+        os.write(2, b"libfoo: a native message\n")
+        return original(self, *args, **kwargs)
+
+    return run
+
+
+def test_library_output_is_silenced_unless_verbose(folder, monkeypatch, capfd):
+    monkeypatch.setattr(RunSession, "run", _chatty_run(RunSession.run))
+    argv = ["run", "threshold", "--image", str(folder / "cat.png"), "-o", str(folder / "quiet.png")]
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        assert cli.main(argv) == 0
+    assert shown == [] and capfd.readouterr().err == ""
+    with pytest.warns(RuntimeWarning, match="a library warning"):
+        assert cli.main([*argv, "--verbose"]) == 0
+    assert capfd.readouterr().err == "libfoo: a native message\n"
+
+
+def test_unexpected_failure_is_one_line_and_verbose_shows_the_traceback(folder, monkeypatch, capfd):
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(RunSession, "run", broken)
+    argv = ["run", "threshold", "--image", str(folder / "cat.png"), "-o", str(folder / "broken.png")]
+    assert cli.main(argv) == cli.EXIT_INTERNAL_ERROR == 1
+    assert capfd.readouterr().err == (
+        "maskwork: error: run failed unexpectedly (RuntimeError: boom); run with --verbose for the traceback\n"
+    )
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.main([*argv, "--verbose"])

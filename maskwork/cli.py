@@ -127,7 +127,7 @@ def _outcome(args) -> tuple[int, str]:
     except MemoryError:
         return EXIT_BAD_INPUT, "maskwork: error: not enough memory for this input (try a smaller image)"
     except Exception as error:
-        if getattr(args, "verbose", False):
+        if args.command != "run" or args.verbose:
             raise
         # A bug, not bad input: one line like every other failure, and the way to see more.
         return EXIT_INTERNAL_ERROR, (
@@ -146,8 +146,9 @@ def _library_output_silenced() -> Iterator[None]:
     """Send everything written to stderr meanwhile to the null device, and ignore warnings.
 
     Native libraries (libpng, OpenCV, ITK) write to file descriptor 2 directly, past
-    ``sys.stderr``, so the descriptor itself is redirected; Python warnings and log
-    records end there too, and are filtered first so that none is formatted in vain.
+    ``sys.stderr``, so the descriptor itself is redirected; log records (tifffile's)
+    and Python warnings would end there too, and warnings are switched off so that
+    none is formatted in vain.
     """
     sys.stderr.flush()
     saved = os.dup(2)

@@ -608,3 +608,20 @@ def test_limit_from_the_environment(tmp_path, monkeypatch):
         read_image(path)
     monkeypatch.delenv(MAX_PIXELS_VARIABLE)
     assert max_pixels() == DEFAULT_MAX_PIXELS == 500_000_000
+
+
+@pytest.mark.parametrize("name", ["channels.tif", "channels.mha"])
+def test_many_channels_count_against_the_limit(tmp_path, pixel_limit, name):
+    # 20 pixels of 300 uint8 channels: within a 20-pixel limit by count, but 300 bytes
+    # a pixel, far over the 16 a pixel of the limit allows.
+    image = _random((4, 5, 300), np.uint8)
+    path = tmp_path / name
+    if name.endswith(".tif"):
+        tifffile.imwrite(path, image, planarconfig="contig")
+    else:
+        sitk.WriteImage(sitk.GetImageFromArray(image, isVector=True), str(path))
+    pixel_limit(20 * 300 // 16)
+    assert read_image(path).shape == (4, 5, 300)
+    pixel_limit(20)
+    with pytest.raises(ImageReadError, match="20 pixels of 300 bytes each would take 6,000 bytes, over the 320"):
+        read_image(path)

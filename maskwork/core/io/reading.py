@@ -94,6 +94,9 @@ _max_pixels_override: int | None = None
 # limit must not expand beyond this many pixels per byte of file.
 _BOMB_SHARE_OF_LIMIT = 10
 _BOMB_PIXELS_PER_BYTE = 200
+# Decoded bytes allowed per pixel of the limit: four channels of float32 (RGBA at
+# full precision); beyond, the limit's memory bound would not hold.
+_MAX_BYTES_PER_PIXEL = 16
 
 # Pillow has its own bomb check (a warning above 89 MP, an error above 179 MP) that
 # would refuse images below this module's limit; the header check here replaces it.
@@ -158,7 +161,7 @@ def set_max_pixels(limit: int | None) -> None:
 
 
 def _check_pixel_count(path: Path, shapes: Iterable[tuple[int, ...]], *,
-                       holds_pixels: bool = True) -> None:
+                       holds_pixels: bool = True, decoded_bytes: int | None = None) -> None:
     """Refuse to decode images over the pixel limit, or likely decompression bombs.
 
     A bomb is an image of more than a tenth of the limit that would decode to more
@@ -175,6 +178,12 @@ def _check_pixel_count(path: Path, shapes: Iterable[tuple[int, ...]], *,
     holds_pixels : bool
         False for a detached header (``.mhd``, ``.nhdr``), whose own size says
         nothing about the data's compression.
+    decoded_bytes : int, optional
+        Bytes the decoded arrays would take, for formats whose pixels may hold any
+        number of channels (TIFF, MetaImage, NRRD, NIfTI): more than
+        :data:`_MAX_BYTES_PER_PIXEL` per pixel of the limit is refused too, so a
+        small image of 60000 channels cannot exhaust memory either. Other formats
+        hold at most four channels of 16 bits.
     """
     total = sum(math.prod(int(n) for n in shape) for shape in shapes)
     limit = max_pixels()
@@ -183,6 +192,12 @@ def _check_pixel_count(path: Path, shapes: Iterable[tuple[int, ...]], *,
         raise ImageReadError(
             f"cannot read image {path} ({total:,} pixels, over the limit of {limit:,}; "
             f"{raise_it} to raise it)"
+        )
+    if decoded_bytes is not None and decoded_bytes > limit * _MAX_BYTES_PER_PIXEL:
+        raise ImageReadError(
+            f"cannot read image {path} ({total:,} pixels of {decoded_bytes // max(total, 1):,} bytes "
+            f"each would take {decoded_bytes:,} bytes, over the {limit * _MAX_BYTES_PER_PIXEL:,} "
+            f"allowed by the pixel limit; {raise_it} to raise it)"
         )
     if holds_pixels and total > limit // _BOMB_SHARE_OF_LIMIT:
         file_bytes = max(path.stat().st_size, 1)
@@ -348,7 +363,8 @@ def _read_tiff_pages(tif: tifffile.TiffFile, page: int | None, path: Path) -> li
     for tiff_page in chosen:
         _check_pixel_kind(path, tiff_page.dtype)
     _check_pixel_count(
-        path, [(p.imagedepth, p.imagelength, p.imagewidth) for p in chosen]
+        path, [(p.imagedepth, p.imagelength, p.imagewidth) for p in chosen],
+        decoded_bytes=sum(p.nbytes for p in chosen),
     )
     images = []
     for tiff_page in chosen:
@@ -414,7 +430,13 @@ def _read_sitk(path: Path, page: int | None) -> list[np.ndarray]:
                 "floating-point images only)"
             )
         # The whole volume is decoded even when one slice is asked for.
-        _check_pixel_count(path, [reader.GetSize()], holds_pixels=suffix not in _DETACHED_HEADERS)
+        pixel_type = sitk.GetPixelIDValueAsString(reader.GetPixelID())  # "16-bit signed integer"
+        bits = re.search(r"(\d+)-bit", pixel_type)
+        pixels = math.prod(reader.GetSize())
+        _check_pixel_count(
+            path, [reader.GetSize()], holds_pixels=suffix not in _DETACHED_HEADERS,
+            decoded_bytes=pixels * reader.GetNumberOfComponents() * (int(bits[1]) // 8 if bits else 8),
+        )
         image = reader.Execute()
     except RuntimeError as exc:
         # ITK messages are multi-line; the last non-empty line holds the cause.

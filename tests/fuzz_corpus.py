@@ -158,6 +158,7 @@ def _valid_images(rng: np.random.Generator) -> list[tuple[str, bytes]]:
         ("int8.tif", _encode((gray.astype(np.int16) - 128).astype(np.int8), ".tif")),
         ("int32.tif", _encode(deep.astype(np.int32) - 30000, ".tif")),
         ("uint32.tif", _encode(deep.astype(np.uint32) * 70000, ".tif")),
+        ("int64.tif", _encode(deep.astype(np.int64) - 2**40, ".tif")),
         ("bool.tif", _encode(gray > 127, ".tif")),
         ("two_channels.tif", _encode(rgb[..., :2], ".tif")),
         ("five_channels.tif", _encode(rng.integers(0, 256, (rows, cols, 5), dtype=np.uint8), ".tif")),
@@ -205,7 +206,7 @@ def claim_huge_size(name: str, data: bytes) -> bytes | None:
     """`data` with its header's width and height replaced by :data:`HUGE_SIDE`.
 
     JPEG's limit is 65535, so a JPEG claims 65000 x 65000. None where this format's
-    header is not patched here (WebP, NIfTI, NRRD).
+    header is not patched here (WebP, NIfTI).
     """
     suffix = Path(name).suffix
     if suffix == ".png" and data.startswith(b"\x89PNG"):
@@ -225,13 +226,17 @@ def claim_huge_size(name: str, data: bytes) -> bytes | None:
         return bytes(patched)
     if suffix == ".tif":
         return _tiff_with_size(data, HUGE_SIDE, HUGE_SIDE)
-    if suffix == ".mha":
+    if suffix in (".mha", ".nrrd"):
+        # Text headers: MetaImage "DimSize = 16 12", NRRD "sizes: 16 12 2".
+        key = "DimSize = " if suffix == ".mha" else "sizes: "
         text = data.decode("latin-1")
-        start = text.find("DimSize = ")
-        end = text.find("\n", start)
+        start = text.find(key)
         if start < 0:
             return None
-        return (text[:start] + f"DimSize = {HUGE_SIDE} {HUGE_SIDE}" + text[end:]).encode("latin-1")
+        end = text.find("\n", start)
+        sizes = text[start + len(key) : end].split()
+        sizes[:2] = [str(HUGE_SIDE)] * 2
+        return (text[:start] + key + " ".join(sizes) + text[end:]).encode("latin-1")
     return None
 
 

@@ -15,7 +15,6 @@ from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from maskwork.core import io
-from maskwork.core.layers import LayerKind
 from maskwork.operators import get
 from maskwork.widgets.canvas import Tool
 
@@ -64,29 +63,36 @@ class Monkey:
         self.exports = folder / "exports"
         self.exports.mkdir()
         panel = window.layer_panel
-        # (weight, action): painting and running operators most, files now and then.
+        # (weight, name, action): painting and running operators most, files now and then.
+        menu = self.trigger
         self.actions = [
-            (8, self.stroke), (4, self.box), (2, self.fill_or_point), (6, self.choose_operator), (8, self.apply),
-            (4, self.preview), (2, self.cancel_a_run), (6, self.undo), (4, self.redo), (5, self.select_layer),
-            (3, lambda: self.trigger(panel.action_move_up)), (3, lambda: self.trigger(panel.action_move_down)),
-            (3, self.toggle_visibility), (3, lambda: self.trigger(panel.action_delete)),
-            (2, lambda: self.trigger(panel.action_new_markers)), (1, lambda: self.trigger(panel.action_new_mask)),
-            (1, lambda: self.trigger(panel.action_duplicate)), (1, lambda: self.trigger(panel.action_to_labels)),
-            (1, lambda: self.trigger(panel.action_to_mask)), (3, self.export), (2, self.open_file),
-            (1, self.open_in_background), (1, self.add_image), (1, self.close_document), (2, self.dismiss_message),
-            (1, lambda: self.trigger(window.action_clear_seeds)), (1, lambda: self.trigger(window.action_remove_click)),
-            (1, lambda: self.trigger(window.transforms.action_apply_transform)), (1, window.autosave_now),
+            (8, "stroke", self.stroke), (4, "box", self.box), (2, "fill or point", self.fill_or_point),
+            (6, "choose operator", self.choose_operator), (8, "apply", self.apply), (4, "preview", self.preview),
+            (2, "cancel a run", self.cancel_a_run), (6, "undo", lambda: menu(window.action_undo)),
+            (4, "redo", lambda: menu(window.action_redo)), (5, "select layer", self.select_layer),
+            (3, "move up", lambda: menu(panel.action_move_up)), (3, "move down", lambda: menu(panel.action_move_down)),
+            (3, "toggle visibility", self.toggle_visibility), (3, "delete", lambda: menu(panel.action_delete)),
+            (2, "new markers", lambda: menu(panel.action_new_markers)),
+            (1, "new mask", lambda: menu(panel.action_new_mask)),
+            (1, "duplicate", lambda: menu(panel.action_duplicate)),
+            (1, "to labels", lambda: menu(panel.action_to_labels)), (1, "to mask", lambda: menu(panel.action_to_mask)),
+            (3, "export", self.export), (2, "open", self.open_file), (1, "open in background", self.open_in_background),
+            (1, "add image", self.add_image), (1, "close", window.files.close_document),
+            (2, "dismiss message", self.dismiss_message), (1, "clear seeds", lambda: menu(window.action_clear_seeds)),
+            (1, "remove click", lambda: menu(window.action_remove_click)),
+            (1, "apply transform", lambda: menu(window.transforms.action_apply_transform)),
+            (1, "autosave", window.autosave_now),
         ]
-        self.weights = [weight for weight, _ in self.actions]
+        self.weights = [weight for weight, _, _ in self.actions]
 
     # -- one action ---------------------------------------------------------------------
     def step(self):
         """Do one random action; returns its name."""
-        (_, action), = self.rng.choices(self.actions, self.weights)
+        (_, name, action), = self.rng.choices(self.actions, self.weights)
         if not self.window.document.layers and self.rng.random() < 0.7:
-            action = self.open_file  # an empty window mostly gets a file
+            name, action = "open", self.open_file  # an empty window mostly gets a file
         action()
-        return getattr(action, "__name__", "action")
+        return name
 
     def trigger(self, action):
         """A menu entry as a person chooses it: only when it is enabled."""
@@ -143,12 +149,6 @@ class Monkey:
         self.trigger(self.window.action_apply)
         self.trigger(self.window.action_cancel)
 
-    def undo(self):
-        self.trigger(self.window.action_undo)
-
-    def redo(self):
-        self.trigger(self.window.action_redo)
-
     def select_layer(self):
         layers = list(self.window.document.layers)
         if layers:
@@ -174,9 +174,6 @@ class Monkey:
     def add_image(self):
         if self.window.document.layers:
             self.window.files.add_image_layers(self.images[self.rng.choice(list(self.images))])
-
-    def close_document(self):
-        self.window.files.close_document()
 
     def dismiss_message(self):
         for box in self.window.findChildren(QMessageBox):

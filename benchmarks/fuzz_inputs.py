@@ -13,8 +13,9 @@ after a failure and counts:
   more than one stderr line, a valid file refused, a file that must be refused read);
 * tracebacks: any other exception out of the reader or ``main()``.
 
-It prints the process's resident memory every ``--every`` cases, the peak, the seconds
-taken and the outcome counts, then the first violations and tracebacks. The exit status
+It prints the process's resident memory every ``--every`` cases, the peak, the cases
+that raised the peak by more than 100 MiB (what a legitimately large image costs), the
+seconds taken and the outcome counts, then the first violations and tracebacks. The exit status
 is 1 when anything was counted.
 """
 
@@ -57,6 +58,11 @@ def run_capturing_stderr(argv: list[str], capture) -> tuple[int, str]:
     return code, capture.read().decode("utf-8", "replace")
 
 
+def peak_mib() -> float:
+    """The process's peak resident memory so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def resident_mib() -> float:
     """The process's resident memory now, in MiB."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
@@ -73,26 +79,31 @@ def main() -> int:
     counts: collections.Counter[str] = collections.Counter()
     violations: list[str] = []
     tracebacks: list[str] = []
+    peak_steps: list[str] = []
     start = time.perf_counter()
     print(f"{'cases':>7} {'seconds':>8} {'RSS MiB':>8}")
     with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryFile() as capture:
         run = lambda argv: run_capturing_stderr(argv, capture)  # noqa: E731
         for index, case in enumerate(corpus(args.seed, args.cases)):
             counts[case.expect] += 1
+            peak_before = peak_mib()
             try:
                 check_case(case, ROUTES[index % len(ROUTES)], Path(folder), run)
             except AssertionError as failure:
                 violations.append(f"{case.name}: {str(failure).splitlines()[0]}")
             except Exception:
                 tracebacks.append(f"{case.name}:\n{traceback.format_exc()}")
+            if peak_mib() - peak_before > 100:
+                peak_steps.append(f"{case.name} ({len(case.data):,} bytes): peak {peak_before:.0f} -> {peak_mib():.0f} MiB")
             for leftover in Path(folder).iterdir():
                 leftover.unlink()
             if (index + 1) % args.every == 0:
                 print(f"{index + 1:>7} {time.perf_counter() - start:>8.1f} {resident_mib():>8.1f}", flush=True)
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"inputs: {sum(counts.values())} ({', '.join(f'{n} {kind}' for kind, n in sorted(counts.items()))})")
-    print(f"seconds: {time.perf_counter() - start:.1f}; peak RSS: {peak:.1f} MiB")
+    print(f"seconds: {time.perf_counter() - start:.1f}; peak RSS: {peak_mib():.1f} MiB")
+    for line in peak_steps:
+        print(f"peak raised by {line}")
     print(f"contract violations: {len(violations)}; tracebacks: {len(tracebacks)}")
     for line in violations[:20] + tracebacks[:5]:
         print(line)

@@ -1,6 +1,7 @@
 """Round trips, error messages and sidecars of maskwork.core.io, and the label colours."""
 
 import json
+import logging
 import struct
 import subprocess
 import sys
@@ -625,3 +626,14 @@ def test_many_channels_count_against_the_limit(tmp_path, pixel_limit, name):
     pixel_limit(20)
     with pytest.raises(ImageReadError, match="20 pixels of 300 bytes each would take 6,000 bytes, over the 320"):
         read_image(path)
+
+
+def test_tiff_with_a_metadata_warning_is_read(tmp_path, caplog):
+    # Bytes no code page maps in the description: tifffile logs a warning that it keeps
+    # them as bytes, but every pixel is there, so the file is read.
+    image = _random((6, 7), np.uint16)
+    path = tmp_path / "described.tif"
+    tifffile.imwrite(path, image, description=b"scanner id \x81\x90")
+    with caplog.at_level(logging.WARNING, logger="tifffile"):
+        np.testing.assert_array_equal(read_image(path), image)
+    assert "coercing invalid ASCII" in caplog.text

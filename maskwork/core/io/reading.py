@@ -337,15 +337,17 @@ def _tiff_page_arrays(page: Any) -> list[np.ndarray]:
 
 
 class _TiffProblems(logging.Handler):
-    """Collects what tifffile logs from one thread while that thread reads a file.
+    """Collects the errors tifffile logs from one thread while that thread reads a file.
 
-    tifffile reports a damaged page chain or undecodable data by logging a
-    warning and returning what it could read; collecting the records lets
-    :func:`_read_tiff` refuse such a file instead of passing it on short.
+    tifffile reports a damaged page chain, a tag list it could not parse or
+    missing strip offsets by logging an error and going on with what it could
+    read; collecting the records lets :func:`_read_tiff` refuse such a file
+    instead of passing it on short. Its warnings (metadata it had to coerce,
+    such as non-ASCII text in a description) leave the pixels whole and pass.
     """
 
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.ERROR)
         self.thread = threading.get_ident()
         self.messages: list[str] = []
 
@@ -375,8 +377,8 @@ def _read_tiff_pages(tif: tifffile.TiffFile, page: int | None, path: Path) -> li
 def _read_tiff(path: Path, page: int | None) -> list[np.ndarray]:
     """Read TIFF pages with tifffile, falling back to Pillow for missing codecs.
 
-    A file tifffile reads only in part (it logs a warning: a broken page chain,
-    a strip it could not decode) is refused with tifffile's first message.
+    A file tifffile reads only in part (it logs an error: a broken page chain,
+    missing strips) is refused with tifffile's first message.
     """
     problems = _TiffProblems()
     tiff_logger = logging.getLogger("tifffile")

@@ -46,6 +46,12 @@ from maskwork.widgets.preferences_dialog import PreferencesDialog
 from maskwork.widgets.workers import stop_all_workers
 
 AUTOSAVE_INTERVAL_MS = 60_000
+#: Quiet time after an Apply or a long stroke before the document is autosaved: that work
+#: is worth more than the minute the timer would wait.
+AUTOSAVE_AFTER_WORK_MS = 2_000
+#: A step of this many edits is a long stroke (a brush records one per mouse move, about
+#: half a second of drawing).
+LONG_STROKE_EDITS = 40
 
 #: (tool, menu text, shortcut)
 TOOLS = (
@@ -104,6 +110,12 @@ class MainWindow(QMainWindow):
         self._autosave_timer = QTimer(self)
         self._autosave_timer.timeout.connect(self.autosave_now)
         self._autosave_timer.start(AUTOSAVE_INTERVAL_MS)
+        self._autosave_soon = QTimer(self)
+        self._autosave_soon.setSingleShot(True)
+        self._autosave_soon.setInterval(AUTOSAVE_AFTER_WORK_MS)
+        self._autosave_soon.timeout.connect(self.autosave_now)
+        self.runner.applied.connect(lambda layers: self._autosave_soon.start())
+        self.document.history.changed.connect(self._autosave_after_long_stroke)
         self.update_title()
         self._update_history_actions()
 
@@ -574,16 +586,26 @@ class MainWindow(QMainWindow):
     def autosave_now(self) -> bool:
         """Write the recovery file if the document changed since the last autosave."""
         history = self.document.history
-        state = (tuple(history.undo_names), history.nbytes, len(self.document.layers))
+        state = (tuple(history.undo_names), tuple(history.redo_names), history.nbytes, len(self.document.layers))
         if not self.document.layers or not history.is_modified or state == self._autosaved_state:
             return False
-        autosave.save_recovery(self.document, self.recovery_file, str(self.source_path) if self.source_path else None)
+        try:
+            autosave.save_recovery(self.document, self.recovery_file, str(self.source_path) if self.source_path else None)
+        except OSError as error:  # a full disk: the work goes on, the next autosave tries again
+            self.statusBar().showMessage(f"Autosave failed: {error}", 8000)
+            return False
         self._autosaved_state = state
         return True
 
+    def _autosave_after_long_stroke(self) -> None:
+        applied, _ = self.document.history.steps
+        if applied and len(applied[-1].atoms) >= LONG_STROKE_EDITS:
+            self._autosave_soon.start()
+
     def offer_recovery(self) -> bool:
-        """If the last session crashed, offer to restore its autosaved document."""
+        """If the last session crashed, offer to restore its autosaved document (with its undo history)."""
         path = self.recovery_file
+        autosave.partial_path(path).unlink(missing_ok=True)  # a write the crash cut short
         if not path.exists():
             return False
         if not self.ask("Restore unsaved work?", "maskwork did not close properly last time. Restore the autosaved document?"):
@@ -609,6 +631,7 @@ class MainWindow(QMainWindow):
         self.runner.cancel()
         stop_all_workers()
         self._autosave_timer.stop()
+        self._autosave_soon.stop()
         self.save_settings()
         self.recovery_file.unlink(missing_ok=True)
         event.accept()

@@ -285,6 +285,12 @@ class History:
         return [step.name for step in reversed(self._redo)]
 
     @property
+    def steps(self) -> tuple[list[Step], list[Step]]:
+        """The applied steps, oldest first, and the undone ones, the next to redo last
+        (the order :meth:`restore` takes them in)."""
+        return list(self._undo), list(self._redo)
+
+    @property
     def nbytes(self) -> int:
         """Bytes held by undo and redo data."""
         return sum(step.nbytes for step in self._undo) + sum(step.nbytes for step in self._redo)
@@ -305,6 +311,19 @@ class History:
     def mark_unsaved(self) -> None:
         """Declare the current state unsaved (a restored autosave, for instance)."""
         self._saved_uid = -1
+        self.changed.emit()
+
+    def restore(self, applied: list[Step], undone: list[Step]) -> None:
+        """Take ``applied`` and ``undone`` as the history, as :attr:`steps` gave them
+        (crash recovery rebuilds them for the restored layers).
+
+        The restored state is the starting point for :attr:`is_modified`.
+        """
+        self._undo = deque(applied)
+        self._redo = list(undone)
+        self._open.clear()
+        self._saved_uid = self._top_uid()
+        self._trim()
         self.changed.emit()
 
     def clear(self) -> None:

@@ -27,7 +27,11 @@ def test_killed_process_is_restored_from_the_autosave(window, photo, isolated_co
         window.canvas.brush_radius = 5
         window.canvas.stroke([(40, 40), (40, 200)])
         window.document.set_rect((30, 20, 250, 200))
+        window.canvas.stroke([(100, 40), (100, 200)])
+        window.undo()  # the second stroke waits to be redone
         assert window.autosave_now()
+        # A crash in the middle of the next write leaves its temporary file behind.
+        window.recovery_file.with_name("recovery.npz.tmp").write_bytes(b"PK half written")
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
@@ -44,6 +48,16 @@ def test_killed_process_is_restored_from_the_autosave(window, photo, isolated_co
     assert window.document.rect == (30, 20, 250, 200)
     assert window.source_path == photo[0]
     assert window.document.history.is_modified, "restored work still counts as unsaved"
+    assert not window.recovery_file.with_name("recovery.npz.tmp").exists()
+    # The undo history came back too: redo the undone stroke, then undo everything.
+    history = window.document.history
+    assert history.undo_names == ["Brush stroke", "Box"] and history.redo_names == ["Brush stroke"]
+    window.redo()
+    assert layers[1].data[100, 40:201].all()
+    window.undo(), window.undo()
+    assert window.document.rect is None and layers[1].data[40, 40:201].all() and not layers[1].data[100].any()
+    window.undo()  # the first stroke made the scribble layer
+    assert list(window.document.layers) == layers[:1] and not layers[1].data.any()
 
 
 def test_declining_recovery_deletes_the_file(window, photo, monkeypatch):
@@ -97,3 +111,71 @@ def test_a_new_preview_request_cancels_the_stale_run(window, photo, qtbot):
     assert stale_cancel.is_set()
     assert window.runner.preview_layer is not None
     assert "2 iterations" in window.statusBar().currentMessage()
+
+
+def test_recovery_brings_back_every_kind_of_step(window, photo, qtbot, isolated_config):
+    window.open_paths([photo[0]])
+    document = window.document
+    window.canvas.stroke([(10, 10), (10, 60)])
+    document.add_point(30, 40, 1)
+    window.choose_operator(get("threshold"))
+    with qtbot.waitSignal(window.runner.applied, timeout=10_000):
+        window.action_apply.trigger()
+    mask = document.layers.of_kind(LayerKind.MASK)[0]
+    document.set_property(mask, "opacity", 0.25)
+    document.move_layer(len(document.layers) - 1, 1)
+    labels = document.convert_layer(mask, LayerKind.LABELS)
+    document.remove_layer(labels)
+    window.undo()  # the deleted labels come back; deleting them again waits to be redone
+    states = []
+    while True:  # every state from the newest back to the opened image
+        states.append([(layer.name, layer.kind, layer.opacity, layer.data.copy()) for layer in document.layers])
+        if not document.history.undo():
+            break
+    document.history.jump_to(len(states) - 1)
+    names = document.history.undo_names, document.history.redo_names
+    assert window.autosave_now()
+    window.files.close_document()
+
+    assert window.offer_recovery()
+    assert (document.history.undo_names, document.history.redo_names) == names
+    for state in states:
+        restored = [(layer.name, layer.kind, layer.opacity) for layer in document.layers]
+        assert restored == [entry[:3] for entry in state]
+        for layer, entry in zip(document.layers, state):
+            np.testing.assert_array_equal(layer.data, entry[3])
+        window.undo()
+    window.redo(), window.redo()
+    assert document.points == ((30.0, 40.0, 1),)
+
+
+def test_an_apply_and_a_long_stroke_are_autosaved_within_seconds(window, photo, qtbot):
+    window.open_paths([photo[0]])
+    window.choose_operator(get("threshold"))
+    with qtbot.waitSignal(window.runner.applied, timeout=10_000):
+        window.action_apply.trigger()
+    qtbot.waitUntil(window.recovery_file.exists, timeout=5_000)
+    window.recovery_file.unlink()
+    window.canvas.stroke([(10, 10), (10, 60)])  # a short stroke waits for the minute's autosave
+    window.tool_actions[Tool.BRUSH].trigger()
+    with qtbot.waitSignal(window.document.history.changed, timeout=5_000):
+        drag(window.canvas, [(20 + row % 2 * 150, 10 + row * 5) for row in range(60)])
+    assert len(window.document.history.steps[0][-1].atoms) >= 40
+    qtbot.waitUntil(window.recovery_file.exists, timeout=5_000)
+    assert not window.recovery_file.with_name("recovery.npz.tmp").exists()
+
+
+def test_a_failed_autosave_leaves_no_temporary_file_and_says_so(window, photo, monkeypatch):
+    from maskwork.app import autosave
+
+    window.open_paths([photo[0]])
+    window.canvas.stroke([(10, 10), (10, 60)])
+
+    def disk_full(handle, **arrays):
+        handle.write(b"PK part of it")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(autosave.np, "savez", disk_full)
+    assert not window.autosave_now()
+    assert "No space left" in window.statusBar().currentMessage()
+    assert not window.recovery_file.exists() and not window.recovery_file.with_name("recovery.npz.tmp").exists()

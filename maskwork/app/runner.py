@@ -24,6 +24,7 @@ from maskwork.operators import Cancelled, InputError, OperatorSpec, RunContext
 from maskwork.pipeline.session import (
     CANCELLED,
     DONE,
+    FAILED,
     INPUT_ERROR,
     MEMORY,
     PreviewData,
@@ -441,6 +442,17 @@ class OperatorRunner(QObject):
 
     def _commit(self, session: RunSession, outcome: RunOutcome) -> None:
         doc, spec = self.document, session.spec
+        misfit = next((output for output in outcome.layers if LAYER_KIND[output.kind] is not LayerKind.IMAGE
+                       and doc.shape is not None and output.data.shape[:2] != doc.shape), None)
+        if misfit is not None:
+            # An image of another size was selected while the run went on: the document's
+            # layers now have its size, and adding some of the results would be half an Apply.
+            source = session.sources.get("image")
+            self.failed.emit(RunOutcome(FAILED, message=(
+                f"{spec.title} made a {misfit.kind} of {misfit.data.shape[0]}x{misfit.data.shape[1]}, but the image is "
+                f"now {doc.shape[0]}x{doc.shape[1]}: select {source.name if source else 'its image'} and apply again"
+            )))
+            return
         added = []
         transform = outcome.result.outputs.get("transform")
         self._applying = True

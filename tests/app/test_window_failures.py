@@ -2,6 +2,7 @@
 document as they were, each with a message (issue 15)."""
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
@@ -183,3 +184,25 @@ def test_repeated_failures_keep_one_message_box_at_most(window, photo, qtbot):
     window.last_message_box.close()
     close_deleted_boxes()
     assert window.findChildren(QMessageBox) == []
+
+
+def test_a_result_for_an_image_no_longer_selected_is_refused_whole(window, photo, qtbot):
+    released = threading.Event()
+
+    def waits_for_the_test(image, **_):
+        released.wait(10)
+        mask = image[..., 0] > 100
+        return Result({"mask": mask, "labels": mask.astype(np.int32)})
+
+    open_with_a_stroke(window, photo)
+    small = window.document.add_layer(Layer(np.zeros((50, 60), np.uint8), LayerKind.IMAGE, "small"), step="Add small")
+    window.document.layers.selected = window.document.layers[0]
+    window.choose_operator(faulty_threshold(waits_for_the_test, ("mask", "labels")))
+    before = document_state(window)
+    window.action_apply.trigger()
+    # While it runs, the person selects the other image: the document's size is now its size.
+    window.document.layers.selected = small
+    with qtbot.waitSignal(window.runner.failed, timeout=10_000) as failed:
+        released.set()
+    assert "cat_on_wall.png" in failed.args[0].message and "50x60" in failed.args[0].message
+    assert_same_state(before, document_state(window))

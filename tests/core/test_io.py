@@ -637,3 +637,14 @@ def test_tiff_with_a_metadata_warning_is_read(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="tifffile"):
         np.testing.assert_array_equal(read_image(path), image)
     assert "coercing invalid ASCII" in caplog.text
+
+
+def test_png_chunk_longer_than_the_file_is_refused_before_opencv(tmp_path):
+    # One changed byte in the IEND chunk's length: OpenCV allocated the 3.2 GB it
+    # claims before noticing the file had ended (found by benchmarks/fuzz_inputs.py).
+    whole = write_image(tmp_path / "whole.png", _random((1, 24), np.uint8)).read_bytes()
+    iend = whole.rindex(b"IEND") - 4
+    path = tmp_path / "long_chunk.png"
+    path.write_bytes(whole[:iend] + (3_321_888_768).to_bytes(4, "big") + whole[iend + 4 :])
+    with pytest.raises(ImageReadError, match="a chunk of 3,321,888,768 bytes runs past the end of the file"):
+        read_image(path)

@@ -293,6 +293,28 @@ def _read_pillow(path: Path, page: int | None, keep_palette: bool = False) -> li
     return frames
 
 
+def _check_png_chunks(data: np.ndarray, path: Path) -> None:
+    """Refuse a PNG with a chunk whose declared length runs past the end of the file.
+
+    OpenCV's decoder allocates (and fills) a chunk's declared length before it
+    reads the chunk: one changed byte in a 91-byte PNG made it take 3.2 GB.
+    Only the 8-byte chunk headers are read here.
+    """
+    view = data.data
+    position = len(_PNG_SIGNATURE)
+    while position + 8 <= len(view):
+        length = int.from_bytes(view[position : position + 4], "big")
+        end = position + 12 + length  # length, type, data, CRC
+        if end > len(view):
+            raise ImageReadError(
+                f"cannot read image {path} (corrupt or truncated PNG data: a chunk of "
+                f"{length:,} bytes runs past the end of the file)"
+            )
+        if view[position + 4 : position + 8] == b"IEND":
+            return
+        position = end
+
+
 def _read_png(path: Path, page: int | None) -> list[np.ndarray]:
     """Read a PNG exactly: 16-bit kept, palette images as indices."""
     data = np.fromfile(path, dtype=np.uint8)
@@ -300,10 +322,11 @@ def _read_png(path: Path, page: int | None) -> list[np.ndarray]:
         # A JPEG or other image saved with a .png name: let Pillow sniff it.
         try:
             return _read_pillow(path, page)
-        except _NoSuchPage:
+        except (_NoSuchPage, ImageReadError):
             raise
         except Exception:
             raise ImageReadError(f"cannot read image {path} (not a valid PNG file)") from None
+    _check_png_chunks(data, path)
     color_type = data[_PNG_COLOR_TYPE_OFFSET] if data.size > _PNG_COLOR_TYPE_OFFSET else None
     if color_type == _PNG_COLOR_TYPE_PALETTE:
         return _read_pillow(path, page, keep_palette=True)

@@ -58,9 +58,11 @@ def folder(tmp_path_factory) -> Path:
     dot = np.zeros((ROWS, COLS), np.uint8)
     dot[150, 200] = 255
     Image.fromarray(dot).save(folder / "dot.png")
-    # A PNG cut inside its pixel data: libpng and OpenCV print about it on stderr.
+    # A PNG whose compressed pixel data is overwritten half-way (chunk lengths intact):
+    # libpng prints about it on stderr from C code.
     whole = (folder / "cat.png").read_bytes()
-    (folder / "cut.png").write_bytes(whole[: len(whole) // 2])
+    middle = len(whole) // 2
+    (folder / "damaged.png").write_bytes(whole[:middle] + bytes(2000) + whole[middle + 2000 :])
     return folder
 
 
@@ -191,7 +193,7 @@ ERRORS = {
         ["run", "seamless_clone", "--image", "cat.png", "--image2", "cat.png", "--mask", "dot.png", "-o", "out.png"],
         "spans only 1x1 pixels",
     ),
-    "truncated PNG": (["run", "threshold", "--image", "cut.png", "-o", "out.png"], "cut.png"),
+    "damaged PNG data": (["run", "threshold", "--image", "damaged.png", "-o", "out.png"], "damaged.png"),
 }
 
 
@@ -210,11 +212,11 @@ def test_bad_input_is_one_line_and_exit_code_2(folder, case):
 
 
 def test_verbose_lets_library_messages_through(folder):
-    # The same truncated PNG as above: libpng and OpenCV write to stderr from C code.
-    done = maskwork("run", "threshold", "--image", "cut.png", "-o", "out.png", "--verbose", cwd=folder)
+    # The same damaged PNG as above: libpng writes to stderr from C code.
+    done = maskwork("run", "threshold", "--image", "damaged.png", "-o", "out.png", "--verbose", cwd=folder)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) > 1 and lines[-1].startswith("maskwork: error: cannot read image cut.png")
+    assert len(lines) > 1 and lines[-1].startswith("maskwork: error: cannot read image damaged.png")
 
 
 def test_max_pixels_raises_the_limit(folder):

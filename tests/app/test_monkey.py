@@ -68,7 +68,7 @@ class Monkey:
         self.actions = [
             (8, "stroke", self.stroke), (4, "box", self.box), (2, "fill or point", self.fill_or_point),
             (6, "choose operator", self.choose_operator), (8, "apply", self.apply), (4, "preview", self.preview),
-            (2, "cancel a run", self.cancel_a_run), (6, "undo", lambda: menu(window.action_undo)),
+            (2, "cancel a run", self.cancel_a_run), (3, "apply and go on", lambda: menu(window.action_apply)), (6, "undo", lambda: menu(window.action_undo)),
             (4, "redo", lambda: menu(window.action_redo)), (5, "select layer", self.select_layer),
             (3, "move up", lambda: menu(panel.action_move_up)), (3, "move down", lambda: menu(panel.action_move_down)),
             (3, "toggle visibility", self.toggle_visibility), (3, "delete", lambda: menu(panel.action_delete)),

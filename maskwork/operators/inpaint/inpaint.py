@@ -79,6 +79,7 @@ from maskwork.operators.context import InputError, Result, RunContext, null_cont
 from maskwork.operators.refine.morphology import dilate
 from maskwork.operators.registry import Range, ShownFor, register
 from maskwork.operators.seeds import check_image, check_mask, mask_pixels
+from maskwork.operators.stoppable import call_stoppable
 
 CATEGORY = "Inpaint"
 Method = Literal["exemplar", "telea", "navier_stokes", "biharmonic"]
@@ -87,6 +88,10 @@ Method = Literal["exemplar", "telea", "navier_stokes", "biharmonic"]
 OPENCV_MARGIN = 8
 #: Pixels of known image around the hole that the biharmonic equation sees (it uses 2).
 BIHARMONIC_MARGIN = 8
+#: Largest hole (pixels) whose biharmonic solve runs in this process: about 0.2 s on a
+#: loaded core. A larger one is a single sparse solve of seconds that cannot be split
+#: without changing the fill, so it runs in a child process that Cancel ends.
+BIHARMONIC_IN_PROCESS_PIXELS = 10_000
 #: Largest automatic context (pixels) of the exemplar method around a hole's bounding box.
 MAX_AUTO_CONTEXT = 512
 #: Patch descriptor: DCT coefficients (u, v) with u + v up to this, luminance and chroma.
@@ -282,7 +287,7 @@ def _run(original, img, fill, method, radius, patch_size, sharp, context, draft,
             iterations += rounds
             levels_used = max(levels_used, levels)
         else:
-            filled = _diffusion(crop, hole, method, radius, draft, img.dtype)
+            filled = _diffusion(crop, hole, method, radius, draft, img.dtype, ctx)
             iterations += 1
         ctx.check()
         _paste(out3, region, filled, hole & fill[region])
@@ -360,7 +365,7 @@ def _paste(out3: np.ndarray, region, filled: np.ndarray, where: np.ndarray) -> N
 # ------------------------------------------------------------------------------ diffusion
 
 
-def _diffusion(crop, hole, method, radius, draft, dtype) -> np.ndarray:
+def _diffusion(crop, hole, method, radius, draft, dtype, ctx: RunContext) -> np.ndarray:
     """Telea, Navier-Stokes or biharmonic on a float32 (rows, cols, channels) crop."""
     if draft > 0:
         small, small_hole = crop, hole
@@ -372,7 +377,7 @@ def _diffusion(crop, hole, method, radius, draft, dtype) -> np.ndarray:
                 break
             small, small_hole = smaller, smaller_hole
         if small_hole.shape != hole.shape:
-            filled_small = _diffusion(small, small_hole, method, radius, 0, np.float32)
+            filled_small = _diffusion(small, small_hole, method, radius, 0, np.float32, ctx)
             up = _resize(filled_small, hole.shape, cv2.INTER_LINEAR)
             out = crop.copy()
             out[hole] = up[hole]
@@ -382,7 +387,10 @@ def _diffusion(crop, hole, method, radius, draft, dtype) -> np.ndarray:
 
         lo, scale = _known_range(crop, hole)
         scaled = ((crop - lo) / scale).astype(np.float64)
-        result = inpaint_biharmonic(scaled, hole, split_into_regions=True, channel_axis=-1)
+        if np.count_nonzero(hole) > BIHARMONIC_IN_PROCESS_PIXELS:
+            result = call_stoppable(ctx, inpaint_biharmonic, scaled, hole, split_into_regions=True, channel_axis=-1)
+        else:
+            result = inpaint_biharmonic(scaled, hole, split_into_regions=True, channel_axis=-1)
         return (result * scale + lo).astype(np.float32).reshape(crop.shape)
     flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
     hole8 = hole.astype(np.uint8)

@@ -123,7 +123,14 @@ def deblur(
         from skimage.restoration import unsupervised_wiener
 
         ctx.progress(0.05, "Deblur: unsupervised Wiener (sampling the regularisation)")
-        out = _per_channel(padded, lambda channel: unsupervised_wiener(channel, kernel, clip=False, rng=0)[0], ctx)
+        # The sampler calls back once per iteration (a few hundred milliseconds at 3 MP):
+        # the place to honour Cancel inside a channel's run of seconds.
+        check_each_sample = {"callback": lambda sample: ctx.check()}
+        out = _per_channel(
+            padded,
+            lambda channel: unsupervised_wiener(channel, kernel, user_params=check_each_sample, clip=False, rng=0)[0],
+            ctx,
+        )
     elif method == "richardson_lucy":
         step = max(1, iterations // PARTIALS)
 

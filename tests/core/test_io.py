@@ -648,3 +648,16 @@ def test_png_chunk_longer_than_the_file_is_refused_before_opencv(tmp_path):
     path.write_bytes(whole[:iend] + (3_321_888_768).to_bytes(4, "big") + whole[iend + 4 :])
     with pytest.raises(ImageReadError, match="a chunk of 3,321,888,768 bytes runs past the end of the file"):
         read_image(path)
+
+
+@pytest.mark.parametrize("suffix", [".mha", ".nrrd"])
+def test_binary_bytes_in_a_text_header_are_refused_before_itk(tmp_path, suffix):
+    # The newline that ends the header replaced: ITK read the pixel data as part of
+    # the header (a MetaImage's data-file name) and once corrupted its heap.
+    path = tmp_path / f"image{suffix}"
+    sitk.WriteImage(sitk.GetImageFromArray(_random((47, 36), np.uint8)), str(path))
+    data = path.read_bytes()
+    end = data.index(b"LOCAL\n") + 5 if suffix == ".mha" else data.index(b"\n\n")
+    path.write_bytes(data[:end] + b"\x9a" + data[end + 1 :])
+    with pytest.raises(ImageReadError, match="corrupt header: it holds bytes that are not text"):
+        read_images(path)

@@ -72,6 +72,8 @@ READABLE_SUFFIXES = (
 _SITK_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
 # Headers whose voxels live in another file.
 _DETACHED_HEADERS = (".mhd", ".nhdr")
+# How much of a MetaImage or NRRD file is searched for the end of its text header.
+_TEXT_HEADER_MAX_BYTES = 65536
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Offset of the colour-type byte in a PNG: 8-byte signature, then the IHDR chunk
 # (4-byte length, b"IHDR", width, height, bit depth, colour type).
@@ -433,12 +435,43 @@ def _read_tiff(path: Path, page: int | None) -> list[np.ndarray]:
     return images
 
 
+def _check_text_header(path: Path, suffix: str) -> None:
+    """Refuse a MetaImage or NRRD file whose text header holds binary bytes.
+
+    ITK trusts these headers: a single changed byte that ran the data-file name of
+    a MetaImage into its pixel data corrupted the heap and crashed the process
+    (found by benchmarks/fuzz_inputs.py). The header is the text up to the end of
+    the ``ElementDataFile`` line (MetaImage) or the first blank line (NRRD), or
+    the whole of a detached header.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(_TEXT_HEADER_MAX_BYTES)
+    if suffix in (".mha", ".mhd"):
+        start = head.find(b"ElementDataFile")
+        end = head.find(b"\n", start) if start >= 0 else -1
+    else:
+        blank_line = re.search(rb"\n\r?\n", head)
+        end = blank_line.start() if blank_line else -1
+    if end < 0:
+        # No end in sight: the whole of a detached header is text, and ITK reports
+        # a missing field or data itself.
+        end = len(head)
+    try:
+        text = head[:end].decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or any(ord(c) < 32 and c not in "\t\r\n" for c in text):
+        raise ImageReadError(f"cannot read image {path} (corrupt header: it holds bytes that are not text)")
+
+
 def _read_sitk(path: Path, page: int | None) -> list[np.ndarray]:
     """Read a medical image with SimpleITK, one array per slice."""
     # Imported here: SimpleITK is large and only needed for these formats.
     import SimpleITK as sitk
 
     suffix = file_suffix(path)
+    if suffix not in (".nii", ".nii.gz"):  # NIfTI headers are binary
+        _check_text_header(path, suffix)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:

@@ -5,7 +5,8 @@ to ``maskwork run`` in this process (``main()``, as the console script calls it,
 real file descriptors captured), as the image of an operator or as its mask or markers.
 The contract: never an exception out of the reader other than :class:`ImageReadError`,
 never one out of ``main()``; the command exits 0 with nothing on stderr, or 2 with exactly
-one line ``maskwork: error: ...``; files that must be refused are refused.
+one line ``maskwork: error: ...``; files that must be refused are refused (exit 2); valid
+files are read, and the operators that take any image run on them (exit 0).
 
 ``MASKWORK_FUZZ_CASES`` scales the corpus (the default keeps this under a minute);
 ``benchmarks/fuzz_inputs.py`` runs a long version and reports memory.

@@ -4,7 +4,9 @@ on after Cancel.
     .venv/bin/python benchmarks/cancel_latency.py [--operators a,b,...] [--delays 0.3,1.5]
         [--fractions 0.5,0.9] [--cap S] [--defaults-only] [--megapixels MP]
 
-For every registered operator (and, for operators with a method choice, every method),
+For every registered operator (and, for operators with a method choice, every method;
+superpixels also at full size, ``coarse_megapixels=0``; intensity registration also
+with each deformable stage),
 inputs are built on scikit-image's astronaut upscaled to ``--megapixels`` (default 3):
 a hole of about 5 % of the picture as ``mask`` (inpainting) or the astronaut's rough
 outline (mask refinement), foreground/background scribbles as ``markers``, a foreground
@@ -149,6 +151,9 @@ def variants(spec, defaults_only: bool) -> list[tuple[str, dict]]:
     for param in spec.params:
         if param.name == "method" and param.choices:
             found += [(f"{spec.id}:{value}", {**params, "method": value}) for value in param.choices if value != param.default]
+    if spec.id in ("superpixels", "merge_superpixels"):
+        # The over-segmentation at full size rather than on a 0.5 MP copy.
+        found += [(f"{spec.id}:{value}:full", {"method": value, "coarse_megapixels": 0.0}) for value in ("slic", "felzenszwalb")]
     if spec.id == "register_intensity":
         found += [(f"{spec.id}:{value}", {"deformable": value}) for value in ("bspline", "demons")]
     return found

@@ -5,7 +5,8 @@ on after Cancel.
         [--fractions 0.5,0.9] [--cap S] [--defaults-only] [--megapixels MP]
 
 For every registered operator (and, for operators with a method choice, every method;
-superpixels also at full size, ``coarse_megapixels=0``; intensity registration also
+superpixels also at full size, ``coarse_megapixels=0``, and the scribble CNN with
+``working_megapixels=3``; intensity registration also
 with each deformable stage),
 inputs are built on scikit-image's astronaut upscaled to ``--megapixels`` (default 3):
 a hole of about 5 % of the picture as ``mask`` (inpainting) or the astronaut's rough
@@ -154,6 +155,9 @@ def variants(spec, defaults_only: bool) -> list[tuple[str, dict]]:
     if spec.id in ("superpixels", "merge_superpixels"):
         # The over-segmentation at full size rather than on a 0.5 MP copy.
         found += [(f"{spec.id}:{value}:full", {"method": value, "coarse_megapixels": 0.0}) for value in ("slic", "felzenszwalb")]
+    if spec.id == "scribble_cnn":
+        # Training and the graph cut on the whole photo rather than on a 0.3 MP copy.
+        found.append((f"{spec.id}:full", {"working_megapixels": 3.0}))
     if spec.id == "register_intensity":
         found += [(f"{spec.id}:{value}", {"deformable": value}) for value in ("bspline", "demons")]
     return found

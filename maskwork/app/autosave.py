@@ -103,6 +103,7 @@ def load_recovery(path: Path, document: Document) -> str | None:
 
 
 def _layer_info(layer: Layer) -> dict:
+    """A layer's name, kind and display properties as JSON (its pixels go to the archive)."""
     return {
         "name": layer.name,
         "kind": layer.kind.value,
@@ -115,6 +116,7 @@ def _layer_info(layer: Layer) -> dict:
 
 
 def _layer(data: np.ndarray, info: dict) -> Layer:
+    """The layer :func:`_layer_info` described, with its pixels ``data``."""
     return Layer(
         data,
         info["kind"],

@@ -228,7 +228,7 @@ def claim_huge_size(name: str, data: bytes) -> bytes | None:
         patched[18:26] = struct.pack("<ii", HUGE_SIDE, HUGE_SIDE)
         return bytes(patched)
     if suffix == ".tif":
-        return _tiff_with_size(data, HUGE_SIDE, HUGE_SIDE)
+        return tiff_with_size(data, HUGE_SIDE, HUGE_SIDE)
     if suffix in (".mha", ".nrrd"):
         # Text headers: MetaImage "DimSize = 16 12", NRRD "sizes: 16 12 2".
         key = "DimSize = " if suffix == ".mha" else "sizes: "
@@ -243,7 +243,7 @@ def claim_huge_size(name: str, data: bytes) -> bytes | None:
     return None
 
 
-def _tiff_with_size(data: bytes, rows: int, cols: int) -> bytes | None:
+def tiff_with_size(data: bytes, rows: int, cols: int) -> bytes | None:
     """A little-endian classic TIFF with its first page's ImageWidth and ImageLength
     tags set to `cols` and `rows` (as LONG values)."""
     if not data.startswith(b"II*\x00"):

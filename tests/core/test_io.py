@@ -5,6 +5,7 @@ import logging
 import struct
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import tifffile
 from PIL import Image
 from skimage import data
 
-from fuzz_corpus import HUGE_SIDE, claim_huge_size, png_bomb
+from fuzz_corpus import HUGE_SIDE, claim_huge_size, png_bomb, tiff_with_size
 from maskwork.core.colors import colorize_labels, label_colors
 from maskwork.core.io import (
     DEFAULT_MAX_PIXELS,
@@ -661,3 +662,15 @@ def test_binary_bytes_in_a_text_header_are_refused_before_itk(tmp_path, suffix):
     path.write_bytes(data[:end] + b"\x9a" + data[end + 1 :])
     with pytest.raises(ImageReadError, match="corrupt header: it holds bytes that are not text"):
         read_images(path)
+
+
+def test_tiff_whose_strip_table_is_damaged_is_refused_before_decoding(tmp_path):
+    # One changed byte made a 1x1 bilevel image claim 11927553 rows with its one strip: tifffile
+    # took a minute and 2 GB to decode that into zeros (found by the long fuzz run).
+    path = tmp_path / "strips.tif"
+    tifffile.imwrite(path, np.ones((1, 1), bool), rowsperstrip=1)  # 1 bit a pixel
+    path.write_bytes(tiff_with_size(path.read_bytes(), 11_927_553, 1))
+    start = time.perf_counter()
+    with pytest.raises(ImageReadError, match="damaged TIFF, only partly readable: incorrect Strip"):
+        read_image(path)
+    assert time.perf_counter() - start < 2

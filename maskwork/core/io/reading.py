@@ -362,28 +362,44 @@ def _tiff_page_arrays(page: Any) -> list[np.ndarray]:
 
 
 class _TiffProblems(logging.Handler):
-    """Collects the errors tifffile logs from one thread while that thread reads a file.
+    """Collects what tifffile logs from one thread while that thread reads a file.
 
     tifffile reports a damaged page chain, a tag list it could not parse or
-    missing strip offsets by logging an error and going on with what it could
-    read; collecting the records lets :func:`_read_tiff` refuse such a file
-    instead of passing it on short. Its warnings (metadata it had to coerce,
-    such as non-ASCII text in a description) leave the pixels whole and pass.
+    missing strips by logging an error (while parsing) or a warning (while
+    decoding: "expected 11927553 segments, got 1") and going on with what it
+    could read; :meth:`refuse_if_damaged` turns those into a refusal instead of
+    an image passed on short. Warnings while parsing (metadata it had to
+    coerce, such as undecodable bytes in a description) leave the pixels whole
+    and pass.
     """
 
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+    def __init__(self, path: Path) -> None:
+        super().__init__(logging.WARNING)
+        self.path = path
         self.thread = threading.get_ident()
+        self.decoding = False
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         # The logger is shared: another thread's read must not fail this one.
-        if record.thread == self.thread:
+        if record.thread != self.thread:
+            return
+        if record.levelno >= logging.ERROR or self.decoding:
             self.messages.append(record.getMessage())
 
+    def refuse_if_damaged(self) -> None:
+        """Raise :class:`ImageReadError` with the first problem logged, if any."""
+        if self.messages:
+            # tifffile starts its messages with the object's repr, "<tifffile.TiffPages @8>".
+            reason = re.sub(r"^<[^>]*>\s*", "", self.messages[0].splitlines()[0])
+            raise ImageReadError(
+                f"cannot read image {self.path} (damaged TIFF, only partly readable: {reason})"
+            )
 
-def _read_tiff_pages(tif: tifffile.TiffFile, page: int | None, path: Path) -> list[np.ndarray]:
-    """Check the pages' header shapes and types, then decode them."""
+
+def _read_tiff_pages(tif: tifffile.TiffFile, page: int | None, path: Path,
+                     problems: _TiffProblems) -> list[np.ndarray]:
+    """Check the pages' header shapes, types and damage, then decode them."""
     count = len(tif.pages)  # parses the whole page chain, so damage shows here
     _check_page(0 if page is None else page, count, path)
     chosen = list(tif.pages) if page is None else [tif.pages[page]]
@@ -393,24 +409,29 @@ def _read_tiff_pages(tif: tifffile.TiffFile, page: int | None, path: Path) -> li
         path, [(p.imagedepth, p.imagelength, p.imagewidth) for p in chosen],
         decoded_bytes=sum(p.nbytes for p in chosen),
     )
+    # Before decoding: a page whose strip table lost millions of entries took
+    # tifffile a minute and 2 GB to decode into zeros.
+    problems.refuse_if_damaged()
+    problems.decoding = True
     images = []
     for tiff_page in chosen:
         images.extend(_tiff_page_arrays(tiff_page))
+    problems.refuse_if_damaged()
     return images
 
 
 def _read_tiff(path: Path, page: int | None) -> list[np.ndarray]:
     """Read TIFF pages with tifffile, falling back to Pillow for missing codecs.
 
-    A file tifffile reads only in part (it logs an error: a broken page chain,
-    missing strips) is refused with tifffile's first message.
+    A file tifffile reads only in part (see :class:`_TiffProblems`) is refused
+    with tifffile's first message.
     """
-    problems = _TiffProblems()
+    problems = _TiffProblems(path)
     tiff_logger = logging.getLogger("tifffile")
     tiff_logger.addHandler(problems)
     try:
         with tifffile.TiffFile(path) as tif:
-            images = _read_tiff_pages(tif, page, path)
+            return _read_tiff_pages(tif, page, path, problems)
     except (_NoSuchPage, ImageReadError):
         raise
     except Exception as exc:
@@ -428,11 +449,6 @@ def _read_tiff(path: Path, page: int | None) -> list[np.ndarray]:
             ) from None
     finally:
         tiff_logger.removeHandler(problems)
-    if problems.messages:
-        # tifffile starts its messages with the object's repr, "<tifffile.TiffPages @8>".
-        reason = re.sub(r"^<[^>]*>\s*", "", problems.messages[0].splitlines()[0])
-        raise ImageReadError(f"cannot read image {path} (damaged TIFF, only partly readable: {reason})")
-    return images
 
 
 def _check_text_header(path: Path, suffix: str) -> None:

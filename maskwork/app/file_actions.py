@@ -33,6 +33,8 @@ def _read(path: Path) -> list[np.ndarray] | Exception:
         return io.read_images(path)
     except (ValueError, OSError) as error:
         return error
+    except Exception as error:  # a reader's own bug on a damaged file: the file still cannot be opened
+        return ValueError(f"{type(error).__name__}: {error}")
 
 
 def _image_layers(path: Path, pages: list[np.ndarray] | Exception) -> list[Layer] | Exception:

@@ -206,3 +206,20 @@ def test_a_result_for_an_image_no_longer_selected_is_refused_whole(window, photo
         released.set()
     assert "cat_on_wall.png" in failed.args[0].message and "50x60" in failed.args[0].message
     assert_same_state(before, document_state(window))
+
+
+def test_a_reader_that_breaks_on_a_damaged_file_is_a_message(window, photo, tmp_path, monkeypatch, qtbot):
+    def broken_reader(path):
+        raise IndexError("list index out of range")  # what tifffile did on TIFF magic and garbage
+
+    open_with_a_stroke(window, photo)
+    before = document_state(window)
+    damaged = tmp_path / "damaged.tif"
+    damaged.write_bytes(b"II*\x00" + bytes(64))
+    monkeypatch.setattr(io, "read_images", broken_reader)
+    with qtbot.waitSignal(window.files.opened, timeout=10_000) as opened:
+        assert window.files.open_paths([damaged], background=True)
+    assert opened.args == [False]
+    assert window.last_message_box.text() == "IndexError: list index out of range"
+    assert not window.files.add_image_layers(damaged)
+    assert_same_state(before, document_state(window))

@@ -47,6 +47,10 @@ def stop_all_workers(timeout_ms: int = 5000) -> bool:
     return QThreadPool.globalInstance().waitForDone(timeout_ms)
 
 
+class AbortedComputation(Exception):
+    """A computation ended by a BaseException (SystemExit, ...), reported through ``errored``."""
+
+
 class WorkerSignals(QObject):
     """superqt's worker signals plus ``progress`` and ``partial_ready``."""
 
@@ -95,6 +99,12 @@ class Worker(WorkerBase):
     def work(self) -> Any:  # noqa: D102 (runs in the pool thread)
         try:
             return self._compute(self)
+        except Exception:
+            raise
+        except BaseException as error:
+            # superqt catches Exception only: a SystemExit raised inside a library would
+            # leave the worker unfinished and its caller busy forever.
+            raise AbortedComputation(f"{type(error).__name__}: {error}") from error
         finally:
             with _live_lock:
                 _live.discard(self)

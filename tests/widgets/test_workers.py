@@ -45,6 +45,19 @@ def test_an_exception_comes_back_as_the_value_without_an_errored_slot(qtbot):
     assert isinstance(received[0], ValueError) and str(received[0]) == "unreadable file"
 
 
+def test_a_system_exit_inside_the_computation_ends_the_worker_as_an_error(qtbot):
+    from maskwork.widgets.workers import AbortedComputation
+
+    def compute(worker):
+        raise SystemExit(3)
+
+    received = []
+    start_worker(compute, returned=received.append)
+    qtbot.waitUntil(lambda: bool(received), timeout=10_000)
+    assert isinstance(received[0], AbortedComputation) and "SystemExit: 3" in str(received[0])
+    assert live_workers() == []
+
+
 def test_quit_stops_the_computation_and_nothing_is_returned(qtbot):
     running = threading.Event()
 
@@ -63,14 +76,14 @@ def test_quit_stops_the_computation_and_nothing_is_returned(qtbot):
 
 
 def test_a_session_worker_relays_progress_and_coalesces_partials(qtbot):
-    release = threading.Event()
+    offered_all, release = threading.Event(), threading.Event()
 
     def training(image, ctx, **_):
         for step in range(1, 41):
             ctx.progress(step / 40, f"epoch {step}")
-            ctx.partial(np.full(image.shape, step % 2 == 0))
-            if step == 20:
-                release.wait(10)  # the main thread takes a partial meanwhile
+            ctx.partial(np.full(image.shape, step == 40))
+        offered_all.set()
+        release.wait(10)  # the main thread looks at what is waiting meanwhile
         return Result({"mask": np.ones(image.shape, bool)})
 
     spec = dataclasses.replace(get("threshold"), func=training)
@@ -80,14 +93,15 @@ def test_a_session_worker_relays_progress_and_coalesces_partials(qtbot):
     worker.progress.connect(lambda fraction, text: progress.append(fraction))
     worker.partial_ready.connect(lambda: shown.append(session.take_partial()))
     worker.returned.connect(outcomes.append)
-    worker.partial_ready.connect(release.set)
-    with qtbot.waitSignal(worker.finished, timeout=20_000):
-        worker.start()
+    worker.start()
+    # The main thread is busy (not taking partials) while all 40 are offered.
+    assert offered_all.wait(10)
+    qtbot.waitUntil(lambda: len(progress) == 40, timeout=5_000)
+    release.set()
     qtbot.waitUntil(lambda: bool(outcomes), timeout=5_000)
     assert outcomes[0].status == DONE and progress[-1] == 1.0
-    # 40 partials offered; the main thread heard of only a few, each the newest at the time.
-    assert 1 <= len(shown) < 40
-    assert all(preview is None or preview.data.shape == (30, 40) for preview in shown)
+    # One signal for 40 offers, and it brings the newest partial.
+    assert len(shown) == 1 and shown[0].data.all() and shown[0].data.shape == (30, 40)
 
 
 def test_stop_all_workers_cancels_every_running_worker(qtbot):

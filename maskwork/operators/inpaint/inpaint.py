@@ -466,7 +466,7 @@ def _exemplar(crop, hole, patch, draft, sharp, report, offer, ctx: RunContext):
         image, level_hole = pyramid[index]
         begin = weights[step - 1] if step else 0.0
         span = weights[step] - begin
-        level = _Level(image, level_hole, radius, rng, colour)
+        level = _Level(image, level_hole, radius, rng, colour, ctx)
         if current is None:
             level.image[level_hole] = _onion_fill(image, level_hole, radius, rng, ctx)[level_hole]
             level.random_matches()
@@ -478,7 +478,7 @@ def _exemplar(crop, hole, patch, draft, sharp, report, offer, ctx: RunContext):
         searches = SEARCHES_COARSEST if current is None else SEARCHES_FINEST if finest else SEARCHES_MIDDLE
         for r in range(rounds):
             report(begin + span * r / rounds, f"exemplar fill at {name}, round {r + 1} of {rounds}")
-            level.search(ctx, iterations=searches)
+            level.search(iterations=searches)
             if sharp:
                 level.vote(stride=VOTE_STRIDE if finest else 1, best=not finest, percentile=SHARP_SIGMA_PERCENTILE)
             else:
@@ -682,8 +682,11 @@ def _dct_basis(size: int) -> np.ndarray:
 class _Level:
     """Matches of one pyramid level: every patch overlapping the hole -> a known patch."""
 
-    def __init__(self, image: np.ndarray, hole: np.ndarray, radius: int, rng: np.random.Generator, colour: int):
+    def __init__(self, image, hole, radius: int, rng: np.random.Generator, colour: int, ctx: RunContext):
         self.image = image.copy()
+        # Each step below is a pass over every target; on a hole of a megapixel or more a
+        # handful of them takes seconds, so Cancel is checked between single passes.
+        self.ctx = ctx
         self.colour = colour
         self.hole = hole
         self.radius = radius
@@ -756,6 +759,7 @@ class _Level:
                 across = cv2.filter2D(plane, cv2.CV_32F, cosines[v][None, :], borderType=cv2.BORDER_REFLECT)
             down = cv2.filter2D(across, cv2.CV_32F, cosines[u][:, None], borderType=cv2.BORDER_REFLECT)
             target[..., k] = down[keep]
+            self.ctx.check()
         return out
 
     # -- matches ----------------------------------------------------------------------
@@ -812,7 +816,7 @@ class _Level:
             self._neighbour_cache = steps
         return self._neighbour_cache
 
-    def search(self, ctx: RunContext, iterations: int = 1, window: int | None = None) -> None:
+    def search(self, iterations: int = 1, window: int | None = None) -> None:
         """Improve every target's source by propagation and random search.
 
         ``window`` is the largest random-search window (default: the whole level).
@@ -828,7 +832,7 @@ class _Level:
                 cy = np.clip(self.sy[neighbour] - dy, r, rows - r - 1)
                 cx = np.clip(self.sx[neighbour] - dx, r, cols - r - 1)
                 self._try(flat, target_features[who], who, cy, cx)
-            ctx.check()
+                self.ctx.check()
             size = max(rows, cols) if window is None else min(window, max(rows, cols))
             while size >= 1:
                 cy = self.sy + self.rng.integers(-size, size + 1, self.ty.size, dtype=np.int32)
@@ -837,7 +841,7 @@ class _Level:
                 np.clip(cx, r, cols - r - 1, out=cx)
                 self._try(flat, target_features, None, cy, cx)
                 size //= 2
-            ctx.check()
+                self.ctx.check()
 
     def _try(self, flat, target_features, who, cy, cx) -> None:
         """Take the candidate sources (cy, cx), inside the level, where they match better.
@@ -899,6 +903,7 @@ class _Level:
         targets = self.ty * cols + self.tx
         sources = self.sy * cols + self.sx
         for offset, who in self._vote_lists(stride):
+            self.ctx.check()
             at = targets[who] + offset
             if best:
                 better = weights[who] > acc[at, channels]

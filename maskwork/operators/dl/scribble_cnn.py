@@ -87,12 +87,17 @@ from maskwork.operators.dl.device import (
 )
 from maskwork.operators.registry import Range, ScorePlot, register
 from maskwork.operators.seeds import check_image, markers_with_clicks, scribble_classes
+from maskwork.operators.stoppable import call_stoppable
 
 if TYPE_CHECKING:  # torch is imported only when the operator runs
     import torch
 
 #: Scales (pixels, at the working resolution) of the ilastik-style filters.
 FILTER_SIGMAS = (1.0, 2.0, 4.0)
+#: Largest working image (pixels) whose graph cut runs in this process. PyMaxflow's
+#: max-flow is one call: up to 1.3 s at the default 0.3 MP on a loaded core, so from
+#: there on it runs in a child process that Cancel ends (about half a second to start).
+GRAPH_CUT_IN_PROCESS_PIXELS = 250_000
 #: Trained networks kept for continuing (each a few hundred kilobytes plus its optimiser).
 CACHE_SIZE = 2
 #: Steps before the first preview of a new network: enough to tell the classes apart...
@@ -308,16 +313,20 @@ def scribble_cnn(
     # The labels follow a graph cut of the probabilities (two classes), or the
     # probabilities themselves.
     cut = smoothness > 0 and len(classes) == 2
-    decided = _cut_two_classes(probabilities, working, targets, smoothness) if cut else probabilities
+    ctx.progress(0.97, "Scribble CNN: graph cut" if cut else "Scribble CNN: labels")
+    decided = _cut_two_classes(probabilities, working, targets, smoothness, ctx) if cut else probabilities
     if connected:
+        ctx.check()
         decided = _connected_to_scribbles(decided, targets)
         if not cut:
             probabilities = decided  # the constraint rules the other classes out
     # How well the network fits the scribbles (the cut keeps them by construction).
     accuracy = _scribble_accuracy(probabilities, targets)
     if scale < 1.0:
+        ctx.check()
         probabilities = _resize(probabilities, markers.shape)
         probabilities /= probabilities.sum(axis=2, keepdims=True)
+        ctx.check()
         decided = _resize(decided, markers.shape) if cut else probabilities
     ctx.progress(1.0, "Scribble CNN done")
     scores = {
@@ -773,12 +782,13 @@ def _labels(probabilities: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return classes.astype(np.int32)[np.argmax(probabilities, axis=2)]
 
 
-def _cut_two_classes(probabilities: np.ndarray, working: np.ndarray, targets: np.ndarray, smoothness: float) -> np.ndarray:
+def _cut_two_classes(probabilities, working, targets, smoothness: float, ctx: RunContext) -> np.ndarray:
     """One-hot (row, col, 2) float32 labels from a graph cut of two classes' probabilities.
 
     Each pixel pays ``-log p`` for its label (floored at 1e-4), neighbours pay for
     disagreeing less across colour edges of the working image, scribbled pixels keep
-    their class.
+    their class. The max-flow is one call; on a working image larger than
+    :data:`GRAPH_CUT_IN_PROCESS_PIXELS` it runs in a child process that Cancel ends.
     """
     from maskwork.operators.graph_cut import HARD, binary_cut, grid_edge_weights
     from maskwork.operators.seeds import to_uint8_rgb
@@ -788,7 +798,11 @@ def _cut_two_classes(probabilities: np.ndarray, working: np.ndarray, targets: np
     costs = -np.log(np.clip(probabilities, 1e-4, 1.0))
     first_cost = np.where(targets == 0, 0.0, np.where(targets == 1, HARD, costs[..., 0]))
     second_cost = np.where(targets == 1, 0.0, np.where(targets == 0, HARD, costs[..., 1]))
-    first = binary_cut(first_cost, second_cost, grid_edge_weights(colour), smoothness)
+    weights = grid_edge_weights(colour)
+    if first_cost.size > GRAPH_CUT_IN_PROCESS_PIXELS:
+        first = call_stoppable(ctx, binary_cut, first_cost, second_cost, weights, smoothness)
+    else:
+        first = binary_cut(first_cost, second_cost, weights, smoothness)
     return np.stack([first, ~first], axis=2).astype(np.float32)
 
 

@@ -28,11 +28,11 @@ SUGGESTION_HALF_CROP = 512
 #: Patch comparisons (pixels x search-window area) per non-local means tile: 240 x 240
 #: pixels at the default 21 x 21 window, a fraction of a second, so Cancel is quick.
 NL_MEANS_TILE_WORK = 240 * 240 * 21 * 21
+#: Smallest non-local means tile side: below it the halo would cost more than the tile.
+NL_MEANS_MIN_TILE = 64
 #: Most values (pixels x channels) total variation denoises in this process: about half
 #: a second on a loaded core. Larger images run in a child process that Cancel ends.
 TV_IN_PROCESS_VALUES = 750_000
-#: Smallest non-local means tile side: below it the halo would cost more than the tile.
-NL_MEANS_MIN_TILE = 64
 
 
 def noise_suggestion(image: np.ndarray) -> tuple[str, dict]:
@@ -212,7 +212,7 @@ def _by_tiles(filter_piece, pixels: np.ndarray, halo: int, window: int, ctx: Run
 
     Tiles are sized so that one costs about :data:`NL_MEANS_TILE_WORK` patch comparisons
     (``window`` squared per pixel), at least :data:`NL_MEANS_MIN_TILE` pixels a side: about
-    a quarter of a second each on one loaded core at the default search window.
+    half a second each on a loaded 2-core machine at the default search window.
     """
     rows, cols = pixels.shape[:2]
     side = max(NL_MEANS_MIN_TILE, int(np.sqrt(NL_MEANS_TILE_WORK / window**2)))

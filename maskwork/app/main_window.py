@@ -32,6 +32,7 @@ from maskwork.app.recipe_actions import RecipeActions
 from maskwork.app.runner import OperatorRunner
 from maskwork.app.settings import config_dir, settings
 from maskwork.app.transform_actions import TransformActions
+from maskwork.core import io
 from maskwork.core.document import Document
 from maskwork.operators import InputError, OperatorSpec, all_operators, get
 from maskwork.operators.dl.device import preferred_device, set_preferred_device
@@ -371,6 +372,15 @@ class MainWindow(QMainWindow):
         self._on_brush_radius_changed(self.canvas.brush_radius)
         self._on_active_label_changed(self.canvas.active_label)
         self._apply_device_preference(str(store.value("dl/device", "auto")))
+        self._apply_pixel_limit(store.value("files/max_megapixels"))
+
+    @staticmethod
+    def _apply_pixel_limit(megapixels) -> None:
+        """Set the reading limit from the preference (None or nonsense keeps the default)."""
+        try:
+            io.set_max_pixels(int(megapixels) * 1_000_000 if megapixels else None)
+        except (TypeError, ValueError):  # a settings file from another version
+            io.set_max_pixels(None)
 
     def _apply_device_preference(self, device: str) -> None:
         try:
@@ -380,12 +390,14 @@ class MainWindow(QMainWindow):
 
     def preferences_dialog(self) -> PreferencesDialog:
         """Show Edit > Preferences; OK stores and applies the choices."""
-        dialog = PreferencesDialog(preferred_device(), self)
+        dialog = PreferencesDialog(preferred_device(), io.max_pixels() // 1_000_000, self)
         dialog.setObjectName("preferencesDialog")
 
         def store_choices() -> None:
             settings().setValue("dl/device", dialog.device)
             self._apply_device_preference(dialog.device)
+            settings().setValue("files/max_megapixels", dialog.max_megapixels)
+            self._apply_pixel_limit(dialog.max_megapixels)
             self.statusBar().showMessage(f"Deep-learning device: {dialog.device}", 5000)
 
         dialog.accepted.connect(store_choices)

@@ -1,4 +1,4 @@
-"""Edit > Preferences: the deep-learning device.
+"""Edit > Preferences: the deep-learning device and the largest image the window opens.
 
 Which devices torch can use is found out in a background job when the dialog opens, so
 that opening it never waits for torch to import.
@@ -6,10 +6,13 @@ that opening it never waits for torch to import.
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QWidget
+from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QWidget
 
 from maskwork.operators.dl.device import DEVICE_CHOICES
 from maskwork.widgets.workers import start_worker
+
+#: The highest pixel limit the dialog offers (20 gigapixels).
+MAX_MEGAPIXELS_CHOICE = 20_000
 
 DEVICE_TEXT = {
     "auto": "Automatic (CUDA, then Apple MPS, then CPU)",
@@ -40,11 +43,13 @@ class PreferencesDialog(QDialog):
     ----------
     device : str
         The current device preference, one of ``DEVICE_CHOICES``.
+    max_megapixels : int
+        The current limit on the pixels one image may decode to, in megapixels.
     parent : QWidget, optional
         Qt parent.
     """
 
-    def __init__(self, device: str, parent: QWidget | None = None) -> None:
+    def __init__(self, device: str, max_megapixels: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Preferences")
         self.device_combo = QComboBox(self)
@@ -59,12 +64,22 @@ class PreferencesDialog(QDialog):
         self.detected_label = QLabel("Looking for GPUs...", self)
         self.detected_label.setObjectName("detectedDevicesLabel")
         self.detected_label.setWordWrap(True)
+        self.max_megapixels_spin = QSpinBox(self)
+        self.max_megapixels_spin.setObjectName("maxMegapixelsSpin")
+        self.max_megapixels_spin.setRange(1, MAX_MEGAPIXELS_CHOICE)
+        self.max_megapixels_spin.setSuffix(" MP")
+        self.max_megapixels_spin.setValue(max_megapixels)
+        self.max_megapixels_spin.setToolTip(
+            "Files that would decode to more pixels are refused before they are read, so a "
+            "damaged or malicious file cannot exhaust the memory. Raise it for huge scans."
+        )
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QFormLayout(self)
         layout.addRow("Deep-learning device", self.device_combo)
         layout.addRow("", self.detected_label)
+        layout.addRow("Largest image to open", self.max_megapixels_spin)
         layout.addRow(buttons)
 
         self.detect_job = start_worker(lambda worker: detect_devices(), returned=self._show_detected,
@@ -74,6 +89,11 @@ class PreferencesDialog(QDialog):
     def device(self) -> str:
         """The device chosen in the dialog."""
         return self.device_combo.currentData()
+
+    @property
+    def max_megapixels(self) -> int:
+        """The pixel limit chosen in the dialog, in megapixels."""
+        return self.max_megapixels_spin.value()
 
     def _show_detected(self, value) -> None:
         text = f"Could not ask torch: {value}" if isinstance(value, Exception) else value

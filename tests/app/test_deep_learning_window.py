@@ -28,6 +28,28 @@ def test_preferences_choose_the_device_that_auto_means(window, qtbot):
         dl_device.set_preferred_device("auto")
 
 
+def test_preferences_raise_the_pixel_limit_of_files_the_window_opens(window, qtbot, tmp_path):
+    big = tmp_path / "wide.png"
+    # 2.2 MP of noise: too large for a 2 MP limit, and no decompression bomb.
+    io.write_image(big, np.random.default_rng(0).integers(0, 256, (1000, 2200), dtype=np.uint8))
+    io.set_max_pixels(2_000_000)
+    try:
+        dialog = window.preferences_dialog()
+        assert dialog.max_megapixels == 2
+        dialog.done(QDialog.DialogCode.Accepted)
+        errors = []
+        window.show_error = lambda title, message, details="": errors.append(message)
+        assert not window.open_paths([big])
+        assert "over the limit" in errors[0] and "Preferences" in errors[0]
+        dialog = window.preferences_dialog()
+        dialog.max_megapixels_spin.setValue(3)
+        dialog.done(QDialog.DialogCode.Accepted)
+        assert settings().value("files/max_megapixels") in (3, "3")
+        assert window.open_paths([big]) and window.document.base_image.shape == (1000, 2200)
+    finally:
+        io.set_max_pixels(None)
+
+
 def test_memory_warning_asks_before_running(window, tmp_path, qtbot, monkeypatch):
     """An operator whose estimate exceeds free memory runs only after the person agrees."""
     path = tmp_path / "coins.png"

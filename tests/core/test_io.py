@@ -522,7 +522,7 @@ def test_a_header_claiming_billions_of_pixels_is_refused_before_decoding(tmp_pat
         read_images(path)
     assert str(info.value) == (
         f"cannot read image {path} ({claimed} pixels, over the limit of 500,000,000; "
-        "set MASKWORK_MAX_PIXELS, or maskwork run --max-pixels, to raise it)"
+        "raise it in Edit > Preferences, maskwork run --max-pixels or MASKWORK_MAX_PIXELS)"
     )
 
 
@@ -583,8 +583,8 @@ def test_decompression_bomb_is_refused_without_decoding(tmp_path):
     message, grown_kib = done.stdout.strip().splitlines()
     assert message == (
         f"cannot read image {path} (144,000,000 pixels from a file of {path.stat().st_size:,} bytes: "
-        "a likely decompression bomb; set MASKWORK_MAX_PIXELS, or maskwork run --max-pixels, "
-        "to 1,440,000,000 to read it)"
+        "a likely decompression bomb; raise the limit to 1,440,000,000 "
+        "in Edit > Preferences, maskwork run --max-pixels or MASKWORK_MAX_PIXELS to read it)"
     )
     assert int(grown_kib) < 20_000
 
@@ -593,7 +593,7 @@ def test_raising_the_limit_admits_a_highly_compressed_image(tmp_path, pixel_limi
     path = tmp_path / "blank.png"
     path.write_bytes(png_bomb(3000, 3000))  # 9 MP of zeros in a few KB
     pixel_limit(20_000_000)
-    with pytest.raises(ImageReadError, match="likely decompression bomb.*to 90,000,000 to read it"):
+    with pytest.raises(ImageReadError, match="likely decompression bomb.*raise the limit to 90,000,000 in"):
         read_image(path)
     pixel_limit(90_000_000)
     assert read_image(path).shape == (3000, 3000)

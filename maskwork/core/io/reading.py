@@ -189,25 +189,26 @@ def _check_pixel_count(path: Path, shapes: Iterable[tuple[int, ...]], *,
     """
     total = sum(math.prod(int(n) for n in shape) for shape in shapes)
     limit = max_pixels()
-    raise_it = f"set {MAX_PIXELS_VARIABLE}, or maskwork run --max-pixels,"
+    # Where a person raises the limit: the window, the command line, the environment.
+    where = f"Edit > Preferences, maskwork run --max-pixels or {MAX_PIXELS_VARIABLE}"
     if total > limit:
         raise ImageReadError(
             f"cannot read image {path} ({total:,} pixels, over the limit of {limit:,}; "
-            f"{raise_it} to raise it)"
+            f"raise it in {where})"
         )
     if decoded_bytes is not None and decoded_bytes > limit * _MAX_BYTES_PER_PIXEL:
         raise ImageReadError(
             f"cannot read image {path} ({total:,} pixels of {decoded_bytes // max(total, 1):,} bytes "
             f"each would take {decoded_bytes:,} bytes, over the {limit * _MAX_BYTES_PER_PIXEL:,} "
-            f"allowed by the pixel limit; {raise_it} to raise it)"
+            f"allowed by the pixel limit; raise it in {where})"
         )
     if holds_pixels and total > limit // _BOMB_SHARE_OF_LIMIT:
         file_bytes = max(path.stat().st_size, 1)
         if total > _BOMB_PIXELS_PER_BYTE * file_bytes:
             raise ImageReadError(
                 f"cannot read image {path} ({total:,} pixels from a file of {file_bytes:,} bytes: "
-                f"a likely decompression bomb; {raise_it} to {total * _BOMB_SHARE_OF_LIMIT:,} "
-                "to read it)"
+                f"a likely decompression bomb; raise the limit to {total * _BOMB_SHARE_OF_LIMIT:,} "
+                f"in {where} to read it)"
             )
 
 

@@ -5,10 +5,16 @@ import os
 # Widget tests need no display; the Makefile sets this too, plain `pytest` must as well.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import gc
 import sys
 import threading
 
 import pytest
+
+# Collect garbage only between tests, when no worker runs (see the fixture below): the
+# cyclic collector running on the main thread while a pool worker computes has crashed
+# the process here (a segfault or abort inside "Garbage-collecting", intermittently).
+gc.disable()
 
 
 @pytest.fixture(autouse=True)
@@ -32,6 +38,7 @@ def no_thread_left_running():
         leaked += [f"operator run {w.name}" for w in workers.live_workers() if w.session is not None]
         workers.stop_all_workers(10_000)
         leaked += [f"worker {worker.name}" for worker in workers.live_workers()]
+    gc.collect()  # every worker has stopped: a safe moment
     extra = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
     leaked += [f"thread {t.name}" for t in extra]
     if leaked:

@@ -44,6 +44,27 @@ def create_application(argv: Sequence[str] = ()) -> QApplication:
     return app
 
 
+#: How often the window looks for a moment without workers to collect garbage in.
+GARBAGE_COLLECTION_INTERVAL_MS = 2_000
+
+
+def collect_garbage_when_idle(window) -> QTimer:
+    """Collect reference cycles only on the UI thread while no worker computes.
+
+    The automatic collector runs on whichever thread allocates, at any moment; a
+    collection on the UI thread while a pool worker computed crashed the process in the
+    test suite (intermittently, inside "Garbage-collecting"). Returns the timer.
+    """
+    from maskwork.widgets.workers import live_workers
+
+    gc.disable()
+    timer = QTimer(window)
+    timer.setInterval(GARBAGE_COLLECTION_INTERVAL_MS)
+    timer.timeout.connect(lambda: None if live_workers() else gc.collect())
+    timer.start()
+    return timer
+
+
 def run_application(paths: Sequence[str]) -> int:
     """Open the window with ``paths`` and run the event loop; returns the exit code."""
     missing = [path for path in paths if path.startswith("-")]
@@ -55,9 +76,9 @@ def run_application(paths: Sequence[str]) -> int:
 
     window = MainWindow()
     window.show()
-    # What exists now lives as long as the window. Frozen, it is no longer walked by each
-    # full garbage collection, which runs on whichever thread allocates: the UI thread too.
+    # What exists now lives as long as the window: frozen, no collection walks it again.
     gc.freeze()
+    collect_garbage_when_idle(window)
     if paths:
         window.open_paths(list(paths))
 

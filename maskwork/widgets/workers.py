@@ -88,6 +88,10 @@ class Worker(WorkerBase):
     def __init__(self, compute: Callable[["Worker"], Any], *, cancel_event: threading.Event | None = None,
                  name: str = "") -> None:
         super().__init__(SignalsClass=WorkerSignals)
+        # Python owns the runnable. Left to auto-delete, Qt frees it after run() while its
+        # Python wrapper lives on; when the garbage collector later frees the wrapper (a
+        # closure cycle through the signals), the second delete aborted the process.
+        self.setAutoDelete(False)
         self._compute = compute
         self.cancel_event = cancel_event or threading.Event()
         self.name = name or getattr(compute, "__qualname__", "worker")

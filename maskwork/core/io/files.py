@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 
@@ -19,10 +19,14 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and a rename.
 
     A reader (or a crash) never sees half a file: the old content stays in place
-    until the new one is complete. Parent folders are created.
+    until the new one is complete. Parent folders are created. The file gets the
+    permissions of any new file under the person's umask (``tempfile.mkstemp`` would
+    create it 0600, and the rename would keep that).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    # 0o666 as open() asks; the kernel removes the umask's bits. O_EXCL: never another's file.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

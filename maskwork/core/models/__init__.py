@@ -1,0 +1,32 @@
+"""Pretrained model files: the catalogue, the cache folder, download and import (no Qt).
+
+Operators take a catalogue name wherever they take a model file and turn it into a path
+with :func:`resolve_model`; the window's Deep learning > Models... dialog and
+``maskwork models`` download, import and remove the files.
+"""
+
+from maskwork.core.models.cache import (
+    MODELS_FOLDER_VARIABLE,
+    how_to_get,
+    installed_path,
+    is_installed,
+    models_folder,
+    remove_model,
+    resolve_model,
+)
+from maskwork.core.models.catalogue import ModelEntry, ModelNotInstalled, UnknownModel, catalogue, model_entry
+
+__all__ = [
+    "MODELS_FOLDER_VARIABLE",
+    "ModelEntry",
+    "ModelNotInstalled",
+    "UnknownModel",
+    "catalogue",
+    "how_to_get",
+    "installed_path",
+    "is_installed",
+    "model_entry",
+    "models_folder",
+    "remove_model",
+    "resolve_model",
+]

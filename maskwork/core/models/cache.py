@@ -1,0 +1,88 @@
+"""Where downloaded models live, and how a name or a path becomes a model file.
+
+The cache is the platform's user cache folder (``platformdirs.user_cache_dir("maskwork")``
+plus ``models``: ``~/.cache/maskwork/models`` on Linux, ``~/Library/Caches/maskwork/models``
+on macOS, ``%LOCALAPPDATA%\\maskwork\\Cache\\models`` on Windows), or the folder named by
+the environment variable ``MASKWORK_MODELS``. A model is installed when its catalogue file
+name lies in that folder; files reach it only by an atomic rename after their hash was
+checked (see :mod:`maskwork.core.models.download`), so a file there is always complete.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from maskwork.core.models.catalogue import ModelEntry, ModelNotInstalled, UnknownModel, catalogue, model_entry
+
+#: Environment variable that moves the model cache (a shared or offline machine's folder).
+MODELS_FOLDER_VARIABLE = "MASKWORK_MODELS"
+
+
+def models_folder() -> Path:
+    """The folder models are kept in: ``$MASKWORK_MODELS``, else the user cache folder."""
+    chosen = os.environ.get(MODELS_FOLDER_VARIABLE, "").strip()
+    if chosen:
+        return Path(chosen).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("maskwork", appauthor=False)) / "models"
+
+
+def installed_path(entry: ModelEntry) -> Path:
+    """Where ``entry``'s file lies in the cache once installed (whether or not it is)."""
+    return models_folder() / entry.file_name
+
+
+def is_installed(name: str) -> bool:
+    """Whether the catalogue model ``name`` is in the cache."""
+    return installed_path(model_entry(name)).is_file()
+
+
+def how_to_get(name: str) -> str:
+    """The one line that tells a person how to download model ``name``."""
+    return f"model {name!r} is not downloaded: Deep learning > Models... or `maskwork models download {name}`"
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> Path:
+    """The model file for a catalogue name or a path, as operators take it.
+
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike
+        A path to a model file that exists, or the name of a catalogue model
+        (``maskwork models list``).
+
+    Returns
+    -------
+    pathlib.Path
+        The path as given when it exists, else the cached file of the catalogue model.
+
+    Raises
+    ------
+    ModelNotInstalled
+        For a catalogue model that is not downloaded (the message says how to get it), and,
+        as its subclass :class:`UnknownModel`, for anything that is neither an existing path
+        nor a catalogue name (the message lists the known names).
+    """
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    name = os.fspath(name_or_path)
+    known = [entry.name for entry in catalogue()]
+    if name not in known:
+        raise UnknownModel(f"no model file {name!r} and no catalogue model of that name; known models: {', '.join(known)}")
+    cached = installed_path(model_entry(name))
+    if not cached.is_file():
+        raise ModelNotInstalled(how_to_get(name))
+    return cached
+
+
+def remove_model(name: str) -> bool:
+    """Delete model ``name``'s file from the cache; returns whether there was one."""
+    cached = installed_path(model_entry(name))
+    try:
+        cached.unlink()
+    except FileNotFoundError:
+        return False
+    return True

@@ -1,0 +1,199 @@
+"""The pretrained models maskwork knows how to download, and where each file's hash came from.
+
+Each entry names one file at its publisher's address. ``hash`` is ``"<algorithm>:<hex>"``
+with the algorithm the publisher (or the source cited in ``hash_source``) gives:
+``sha256``, ``md5`` or ``gitsha1`` (the Git blob id of a file committed to the publisher's
+repository, i.e. SHA-1 of ``b"blob <size>\\0"`` plus the content, which pins the exact bytes
+of that commit). ``None`` means no hash is published anywhere we could reach; such a file is
+trusted on its first download and pinned to that download's SHA-256 from then on.
+
+A site can add its own models, or point a name at a mirror, with a JSON file named by
+``MASKWORK_MODELS_CATALOGUE``: a list of objects with the fields of :class:`ModelEntry`.
+An entry there replaces the built-in entry of the same name. The tests use it to serve
+small generated files from a server on the loopback address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+#: Environment variable naming a JSON file of extra (or replacing) catalogue entries.
+EXTRA_CATALOGUE_VARIABLE = "MASKWORK_MODELS_CATALOGUE"
+
+
+class ModelNotInstalled(LookupError):
+    """A model name that is not downloaded, or neither a catalogue name nor an existing file."""
+
+
+class UnknownModel(ModelNotInstalled):
+    """A name that is not in the catalogue (the message lists the known names)."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One downloadable model file.
+
+    Attributes
+    ----------
+    name : str
+        What operators and ``maskwork models`` call it (``sam_vit_b``).
+    task : str
+        What it does, in words a person reads in the Models dialog.
+    architecture : str
+        The network family the loader builds (``sam``, ``sam2``, ``efficient_sam``,
+        ``lama``).
+    file_name : str
+        The publisher's file name, kept in the cache under that name.
+    size_bytes : int or None
+        The file's exact size when known (shown before downloading, and the progress total
+        when the server does not send one).
+    licence : str
+        SPDX identifier of the weights' licence.
+    url : str
+        The publisher's download address.
+    hash : str or None
+        ``"<algorithm>:<hex>"`` the file must match, or None when none is published.
+    hash_source : str
+        Where the hash was found, or why there is none.
+    """
+
+    name: str
+    task: str
+    architecture: str
+    file_name: str
+    size_bytes: int | None
+    licence: str
+    url: str
+    hash: str | None
+    hash_source: str
+
+
+_SAM_SOURCE = (
+    "facebookresearch/segment-anything README 'Model Checkpoints' links this URL but publishes no "
+    "checksum; the SHA-256 is the one independent projects record for this file"
+)
+
+BUILT_IN = (
+    ModelEntry(
+        name="sam_vit_b",
+        task="Segment Anything: object from box or clicks (ViT-B, fastest of the three)",
+        architecture="sam",
+        file_name="sam_vit_b_01ec64.pth",
+        size_bytes=375_042_383,
+        licence="Apache-2.0",
+        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+        hash="sha256:ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        hash_source=_SAM_SOURCE,
+    ),
+    ModelEntry(
+        name="sam_vit_l",
+        task="Segment Anything: object from box or clicks (ViT-L)",
+        architecture="sam",
+        file_name="sam_vit_l_0b3195.pth",
+        size_bytes=1_249_524_607,
+        licence="Apache-2.0",
+        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
+        hash="sha256:3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        hash_source=_SAM_SOURCE,
+    ),
+    ModelEntry(
+        name="sam_vit_h",
+        task="Segment Anything: object from box or clicks (ViT-H, most accurate)",
+        architecture="sam",
+        file_name="sam_vit_h_4b8939.pth",
+        size_bytes=2_564_550_879,
+        licence="Apache-2.0",
+        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
+        hash="sha256:a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        hash_source=_SAM_SOURCE,
+    ),
+    ModelEntry(
+        name="efficient_sam_vitt",
+        task="EfficientSAM ViT-Ti: Segment Anything at interactive speed on a CPU (TorchScript)",
+        architecture="efficient_sam",
+        file_name="efficient_sam_vitt_torchscript.pt",
+        size_bytes=None,
+        licence="Apache-2.0",
+        url="https://github.com/yformer/EfficientSAM/raw/d525f622e6f640acf5a0fc37c7ca1f243da5bde0/"
+        "torchscripted_model/efficient_sam_vitt_torchscript.pt",
+        hash="gitsha1:dcd5b5e659129371dffad8c5e4f7215c2b72b0cc",
+        hash_source=(
+            "Git blob id of torchscripted_model/efficient_sam_vitt_torchscript.pt in yformer/EfficientSAM "
+            "at commit d525f622 (file last changed in 3477a435, 2023-12-16); the URL is pinned to that commit"
+        ),
+    ),
+    ModelEntry(
+        name="sam2.1_hiera_tiny",
+        task="SAM 2.1 Hiera-T: object from box, clicks or a previous mask (smallest)",
+        architecture="sam2",
+        file_name="sam2.1_hiera_tiny.pt",
+        size_bytes=156_008_466,
+        licence="Apache-2.0",
+        url="https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt",
+        hash=None,
+        hash_source=(
+            "none published: facebookresearch/sam2 README and checkpoints/download_ckpts.sh give only the "
+            "URL; pinned to the SHA-256 of the first download"
+        ),
+    ),
+    ModelEntry(
+        name="sam2.1_hiera_base_plus",
+        task="SAM 2.1 Hiera-B+: object from box, clicks or a previous mask (more accurate)",
+        architecture="sam2",
+        file_name="sam2.1_hiera_base_plus.pt",
+        size_bytes=323_606_802,
+        licence="Apache-2.0",
+        url="https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_base_plus.pt",
+        hash=None,
+        hash_source=(
+            "none published: facebookresearch/sam2 README and checkpoints/download_ckpts.sh give only the "
+            "URL; pinned to the SHA-256 of the first download"
+        ),
+    ),
+    ModelEntry(
+        name="big_lama",
+        task="LaMa (big-lama): fills a masked hole with plausible texture (TorchScript)",
+        architecture="lama",
+        file_name="big-lama.pt",
+        size_bytes=205_669_692,
+        licence="Apache-2.0",
+        url="https://github.com/Sanster/models/releases/download/add_big_lama/big-lama.pt",
+        hash="md5:e3aa4aaa15225a33ec84f9f4bc47e500",
+        hash_source=(
+            "LAMA_MODEL_MD5 in Sanster/IOPaint (lama-cleaner), iopaint/model/lama.py, whose author publishes "
+            "this TorchScript export of advimman/lama's big-lama"
+        ),
+    ),
+)
+
+
+def _extra_entries() -> list[ModelEntry]:
+    """Entries of the JSON file named by ``MASKWORK_MODELS_CATALOGUE`` (none when unset)."""
+    chosen = os.environ.get(EXTRA_CATALOGUE_VARIABLE, "").strip()
+    if not chosen:
+        return []
+    try:
+        records = json.loads(Path(chosen).expanduser().read_text(encoding="utf-8"))
+        names = {field.name for field in fields(ModelEntry)}
+        return [ModelEntry(**{key: record[key] for key in names}) for record in records]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{EXTRA_CATALOGUE_VARIABLE}={chosen}: not a list of model entries ({error})") from error
+
+
+def catalogue() -> tuple[ModelEntry, ...]:
+    """Every known model: the built-in ones, with those of ``MASKWORK_MODELS_CATALOGUE`` replacing or added."""
+    extra = _extra_entries()
+    replaced = {entry.name for entry in extra}
+    return tuple(entry for entry in BUILT_IN if entry.name not in replaced) + tuple(extra)
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The catalogue entry called ``name``; :class:`UnknownModel` naming the known ones otherwise."""
+    entries = catalogue()
+    for entry in entries:
+        if entry.name == name:
+            return entry
+    raise UnknownModel(f"no model {name!r} in the catalogue; known models: {', '.join(e.name for e in entries)}")

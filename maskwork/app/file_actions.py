@@ -125,12 +125,14 @@ class FileActions(QObject):
         if not background:
             return self._show_opened(paths, [_read(path) for path in paths])
         self.window.statusBar().showMessage(f"Opening {paths[0].name}...")
+        ticket = self.window.file_progress.begin(f"Opening {paths[0].name}")
         reader = start_worker(lambda worker: [_read(path) for path in paths], name=f"reading {paths[0].name}",
-                              returned=lambda read: self._on_read(reader, paths, read))
+                              returned=lambda read: self._on_read(reader, ticket, paths, read))
         self._reader = reader
         return True
 
-    def _on_read(self, reader: Worker, paths: list[Path], read: list) -> None:
+    def _on_read(self, reader: Worker, ticket: int, paths: list[Path], read: list) -> None:
+        self.window.file_progress.end(ticket)
         if reader is not self._reader:
             return  # another file was chosen while this one loaded
         self._reader = None

@@ -26,6 +26,7 @@ from maskwork.app import autosave
 from maskwork.app.actions import window_action
 from maskwork.app.export_actions import ExportActions
 from maskwork.app.file_actions import FileActions
+from maskwork.app.import_actions import ImportActions
 from maskwork.app.napari_actions import NapariActions
 from maskwork.app.operator_views import OperatorViews
 from maskwork.app.recipe_actions import RecipeActions
@@ -40,6 +41,7 @@ from maskwork.pipeline.session import RunOutcome
 from maskwork.widgets.alignment_panel import AlignmentPanel
 from maskwork.widgets.canvas import Canvas, Tool
 from maskwork.widgets.history_panel import HistoryPanel
+from maskwork.widgets.file_progress import FileProgress
 from maskwork.widgets.layer_panel import LayerPanel
 from maskwork.widgets.measure_panel import MeasurePanel
 from maskwork.widgets.operator_panel import OperatorPanel
@@ -96,6 +98,7 @@ class MainWindow(QMainWindow):
         self.files = FileActions(self)
         self.recipes = RecipeActions(self)
         self.exports = ExportActions(self, self.recipes)
+        self.imports = ImportActions(self)
         self.transforms = TransformActions(self)
         self.napari_bridge = NapariActions(self)
 
@@ -190,9 +193,11 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         file_menu.addActions([files.action_open, files.action_add_image])
         file_menu.addMenu(files.recent_menu)
+        file_menu.addMenu(self.imports.menu)
         file_menu.addSeparator()
         file_menu.addActions(
             [
+                exports.action_export,
                 exports.action_export_image,
                 exports.action_export_mask,
                 exports.action_export_labels,
@@ -307,6 +312,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.runner.cancel)
         bar.addWidget(self.readout_label, 1)
+        self.file_progress = FileProgress(bar)
         bar.addPermanentWidget(self.zoom_label)
         bar.addPermanentWidget(self.progress_bar)
         bar.addPermanentWidget(self.cancel_button)

@@ -1,0 +1,115 @@
+"""File > Export... (one dialog, by layer kind, written in the background) and File > Import."""
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from maskwork.core import io
+from maskwork.core.layers import Layer, LayerKind
+
+from window_driver import menu_action
+
+
+def _choice_keys(dialog):
+    return [dialog.choice_combo.itemData(i).key for i in range(dialog.choice_combo.count())]
+
+
+def _add_mask(window, truth):
+    mask = Layer(truth.astype(np.uint8), LayerKind.MASK, "cat mask")
+    window.document.add_layer(mask)
+    return mask
+
+
+def test_export_dialog_offers_what_each_layer_can_be_and_writes_in_the_background(window, photo, qtbot, tmp_path):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    mask = _add_mask(window, truth)
+
+    menu_action(window, "File", "Export...").trigger()
+    dialog = window.exports.dialog
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.layer is mask, "the selected layer is chosen first"
+    assert _choice_keys(dialog) == ["mask", "labels", "labels_color", "cutout"]
+    dialog.layer_combo.setCurrentIndex([dialog.layer_combo.itemText(i) for i in range(dialog.layer_combo.count())].index("cat_on_wall.png  (image)"))
+    assert _choice_keys(dialog) == ["image"]
+    assert dialog.path.suffix == ".png"
+
+    # Back to the mask, as a TIFF cut-out.
+    dialog.layer_combo.setCurrentIndex(0)
+    dialog.choice_combo.setCurrentIndex(_choice_keys(dialog).index("cutout"))
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData(".tif"))
+    assert dialog.path.name == "cat_on_wall_cutout.tif"
+    dialog.path_edit.setText(str(tmp_path / "out" / "cutout.png"))
+    assert dialog.format_combo.currentData() == ".png", "a typed suffix chooses the format"
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData(".tif"))
+    with qtbot.waitSignal(window.exports.exported, timeout=10_000) as done:
+        QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+        assert window.file_progress.busy, "the write runs in a worker, after the click returned"
+    written = done.args[0]
+    assert written == tmp_path / "out" / "cutout.tif"
+    rgba = io.read_image(written)
+    assert rgba.shape == image.shape[:2] + (4,)
+    assert np.array_equal(rgba[..., 3] > 0, truth)
+    assert np.array_equal(rgba[..., :3][truth], image[truth])
+    assert io.sidecar_path(written).exists()
+    assert not window.file_progress.busy and not window.file_progress.bar.isVisible()
+
+
+def test_a_failed_background_export_says_why(window, photo, qtbot, tmp_path):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    _add_mask(window, truth)
+    with qtbot.waitSignal(window.exports.exported, timeout=10_000) as done:
+        assert window.exports.export("mask", tmp_path / "mask.jpg", background=True)
+    assert done.args[0] is None
+    assert "mask.jpg" in window.last_message_box.windowTitle()
+    assert not (tmp_path / "mask.jpg").exists()
+
+
+def test_the_separate_export_entries_stay_in_the_file_menu(window):
+    for text in ("Export image", "Export mask", "Export labels...", "Export labels as colour", "Export cut-out"):
+        assert menu_action(window, "File", text).isEnabled()
+
+
+def test_import_as_mask_labels_and_markers(window, photo, qtbot, tmp_path):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    labels = np.zeros(truth.shape, np.uint16)
+    labels[truth] = 3
+    labels[:20, :20] = 700
+    io.write_labels(tmp_path / "labels.tif", labels)
+    io.write_mask(tmp_path / "mask.png", truth)
+    markers = np.zeros(truth.shape, np.uint8)
+    markers[100:110, 100:200] = 1
+    markers[5:10, :] = 2
+    io.write_labels(tmp_path / "scribbles.png", markers)
+
+    imported = {}
+    for kind, file in ((LayerKind.LABELS, "labels.tif"), (LayerKind.MASK, "mask.png"), (LayerKind.MARKERS, "scribbles.png")):
+        steps = len(window.document.history.undo_names)
+        with qtbot.waitSignal(window.imports.imported, timeout=10_000) as done:
+            assert window.imports.import_file(tmp_path / file, kind)
+        layer = done.args[0]
+        assert layer is not None and layer.kind is kind and layer in window.document.layers
+        assert len(window.document.history.undo_names) == steps + 1, "one undoable step"
+        imported[kind] = layer
+    assert np.array_equal(imported[LayerKind.LABELS].data, labels)
+    assert np.array_equal(imported[LayerKind.MASK].data, truth.astype(np.uint8))
+    assert np.array_equal(imported[LayerKind.MARKERS].data, markers)
+    assert menu_action(window, "File", "Import", "as markers").isEnabled()
+
+
+def test_import_of_another_size_or_a_colour_picture_is_refused_with_a_clear_message(window, photo, qtbot, tmp_path):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    io.write_mask(tmp_path / "small.png", truth[:100, :50])
+    layers = len(window.document.layers)
+    with qtbot.waitSignal(window.imports.imported, timeout=10_000) as done:
+        window.imports.import_file(tmp_path / "small.png", LayerKind.MASK)
+    assert done.args[0] is None and len(window.document.layers) == layers
+    message = window.last_message_box.text()
+    assert "50 x 100" in message and "320 x 240" in message and "image's size" in message
+
+    with qtbot.waitSignal(window.imports.imported, timeout=10_000) as done:
+        window.imports.import_file(path, LayerKind.LABELS)
+    assert done.args[0] is None and "single-channel" in window.last_message_box.text()

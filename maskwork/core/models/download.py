@@ -1,0 +1,250 @@
+"""Download a catalogue model into the cache, or import a file a person already has.
+
+The HTTP part uses requests (the library pooch's own HTTPDownloader is built on) rather
+than pooch: pooch always writes a download from its first byte into a fresh temporary
+file, so it cannot resume one that was interrupted, and its progress hook cannot stop a
+download. Here each download streams into ``.partial/<file name>.part`` inside the cache
+folder; an interrupted or cancelled one keeps that file and the next attempt asks only
+for the rest (an HTTP Range request), falling back to the whole file when the server
+does not honour it. The finished file is checked against the catalogue's hash
+(:mod:`maskwork.core.models.hashing`) and only then renamed into the cache, an atomic
+step on one file system, so the cache never holds a partial or wrong file; a wrong file is
+deleted. Cancel is a :class:`threading.Event` checked before each chunk of 64 KiB.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
+
+from maskwork.core.models.cache import installed_path, models_folder
+from maskwork.core.models.catalogue import ModelEntry, model_entry
+from maskwork.core.models.hashing import HashMismatch, check_file, pin_hash
+
+#: Bytes read from the connection between two checks of Cancel.
+CHUNK_BYTES = 64 * 1024
+#: Seconds to wait for the server to accept the connection, and for each chunk after.
+CONNECT_TIMEOUT_S = 15
+READ_TIMEOUT_S = 60
+#: Seconds between two progress reports while bytes arrive (the last one always comes).
+REPORT_INTERVAL_S = 0.1
+#: Folder in the cache where downloads and imports are assembled before the hash check.
+PARTIAL_FOLDER = ".partial"
+
+
+class DownloadCancelled(Exception):
+    """The person cancelled; what arrived so far is kept for the next attempt to resume."""
+
+
+class DownloadError(OSError):
+    """The file could not be fetched (offline, server gone, HTTP error); one line for people."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a download (or the hash check after it) stands.
+
+    Attributes
+    ----------
+    stage : {'downloading', 'verifying'}
+        Bytes arriving, or the finished file being hashed.
+    done_bytes : int
+        Bytes downloaded (resumed ones included) or hashed so far.
+    total_bytes : int or None
+        The file's size, when the server or the catalogue tells it.
+    bytes_per_second : float
+        Average rate of this attempt (resumed bytes not counted); 0 while verifying.
+    """
+
+    stage: str
+    done_bytes: int
+    total_bytes: int | None
+    bytes_per_second: float
+
+    @property
+    def fraction(self) -> float | None:
+        """done / total, or None when the total is unknown."""
+        return self.done_bytes / self.total_bytes if self.total_bytes else None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def partial_path(entry: ModelEntry) -> Path:
+    """Where ``entry``'s download is kept until its hash is checked."""
+    return models_folder() / PARTIAL_FOLDER / f"{entry.file_name}.part"
+
+
+def partial_bytes(entry: ModelEntry) -> int:
+    """Bytes of ``entry`` already downloaded by an interrupted attempt (0 when none)."""
+    try:
+        return partial_path(entry).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def download_model(
+    name: str, *, progress: ProgressCallback | None = None, cancel: threading.Event | None = None
+) -> Path:
+    """Download catalogue model ``name`` into the cache (resuming an earlier attempt).
+
+    Parameters
+    ----------
+    name : str
+        A catalogue name (``maskwork models list``).
+    progress : callable, optional
+        Receives a :class:`Progress` about ten times a second, and once at the end of each
+        stage.
+    cancel : threading.Event, optional
+        Set it to stop: the download raises :class:`DownloadCancelled` before its next chunk.
+
+    Returns
+    -------
+    pathlib.Path
+        The installed file (at once when it is installed already).
+
+    Raises
+    ------
+    DownloadError
+        Offline, the server gone or answering with an error (one line).
+    DownloadCancelled
+        ``cancel`` was set; the bytes received are kept for a later resume.
+    HashMismatch
+        The file is not the catalogue's; it is deleted and nothing is installed.
+    """
+    entry = model_entry(name)
+    target = installed_path(entry)
+    if target.is_file():
+        return target
+    partial = partial_path(entry)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    _fetch(entry, partial, progress or _ignore, cancel or threading.Event())
+    return _install(entry, partial, progress or _ignore)
+
+
+def import_model_file(name: str, source: str | os.PathLike, *, progress: ProgressCallback | None = None) -> Path:
+    """Copy a model file a person already has into the cache, after checking its hash.
+
+    For machines without internet: the file comes from a USB stick or another computer.
+    The copy is assembled beside the cache and renamed into it only when its hash matches
+    the catalogue (or, for a model without a published hash, the one pinned before).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``source`` does not exist.
+    HashMismatch
+        ``source`` is not this model's file; nothing is installed.
+    """
+    entry = model_entry(name)
+    source = Path(source).expanduser()
+    if not source.is_file():
+        raise FileNotFoundError(f"no file {source}")
+    staged = partial_path(entry).with_suffix(".import")
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, staged)
+    return _install(entry, staged, progress or _ignore)
+
+
+def _ignore(_: Progress) -> None:
+    """The progress callback of a caller that wants none."""
+
+
+def _install(entry: ModelEntry, staged: Path, progress: ProgressCallback) -> Path:
+    """Check ``staged`` against ``entry``'s hash, then rename it into the cache (or delete it)."""
+    total = staged.stat().st_size
+
+    def report(done: int) -> None:
+        progress(Progress("verifying", done, total, 0.0))
+
+    try:
+        first_sha256 = check_file(staged, entry, report)
+    except HashMismatch:
+        staged.unlink()
+        raise
+    target = installed_path(entry)
+    os.replace(staged, target)
+    if first_sha256 is not None:
+        pin_hash(entry, first_sha256)
+    return target
+
+
+def _fetch(entry: ModelEntry, partial: Path, progress: ProgressCallback, cancel: threading.Event) -> None:
+    """Bring ``entry.url``'s bytes into ``partial``, asking only for those it lacks."""
+    import requests
+
+    have = partial.stat().st_size if partial.exists() else 0
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    try:
+        with requests.get(entry.url, headers=headers, stream=True, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) as reply:
+            if reply.status_code == 416 and have:
+                # The partial file is as long as the whole (or longer): start afresh.
+                partial.unlink()
+                return _fetch(entry, partial, progress, cancel)
+            if reply.status_code >= 400:
+                raise DownloadError(
+                    f"cannot download {entry.name}: {entry.url} answered HTTP {reply.status_code} {reply.reason}"
+                )
+            resumed = reply.status_code == 206 and _range_start(reply) == have
+            if not resumed:
+                have = 0
+            total = _total_bytes(reply, have) or entry.size_bytes
+            _stream(reply, partial, "ab" if resumed else "wb", have, total, progress, cancel)
+    except requests.RequestException as error:
+        host = urlsplit(entry.url).netloc
+        kept = partial.stat().st_size if partial.exists() else 0
+        if kept > have:
+            raise DownloadError(
+                f"cannot download {entry.name}: the connection to {host} broke off at {kept} bytes "
+                f"({type(error).__name__}); downloading again resumes there"
+            ) from error
+        raise DownloadError(
+            f"cannot download {entry.name}: {host} cannot be reached (offline, or the server is gone: "
+            f"{type(error).__name__}); on a machine without internet use Import model file..."
+        ) from error
+
+
+def _stream(reply, partial: Path, mode: str, have: int, total: int | None, progress: ProgressCallback,
+            cancel: threading.Event) -> None:
+    """Write the reply's body to ``partial`` chunk by chunk, checking Cancel between chunks."""
+    started = time.monotonic()
+    last_report = 0.0
+    done = have
+    with open(partial, mode) as stream:
+        for chunk in reply.iter_content(CHUNK_BYTES):
+            if cancel.is_set():
+                raise DownloadCancelled(f"download cancelled at {done} bytes; downloading again resumes there")
+            stream.write(chunk)
+            done += len(chunk)
+            now = time.monotonic()
+            if now - last_report >= REPORT_INTERVAL_S:
+                last_report = now
+                progress(Progress("downloading", done, total, (done - have) / max(now - started, 1e-6)))
+    elapsed = max(time.monotonic() - started, 1e-6)
+    progress(Progress("downloading", done, total, (done - have) / elapsed))
+    if total is not None and done < total:
+        raise DownloadError(
+            f"the server closed the connection at {done} of {total} bytes; downloading again resumes there"
+        )
+
+
+def _range_start(reply) -> int | None:
+    """The first byte a 206 reply carries (``Content-Range: bytes START-END/TOTAL``)."""
+    unit, _, span = reply.headers.get("Content-Range", "").partition(" ")
+    start = span.partition("-")[0]
+    return int(start) if unit == "bytes" and start.isdigit() else None
+
+
+def _total_bytes(reply, have: int) -> int | None:
+    """The whole file's size from the reply's headers, when given."""
+    whole = reply.headers.get("Content-Range", "").rpartition("/")[2]
+    if whole.isdigit():
+        return int(whole)
+    length = reply.headers.get("Content-Length", "")
+    return have + int(length) if length.isdigit() else None

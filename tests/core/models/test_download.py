@@ -1,0 +1,155 @@
+"""Download, Cancel, resume, hash checks and import against a server on the loopback address."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+
+import pytest
+
+from maskwork.core.models import catalogue, installed_path, model_entry, models_folder, resolve_model
+from maskwork.core.models.download import (
+    DownloadCancelled,
+    DownloadError,
+    download_model,
+    import_model_file,
+    partial_bytes,
+)
+from maskwork.core.models.hashing import PINNED_FILE_NAME, HashMismatch
+from tests.model_server import serve_models
+
+
+@pytest.fixture()
+def server(tmp_path, monkeypatch):
+    with serve_models(tmp_path, monkeypatch) as state:
+        yield state
+
+
+def cache_files() -> list[str]:
+    """Every file under the cache folder, partial downloads included, relative to it."""
+    folder = models_folder()
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+
+
+def test_download_reports_progress_and_installs_the_checked_file(server):
+    reports = []
+    path = download_model("tiny", progress=reports.append)
+    assert path == installed_path(model_entry("tiny")) == resolve_model("tiny")
+    assert path.read_bytes() == server.files["/tiny.pt"]
+    downloading = [report for report in reports if report.stage == "downloading"]
+    assert downloading[-1].done_bytes == downloading[-1].total_bytes == 600 * 1024
+    assert all(report.bytes_per_second > 0 for report in downloading)
+    assert [r.done_bytes for r in downloading] == sorted(r.done_bytes for r in downloading)
+    assert reports[-1].stage == "verifying" and reports[-1].fraction == 1.0
+    assert cache_files() == ["tiny.pt"]  # nothing left in .partial
+
+
+def test_an_md5_from_the_publisher_is_checked(server):
+    assert download_model("tiny_md5").read_bytes() == server.files["/tiny_md5.pt"]
+
+
+def test_cancel_stops_mid_download_and_the_next_attempt_resumes(server):
+    server.chunk_delay_s = 0.02  # 37 chunks: about 0.75 s for the whole file
+    cancel = threading.Event()
+
+    def cancel_after_first_bytes(report):
+        if report.done_bytes > 0:
+            cancel.set()
+
+    with pytest.raises(DownloadCancelled):
+        download_model("tiny", progress=cancel_after_first_bytes, cancel=cancel)
+    kept = partial_bytes(model_entry("tiny"))
+    assert 0 < kept < 600 * 1024
+    with pytest.raises(LookupError):
+        resolve_model("tiny")  # a partial file is not installed
+
+    server.chunk_delay_s = 0.0
+    path = download_model("tiny")
+    assert server.range_headers[-1] == f"bytes={kept}-"
+    assert path.read_bytes() == server.files["/tiny.pt"]
+    assert cache_files() == ["tiny.pt"]
+
+
+def test_an_interrupted_download_resumes_with_a_range_request(server):
+    server.cut_after_bytes = 256 * 1024
+    with pytest.raises(DownloadError, match=r"broke off at 262144 bytes \(.*\); downloading again resumes there"):
+        download_model("tiny")
+    assert partial_bytes(model_entry("tiny")) == 256 * 1024
+    path = download_model("tiny")
+    assert server.range_headers == [None, "bytes=262144-"]
+    assert path.read_bytes() == server.files["/tiny.pt"]
+
+
+def test_a_server_that_ignores_range_sends_the_whole_file_again(server):
+    server.cut_after_bytes = 100 * 1024
+    with pytest.raises(DownloadError):
+        download_model("tiny")
+    server.honour_range = False
+    assert download_model("tiny").read_bytes() == server.files["/tiny.pt"]
+
+
+def test_a_wrong_hash_is_refused_and_nothing_is_left_in_the_cache(server):
+    with pytest.raises(HashMismatch, match="corrupt: the file's sha256 is .*; nothing was installed"):
+        download_model("corrupt")
+    assert cache_files() == []
+
+
+def test_a_model_without_published_hash_is_pinned_at_its_first_download(server, tmp_path):
+    entry = model_entry("unpublished")
+    first = download_model("unpublished")
+    pinned = json.loads((models_folder() / PINNED_FILE_NAME).read_text())
+    assert pinned == {entry.file_name: hashlib.sha256(first.read_bytes()).hexdigest()}
+
+    first.unlink()
+    server.files["/unpublished.pt"] = b"replaced by someone else" * 1000
+    with pytest.raises(HashMismatch, match="pinned at its first download"):
+        download_model("unpublished")
+    assert not installed_path(entry).exists()
+
+
+def test_server_gone_gives_one_clear_line(server, monkeypatch, tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    records = [dict(vars(model_entry("tiny")), url=f"http://127.0.0.1:{closed_port}/tiny.pt")]
+    (tmp_path / "gone.json").write_text(json.dumps(records))
+    monkeypatch.setenv("MASKWORK_MODELS_CATALOGUE", str(tmp_path / "gone.json"))
+    with pytest.raises(DownloadError) as raised:
+        download_model("tiny")
+    message = str(raised.value)
+    assert message.startswith(f"cannot download tiny: 127.0.0.1:{closed_port} cannot be reached (offline")
+    assert "Import model file..." in message and "\n" not in message
+
+
+def test_a_missing_file_on_the_server_names_the_http_error(server):
+    del server.files["/tiny.pt"]
+    with pytest.raises(DownloadError, match=r"cannot download tiny: .*/tiny.pt answered HTTP 404"):
+        download_model("tiny")
+
+
+def test_import_checks_the_hash(server, tmp_path):
+    good = tmp_path / "from_usb_stick.pt"
+    good.write_bytes(server.files["/tiny.pt"])
+    bad = tmp_path / "other.pt"
+    bad.write_bytes(server.files["/tiny_md5.pt"])
+
+    with pytest.raises(HashMismatch):
+        import_model_file("tiny", bad)
+    assert cache_files() == []
+    path = import_model_file("tiny", good)
+    assert path.read_bytes() == good.read_bytes() and good.exists()
+    assert resolve_model("tiny") == path
+
+
+def test_the_built_in_catalogue_is_complete():
+    names = {entry.name for entry in catalogue()}
+    assert {"sam_vit_b", "sam_vit_l", "sam_vit_h", "efficient_sam_vitt", "sam2.1_hiera_tiny",
+            "sam2.1_hiera_base_plus", "big_lama"} <= names
+    for entry in catalogue():
+        assert entry.url.startswith("https://") and entry.url.endswith(entry.file_name)
+        assert entry.hash_source
+        if entry.hash is not None:
+            algorithm, _, digest = entry.hash.partition(":")
+            assert len(digest) == {"sha256": 64, "md5": 32, "gitsha1": 40}[algorithm]

@@ -6,6 +6,10 @@ import sys
 from typing import Sequence
 
 COMMANDS = ("ops", "run", "batch")
+#: What the window imports beyond the core: the ``app`` extra (a core install without it
+#: runs the command line only, and leaves napari's environment free of a second Qt).
+WINDOW_MODULES = ("PySide6", "pyqtgraph", "superqt")
+EXIT_BAD_INPUT = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,6 +24,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"maskwork {__version__}")
         return 0
+    from maskwork.operators.extras import missing_modules, needs_message
+
+    missing = missing_modules(WINDOW_MODULES)
+    if missing:
+        sys.stderr.write(f"maskwork: {needs_message('The window', missing)} (the command line runs without it: maskwork --help)\n")
+        return EXIT_BAD_INPUT
     from maskwork.app.application import run_application
 
     return run_application(argv)

@@ -25,6 +25,7 @@ from typing import Iterator, NoReturn, Sequence
 import numpy as np
 
 from maskwork.operators.context import InputError
+from maskwork.operators.extras import install_command
 
 EXIT_SOME_FAILED = 1
 EXIT_INTERNAL_ERROR = 1
@@ -174,7 +175,7 @@ def _ops(args) -> int:
     for op in operators:
         params = ", ".join(f"{p.name}={p.default}" for p in op.params)
         missing = op.missing_requirements()
-        note = f"  [needs {', '.join(missing)}]" if missing else ""
+        note = f"  (needs {install_command(missing)})" if missing else ""
         print(f"{op.id:<18} {op.category} / {op.title}{note}")
         print(f"{'':<18} inputs: {', '.join(op.inputs)}; outputs: {', '.join(op.outputs)}")
         if params:

@@ -37,6 +37,7 @@ from maskwork.core import io
 from maskwork.core.document import Document
 from maskwork.operators import InputError, OperatorSpec, all_operators, get
 from maskwork.operators.dl.device import preferred_device, set_preferred_device
+from maskwork.operators.extras import requirements
 from maskwork.pipeline.session import RunOutcome
 from maskwork.widgets.alignment_panel import AlignmentPanel
 from maskwork.widgets.canvas import Canvas, Tool
@@ -249,8 +250,12 @@ class MainWindow(QMainWindow):
                 if key not in menus:
                     menus[key] = (parent.addMenu(path[depth]) if parent else bar.addMenu(f"&{path[depth]}"))
                 parent = menus[key]
-            action = QAction(spec.title + ("" if not spec.missing_requirements() else " (needs " + ", ".join(spec.missing_requirements()) + ")"), self)
+            missing = spec.missing_requirements()
+            # Left enabled: choosing it shows the panel, which says what to install.
+            action = QAction(spec.title + (f" (needs {' '.join(requirements(missing))})" if missing else ""), self)
             action.setStatusTip(spec.summary)
+            action.setToolTip(spec.missing_requirements_message() or spec.summary)
+            parent.setToolTipsVisible(True)
             action.triggered.connect(lambda checked=False, s=spec: self.choose_operator(s))
             parent.addAction(action)
             self.operator_actions[spec.id] = action
@@ -457,9 +462,9 @@ class MainWindow(QMainWindow):
         self.operator_views.show_for(spec)
         self.docks["operator"].show()
         self.docks["operator"].raise_()
-        missing = spec.missing_requirements()
+        missing = spec.missing_requirements_message()
         if missing:
-            self.statusBar().showMessage(f"{spec.title} needs {', '.join(missing)}", 8000)
+            self.statusBar().showMessage(missing, 8000)
         elif self.runner.auto_preview:
             self.runner.preview()
 

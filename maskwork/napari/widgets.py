@@ -138,9 +138,9 @@ class OperatorWidget(Container):
         summary = Label(value=self.spec.summary, name="summary")
         summary.native.setWordWrap(True)
         self.append(summary)
-        missing = self.spec.missing_requirements()
+        missing = self.spec.missing_requirements_message()
         if missing:
-            warning = Label(value=f"Needs the package(s) {', '.join(missing)}; install them to run it.", name="missing")
+            warning = Label(value=missing, name="missing")
             warning.native.setWordWrap(True)
             warning.native.setStyleSheet("color: #e74c3c; font-weight: bold;")
             self.append(warning)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.util
 import inspect
 import math
 import pkgutil
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
+from maskwork.operators.extras import MissingExtra, missing_modules, needs_message
 
 #: Names a function parameter may have to be an input rather than a tunable parameter.
 INPUT_NAMES = ("image", "image2", "markers", "mask", "rect", "points")
@@ -316,7 +316,13 @@ class OperatorSpec:
 
     def missing_requirements(self) -> list[str]:
         """Python packages this operator needs that are not installed."""
-        return [name for name in self.requires if importlib.util.find_spec(name) is None]
+        return missing_modules(self.requires)
+
+    def missing_requirements_message(self) -> str:
+        """What to install to run this operator (``"... needs torch: pip install
+        'maskwork[dl]'"``), or ``""`` when nothing is missing."""
+        missing = self.missing_requirements()
+        return needs_message(self.title, missing) if missing else ""
 
     def defaults(self) -> dict:
         """Parameter name -> default value."""
@@ -342,7 +348,7 @@ class OperatorSpec:
             raise InputError(f"{self.id} needs {', '.join(missing)}")
         values = {name: self.param(name).coerce(value) for name, value in (params or {}).items()}
         if self.missing_requirements():
-            raise InputError(f"{self.title} needs the package(s) {', '.join(self.missing_requirements())}")
+            raise MissingExtra(self.missing_requirements_message())
         return self.func(**inputs, **values, ctx=ctx or null_context())
 
     def to_json(self) -> dict:

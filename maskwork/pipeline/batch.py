@@ -44,6 +44,7 @@ import numpy as np
 from maskwork.core import io
 from maskwork.operators import registry
 from maskwork.operators.context import InputError
+from maskwork.operators.extras import import_optional
 from maskwork.pipeline.recipe import Recipe
 from maskwork.pipeline.replay import replay_with_scores
 
@@ -375,8 +376,9 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
     -----
     The cluster and client close when the block ends, also on error or Ctrl+C.
     """
-    import dask
-    from dask.distributed import Client, LocalCluster
+    dask = import_optional("dask", "maskwork batch")
+    distributed = import_optional("dask.distributed", "maskwork batch")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
     if scheduler is not None:
         with Client(scheduler, timeout=CONNECT_TIMEOUT) as client:

@@ -31,22 +31,6 @@ from maskwork.operators.registry import OperatorSpec, ParamSpec
 
 EMPTY_TEXT = "Choose an operator from the Segmentation menu (or another operator menu)"
 
-#: pip distribution names of importable packages whose names differ from them.
-PIP_NAMES = {
-    "cv2": "opencv-python-headless",
-    "skimage": "scikit-image",
-    "sklearn": "scikit-learn",
-    "PIL": "Pillow",
-    "yaml": "PyYAML",
-}
-
-def missing_requirements_text(missing: list[str]) -> str:
-    """A message telling how to install the packages ``missing``."""
-    pip = " ".join(PIP_NAMES.get(name, name) for name in missing)
-    noun = "package" if len(missing) == 1 else "packages"
-    return f"This operator needs {noun} {', '.join(missing)}: pip install {pip}"
-
-
 class OperatorPanel(QWidget):
     """Form for one operator's parameters plus Preview, Apply, Cancel and Auto-preview.
 
@@ -206,11 +190,11 @@ class OperatorPanel(QWidget):
         self._show_applicable_rows()
         self._empty_label.setVisible(spec is None)
         self._operator_box.setVisible(spec is not None)
-        missing = spec.missing_requirements() if spec is not None else []
+        missing = spec.missing_requirements_message() if spec is not None else ""
         self._title_label.setText(spec.title if spec is not None else "")
         self._summary_label.setText(spec.summary if spec is not None else "")
         self._summary_label.setVisible(bool(spec is not None and spec.summary))
-        self._missing_label.setText(missing_requirements_text(missing) if missing else "")
+        self._missing_label.setText(missing)
         self._missing_label.setVisible(bool(missing))
         self.show_scores({})
         self.set_suggestion("", {})

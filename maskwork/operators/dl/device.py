@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 
 from maskwork.operators.context import InputError, RunContext, null_context
+from maskwork.operators.extras import import_optional
 
 if TYPE_CHECKING:  # torch is imported only when a deep-learning operator runs
     import torch
@@ -41,12 +42,9 @@ def preferred_device() -> str:
 
 
 def import_torch():
-    """torch (its CPU threads kept within the usable cores), or an :class:`InputError`
-    that says how to install it."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency; kept for trimmed installs
-        raise InputError("deep-learning operators need torch: pip install torch") from None
+    """torch (its CPU threads kept within the usable cores), or a
+    :class:`~maskwork.operators.extras.MissingExtra` that says how to install it."""
+    torch = import_optional("torch", "Deep learning")
     _limit_cpu_threads(torch)
     return torch
 

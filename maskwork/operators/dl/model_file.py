@@ -56,6 +56,7 @@ from maskwork.operators.dl.device import (
     resolve_device,
     tile_starts,
 )
+from maskwork.operators.extras import import_optional
 from maskwork.operators.registry import FilePath, InfoAction, Range, register
 from maskwork.operators.seeds import check_image
 
@@ -371,10 +372,7 @@ def _open_torchscript(path: Path, device: torch.device) -> TorchScriptModel:
 
 
 def _open_onnx(path: Path, device: torch.device) -> OnnxModel:
-    try:
-        import onnxruntime
-    except ImportError:  # pragma: no cover - onnxruntime is a dependency; kept for trimmed installs
-        raise InputError("ONNX models need onnxruntime: pip install onnxruntime") from None
+    onnxruntime = import_optional("onnxruntime", "Running an ONNX model")
     providers = ["CPUExecutionProvider"]
     if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
@@ -548,6 +546,8 @@ def _estimate_memory(inputs: dict, params: dict) -> int:
     title="Run segmentation model…",
     category="Deep learning",
     outputs=("labels", "probabilities"),
+    # torch picks the device for ONNX models too; onnxruntime is imported when one is opened
+    requires=("torch",),
     memory_estimate=_estimate_memory,
     panel_views=(
         InfoAction(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QWidget
 
 from maskwork.operators.dl.device import DEVICE_CHOICES
+from maskwork.operators.extras import missing_modules, needs_message
 from maskwork.widgets.workers import start_worker
 
 #: The highest pixel limit the dialog offers (20 gigapixels).
@@ -23,7 +24,10 @@ DEVICE_TEXT = {
 
 
 def detect_devices() -> str:
-    """A line naming the devices torch can use on this machine (imports torch)."""
+    """A line naming the devices torch can use on this machine (imports torch), or what
+    to install when torch is missing."""
+    if missing_modules(["torch"]):
+        return needs_message("Deep learning", ["torch"])
     import torch
 
     found = []

@@ -30,3 +30,9 @@ def test_menus_and_panel_name_the_dl_extra(without_torch, window):
     assert label.isVisible() and label.text().endswith("needs torch: pip install 'maskwork[dl]'")
     assert not window.operator_panel.preview_button.isEnabled()
     assert "pip install 'maskwork[dl]'" in window.statusBar().currentMessage()
+
+
+def test_preferences_say_how_to_install_torch(without_torch):
+    from maskwork.widgets.preferences_dialog import detect_devices
+
+    assert detect_devices() == "Deep learning needs torch: pip install 'maskwork[dl]'"

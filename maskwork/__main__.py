@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-COMMANDS = ("ops", "run", "batch")
+COMMANDS = ("ops", "run", "batch", "models")
 #: What the window imports beyond the core: the ``app`` extra (a core install without it
 #: runs the command line only, and leaves napari's environment free of a second Qt).
 WINDOW_MODULES = ("PySide6", "pyqtgraph", "superqt")

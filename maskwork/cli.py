@@ -24,6 +24,8 @@ from typing import Iterator, NoReturn, Sequence
 
 import numpy as np
 
+from maskwork.core.models import ModelNotInstalled
+from maskwork.models_cli import add_models_parser, run_models
 from maskwork.operators.context import InputError
 from maskwork.operators.extras import install_command
 
@@ -96,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     batch.add_argument("--workers", type=int, help="worker processes of the local Dask cluster (default: CPU count; 1 for deep-learning steps, which load a model per worker)")
     batch.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask scheduler (tcp://host:8786) instead")
+    add_models_parser(commands)
     return parser
 
 
@@ -115,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _outcome(args) -> tuple[int, str]:
     """Run the command; return its exit code and the line to print on stderr (or "")."""
     try:
+        if args.command == "models":
+            return run_models(args), ""
         if args.command == "ops":
             return _ops(args), ""
         if args.command == "batch":
@@ -122,7 +127,7 @@ def _outcome(args) -> tuple[int, str]:
         return _run(args), ""
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED, "\nmaskwork: interrupted"
-    except (InputError, ValueError, OSError) as error:
+    except (InputError, ValueError, OSError, ModelNotInstalled) as error:
         # ImageReadError is a ValueError; OSError covers unwritable outputs.
         return EXIT_BAD_INPUT, f"maskwork: error: {_first_line(error)}"
     except MemoryError:

@@ -31,10 +31,11 @@ LAYERS = {
     "widgets": 3,
     "napari": 3,
     "cli": 3,
+    "models_cli": 3,
     "__main__": 3,
 }
 #: Parts of the package that run without a display: the tests and the command line use them.
-NO_GUI = ("core", "operators", "pipeline", "cli")
+NO_GUI = ("core", "operators", "pipeline", "cli", "models_cli")
 GUI_LIBRARIES = ("PySide6", "shiboken6", "pyqtgraph", "qtpy", "superqt", "magicgui", "napari")
 
 

@@ -11,13 +11,29 @@ from maskwork.core.models.cache import (
     installed_path,
     is_installed,
     models_folder,
+    partial_bytes,
+    partial_path,
     remove_model,
     resolve_model,
 )
 from maskwork.core.models.catalogue import ModelEntry, ModelNotInstalled, UnknownModel, catalogue, model_entry
+from maskwork.core.models.download import (
+    DownloadCancelled,
+    DownloadError,
+    Progress,
+    download_model,
+    import_model_file,
+)
+from maskwork.core.models.hashing import HashMismatch
 
 __all__ = [
     "MODELS_FOLDER_VARIABLE",
+    "DownloadCancelled",
+    "DownloadError",
+    "HashMismatch",
+    "Progress",
+    "download_model",
+    "import_model_file",
     "ModelEntry",
     "ModelNotInstalled",
     "UnknownModel",
@@ -27,6 +43,8 @@ __all__ = [
     "is_installed",
     "model_entry",
     "models_folder",
+    "partial_bytes",
+    "partial_path",
     "remove_model",
     "resolve_model",
 ]

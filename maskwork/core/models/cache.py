@@ -17,6 +17,8 @@ from maskwork.core.models.catalogue import ModelEntry, ModelNotInstalled, Unknow
 
 #: Environment variable that moves the model cache (a shared or offline machine's folder).
 MODELS_FOLDER_VARIABLE = "MASKWORK_MODELS"
+#: Folder in the cache where downloads and imports are assembled before their hash check.
+PARTIAL_FOLDER = ".partial"
 
 
 def models_folder() -> Path:
@@ -32,6 +34,19 @@ def models_folder() -> Path:
 def installed_path(entry: ModelEntry) -> Path:
     """Where ``entry``'s file lies in the cache once installed (whether or not it is)."""
     return models_folder() / entry.file_name
+
+
+def partial_path(entry: ModelEntry) -> Path:
+    """Where ``entry``'s download is kept until its hash is checked (and while interrupted)."""
+    return models_folder() / PARTIAL_FOLDER / f"{entry.file_name}.part"
+
+
+def partial_bytes(entry: ModelEntry) -> int:
+    """Bytes of ``entry`` already downloaded by an interrupted attempt (0 when none)."""
+    try:
+        return partial_path(entry).stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def is_installed(name: str) -> bool:
@@ -79,10 +94,14 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
 
 
 def remove_model(name: str) -> bool:
-    """Delete model ``name``'s file from the cache; returns whether there was one."""
-    cached = installed_path(model_entry(name))
+    """Delete model ``name``'s file, and any interrupted download of it, from the cache.
+
+    Returns whether the model was installed.
+    """
+    entry = model_entry(name)
+    partial_path(entry).unlink(missing_ok=True)
     try:
-        cached.unlink()
+        installed_path(entry).unlink()
     except FileNotFoundError:
         return False
     return True

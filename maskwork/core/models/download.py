@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-from maskwork.core.models.cache import installed_path, models_folder
+from maskwork.core.models.cache import installed_path, partial_path
 from maskwork.core.models.catalogue import ModelEntry, model_entry
 from maskwork.core.models.hashing import HashMismatch, check_file, pin_hash
 
@@ -34,8 +34,6 @@ CONNECT_TIMEOUT_S = 15
 READ_TIMEOUT_S = 60
 #: Seconds between two progress reports while bytes arrive (the last one always comes).
 REPORT_INTERVAL_S = 0.1
-#: Folder in the cache where downloads and imports are assembled before the hash check.
-PARTIAL_FOLDER = ".partial"
 
 
 class DownloadCancelled(Exception):
@@ -74,19 +72,6 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
-
-
-def partial_path(entry: ModelEntry) -> Path:
-    """Where ``entry``'s download is kept until its hash is checked."""
-    return models_folder() / PARTIAL_FOLDER / f"{entry.file_name}.part"
-
-
-def partial_bytes(entry: ModelEntry) -> int:
-    """Bytes of ``entry`` already downloaded by an interrupted attempt (0 when none)."""
-    try:
-        return partial_path(entry).stat().st_size
-    except FileNotFoundError:
-        return 0
 
 
 def download_model(

@@ -9,14 +9,16 @@ import threading
 
 import pytest
 
-from maskwork.core.models import catalogue, installed_path, model_entry, models_folder, resolve_model
-from maskwork.core.models.download import (
-    DownloadCancelled,
-    DownloadError,
-    download_model,
-    import_model_file,
+from maskwork.core.models import (
+    catalogue,
+    installed_path,
+    model_entry,
+    models_folder,
     partial_bytes,
+    remove_model,
+    resolve_model,
 )
+from maskwork.core.models.download import DownloadCancelled, DownloadError, download_model, import_model_file
 from maskwork.core.models.hashing import PINNED_FILE_NAME, HashMismatch
 from tests.model_server import serve_models
 
@@ -70,6 +72,16 @@ def test_cancel_stops_mid_download_and_the_next_attempt_resumes(server):
     assert server.range_headers[-1] == f"bytes={kept}-"
     assert path.read_bytes() == server.files["/tiny.pt"]
     assert cache_files() == ["tiny.pt"]
+
+
+def test_remove_deletes_the_file_and_an_interrupted_download(server):
+    download_model("tiny")
+    server.cut_after_bytes = 1000
+    with pytest.raises(DownloadError):
+        download_model("tiny_md5")
+    assert cache_files() == [".partial/tiny_md5.pt.part", "tiny.pt"]
+    assert remove_model("tiny") and not remove_model("tiny_md5")
+    assert cache_files() == []
 
 
 def test_an_interrupted_download_resumes_with_a_range_request(server):

@@ -74,33 +74,13 @@ def run_models(args: argparse.Namespace) -> int:
 
 def _list(out: TextIO) -> None:
     """One row a model: name, size, licence, state, task; then the cache folder."""
-    rows = [(entry.name, human_bytes(entry.size_bytes), entry.licence, _state(entry), entry.task)
+    rows = [(entry.name, models.human_bytes(entry.size_bytes), entry.licence, models.state_text(entry), entry.task)
             for entry in models.catalogue()]
     widths = [max(len(row[i]) for row in rows + [("name", "size", "licence", "state", "")]) for i in range(4)]
     header = ("name", "size", "licence", "state", "task")
     for row in [header, *rows]:
         out.write("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + f"  {row[4]}\n")
     out.write(f"\nmodels folder: {models.models_folder()} (set MASKWORK_MODELS to move it)\n")
-
-
-def _state(entry: models.ModelEntry) -> str:
-    if models.installed_path(entry).is_file():
-        return "installed"
-    kept = models.partial_bytes(entry)
-    if kept and entry.size_bytes:
-        return f"{kept / entry.size_bytes:.0%} (resumable)"
-    return "partial (resumable)" if kept else "not downloaded"
-
-
-def human_bytes(count: int | None) -> str:
-    """``375.0 MB`` (decimal units, as download sizes are quoted); ``?`` when unknown."""
-    if count is None:
-        return "?"
-    for unit in ("B", "kB", "MB"):
-        if count < 1000:
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    return f"{count:.2f} GB"
 
 
 class TextProgressBar:
@@ -128,10 +108,10 @@ class TextProgressBar:
         fraction = progress.fraction
         filled = round(BAR_WIDTH * fraction) if fraction is not None else 0
         percent = f"{fraction:4.0%}" if fraction is not None else "   ?"
-        rate = f"  {human_bytes(round(progress.bytes_per_second))}/s" if progress.stage == "downloading" else ""
+        rate = f"  {models.human_bytes(round(progress.bytes_per_second))}/s" if progress.stage == "downloading" else ""
         line = (
             f"{self.name} {progress.stage:<11} [{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {percent}  "
-            f"{human_bytes(progress.done_bytes)} / {human_bytes(progress.total_bytes)}{rate}"
+            f"{models.human_bytes(progress.done_bytes)} / {models.human_bytes(progress.total_bytes)}{rate}"
         )
         # Spaces wipe what a longer previous line left (the rate's width varies).
         self.out.write(f"\r{line.ljust(self._width)}")

@@ -15,8 +15,16 @@ from maskwork.core.models.cache import (
     partial_path,
     remove_model,
     resolve_model,
+    state_text,
 )
-from maskwork.core.models.catalogue import ModelEntry, ModelNotInstalled, UnknownModel, catalogue, model_entry
+from maskwork.core.models.catalogue import (
+    ModelEntry,
+    ModelNotInstalled,
+    UnknownModel,
+    catalogue,
+    human_bytes,
+    model_entry,
+)
 from maskwork.core.models.download import (
     DownloadCancelled,
     DownloadError,
@@ -39,6 +47,7 @@ __all__ = [
     "UnknownModel",
     "catalogue",
     "how_to_get",
+    "human_bytes",
     "installed_path",
     "is_installed",
     "model_entry",
@@ -47,4 +56,5 @@ __all__ = [
     "partial_path",
     "remove_model",
     "resolve_model",
+    "state_text",
 ]

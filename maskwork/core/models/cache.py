@@ -54,6 +54,16 @@ def is_installed(name: str) -> bool:
     return installed_path(model_entry(name)).is_file()
 
 
+def state_text(entry: ModelEntry) -> str:
+    """``installed``, ``42% (resumable)`` after an interrupted download, or ``not downloaded``."""
+    if installed_path(entry).is_file():
+        return "installed"
+    kept = partial_bytes(entry)
+    if kept and entry.size_bytes:
+        return f"{kept / entry.size_bytes:.0%} (resumable)"
+    return "partial (resumable)" if kept else "not downloaded"
+
+
 def how_to_get(name: str) -> str:
     """The one line that tells a person how to download model ``name``."""
     return f"model {name!r} is not downloaded: Deep learning > Models... or `maskwork models download {name}`"

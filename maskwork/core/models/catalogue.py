@@ -197,3 +197,14 @@ def model_entry(name: str) -> ModelEntry:
         if entry.name == name:
             return entry
     raise UnknownModel(f"no model {name!r} in the catalogue; known models: {', '.join(e.name for e in entries)}")
+
+
+def human_bytes(count: int | None) -> str:
+    """``375.0 MB`` (decimal units, as download sizes are quoted); ``?`` when unknown."""
+    if count is None:
+        return "?"
+    for unit in ("B", "kB", "MB"):
+        if count < 1000:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.2f} GB"

@@ -27,6 +27,7 @@ from maskwork.app.actions import window_action
 from maskwork.app.export_actions import ExportActions
 from maskwork.app.file_actions import FileActions
 from maskwork.app.import_actions import ImportActions
+from maskwork.app.models_actions import ModelsActions
 from maskwork.app.napari_actions import NapariActions
 from maskwork.app.operator_views import OperatorViews
 from maskwork.app.recipe_actions import RecipeActions
@@ -102,6 +103,7 @@ class MainWindow(QMainWindow):
         self.imports = ImportActions(self)
         self.transforms = TransformActions(self)
         self.napari_bridge = NapariActions(self)
+        self.models = ModelsActions(self)
 
         self._build_docks()
         self._build_actions()
@@ -259,6 +261,9 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda checked=False, s=spec: self.choose_operator(s))
             parent.addAction(action)
             self.operator_actions[spec.id] = action
+        deep_learning = menus.get("Deep learning") or bar.addMenu("&Deep learning")
+        deep_learning.addSeparator()
+        deep_learning.addAction(self.models.action_models)
         if "Registration" in menus:
             menus["Registration"].addSeparator()
             menus["Registration"].addAction(transforms.action_show_matches)

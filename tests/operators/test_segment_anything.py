@@ -1,13 +1,16 @@
-"""Segment Anything: checkpoint loading, prompt plumbing and the embedding cache.
+"""Segment Anything (the original SAM): checkpoint loading, prompt plumbing, the previous
+mask as a mask prompt, the embedding cache and model names.
 
 A randomly initialised tiny SAM (tiny_models.save_tiny_sam) stands in for the official
 checkpoints: its masks mean nothing, so these tests check shapes, thresholds, coordinates
-and caching, and compare with SAM's own end-to-end forward pass.
+and caching, and compare with SAM's own end-to-end forward pass. EfficientSAM and SAM 2
+have their own test modules.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -77,7 +80,7 @@ def test_official_architectures_are_recognised(name):
 def test_the_loaded_model_holds_exactly_the_saved_weights(checkpoint):
     saved = torch.load(checkpoint, weights_only=True)
     with sam._lock:
-        model, _config = sam.load_sam(checkpoint, "auto", CPU)
+        model = sam.loaded_model(checkpoint, "auto", CPU).sam
     loaded = model.state_dict()
     assert loaded.keys() == saved.keys()
     assert all(torch.equal(loaded[key], saved[key]) for key in saved)
@@ -113,7 +116,7 @@ def test_box_and_point_prompts_give_a_mask_of_the_image(checkpoint, encoder_call
 
 def test_the_mask_is_the_logits_above_the_model_threshold(checkpoint, monkeypatch):
     with sam._lock:
-        model, _config = sam.load_sam(checkpoint, "auto", CPU)
+        model = sam.loaded_model(checkpoint, "auto", CPU).sam
     photo = data.coffee()[:200, :300]
     monkeypatch.setattr(model, "mask_threshold", -1e9, raising=False)
     assert segment(photo, checkpoint, points=[(100, 150, 1)])["mask"].all()
@@ -129,7 +132,7 @@ def test_the_mask_equals_sams_own_forward_pass(checkpoint):
     ours = segment(photo, checkpoint, rect=rect, points=points)
 
     with sam._lock:
-        model, _config = sam.load_sam(checkpoint, "auto", CPU)
+        model = sam.loaded_model(checkpoint, "auto", CPU).sam
     input_size = sam.resized_shape(300, 451, model.image_encoder.img_size)
     prompts = sam.model_prompts(rect, points, (300, 451), input_size)
     resized = cv2.resize(photo, input_size[::-1], interpolation=cv2.INTER_LINEAR)
@@ -143,6 +146,54 @@ def test_the_mask_equals_sams_own_forward_pass(checkpoint):
     theirs = model([record], multimask_output=False)[0]["masks"][0, 0].numpy()
     assert theirs.any() and not theirs.all()  # a mask worth comparing
     assert (ours["mask"] == theirs).mean() > 0.999  # float summation order aside, identical
+
+
+def test_the_previous_mask_is_given_back_as_the_models_own_logits(checkpoint, monkeypatch):
+    """As in SAM's interactive loop: each click hands the decoder the low-resolution logits
+    it produced the previous mask from."""
+    photo = data.astronaut()[:300, :400]
+    given = []
+    decode = sam._decode
+
+    def recording(model, embedding, prompts, mask_logits, multimask):
+        decoded = decode(model, embedding, prompts, mask_logits, multimask)
+        given.append((mask_logits, decoded))
+        return decoded
+
+    monkeypatch.setattr(sam, "_decode", recording)
+    first = segment(photo, checkpoint, points=[(80, 210, 1)])
+    segment(photo, checkpoint, points=[(80, 210, 1), (150, 200, 1)], mask=first["mask"])
+    segment(photo, checkpoint, points=[(80, 210, 1), (150, 200, 1)])
+    assert given[0][0] is None and given[2][0] is None
+    assert given[1][0] is given[0][1].low_res_logits
+    assert given[1][0].shape == (1, 1, 128, 128)  # a quarter of the 512-pixel encoder
+    assert not torch.equal(given[1][1].low_res_logits, given[2][1].low_res_logits)  # the prompt counts
+
+
+def test_a_mask_the_model_did_not_make_becomes_logits_in_the_encoders_frame():
+    mask = np.zeros((300, 400), bool)
+    mask[:, :200] = True  # the left half
+    logits = sam.mask_to_logits(mask, (384, 512), 512, CPU)
+    assert logits.shape == (1, 1, 128, 128)
+    # The resized image fills the top 96 of 128 low-resolution rows (the rest is padding);
+    # its left half is the first 64 columns.
+    inside = logits[0, 0].numpy() > 0
+    assert inside[:96, :64].all() and not inside[:96, 64:].any() and not inside[96:].any()
+    assert set(np.unique(logits.numpy()).tolist()) == {-10.0, 10.0}
+
+
+def test_a_foreign_previous_mask_refines_too(checkpoint):
+    photo = data.astronaut()[:300, :400]
+    drawn = np.zeros((300, 400), bool)
+    drawn[50:200, 100:300] = True
+    result = segment(photo, checkpoint, points=[(80, 210, 1), (150, 200, 1)], mask=drawn)
+    assert result["mask"].shape == (300, 400)
+
+
+def test_a_previous_mask_of_another_size_is_refused(checkpoint, encoder_calls):
+    with pytest.raises(InputError, match="previous mask is \\(5, 5\\)"):
+        segment(data.coins(), checkpoint, points=[(10, 10, 1)], mask=np.zeros((5, 5), bool))
+    assert not encoder_calls
 
 
 # ------------------------------------------------------------------ the embedding cache
@@ -191,13 +242,29 @@ def test_memory_estimate_counts_the_checkpoint(checkpoint):
 # ------------------------------------------------------------------ bad input
 
 
-def test_no_checkpoint_says_where_to_get_one():
-    with pytest.raises(InputError, match="github.com/facebookresearch/segment-anything"):
+def test_no_model_says_where_to_get_one():
+    with pytest.raises(InputError, match="needs a model.*efficient_sam_vitt.*sam_vit_b.*Deep learning > Models"):
+        SEGMENT.run({"image": data.coins(), "points": [(10, 10, 1)]}, {"checkpoint": " "})
+
+
+def test_a_model_not_downloaded_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKWORK_MODELS", str(tmp_path))
+    with pytest.raises(InputError, match="'sam_vit_b' is not downloaded.*maskwork models download sam_vit_b"):
+        segment(data.coins(), "sam_vit_b", points=[(10, 10, 1)])
+    # The default model, the one a new user meets first.
+    with pytest.raises(InputError, match="maskwork models download efficient_sam_vitt"):
         SEGMENT.run({"image": data.coins(), "points": [(10, 10, 1)]}, {})
 
 
-def test_missing_checkpoint(tmp_path):
-    with pytest.raises(InputError, match="does not exist.*vit_b"):
+def test_a_catalogue_name_finds_the_downloaded_file(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKWORK_MODELS", str(tmp_path))
+    shutil.copy(checkpoint, tmp_path / "sam_vit_b_01ec64.pth")  # the catalogue's file name
+    result = segment(data.coins(), "sam_vit_b", points=[(10, 10, 1)])
+    assert result["mask"].shape == data.coins().shape and result.scores["model"] == "custom"
+
+
+def test_a_missing_file_is_neither_a_file_nor_a_name(tmp_path):
+    with pytest.raises(InputError, match="no model file .*sam_vit_b_01ec64.pth.*known models: .*sam_vit_b"):
         segment(data.coins(), tmp_path / "sam_vit_b_01ec64.pth", points=[(10, 10, 1)])
 
 

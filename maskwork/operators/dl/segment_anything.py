@@ -1,20 +1,32 @@
-"""Segment Anything (SAM): an object's mask from a box and/or clicked points.
+"""Segment Anything: an object's mask from a box, clicked points and the previous mask.
 
-SAM's image encoder (a vision transformer: a fraction of a second on a GPU, up to a
-minute on a CPU for vit_h) turns the image into an embedding once; each prompt then only
-runs the small prompt encoder and mask decoder (milliseconds). The embedding is cached per
-image, checkpoint and device, and :func:`prepare_embedding` lets the window compute it in a
-worker as soon as the image and the checkpoint are known, so the first click is fast too.
+Three families of promptable models run here, each recognised from its file:
 
-Checkpoints are the official ``sam_vit_b_01ec64.pth``, ``sam_vit_l_0b3195.pth`` and
-``sam_vit_h_4b8939.pth`` from https://github.com/facebookresearch/segment-anything, which
-the person downloads (maskwork downloads nothing), or any state dict of that architecture:
-the model's configuration is read from the shapes of its weights.
+- **SAM** (``sam_vit_b``, ``sam_vit_l``, ``sam_vit_h``): the official state dicts of
+  https://github.com/facebookresearch/segment-anything, or any of that architecture (its
+  configuration is read from the shapes of its weights). Needs the ``segment-anything``
+  package, of which only the model code (torch alone) is used: its predictor resizes through
+  torchvision, which may be missing or, built for another torch, fail to load, so images
+  are resized here with OpenCV as SAM's ``ResizeLongestSide`` does.
+- **EfficientSAM** (``efficient_sam_vitt``): the publisher's TorchScript file, loaded by
+  torch alone; a ViT-Tiny encoder that answers in about a second on a CPU
+  (:mod:`maskwork.operators.dl.efficient_sam`).
+- **SAM 2 / 2.1** (``sam2.1_hiera_tiny``, ``sam2.1_hiera_base_plus``, ...): the publisher's
+  checkpoints, built with the ``sam2`` package's model code
+  (:mod:`maskwork.operators.dl.segment_anything_2`).
 
-Only SAM's model code (``segment_anything.modeling``, which needs torch alone) is used.
-Its predictor is not: it resizes through torchvision, which may be missing or, built for
-another torch, fail to load. Images are resized here with OpenCV instead, as SAM's
-``ResizeLongestSide`` does.
+The ``checkpoint`` parameter takes a catalogue name (``maskwork models list``) or a file.
+
+Every family's image encoder is the slow part (a fraction of a second on a GPU; on a CPU
+about a second for EfficientSAM, up to a minute for vit_h); each prompt then only runs the
+small prompt encoder and mask decoder (milliseconds). The encoding is cached per image,
+model file and device, and :func:`prepare_embedding` lets the window compute it in a worker
+as soon as the image and the model are known, so the first click is fast too.
+
+Clicks refine: the window passes the mask of the earlier prompts as ``mask``. SAM and SAM 2
+take it as a mask prompt (the low-resolution logits the model itself decoded it from, as
+SAM's interactive loop does); EfficientSAM has no mask input and uses it to choose among its
+candidate masks (see :mod:`~maskwork.operators.dl.efficient_sam`).
 """
 
 from __future__ import annotations
@@ -44,25 +56,47 @@ from maskwork.operators.dl.device import (
     out_of_memory_as_input_error,
     resolve_device,
 )
+from maskwork.operators.dl.prompt_models import (
+    Decoded,
+    ImageEmbedding,
+    PromptModel,
+    Prompts,
+    mask_to_logits,
+    model_prompts,
+)
 from maskwork.operators.registry import FilePath, register
-from maskwork.operators.seeds import bounding_box, check_image, check_rect, to_uint8_rgb
+from maskwork.operators.seeds import bounding_box, check_image, to_uint8_rgb
 
 if TYPE_CHECKING:  # torch is imported only when the operator runs
     import torch
 
-CHECKPOINT_FILTER = "Segment Anything checkpoints (*.pth *.pt)"
-CHECKPOINT_HELP = (
-    "download an official checkpoint from https://github.com/facebookresearch/segment-anything "
-    "(Model Checkpoints: vit_b, 375 MB, is the fastest; vit_l and vit_h, 1.2 and 2.5 GB, are more "
-    "accurate) and choose the .pth file in the checkpoint parameter"
-)
+CHECKPOINT_FILTER = "Segment Anything models (*.pth *.pt)"
+#: The model a new user gets: the one that answers at interactive speed on a CPU.
+DEFAULT_MODEL = "efficient_sam_vitt"
+#: Catalogue architectures this operator runs.
+ARCHITECTURES = ("efficient_sam", "sam", "sam2")
 #: The mask decoder's attention heads. The weights do not record them (heads only split
 #: a projection), so every checkpoint is read with SAM's own value.
 DECODER_HEADS = 8
 #: Image embeddings kept (on the model's device): the current image and the one before.
 CACHED_EMBEDDINGS = 2
+#: Low-resolution logits remembered for the masks last decoded, so that the next click
+#: hands the model back its own logits for the previous mask.
+REMEMBERED_LOGITS = 8
 #: Most attention heads of an official encoder (vit_l, vit_h), for the memory estimate.
 MAX_ENCODER_HEADS = 16
+
+
+def model_help() -> str:
+    """How to get a model: the catalogue's Segment Anything names, fastest on a CPU first."""
+    from maskwork.core.models import catalogue
+
+    names = [entry.name for entry in catalogue() if entry.architecture in ARCHITECTURES]
+    names.sort(key=lambda name: name != DEFAULT_MODEL)
+    return (
+        f"choose a model by name ({', '.join(names)}; {DEFAULT_MODEL} is the fastest on a CPU) after downloading "
+        "it with Deep learning > Models... or `maskwork models download NAME`, or choose a checkpoint file"
+    )
 
 
 @dataclass(frozen=True)
@@ -168,32 +202,38 @@ def _caused_by_torchvision(error: BaseException) -> bool:
     return any(f"{os.sep}torchvision{os.sep}" in filename for filename in frames)
 
 
-# ------------------------------------------------------------------ checkpoints
+# ------------------------------------------------------------------ model files
 
 
-def checkpoint_path(text: str) -> Path:
-    """The checkpoint named by the ``checkpoint`` parameter, after checking it exists.
+def model_file(text: str) -> Path:
+    """The model file the ``checkpoint`` parameter names: a catalogue name or a path.
 
     Raises
     ------
     InputError
-        When none was chosen or the file does not exist, saying where to get one.
+        When none was chosen, the name is not downloaded (saying how to get it), or the
+        file does not exist.
     """
+    from maskwork.core.models import ModelNotInstalled, resolve_model
+
     if not text.strip():
-        raise InputError(f"Segment Anything needs a checkpoint: {CHECKPOINT_HELP}")
-    path = Path(text.strip()).expanduser()
+        raise InputError(f"Segment Anything needs a model: {model_help()}")
+    try:
+        path = resolve_model(text.strip())
+    except ModelNotInstalled as error:
+        raise InputError(str(error)) from None
     if not path.is_file():
-        raise InputError(f"the checkpoint {path} does not exist; {CHECKPOINT_HELP}")
+        raise InputError(f"{path} is a folder, not a model file; {model_help()}")
     return path
 
 
-def read_state_dict(path: Path) -> Mapping[str, Any]:
-    """The weights in a SAM checkpoint, as CPU tensors.
+def read_weights(path: Path) -> Mapping[str, Any]:
+    """The weights in a SAM or SAM 2 checkpoint, as CPU tensors.
 
     Raises
     ------
     InputError
-        When torch cannot read the file or it holds no SAM image encoder.
+        When torch cannot read the file or it holds no state dict.
     """
     torch = import_torch()
     try:
@@ -203,12 +243,107 @@ def read_state_dict(path: Path) -> Mapping[str, Any]:
     except Exception as error:  # unpickling, zip and format errors have no common base
         raise InputError(f"{path.name} is not a Segment Anything checkpoint: torch cannot read it ({error})") from None
     if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
-        state = state["model"]  # training scripts wrap the weights with optimiser state
-    if not isinstance(state, Mapping) or "image_encoder.patch_embed.proj.weight" not in state:
-        raise InputError(
-            f"{path.name} is not a Segment Anything checkpoint (it holds no image_encoder weights); {CHECKPOINT_HELP}"
-        )
+        state = state["model"]  # SAM 2's files and training scripts wrap the weights
+    if not isinstance(state, Mapping):
+        raise InputError(f"{path.name} is not a Segment Anything checkpoint (it holds no weights); {model_help()}")
     return state
+
+
+def load_sam(state: Mapping[str, Any], path: Path, model_type: str, device: torch.device):
+    """The original SAM whose weights ``state`` holds, on ``device``, and its configuration.
+
+    Raises
+    ------
+    InputError
+        When the weights are not of ``model_type``.
+    """
+    torch = import_torch()
+    modeling = import_sam_modeling()
+    config = infer_config(state) if model_type == "auto" else OFFICIAL_CONFIGS[model_type]
+    model = build_sam(config, modeling)
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError:
+        found = infer_config(state).name
+        raise InputError(
+            f"{path.name} is not a {model_type} checkpoint (its weights are shaped like {found}); "
+            "choose model_type auto"
+        ) from None
+    return model.to(device=device, dtype=torch.float32).eval(), config
+
+
+class OriginalSam(PromptModel):
+    """The original Segment Anything (vit_b, vit_l, vit_h or custom).
+
+    Parameters
+    ----------
+    sam : segment_anything.modeling.Sam
+        The model, in eval mode on ``device``.
+    config : SamConfig
+        Its architecture.
+    device : torch.device
+        Where it runs; the encoder runs in half precision on GPUs (:func:`autocast`).
+    """
+
+    def __init__(self, sam, config: SamConfig, device: torch.device) -> None:
+        self.sam, self.config, self.device, self.name = sam, config, device, config.name
+
+    def encode(self, image: np.ndarray, ctx: RunContext) -> ImageEmbedding:
+        """Run SAM's image encoder, block by block (see :func:`_encode`)."""
+        return _encode(self.sam, image, self.device, ctx)
+
+    def decode(self, embedding, prompts, previous, previous_logits, multimask) -> Decoded:
+        """SAM's mask for the prompts, the previous mask given as a mask prompt."""
+        if previous is not None and previous_logits is None:
+            previous_logits = mask_to_logits(previous, embedding.input_size, self.config.image_size, self.device)
+        return _decode(self.sam, embedding, prompts, previous_logits, multimask)
+
+
+def read_model(path: Path, model_type: str, device: torch.device) -> PromptModel:
+    """The model in ``path``, of whichever family the file holds, on ``device``.
+
+    Raises
+    ------
+    InputError
+        When the file is none of the families, or ``model_type`` names an original SAM
+        architecture the file is not.
+    """
+    from maskwork.operators.dl import efficient_sam, segment_anything_2
+
+    if efficient_sam.is_torchscript(path):
+        _require_auto(model_type, path, "EfficientSAM")
+        return efficient_sam.load(path, device)
+    state = read_weights(path)
+    if segment_anything_2.holds_sam2(state):
+        _require_auto(model_type, path, "SAM 2")
+        return segment_anything_2.load(path, state, device)
+    if "image_encoder.patch_embed.proj.weight" in state:
+        return OriginalSam(*load_sam(state, path, model_type, device), device)
+    raise InputError(
+        f"{path.name} is not a Segment Anything checkpoint (it holds no image_encoder weights); {model_help()}"
+    )
+
+
+def _require_auto(model_type: str, path: Path, family: str) -> None:
+    if model_type != "auto":
+        raise InputError(f"{path.name} is {family}, not a {model_type} checkpoint; choose model_type auto")
+
+
+_models: dict[tuple, PromptModel] = {}
+
+
+def loaded_model(path: Path, model_type: str, device: torch.device) -> PromptModel:
+    """The model in ``path`` on ``device``, loaded once and kept.
+
+    One model is kept (checkpoints reach 2.5 GB), keyed by the file's path, modification
+    time and size, ``model_type`` and ``device``. Callers hold :data:`_lock`.
+    """
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, model_type, str(device))
+    if key not in _models:
+        _models.clear()  # free the previous model before reading the next
+        _models[key] = read_model(path, model_type, device)
+    return _models[key]
 
 
 def infer_config(state: Mapping[str, Any]) -> SamConfig:
@@ -309,75 +444,16 @@ def build_sam(config: SamConfig, modeling):
     return modeling.Sam(image_encoder=encoder, prompt_encoder=prompt_encoder, mask_decoder=decoder)
 
 
-_models: dict[tuple, tuple[Any, SamConfig]] = {}
-
-
-def load_sam(path: Path, model_type: str, device: torch.device):
-    """The SAM model in checkpoint ``path`` on ``device``, and its configuration.
-
-    One model is kept (checkpoints reach 2.5 GB), keyed by the file's path, modification
-    time and size, ``model_type`` and ``device``. Callers hold :data:`_lock`.
-
-    Raises
-    ------
-    InputError
-        When the file is not a SAM checkpoint, or not one of ``model_type``.
-    """
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, model_type, str(device))
-    if key in _models:
-        return _models[key]
-    _models.clear()  # free the previous model before reading the next
-    torch = import_torch()
-    modeling = import_sam_modeling()
-    state = read_state_dict(path)
-    config = infer_config(state) if model_type == "auto" else OFFICIAL_CONFIGS[model_type]
-    model = build_sam(config, modeling)
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError:
-        found = infer_config(state).name
-        raise InputError(
-            f"{path.name} is not a {model_type} checkpoint (its weights are shaped like {found}); "
-            "choose model_type auto"
-        ) from None
-    model = model.to(device=device, dtype=torch.float32).eval()
-    _models[key] = (model, config)
-    return model, config
-
-
 # ------------------------------------------------------------------ image embedding
-
-
-@dataclass(frozen=True)
-class ImageEmbedding:
-    """SAM's encoding of one image.
-
-    Attributes
-    ----------
-    features : torch.Tensor
-        (1, channels, grid, grid) float32 on the model's device.
-    input_size : tuple of int
-        (rows, cols) of the image resized to the encoder (before padding).
-    original_size : tuple of int
-        (rows, cols) of the image.
-    encoder_seconds : float
-        How long the encoder took when this embedding was computed.
-    cached : bool
-        Whether this call found the embedding already computed.
-    """
-
-    features: Any
-    input_size: tuple[int, int]
-    original_size: tuple[int, int]
-    encoder_seconds: float
-    cached: bool = False
 
 
 _embeddings: OrderedDict[str, ImageEmbedding] = OrderedDict()
 #: One model load or encoder pass at a time: a second request for the same image waits
 #: for the first and then finds its embedding instead of computing it again.
 _lock = threading.Lock()
+#: (embedding key, digest of a decoded mask) -> that mask's low-resolution logits.
+_logits: OrderedDict[str, Any] = OrderedDict()
+_logits_lock = threading.Lock()
 
 
 def resized_shape(rows: int, cols: int, long_side: int) -> tuple[int, int]:
@@ -395,8 +471,8 @@ def prepare_embedding(
 ) -> ImageEmbedding:
     """Compute (or find in the cache) the embedding of ``image``.
 
-    The window calls this in a worker as soon as an image and a checkpoint are known, so
-    that the first prompt only waits for the decoder.
+    The window calls this in a worker as soon as an image and a model are known, so that
+    the first prompt only waits for the decoder.
 
     Parameters
     ----------
@@ -405,14 +481,15 @@ def prepare_embedding(
     checkpoint, model_type, device : str
         As for :func:`segment_anything`.
     ctx : RunContext, optional
-        Progress (one step per encoder block) and cancellation.
+        Progress and cancellation.
     """
     return _model_and_embedding(image, checkpoint, model_type, device, ctx or null_context())[1]
 
 
 def _model_and_embedding(image, checkpoint: str, model_type: str, device: str, ctx: RunContext):
+    """The model, the image's embedding and the key that names that embedding."""
     image = check_image(image)
-    path = checkpoint_path(checkpoint)
+    path = model_file(checkpoint)
     torch_device = resolve_device(device)
     stat = path.stat()
     key = image_key(image, str(path.resolve()), stat.st_mtime_ns, stat.st_size, model_type, str(torch_device))
@@ -420,16 +497,16 @@ def _model_and_embedding(image, checkpoint: str, model_type: str, device: str, c
         ctx.check()  # a cancelled request stops waiting for another run's encoder
     try:
         ctx.progress(0.0, "loading Segment Anything")
-        model, config = load_sam(path, model_type, torch_device)
+        model = loaded_model(path, model_type, torch_device)
         if key in _embeddings:
             _embeddings.move_to_end(key)
-            return model, replace(_embeddings[key], cached=True), config
-        with out_of_memory_as_input_error(torch_device, hint="the vit_b checkpoint needs the least"):
-            embedding = _encode(model, to_uint8_rgb(image), torch_device, ctx)
+            return model, replace(_embeddings[key], cached=True), key
+        with out_of_memory_as_input_error(torch_device, hint="a smaller model (efficient_sam_vitt, sam_vit_b) needs less"):
+            embedding = model.encode(to_uint8_rgb(image), ctx)
         _embeddings[key] = embedding
         while len(_embeddings) > CACHED_EMBEDDINGS:
             _embeddings.popitem(last=False)
-        return model, embedding, config
+        return model, embedding, key
     finally:
         _lock.release()
 
@@ -464,71 +541,8 @@ def _encode(model, image: np.ndarray, device: torch.device, ctx: RunContext) -> 
 # ------------------------------------------------------------------ prompts and decoding
 
 
-@dataclass(frozen=True)
-class Prompts:
-    """Prompts in the encoder's frame: (x, y) pixels of the resized image.
-
-    Attributes
-    ----------
-    coords : ndarray, optional
-        (N, 2) float32 point positions.
-    labels : ndarray, optional
-        (N,) int64: 1 positive, 0 negative.
-    box : ndarray, optional
-        (4,) float32 corners x0, y0, x1, y1 (the last pixel inside, as SAM's boxes are).
-    """
-
-    coords: np.ndarray | None
-    labels: np.ndarray | None
-    box: np.ndarray | None
-
-
-def model_prompts(rect, points, original_size: tuple[int, int], input_size: tuple[int, int]) -> Prompts:
-    """Check the box and points and map them into the encoder's frame.
-
-    Parameters
-    ----------
-    rect : tuple of int, optional
-        (x, y, width, height) box in image pixels.
-    points : sequence of (row, col, label), optional
-        Clicked points; label 1 positive, 0 negative.
-    original_size, input_size : tuple of int
-        (rows, cols) of the image and of its resized copy.
-
-    Raises
-    ------
-    InputError
-        When there is neither a box nor a positive point, or a prompt is malformed or
-        outside the image.
-    """
-    rows, cols = original_size
-    scale = np.array([input_size[1] / cols, input_size[0] / rows], np.float32)  # x, y
-    rect = check_rect(rect, original_size)
-    box = None
-    if rect is not None:
-        x, y, width, height = rect
-        box = (np.array([x, y, x + width - 1, y + height - 1], np.float32).reshape(2, 2) * scale).ravel()
-    coords = labels = None
-    table = np.zeros((0, 3))
-    if points is not None and len(points):
-        try:
-            table = np.asarray(points, dtype=np.float64).reshape(len(points), 3)
-        except (TypeError, ValueError):
-            raise InputError(f"points are (row, col, label) triples, got {points!r}") from None
-        for row, col, label in table:
-            if not (0 <= row < rows and 0 <= col < cols):
-                raise InputError(f"the point at row {row:g}, col {col:g} lies outside the {rows}x{cols} image")
-            if label not in (0, 1):
-                raise InputError(f"a point's label is 1 (positive) or 0 (negative), got {label:g}")
-        coords = (table[:, [1, 0]] * scale).astype(np.float32)
-        labels = table[:, 2].astype(np.int64)
-    if box is None and not np.any(table[:, 2] == 1):
-        raise InputError("Segment Anything needs a prompt: draw a box or click a positive point on the object")
-    return Prompts(coords, labels, box)
-
-
-def _decode(model, embedding: ImageEmbedding, prompts: Prompts, multimask: bool) -> tuple[np.ndarray, float]:
-    """The mask of the prompts at the image's size, and SAM's predicted IoU for it."""
+def _decode(model, embedding: ImageEmbedding, prompts: Prompts, mask_logits, multimask: bool) -> Decoded:
+    """SAM's mask for the prompts (and the previous mask's logits) at the image's size."""
     torch = import_torch()
     device = embedding.features.device
     with torch.inference_mode():
@@ -540,7 +554,7 @@ def _decode(model, embedding: ImageEmbedding, prompts: Prompts, multimask: bool)
             )
         if prompts.box is not None:
             boxes = torch.as_tensor(prompts.box[None], device=device)
-        sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=None)
+        sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=mask_logits)
         low_res, predicted_iou = model.mask_decoder(
             image_embeddings=embedding.features,
             image_pe=model.prompt_encoder.get_dense_pe(),
@@ -549,9 +563,47 @@ def _decode(model, embedding: ImageEmbedding, prompts: Prompts, multimask: bool)
             multimask_output=multimask,
         )
         best = int(predicted_iou[0].argmax())
-        logits = model.postprocess_masks(low_res[:, best : best + 1], embedding.input_size, embedding.original_size)
+        chosen = low_res[:, best : best + 1]
+        logits = model.postprocess_masks(chosen, embedding.input_size, embedding.original_size)
         mask = (logits[0, 0] > model.mask_threshold).cpu().numpy()
-    return mask, float(predicted_iou[0, best])
+    return Decoded(mask, float(predicted_iou[0, best]), chosen)
+
+
+def previous_mask(mask, original_size: tuple[int, int]) -> np.ndarray | None:
+    """The ``mask`` input as bool pixels of the image, after checking its size.
+
+    Raises
+    ------
+    InputError
+        When it is not a 2D mask of the image's size.
+    """
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != tuple(original_size):
+        raise InputError(f"the previous mask is {mask.shape}, but the image is {original_size[0]}x{original_size[1]}")
+    return mask != 0
+
+
+def _mask_key(embedding_key: str, mask: np.ndarray) -> str:
+    return image_key(np.packbits(mask), embedding_key, mask.shape)
+
+
+def _remembered_logits(embedding_key: str, mask: np.ndarray | None):
+    """The logits this model decoded ``mask`` from on this image, if it did lately."""
+    if mask is None:
+        return None
+    with _logits_lock:
+        return _logits.get(_mask_key(embedding_key, mask))
+
+
+def _remember_logits(embedding_key: str, decoded: Decoded) -> None:
+    if decoded.low_res_logits is None:
+        return
+    with _logits_lock:
+        _logits[_mask_key(embedding_key, decoded.mask)] = decoded.low_res_logits
+        while len(_logits) > REMEMBERED_LOGITS:
+            _logits.popitem(last=False)
 
 
 def _estimate_memory(inputs: dict, params: dict) -> int:
@@ -559,13 +611,14 @@ def _estimate_memory(inputs: dict, params: dict) -> int:
 
     The attention map of a global block holds heads x tokens^2 float32 scores, three
     times over (scores, relative-position terms, softmax); sized for SAM's 16 heads at
-    most, since the checkpoint is not read to estimate.
+    most, since the checkpoint is not read to estimate (an upper bound: EfficientSAM and
+    SAM 2 need less).
     """
     height, width = np.shape(inputs["image"])[:2]
     try:
-        weights = os.path.getsize(os.path.expanduser(params["checkpoint"]))
-    except OSError:
-        weights = 0
+        weights = model_file(params.get("checkpoint", DEFAULT_MODEL)).stat().st_size
+    except (InputError, OSError):
+        weights = 0  # not downloaded yet: the run itself says so
     tokens = (SamConfig.image_size // SamConfig.patch_size) ** 2
     attention = 3 * MAX_ENCODER_HEADS * tokens**2 * 4
     return weights + attention + height * width * (4 + 1)  # mask logits and the mask
@@ -581,16 +634,18 @@ def _prepare(inputs: dict, params: dict, ctx: RunContext) -> None:
     title="Segment Anything (box / points)",
     category="Deep learning",
     outputs=("mask",),
-    requires=("segment_anything",),
+    requires=("torch",),
     memory_estimate=_estimate_memory,
     prepare=_prepare,
+    previous_result_input="mask",
 )
 def segment_anything(
     image: np.ndarray,
     rect: tuple[int, int, int, int] | None = None,
     points=None,
+    mask: np.ndarray | None = None,
     *,
-    checkpoint: Annotated[str, FilePath(CHECKPOINT_FILTER)] = "",
+    checkpoint: Annotated[str, FilePath(CHECKPOINT_FILTER)] = DEFAULT_MODEL,
     model_type: Literal["auto", "vit_h", "vit_l", "vit_b"] = "auto",
     multimask: bool = True,
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto",
@@ -611,45 +666,55 @@ def segment_anything(
     points : list of (row, col, label), optional
         Clicks: label 1 on the object, 0 on what is not the object. A box or at least
         one positive point is needed.
+    mask : ndarray, optional
+        The mask the earlier prompts gave (the window passes it after each click), which
+        the new prompts refine.
     checkpoint : str
-        A Segment Anything checkpoint (.pth): the official vit_b, vit_l or vit_h file from
-        the segment-anything repository, downloaded beforehand, or a fine-tuned one of
-        the same architecture.
+        The model: a catalogue name (efficient_sam_vitt, the fastest on a CPU; sam_vit_b,
+        sam_vit_l, sam_vit_h; sam2.1_hiera_tiny, sam2.1_hiera_base_plus) once downloaded
+        with Deep learning > Models..., or a model file: an official checkpoint of any of
+        these or a fine-tuned one of the same architecture.
     model_type : {"auto", "vit_h", "vit_l", "vit_b"}
-        The checkpoint's architecture; auto reads it from the weights.
+        The original SAM checkpoint's architecture; auto reads it from the weights (and
+        is the only choice for EfficientSAM and SAM 2).
     multimask : bool
         For a single point and no box, which is ambiguous (a part, the object, a group),
-        let SAM propose three masks and keep the one it scores best; otherwise one mask.
+        let the model propose three masks and keep the one it scores best; otherwise one
+        mask. EfficientSAM always proposes three and keeps the one that fits the clicks
+        and the previous mask best.
     device : {"auto", "cuda", "mps", "cpu"}
-        Where SAM runs; auto takes the preferred device, else the GPU when there is one.
-        The encoder runs in half precision on GPUs.
+        Where the model runs; auto takes the preferred device, else the GPU when there is
+        one. The encoder runs in half precision on GPUs.
 
     Returns
     -------
     Result
-        ``mask``: bool (row, col). Scores: ``model`` (vit_b, vit_l, vit_h or custom),
-        ``predicted_iou`` (SAM's estimate of the mask's quality), ``embedding_cached``,
-        ``encoder_seconds`` (0 when cached) and ``decoder_seconds``.
+        ``mask``: bool (row, col). Scores: ``model`` (vit_b, vit_l, vit_h, custom,
+        efficient_sam or the SAM 2 configuration), ``predicted_iou`` (the model's estimate
+        of the mask's quality), ``embedding_cached``, ``encoder_seconds`` (0 when cached)
+        and ``decoder_seconds``.
     """
     ctx = ctx or null_context()
     image = check_image(image)
     original_size = image.shape[:2]
     # Prompts are checked before the encoder runs, so a mistake costs no encoder pass.
     model_prompts(rect, points, original_size, original_size)
-    model, embedding, config = _model_and_embedding(image, checkpoint, model_type, device, ctx)
+    previous = previous_mask(mask, original_size)
+    model, embedding, key = _model_and_embedding(image, checkpoint, model_type, device, ctx)
     prompts = model_prompts(rect, points, original_size, embedding.input_size)
     single_point = prompts.box is None and len(prompts.labels) == 1
     ctx.progress(0.95, "decoding the mask")
     started = time.perf_counter()
-    mask, predicted_iou = _decode(model, embedding, prompts, multimask and single_point)
+    decoded = model.decode(embedding, prompts, previous, _remembered_logits(key, previous), multimask and single_point)
     decoder_seconds = time.perf_counter() - started
-    box = bounding_box(mask)
+    _remember_logits(key, decoded)
+    box = bounding_box(decoded.mask)
     scores = {
-        "model": config.name,
-        "predicted_iou": predicted_iou,
+        "model": model.name,
+        "predicted_iou": decoded.predicted_iou,
         "embedding_cached": embedding.cached,
         "encoder_seconds": 0.0 if embedding.cached else embedding.encoder_seconds,
         "decoder_seconds": decoder_seconds,
     }
     bounds = None if box is None else (slice(box[0], box[2]), slice(box[1], box[3]))
-    return Result({"mask": mask}, scores=scores, bounds=bounds)
+    return Result({"mask": decoded.mask}, scores=scores, bounds=bounds)

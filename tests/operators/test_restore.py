@@ -184,6 +184,73 @@ def test_richardson_lucy_matches_scikit_image(kind, options, camera):
         np.testing.assert_allclose(ours[..., c], theirs, atol=1e-4)
 
 
+def test_richardson_lucy_is_at_least_as_good_as_scikit_image_on_its_own_scenario():
+    """scikit-image's test: the camera blurred by a 5x5 box with 10 % noise, 5 iterations."""
+    from scipy.signal import convolve2d
+
+    sharp = data.camera() / 255.0
+    box = np.ones((5, 5)) / 25
+    rng = np.random.default_rng(0)
+    blurry = convolve2d(sharp, box, "same")
+    blurry += 0.1 * blurry.std() * rng.standard_normal(blurry.shape)
+    theirs = restoration.richardson_lucy(blurry, box, num_iter=5)
+    ours = deblur(blurry, np.ones((5, 5)), method="richardson_lucy", psf="image2", iterations=5)["image"]
+    assert psnr(sharp, ours) >= psnr(sharp, theirs) + 1.0
+
+
+# ------------------------------------------------------------------ quick previews
+
+
+@pytest.fixture
+def small_previews(monkeypatch):
+    """Quick previews from a 40,000-pixel copy, so that a 400x400 image has one."""
+    from maskwork.operators.restore import deblur as deblur_module, denoise as denoise_module, reduced_preview
+
+    monkeypatch.setattr(reduced_preview, "PREVIEW_PIXELS", 40_000)
+    monkeypatch.setattr(denoise_module, "NL_MEANS_PREVIEW_PIXELS", 40_000)
+    monkeypatch.setattr(deblur_module, "UNSUPERVISED_PREVIEW_PIXELS", 40_000)
+
+
+def first_partial_and_result(operator, image, **params):
+    partials = []
+    result = operator(image, ctx=RunContext(on_partial=partials.append), **params)["image"]
+    return (partials[0]["image"] if partials else None), result
+
+
+@pytest.mark.parametrize("method", ["nl_means", "tv_chambolle", "wavelet"])
+def test_slow_denoisers_preview_a_reduced_copy_first(method, small_previews):
+    clean = cv2.resize(data.astronaut(), (400, 400), interpolation=cv2.INTER_AREA)
+    noisy = add_noise(clean)
+    preview, result = first_partial_and_result(denoise, noisy, method=method)
+    assert preview.shape == noisy.shape and preview.dtype == noisy.dtype
+    # The preview already removes most of the noise, and looks like the final result.
+    assert psnr(clean, preview) > psnr(clean, noisy) + 3.0
+    assert psnr(result, preview) > 25.0
+    # Nobody previewing (Apply, the command line): no reduced run, the same result.
+    np.testing.assert_array_equal(denoise(noisy, method=method)["image"], result)
+
+
+@pytest.mark.parametrize("method", ["wiener", "unsupervised_wiener", "richardson_lucy"])
+def test_deblurring_previews_a_reduced_copy_first(method, small_previews):
+    sharp = cv2.resize(data.camera(), (400, 400), interpolation=cv2.INTER_AREA)
+    blurry = cv2.GaussianBlur(sharp, (0, 0), 3.0)
+    preview, result = first_partial_and_result(deblur, blurry, method=method, psf_sigma=3.0, iterations=10)
+    assert preview.shape == blurry.shape and preview.dtype == blurry.dtype
+    assert psnr(result, preview) > 20.0
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.float32])
+def test_quick_previews_keep_the_dtype(dtype, small_previews):
+    gray = cv2.resize(data.camera(), (400, 400)).astype(dtype)
+    preview, result = first_partial_and_result(denoise, gray, method="wavelet")
+    assert preview.dtype == result.dtype == dtype and preview.shape == gray.shape
+
+
+def test_small_images_get_no_reduced_preview(astronaut):
+    preview, _ = first_partial_and_result(denoise, add_noise(astronaut), method="tv_chambolle")
+    assert preview is None
+
+
 def test_make_psf_shapes():
     for kind, options in [("gaussian", {"sigma": 1.3}), ("motion", {"length": 15, "angle": 37}), ("disk", {"radius": 2.5})]:
         psf = make_psf(kind, **options)

@@ -20,6 +20,7 @@ import numpy as np
 from maskwork.core.pixels import to_float
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, ShownFor, register
+from maskwork.operators.restore.reduced_preview import offer_reduced_preview, reduce_image
 from maskwork.operators.seeds import check_intensity_image
 
 __all__ = ["deblur", "make_psf", "richardson_lucy"]
@@ -27,6 +28,9 @@ __all__ = ["deblur", "make_psf", "richardson_lucy"]
 PSF_KINDS = ("gaussian", "motion", "disk")
 #: Preview images Richardson-Lucy offers during a run (at most).
 PARTIALS = 15
+#: Pixels of the unsupervised Wiener's quick preview: its sampler costs several times a
+#: plain Wiener filter per pixel, so its reduced copy is smaller than the others'.
+UNSUPERVISED_PREVIEW_PIXELS = 100_000
 #: Mirrored padding around the image: this many PSF widths, and at least MIN_PAD pixels.
 PAD_PSF_WIDTHS, MIN_PAD = 4, 32
 
@@ -103,6 +107,26 @@ def deblur(
         raise InputError(
             f"the PSF ({kernel.shape[0]}x{kernel.shape[1]}) is larger than the image ({rows}x{cols})"
         )
+    offer_reduced_preview(
+        np.asarray(image),
+        ctx,
+        lambda small, scale, child: deblur(
+            small,
+            None if image2 is None else reduce_image(np.asarray(image2), scale),
+            method=method,
+            psf=psf,
+            # The blur is ``scale`` times as wide on the reduced copy (kept within the
+            # smallest widths the form allows).
+            psf_sigma=max(psf_sigma * scale, 0.3),
+            motion_length=max(motion_length * scale, 1.0),
+            motion_angle=motion_angle,
+            disk_radius=max(disk_radius * scale, 0.5),
+            balance=balance,
+            iterations=iterations,
+            ctx=child,
+        )["image"],
+        UNSUPERVISED_PREVIEW_PIXELS if method == "unsupervised_wiener" else None,
+    )
     # Mirrored context on each side. The FFT wraps the padded image around, and the seam
     # where it does rings far through an inverse filter: it must stay several PSF widths
     # away from the image (on scikit-image's photos PSNR stops improving at about 4).

@@ -14,7 +14,18 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainterPath
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsRectItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QGraphicsEllipseItem,
+    QGraphicsPathItem,
+    QGraphicsRectItem,
+    QLineEdit,
+    QPlainTextEdit,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
 from maskwork.core import tools
 from maskwork.core.document import Document
@@ -125,6 +136,10 @@ class Canvas(QWidget):
         self.graphics.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.graphics.installEventFilter(self)
         self.graphics.viewport().installEventFilter(self)
+        # Space pans wherever the focus is in this window: held over a focused layer
+        # list it would otherwise toggle the layer's visibility.
+        self._space_key = _SpaceKey(self)
+        QApplication.instance().installEventFilter(self._space_key)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
@@ -568,17 +583,17 @@ class Canvas(QWidget):
         self._update_polygon_item()
 
     # -- keys -------------------------------------------------------------------------
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
-        kind = event.type()
-        if kind == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space_held = True
+    def hold_space(self, held: bool) -> None:
+        """Space pressed (left drags pan, whatever the tool) or released."""
+        self._space_held = held
+        if held:
             self.graphics.setCursor(Qt.CursorShape.OpenHandCursor)
             self._brush_outline.setVisible(False)
-            return True
-        if kind == QEvent.Type.KeyRelease and event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space_held = False
+        else:
             self.graphics.setCursor(Qt.CursorShape.OpenHandCursor if self._tool is Tool.PAN else Qt.CursorShape.CrossCursor)
-            return True
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        kind = event.type()
         if kind == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._polygon:
             self._finish_polygon()
             return True
@@ -588,6 +603,33 @@ class Canvas(QWidget):
         if kind == QEvent.Type.Leave:
             self._brush_outline.setVisible(False)
         return super().eventFilter(watched, event)
+
+
+#: Widgets where Space is a character the person types, not the pan key.
+TEXT_INPUTS = (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit)
+
+
+class _SpaceKey(QObject):
+    """Catches Space for the canvas in any widget of the canvas's window but text fields.
+
+    Installed on the application: a key goes to the focused widget, which for the layer
+    list toggled the current layer, and for a button pressed it.
+    """
+
+    def __init__(self, canvas: Canvas) -> None:
+        super().__init__(canvas)
+        self._canvas = canvas
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        kind = event.type()
+        if kind not in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) or event.key() != Qt.Key.Key_Space:
+            return False
+        if (not isinstance(watched, QWidget) or isinstance(watched, TEXT_INPUTS)
+                or watched.window() is not self._canvas.window()):
+            return False
+        if not event.isAutoRepeat():
+            self._canvas.hold_space(kind == QEvent.Type.KeyPress)
+        return True
 
 
 def _format_value(value) -> str:

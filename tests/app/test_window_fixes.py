@@ -1,0 +1,272 @@
+"""The rough edges a new user hit in the window (issue 14), each reproduced as it was met."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from maskwork.core import io
+from maskwork.core.layers import Layer, LayerKind
+from maskwork.operators import get
+from maskwork.widgets.canvas import Tool
+
+from window_driver import drag, menu_action, scribble_cat
+
+
+def _markers(window):
+    return window.document.layers.of_kind(LayerKind.MARKERS)
+
+
+def test_space_pans_the_canvas_while_the_layer_list_has_the_focus(window, photo, qtbot):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    scribble_cat(window, truth)
+    (markers,) = _markers(window)
+    before = markers.data.copy()
+    steps = list(window.document.history.undo_names)
+    # The person clicked the layer's row (its visibility box): the list has the focus.
+    panel = window.layer_panel.list_widget
+    panel.setFocus()
+    panel.setCurrentRow(0)
+    qtbot.waitUntil(panel.hasFocus)
+    view_before = window.canvas.view.viewRect()
+
+    QTest.keyPress(panel, Qt.Key.Key_Space)
+    drag(window.canvas, [(120, 160), (100, 120), (80, 90)])
+    QTest.keyRelease(panel, Qt.Key.Key_Space)
+
+    assert markers.visible, "Space did not toggle the layer"
+    assert window.document.history.undo_names == steps, "no undo step was recorded"
+    np.testing.assert_array_equal(markers.data, before)
+    assert window.canvas.view.viewRect() != view_before, "the drag panned"
+    assert window.canvas.tool_takes_left_drag
+
+
+def test_space_still_types_a_space_in_a_text_field(window, photo, qtbot):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    dialog = window.exports.open_export_dialog()
+    dialog.path_edit.setText("a")
+    dialog.path_edit.setFocus()
+    qtbot.waitUntil(dialog.path_edit.hasFocus)
+    QTest.keyClick(dialog.path_edit, Qt.Key.Key_End)
+    QTest.keyClick(dialog.path_edit, Qt.Key.Key_Space)
+    assert dialog.path_edit.text().endswith(" ")
+    dialog.reject()
+
+
+def _draw(window, layer, strokes):
+    """Paint ``strokes`` (label, points) into ``layer`` with the brush."""
+    window.document.layers.selected = layer
+    window.tool_actions[Tool.BRUSH].trigger()
+    window.canvas.brush_radius = 4
+    for label, points in strokes:
+        window.canvas.active_label = label
+        drag(window.canvas, points)
+
+
+@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
+def test_hiding_a_scribble_layer_re_runs_the_shown_preview_so_apply_matches_it(window, photo, qtbot):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    window.choose_operator(get("random_walker"))
+    assert not window.runner.auto_preview
+    scribble_cat(window, truth)
+    # A second scribble layer on top, its classes the other way round.
+    window.layer_panel.action_new_markers.trigger()
+    swapped = window.document.layers.selected
+    _draw(window, swapped, [(2, [(95, 120), (120, 160), (145, 200)]), (1, [(6, 6), (6, 310), (232, 310)])])
+    with qtbot.waitSignal(window.runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        window.action_preview.trigger()
+    assert window.runner.preview_layer.data[120, 160] == 2, "the preview used the top scribbles"
+
+    with qtbot.waitSignal(window.runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        window.document.set_property(swapped, "visible", False)
+    shown = window.runner.preview_layer.data.copy()
+    assert shown[120, 160] == 1, "the preview now uses the visible scribbles"
+    with qtbot.waitSignal(window.runner.applied, timeout=30_000) as applied:
+        window.action_apply.trigger()
+    np.testing.assert_array_equal(applied.args[0][0].data, shown)
+
+
+@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
+def test_painting_into_a_hidden_layer_shows_it_and_says_so(window, photo, qtbot):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    scribble_cat(window, truth)
+    (markers,) = _markers(window)
+    window.document.set_property(markers, "visible", False)
+    messages = []
+    window.canvas.message.connect(messages.append)
+    drag(window.canvas, [(100, 100), (110, 140)])
+    assert markers.visible
+    assert any("hidden" in text and markers.name in text for text in messages)
+    assert window.document.history.undo_names[-1] == "Brush stroke"
+    window.action_undo.trigger()
+    assert not markers.visible, "undo takes back the stroke and the showing together"
+
+
+@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
+def test_probabilities_are_added_hidden_and_two_class_labels_show_only_the_object(window, photo, qtbot):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    window.choose_operator(get("random_walker"))
+    scribble_cat(window, truth)
+    with qtbot.waitSignal(window.runner.applied, timeout=30_000) as applied:
+        window.action_apply.trigger()
+    labels, *probabilities = applied.args[0]
+    assert labels.kind is LayerKind.LABELS and len(probabilities) == 2
+    assert all(not layer.visible for layer in probabilities)
+    assert labels.visible
+    # The background class draws transparent: the photo shows, the object is tinted.
+    colors = window.canvas.label_colors_of(labels)
+    assert colors[2][3] == 0 and colors[1][3] == 255
+
+
+@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
+def test_apply_keeps_the_result_of_the_cnn_that_made_the_preview(window, photo, qtbot):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    spec = get("scribble_cnn")
+    window.choose_operator(spec)
+    window.operator_panel.set_operator(spec, {"steps": 20, "working_megapixels": 0.05, "device": "cpu"})
+    window.runner.set_params(window.operator_panel.values())
+    scribble_cat(window, truth)
+    with qtbot.waitSignal(window.runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=60_000):
+        window.action_preview.trigger()
+    shown = window.runner.preview_layer.data.copy()
+    scores = []
+    window.runner.scores.connect(scores.append)
+    with qtbot.waitSignal(window.runner.applied, timeout=60_000) as applied:
+        window.action_apply.trigger()
+    np.testing.assert_array_equal(applied.args[0][0].data, shown)
+    assert scores and scores[-1]["resumed"] == 0.0, "no training continued for Apply"
+
+
+@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
+def test_operator_forms_scroll_instead_of_growing_the_window(window, qtbot):
+    window.choose_operator(get("register_intensity"))
+    QApplication.processEvents()
+    assert window.operator_panel.minimumSizeHint().height() < 360
+    assert window.minimumSizeHint().height() < 700
+
+
+def _two_images(tmp_path, count=2):
+    paths = []
+    for index in range(count):
+        path = tmp_path / f"image{index}.png"
+        io.write_image(path, np.roll(np.arange(64 * 64, dtype=np.uint8).reshape(64, 64), 3 * index, axis=1))
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
+def test_registration_form_picks_the_fixed_and_moving_layers(window, tmp_path, qtbot):
+    paths = _two_images(tmp_path, 3)
+    assert window.open_paths(paths)
+    first, second, third = window.document.layers.of_kind(LayerKind.IMAGE)
+    window.choose_operator(get("register_landmarks"))
+    sources = window.operator_panel.source_combos
+    assert set(sources) == {"image", "image2"}
+    assert sources["image"].currentData() is first and sources["image2"].currentData() is third
+    sources["image2"].setCurrentIndex(sources["image2"].findData(second))
+    chosen = {}
+    window.runner.gather_inputs(window.runner.spec, chosen)
+    assert chosen["image"] is first and chosen["image2"] is second
+
+
+@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
+def test_alignment_dock_starts_with_two_different_layers(window, tmp_path):
+    first, second = _two_images(tmp_path)
+    assert window.open_paths([first])
+    window.files.add_image_layers(second)
+    panel = window.alignment_panel
+    assert panel.fixed_combo.currentData() is not panel.moving_combo.currentData()
+
+
+@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
+def test_status_readout_and_operator_text_forget_the_previous_image(window, photo, tmp_path, qtbot):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    window.readout_label.setText("row 3, col 4   cat_on_wall.png: 1, 2, 3")
+    window.choose_operator(get("threshold"))
+    with qtbot.waitSignal(window.runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        window.action_preview.trigger()
+    assert window.operator_panel.scores_label.text()
+    other, _ = _two_images(tmp_path)
+    assert window.open_paths([other])
+    assert window.readout_label.text() == ""
+    assert window.operator_panel.scores_label.text() == ""
+
+
+@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
+def test_an_empty_document_shows_no_absurd_zoom(window, photo):
+    QApplication.processEvents()
+    assert window.zoom_label.text() == ""
+    path, image, truth = photo
+    assert window.open_paths([path])
+    assert window.zoom_label.text().endswith("%")
+    window.files.close_document()
+    assert window.zoom_label.text() == ""
+
+
+def test_the_layer_panel_does_not_widen_with_long_names(window, photo):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    QApplication.processEvents()
+    width = window.docks["layers"].width()
+    hint = window.layer_panel.minimumSizeHint().width()
+    window.document.add_layer(Layer(truth.astype(np.uint8), LayerKind.MASK, "a very long layer name " * 12))
+    QApplication.processEvents()
+    assert window.layer_panel.minimumSizeHint().width() <= hint
+    assert window.docks["layers"].width() == width
+
+
+@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
+def test_compare_masks_never_starts_with_a_layer_against_itself(window, photo):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    panel = window.measure_panel
+    labels = np.where(truth, 1, 2).astype(np.uint16)
+    window.document.add_layer(Layer(labels, LayerKind.LABELS, "labels"))
+    a, b = panel.combo_a.currentData(), panel.combo_b.currentData()
+    assert a is not None and (b is None or b.layer is not a.layer)
+    window.document.add_layer(Layer(truth.astype(np.uint8), LayerKind.MASK, "mask"))
+    a, b = panel.combo_a.currentData(), panel.combo_b.currentData()
+    assert a is not None and b is not None and b.layer is not a.layer
+    # One image: nothing to compare it with.
+    assert panel.image_a.currentData() is not None and panel.image_b.currentData() is None
+
+
+@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
+def test_objects_plot_has_whole_object_ticks_and_a_range_that_fits(window, photo, qtbot):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    blobs = np.zeros(truth.shape, np.uint8)
+    blobs[10:20, 10:20] = 1
+    blobs[50:80, 50:80] = 1
+    blobs[100:105, 200:260] = 1
+    window.docks["measure"].raise_()
+    panel = window.measure_panel
+    with qtbot.waitSignal(panel.refreshed, timeout=10_000):
+        window.document.add_layer(Layer(blobs, LayerKind.MASK, "blobs"))
+    axis = panel.areas_plot.getAxis("bottom")
+    (low, high), _ = panel.areas_plot.getViewBox().viewRange()
+    assert -1 <= low < 0 and 2 < high <= 3, "the three bars fill the plot"
+    ticks = [value for _, values in axis.tickValues(low, high, 300) for value in values]
+    assert ticks and all(float(value).is_integer() for value in ticks)
+    assert [axis.tickStrings([value], 1, 1)[0] for value in (0, 1, 2)] == ["1", "2", "3"], "objects count from 1"
+
+
+def test_the_metric_plot_is_cleared_when_another_operator_is_chosen(window, tmp_path, qtbot):
+    first, second = _two_images(tmp_path)
+    assert window.open_paths([first, second])
+    window.choose_operator(get("register_intensity"))
+    views = window.operator_views
+    window.runner.partial_scores.emit({views._score_plot.score: 1.5})
+    assert views.metric_values
+    window.choose_operator(get("threshold"))
+    window.choose_operator(get("scribble_cnn"))
+    assert views.metric_values == [] and len(views.metric_curve.getData()[0] or []) == 0
+    assert views.metric_plot.getAxis("left").labelText == "training loss" or views.metric_plot.getAxis("left").labelText

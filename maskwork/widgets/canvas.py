@@ -364,7 +364,18 @@ class Canvas(QWidget):
             self._brush_outline.setRect(QRectF(col + 0.5 - r, row + 0.5 - r, 2 * r, 2 * r))
 
     def _paint_target(self) -> Layer | None:
-        """The layer paint tools write into, creating a markers layer when none fits."""
+        """The layer paint tools write into, creating a markers layer when none fits.
+
+        Called inside the edit's history group: a hidden target is shown as part of the
+        edit (one undo hides it again), so no stroke lands where nobody sees it.
+        """
+        layer = self._choose_paint_target()
+        if layer is not None and not layer.visible:
+            self.document.set_property(layer, "visible", True)
+            self.message.emit(f"{layer.name} was hidden: shown to paint into it")
+        return layer
+
+    def _choose_paint_target(self) -> Layer | None:
         selected = self.document.layers.selected
         if selected is not None and selected.kind in PAINTABLE_KINDS:
             return selected

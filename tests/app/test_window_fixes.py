@@ -90,7 +90,6 @@ def test_hiding_a_scribble_layer_re_runs_the_shown_preview_so_apply_matches_it(w
     np.testing.assert_array_equal(applied.args[0][0].data, shown)
 
 
-@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
 def test_painting_into_a_hidden_layer_shows_it_and_says_so(window, photo, qtbot):
     path, image, truth = photo
     assert window.open_paths([path])

@@ -21,6 +21,11 @@ from maskwork.operators.registry import OperatorSpec, all_operators
 #: The checked-in manifest that the ``napari.manifest`` entry point names.
 MANIFEST_PATH = Path(__file__).with_name("napari.yaml")
 PLUGIN_NAME = "maskwork"
+#: What napari's plugin browser and the napari hub list the plugin under (npe2's Category
+#: values); the hub's description is the package summary and README.
+CATEGORIES = ["Segmentation", "Image Processing", "Registration", "Annotation"]
+#: A package resource (``package:file``) shipped in the wheel.
+ICON = "maskwork.resources:maskwork.svg"
 
 
 def widget_class_name(op_id: str) -> str:
@@ -55,6 +60,8 @@ def build_manifest() -> dict:
     return {
         "name": PLUGIN_NAME,
         "display_name": "maskwork",
+        "icon": ICON,
+        "categories": CATEGORIES,
         "schema_version": "0.2.1",
         "contributions": {"commands": commands, "widgets": widgets},
     }

@@ -62,7 +62,7 @@ class ModelsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setObjectName("modelsDialog")
-        self.resize(980, 420)
+        self.resize(1000, 520)
         #: The download or import running, and the model it is for.
         self.worker: Worker | None = None
         self.busy_name: str | None = None
@@ -137,7 +137,7 @@ class ModelsDialog(QDialog):
             cells = (entry.name, entry.task, models.human_bytes(entry.size_bytes), entry.licence, state)
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(f"{entry.url}\nhash: {entry.hash or 'none published'} ({entry.hash_source})")
+                item.setToolTip(f"{entry.url}\nhashes: {', '.join(entry.hashes) or 'none known'}\n({entry.hash_source})")
                 if column == COLUMNS.index("Size"):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, column, item)

@@ -1,11 +1,12 @@
-"""The pretrained models maskwork knows how to download, and where each file's hash came from.
+"""The pretrained models maskwork knows how to download, and where each file's hashes came from.
 
-Each entry names one file at its publisher's address. ``hash`` is ``"<algorithm>:<hex>"``
-with the algorithm the publisher (or the source cited in ``hash_source``) gives:
-``sha256``, ``md5`` or ``gitsha1`` (the Git blob id of a file committed to the publisher's
-repository, i.e. SHA-1 of ``b"blob <size>\\0"`` plus the content, which pins the exact bytes
-of that commit). ``None`` means no hash is published anywhere we could reach; such a file is
-trusted on its first download and pinned to that download's SHA-256 from then on.
+Each entry names one file at its publisher's address and the hashes the file must match,
+each written ``"<algorithm>:<hex>"``: ``sha256``, ``md5`` or ``gitsha1`` (the Git blob id of
+a file committed to the publisher's repository, i.e. SHA-1 of ``b"blob <size>\\0"`` plus
+the content, which pins the bytes of that commit). All of an entry's hashes are checked,
+in one pass over the file. ``hash_source`` cites where each came from. An entry without
+hashes (a site's own model, see below) is trusted on its first download and pinned to
+that download's SHA-256 from then on.
 
 A site can add its own models, or point a name at a mirror, with a JSON file named by
 ``MASKWORK_MODELS_CATALOGUE``: a list of objects with the fields of :class:`ModelEntry`.
@@ -54,10 +55,10 @@ class ModelEntry:
         SPDX identifier of the weights' licence.
     url : str
         The publisher's download address.
-    hash : str or None
-        ``"<algorithm>:<hex>"`` the file must match, or None when none is published.
+    hashes : tuple of str
+        ``"<algorithm>:<hex>"`` values the file must all match; empty when none is known.
     hash_source : str
-        Where the hash was found, or why there is none.
+        Where each hash was found, or why there is none.
     """
 
     name: str
@@ -67,13 +68,23 @@ class ModelEntry:
     size_bytes: int | None
     licence: str
     url: str
-    hash: str | None
+    hashes: tuple[str, ...]
     hash_source: str
+
+    def __post_init__(self) -> None:
+        # JSON gives a list; a tuple keeps the entry hashable and immutable.
+        object.__setattr__(self, "hashes", tuple(self.hashes))
 
 
 _SAM_SOURCE = (
-    "facebookresearch/segment-anything README 'Model Checkpoints' links this URL but publishes no "
-    "checksum; the SHA-256 is the one independent projects record for this file"
+    "facebookresearch/segment-anything README 'Model Checkpoints' gives the URL but no checksum; MD5 from "
+    "Sanster/IOPaint iopaint/plugins/interactive_seg.py (its first 6 digits are the suffix of Meta's file "
+    "name); SHA-256 as recorded by independent projects that pin this file"
+)
+_SAM2_SOURCE = (
+    "facebookresearch/sam2 README and checkpoints/download_ckpts.sh give the URL but no checksum; MD5 from "
+    "Sanster/IOPaint iopaint/plugins/interactive_seg.py (SEGMENT_ANYTHING_MODELS, commit 61a759fb); size as "
+    "recorded by independent projects"
 )
 
 BUILT_IN = (
@@ -85,7 +96,10 @@ BUILT_IN = (
         size_bytes=375_042_383,
         licence="Apache-2.0",
         url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
-        hash="sha256:ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        hashes=(
+            "md5:01ec64d29a2fca3f0661936605ae66f8",
+            "sha256:ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        ),
         hash_source=_SAM_SOURCE,
     ),
     ModelEntry(
@@ -96,7 +110,10 @@ BUILT_IN = (
         size_bytes=1_249_524_607,
         licence="Apache-2.0",
         url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
-        hash="sha256:3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        hashes=(
+            "md5:0b3195507c641ddb6910d2bb5adee89c",
+            "sha256:3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        ),
         hash_source=_SAM_SOURCE,
     ),
     ModelEntry(
@@ -107,7 +124,10 @@ BUILT_IN = (
         size_bytes=2_564_550_879,
         licence="Apache-2.0",
         url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
-        hash="sha256:a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        hashes=(
+            "md5:4b8939a88964f0f4ff5f5b2642c598a6",
+            "sha256:a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        ),
         hash_source=_SAM_SOURCE,
     ),
     ModelEntry(
@@ -119,7 +139,7 @@ BUILT_IN = (
         licence="Apache-2.0",
         url="https://github.com/yformer/EfficientSAM/raw/d525f622e6f640acf5a0fc37c7ca1f243da5bde0/"
         "torchscripted_model/efficient_sam_vitt_torchscript.pt",
-        hash="gitsha1:dcd5b5e659129371dffad8c5e4f7215c2b72b0cc",
+        hashes=("gitsha1:dcd5b5e659129371dffad8c5e4f7215c2b72b0cc",),
         hash_source=(
             "Git blob id of torchscripted_model/efficient_sam_vitt_torchscript.pt in yformer/EfficientSAM "
             "at commit d525f622 (file last changed in 3477a435, 2023-12-16); the URL is pinned to that commit"
@@ -133,11 +153,8 @@ BUILT_IN = (
         size_bytes=156_008_466,
         licence="Apache-2.0",
         url="https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt",
-        hash=None,
-        hash_source=(
-            "none published: facebookresearch/sam2 README and checkpoints/download_ckpts.sh give only the "
-            "URL; pinned to the SHA-256 of the first download"
-        ),
+        hashes=("md5:6aa6761c9da74fbaa74b4c790a0a2007",),
+        hash_source=_SAM2_SOURCE,
     ),
     ModelEntry(
         name="sam2.1_hiera_base_plus",
@@ -147,11 +164,8 @@ BUILT_IN = (
         size_bytes=323_606_802,
         licence="Apache-2.0",
         url="https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_base_plus.pt",
-        hash=None,
-        hash_source=(
-            "none published: facebookresearch/sam2 README and checkpoints/download_ckpts.sh give only the "
-            "URL; pinned to the SHA-256 of the first download"
-        ),
+        hashes=("md5:ec7bd7d23d280d5e3cfa45984c02eda5",),
+        hash_source=_SAM2_SOURCE,
     ),
     ModelEntry(
         name="big_lama",
@@ -161,10 +175,11 @@ BUILT_IN = (
         size_bytes=205_669_692,
         licence="Apache-2.0",
         url="https://github.com/Sanster/models/releases/download/add_big_lama/big-lama.pt",
-        hash="md5:e3aa4aaa15225a33ec84f9f4bc47e500",
+        hashes=("md5:e3aa4aaa15225a33ec84f9f4bc47e500",),
         hash_source=(
-            "LAMA_MODEL_MD5 in Sanster/IOPaint (lama-cleaner), iopaint/model/lama.py, whose author publishes "
-            "this TorchScript export of advimman/lama's big-lama"
+            "LAMA_MODEL_MD5 in Sanster/IOPaint (lama-cleaner) iopaint/model/lama.py (commit 61a759fb), whose "
+            "author publishes this TorchScript export of advimman/lama's big-lama at that URL; size as recorded "
+            "by independent projects"
         ),
     ),
 )
@@ -200,9 +215,9 @@ def model_entry(name: str) -> ModelEntry:
 
 
 def human_bytes(count: int | None) -> str:
-    """``375.0 MB`` (decimal units, as download sizes are quoted); ``?`` when unknown."""
+    """``375.0 MB`` (decimal units, as download sizes are quoted); ``unknown`` when unknown."""
     if count is None:
-        return "?"
+        return "unknown"
     for unit in ("B", "kB", "MB"):
         if count < 1000:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"

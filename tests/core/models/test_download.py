@@ -19,7 +19,7 @@ from maskwork.core.models import (
     resolve_model,
 )
 from maskwork.core.models.download import DownloadCancelled, DownloadError, download_model, import_model_file
-from maskwork.core.models.hashing import PINNED_FILE_NAME, HashMismatch
+from maskwork.core.models.hashing import PINNED_FILE_NAME, HashMismatch, file_digests
 from tests.model_server import serve_models
 
 
@@ -161,7 +161,21 @@ def test_the_built_in_catalogue_is_complete():
             "sam2.1_hiera_base_plus", "big_lama"} <= names
     for entry in catalogue():
         assert entry.url.startswith("https://") and entry.url.endswith(entry.file_name)
-        assert entry.hash_source
-        if entry.hash is not None:
-            algorithm, _, digest = entry.hash.partition(":")
+        assert entry.hash_source and entry.hashes  # every built-in model has a cited hash
+        for value in entry.hashes:
+            algorithm, _, digest = value.partition(":")
             assert len(digest) == {"sha256": 64, "md5": 32, "gitsha1": 40}[algorithm]
+
+
+def test_file_digests_match_git_and_the_usual_tools(tmp_path):
+    empty, hello = tmp_path / "empty", tmp_path / "hello"
+    empty.write_bytes(b"")
+    hello.write_bytes(b"hello world\n")
+    assert file_digests(empty, ["gitsha1", "md5"]) == {
+        "gitsha1": "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391",  # git's well-known empty blob
+        "md5": "d41d8cd98f00b204e9800998ecf8427e",
+    }
+    assert file_digests(hello, ["gitsha1", "sha256"]) == {
+        "gitsha1": "3b18e512dba79e4c8300dd08aeb37f8e728b8dad",  # `git hash-object hello`
+        "sha256": "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447",
+    }

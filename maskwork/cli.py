@@ -13,14 +13,11 @@ summary.csv) and 2 for bad arguments. Dask is imported only by ``batch``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
 import time
-import warnings
 from pathlib import Path
-from typing import Iterator, NoReturn, Sequence
+from typing import NoReturn, Sequence
 
 import numpy as np
 
@@ -28,6 +25,7 @@ from maskwork.core.models import ModelNotInstalled
 from maskwork.models_cli import add_models_parser, run_models
 from maskwork.operators.context import InputError
 from maskwork.operators.extras import install_command
+from maskwork.pipeline.quiet import library_output_silenced
 
 EXIT_SOME_FAILED = 1
 EXIT_INTERNAL_ERROR = 1
@@ -98,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     batch.add_argument("--workers", type=int, help="worker processes of the local Dask cluster (default: CPU count; 1 for deep-learning steps, which load a model per worker)")
     batch.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask scheduler (tcp://host:8786) instead")
+    batch.add_argument(
+        "--max-pixels", type=_pixel_count, metavar="N",
+        help="largest image to read, in pixels (default 500 megapixels or $MASKWORK_MAX_PIXELS)",
+    )
+    batch.add_argument(
+        "--verbose", action="store_true",
+        help="let the workers' library warnings and messages through (silenced by default)",
+    )
     add_models_parser(commands)
     return parser
 
@@ -106,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = build_parser().parse_args(argv)
     if args.command == "run" and not args.verbose:
-        with _library_output_silenced():
+        with library_output_silenced():
             code, message = _outcome(args)
     else:
         code, message = _outcome(args)
@@ -145,29 +151,6 @@ def _outcome(args) -> tuple[int, str]:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-@contextlib.contextmanager
-def _library_output_silenced() -> Iterator[None]:
-    """Send everything written to stderr meanwhile to the null device, and ignore warnings.
-
-    Native libraries (libpng, OpenCV, ITK) write to file descriptor 2 directly, past
-    ``sys.stderr``, so the descriptor itself is redirected; log records (tifffile's)
-    and Python warnings would end there too, and warnings are switched off so that
-    none is formatted in vain.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _ops(args) -> int:
@@ -306,7 +289,7 @@ def _batch(args) -> int:
 
     recipe = load(args.recipe)
     records = run_batch(recipe, args.inputs, args.output, workers=args.workers, scheduler=args.scheduler,
-                        progress=sys.stderr)
+                        progress=sys.stderr, max_pixels=args.max_pixels, quiet=not args.verbose)
     counts = {status: sum(record.status == status for record in records) for status in ("ok", "skipped", "failed")}
     sys.stderr.write(
         f"maskwork batch: {len(records)} images: {counts['ok']} done, {counts['skipped']} done before, "

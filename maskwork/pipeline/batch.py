@@ -34,6 +34,7 @@ import os
 import re
 import time
 from collections.abc import Iterator, Sequence
+import contextlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from maskwork.core import io
 from maskwork.operators import registry
 from maskwork.operators.context import InputError
 from maskwork.operators.extras import import_optional
+from maskwork.pipeline.quiet import library_output_silenced
 from maskwork.pipeline.recipe import Recipe
 from maskwork.pipeline.replay import replay_with_scores
 
@@ -228,7 +230,8 @@ def replay_to_folder(recipe: Recipe, image_path: Path, outdir: Path, embedded: d
     return written, scores
 
 
-def process_image(recipe: Recipe, image_path: str, outdir: str, embedded: dict, fingerprint: str) -> ImageRecord:
+def process_image(recipe: Recipe, image_path: str, outdir: str, embedded: dict, fingerprint: str,
+                  max_pixels: int | None = None, quiet: bool = False) -> ImageRecord:
     """Replay ``recipe`` on one image, write its outputs, then its done-marker.
 
     Runs on a Dask worker. Never raises: a failure becomes a ``"failed"`` record whose
@@ -246,12 +249,20 @@ def process_image(recipe: Recipe, image_path: str, outdir: str, embedded: dict, 
         The recipe as stored in each output's sidecar.
     fingerprint : str
         :meth:`Recipe.fingerprint`, recorded in the done-marker.
+    max_pixels : int, optional
+        Largest image to read (:func:`maskwork.core.io.set_max_pixels`), set in the
+        worker's process because a remote worker does not share the caller's environment.
+    quiet : bool
+        Silence what libraries write on the worker's stderr while the image is processed.
     """
     _limit_threads()
+    if max_pixels is not None:
+        io.set_max_pixels(max_pixels)
     start = time.perf_counter()
     path, folder = Path(image_path), Path(outdir)
     try:
-        written, scores = replay_to_folder(recipe, path, folder, embedded)
+        with library_output_silenced() if quiet else contextlib.nullcontext():
+            written, scores = replay_to_folder(recipe, path, folder, embedded)
         outputs = [file.name for file in written]
         seconds = time.perf_counter() - start
         marker = {
@@ -399,7 +410,8 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
 
 
 def run_on_client(client, recipe: Recipe, images: Sequence[Path], outdir: Path,
-                  progress: IO[str] | None = None) -> list[ImageRecord]:
+                  progress: IO[str] | None = None, max_pixels: int | None = None,
+                  quiet: bool = False) -> list[ImageRecord]:
     """Replay ``recipe`` on ``images`` through a Dask client; one record per image, in order.
 
     Saves the recipe as ``OUTDIR/recipe.json`` (its seeds in ``recipe_seeds/``, which sets
@@ -418,6 +430,8 @@ def run_on_client(client, recipe: Recipe, images: Sequence[Path], outdir: Path,
         Output folder (created).
     progress : text stream, optional
         Where to draw the progress line; None draws nothing.
+    max_pixels, quiet
+        Passed to :func:`process_image` for every image.
     """
     from dask.distributed import as_completed
 
@@ -442,7 +456,7 @@ def run_on_client(client, recipe: Recipe, images: Sequence[Path], outdir: Path,
         shared_recipe = client.scatter(recipe, broadcast=True)
         futures = {
             client.submit(process_image, shared_recipe, str(images[index].resolve()), str(outdir), embedded, fingerprint,
-                          pure=False): index
+                          max_pixels, quiet, pure=False): index
             for index in pending
         }
         for future in as_completed(futures):
@@ -480,7 +494,8 @@ def _needs_one_model_copy(recipe: Recipe) -> bool:
 
 
 def run_batch(recipe: Recipe, patterns: Sequence[str], outdir: str | os.PathLike, *, workers: int | None = None,
-              scheduler: str | None = None, progress: IO[str] | None = None) -> list[ImageRecord]:
+              scheduler: str | None = None, progress: IO[str] | None = None, max_pixels: int | None = None,
+              quiet: bool = False) -> list[ImageRecord]:
     """Replay ``recipe`` on every image named by ``patterns``; see the module docstring.
 
     Parameters
@@ -498,6 +513,11 @@ def run_batch(recipe: Recipe, patterns: Sequence[str], outdir: str | os.PathLike
         Address of a running Dask scheduler to use instead of a local cluster.
     progress : text stream, optional
         Where the progress line goes (the command line passes stderr); None draws none.
+    max_pixels : int, optional
+        Largest image the workers read; default their own limit (500 megapixels or
+        ``MASKWORK_MAX_PIXELS``).
+    quiet : bool
+        Silence library warnings and messages on the workers' stderr.
 
     Returns
     -------
@@ -526,4 +546,4 @@ def run_batch(recipe: Recipe, patterns: Sequence[str], outdir: str | os.PathLike
             print("deep-learning steps: one worker (the model runs its own threads); --workers N to override",
                   file=progress)
     with dask_client(workers, scheduler) as client:
-        return run_on_client(client, recipe, images, outdir, progress)
+        return run_on_client(client, recipe, images, outdir, progress, max_pixels, quiet)

@@ -252,3 +252,53 @@ def test_deep_learning_recipes_default_to_one_worker(tmp_path, photos, monkeypat
     plain.add_step("threshold", {}, {"image": LayerInput()})
     batch.run_batch(plain, [str(photos / "camera.png")], tmp_path / "out")
     assert sizes == [1, 2, None] and "one worker" in said.getvalue()
+
+
+def test_an_image_over_the_pixel_limit_fails_alone(photos, recipe_file, tmp_path):
+    from maskwork.pipeline import batch
+
+    recipe = load(recipe_file)
+    try:
+        record = batch.process_image(recipe, str(photos / "camera.png"), str(tmp_path), {}, "x", max_pixels=1000)
+    finally:
+        io.set_max_pixels(None)
+    assert record.status == "failed" and "pixels" in record.error and "--max-pixels" in record.error
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_workers_silence_library_output_unless_verbose(quiet, photos, recipe_file, tmp_path, monkeypatch, capfd):
+    import warnings
+
+    from maskwork.pipeline import batch
+
+    def noisy_replay(*args):
+        os.write(2, b"libpng warning: iCCP: known incorrect sRGB profile\n")  # native code, past sys.stderr
+        warnings.warn("a library's warning")
+        return [], {}
+
+    monkeypatch.setattr(batch, "replay_to_folder", noisy_replay)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record = batch.process_image(load(recipe_file), str(photos / "camera.png"), str(tmp_path), {}, "x", quiet=quiet)
+    assert record.status == "ok"
+    err = capfd.readouterr().err
+    if quiet:
+        assert err == "" and not caught
+    else:
+        assert "libpng warning" in err and [str(w.message) for w in caught] == ["a library's warning"]
+
+
+def test_batch_command_passes_the_pixel_limit_and_verbosity_on(recipe_file, photos, tmp_path, monkeypatch):
+    from maskwork.pipeline import batch
+
+    seen = {}
+
+    def fake_run_batch(recipe, inputs, output, **options):
+        seen.update(options)
+        return []
+
+    monkeypatch.setattr(batch, "run_batch", fake_run_batch)
+    assert cli.main(["batch", str(recipe_file), str(photos), "-o", str(tmp_path), "--max-pixels", "2e6"]) == 0
+    assert seen["max_pixels"] == 2_000_000 and seen["quiet"] is True
+    assert cli.main(["batch", str(recipe_file), str(photos), "-o", str(tmp_path), "--verbose"]) == 0
+    assert seen["max_pixels"] is None and seen["quiet"] is False

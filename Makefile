@@ -1,16 +1,20 @@
 # Two commands set everything up on a fresh machine (Python 3.11 with venv):
 #   make run    create .venv, install maskwork, open the window
 #   make test   create .venv, install maskwork with its test tools, run the whole suite
+# Both install with the machine-specific pins of constraints/dev.txt (CONSTRAINTS= drops them).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+CONSTRAINTS ?= constraints/dev.txt
+PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: run test bench clean
+.PHONY: run test bench bundle clean
 
-$(VENV)/.installed: pyproject.toml
+# Every extra: the suite tests deep learning, batch, SAM and napari too.
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q $(PIP_CONSTRAINTS) -e '.[test]'
 	touch $@
 
 run: $(VENV)/.installed
@@ -23,5 +27,15 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	for script in benchmarks/*.py; do QT_QPA_PLATFORM=offscreen $(PY) $$script || exit 1; done
 
+# The desktop bundle (window and classical operators, no deep learning): dist/maskwork/,
+# built in its own venv so that nothing from the test extras slips in.
+BUNDLE_VENV ?= build/bundle-venv
+bundle:
+	$(PYTHON) -m venv $(BUNDLE_VENV)
+	$(BUNDLE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BUNDLE_VENV)/bin/python -m pip install -q $(PIP_CONSTRAINTS) '.[app]' 'pyinstaller>=6.10'
+	$(BUNDLE_VENV)/bin/python packaging/collect_licenses.py build/licenses
+	$(BUNDLE_VENV)/bin/pyinstaller --noconfirm --clean --distpath dist --workpath build/pyinstaller packaging/maskwork.spec
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

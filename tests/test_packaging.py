@@ -1,0 +1,161 @@
+"""Packaging: what a core install runs, what the wheel carries, and the plugin's Qt binding.
+
+``test_the_wheel_installs_and_runs_without_extras`` builds the wheel and installs it into
+a fresh virtual environment with nothing but the core dependencies, as a user's
+``pip install maskwork`` would; it takes about a minute (pip's cache holds the wheels
+after ``make test``'s own install).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import subprocess
+import sys
+import tarfile
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maskwork import __version__
+from maskwork.core import io
+
+REPO = Path(__file__).resolve().parents[1]
+#: Top-level modules that only an extra installs (pyproject.toml's optional dependencies),
+#: with the Qt bindings' own helpers.
+EXTRA_MODULES = (
+    "PySide6", "shiboken6", "pyqtgraph", "superqt", "qtpy", "torch", "onnxruntime", "dask",
+    "distributed", "napari", "magicgui", "segment_anything",
+)  # fmt: skip
+QT_BINDINGS = ("PySide6", "PySide2", "PyQt5", "PyQt6")
+WHEEL_FILES = ("LICENSE", "maskwork/resources/maskwork.svg", "maskwork/napari/napari.yaml", "maskwork/__main__.py")
+
+
+def _maskwork(args: list[str], cwd: Path, without: tuple[str, ...] = EXTRA_MODULES) -> subprocess.CompletedProcess:
+    """``maskwork ARGS`` in a fresh interpreter where the modules ``without`` cannot be imported."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        for name in {without!r}:
+            sys.modules[name] = None  # how Python marks a module that must not import
+        from maskwork.__main__ import main
+        sys.exit(main(sys.argv[1:]))
+        """
+    )
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, cwd=cwd,
+                          env=environment, check=False)  # fmt: skip
+
+
+def test_the_core_runs_the_command_line_and_names_the_window_extra(tmp_path):
+    io.write_image(tmp_path / "photo.png", np.pad(np.full((40, 40, 3), 220, np.uint8), ((20, 20), (20, 20), (0, 0))))
+    listed = _maskwork(["ops"], tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "grabcut" in listed.stdout and "(needs pip install 'maskwork[dl]')" in listed.stdout
+    cut = _maskwork(["run", "grabcut", "--image", "photo.png", "--rect", "10,10,60,60", "-o", "mask.png"], tmp_path)
+    assert cut.returncode == 0, cut.stderr
+    assert io.read_image(tmp_path / "mask.png")[40, 40] == 255
+    window = _maskwork([], tmp_path)
+    assert window.returncode == 2
+    assert "The window needs PySide6, pyqtgraph, superqt: pip install 'maskwork[app]'" in window.stderr
+
+
+def test_version():
+    done = _maskwork(["--version"], REPO)
+    assert (done.returncode, done.stdout) == (0, f"maskwork {__version__}\n")
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Top-level names of every module ``path`` imports (at module level or inside functions)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_napari_plugin_reaches_qt_only_through_qtpy():
+    """napari may run on PyQt5, PyQt6 or PySide6: no maskwork module the plugin loads names a binding."""
+    if importlib.util.find_spec("napari") is None:
+        pytest.skip("napari is not installed (pip install -e '.[napari]')")
+    code = (
+        "import sys, maskwork.napari.widgets, maskwork.napari.convert, maskwork.napari.bridge; "
+        "print('\\n'.join(m.__file__ for n, m in sys.modules.items() if n.startswith('maskwork') and getattr(m, '__file__', None)))"
+    )
+    environment = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO,
+                          env=environment, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loaded = [Path(line) for line in done.stdout.splitlines()]
+    assert any(path.name == "workers.py" for path in loaded)  # the shared worker module is among them
+    naming = {str(path.relative_to(REPO)): sorted(_imported_names(path) & set(QT_BINDINGS)) for path in loaded}
+    assert {module: names for module, names in naming.items() if names} == {}
+
+
+def _run(command: list[str | Path], **kwargs) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(part) for part in command], capture_output=True, text=True, check=False, **kwargs)
+    assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+    return done
+
+
+def test_the_wheel_installs_and_runs_without_extras(tmp_path):
+    # No build isolation: the test environment's setuptools builds it, nothing is downloaded.
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", REPO],
+         timeout=300)  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("maskwork-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for wanted in WHEEL_FILES:
+        assert any(name == wanted or name.endswith(f".dist-info/licenses/{wanted}") for name in names), wanted
+    assert not any(name.startswith("tests/") for name in names)
+
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", "--without-pip", venv], timeout=120)  # this pip installs into it
+    python = venv / "bin" / "python"
+    _run([sys.executable, "-m", "pip", "--python", python, "install", "-q", wheel], timeout=900)
+    installed = _run([python, "-m", "pip", "list", "--format=freeze"] if (venv / "bin" / "pip").exists()
+                     else [sys.executable, "-m", "pip", "--python", python, "list", "--format=freeze"], timeout=120)  # fmt: skip
+    distributions = {line.split("==")[0].lower() for line in installed.stdout.splitlines()}
+    assert not distributions & {"torch", "onnxruntime", "dask", "pyside6-essentials", "napari"}
+
+    maskwork = venv / "bin" / "maskwork"
+    assert _run([maskwork, "--version"], timeout=60).stdout == f"maskwork {__version__}\n"
+    listed = _run([maskwork, "ops"], timeout=120).stdout
+    assert "grabcut" in listed and "(needs pip install 'maskwork[dl]')" in listed
+    window = subprocess.run([maskwork], capture_output=True, text=True, timeout=60, check=False)
+    assert window.returncode == 2 and "pip install 'maskwork[app]'" in window.stderr
+
+
+def test_the_sdist_carries_the_licence_resources_and_manifest(tmp_path):
+    if importlib.util.find_spec("build") is None:
+        pytest.skip("the build package is not installed")
+    _run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "-o", tmp_path, REPO], timeout=300)
+    (sdist,) = tmp_path.glob("maskwork-*.tar.gz")
+    names = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
+    assert set(WHEEL_FILES) <= names
+
+
+def test_the_committed_icons_are_rendered_from_the_svg(tmp_path):
+    """packaging/icons matches maskwork.svg (run packaging/render_icons.py after changing it)."""
+    from PySide6.QtGui import QImage
+
+    spec = importlib.util.spec_from_file_location("render_icons", REPO / "packaging" / "render_icons.py")
+    render_icons = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render_icons)
+    assert render_icons.main(["--out", str(tmp_path)]) == 0
+    for size in render_icons.SIZES:
+        committed = QImage(str(render_icons.icon_path(size)))
+        assert (committed.width(), committed.height()) == (size, size)
+    # One size pixel by pixel: anti-aliasing may differ by a level or two between Qt releases.
+    rendered = QImage(str(render_icons.icon_path(48, tmp_path))).convertToFormat(QImage.Format.Format_RGBA8888)
+    committed = QImage(str(render_icons.icon_path(48))).convertToFormat(QImage.Format.Format_RGBA8888)
+    assert np.abs(_pixels(rendered) - _pixels(committed)).mean() < 2
+
+
+def _pixels(image) -> np.ndarray:
+    return np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.width(), 4).astype(int)

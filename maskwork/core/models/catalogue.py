@@ -72,8 +72,9 @@ class ModelEntry:
     hash_source: str
 
     def __post_init__(self) -> None:
-        # JSON gives a list; a tuple keeps the entry hashable and immutable.
-        object.__setattr__(self, "hashes", tuple(self.hashes))
+        # JSON gives a list (or, written by hand, one string); a tuple keeps the entry immutable.
+        hashes = (self.hashes,) if isinstance(self.hashes, str) else tuple(self.hashes)
+        object.__setattr__(self, "hashes", hashes)
 
 
 _SAM_SOURCE = (

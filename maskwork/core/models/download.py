@@ -191,7 +191,8 @@ def _fetch(entry: ModelEntry, partial: Path, progress: ProgressCallback, cancel:
             ) from error
         raise DownloadError(
             f"cannot download {entry.name}: {host} cannot be reached (offline, or the server is gone: "
-            f"{type(error).__name__}); on a machine without internet use Import model file..."
+            f"{type(error).__name__}); without internet: Import file... in Deep learning > Models, or "
+            f"`maskwork models import {entry.name} FILE`"
         ) from error
 
 

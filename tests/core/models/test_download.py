@@ -132,7 +132,7 @@ def test_server_gone_gives_one_clear_line(server, monkeypatch, tmp_path):
         download_model("tiny")
     message = str(raised.value)
     assert message.startswith(f"cannot download tiny: 127.0.0.1:{closed_port} cannot be reached (offline")
-    assert "Import model file..." in message and "\n" not in message
+    assert message.endswith("`maskwork models import tiny FILE`") and "\n" not in message
 
 
 def test_a_missing_file_on_the_server_names_the_http_error(server):

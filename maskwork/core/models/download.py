@@ -9,7 +9,10 @@ for the rest (an HTTP Range request), falling back to the whole file when the se
 does not honour it. The finished file is checked against the catalogue's hash
 (:mod:`maskwork.core.models.hashing`) and only then renamed into the cache, an atomic
 step on one file system, so the cache never holds a partial or wrong file; a wrong file is
-deleted. Cancel is a :class:`threading.Event` checked before each chunk of 64 KiB.
+deleted. Cancel is a :class:`threading.Event` checked before each chunk of 64 KiB; from a
+server that stalls without sending anything, it takes effect when the read times out
+(:data:`READ_TIMEOUT_S`), since a blocking socket read cannot be interrupted from another
+thread without tearing the connection down under requests.
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from maskwork.core.models.cache import installed_path, partial_path
-from maskwork.core.models.catalogue import ModelEntry, model_entry
+from maskwork.core.models.catalogue import ModelEntry, human_bytes, model_entry
 from maskwork.core.models.hashing import HashMismatch, check_file, pin_hash
 
 #: Bytes read from the connection between two checks of Cancel.
 CHUNK_BYTES = 64 * 1024
 #: Seconds to wait for the server to accept the connection, and for each chunk after.
 CONNECT_TIMEOUT_S = 15
-READ_TIMEOUT_S = 60
+READ_TIMEOUT_S = 20
 #: Seconds between two progress reports while bytes arrive (the last one always comes).
 REPORT_INTERVAL_S = 0.1
 
@@ -109,8 +112,22 @@ def download_model(
         return target
     partial = partial_path(entry)
     partial.parent.mkdir(parents=True, exist_ok=True)
+    _check_free_space(entry, partial)
     _fetch(entry, partial, progress or _ignore, cancel or threading.Event())
     return _install(entry, partial, progress or _ignore)
+
+
+def _check_free_space(entry: ModelEntry, partial: Path) -> None:
+    """Refuse at once, rather than after gigabytes, a download the disk cannot hold."""
+    if entry.size_bytes is None:
+        return
+    needed = entry.size_bytes - (partial.stat().st_size if partial.exists() else 0)
+    free = shutil.disk_usage(partial.parent).free
+    if needed > free:
+        raise DownloadError(
+            f"cannot download {entry.name}: it needs {human_bytes(needed)} more and {partial.parent.parent} "
+            f"has {human_bytes(free)} free (set MASKWORK_MODELS to a folder on a larger disk)"
+        )
 
 
 def import_model_file(name: str, source: str | os.PathLike, *, progress: ProgressCallback | None = None) -> Path:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import socket
 import threading
+from types import SimpleNamespace
 
 import pytest
 
@@ -133,6 +134,13 @@ def test_server_gone_gives_one_clear_line(server, monkeypatch, tmp_path):
     message = str(raised.value)
     assert message.startswith(f"cannot download tiny: 127.0.0.1:{closed_port} cannot be reached (offline")
     assert message.endswith("`maskwork models import tiny FILE`") and "\n" not in message
+
+
+def test_a_download_the_disk_cannot_hold_is_refused_before_it_starts(server, monkeypatch):
+    monkeypatch.setattr("shutil.disk_usage", lambda path: SimpleNamespace(total=10**9, used=10**9 - 1000, free=1000))
+    with pytest.raises(DownloadError, match=r"it needs 614.4 kB more and .* has 1.0 kB free \(set MASKWORK_MODELS"):
+        download_model("tiny")
+    assert server.range_headers == []
 
 
 def test_a_missing_file_on_the_server_names_the_http_error(server):

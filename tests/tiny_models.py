@@ -252,7 +252,7 @@ def save_tiny_sam2(path: Path, seed: int = 0) -> Path:
 
     The package's sam2.1_hiera_t configuration with a 16-wide, 5-block Hiera trunk (the
     global-attention block inside the third stage, as published), 32-wide prompt and
-    memory features and 256-pixel inputs (SAM 2's are 1024).
+    memory features and 128-pixel inputs (SAM 2's are 1024).
     """
     import importlib.util
 
@@ -262,7 +262,7 @@ def save_tiny_sam2(path: Path, seed: int = 0) -> Path:
     package = Path(importlib.util.find_spec("sam2").origin).parent
     settings = OmegaConf.load(package / "configs" / "sam2.1" / "sam2.1_hiera_t.yaml")
     model = settings.model
-    model.image_size = 256
+    model.image_size = 128
     trunk, neck = model.image_encoder.trunk, model.image_encoder.neck
     trunk.embed_dim, trunk.stages, trunk.global_att_blocks = 16, [1, 1, 2, 1], [3]
     neck.backbone_channel_list, neck.d_model, neck.position_encoding.num_pos_feats = [128, 64, 32, 16], 32, 32
@@ -270,7 +270,7 @@ def save_tiny_sam2(path: Path, seed: int = 0) -> Path:
     attention.d_model, attention.num_layers = 32, 1
     attention.layer.d_model, attention.layer.dim_feedforward = 32, 32
     for block in (attention.layer.self_attention, attention.layer.cross_attention):
-        block.embedding_dim, block.feat_sizes = 32, [16, 16]
+        block.embedding_dim, block.feat_sizes = 32, [8, 8]
     attention.layer.cross_attention.kv_in_dim = 16
     encoder = model.memory_encoder
     encoder.out_dim, encoder.position_encoding.num_pos_feats = 16, 16

@@ -1,0 +1,124 @@
+"""SAM 2.1 through the Segment Anything operator: the checkpoint loader, the configuration
+chosen from the weights, prompts in the model's square frame and the previous mask.
+
+A randomly initialised SAM 2.1 of the sam2 package's own classes, scaled down
+(tiny_models.save_tiny_sam2), is saved as the publisher saves checkpoints; its masks mean
+nothing, so these tests check loading, shapes, frames, caching and the mask prompt.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+from tiny_models import save_tiny_sam2
+
+from maskwork.operators import InputError, get
+from maskwork.operators.dl import segment_anything as sam
+from maskwork.operators.dl import segment_anything_2 as sam2
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("sam2") is None, reason="needs the sam2 package")
+
+SEGMENT = get("segment_anything")
+PHOTO = data.astronaut()[:200, :300]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_tiny_sam2(tmp_path_factory.mktemp("sam2") / "tiny_sam2.pt")
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(monkeypatch):
+    monkeypatch.setattr(sam, "_embeddings", OrderedDict())
+    monkeypatch.setattr(sam, "_logits", OrderedDict())
+
+
+def segment(checkpoint, **inputs):
+    return SEGMENT.run({"image": PHOTO, **inputs}, {"checkpoint": str(checkpoint), "device": "cpu"})
+
+
+@pytest.mark.parametrize("config", ["sam2.1_hiera_t", "sam2.1_hiera_b+"])
+def test_published_architectures_are_recognised_from_their_weights(config):
+    package = Path(importlib.util.find_spec("sam2").origin).parent
+    state = sam2.build(package / "configs" / "sam2.1" / f"{config}.yaml").state_dict()
+    assert sam2.holds_sam2(state) and sam2.official_config_name(state) == config
+    assert sam2.config_file(Path("elsewhere.pt"), state) == package / "configs" / "sam2.1" / f"{config}.yaml"
+    del state["no_obj_embed_spatial"]  # what SAM 2.1 added to SAM 2.0
+    assert sam2.official_config_name(state) == config.replace("sam2.1", "sam2")
+
+
+def test_box_and_clicks_give_masks_of_the_image_from_one_encoding(checkpoint):
+    by_box = segment(checkpoint, rect=(60, 50, 120, 80))
+    by_click = segment(checkpoint, points=[(100, 150, 1)])
+    by_both = segment(checkpoint, rect=(60, 50, 120, 80), points=[(100, 150, 1), (20, 20, 0)])
+    for result in (by_box, by_click, by_both):
+        assert result["mask"].shape == (200, 300) and result["mask"].dtype == bool
+        assert result.scores["model"] == "tiny_sam2"  # the configuration beside the checkpoint
+        assert np.isfinite(result.scores["predicted_iou"])
+    assert not by_box.scores["embedding_cached"] and by_click.scores["embedding_cached"]
+
+
+def test_the_image_is_stretched_to_the_models_square(checkpoint):
+    embedding = sam.prepare_embedding(PHOTO, str(checkpoint), device="cpu")
+    assert embedding.input_size == (128, 128) and embedding.original_size == (200, 300)
+    assert embedding.features["image_embed"].shape == (1, 32, 8, 8)
+    assert [level.shape[-1] for level in embedding.features["high_res_feats"]] == [32, 16]
+    prompts = sam.model_prompts((60, 50, 120, 80), [(100, 150, 1)], (200, 300), embedding.input_size)
+    coords, labels = prompts.corner_points()  # the box first, as SAM 2's predictor sends it
+    np.testing.assert_allclose(coords, [[25.6, 32], [179 * 128 / 300, 129 * 0.64], [64, 64]], rtol=1e-5)
+    assert labels.tolist() == [2, 3, 1]
+
+
+def test_the_previous_mask_is_given_back_as_the_models_own_logits(checkpoint, monkeypatch):
+    converted = []
+    to_logits = sam2.mask_to_logits
+    monkeypatch.setattr(sam2, "mask_to_logits", lambda *args: converted.append(args) or to_logits(*args))
+    first = segment(checkpoint, points=[(100, 150, 1)])
+    segment(checkpoint, points=[(100, 150, 1), (120, 180, 1)], mask=first["mask"])
+    assert not converted  # its own logits were remembered
+    drawn = np.zeros((200, 300), bool)
+    drawn[40:160, 100:250] = True
+    segment(checkpoint, points=[(100, 150, 1), (120, 180, 1)], mask=drawn)
+    assert len(converted) == 1 and np.array_equal(converted[0][0], drawn) and converted[0][1:3] == ((128, 128), 128)
+
+
+def test_the_mask_prompt_reaches_the_decoder(checkpoint):
+    with sam._lock:
+        model = sam.loaded_model(checkpoint, "auto", torch.device("cpu"))
+    embedding = sam.prepare_embedding(PHOTO, str(checkpoint), device="cpu")
+    prompts = sam.model_prompts(None, [(100, 150, 1)], (200, 300), embedding.input_size)
+    previous = np.zeros((200, 300), bool)
+    previous[50:150, 100:200] = True
+    without = model.decode(embedding, prompts, None, None, False)
+    refined = model.decode(embedding, prompts, previous, None, False)
+    assert without.low_res_logits.shape == refined.low_res_logits.shape == (1, 1, 32, 32)
+    assert not torch.equal(without.low_res_logits, refined.low_res_logits)
+
+
+def test_the_catalogue_name_finds_the_downloaded_file(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKWORK_MODELS", str(tmp_path))
+    shutil.copy(checkpoint, tmp_path / "sam2.1_hiera_tiny.pt")
+    # The tiny architecture is not a published one: its configuration travels beside it.
+    shutil.copy(checkpoint.with_suffix(".yaml"), tmp_path / "sam2.1_hiera_tiny.yaml")
+    result = SEGMENT.run({"image": PHOTO, "points": [(100, 150, 1)]}, {"checkpoint": "sam2.1_hiera_tiny", "device": "cpu"})
+    assert result.scores["model"] == "sam2.1_hiera_tiny" and result["mask"].shape == (200, 300)
+
+
+def test_an_unpublished_architecture_needs_its_configuration(checkpoint, tmp_path):
+    alone = tmp_path / "fine_tuned.pt"
+    shutil.copy(checkpoint, alone)
+    with pytest.raises(InputError, match="unpublished architecture.*fine_tuned.yaml"):
+        segment(alone, points=[(100, 150, 1)])
+
+
+def test_half_precision_is_bfloat16_on_cuda_only():
+    assert sam2.autocast_dtype(torch.device("cuda")) == torch.bfloat16
+    assert sam2.autocast_dtype(torch.device("cpu")) is None
+    assert sam2.autocast_dtype(torch.device("mps")) is None

@@ -11,11 +11,12 @@ documented once, there). A method's own parameters are shown only while it is ch
   OpenCV's 8-bit path works on: Telea's weights are not scale-free) and back, so nothing
   is quantised to 8 bits.
 - ``biharmonic``: scikit-image's ``inpaint_biharmonic`` (smooth, slow on big holes).
-- ``exemplar``: ours, a patch-based fill in the manner of Wexler, Shechtman and Irani
-  ("Space-time completion of video", 2007) with a PatchMatch search (Barnes et al. 2009),
-  coarse to fine. Each pixel of the hole becomes a weighted vote of the patches that the
-  patches covering it were matched to, so the fill copies texture and structure from the
-  rest of the picture instead of smearing the border inwards. Details below.
+- ``exemplar`` (the default): ours, a patch-based fill in the manner of Wexler, Shechtman
+  and Irani ("Space-time completion of video", 2007) with a PatchMatch search (Barnes et
+  al. 2009), coarse to fine. By default every hole pixel is a copy of one known pixel (the
+  best-matching patch covering it wins, nothing is averaged), and the seams between copied
+  pieces are removed in the gradient domain (Poisson, as in "Image Melding", Darabi et al.
+  2012), so fur, grass or gravel keep their grain and no edge shows. Details below.
 
 Every method works on the bounding box of the hole plus a margin (OpenCV: the radius plus
 8 pixels, which gives exactly the whole-image result; biharmonic: 8 pixels, the same
@@ -33,39 +34,44 @@ Exemplar method
 1. Pyramid: the region is halved (masked area averaging, so hole pixels never leak into
    known ones; a coarse pixel touching the hole is a hole pixel) until the hole lies
    within 5 patch radii of its border, or the known part gets too small to copy from.
-   Two texture features ride along with the colours as extra channels: the local mean of
-   |d/dx| and |d/dy| of the luminance (Newson et al., "Non-local patch-based image
-   inpainting", IPOL 2017). They survive downsampling and upsampling where colours blur,
-   so a blurred target patch still asks for a textured source, not a flat one.
 2. First guess on the coarsest level: onion peel. The hole is filled ring by ring from
    its border; every pixel of a ring takes its value from the known patch that best
    matches its known and already-filled surroundings (Efros-Leung, a whole ring at once,
-   exhaustive over up to 4000 patches with one matrix product per chunk).
-3. Each level runs expectation-maximisation rounds (Wexler, Shechtman and Irani, "Space-
-   time completion of video", 2007): (a) PatchMatch (Barnes et al. 2009) improves the
-   source of every patch overlapping the hole at once, in whole-array steps: propagation
-   takes the shifted source of the patch 1, 2 and 4 pixels away in each of the four
-   directions, random search tries sources in windows halving from the level's size to
-   one pixel; sources are patches lying wholly in the known part of the region; (b) every
-   hole pixel becomes the mean of what the overlapping patches' sources hold there,
-   weighted exp(-d / 2 sigma^2) with sigma^2 the 75th percentile of the patch distances.
-   At full resolution only the patches at every second offset vote (4x fewer votes,
-   every pixel still covered).
+   exhaustive over up to 4000 patches with one matrix product per chunk). This coarsest
+   level, upsampled, is the first preview (a few tenths of a second).
+3. Each level runs expectation-maximisation rounds (Wexler, Shechtman and Irani): (a)
+   PatchMatch (Barnes et al. 2009) improves the source of every patch overlapping the hole
+   at once, in whole-array steps: propagation takes the shifted source of the patch 1, 2
+   and 4 pixels away in each of the four directions, random search tries sources in
+   windows halving from the level's size (at full resolution: from 2 patches, the level
+   above having placed them) to one pixel; sources are patches lying wholly in the known
+   part of the region; (b) every hole pixel takes its value in the best-matching patch
+   covering it (whole shifted arrays, one comparison per offset). At full resolution one
+   round is run, and only the patches at every second offset take part.
 4. Patch distances are squared differences of low-frequency DCT coefficients after an
-   orthonormal opponent colour transform (15 luminance, 2 x 6 chroma and 2 x 3 texture
-   coefficients for RGB), computed for every pixel with separable ``cv2.filter2D``
-   passes. One candidate for every target costs a gather of 33 numbers per patch, not of
-   the 9x9x3 = 243 pixel values, and no eigen-decomposition is needed.
+   orthonormal opponent colour transform (a luminance and two chroma planes, decorrelated
+   like Lab's; 10 luminance and 2 x 3 chroma coefficients for RGB), computed for every
+   pixel with separable ``cv2.filter2D`` passes. One candidate for every target costs a
+   gather of 16 numbers per patch, not of the 9x9x3 = 243 pixel values.
 5. The matches and the filled image are upsampled to the next level, which starts from
-   them. Each finished level (and each round at full resolution) is offered as a partial
-   result, so the preview sharpens as it goes; ``draft`` stops early and upsamples.
+   them. Each finished level is offered as a partial result, so the preview sharpens as
+   it goes; ``draft`` stops early and upsamples.
+6. Seams, at full resolution: where two neighbouring hole pixels were copied from pixels
+   that are not neighbours (and across the hole's edge), the wanted difference between
+   them is the mean of what each side's source continues with; elsewhere the copy's own
+   difference. The fill that fits those differences with the known pixels fixed solves a
+   Poisson equation, done for the correction with a fast sine transform on the hole's
+   box. What little colour mismatch is left at the edge (non-rectangular holes) is
+   smoothed along the edge and faded out over 1.5 patches inside it.
 
-``sharp=True`` changes step 3 on the levels above full resolution: every hole pixel takes
-the value of the single best-matching patch covering it (10 rounds on the coarsest level),
-and the final average is weighted towards the best matches (25th percentile). Averaging
-many plausible patches gives the pixel-wise closest guess (best PSNR) but, on random
-texture such as grass or gravel, a soft smudge; ``sharp`` keeps the texture's grain at the
-price of about 0.5-1.5 dB PSNR there and occasional visible seams.
+``sharp=False`` is the older, softer fill: every level (full resolution included) makes
+each hole pixel the weighted mean of what the overlapping patches' sources hold there,
+weights exp(-d / 2 sigma^2) with sigma^2 the 75th percentile of the patch distances, and
+two texture features ride along with the colours (the local mean of |d/dx| and |d/dy| of
+the luminance, Newson et al., IPOL 2017) so blurred coarse levels still ask for textured
+sources. Averaging many plausible patches is the pixel-wise closest guess (about 1 dB
+higher PSNR on random texture, where nothing can predict the real grain) but looks milky:
+the grain of fur, grass or gravel is washed out.
 """
 
 from __future__ import annotations
@@ -95,7 +101,7 @@ BIHARMONIC_IN_PROCESS_PIXELS = 10_000
 #: Largest automatic context (pixels) of the exemplar method around a hole's bounding box.
 MAX_AUTO_CONTEXT = 512
 #: Patch descriptor: DCT coefficients (u, v) with u + v up to this, luminance and chroma.
-LUMA_FREQUENCIES, CHROMA_FREQUENCIES = 4, 2
+LUMA_FREQUENCIES, CHROMA_FREQUENCIES = 3, 1
 #: Texture features: weight against the colours, DCT frequencies kept, averaging window.
 TEXTURE_WEIGHT, TEXTURE_FREQUENCIES, TEXTURE_WINDOW = 1.0, 1, 5
 #: Fewest whole known patches a pyramid level needs to be worth searching.
@@ -103,15 +109,21 @@ MIN_SOURCES = 64
 #: The coarsest level is the first whose hole lies within this many patch radii of its border.
 COARSEST_DEPTH = 5
 #: Expectation-maximisation rounds: coarsest level, levels in between, full resolution.
-ROUNDS_COARSEST, ROUNDS_MIDDLE, ROUNDS_FINEST = 3, 5, 3
+ROUNDS_COARSEST, ROUNDS_MIDDLE, ROUNDS_FINEST = 3, 3, 1
 #: Sharp fills settle the texture on the coarsest level with more best-patch rounds.
 SHARP_ROUNDS_COARSEST = 10
 #: PatchMatch iterations per round: coarsest level (random start), others, full resolution.
-SEARCHES_COARSEST, SEARCHES_MIDDLE, SEARCHES_FINEST = 2, 1, 2
+SEARCHES_COARSEST, SEARCHES_MIDDLE, SEARCHES_FINEST = 2, 1, 1
 #: At full resolution only the patches at every second offset vote (4x fewer, same cover).
 VOTE_STRIDE = 2
+#: Full resolution: random search for better sources within this many patches of the
+#: upsampled match (the level above placed them).
+FINEST_WINDOW = 0
+#: Width, in patches, of the band inside the hole's edge where the edge's colour
+#: mismatch is blended away.
+EDGE_BAND = 1.5
 #: Vote weights exp(-d / 2 sigma^2), sigma^2 this percentile of the distances (sharp: 25).
-SIGMA_PERCENTILE, SHARP_SIGMA_PERCENTILE = 75, 25
+SIGMA_PERCENTILE = 75
 #: PatchMatch propagation: copy the shifted source of the target this far away.
 PROPAGATION_JUMPS = (1, 2, 4)
 #: Onion-peel first guess: most and fewest source patches, front pixels per matrix
@@ -127,7 +139,7 @@ def inpaint(
     method: Method = "exemplar",
     radius: Annotated[int, Range(1, 50), ShownFor("method", "telea", "navier_stokes")] = 5,
     patch_size: Annotated[int, Range(3, 31), ShownFor("method", "exemplar")] = 9,
-    sharp: Annotated[bool, ShownFor("method", "exemplar")] = False,
+    sharp: Annotated[bool, ShownFor("method", "exemplar")] = True,
     context: Annotated[int, Range(0, 4000), ShownFor("method", "exemplar")] = 0,
     draft: Annotated[int, Range(0, 4)] = 0,
     ctx: RunContext | None = None,
@@ -144,8 +156,8 @@ def inpaint(
         are kept exactly as they are. An empty mask is an error (there is nothing to
         fill), as is one covering the whole image (nothing to fill from).
     method : {"exemplar", "telea", "navier_stokes", "biharmonic"}
-        "exemplar" copies patches from the rest of the picture (best for large holes in
-        texture); "telea" (fast marching) and "navier_stokes" (fluid dynamics) are OpenCV's
+        "exemplar" (the default) copies patches from the rest of the picture (best for
+        large holes and any texture); "telea" (fast marching) and "navier_stokes" (fluid dynamics) are OpenCV's
         quick diffusion fills for scratches and small specks; "biharmonic" is a smooth
         fill (scikit-image), good on smooth gradients and slow on big holes.
     radius : int
@@ -156,11 +168,11 @@ def inpaint(
         to odd). Larger patches keep larger structures together; smaller ones fit fine
         texture and narrow gaps.
     sharp : bool
-        Exemplar: copy texture crisply (while the coarse levels are filled every pixel
-        takes the single best-matching patch, and the final average favours the best
-        matches). Grass, gravel or foliage then look like themselves rather than softly
-        averaged, at the price of a lower PSNR against the true content (a blur is closer
-        on average) and occasional visible patch seams.
+        Exemplar: copy texture crisply (the default): every hole pixel is copied from the
+        best-matching patch covering it and the seams between copies are removed, so
+        grass, gravel or fur look like themselves. False averages the matching patches
+        instead: a little closer to the true content pixel by pixel (higher PSNR) but
+        milky, the texture's grain washed out.
     context : int
         Exemplar: pixels around the hole's bounding box that patches may be copied from;
         0 chooses it from the hole's size (at least 4 patches, at most 512 pixels).
@@ -440,7 +452,10 @@ def _exemplar(crop, hole, patch, draft, sharp, report, offer, ctx: RunContext):
     radius = patch // 2
     colour = crop.shape[2]
     work = crop
-    if TEXTURE_WEIGHT > 0:
+    if not sharp:
+        # Averaged votes blur the coarse levels; the texture features keep asking for
+        # textured sources there. Copies stay sharp without them, and with them prefer
+        # busier sources than the surroundings (rough fur pasted into soft fur).
         work = np.concatenate([crop, TEXTURE_WEIGHT * _texture_features(crop, hole)], axis=2)
     pyramid = _pyramid(work, hole, patch)
     if pyramid is None:
@@ -478,14 +493,21 @@ def _exemplar(crop, hole, patch, draft, sharp, report, offer, ctx: RunContext):
         searches = SEARCHES_COARSEST if current is None else SEARCHES_FINEST if finest else SEARCHES_MIDDLE
         for r in range(rounds):
             report(begin + span * r / rounds, f"exemplar fill at {name}, round {r + 1} of {rounds}")
-            level.search(iterations=searches)
-            if sharp:
-                level.vote(stride=VOTE_STRIDE if finest else 1, best=not finest, percentile=SHARP_SIGMA_PERCENTILE)
+            if finest and current is not None:
+                # Matches come from the level above: only nearby sources are worth trying.
+                level.search(iterations=searches, window=FINEST_WINDOW * patch)
             else:
-                level.vote(stride=VOTE_STRIDE if finest else 1, percentile=SIGMA_PERCENTILE)
+                level.search(iterations=searches)
+            if sharp:
+                level.copy_best(stride=VOTE_STRIDE if finest else 1)
+            else:
+                level.vote(stride=VOTE_STRIDE if finest else 1)
             total_rounds += 1
             if finest and r + 1 < rounds:
                 offer(_to_crop(level.image[..., :colour], crop, hole))
+        if finest and sharp:
+            level.harmonise()
+            level.blend_edge(EDGE_BAND * patch)
         current = level.image
         nnf = level.matches()
         if step + 1 < len(plan):
@@ -884,11 +906,97 @@ class _Level:
             self._vote_cache[stride] = cached
         return cached
 
-    def vote(self, stride: int = 1, best: bool = False, percentile: float = SIGMA_PERCENTILE) -> None:
+    def harmonise(self) -> None:
+        """Remove the seams between copied pieces in the gradient domain (Poisson).
+
+        After a best-patch vote each hole pixel is a copy of one known pixel
+        (``self.origin``). Where two neighbours were copied from neighbouring pixels the
+        fill keeps their difference; across a seam (and across the hole's edge) the wanted
+        difference is the mean of what each side's source continues with. The fill whose
+        differences match those best, with the known pixels fixed, solves a Poisson
+        equation; it is solved for the correction to the copy on the hole's bounding box
+        (fast sine transform, the box's border held), which is exact for a rectangular
+        hole; for other shapes the little correction left on the known pixels of the box
+        is smoothed out by :meth:`blend_edge` afterwards.
+        """
+        from scipy.fft import dstn, idstn
+
+        rows, cols = self.shape
+        ys, xs = np.nonzero(self.hole)
+        top, bottom = max(0, ys.min() - 1), min(rows, ys.max() + 2)
+        left, right = max(0, xs.min() - 1), min(cols, xs.max() + 2)
+        if bottom - top < 3 or right - left < 3:
+            return
+        channels = self.colour
+        flat = self.image.reshape(-1, self.image.shape[2])[:, :channels]
+        origin = self.origin.reshape(rows, cols)[top:bottom, left:right]
+        image = self.image[top:bottom, left:right, :channels]
+        source_row, source_col = np.divmod(origin, cols)
+        excess = np.zeros(image.shape, np.float32)  # divergence of (wanted - actual) differences
+        for axis in (0, 1):
+            step = cols if axis == 0 else 1
+            near = [slice(None), slice(None)]
+            far = [slice(None), slice(None)]
+            near[axis], far[axis] = slice(None, -1), slice(1, None)
+            near, far = tuple(near), tuple(far)
+            first, second = origin[near], origin[far]
+            seam = second != first + step
+            if not seam.any():
+                continue
+            limit = rows if axis == 0 else cols
+            along_first = (source_row if axis == 0 else source_col)[near]
+            along_second = (source_row if axis == 0 else source_col)[far]
+            ahead = np.where(along_first + 1 < limit, first + step, first)
+            behind = np.where(along_second > 0, second - step, second)
+            wanted = 0.5 * ((flat[ahead] - flat[first]) + (flat[second] - flat[behind]))
+            actual = image[far] - image[near]
+            mismatch = np.where(seam[..., None], wanted - actual, 0.0).astype(np.float32)
+            excess[far] -= mismatch  # d/dx of the mismatch, forward differences
+            excess[near] += mismatch
+        # Solve laplacian(c) = excess inside the box, c = 0 on its border.
+        inner = excess[1:-1, 1:-1]
+        n, m = inner.shape[:2]
+        eigen = (2 * np.cos(np.pi * np.arange(1, n + 1) / (n + 1)) - 2)[:, None] + (
+            2 * np.cos(np.pi * np.arange(1, m + 1) / (m + 1)) - 2
+        )[None, :]
+        spectrum = dstn(inner, type=1, axes=(0, 1)) / eigen[..., None]
+        correction = np.zeros_like(image)
+        correction[1:-1, 1:-1] = idstn(spectrum, type=1, axes=(0, 1))
+        box_hole = self.hole[top:bottom, left:right]
+        self.image[top:bottom, left:right, :channels][box_hole] += correction[box_hole]
+
+    def blend_edge(self, band: int) -> None:
+        """Remove the seam: carry the colour mismatch at the hole's edge into a thin band.
+
+        The known pixels next to the hole are patch centres too; their own matches predict
+        them, and the difference (true minus predicted) is what a copied fill misses at the
+        edge. That difference, smoothed along the edge (normalised Gaussian over the edge
+        pixels), is added to the hole's pixels with a weight falling linearly from 1 at
+        the edge to 0 at ``band`` pixels inside, so the interior keeps its copied texture.
+        """
+        rows, cols = self.shape
+        ring = np.zeros(self.shape, bool)
+        near = cv2.dilate(self.hole.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~self.hole
+        ring[self.ty, self.tx] = near[self.ty, self.tx]
+        which = self.index[ring]
+        channels = self.image.shape[2]
+        difference = np.zeros((rows, cols, channels), np.float32)
+        difference[ring] = self.image[ring] - self.image[self.sy[which], self.sx[which]]
+        weight = ring.astype(np.float32)
+        sigma = max(1.0, band / 3.0)
+        size = int(2 * round(3 * sigma) + 1)
+        num = cv2.GaussianBlur(difference, (size, size), sigma).reshape(difference.shape)
+        den = cv2.GaussianBlur(weight, (size, size), sigma)
+        depth = cv2.distanceTransform(self.hole.astype(np.uint8), cv2.DIST_L2, 3)
+        falloff = np.clip(1.0 - (depth - 1.0) / band, 0.0, 1.0) * (den > 1e-4)
+        correction = num / np.maximum(den, 1e-4)[..., None] * falloff[..., None]
+        self.image[self.hole] += correction[self.hole]
+
+    def vote(self, stride: int = 1, percentile: float = SIGMA_PERCENTILE) -> None:
         """Every hole pixel := weighted mean of what the overlapping patches' sources hold.
 
         ``stride`` > 1 lets only the patches at every stride-th offset vote (fewer votes,
-        every pixel still covered); ``best`` takes the value of the best-matching patch.
+        every pixel still covered).
         """
         rows, cols = self.shape
         channels = self.image.shape[2]
@@ -904,18 +1012,45 @@ class _Level:
         sources = self.sy * cols + self.sx
         for offset, who in self._vote_lists(stride):
             self.ctx.check()
-            at = targets[who] + offset
-            if best:
-                better = weights[who] > acc[at, channels]
-                acc[at[better]] = extended[sources[who[better]] + offset] * np.float32(1.0)
-                acc[at[better], channels] = weights[who[better]]
-            else:
-                acc[at] += weights[who, None] * extended[sources[who] + offset]
+            acc[targets[who] + offset] += weights[who, None] * extended[sources[who] + offset]
         holes = np.flatnonzero(self.hole.ravel())
-        total = acc[holes, channels]
-        covered = holes[total > 0]
-        if best:
-            values = acc[covered, :channels]
-        else:
-            values = acc[covered, :channels] / acc[covered, channels:]
-        self.image.reshape(-1, channels)[covered] = values
+        covered = holes[acc[holes, channels] > 0]
+        self.image.reshape(-1, channels)[covered] = acc[covered, :channels] / acc[covered, channels:]
+
+    def copy_best(self, stride: int = 1) -> None:
+        """Every hole pixel := its value in the best-matching patch covering it (no averaging).
+
+        The patches are compared by their distance to their source; ``stride`` > 1 lets
+        only the patches at every stride-th offset take part. Works on whole shifted
+        arrays of the hole's bounding box (one comparison per offset), then copies once.
+        ``self.origin`` keeps, for every pixel, the flat index of the pixel it now holds
+        (itself where known), for :meth:`harmonise`.
+        """
+        rows, cols = self.shape
+        r = self.radius
+        ys, xs = np.nonzero(self.hole)
+        top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        # Padded by the radius so every shifted window stays inside the arrays.
+        closeness = np.full((rows + 2 * r, cols + 2 * r), -np.inf, np.float32)
+        closeness[self.ty + r, self.tx + r] = -self.dist
+        source = np.zeros(closeness.shape, np.int64)
+        source[self.ty + r, self.tx + r] = self.sy.astype(np.int64) * cols + self.sx
+        best = np.full((bottom - top, right - left), -np.inf, np.float32)
+        origin_box = np.zeros(best.shape, np.int64)
+        offsets = range(-(r - r % stride), r + 1, stride)
+        for dy in offsets:
+            self.ctx.check()
+            for dx in offsets:
+                # The patch centred at p - (dy, dx) holds p at its offset (dy, dx).
+                window = (slice(top + r - dy, bottom + r - dy), slice(left + r - dx, right + r - dx))
+                candidate = closeness[window]
+                better = candidate > best
+                best[better] = candidate[better]
+                origin_box[better] = source[window][better] + (dy * cols + dx)
+        origin = np.arange(rows * cols, dtype=np.int64).reshape(rows, cols)
+        box_hole = self.hole[top:bottom, left:right]
+        covered = box_hole & np.isfinite(best)
+        origin[top:bottom, left:right][covered] = origin_box[covered]
+        self.origin = origin.ravel()
+        flat = self.image.reshape(-1, self.image.shape[2])
+        self.image[top:bottom, left:right][covered] = flat[origin_box[covered]]

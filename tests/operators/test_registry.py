@@ -16,6 +16,7 @@ import tiny_models
 from skimage import data
 
 from maskwork import cli
+from maskwork.core.models import catalogue
 from maskwork.operators import (
     Cancelled,
     InputError,
@@ -90,11 +91,13 @@ def _skip_if_unavailable(spec) -> None:
         pytest.skip(f"{spec.id} needs {', '.join(missing)}")
 
 
-#: Operators that run a file the person brings (a "path" parameter whose default is no
-#: file): that parameter and how to build a tiny such file (see tiny_models.py).
+#: Operators that run a file the person brings or downloads (a "path" parameter whose
+#: default is no file or a catalogue model, which tests never download): that parameter
+#: and how to build a tiny such file (see tiny_models.py).
 MODEL_FILES = {
     "run_model": ("model", lambda folder: tiny_models.save_torchscript(tiny_models.bright_pixel_net(), folder / "bright.pt")),
     "segment_anything": ("checkpoint", lambda folder: tiny_models.save_tiny_sam(folder / "tiny_sam.pth")),
+    "learned_inpaint": ("model", lambda folder: tiny_models.save_mean_fill_lama(folder / "mean_fill_lama.pt")),
 }
 
 
@@ -106,7 +109,11 @@ def file_params(tmp_path_factory):
     built: dict[str, dict] = {}
 
     def params_for(spec) -> dict:
-        needed = [param.name for param in spec.params if param.type == "path" and not param.default]
+        catalogue_names = {entry.name for entry in catalogue()}
+        needed = [
+            param.name for param in spec.params
+            if param.type == "path" and (not param.default or param.default in catalogue_names)
+        ]
         if not needed:
             return {}
         assert spec.id in MODEL_FILES, f"{spec.id} needs a file for {needed}: add a builder to MODEL_FILES"

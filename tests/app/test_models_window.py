@@ -27,7 +27,7 @@ def state_of(dialog, name):
     return dialog.table.item(select(dialog, name), COLUMNS.index("State")).text()
 
 
-def test_download_with_progress_cancel_and_remove(window, server, qtbot):
+def test_download_with_progress_cancel_import_and_remove(window, server, qtbot, tmp_path):
     menu_action(window, "Deep learning", "Models...").trigger()
     dialog = window.models.dialog
     qtbot.waitExposed(dialog)
@@ -60,6 +60,16 @@ def test_download_with_progress_cancel_and_remove(window, server, qtbot):
     assert "cancelled" in dialog.status_label.text()
     assert 0 < partial_bytes(model_entry("tiny_md5")) < 200 * 1024
     assert state_of(dialog, "tiny_md5").endswith("% (resumable)")
+
+    # Import file...: a copy brought on a USB stick, hash-checked in the background.
+    stick = tmp_path / "usb" / "tiny_md5.pt"
+    stick.parent.mkdir()
+    stick.write_bytes(server.files["/tiny_md5.pt"])
+    with qtbot.waitSignal(dialog.models_changed, timeout=10_000):
+        dialog.import_file("tiny_md5", stick)
+    qtbot.waitUntil(lambda: dialog.worker is None)
+    assert state_of(dialog, "tiny_md5") == "installed"
+    assert partial_bytes(model_entry("tiny_md5")) == 0  # the cancelled download's bytes went
 
     # Remove: the file leaves the cache.
     select(dialog, "tiny")

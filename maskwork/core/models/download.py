@@ -150,7 +150,11 @@ def import_model_file(name: str, source: str | os.PathLike, *, progress: Progres
         raise FileNotFoundError(f"no file {source}")
     staged = partial_path(entry).with_suffix(".import")
     staged.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, staged)
+    try:
+        shutil.copyfile(source, staged)
+    except OSError:
+        staged.unlink(missing_ok=True)  # a full disk: no half copy left behind
+        raise
     return _install(entry, staged, progress or _ignore)
 
 
@@ -172,6 +176,7 @@ def _install(entry: ModelEntry, staged: Path, progress: ProgressCallback) -> Pat
         raise
     target = installed_path(entry)
     os.replace(staged, target)
+    partial_path(entry).unlink(missing_ok=True)  # an interrupted download an import made useless
     if first_sha256 is not None:
         pin_hash(entry, first_sha256)
     return target

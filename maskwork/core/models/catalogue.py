@@ -143,7 +143,8 @@ BUILT_IN = (
         hashes=("gitsha1:dcd5b5e659129371dffad8c5e4f7215c2b72b0cc",),
         hash_source=(
             "Git blob id of torchscripted_model/efficient_sam_vitt_torchscript.pt in yformer/EfficientSAM "
-            "at commit d525f622 (file last changed in 3477a435, 2023-12-16); the URL is pinned to that commit"
+            "at commit d525f622 (file last changed in 3477a435, 2023-12-16); the URL is pinned to that commit. "
+            "Size not found in any source reachable here; the server's Content-Length gives it during download"
         ),
     ),
     ModelEntry(
@@ -176,11 +177,14 @@ BUILT_IN = (
         size_bytes=205_669_692,
         licence="Apache-2.0",
         url="https://github.com/Sanster/models/releases/download/add_big_lama/big-lama.pt",
-        hashes=("md5:e3aa4aaa15225a33ec84f9f4bc47e500",),
+        hashes=(
+            "md5:e3aa4aaa15225a33ec84f9f4bc47e500",
+            "sha256:344c77bbcb158f17dd143070d1e789f38a66c04202311ae3a258ef66667a9ea9",
+        ),
         hash_source=(
-            "LAMA_MODEL_MD5 in Sanster/IOPaint (lama-cleaner) iopaint/model/lama.py (commit 61a759fb), whose "
-            "author publishes this TorchScript export of advimman/lama's big-lama at that URL; size as recorded "
-            "by independent projects"
+            "MD5: LAMA_MODEL_MD5 in Sanster/IOPaint (lama-cleaner) iopaint/model/lama.py (commit 61a759fb), whose "
+            "author publishes this TorchScript export of advimman/lama's big-lama at that URL; SHA-256 and size "
+            "as recorded by independent projects that pin this file"
         ),
     ),
 )

@@ -192,7 +192,8 @@ def test_registered_with_its_parameters():
     assert spec.category == "Registration" and spec.outputs == ("image", "transform")
     assert spec.required_inputs == ("image", "image2")
     assert {p.name for p in spec.params} == {
-        "detector", "max_features", "ratio", "estimator", "reprojection_threshold", "model"
+        "detector", "max_features", "ratio", "estimator", "reprojection_threshold", "model",
+        "intensity_refinement",
     }
     assert spec.param("model").choices == ("translation", "rigid", "similarity", "affine", "homography")
     assert set(spec.param("detector").choices) >= {"orb", "sift"}

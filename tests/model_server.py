@@ -40,6 +40,9 @@ class ModelServer:
         Close the connection after this many body bytes of the next reply (then reset).
     honour_range : bool
         Whether Range requests get a 206 with the rest (else a 200 with the whole file).
+    send_length : bool
+        Whether replies carry Content-Length (without it the body ends where the
+        connection closes, as HTTP/1.0 allows).
     range_headers : list
         The Range header of each request received (None when absent).
     """
@@ -49,6 +52,7 @@ class ModelServer:
     chunk_delay_s: float = 0.0
     cut_after_bytes: int | None = None
     honour_range: bool = True
+    send_length: bool = True
     range_headers: list[str | None] = field(default_factory=list)
 
 
@@ -78,7 +82,8 @@ def _handler(server_state: ModelServer) -> type[BaseHTTPRequestHandler]:
             else:
                 self.send_response(200)
             body = content[start:]
-            self.send_header("Content-Length", str(len(body)))
+            if server_state.send_length:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             cut = server_state.cut_after_bytes
             server_state.cut_after_bytes = None

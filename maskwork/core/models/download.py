@@ -190,19 +190,25 @@ def _fetch(entry: ModelEntry, partial: Path, progress: ProgressCallback, cancel:
     headers = {"Range": f"bytes={have}-"} if have else {}
     try:
         with requests.get(entry.url, headers=headers, stream=True, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) as reply:
-            if reply.status_code == 416 and have:
-                # The partial file is as long as the whole (or longer): start afresh.
+            if have and (reply.status_code == 416 or reply.status_code == 206 and _range_start(reply) != have):
+                # The partial file is as long as the whole (or longer), or the server answered
+                # another range than the one asked for: start afresh.
                 partial.unlink()
                 return _fetch(entry, partial, progress, cancel)
             if reply.status_code >= 400:
                 raise DownloadError(
                     f"cannot download {entry.name}: {entry.url} answered HTTP {reply.status_code} {reply.reason}"
                 )
-            resumed = reply.status_code == 206 and _range_start(reply) == have
+            resumed = reply.status_code == 206
             if not resumed:
-                have = 0
+                have = 0  # a server that ignores Range sends the whole file
             total = _total_bytes(reply, have) or entry.size_bytes
             _stream(reply, partial, "ab" if resumed else "wb", have, total, progress, cancel)
+            if total is not None and partial.stat().st_size < total:
+                raise DownloadError(
+                    f"cannot download {entry.name}: {urlsplit(entry.url).netloc} closed the connection at "
+                    f"{partial.stat().st_size} of {total} bytes; downloading again resumes there"
+                )
     except requests.RequestException as error:
         host = urlsplit(entry.url).netloc
         kept = partial.stat().st_size if partial.exists() else 0
@@ -236,10 +242,6 @@ def _stream(reply, partial: Path, mode: str, have: int, total: int | None, progr
                 progress(Progress("downloading", done, total, (done - have) / max(now - started, 1e-6)))
     elapsed = max(time.monotonic() - started, 1e-6)
     progress(Progress("downloading", done, total, (done - have) / elapsed))
-    if total is not None and done < total:
-        raise DownloadError(
-            f"the server closed the connection at {done} of {total} bytes; downloading again resumes there"
-        )
 
 
 def _range_start(reply) -> int | None:

@@ -95,6 +95,16 @@ def test_an_interrupted_download_resumes_with_a_range_request(server):
     assert path.read_bytes() == server.files["/tiny.pt"]
 
 
+def test_a_body_shorter_than_the_catalogue_size_is_not_installed(server):
+    server.send_length = False  # the catalogue's size is the only total
+    server.cut_after_bytes = 256 * 1024
+    with pytest.raises(DownloadError, match="closed the connection at 262144 of 614400 bytes; downloading again resumes"):
+        download_model("tiny")
+    assert cache_files() == [".partial/tiny.pt.part"]
+    assert download_model("tiny").read_bytes() == server.files["/tiny.pt"]
+    assert server.range_headers[-1] == "bytes=262144-"
+
+
 def test_a_server_that_ignores_range_sends_the_whole_file_again(server):
     server.cut_after_bytes = 100 * 1024
     with pytest.raises(DownloadError):

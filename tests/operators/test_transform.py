@@ -250,10 +250,20 @@ def test_unreadable_tfm_is_a_value_error(camera, tmp_path):
         Transform.load_tfm(tmp_path / "bad.tfm", FIXED_SHAPE, camera.shape)
 
 
-def test_homography_cannot_be_written_as_tfm(camera, tmp_path):
-    h = Transform("homography", np.array([[1, 0, 0], [0, 1, 0], [1e-4, 0, 1.0]]), camera.shape, camera.shape)
-    with pytest.raises(ValueError, match="homography"):
-        h.save_tfm(tmp_path / "h.tfm")
+def test_a_homography_is_written_as_a_displacement_field_that_simpleitk_applies(camera, tmp_path):
+    fixed_shape = (160, 200)
+    h = Transform("homography", np.array([[1.02, 0.03, -8.0], [-0.02, 0.98, 5.0], [1e-4, -5e-5, 1.0]]),
+                  fixed_shape, camera.shape)
+    h.save_tfm(tmp_path / "h.tfm")
+    loaded = Transform.load_tfm(tmp_path / "h.tfm", fixed_shape, camera.shape)
+    np.testing.assert_allclose(loaded.backward_coordinates(), h.backward_coordinates(), atol=1e-4)
+    ours = h.apply(camera.astype(np.float32))
+    theirs = _sitk_resample(camera, tmp_path / "h.tfm", fixed_shape)
+    inside = interior(h, camera.shape)
+    assert np.abs(ours - theirs)[inside].mean() < 0.5
+
+
+def test_a_deformable_transform_without_its_map_cannot_be_written(tmp_path):
     with pytest.raises(ValueError, match="backward map"):
         Transform("bspline", np.eye(3), (5, 5), (5, 5)).save_tfm(tmp_path / "b.tfm")
 

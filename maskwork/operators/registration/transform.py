@@ -368,27 +368,23 @@ class Transform:
         written as the inverse of :attr:`matrix`, an ``AffineTransform(2)`` with centre 0,
         for images with spacing 1, origin 0 and identity direction (pixel ``[row, col]`` at
         physical ``(col, row)``, the same pixel-centre convention). A transform with a
-        backward map (thin-plate spline, B-spline, demons) is written as a
-        ``DisplacementFieldTransform`` holding ``backward_map - identity grid`` on the fixed
-        grid (ITK's ``.tfm`` text format stores it in full; prefer ``.h5`` for large images).
+        backward map (thin-plate spline, B-spline, demons) and a homography (ITK has no 2-D
+        perspective transform) are written as a ``DisplacementFieldTransform`` holding the
+        backward coordinates minus the identity grid on the fixed grid (ITK's ``.tfm`` text
+        format stores it in full, about 40 bytes a pixel; prefer ``.h5`` for large images).
+        :meth:`load_tfm` reads such a homography back as a dense map.
 
         Raises
         ------
         ValueError
-            For a homography (not an ITK linear transform) or a deformable transform whose
-            backward map is missing.
+            For a deformable transform whose backward map is missing.
         """
         import SimpleITK as sitk
 
         if self.deformable and self.backward_map is None:
             self._require_map()  # raises: there is nothing to write
-        if self.kind == "homography":
-            raise ValueError(
-                "a homography cannot be written as an ITK linear transform; save it as JSON "
-                "(Transform.save) or register with an affine model"
-            )
-        if self.backward_map is not None:
-            disp = self.backward_map.astype(np.float64) - identity_grid(self.fixed_shape)
+        if self.backward_map is not None or self.kind == "homography":
+            disp = self.backward_coordinates().astype(np.float64) - identity_grid(self.fixed_shape)
             field_image = sitk.GetImageFromArray(disp, isVector=True)  # spacing 1, origin 0
             tx = sitk.DisplacementFieldTransform(field_image)
         else:

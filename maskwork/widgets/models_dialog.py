@@ -208,7 +208,11 @@ class ModelsDialog(QDialog):
         if name is None or name == self.busy_name:
             return
         entry = models.model_entry(name)
-        was_installed = models.remove_model(name)
+        try:
+            was_installed = models.remove_model(name)
+        except OSError as error:  # Windows refuses to delete a file a running model holds open
+            self._failed(error)
+            return
         self.status_label.setText(
             f"Removed {name} ({models.human_bytes(entry.size_bytes)} freed)." if was_installed
             else f"Removed the interrupted download of {name}."

@@ -85,7 +85,7 @@ from maskwork.operators.dl.device import (
     uses_half_precision,
 )
 from maskwork.operators.registry import FilePath, Range, register
-from maskwork.operators.seeds import check_image, check_mask, mask_pixels
+from maskwork.operators.seeds import bounding_box, check_image, check_mask, mask_pixels
 
 if TYPE_CHECKING:  # torch is imported only when the model runs
     import torch
@@ -364,9 +364,15 @@ def fill_window(network: LamaNetwork, pixels: np.ndarray, unknown: np.ndarray, w
     # A reduced pixel that overlaps the hole at all is hole: area averaging mixes it.
     small_unknown = cv2.resize(unknown.astype(np.float32), small_size, interpolation=cv2.INTER_AREA) > 0
     small_filled = network(small_pixels, small_unknown)
-    filled = np.clip(cv2.resize(small_filled, (cols, rows), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
+    filled = cv2.resize(small_filled, (cols, rows), interpolation=cv2.INTER_CUBIC)
     width = max(2, math.ceil(SEAM_WIDTH / scale))
-    return np.clip(filled + _seam_correction(pixels, filled, unknown, width), 0.0, 1.0), scale
+    # The correction reaches ``width`` pixels into the hole and reads about as far along
+    # its edge: the hole's box with that margin holds all it needs.
+    top, left, bottom, right = bounding_box(unknown)
+    margin = 2 * width + 2
+    box = (slice(max(top - margin, 0), bottom + margin), slice(max(left - margin, 0), right + margin))
+    filled[box] += _seam_correction(pixels[box], np.clip(filled[box], 0.0, 1.0), unknown[box], width)
+    return np.clip(filled, 0.0, 1.0, out=filled), scale
 
 
 def _seam_correction(pixels: np.ndarray, filled: np.ndarray, unknown: np.ndarray, width: int) -> np.ndarray:
@@ -522,7 +528,9 @@ def _fill_regions(img, colour, hole_labels, unknown, regions, network, working_s
         ctx.progress(done / total, f"LaMa: region {number}/{len(regions)}, {cols}x{rows} px")
         crop = colour[window].astype(np.float32)
         crop = (crop - np.float32(offset)) * np.float32(1.0 / span)
-        crop = np.clip(np.nan_to_num(crop, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+        if img.dtype.kind == "f":
+            np.nan_to_num(crop, copy=False, nan=0.0, posinf=1.0, neginf=0.0)  # unknown anyway
+        np.clip(crop, 0.0, 1.0, out=crop)
         pixels = crop if crop.ndim == 3 else np.repeat(crop[..., None], 3, axis=2)
         filled, scale = fill_window(network, pixels, unknown[window], working_size)
         reduced += scale < 1.0

@@ -1,37 +1,38 @@
 """Autosave and crash recovery: no drawing is ever lost.
 
-The document (layers, their display properties, the box and point seeds) and its undo
-history are written to a recovery file, atomically, every minute and a few seconds after
-an Apply or a long stroke, if it changed since the last save. A clean exit deletes the
-file; if it is there at the next start, the previous session ended without closing and the
-window offers to restore it, undo and redo included. A temporary file that a crash left
-half-written is removed.
+The document, its undo history and everything a project holds are written as a project
+file (:mod:`maskwork.core.project`), in a worker and atomically, every few minutes (a
+preference) and a few seconds after an Apply or a long stroke, if it changed since the
+last autosave. A clean exit deletes the file; if it is there at the next start, the
+previous session ended without closing and the window offers to restore it, undo and redo
+included. Temporary files that a crash left half-written are removed.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-import os
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
-import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
 
-from maskwork.core.document import Document
-from maskwork.core.history import (
-    AttributeAtom,
-    InsertAtom,
-    MoveAtom,
-    PixelAtom,
-    PropertyAtom,
-    RemoveAtom,
-    ReplaceDataAtom,
-    Step,
-)
-from maskwork.core.layers import Layer
+from maskwork.app.project_actions import capture_window, start_writing, wait_for
+from maskwork.app.settings import config_dir, settings
+from maskwork.core.project import PROJECT_SUFFIX, ProjectError, read_project, stale_temporary_files
+from maskwork.widgets.preferences_dialog import AUTOSAVE_MINUTES_CHOICE
+from maskwork.widgets.workers import Worker
 
-RECOVERY_NAME = "recovery.npz"
+if TYPE_CHECKING:
+    from maskwork.app.main_window import MainWindow
+
+RECOVERY_NAME = f"recovery{PROJECT_SUFFIX}"
+#: Minutes between autosaves unless the person chose otherwise (Edit > Preferences).
+DEFAULT_INTERVAL_MINUTES = 1
+#: Quiet time after an Apply or a long stroke before the document is autosaved: that work
+#: is worth more than the minutes the timer would wait.
+AFTER_WORK_MS = 2_000
+#: A step of this many edits is a long stroke (a brush records one per mouse move, about
+#: half a second of drawing).
+LONG_STROKE_EDITS = 40
 
 
 def recovery_path(folder: Path) -> Path:
@@ -39,186 +40,113 @@ def recovery_path(folder: Path) -> Path:
     return folder / RECOVERY_NAME
 
 
-def partial_path(path: Path) -> Path:
-    """The temporary file a recovery write fills before its atomic rename to ``path``."""
-    return path.with_name(path.name + ".tmp")
-
-
-def save_recovery(document: Document, path: Path, source: str | None = None) -> None:
-    """Write the document and its history to ``path`` through a temporary file and an atomic rename.
-
-    Raises
-    ------
-    OSError
-        When the file cannot be written (a full disk); the temporary file is removed.
-    """
-    layers = list(document.layers)
-    arrays = {f"layer{index}": layer.data for index, layer in enumerate(layers)}
-    selected = document.layers.selected
-    meta = {
-        "layers": [_layer_info(layer) for layer in layers],
-        "selected": document.layers.index(selected) if selected is not None else None,
-        "rect": list(document.rect) if document.rect else None,
-        "points": [list(point) for point in document.points],
-        "source": source,
-        "history": _history_record(document, layers, arrays),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = partial_path(path)
+def stored_interval_minutes() -> int:
+    """The autosave interval of the settings, within the choices Edit > Preferences offers."""
     try:
-        with open(temporary, "wb") as handle:
-            # Uncompressed: a recovery write must be quick; the file is deleted on a clean exit.
-            np.savez(handle, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        minutes = int(settings().value("autosave/interval_minutes", DEFAULT_INTERVAL_MINUTES))
+    except (TypeError, ValueError):  # a settings file from another version
+        minutes = DEFAULT_INTERVAL_MINUTES
+    low, high = AUTOSAVE_MINUTES_CHOICE
+    return max(low, min(high, minutes))
 
 
-def load_recovery(path: Path, document: Document) -> str | None:
-    """Replace ``document``'s content and history by the recovery file; returns the source file name.
+class Autosave(QObject):
+    """The window's autosave timer, its recovery file and the offer to restore it.
 
-    The restored state is the history's current point, with the steps before it to undo and
-    those undone after it to redo; the window marks it unsaved.
+    Parameters
+    ----------
+    window : MainWindow
+        The window whose document is saved; its runner's Applies and its history's long
+        strokes bring the next autosave forward.
     """
-    with np.load(path, allow_pickle=False) as archive:
-        meta = json.loads(archive["meta"].tobytes().decode())
-        document.reset()
-        layers = [_layer(archive[f"layer{index}"], info) for index, info in enumerate(meta["layers"])]
-        for layer in layers:
-            document.layers.append(layer)
-        history = meta.get("history")
-        if history is not None:
-            # Layers only the history holds follow the document's own in the archive.
-            layers += [_layer(archive[f"layer{len(layers) + index}"], info) for index, info in enumerate(history["detached"])]
-            applied, undone = ([_step(record, document, layers, archive) for record in history[key]]
-                               for key in ("applied", "undone"))
-    if meta.get("selected") is not None and meta["selected"] < len(document.layers):
-        document.layers.selected = document.layers[meta["selected"]]
-    document.rect = tuple(meta["rect"]) if meta.get("rect") else None
-    document.points = [tuple(point) for point in meta.get("points", [])]
-    if history is not None:
-        document.history.restore(applied, undone)
-    return meta.get("source")
 
+    written = Signal(object)
+    """An autosave finished: the recovery file's path."""
 
-def _layer_info(layer: Layer) -> dict:
-    """A layer's name, kind and display properties as JSON (its pixels go to the archive)."""
-    return {
-        "name": layer.name,
-        "kind": layer.kind.value,
-        "visible": layer.visible,
-        "opacity": layer.opacity,
-        "colormap": layer.colormap,
-        "contrast_limits": list(layer.contrast_limits),
-        "metadata": _jsonable(layer.metadata),
-    }
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self.save_now)
+        self.set_interval_minutes(stored_interval_minutes())
+        self._soon = QTimer(self)
+        self._soon.setSingleShot(True)
+        self._soon.setInterval(AFTER_WORK_MS)
+        self._soon.timeout.connect(self.save_now)
+        window.runner.applied.connect(lambda layers: self._soon.start())
+        window.document.history.changed.connect(self._after_long_stroke)
+        self._saved_state: object = None
+        self._writer: Worker | None = None
 
+    @property
+    def path(self) -> Path:
+        """Where autosave writes the document."""
+        return recovery_path(config_dir())
 
-def _layer(data: np.ndarray, info: dict) -> Layer:
-    """The layer :func:`_layer_info` described, with its pixels ``data``."""
-    return Layer(
-        data,
-        info["kind"],
-        info["name"],
-        visible=info["visible"],
-        opacity=info["opacity"],
-        colormap=info["colormap"],
-        contrast_limits=tuple(info["contrast_limits"]),
-        metadata=info.get("metadata") or {},
-    )
+    @property
+    def interval_minutes(self) -> int:
+        """Minutes between two autosaves."""
+        return self._timer.interval() // 60_000
 
+    def set_interval_minutes(self, minutes: int) -> None:
+        """Autosave every ``minutes`` minutes from now on."""
+        self._timer.start(int(minutes) * 60_000)
 
-def _history_record(document: Document, layers: list[Layer], arrays: dict) -> dict | None:
-    """The undo and redo steps as JSON, their pixels added to ``arrays``.
+    def _state(self) -> tuple:
+        history = self.window.document.history
+        return tuple(history.undo_names), tuple(history.redo_names), history.nbytes, len(self.window.document.layers)
 
-    Atoms name layers by their place in ``layers``, extended by the layers only the history
-    holds (deleted ones, added ones undone), which are saved after the document's. None
-    when a step holds a change this file cannot write: the document alone is restored.
-    """
-    places = {id(layer): index for index, layer in enumerate(layers)}
-    detached: list[Layer] = []
+    def save_now(self) -> bool:
+        """Start writing the recovery file if the document changed since the last autosave.
 
-    def place(layer: Layer) -> int:
-        if id(layer) not in places:
-            places[id(layer)] = len(layers) + len(detached)
-            arrays[f"layer{places[id(layer)]}"] = layer.data
-            detached.append(layer)
-        return places[id(layer)]
+        Returns whether a write started; :attr:`written` says when it is done. A write that
+        fails (a full disk) says so in the status bar and the next autosave tries again.
+        """
+        document = self.window.document
+        state = self._state()
+        if not document.layers or not document.history.is_modified or state == self._saved_state or self._writer:
+            return False
+        project = capture_window(self.window)
+        self._writer = start_writing(project, self.path, returned=lambda path: self._on_written(state, path),
+                                     errored=self._on_failed, finished=self._on_finished)
+        return True
 
-    numbers = itertools.count()
+    def _on_written(self, state: tuple, path: Path) -> None:
+        self._saved_state = state
+        self.written.emit(path)
 
-    def store(array: np.ndarray) -> str:
-        key = f"history{next(numbers)}"
-        arrays[key] = array
-        return key
+    def _on_failed(self, error: Exception) -> None:
+        self.window.statusBar().showMessage(f"Autosave failed: {error}", 8000)
 
-    applied, undone = document.history.steps
-    records = {}
-    for key, steps in (("applied", applied), ("undone", undone)):
-        records[key] = []
-        for step in steps:
-            atoms = [_atom_record(atom, document, place, store) for atom in step.atoms]
-            if None in atoms:
-                return None
-            records[key].append({"name": step.name, "atoms": atoms})
-    records["detached"] = [_layer_info(layer) for layer in detached]
-    return records
+    def _on_finished(self) -> None:
+        self._writer = None
 
+    def _after_long_stroke(self) -> None:
+        applied, _ = self.window.document.history.steps
+        if applied and len(applied[-1].atoms) >= LONG_STROKE_EDITS:
+            self._soon.start()
 
-def _atom_record(
-    atom, document: Document, place: Callable[[Layer], int], store: Callable[[np.ndarray], str]
-) -> dict | None:
-    """One atom as JSON (its arrays through ``store``), or None for a kind not known here."""
-    if isinstance(atom, PixelAtom):
-        bounds = [[None if end is None else int(end) for end in (part.start, part.stop)] for part in atom.bounds]
-        return {"atom": "pixels", "layer": place(atom.layer), "bounds": bounds, "old": store(atom.old)}
-    if isinstance(atom, ReplaceDataAtom):
-        return {"atom": "data", "layer": place(atom.layer), "old": store(atom.old)}
-    if isinstance(atom, PropertyAtom):
-        return {"atom": "property", "layer": place(atom.layer), "attr": atom.attr, "old": atom.old}
-    if isinstance(atom, AttributeAtom) and atom.target is document:
-        return {"atom": "seeds", "attr": atom.attr, "old": atom.old}
-    if isinstance(atom, (InsertAtom, RemoveAtom)):
-        kind = "insert" if isinstance(atom, InsertAtom) else "remove"
-        return {"atom": kind, "index": atom.index, "layer": place(atom.layer)}
-    if isinstance(atom, MoveAtom):
-        return {"atom": "move", "source": atom.source, "destination": atom.destination}
-    return None
+    def offer_recovery(self) -> bool:
+        """If the last session crashed, offer to restore its autosaved document (with its undo history)."""
+        path = self.path
+        for stale in stale_temporary_files(path):  # writes a crash cut short
+            stale.unlink(missing_ok=True)
+        if not path.exists():
+            return False
+        window = self.window
+        if not window.ask("Restore unsaved work?", "maskwork did not close properly last time. Restore the autosaved document?"):
+            path.unlink(missing_ok=True)
+            return False
+        try:
+            project = read_project(path)
+        except (ProjectError, OSError) as error:
+            window.show_error("Cannot restore the autosaved document", str(error))
+            return False
+        return window.projects.show_project(None, project, recovered=True)
 
-
-def _step(record: dict, document: Document, layers: list[Layer], archive) -> Step:
-    """The :class:`Step` of a record made by :func:`_history_record`."""
-    atoms = []
-    for atom in record["atoms"]:
-        kind = atom["atom"]
-        layer = layers[atom["layer"]] if "layer" in atom else None
-        if kind == "pixels":
-            atoms.append(PixelAtom(layer, tuple(slice(*ends) for ends in atom["bounds"]), archive[atom["old"]]))
-        elif kind == "data":
-            atoms.append(ReplaceDataAtom(layer, archive[atom["old"]]))
-        elif kind == "property":
-            old = atom["old"]
-            atoms.append(PropertyAtom(layer, atom["attr"], tuple(old) if isinstance(old, list) else old))
-        elif kind == "seeds":
-            atoms.append(AttributeAtom(document, atom["attr"], _tuples(atom["old"])))
-        elif kind == "insert":
-            atoms.append(InsertAtom(document.layers, atom["index"], layer))
-        elif kind == "remove":
-            atoms.append(RemoveAtom(document.layers, atom["index"], layer))
-        else:
-            atoms.append(MoveAtom(document.layers, atom["source"], atom["destination"]))
-    return Step(record["name"], atoms)
-
-
-def _tuples(value):
-    """JSON lists back as the tuples the document keeps its box and points in."""
-    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
-
-
-def _jsonable(value):
-    try:
-        json.dumps(value)
-        return value
-    except TypeError:
-        return {key: str(item) for key, item in value.items()}
+    def stop(self) -> None:
+        """A clean exit: no more autosaves, and the recovery file goes once a write under way ended."""
+        self._timer.stop()
+        self._soon.stop()
+        wait_for(self._writer)
+        self.path.unlink(missing_ok=True)

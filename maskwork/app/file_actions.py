@@ -1,4 +1,5 @@
-"""File menu: open an image, add one as a layer, open a recent one, close the document."""
+"""File menu: open an image (or hand a project to the project actions), add one as a layer,
+open a recent one, close the document."""
 
 from __future__ import annotations
 
@@ -14,12 +15,16 @@ from maskwork.app.actions import window_action
 from maskwork.app.settings import add_recent_file, recent_files, settings
 from maskwork.core import io
 from maskwork.core.layers import Layer, LayerKind
+from maskwork.core.project import PROJECT_SUFFIX, is_project_file
 from maskwork.widgets.workers import Worker, start_worker
 
 if TYPE_CHECKING:
     from maskwork.app.main_window import MainWindow
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr);;All files (*)"
+IMAGE_PATTERNS = "*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr"
+IMAGE_FILTER = f"Images ({IMAGE_PATTERNS});;All files (*)"
+#: File > Open takes images and projects.
+OPEN_FILTER = f"Images and projects ({IMAGE_PATTERNS} *{PROJECT_SUFFIX});;{IMAGE_FILTER}"
 
 
 def last_dir() -> str:
@@ -89,8 +94,8 @@ class FileActions(QObject):
         self._reader: Worker | None = None
 
     def open_dialog(self) -> None:
-        """Ask for an image and open it."""
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open image", last_dir(), IMAGE_FILTER)
+        """Ask for an image or a project and open it."""
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open", last_dir(), OPEN_FILTER)
         if path:
             self.open_paths([path], background=True)
 
@@ -101,7 +106,8 @@ class FileActions(QObject):
             self.add_image_layers(path)
 
     def open_paths(self, paths: list[str | Path], *, background: bool = False) -> bool:
-        """Open the first file as a new document and add the others as layers.
+        """Open the first file as a new document and add the others as layers; a project
+        file (:data:`~maskwork.core.project.PROJECT_SUFFIX`) opens as the project.
 
         Parameters
         ----------
@@ -122,6 +128,8 @@ class FileActions(QObject):
         if not paths:
             return False
         paths = [Path(path) for path in paths]
+        if is_project_file(paths[0]):
+            return self.window.projects.open_project(paths[0], background=background)
         if not background:
             return self._show_opened(paths, [_read(path) for path in paths])
         self.window.statusBar().showMessage(f"Opening {paths[0].name}...")
@@ -148,14 +156,14 @@ class FileActions(QObject):
             return False
         if window.document.layers and not window.confirm_discard():
             return False
-        self._empty_document()
+        self.empty_document()
         self._add_layers(layers)
         for path, extra in zip(paths[1:], read[1:]):
             self._add_read(path, extra, undoable=False)
         window.document.history.clear()
         window.document.history.mark_saved()
         window.source_path = first
-        self._remember_file(first)
+        self.remember_file(first)
         window.canvas.fit()
         window.update_title()
         shown = layers[0].data
@@ -176,7 +184,7 @@ class FileActions(QObject):
         with self.window.document.history.group(f"Add {path.name}"):
             self._add_layers(layers)
         if undoable:
-            self._remember_file(path)
+            self.remember_file(path)
         return True
 
     def close_document(self) -> bool:
@@ -184,7 +192,7 @@ class FileActions(QObject):
         window = self.window
         if window.document.layers and not window.confirm_discard():
             return False
-        self._empty_document()
+        self.empty_document()
         window.source_path = None
         window.update_title()
         return True
@@ -200,7 +208,8 @@ class FileActions(QObject):
         if not files:
             self.recent_menu.addAction("(none)").setEnabled(False)
 
-    def _empty_document(self) -> None:
+    def empty_document(self) -> None:
+        """Stop the operator and remove every layer, prompt and step (another document comes)."""
         runner = self.window.runner
         runner.cancel()
         runner.clear_preview()
@@ -218,7 +227,8 @@ class FileActions(QObject):
             document.layers.selected = images[0]
 
     @staticmethod
-    def _remember_file(path: Path) -> None:
+    def remember_file(path: Path) -> None:
+        """Put ``path`` first in Open recent; file dialogs start in its folder from now on."""
         add_recent_file(path)
         store = settings()
         store.setValue("files/last_dir", str(path.resolve().parent))

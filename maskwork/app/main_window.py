@@ -6,7 +6,7 @@ import json
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -22,17 +22,18 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from maskwork.app import autosave
 from maskwork.app.actions import window_action
+from maskwork.app.autosave import Autosave
 from maskwork.app.export_actions import ExportActions
 from maskwork.app.file_actions import FileActions
 from maskwork.app.import_actions import ImportActions
 from maskwork.app.models_actions import ModelsActions
 from maskwork.app.napari_actions import NapariActions
 from maskwork.app.operator_views import OperatorViews
+from maskwork.app.project_actions import ProjectActions
 from maskwork.app.recipe_actions import RecipeActions
 from maskwork.app.runner import OperatorRunner
-from maskwork.app.settings import config_dir, settings
+from maskwork.app.settings import settings
 from maskwork.app.transform_actions import TransformActions
 from maskwork.core import io
 from maskwork.core.document import Document
@@ -49,14 +50,6 @@ from maskwork.widgets.measure_panel import MeasurePanel
 from maskwork.widgets.operator_panel import OperatorPanel
 from maskwork.widgets.preferences_dialog import PreferencesDialog
 from maskwork.widgets.workers import stop_all_workers
-
-AUTOSAVE_INTERVAL_MS = 60_000
-#: Quiet time after an Apply or a long stroke before the document is autosaved: that work
-#: is worth more than the minute the timer would wait.
-AUTOSAVE_AFTER_WORK_MS = 2_000
-#: A step of this many edits is a long stroke (a brush records one per mouse move, about
-#: half a second of drawing).
-LONG_STROKE_EDITS = 40
 
 #: (tool, menu text, shortcut)
 TOOLS = (
@@ -96,13 +89,13 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.canvas)
         self.runner = OperatorRunner(self.document, self)
         self.last_message_box: QMessageBox | None = None
-        self._autosaved_state: object = None
         self.files = FileActions(self)
         self.recipes = RecipeActions(self)
         self.exports = ExportActions(self, self.recipes)
         self.imports = ImportActions(self)
         self.transforms = TransformActions(self)
         self.napari_bridge = NapariActions(self)
+        self.projects = ProjectActions(self)
         self.models = ModelsActions(self)
 
         self._build_docks()
@@ -114,15 +107,7 @@ class MainWindow(QMainWindow):
         self._restore_settings()
 
         self.setAcceptDrops(True)
-        self._autosave_timer = QTimer(self)
-        self._autosave_timer.timeout.connect(self.autosave_now)
-        self._autosave_timer.start(AUTOSAVE_INTERVAL_MS)
-        self._autosave_soon = QTimer(self)
-        self._autosave_soon.setSingleShot(True)
-        self._autosave_soon.setInterval(AUTOSAVE_AFTER_WORK_MS)
-        self._autosave_soon.timeout.connect(self.autosave_now)
-        self.runner.applied.connect(lambda layers: self._autosave_soon.start())
-        self.document.history.changed.connect(self._autosave_after_long_stroke)
+        self.autosave = Autosave(self)
         self.update_title()
         self._update_history_actions()
 
@@ -194,9 +179,11 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         files, exports, transforms = self.files, self.exports, self.transforms
         file_menu = bar.addMenu("&File")
-        file_menu.addActions([files.action_open, files.action_add_image])
+        file_menu.addActions([files.action_open, self.projects.action_open_project, files.action_add_image])
         file_menu.addMenu(files.recent_menu)
         file_menu.addMenu(self.imports.menu)
+        file_menu.addSeparator()
+        file_menu.addActions([self.projects.action_save, self.projects.action_save_as])
         file_menu.addSeparator()
         file_menu.addActions(
             [
@@ -324,6 +311,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.readout_label, 1)
         self.file_progress = FileProgress(bar)
         bar.addPermanentWidget(self.zoom_label)
+        bar.addPermanentWidget(self.projects.progress_bar)
         bar.addPermanentWidget(self.progress_bar)
         bar.addPermanentWidget(self.cancel_button)
 
@@ -358,6 +346,7 @@ class MainWindow(QMainWindow):
         runner.prepared.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.alignment_panel.overlay_changed.connect(canvas.set_overlay)
         self.files.document_replaced.connect(self.recipes.reset)
+        self.files.document_replaced.connect(self.projects.forget_path)
 
         history = self.document.history
         history.changed.connect(self._update_history_actions)
@@ -406,7 +395,8 @@ class MainWindow(QMainWindow):
 
     def preferences_dialog(self) -> PreferencesDialog:
         """Show Edit > Preferences; OK stores and applies the choices."""
-        dialog = PreferencesDialog(preferred_device(), io.max_pixels() // 1_000_000, self)
+        dialog = PreferencesDialog(preferred_device(), io.max_pixels() // 1_000_000, self,
+                                   autosave_minutes=self.autosave.interval_minutes)
         dialog.setObjectName("preferencesDialog")
 
         def store_choices() -> None:
@@ -414,6 +404,8 @@ class MainWindow(QMainWindow):
             self._apply_device_preference(dialog.device)
             settings().setValue("files/max_megapixels", dialog.max_megapixels)
             self._apply_pixel_limit(dialog.max_megapixels)
+            settings().setValue("autosave/interval_minutes", dialog.autosave_minutes)
+            self.autosave.set_interval_minutes(dialog.autosave_minutes)
             self.statusBar().showMessage(f"Deep-learning device: {dialog.device}", 5000)
 
         dialog.accepted.connect(store_choices)
@@ -451,10 +443,11 @@ class MainWindow(QMainWindow):
                 self.choose_operator(get("click_select"))
             self.operator_panel.auto_preview = True
 
-    def choose_operator(self, spec: OperatorSpec) -> None:
-        """Show ``spec``'s parameter form (with remembered values) and make it current."""
+    def choose_operator(self, spec: OperatorSpec, params: dict | None = None) -> None:
+        """Show ``spec``'s parameter form and make it current, with ``params`` (a project's)
+        or else the values remembered from the last time."""
         remembered = {}
-        text = settings().value(f"params/{spec.id}")
+        text = json.dumps(params) if params is not None else settings().value(f"params/{spec.id}")
         if text:
             try:
                 stored = json.loads(text)
@@ -589,10 +582,39 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Yes
 
     def confirm_discard(self) -> bool:
-        """True when there is no unsaved work or the person agrees to discard it."""
+        """True when there is no unsaved work, or the person saved it or chose to discard it."""
         if not self.document.history.is_modified:
             return True
-        return self.ask("Unsaved work", "The document has changes that were not exported. Discard them?")
+        answer = self.ask_to_save()
+        if answer == QMessageBox.StandardButton.Save:
+            return self.projects.save(wait=True)
+        return answer == QMessageBox.StandardButton.Discard
+
+    def ask_to_save(self) -> QMessageBox.StandardButton:
+        """Ask whether to save the unsaved work: Save (the default), Don't save or Cancel.
+
+        Enter saves and Escape cancels wherever the focus is: only a click (or Space) on
+        Don't save discards the work.
+        """
+        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved work", f"Save the changes to {self.document_name}?",
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("saveChangesBox")
+        box.setInformativeText("Changes that are not saved in a project are lost.")
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+        discard = box.button(QMessageBox.StandardButton.Discard)
+        discard.setText("Do&n't save")
+        # Not auto-default: Enter with the focus on it clicks the default button (Save).
+        discard.setAutoDefault(False)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        return QMessageBox.StandardButton(box.exec())
+
+    @property
+    def document_name(self) -> str:
+        """The project's file name, else the image's, else "untitled"."""
+        path = self.projects.path or self.source_path
+        return path.name if path else "untitled"
 
     def _about(self) -> None:
         from maskwork import __version__
@@ -600,68 +622,35 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About maskwork", f"maskwork {__version__}\nInteractive image processing: segment, restore, register.")
 
     def update_title(self) -> None:
-        """The window title: the image's file name, with ``*`` while there is unsaved work."""
-        name = self.source_path.name if self.source_path else "untitled"
-        self.setWindowTitle(f"maskwork - {name}[*]")
+        """The window title: the project's or image's file name, with ``*`` while there is
+        work not saved in a project."""
+        self.setWindowTitle(f"maskwork - {self.document_name}[*]")
         self.setWindowModified(self.document.history.is_modified)
 
     # -- autosave and recovery --------------------------------------------------------
     @property
     def recovery_file(self) -> Path:
         """Where autosave writes the document."""
-        return autosave.recovery_path(config_dir())
+        return self.autosave.path
 
     def autosave_now(self) -> bool:
-        """Write the recovery file if the document changed since the last autosave."""
-        history = self.document.history
-        state = (tuple(history.undo_names), tuple(history.redo_names), history.nbytes, len(self.document.layers))
-        if not self.document.layers or not history.is_modified or state == self._autosaved_state:
-            return False
-        try:
-            autosave.save_recovery(self.document, self.recovery_file, str(self.source_path) if self.source_path else None)
-        except OSError as error:  # a full disk: the work goes on, the next autosave tries again
-            self.statusBar().showMessage(f"Autosave failed: {error}", 8000)
-            return False
-        self._autosaved_state = state
-        return True
-
-    def _autosave_after_long_stroke(self) -> None:
-        applied, _ = self.document.history.steps
-        if applied and len(applied[-1].atoms) >= LONG_STROKE_EDITS:
-            self._autosave_soon.start()
+        """Start writing the recovery file if the document changed since the last autosave."""
+        return self.autosave.save_now()
 
     def offer_recovery(self) -> bool:
         """If the last session crashed, offer to restore its autosaved document (with its undo history)."""
-        path = self.recovery_file
-        autosave.partial_path(path).unlink(missing_ok=True)  # a write the crash cut short
-        if not path.exists():
-            return False
-        if not self.ask("Restore unsaved work?", "maskwork did not close properly last time. Restore the autosaved document?"):
-            path.unlink(missing_ok=True)
-            return False
-        try:
-            source = autosave.load_recovery(path, self.document)
-        except (OSError, ValueError, KeyError) as error:
-            self.show_error("Cannot restore the autosaved document", str(error))
-            return False
-        self.source_path = Path(source) if source else None
-        # Restored work is unsaved work: mark it so closing asks again.
-        self.document.history.mark_unsaved()
-        self.canvas.fit()
-        self.update_title()
-        return True
+        return self.autosave.offer_recovery()
 
     # -- window events ----------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802
         if self.document.layers and not self.confirm_discard():
             event.ignore()
             return
+        self.projects.wait_for_writes()
+        self.autosave.stop()
         self.runner.cancel()
         stop_all_workers()
-        self._autosave_timer.stop()
-        self._autosave_soon.stop()
         self.save_settings()
-        self.recovery_file.unlink(missing_ok=True)
         event.accept()
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802

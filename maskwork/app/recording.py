@@ -70,6 +70,10 @@ class RecipeRecorder:
         self.steps.append(step)
         return step
 
+    def output_digest(self, layer: Layer) -> str | None:
+        """The pixel digest a recorded step gave ``layer`` (None when no step made it)."""
+        return self._digests.get(id(layer))
+
     def recipe(self, layers: LayerStack, base: Layer | None) -> Recipe:
         """The recipe of the steps whose layers are all still in ``layers``.
 

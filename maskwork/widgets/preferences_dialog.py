@@ -1,4 +1,5 @@
-"""Edit > Preferences: the deep-learning device and the largest image the window opens.
+"""Edit > Preferences: the deep-learning device, the largest image the window opens and
+how often the document is autosaved.
 
 Which devices torch can use is found out in a background job when the dialog opens, so
 that opening it never waits for torch to import.
@@ -14,6 +15,8 @@ from maskwork.widgets.workers import start_worker
 
 #: The highest pixel limit the dialog offers (20 gigapixels).
 MAX_MEGAPIXELS_CHOICE = 20_000
+#: The autosave intervals the dialog offers, in minutes (first and last).
+AUTOSAVE_MINUTES_CHOICE = (1, 60)
 
 DEVICE_TEXT = {
     "auto": "Automatic (CUDA, then Apple MPS, then CPU)",
@@ -51,9 +54,12 @@ class PreferencesDialog(QDialog):
         The current limit on the pixels one image may decode to, in megapixels.
     parent : QWidget, optional
         Qt parent.
+    autosave_minutes : int
+        The current autosave interval, in minutes.
     """
 
-    def __init__(self, device: str, max_megapixels: int, parent: QWidget | None = None) -> None:
+    def __init__(self, device: str, max_megapixels: int, parent: QWidget | None = None, *,
+                 autosave_minutes: int = AUTOSAVE_MINUTES_CHOICE[0]) -> None:
         super().__init__(parent)
         self.setWindowTitle("Preferences")
         self.device_combo = QComboBox(self)
@@ -77,6 +83,15 @@ class PreferencesDialog(QDialog):
             "Files that would decode to more pixels are refused before they are read, so a "
             "damaged or malicious file cannot exhaust the memory. Raise it for huge scans."
         )
+        self.autosave_spin = QSpinBox(self)
+        self.autosave_spin.setObjectName("autosaveMinutesSpin")
+        self.autosave_spin.setRange(*AUTOSAVE_MINUTES_CHOICE)
+        self.autosave_spin.setSuffix(" min")
+        self.autosave_spin.setValue(autosave_minutes)
+        self.autosave_spin.setToolTip(
+            "How often unsaved work is written to the recovery file that is offered back after "
+            "a crash (also a few seconds after each Apply or long stroke)."
+        )
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -84,6 +99,7 @@ class PreferencesDialog(QDialog):
         layout.addRow("Deep-learning device", self.device_combo)
         layout.addRow("", self.detected_label)
         layout.addRow("Largest image to open", self.max_megapixels_spin)
+        layout.addRow("Autosave every", self.autosave_spin)
         layout.addRow(buttons)
 
         self.detect_job = start_worker(lambda worker: detect_devices(), returned=self._show_detected,
@@ -98,6 +114,11 @@ class PreferencesDialog(QDialog):
     def max_megapixels(self) -> int:
         """The pixel limit chosen in the dialog, in megapixels."""
         return self.max_megapixels_spin.value()
+
+    @property
+    def autosave_minutes(self) -> int:
+        """The autosave interval chosen in the dialog, in minutes."""
+        return self.autosave_spin.value()
 
     def _show_detected(self, value) -> None:
         text = f"Could not ask torch: {value}" if isinstance(value, Exception) else value

@@ -31,13 +31,17 @@ def photo(tmp_path):
 
 @pytest.fixture
 def window(qtbot, monkeypatch):
-    """The real main window, shown; questions are answered 'yes' unless a test says otherwise."""
+    """The real main window, shown; questions are answered 'yes' and unsaved work is
+    discarded when asked, unless a test says otherwise."""
+    from PySide6.QtWidgets import QMessageBox
+
     from maskwork.app.application import create_application
     from maskwork.app.main_window import MainWindow
 
     create_application()
     win = MainWindow()
     monkeypatch.setattr(win, "ask", lambda title, question: True)
+    monkeypatch.setattr(win, "ask_to_save", lambda: QMessageBox.StandardButton.Discard)
     qtbot.addWidget(win)
     win.resize(1200, 800)
     win.show()

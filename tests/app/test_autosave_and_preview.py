@@ -1,4 +1,5 @@
-"""Crash recovery from the autosave file, and auto-preview that follows the seeds."""
+"""Crash recovery from the autosave file (a project file), its interval, and auto-preview
+that follows the seeds."""
 
 import os
 import subprocess
@@ -8,6 +9,7 @@ import textwrap
 import numpy as np
 
 from maskwork.core.layers import LayerKind
+from maskwork.core.project import read_project, stale_temporary_files
 from maskwork.operators import get
 from maskwork.widgets.canvas import Tool
 from window_driver import drag, iou
@@ -18,6 +20,7 @@ def test_killed_process_is_restored_from_the_autosave(window, photo, isolated_co
     script = textwrap.dedent(
         f"""
         import os, signal
+        from PySide6.QtCore import QEventLoop
         from maskwork.app.application import create_application
         from maskwork.app.main_window import MainWindow
         app = create_application()
@@ -29,16 +32,20 @@ def test_killed_process_is_restored_from_the_autosave(window, photo, isolated_co
         window.document.set_rect((30, 20, 250, 200))
         window.canvas.stroke([(100, 40), (100, 200)])
         window.undo()  # the second stroke waits to be redone
+        written = QEventLoop()
+        window.autosave.written.connect(written.quit)
         assert window.autosave_now()
+        written.exec()
         # A crash in the middle of the next write leaves its temporary file behind.
-        window.recovery_file.with_name("recovery.npz.tmp").write_bytes(b"PK half written")
+        window.recovery_file.with_name(".recovery.maskwork.0123456789ab.tmp").write_bytes(b"PK half written")
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
     env = dict(os.environ, MASKWORK_CONFIG_DIR=str(isolated_config), QT_QPA_PLATFORM="offscreen")
     crashed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
     assert crashed.returncode == -9, crashed.stderr.decode()
-    assert window.recovery_file.exists()
+    assert window.recovery_file.exists() and stale_temporary_files(window.recovery_file)
+    assert read_project(window.recovery_file).manifest["source"] == str(photo[0]), "autosave writes a project"
 
     assert window.offer_recovery()
     layers = list(window.document.layers)
@@ -48,7 +55,7 @@ def test_killed_process_is_restored_from_the_autosave(window, photo, isolated_co
     assert window.document.rect == (30, 20, 250, 200)
     assert window.source_path == photo[0]
     assert window.document.history.is_modified, "restored work still counts as unsaved"
-    assert not window.recovery_file.with_name("recovery.npz.tmp").exists()
+    assert not stale_temporary_files(window.recovery_file)
     # The undo history came back too: redo the undone stroke, then undo everything.
     history = window.document.history
     assert history.undo_names == ["Brush stroke", "Box"] and history.redo_names == ["Brush stroke"]
@@ -60,10 +67,11 @@ def test_killed_process_is_restored_from_the_autosave(window, photo, isolated_co
     assert list(window.document.layers) == layers[:1] and not layers[1].data.any()
 
 
-def test_declining_recovery_deletes_the_file(window, photo, monkeypatch):
+def test_declining_recovery_deletes_the_file(window, photo, monkeypatch, qtbot):
     window.open_paths([photo[0]])
     window.canvas.stroke([(10, 10), (10, 50)])
-    assert window.autosave_now()
+    with qtbot.waitSignal(window.autosave.written, timeout=10_000):
+        assert window.autosave_now()
     assert not window.autosave_now(), "nothing changed since the last autosave"
     monkeypatch.setattr(window, "ask", lambda title, question: False)
     assert not window.offer_recovery()
@@ -134,7 +142,8 @@ def test_recovery_brings_back_every_kind_of_step(window, photo, qtbot, isolated_
             break
     document.history.jump_to(len(states) - 1)
     names = document.history.undo_names, document.history.redo_names
-    assert window.autosave_now()
+    with qtbot.waitSignal(window.autosave.written, timeout=10_000):
+        assert window.autosave_now()
     window.files.close_document()
 
     assert window.offer_recovery()
@@ -162,20 +171,39 @@ def test_an_apply_and_a_long_stroke_are_autosaved_within_seconds(window, photo, 
         drag(window.canvas, [(20 + row % 2 * 150, 10 + row * 5) for row in range(60)])
     assert len(window.document.history.steps[0][-1].atoms) >= 40
     qtbot.waitUntil(window.recovery_file.exists, timeout=5_000)
-    assert not window.recovery_file.with_name("recovery.npz.tmp").exists()
+    assert not stale_temporary_files(window.recovery_file)
 
 
-def test_a_failed_autosave_leaves_no_temporary_file_and_says_so(window, photo, monkeypatch):
-    from maskwork.app import autosave
+def test_a_failed_autosave_leaves_no_temporary_file_and_says_so(window, photo, monkeypatch, qtbot):
+    from maskwork.core import project
 
     window.open_paths([photo[0]])
     window.canvas.stroke([(10, 10), (10, 60)])
+    real_write = project._CountingWriter.write
 
-    def disk_full(handle, **arrays):
-        handle.write(b"PK part of it")
+    def disk_full(self, data):
+        real_write(self, data[:16])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(autosave.np, "savez", disk_full)
-    assert not window.autosave_now()
-    assert "No space left" in window.statusBar().currentMessage()
-    assert not window.recovery_file.exists() and not window.recovery_file.with_name("recovery.npz.tmp").exists()
+    monkeypatch.setattr(project._CountingWriter, "write", disk_full)
+    assert window.autosave_now()
+    qtbot.waitUntil(lambda: "No space left" in window.statusBar().currentMessage(), timeout=10_000)
+    assert not window.recovery_file.exists() and not stale_temporary_files(window.recovery_file)
+    monkeypatch.undo()
+    window.canvas.stroke([(20, 10), (20, 60)])
+    with qtbot.waitSignal(window.autosave.written, timeout=10_000):
+        assert window.autosave_now(), "the next autosave tries again"
+
+
+def test_the_autosave_interval_is_a_preference(window, qtbot):
+    assert window.autosave.interval_minutes == 1
+    dialog = window.preferences_dialog()
+    dialog.autosave_spin.setValue(7)
+    dialog.accept()
+    qtbot.waitUntil(lambda: dialog.detect_job.abort_requested or not dialog.detect_job.is_running, timeout=30_000)
+    assert window.autosave.interval_minutes == 7
+    from maskwork.app.main_window import MainWindow
+
+    later = MainWindow()  # the next start keeps the choice
+    qtbot.addWidget(later)
+    assert later.autosave.interval_minutes == 7

@@ -109,13 +109,15 @@ def test_unreadable_file_gives_message_and_keeps_current_document(window, photo,
 
 
 def test_closing_with_unsaved_work_asks(window, photo, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
     window.open_paths([photo[0]])
     window.canvas.stroke([(50, 50), (60, 80)])
     asked = []
-    monkeypatch.setattr(window, "ask", lambda title, question: asked.append(title) or False)
+    monkeypatch.setattr(window, "ask_to_save", lambda: asked.append("save?") or QMessageBox.StandardButton.Cancel)
     assert not window.files.close_document()
-    assert asked == ["Unsaved work"] and window.document.layers
-    monkeypatch.setattr(window, "ask", lambda title, question: True)
+    assert asked == ["save?"] and window.document.layers
+    monkeypatch.setattr(window, "ask_to_save", lambda: QMessageBox.StandardButton.Discard)
     assert window.files.close_document()
     assert not window.document.layers
 

@@ -253,6 +253,5 @@ class ExportActions(QObject):
             window.show_error(f"Cannot export {Path(path).name}", str(outcome))
             return None
         written, warning = outcome
-        window.document.history.mark_saved()
         window.statusBar().showMessage(f"Exported {written}{warning}", 8000)
         return written

@@ -68,7 +68,7 @@ def test_cut_out_an_object_from_open_to_export(window, photo, qtbot, tmp_path):
     assert cutout.shape == (*truth.shape, 4)
     np.testing.assert_array_equal(cutout[..., 3] > 0, mask_layer.data > 0)
     assert (tmp_path / "mask.png.json").exists()
-    assert not window.document.history.is_modified
+    assert window.document.history.is_modified, "an export is no save: work is saved in a project"
 
 
 def test_operator_error_shows_message_and_leaves_document(window, photo, qtbot):

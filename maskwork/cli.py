@@ -71,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--points", help="point prompts R,C,LABEL;R,C,LABEL;...")
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="operator parameter")
     run.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None, help="compute device for deep-learning operators")
-    run.add_argument("-o", "--output", required=True, help="output file; extra outputs are written beside it")
+    run.add_argument(
+        "-o", "--output", required=True, action="append",
+        help="output file; extra outputs are written beside it. A registration's transform goes to a "
+        "-o ending in .tfm, .txt or .h5 (ITK, SimpleITK) or .json; repeat -o for several files",
+    )  # fmt: skip
     run.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     run.add_argument(
         "--max-pixels", type=_pixel_count, metavar="N",
@@ -196,7 +200,7 @@ def _run(args) -> int:
     from maskwork.core import io
     from maskwork.operators import get
     from maskwork.pipeline.inputs import single_channel
-    from maskwork.pipeline.session import RunSession, collect_inputs
+    from maskwork.pipeline.session import RunSession, collect_inputs, probability_class_ids
 
     if args.max_pixels is not None:
         io.set_max_pixels(args.max_pixels)
@@ -240,8 +244,13 @@ def _run(args) -> int:
     }
     files = {name: getattr(args, name) for name in ("image2", "markers", "mask") if getattr(args, name)}
     recipe = session.recipe(files)
-    output = Path(args.output)
-    written = write_outputs(result, output, provenance, recipe.to_json(output.resolve().parent))
+    outputs = [Path(path) for path in args.output]
+    class_ids = None
+    if "probabilities" in result.outputs:
+        planes = np.asarray(result.outputs["probabilities"])
+        class_ids = probability_class_ids(1 if planes.ndim == 2 else planes.shape[2], result.class_ids,
+                                          inputs.get("markers"))
+    written = write_outputs(result, outputs, provenance, recipe.to_json(outputs[0].resolve().parent), class_ids)
     if args.json:
         summary = {
             "operator": spec.id,
@@ -257,22 +266,39 @@ def _run(args) -> int:
     return 0
 
 
-def write_outputs(result, output: Path, provenance: dict, recipe: dict | None = None) -> list[Path]:
-    """Write each output of ``result``: the first to ``output``, others beside it.
+def write_outputs(result, outputs: Sequence[Path], provenance: dict, recipe: dict | None = None,
+                  class_ids: Sequence[int] | None = None) -> list[Path]:
+    """Write each output of ``result`` to the ``-o`` files, the others beside the first.
 
-    Extra outputs get a suffix: ``OUT_probabilities.tif``, ``OUT_transform.json``, ...
-    Sidecars carry ``provenance`` and, when given, the one-step ``recipe``.
+    A transform goes to every file ending in ``.json`` or an ITK suffix (``.tfm``, ``.txt``,
+    ``.h5``); the other files take the other outputs in order. An output no file was given
+    for gets a suffixed name beside the first: ``OUT_probabilities.tif``,
+    ``OUT_transform.json``, ``OUT_image.png``... Every file gets a sidecar with
+    ``provenance`` and, when given, the one-step ``recipe``; a probabilities file's sidecar
+    also names each plane's class id (``class_ids``).
     """
     from maskwork.core import io
+    from maskwork.core.io.writing import ITK_TRANSFORM_SUFFIXES
 
-    written = []
-    for i, (kind, value) in enumerate(result.outputs.items()):
-        path = output if i == 0 else output.with_name(f"{output.stem}_{kind}{_EXTRA_SUFFIX.get(kind, output.suffix)}")
-        written.append(io.write_output(path, kind, value, provenance=provenance, recipe=recipe))
-    return written
-
-
-_EXTRA_SUFFIX = {"probabilities": ".tif", "transform": ".json", "labels": ".png", "mask": ".png"}
+    transform_suffixes = (".json", *ITK_TRANSFORM_SUFFIXES)
+    has_transform = "transform" in result.outputs
+    for_transform = [path for path in outputs if has_transform and path.suffix.lower() in transform_suffixes]
+    others = [path for path in outputs if path not in for_transform]
+    kinds = [kind for kind in result.outputs if kind != "transform"]
+    if len(others) > len(kinds):
+        besides = " besides the transform" if has_transform else ""
+        raise InputError(f"{len(others)} output files for {len(kinds)} output(s){besides} ({', '.join(kinds)})")
+    first = outputs[0]
+    targets = [(kind, [path]) for kind, path in zip(kinds, others)]
+    for kind in kinds[len(others):]:
+        keeps_suffix = kind == "image" and first.suffix.lower() in io.WRITABLE_SUFFIXES
+        suffix = first.suffix if keeps_suffix else io.output_suffix(kind, result.outputs[kind])
+        targets.append((kind, [first.with_name(f"{first.stem}_{kind}{suffix}")]))
+    if has_transform:
+        targets.append(("transform", for_transform or [first.with_name(f"{first.stem}_transform.json")]))
+    return [io.write_output(path, kind, result.outputs[kind], provenance=provenance, recipe=recipe,
+                            class_ids=class_ids if kind == "probabilities" else None)
+            for kind, paths in targets for path in paths]
 
 
 def _json_default(value):

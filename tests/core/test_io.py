@@ -674,3 +674,39 @@ def test_tiff_whose_strip_table_is_damaged_is_refused_before_decoding(tmp_path):
     with pytest.raises(ImageReadError, match="damaged TIFF, only partly readable: incorrect Strip"):
         read_image(path)
     assert time.perf_counter() - start < 2
+
+
+# ------------------------------------------------------------------ transform and probability outputs (issue 16)
+
+
+def test_a_transform_output_goes_to_itk_or_json_each_with_its_sidecar(tmp_path):
+    from maskwork.core.io import write_output
+    from maskwork.operators.registration.transform import Transform
+
+    matrix = np.array([[0.99, -0.05, 4.5], [0.05, 0.99, -2.0], [0.0, 0.0, 1.0]])
+    transform = Transform("similarity", matrix, (40, 50), (40, 50))
+    provenance = {"operator": "register_features", "parameters": {"model": "similarity"}}
+    tfm = write_output(tmp_path / "t.tfm", "transform", transform, provenance=provenance)
+    as_json = write_output(tmp_path / "t.png", "transform", transform, provenance=provenance)
+    assert (tfm.name, as_json.name) == ("t.tfm", "t.json")
+    itk = sitk.ReadTransform(str(tfm))  # fixed -> moving, the inverse of the matrix
+    np.testing.assert_allclose(itk.TransformPoint((10.0, 20.0)), transform.inverse().map_points([[10.0, 20.0]])[0])
+    np.testing.assert_allclose(json.loads(as_json.read_text())["matrix"], matrix)
+    for path in (tfm, as_json):
+        sidecar = json.loads(sidecar_path(path).read_text())
+        assert sidecar["file"] == path.name and sidecar["operator"] == "register_features"
+    with pytest.raises(ValueError, match="plain matrix"):
+        write_output(tmp_path / "m.tfm", "transform", matrix)
+
+
+def test_a_probabilities_sidecar_names_each_planes_class_id(tmp_path):
+    from maskwork.core.io import write_output
+
+    planes = np.random.default_rng(0).random((8, 9, 3)).astype(np.float32)
+    path = write_output(tmp_path / "p.png", "probabilities", planes, provenance={}, class_ids=(1, 4, 9))
+    assert path.name == "p.tif"
+    np.testing.assert_array_equal(tifffile.imread(path), planes)
+    assert json.loads(sidecar_path(path).read_text())["plane_class_ids"] == [1, 4, 9]
+    with pytest.raises(ValueError, match="2 class ids for 3 probability plane"):
+        write_output(tmp_path / "q.tif", "probabilities", planes, provenance={}, class_ids=(1, 2))
+    assert not (tmp_path / "q.tif").exists()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import cv2
 import imageio.v3 as iio
@@ -25,6 +25,10 @@ from maskwork.core.pixels import to_uint8_display
 
 #: File name suffixes the writers can produce (see :func:`write_image`).
 WRITABLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: Suffixes a transform output is written to as an ITK transform file with SimpleITK
+#: (:meth:`maskwork.operators.registration.transform.Transform.save_tfm`); any other suffix
+#: becomes ``.json``.
+ITK_TRANSFORM_SUFFIXES = (".tfm", ".txt", ".h5")
 
 
 def _as_image(image: Any) -> np.ndarray:
@@ -393,23 +397,28 @@ def output_suffix(kind: str, value: Any) -> str:
 
 
 def write_output(path: str | os.PathLike, kind: str, value: Any, *,
-                 provenance: dict | None = None, recipe: dict | None = None) -> Path:
+                 provenance: dict | None = None, recipe: dict | None = None,
+                 class_ids: Sequence[int] | None = None) -> Path:
     """Write one operator output the way its kind asks.
 
     Parameters
     ----------
     path : str or path-like
-        Output file. Probabilities always go to ``.tif`` and transforms to ``.json``:
-        their suffix is replaced.
+        Output file. Probabilities always go to ``.tif``; a transform goes to an ITK
+        transform file for the suffixes of :data:`ITK_TRANSFORM_SUFFIXES` (``.tfm``,
+        ``.txt``, ``.h5``) and to ``.json`` otherwise (the suffix is replaced).
     kind : str
         ``"mask"`` (written 0/255 by :func:`write_mask`), ``"labels"`` (class ids kept,
         :func:`write_labels`), ``"probabilities"`` (float32 TIFF), ``"image"``
-        (:func:`write_image`) or ``"transform"`` (JSON, :func:`transform_json`).
+        (:func:`write_image`) or ``"transform"`` (JSON, :func:`transform_json`, or ITK).
     value : object
         The output.
     provenance, recipe : dict, optional
-        Sidecar contents, as for :func:`write_image`; a transform gets no sidecar (its
-        JSON is the record).
+        Sidecar contents, as for :func:`write_image`; transforms get their sidecar too.
+    class_ids : sequence of int, optional
+        For probabilities: the class id each plane (the last axis) scores, stored in the
+        sidecar as ``"plane_class_ids"`` (plane ``i`` is the probability of class
+        ``plane_class_ids[i]``).
 
     Returns
     -------
@@ -419,7 +428,8 @@ def write_output(path: str | os.PathLike, kind: str, value: Any, *,
     Raises
     ------
     ValueError
-        For an unknown kind or data the chosen format cannot hold.
+        For an unknown kind, data the chosen format cannot hold, plane class ids that do
+        not match the planes, or a plain matrix asked for as an ITK file.
     """
     path = Path(path)
     if kind == "mask":
@@ -427,10 +437,37 @@ def write_output(path: str | os.PathLike, kind: str, value: Any, *,
     if kind == "labels":
         return write_labels(path, value, provenance=provenance, recipe=recipe)
     if kind == "probabilities":
-        return write_image(path.with_suffix(".tif"), np.asarray(value, np.float32),
-                           provenance=provenance, recipe=recipe)
+        planes = np.asarray(value, np.float32)
+        if class_ids is not None:
+            count = 1 if planes.ndim == 2 else planes.shape[2]
+            if len(class_ids) != count:
+                raise ValueError(f"{len(class_ids)} class ids for {count} probability plane(s)")
+            provenance = {**(provenance or {}), "plane_class_ids": [int(value) for value in class_ids]}
+        return write_image(path.with_suffix(".tif"), planes, provenance=provenance, recipe=recipe)
     if kind == "image":
         return write_image(path, value, provenance=provenance, recipe=recipe)
     if kind == "transform":
-        return write_json(path.with_suffix(".json"), transform_json(value))
+        return _write_transform(path, value, provenance, recipe)
     raise ValueError(f"unknown output kind {kind!r}")
+
+
+def _write_transform(path: Path, transform: Any, provenance: dict | None, recipe: dict | None) -> Path:
+    """A transform as an ITK file or JSON (with its backward map, if any), then its sidecar."""
+    wants_sidecar = provenance is not None or recipe is not None
+    if file_suffix(path) in ITK_TRANSFORM_SUFFIXES:
+        if not hasattr(transform, "save_tfm"):
+            raise ValueError(f"cannot write a plain matrix to {path.name} as an ITK transform; use .json")
+        sidecar = sidecar_text(path, provenance or {}, recipe) if wants_sidecar else None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        transform.save_tfm(path)
+    else:
+        path = path.with_suffix(".json")
+        sidecar = sidecar_text(path, provenance or {}, recipe) if wants_sidecar else None
+        if hasattr(transform, "save"):  # deformable transforms also write their backward map
+            path.parent.mkdir(parents=True, exist_ok=True)
+            transform.save(path)
+        else:
+            write_json(path, transform_json(transform))
+    if sidecar is not None:
+        write_bytes_atomic(sidecar_path(path), sidecar.encode("utf-8"))
+    return path

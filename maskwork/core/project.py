@@ -90,6 +90,8 @@ HISTORY_LIMIT_BYTES = 256 * 2**20
 IN_PLACE_KINDS = (LayerKind.LABELS, LayerKind.MARKERS, LayerKind.MASK)
 #: The fraction of the work done between two progress reports.
 PROGRESS_STEP = 0.01
+#: Bytes of an array written at once (progress is reported between them).
+WRITE_CHUNK_BYTES = 1 << 20
 
 Progress = Callable[[float], None]
 
@@ -430,7 +432,7 @@ def write_project(project: Project, path: str | os.PathLike, progress: Progress 
                     archive.compression = zipfile.ZIP_STORED if name in photos else zipfile.ZIP_DEFLATED
                     large = array.nbytes + 4096 > zipfile.ZIP64_LIMIT
                     with archive.open(f"{ARRAY_FOLDER}{name}.npy", "w", force_zip64=large) as entry:
-                        np.lib.format.write_array(_CountingWriter(entry, done, total, progress), array, allow_pickle=False)
+                        _write_npy(_CountingWriter(entry, done, total, progress), array)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -438,6 +440,17 @@ def write_project(project: Project, path: str | os.PathLike, progress: Progress 
         temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+def _write_npy(handle: _CountingWriter, array: np.ndarray) -> None:
+    """``array`` in numpy's .npy format, its pixels in slices of :data:`WRITE_CHUNK_BYTES`
+    so that progress moves while a large layer is written."""
+    header = np.lib.format.header_data_from_array_1_0(array)
+    np.lib.format.write_array_header_1_0(handle, header)
+    ordered = array.T if header["fortran_order"] else np.ascontiguousarray(array)
+    raw = ordered.reshape(-1).view(np.uint8)
+    for start in range(0, raw.size, WRITE_CHUNK_BYTES):
+        handle.write(raw[start:start + WRITE_CHUNK_BYTES])
 
 
 def _photo_arrays(manifest: dict) -> set[str]:

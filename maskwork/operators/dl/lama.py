@@ -40,6 +40,11 @@ How a run goes
 4. **Paste.** Only the hole's pixels are written, converted back to the image's type:
    every pixel outside the mask is bit-identical to the input.
 
+Progress is reported per window, each finished window but the last is offered as a
+partial result, and Cancel is checked before and after every window. The network's call
+on one window is a single TorchScript call that cannot be interrupted: Cancel waits for
+it (on a CPU, seconds at the default working size).
+
 Pixel types
 -----------
 Gray images go to the network as three equal channels and come back as the Rec. 709
@@ -167,11 +172,12 @@ def hole_regions(shape: tuple[int, int], boxes: np.ndarray, context: float, work
         window_left, window_right = _span_inside(left - margin, right + margin, cols)
         windows.append((window_top, window_left, window_bottom, window_right))
     order = sorted(range(len(windows)), key=lambda i: windows[i][:2])
-    group_boxes = np.empty((0, 4), np.int64)
+    all_group_boxes = np.empty((len(windows), 4), np.int64)  # the first len(members) are used
     members: list[list[int]] = []
     for index in order:
         window = np.asarray(windows[index], np.int64)
-        if len(group_boxes):
+        group_boxes = all_group_boxes[: len(members)]
+        if len(members):
             overlapping = (
                 (group_boxes[:, 0] < window[2]) & (window[0] < group_boxes[:, 2])
                 & (group_boxes[:, 1] < window[3]) & (window[1] < group_boxes[:, 3])
@@ -187,11 +193,11 @@ def hole_regions(shape: tuple[int, int], boxes: np.ndarray, context: float, work
                 group_boxes[best] = merged[best]
                 members[best].append(index + 1)
                 continue
-        group_boxes = np.vstack([group_boxes, window[None]])
+        all_group_boxes[len(members)] = window
         members.append([index + 1])
     return [
         Region(slice(int(top), int(bottom)), slice(int(left), int(right)), tuple(holes))
-        for (top, left, bottom, right), holes in zip(group_boxes, members)
+        for (top, left, bottom, right), holes in zip(all_group_boxes, members)
     ]
 
 

@@ -55,6 +55,37 @@ class NotFinite(torch.nn.Module):
         return image + mask * float("nan")
 
 
+class TinyFourierLama(torch.nn.Module):
+    """big-lama's shape in miniature, randomly initialised: the hole blanked and the mask
+    appended, three stride-2 convolutions, a Fourier unit (convolution on the real FFT at
+    1/8 resolution, as LaMa's FFC blocks), three transposed convolutions, a sigmoid, and
+    the prediction composited into the known pixels (advimman/lama's training module)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.down = torch.nn.Sequential(
+            torch.nn.Conv2d(4, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+        )
+        self.spectral = torch.nn.Conv2d(16, 16, 1)
+        self.up = torch.nn.Sequential(
+            torch.nn.ConvTranspose2d(8, 8, 4, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.ConvTranspose2d(8, 8, 4, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.ConvTranspose2d(8, 3, 4, stride=2, padding=1),
+        )
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        features = self.down(torch.cat([image * (1 - mask), mask], dim=1))
+        spectrum = torch.fft.rfftn(features, dim=(-2, -1), norm="ortho")
+        mixed = self.spectral(torch.cat([spectrum.real, spectrum.imag], dim=1))
+        real, imaginary = mixed.chunk(2, dim=1)
+        global_features = torch.fft.irfftn(torch.complex(real, imaginary), s=features.shape[-2:], dim=(-2, -1), norm="ortho")
+        predicted = torch.sigmoid(self.up(features + global_features))
+        return mask * predicted + (1 - mask) * image
+
+
 class HalfSize(torch.nn.Module):
     """Returns half the input's size: not LaMa's call."""
 
@@ -72,8 +103,18 @@ def models(tmp_path_factory) -> dict:
         "constant": save_torchscript(ConstantFill(), folder / "constant.pt"),
         "nan": save_torchscript(NotFinite(), folder / "nan.pt"),
         "half_size": save_torchscript(HalfSize(), folder / "half_size.pt"),
+        "tiny_fourier": save_traced_like_the_publisher(TinyFourierLama(), folder / "tiny_fourier.pt"),
         "one_input": save_torchscript(bright_pixel_net(), folder / "one_input.pt"),
     }
+
+
+def save_traced_like_the_publisher(module: torch.nn.Module, path) -> str:
+    """``module`` traced on a random 120x120 image and mask and saved, as advimman/lama's
+    ``bin/to_jit.py`` made big-lama.pt."""
+    with torch.no_grad():
+        traced = torch.jit.trace(module.eval(), (torch.rand(1, 3, 120, 120), torch.rand(1, 1, 120, 120)), strict=False)
+    traced.save(str(path))
+    return str(path)
 
 
 def run(image, mask, model, ctx=None, **params):
@@ -112,6 +153,20 @@ def test_fill_lands_on_the_right_rows_and_columns_and_nothing_else_changes(model
     transposed = np.ascontiguousarray(image.transpose(1, 0, 2))
     filled_t = run(transposed, hole.T, models["columns"])["image"]
     np.testing.assert_array_equal(filled_t, transposed)
+
+
+def test_a_traced_fourier_network_runs_on_sizes_other_than_its_trace(models):
+    image = data.coffee()[:203, :257]  # padded to 208 x 264; traced at 120 x 120
+    hole = np.zeros(image.shape[:2], bool)
+    hole[60:120, 90:200] = True
+
+    result = run(image, hole, models["tiny_fourier"])
+    reduced = run(image, hole, models["tiny_fourier"], working_size=128)
+
+    for filled in (result["image"], reduced["image"]):
+        assert_outside_identical(filled, image, hole)
+        assert filled[hole].std() > 0  # the random network's output, not a constant
+    assert reduced.scores["reduced_regions"] == 1
 
 
 def test_holes_close_together_share_a_window_and_far_ones_do_not(models):

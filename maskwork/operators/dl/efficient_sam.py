@@ -122,7 +122,7 @@ class EfficientSam(PromptModel):
 
     def encode(self, image: np.ndarray, ctx: RunContext) -> ImageEmbedding:
         """Encode the image resized to the encoder's square (one scripted call: Cancel is
-        checked before and after it, which on a CPU is about a second for ViT-Tiny)."""
+        checked before and after it, not within)."""
         torch = import_torch()
         ctx.check()
         ctx.progress(0.05, "encoding the image")

@@ -9,8 +9,8 @@ Three families of promptable models run here, each recognised from its file:
   torchvision, which may be missing or, built for another torch, fail to load, so images
   are resized here with OpenCV as SAM's ``ResizeLongestSide`` does.
 - **EfficientSAM** (``efficient_sam_vitt``): the publisher's TorchScript file, loaded by
-  torch alone; a ViT-Tiny encoder that answers in about a second on a CPU
-  (:mod:`maskwork.operators.dl.efficient_sam`).
+  torch alone; the publisher's smallest encoder (ViT-Tiny), made for interactive speed on
+  a CPU (:mod:`maskwork.operators.dl.efficient_sam`).
 - **SAM 2 / 2.1** (``sam2.1_hiera_tiny``, ``sam2.1_hiera_base_plus``, ...): the publisher's
   checkpoints, built with the ``sam2`` package's model code
   (:mod:`maskwork.operators.dl.segment_anything_2`).
@@ -18,7 +18,7 @@ Three families of promptable models run here, each recognised from its file:
 The ``checkpoint`` parameter takes a catalogue name (``maskwork models list``) or a file.
 
 Every family's image encoder is the slow part (a fraction of a second on a GPU; on a CPU
-about a second for EfficientSAM, up to a minute for vit_h); each prompt then only runs the
+up to a minute for vit_h, far less for EfficientSAM); each prompt then only runs the
 small prompt encoder and mask decoder (milliseconds). The encoding is cached per image,
 model file and device, and :func:`prepare_embedding` lets the window compute it in a worker
 as soon as the image and the model are known, so the first click is fast too.

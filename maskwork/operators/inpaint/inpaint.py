@@ -43,11 +43,14 @@ Exemplar method
    PatchMatch (Barnes et al. 2009) improves the source of every patch overlapping the hole
    at once, in whole-array steps: propagation takes the shifted source of the patch 1, 2
    and 4 pixels away in each of the four directions, random search tries sources in
-   windows halving from the level's size (at full resolution: from 2 patches, the level
-   above having placed them) to one pixel; sources are patches lying wholly in the known
-   part of the region; (b) every hole pixel takes its value in the best-matching patch
-   covering it (whole shifted arrays, one comparison per offset). At full resolution one
-   round is run, and only the patches at every second offset take part.
+   windows halving from the level's size to one pixel (none at full resolution: the level
+   above placed the matches); sources are patches lying wholly in the known part of the
+   region; (b) every hole pixel takes its value in the best-matching patch covering it
+   (whole shifted arrays, one comparison per offset). Rounds: 3 on the coarsest level, 2
+   on those in between, 1 at full resolution, where only the patches at every second
+   offset take part and the copied value takes one mean-shift step towards the mode of
+   what the covering patches hold (Wexler et al.'s answer to averaging blur: the
+   candidates close to the best one are averaged, the others ignored).
 4. Patch distances are squared differences of low-frequency DCT coefficients after an
    orthonormal opponent colour transform (a luminance and two chroma planes, decorrelated
    like Lab's; 10 luminance and 2 x 3 chroma coefficients for RGB), computed for every
@@ -76,7 +79,7 @@ the grain of fur, grass or gravel is washed out.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Callable, Literal
 
 import cv2
 import numpy as np
@@ -109,20 +112,20 @@ MIN_SOURCES = 64
 #: The coarsest level is the first whose hole lies within this many patch radii of its border.
 COARSEST_DEPTH = 5
 #: Expectation-maximisation rounds: coarsest level, levels in between, full resolution.
-ROUNDS_COARSEST, ROUNDS_MIDDLE, ROUNDS_FINEST = 3, 3, 1
-#: Sharp fills settle the texture on the coarsest level with more best-patch rounds.
-SHARP_ROUNDS_COARSEST = 10
+ROUNDS_COARSEST, ROUNDS_MIDDLE, ROUNDS_FINEST = 3, 2, 1
 #: PatchMatch iterations per round: coarsest level (random start), others, full resolution.
 SEARCHES_COARSEST, SEARCHES_MIDDLE, SEARCHES_FINEST = 2, 1, 1
 #: At full resolution only the patches at every second offset vote (4x fewer, same cover).
 VOTE_STRIDE = 2
-#: Full resolution: random search for better sources within this many patches of the
-#: upsampled match (the level above placed them).
-FINEST_WINDOW = 0
-#: Width, in patches, of the band inside the hole's edge where the edge's colour
-#: mismatch is blended away.
+#: Width, in patches, of the band inside the hole's edge where the colour mismatch a
+#: Poisson solve on the hole's box leaves at a non-rectangular edge is faded out.
 EDGE_BAND = 1.5
-#: Vote weights exp(-d / 2 sigma^2), sigma^2 this percentile of the distances (sharp: 25).
+#: Full-resolution copies: mean-shift iterations towards the candidates' mode and its
+#: bandwidth (times the known colours' spread). One step of half the spread lifts PSNR
+#: by about 0.15 dB on the tuning photos and keeps the grain (detail 0.69 against 0.71).
+MODE_ITERATIONS, MODE_BANDWIDTH = 1, 0.5
+#: Averaged votes (sharp=False): weights exp(-d / 2 sigma^2), sigma^2 this percentile of
+#: the distances.
 SIGMA_PERCENTILE = 75
 #: PatchMatch propagation: copy the shifted source of the target this far away.
 PROPAGATION_JUMPS = (1, 2, 4)
@@ -285,10 +288,11 @@ def _run(original, img, fill, method, radius, patch_size, sharp, context, draft,
         def report(fraction: float, message: str, start=start, span=span) -> None:
             ctx.progress(start + span * fraction, f"Inpaint: {message}")
 
-        def offer(filled_crop: np.ndarray, region=region, hole=hole) -> None:
+        def offer(filled_crop: Callable[[], np.ndarray], region=region, hole=hole) -> None:
+            """Show ``filled_crop()`` as a partial result (made only when someone looks)."""
             if ctx.wants_partials:
                 preview = out3.copy()
-                _paste(preview, region, filled_crop, hole & fill[region])
+                _paste(preview, region, filled_crop(), hole & fill[region])
                 ctx.partial(Result({"image": preview[..., 0] if squeeze else preview}, bounds=bounds))
             else:
                 ctx.check()
@@ -345,9 +349,10 @@ def _regions(fill: np.ndarray, margin: int) -> list[tuple[slice, slice]]:
     turn.
     """
     rows, cols = fill.shape
-    grown = fill.astype(np.uint8)
-    if margin > 0:
-        grown = cv2.dilate(grown, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
+    # Within ``margin`` of a hole in the chessboard metric = dilated by a square of side
+    # 2 margin + 1, in time independent of the margin (a 500 px margin dilation is 0.2 s).
+    chessboard = cv2.distanceTransform((~fill).astype(np.uint8), cv2.DIST_C, 3)
+    grown = (chessboard <= margin).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     regions = []
     for i in range(1, count):
@@ -469,8 +474,7 @@ def _exemplar(crop, hole, patch, draft, sharp, report, offer, ctx: RunContext):
     # Work per level, for progress: targets x rounds.
     plan = []
     for index in range(n_levels - 1, stop - 1, -1):
-        coarsest = SHARP_ROUNDS_COARSEST if sharp else ROUNDS_COARSEST
-        rounds = coarsest if index == n_levels - 1 else ROUNDS_FINEST if index == stop else ROUNDS_MIDDLE
+        rounds = ROUNDS_COARSEST if index == n_levels - 1 else ROUNDS_FINEST if index == stop else ROUNDS_MIDDLE
         plan.append((index, rounds))
     weights = np.array([np.count_nonzero(pyramid[i][1]) * r for i, r in plan], float)
     weights = np.cumsum(weights / weights.sum())
@@ -494,24 +498,24 @@ def _exemplar(crop, hole, patch, draft, sharp, report, offer, ctx: RunContext):
         for r in range(rounds):
             report(begin + span * r / rounds, f"exemplar fill at {name}, round {r + 1} of {rounds}")
             if finest and current is not None:
-                # Matches come from the level above: only nearby sources are worth trying.
-                level.search(iterations=searches, window=FINEST_WINDOW * patch)
+                # The level above placed the matches: propagation alone refines them
+                # (a random search there costs 10% more time and gains nothing measurable).
+                level.search(iterations=searches, window=0)
             else:
                 level.search(iterations=searches)
             if sharp:
-                level.copy_best(stride=VOTE_STRIDE if finest else 1)
+                level.copy_best(stride=VOTE_STRIDE if finest else 1, mode_iterations=MODE_ITERATIONS if finest else 0)
             else:
                 level.vote(stride=VOTE_STRIDE if finest else 1)
             total_rounds += 1
             if finest and r + 1 < rounds:
-                offer(_to_crop(level.image[..., :colour], crop, hole))
+                offer(lambda: _to_crop(level.image[..., :colour], crop, hole))
         if finest and sharp:
-            level.harmonise()
-            level.blend_edge(EDGE_BAND * patch)
+            level.harmonise(EDGE_BAND * patch)
         current = level.image
         nnf = level.matches()
         if step + 1 < len(plan):
-            offer(_to_crop(current[..., :colour], crop, hole))
+            offer(lambda: _to_crop(current[..., :colour], crop, hole))
     return _to_crop(current[..., :colour], crop, hole), total_rounds, n_levels - stop
 
 
@@ -841,7 +845,8 @@ class _Level:
     def search(self, iterations: int = 1, window: int | None = None) -> None:
         """Improve every target's source by propagation and random search.
 
-        ``window`` is the largest random-search window (default: the whole level).
+        ``window`` is the largest random-search window (default: the whole level; 0: none,
+        propagation only).
         """
         self.features = self._describe(self.image, self.box)
         flat = self.features.reshape(-1, self.features.shape[2])
@@ -906,7 +911,7 @@ class _Level:
             self._vote_cache[stride] = cached
         return cached
 
-    def harmonise(self) -> None:
+    def harmonise(self, band: float) -> None:
         """Remove the seams between copied pieces in the gradient domain (Poisson).
 
         After a best-patch vote each hole pixel is a copy of one known pixel
@@ -916,8 +921,9 @@ class _Level:
         differences match those best, with the known pixels fixed, solves a Poisson
         equation; it is solved for the correction to the copy on the hole's bounding box
         (fast sine transform, the box's border held), which is exact for a rectangular
-        hole; for other shapes the little correction left on the known pixels of the box
-        is smoothed out by :meth:`blend_edge` afterwards.
+        hole; for other shapes the correction the solution would give the known pixels of
+        the box next to the hole is smoothed along the edge and taken back from the hole
+        over ``band`` pixels inside it.
         """
         from scipy.fft import dstn, idstn
 
@@ -963,34 +969,23 @@ class _Level:
         correction = np.zeros_like(image)
         correction[1:-1, 1:-1] = idstn(spectrum, type=1, axes=(0, 1))
         box_hole = self.hole[top:bottom, left:right]
+        # The solution also moved the known pixels of the box that lie next to the hole
+        # (none for a rectangular hole), which stay as they are: what it moved them by,
+        # smoothed along the edge, is taken back from the hole's pixels, fading out
+        # over ``band`` pixels inside the edge.
+        edge = cv2.dilate(box_hole.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~box_hole
+        edge[[0, -1], :] = False
+        edge[:, [0, -1]] = False
+        if edge.any():
+            weight = edge.astype(np.float32)
+            sigma = max(1.0, band / 3.0)
+            size = int(2 * round(3 * sigma) + 1)
+            moved = cv2.GaussianBlur(correction * weight[..., None], (size, size), sigma).reshape(correction.shape)
+            reach = cv2.GaussianBlur(weight, (size, size), sigma)
+            depth = cv2.distanceTransform(box_hole.astype(np.uint8), cv2.DIST_L2, 3)
+            falloff = np.clip(1.0 - (depth - 1.0) / band, 0.0, 1.0) * (reach > 1e-4)
+            correction -= moved / np.maximum(reach, 1e-4)[..., None] * falloff[..., None]
         self.image[top:bottom, left:right, :channels][box_hole] += correction[box_hole]
-
-    def blend_edge(self, band: int) -> None:
-        """Remove the seam: carry the colour mismatch at the hole's edge into a thin band.
-
-        The known pixels next to the hole are patch centres too; their own matches predict
-        them, and the difference (true minus predicted) is what a copied fill misses at the
-        edge. That difference, smoothed along the edge (normalised Gaussian over the edge
-        pixels), is added to the hole's pixels with a weight falling linearly from 1 at
-        the edge to 0 at ``band`` pixels inside, so the interior keeps its copied texture.
-        """
-        rows, cols = self.shape
-        ring = np.zeros(self.shape, bool)
-        near = cv2.dilate(self.hole.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~self.hole
-        ring[self.ty, self.tx] = near[self.ty, self.tx]
-        which = self.index[ring]
-        channels = self.image.shape[2]
-        difference = np.zeros((rows, cols, channels), np.float32)
-        difference[ring] = self.image[ring] - self.image[self.sy[which], self.sx[which]]
-        weight = ring.astype(np.float32)
-        sigma = max(1.0, band / 3.0)
-        size = int(2 * round(3 * sigma) + 1)
-        num = cv2.GaussianBlur(difference, (size, size), sigma).reshape(difference.shape)
-        den = cv2.GaussianBlur(weight, (size, size), sigma)
-        depth = cv2.distanceTransform(self.hole.astype(np.uint8), cv2.DIST_L2, 3)
-        falloff = np.clip(1.0 - (depth - 1.0) / band, 0.0, 1.0) * (den > 1e-4)
-        correction = num / np.maximum(den, 1e-4)[..., None] * falloff[..., None]
-        self.image[self.hole] += correction[self.hole]
 
     def vote(self, stride: int = 1, percentile: float = SIGMA_PERCENTILE) -> None:
         """Every hole pixel := weighted mean of what the overlapping patches' sources hold.
@@ -1017,7 +1012,7 @@ class _Level:
         covered = holes[acc[holes, channels] > 0]
         self.image.reshape(-1, channels)[covered] = acc[covered, :channels] / acc[covered, channels:]
 
-    def copy_best(self, stride: int = 1) -> None:
+    def copy_best(self, stride: int = 1, mode_iterations: int = 0) -> None:
         """Every hole pixel := its value in the best-matching patch covering it (no averaging).
 
         The patches are compared by their distance to their source; ``stride`` > 1 lets
@@ -1045,12 +1040,32 @@ class _Level:
                 window = (slice(top + r - dy, bottom + r - dy), slice(left + r - dx, right + r - dx))
                 candidate = closeness[window]
                 better = candidate > best
-                best[better] = candidate[better]
-                origin_box[better] = source[window][better] + (dy * cols + dx)
+                np.copyto(origin_box, source[window] + (dy * cols + dx), where=better)
+                np.maximum(best, candidate, out=best)
         origin = np.arange(rows * cols, dtype=np.int64).reshape(rows, cols)
         box_hole = self.hole[top:bottom, left:right]
         covered = box_hole & np.isfinite(best)
         origin[top:bottom, left:right][covered] = origin_box[covered]
         self.origin = origin.ravel()
         flat = self.image.reshape(-1, self.image.shape[2])
-        self.image[top:bottom, left:right][covered] = flat[origin_box[covered]]
+        value = flat[origin_box]
+        colour = self.colour
+        if mode_iterations:
+            # The spread of the known colours (every 16th pixel is plenty) sets the scale.
+            known = flat[::16][~self.hole.ravel()[::16], :colour]
+            bandwidth2 = (MODE_BANDWIDTH * float(known.std()) if known.size else 1.0) ** 2 + 1e-12
+        for _ in range(mode_iterations):
+            total = np.zeros(best.shape + (flat.shape[1],), np.float32)
+            weight_sum = np.zeros(best.shape, np.float32)
+            for dy in offsets:
+                self.ctx.check()
+                for dx in offsets:
+                    window = (slice(top + r - dy, bottom + r - dy), slice(left + r - dx, right + r - dx))
+                    valid = np.isfinite(closeness[window])
+                    candidate = flat[np.where(valid, source[window] + (dy * cols + dx), 0)]
+                    gap = ((candidate[..., :colour] - value[..., :colour]) ** 2).sum(axis=2)
+                    weight = np.exp(-gap / (2 * bandwidth2)) * valid
+                    total += weight[..., None] * candidate
+                    weight_sum += weight
+            value = np.where(weight_sum[..., None] > 0, total / np.maximum(weight_sum, 1e-12)[..., None], value)
+        self.image[top:bottom, left:right][covered] = value[covered]

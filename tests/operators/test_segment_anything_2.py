@@ -19,7 +19,7 @@ import torch
 from skimage import data
 from tiny_models import save_tiny_sam2
 
-from maskwork.operators import InputError, get
+from maskwork.operators import Cancelled, InputError, RunContext, get
 from maskwork.operators.dl import segment_anything as sam
 from maskwork.operators.dl import segment_anything_2 as sam2
 
@@ -74,6 +74,24 @@ def test_the_image_is_stretched_to_the_models_square(checkpoint):
     coords, labels = prompts.corner_points()  # the box first, as SAM 2's predictor sends it
     np.testing.assert_allclose(coords, [[25.6, 32], [179 * 128 / 300, 129 * 0.64], [64, 64]], rtol=1e-5)
     assert labels.tolist() == [2, 3, 1]
+
+
+def test_cancelling_stops_the_encoder_between_trunk_blocks(checkpoint):
+    progress = []
+
+    def cancel_at_the_third_block(fraction, message):
+        progress.append(message)
+        if progress.count("encoding the image") == 3:
+            ctx.cancel()
+
+    ctx = RunContext(on_progress=cancel_at_the_third_block)
+    with pytest.raises(Cancelled):
+        sam.prepare_embedding(PHOTO, str(checkpoint), device="cpu", ctx=ctx)
+    assert progress.count("encoding the image") == 3 and not sam._embeddings  # nothing half-done is cached
+    with sam._lock:
+        model = sam.loaded_model(checkpoint, "auto", torch.device("cpu")).model
+    assert not any(block._forward_pre_hooks for block in model.image_encoder.trunk.blocks)
+    assert segment(checkpoint, points=[(100, 150, 1)])["mask"].shape == (200, 300)  # the model still runs
 
 
 def test_the_previous_mask_is_given_back_as_the_models_own_logits(checkpoint, monkeypatch):

@@ -169,30 +169,41 @@ class Sam2(PromptModel):
         return torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None)
 
     def encode(self, image: np.ndarray, ctx: RunContext) -> ImageEmbedding:
-        """Run the Hiera encoder and the feature pyramid (one call: Cancel is checked before
-        and after it)."""
+        """Run the Hiera encoder and the feature pyramid, checking for Cancel before each
+        trunk block (hooks, so the package's own forward runs unchanged)."""
         torch = import_torch()
         model = self.model
-        ctx.check()
-        ctx.progress(0.05, "encoding the image")
+        blocks = model.image_encoder.trunk.blocks
+
+        def before_block(index: int):
+            def check(_module, _inputs) -> None:
+                ctx.check()
+                ctx.progress(0.05 + 0.9 * index / len(blocks), "encoding the image")
+
+            return check
+
         rows, cols = image.shape[:2]
         started = time.perf_counter()
-        with torch.inference_mode(), self._autocast():
-            pixels = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float() / 255
-            pixels = torch.nn.functional.interpolate(
-                pixels, (self.side, self.side), mode="bilinear", align_corners=False, antialias=True
-            )
-            mean = torch.tensor(PIXEL_MEAN, device=self.device).view(1, 3, 1, 1)
-            std = torch.tensor(PIXEL_STD, device=self.device).view(1, 3, 1, 1)
-            backbone = model.forward_image((pixels - mean) / std)
-            _, flat, _, sizes = model._prepare_backbone_features(backbone)
-            if model.directly_add_no_mem_embed:
-                flat[-1] = flat[-1] + model.no_mem_embed
-            # (tokens, 1, channels) -> (1, channels, rows, cols), finest level first.
-            levels = [level.permute(1, 2, 0).reshape(1, -1, *size) for level, size in zip(flat, sizes)]
+        hooks = [block.register_forward_pre_hook(before_block(index)) for index, block in enumerate(blocks)]
+        try:
+            with torch.inference_mode(), self._autocast():
+                pixels = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float() / 255
+                pixels = torch.nn.functional.interpolate(
+                    pixels, (self.side, self.side), mode="bilinear", align_corners=False, antialias=True
+                )
+                mean = torch.tensor(PIXEL_MEAN, device=self.device).view(1, 3, 1, 1)
+                std = torch.tensor(PIXEL_STD, device=self.device).view(1, 3, 1, 1)
+                backbone = model.forward_image((pixels - mean) / std)
+                _, flat, _, sizes = model._prepare_backbone_features(backbone)
+                if model.directly_add_no_mem_embed:
+                    flat[-1] = flat[-1] + model.no_mem_embed
+                # (tokens, 1, channels) -> (1, channels, rows, cols), finest level first.
+                levels = [level.permute(1, 2, 0).reshape(1, -1, *size) for level, size in zip(flat, sizes)]
+        finally:
+            for hook in hooks:
+                hook.remove()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # GPU work is asynchronous: time it to its end
-        ctx.check()
         features = {"image_embed": levels[-1], "high_res_feats": levels[:-1]}
         return ImageEmbedding(features, (self.side, self.side), (rows, cols), time.perf_counter() - started)
 

@@ -1,5 +1,6 @@
 """SAM 2.1 through the Segment Anything operator: the checkpoint loader, the configuration
-chosen from the weights, prompts in the model's square frame and the previous mask.
+chosen from the weights, prompts in the model's square frame, the previous mask, Cancel,
+and the message without the sam2 package.
 
 A randomly initialised SAM 2.1 of the sam2 package's own classes, scaled down
 (tiny_models.save_tiny_sam2), is saved as the publisher saves checkpoints; its masks mean
@@ -23,7 +24,7 @@ from maskwork.operators import Cancelled, InputError, RunContext, get
 from maskwork.operators.dl import segment_anything as sam
 from maskwork.operators.dl import segment_anything_2 as sam2
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("sam2") is None, reason="needs the sam2 package")
+needs_sam2 = pytest.mark.skipif(importlib.util.find_spec("sam2") is None, reason="needs the sam2 package")
 
 SEGMENT = get("segment_anything")
 PHOTO = data.astronaut()[:200, :300]
@@ -44,6 +45,7 @@ def segment(checkpoint, **inputs):
     return SEGMENT.run({"image": PHOTO, **inputs}, {"checkpoint": str(checkpoint), "device": "cpu"})
 
 
+@needs_sam2
 @pytest.mark.parametrize("config", ["sam2.1_hiera_t", "sam2.1_hiera_b+"])
 def test_published_architectures_are_recognised_from_their_weights(config):
     package = Path(importlib.util.find_spec("sam2").origin).parent
@@ -54,6 +56,7 @@ def test_published_architectures_are_recognised_from_their_weights(config):
     assert sam2.official_config_name(state) == config.replace("sam2.1", "sam2")
 
 
+@needs_sam2
 def test_box_and_clicks_give_masks_of_the_image_from_one_encoding(checkpoint):
     by_box = segment(checkpoint, rect=(60, 50, 120, 80))
     by_click = segment(checkpoint, points=[(100, 150, 1)])
@@ -65,6 +68,7 @@ def test_box_and_clicks_give_masks_of_the_image_from_one_encoding(checkpoint):
     assert not by_box.scores["embedding_cached"] and by_click.scores["embedding_cached"]
 
 
+@needs_sam2
 def test_the_image_is_stretched_to_the_models_square(checkpoint):
     embedding = sam.prepare_embedding(PHOTO, str(checkpoint), device="cpu")
     assert embedding.input_size == (128, 128) and embedding.original_size == (200, 300)
@@ -76,6 +80,7 @@ def test_the_image_is_stretched_to_the_models_square(checkpoint):
     assert labels.tolist() == [2, 3, 1]
 
 
+@needs_sam2
 def test_cancelling_stops_the_encoder_between_trunk_blocks(checkpoint):
     progress = []
 
@@ -94,6 +99,7 @@ def test_cancelling_stops_the_encoder_between_trunk_blocks(checkpoint):
     assert segment(checkpoint, points=[(100, 150, 1)])["mask"].shape == (200, 300)  # the model still runs
 
 
+@needs_sam2
 def test_the_previous_mask_is_given_back_as_the_models_own_logits(checkpoint, monkeypatch):
     converted = []
     to_logits = sam2.mask_to_logits
@@ -107,6 +113,7 @@ def test_the_previous_mask_is_given_back_as_the_models_own_logits(checkpoint, mo
     assert len(converted) == 1 and np.array_equal(converted[0][0], drawn) and converted[0][1:3] == ((128, 128), 128)
 
 
+@needs_sam2
 def test_the_mask_prompt_reaches_the_decoder(checkpoint):
     with sam._lock:
         model = sam.loaded_model(checkpoint, "auto", torch.device("cpu"))
@@ -120,6 +127,7 @@ def test_the_mask_prompt_reaches_the_decoder(checkpoint):
     assert not torch.equal(without.low_res_logits, refined.low_res_logits)
 
 
+@needs_sam2
 def test_the_catalogue_name_finds_the_downloaded_file(checkpoint, tmp_path, monkeypatch):
     monkeypatch.setenv("MASKWORK_MODELS", str(tmp_path))
     shutil.copy(checkpoint, tmp_path / "sam2.1_hiera_tiny.pt")
@@ -129,6 +137,7 @@ def test_the_catalogue_name_finds_the_downloaded_file(checkpoint, tmp_path, monk
     assert result.scores["model"] == "sam2.1_hiera_tiny" and result["mask"].shape == (200, 300)
 
 
+@needs_sam2
 def test_an_unpublished_architecture_needs_its_configuration(checkpoint, tmp_path):
     alone = tmp_path / "fine_tuned.pt"
     shutil.copy(checkpoint, alone)
@@ -140,3 +149,13 @@ def test_half_precision_is_bfloat16_on_cuda_only():
     assert sam2.autocast_dtype(torch.device("cuda")) == torch.bfloat16
     assert sam2.autocast_dtype(torch.device("cpu")) is None
     assert sam2.autocast_dtype(torch.device("mps")) is None
+
+
+def test_without_the_sam2_package_the_message_names_the_extra(monkeypatch):
+    # The weights of a published SAM 2.1 tiny, as far as the configuration choice reads them.
+    state = {"image_encoder.trunk.patch_embed.proj.weight": torch.zeros(96, 3, 7, 7), "no_obj_embed_spatial": torch.zeros(1)}
+    state.update({f"image_encoder.trunk.blocks.{index}.norm1.weight": torch.zeros(96) for index in range(12)})
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "sam2" else find_spec(name, *args))
+    with pytest.raises(InputError, match=r"pip install 'maskwork\[sam2\]'"):
+        sam2.config_file(Path("sam2.1_hiera_tiny.pt"), state)

@@ -180,7 +180,7 @@ def import_sam_modeling():
         except Exception as error:  # torchvision fails with ImportError, RuntimeError, ...
             spec = importlib.util.find_spec("segment_anything")
             if spec is None:
-                raise InputError("Segment Anything needs its model code: pip install segment-anything") from None
+                raise InputError("the original Segment Anything needs its model code: pip install 'maskwork[sam]'") from None
             if not _caused_by_torchvision(error):
                 raise
         sys.modules.pop("segment_anything", None)

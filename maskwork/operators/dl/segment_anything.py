@@ -71,7 +71,7 @@ if TYPE_CHECKING:  # torch is imported only when the operator runs
     import torch
 
 CHECKPOINT_FILTER = "Segment Anything models (*.pth *.pt)"
-#: The model a new user gets: the one that answers at interactive speed on a CPU.
+#: The model a new user gets: the smallest, made for interactive speed on a CPU.
 DEFAULT_MODEL = "efficient_sam_vitt"
 #: Catalogue architectures this operator runs.
 ARCHITECTURES = ("efficient_sam", "sam", "sam2")
@@ -88,13 +88,13 @@ MAX_ENCODER_HEADS = 16
 
 
 def model_help() -> str:
-    """How to get a model: the catalogue's Segment Anything names, fastest on a CPU first."""
+    """How to get a model: the catalogue's Segment Anything names, the default first."""
     from maskwork.core.models import catalogue
 
     names = [entry.name for entry in catalogue() if entry.architecture in ARCHITECTURES]
     names.sort(key=lambda name: name != DEFAULT_MODEL)
     return (
-        f"choose a model by name ({', '.join(names)}; {DEFAULT_MODEL} is the fastest on a CPU) after downloading "
+        f"choose a model by name ({', '.join(names)}; {DEFAULT_MODEL} is the smallest, for a CPU) after downloading "
         "it with Deep learning > Models... or `maskwork models download NAME`, or choose a checkpoint file"
     )
 
@@ -670,7 +670,7 @@ def segment_anything(
         The mask the earlier prompts gave (the window passes it after each click), which
         the new prompts refine.
     checkpoint : str
-        The model: a catalogue name (efficient_sam_vitt, the fastest on a CPU; sam_vit_b,
+        The model: a catalogue name (efficient_sam_vitt, the smallest, for a CPU; sam_vit_b,
         sam_vit_l, sam_vit_h; sam2.1_hiera_tiny, sam2.1_hiera_base_plus) once downloaded
         with Deep learning > Models..., or a model file: an official checkpoint of any of
         these or a fine-tuned one of the same architecture.

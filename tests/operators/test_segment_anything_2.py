@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -159,3 +160,86 @@ def test_without_the_sam2_package_the_message_names_the_extra(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "sam2" else find_spec(name, *args))
     with pytest.raises(InputError, match=r"pip install 'maskwork\[sam2\]'"):
         sam2.config_file(Path("sam2.1_hiera_tiny.pt"), state)
+
+
+class _Resize(torch.nn.Module):
+    """torchvision's tensor Resize to a fixed size: bilinear, antialiased, half-pixel centres."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.size = [int(side) for side in size]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(
+            image[None], size=self.size, mode="bilinear", align_corners=False, antialias=True
+        )[0]
+
+
+class _Normalize(torch.nn.Module):
+    def __init__(self, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, dtype=image.dtype).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=image.dtype).view(-1, 1, 1)
+        return (image - mean) / std
+
+
+class _ToTensor:
+    def __call__(self, picture: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(picture)).permute(2, 0, 1).float() / 255
+
+
+@pytest.fixture
+def publishers_predictor(checkpoint, monkeypatch):
+    """The sam2 package's own SAM2ImagePredictor on the tiny model, importable here through
+    a stand-in for the three torchvision transforms it uses (torchvision itself cannot load
+    beside this torch)."""
+    import types
+
+    transforms = types.ModuleType("torchvision.transforms")
+    transforms.Resize, transforms.Normalize, transforms.ToTensor = _Resize, _Normalize, _ToTensor
+    vision = types.ModuleType("torchvision")
+    vision.transforms = transforms
+    monkeypatch.setitem(sys.modules, "torchvision", vision)
+    monkeypatch.setitem(sys.modules, "torchvision.transforms", transforms)
+    for name in ("sam2.utils.transforms", "sam2.sam2_image_predictor"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    try:
+        from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+        with sam._lock:
+            model = sam.loaded_model(checkpoint, "auto", torch.device("cpu")).model
+        predictor = SAM2ImagePredictor(model)
+        side = model.image_size
+        predictor._bb_feat_sizes = [(side // 4, side // 4), (side // 8, side // 8), (side // 16, side // 16)]
+        predictor.set_image(PHOTO)
+        yield predictor
+    finally:  # nothing built on the stand-in outlives the test
+        for name in ("sam2.utils.transforms", "sam2.sam2_image_predictor"):
+            sys.modules.pop(name, None)
+
+
+@needs_sam2
+def test_masks_equal_the_publishers_image_predictor(checkpoint, publishers_predictor):
+    """Our pre-processing, prompt frame, mask prompt and upscaling give the masks of the
+    sam2 package's own predictor: a click, a box with clicks, then a click refining."""
+    click = segment(checkpoint, points=[(100, 150, 1)])
+    masks, scores, logits = publishers_predictor.predict(np.array([[150, 100]]), np.array([1]), multimask_output=True)
+    best = int(np.argmax(scores))
+    assert (click["mask"] == masks[best]).mean() > 0.999
+
+    boxed = segment(checkpoint, rect=(60, 50, 120, 80), points=[(100, 150, 1), (20, 20, 0)])
+    theirs, _, _ = publishers_predictor.predict(
+        np.array([[150, 100], [20, 20]]), np.array([1, 0]), box=np.array([60, 50, 179, 129]), multimask_output=False
+    )
+    assert (boxed["mask"] == theirs[0]).mean() > 0.999
+
+    refined = segment(checkpoint, points=[(100, 150, 1), (130, 200, 1)], mask=click["mask"])
+    theirs, _, _ = publishers_predictor.predict(
+        np.array([[150, 100], [200, 130]]), np.array([1, 1]), mask_input=logits[best][None], multimask_output=False
+    )
+    assert (refined["mask"] == theirs[0]).mean() > 0.999
+    for result in (click, boxed, refined):
+        assert 0.01 < result["mask"].mean() < 0.99, result["mask"].mean()  # masks worth comparing

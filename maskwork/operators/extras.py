@@ -26,6 +26,7 @@ EXTRA_FOR_MODULE = {
     "dask": "batch",
     "distributed": "batch",
     "segment_anything": "sam",
+    "sam2": "sam2",
     "napari": "napari",
     "magicgui": "napari",
     "PySide6": "app",

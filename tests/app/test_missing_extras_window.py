@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtWidgets import QLabel
 
 #: Operators that need torch (the dl extra).
-NEED_TORCH = ("scribble_cnn", "run_model")
+NEED_TORCH = ("scribble_cnn", "run_model", "learned_inpaint", "segment_anything")
 
 
 @pytest.fixture

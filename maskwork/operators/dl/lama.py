@@ -426,6 +426,7 @@ def _estimate_memory(inputs: dict, params: dict) -> int:
     title="Learned inpainting (LaMa)",
     category="Deep learning",
     outputs=("image",),
+    requires=("torch",),
     memory_estimate=_estimate_memory,
 )
 def learned_inpaint(

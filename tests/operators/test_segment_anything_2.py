@@ -219,6 +219,9 @@ def publishers_predictor(checkpoint, monkeypatch):
     finally:  # nothing built on the stand-in outlives the test
         for name in ("sam2.utils.transforms", "sam2.sam2_image_predictor"):
             sys.modules.pop(name, None)
+            parent, _, child = name.rpartition(".")
+            if hasattr(sys.modules.get(parent), child):
+                delattr(sys.modules[parent], child)
 
 
 @needs_sam2

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -185,6 +187,84 @@ def test_cancelled_before_detection():
     ctx.cancel()
     with pytest.raises(Cancelled):
         register_features(data.camera(), data.camera(), ctx=ctx)
+
+
+def test_cancel_stops_the_intensity_refinement_within_a_second():
+    fixed = cv2.resize(data.astronaut(), (1400, 1400), interpolation=cv2.INTER_CUBIC)
+    forward = np.array([[0.97, 0.05, 20.0], [-0.04, 1.01, -12.0], [4e-5, -3e-5, 1.0]])
+    moving, _ = warp_to_moving(fixed, forward, (1400, 1400))
+    cancel = threading.Event()
+    asked: list[float] = []
+
+    def on_progress(fraction: float, message: str) -> None:
+        if "Refining on the pixels" in message and not asked:
+            asked.append(time.perf_counter())
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        register_features(fixed, moving, model="homography", ctx=RunContext(on_progress=on_progress, cancel_event=cancel))
+    assert asked and time.perf_counter() - asked[0] < 1.0
+
+
+def _overlap_error(found: np.ndarray, forward: np.ndarray, shape) -> float:
+    """Mean round-trip distance (px) over fixed grid points whose true moving point is in the image."""
+    rows, cols = shape[:2]
+    ys, xs = np.mgrid[0:rows:8, 0:cols:8]
+    fixed = np.column_stack([xs.ravel(), ys.ravel()]).astype(np.float64)
+    moving = cv2.perspectiveTransform(fixed[None], forward)[0]
+    inside = np.all((moving >= 0) & (moving <= (cols - 1, rows - 1)), axis=1)
+    back = cv2.perspectiveTransform(moving[inside][None], found)[0]
+    return float(np.linalg.norm(back - fixed[inside], axis=1).mean())
+
+
+def _plain_sift_magsac(fixed: np.ndarray, moving: np.ndarray) -> np.ndarray:
+    """The plain OpenCV pipeline: SIFT, Lowe's 0.75 ratio test, findHomography with USAC_MAGSAC."""
+    sift = cv2.SIFT_create()
+    gray = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image for image in (fixed, moving)]
+    kp_fixed, desc_fixed = sift.detectAndCompute(gray[0], None)
+    kp_moving, desc_moving = sift.detectAndCompute(gray[1], None)
+    good = [m for m, n in cv2.BFMatcher().knnMatch(desc_moving, desc_fixed, k=2) if m.distance < 0.75 * n.distance]
+    src = np.float32([kp_moving[m.queryIdx].pt for m in good])
+    dst = np.float32([kp_fixed[m.trainIdx].pt for m in good])
+    homography, _ = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 3.0)
+    return homography
+
+
+def _rotation_about_centre(angle: float, scale: float, shape) -> np.ndarray:
+    matrix = np.eye(3)
+    matrix[:2] = cv2.getRotationMatrix2D((shape[1] / 2, shape[0] / 2), angle, scale)
+    return matrix
+
+
+@pytest.mark.parametrize(
+    "photo, forward, degrade",
+    [
+        # perspective: corners pulled in by up to 10 %
+        ("astronaut", np.array([[0.93, 0.06, 14.0], [-0.05, 0.96, 21.0], [1.5e-4, 1.1e-4, 1.0]]), None),
+        # zoomed out to 0.55 and turned 70 degrees (OpenCV's SIFT offset matters most here)
+        ("coffee", _rotation_about_centre(70, 0.55, (400, 600)), None),
+        # mild perspective, then blurred (sigma 1.8) and noisy (sigma 8)
+        ("camera", np.array([[1.02, 0.03, -9.0], [-0.02, 0.99, 6.0], [-6e-5, 8e-5, 1.0]]), "blur+noise"),
+    ],
+)
+def test_defaults_beat_plain_sift_magsac_on_known_homographies(photo, forward, degrade):
+    fixed = getattr(data, photo)()
+    source = fixed.astype(np.float32)
+    if np.sqrt(abs(np.linalg.det(forward[:2, :2]))) < 1:  # blur before shrinking, as optics would
+        source = cv2.GaussianBlur(source, (0, 0), 0.5 * np.sqrt(1 / np.linalg.det(forward[:2, :2]) - 1))
+    moving = cv2.warpPerspective(source, forward, (fixed.shape[1], fixed.shape[0]), flags=cv2.INTER_CUBIC)
+    rng = np.random.default_rng(1)
+    if degrade == "blur+noise":
+        moving = cv2.GaussianBlur(moving, (0, 0), 1.8) + rng.normal(0, 8, moving.shape)
+    moving = np.clip(np.round(moving + rng.normal(0, 1.5, moving.shape)), 0, 255).astype(np.uint8)
+
+    result = register_features(fixed, moving, model="homography")
+    ours = _overlap_error(result["transform"].matrix, forward, fixed.shape)
+    plain = _overlap_error(_plain_sift_magsac(fixed, moving), forward, fixed.shape)
+    assert ours < plain + 0.05, f"maskwork {ours:.3f} px, plain SIFT + MAGSAC {plain:.3f} px"
+    assert ours < 0.1  # sub-pixel: the intensity refinement was kept
+    assert result.scores["intensity_refined"] == 1
+    assert result.scores["overlap_correlation"] > result.scores["overlap_correlation_keypoints"]
 
 
 def test_registered_with_its_parameters():

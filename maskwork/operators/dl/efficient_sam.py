@@ -16,8 +16,10 @@ runs it. The scripted model exports what is needed to encode once and decode per
   logits (B, queries, masks, h, w), at 256 x 256 when ``output_h`` / ``output_w`` are -1,
   and predicted IoUs (B, queries, masks). A logit of 0 or more is inside.
 
-The image is resized here (area averaging when shrinking, so large photos do not alias)
-to the square the encoder takes, so the model's own resize is a no-op.
+The image is resized here to the square the encoder takes, so the model's own resize is a
+no-op: bilinearly when enlarging, as the model would (a tiny model of the publisher's own
+classes, scripted as they script it, gave the same masks as its own forward pass), and by
+area averaging when shrinking, where the model's bilinear resize would alias a large photo.
 
 EfficientSAM has no mask prompt. Clicks still refine: every click after the first comes
 with the previous mask, and of the three candidate masks the decoder proposes, the one kept
@@ -128,10 +130,16 @@ class EfficientSam(PromptModel):
         ctx.progress(0.05, "encoding the image")
         rows, cols = image.shape[:2]
         shrinking = self.side < max(rows, cols)
-        resized = cv2.resize(image, (self.side, self.side), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        # Resized in [0, 1] floats, as the publisher's model resizes its input tensor
+        # (rounding back to uint8 would move the result off theirs).
+        resized = cv2.resize(
+            image.astype(np.float32) / 255,
+            (self.side, self.side),
+            interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+        )
         started = time.perf_counter()
         with torch.inference_mode():
-            pixels = torch.from_numpy(resized).to(self.device).permute(2, 0, 1)[None].to(self.dtype) / 255
+            pixels = torch.from_numpy(resized).to(self.device).permute(2, 0, 1)[None].to(self.dtype)
             features = self.encoder.get_image_embeddings(pixels).float()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # GPU work is asynchronous: time it to its end

@@ -69,21 +69,30 @@ class TransformActions(QObject):
             self.export_transform(path)
 
     def export_transform(self, path: str | Path) -> Path | None:
-        """Save the current transform as JSON (matrix, parameters) or as a SimpleITK .tfm."""
+        """Save the current transform as JSON (matrix, parameters) or as a SimpleITK .tfm,
+        with a sidecar naming the registration that made it, its parameters and the recipe."""
+        from maskwork.core import io
+
         transform = self.current_transform
         if transform is None:
             self.window.show_error("No transform", "Apply a registration first (Registration menu).")
             return None
         path = Path(path)
+        made_by = next((layer.metadata for layer in self.window.document.layers
+                        if layer.metadata.get("transform") is transform), {})
+        source = self.window.source_path
+        provenance = {
+            "operator": made_by.get("operator"),
+            "parameters": made_by.get("parameters"),
+            "inputs": {"image": str(source) if source else None},
+        }
+        recipe, recipe_warning = self.window.recipes.recipe_for_sidecar(path)
         try:
-            if path.suffix.lower() == ".tfm":
-                transform.save_tfm(path)
-            else:
-                transform.save(path)
+            path = io.write_output(path, "transform", transform, provenance=provenance, recipe=recipe)
         except (ValueError, OSError) as error:
             self.window.show_error(f"Cannot save {path.name}", str(error))
             return None
-        self.window.statusBar().showMessage(f"Saved transform {path}", 5000)
+        self.window.statusBar().showMessage(f"Saved transform {path}{recipe_warning}", 5000)
         return path
 
     def load_transform_dialog(self) -> None:

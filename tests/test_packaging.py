@@ -138,6 +138,9 @@ def test_the_sdist_carries_the_licence_resources_and_manifest(tmp_path):
     (sdist,) = tmp_path.glob("maskwork-*.tar.gz")
     names = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
     assert set(WHEEL_FILES) <= names
+    # what distributions package beside the code (MANIFEST.in)
+    assert {"packaging/linux/io.github.maskwork.maskwork.desktop", "packaging/icons/hicolor/256x256/apps/maskwork.png",
+            "packaging/conda/meta.yaml"} <= names  # fmt: skip
 
 
 def test_the_committed_icons_are_rendered_from_the_svg(tmp_path):

@@ -5,7 +5,8 @@ photo. A note on what PSNR can show: on random texture (grass, gravel) the best 
 the squared-error sense is a blur, so a sharp, plausible patch fill scores about as well as
 a diffusion fill or worse; the exemplar method's advantage in PSNR shows where the
 texture is regular enough to be predicted (bricks, wood grain), which is what the
-comparison against Telea uses.
+comparison against Telea uses. Texture is checked with a detail ratio (gradient energy of
+the fill over that of the real content), seams with the jump across the hole's edge.
 """
 
 from __future__ import annotations
@@ -102,20 +103,79 @@ def _detail(filled: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("name", ["grass", "gravel"])
-def test_exemplar_keeps_the_texture_that_diffusion_smooths_away(name):
-    """A 64 px hole in random texture: the sharp exemplar fill is as detailed as the real
-    thing, diffusion is a smudge. (PSNR cannot show this: on random texture the blur is
-    the closer guess pixel by pixel.)"""
+def test_exemplar_keeps_the_texture_that_diffusion_and_averaging_smooth_away(name):
+    """A 64 px hole in random texture: the default exemplar fill is as detailed as the
+    real thing; diffusion is a smudge and averaged patches (sharp=False) are milky. (PSNR
+    cannot show this: on random texture the blur is the closer guess pixel by pixel.)"""
     photo = _crop(getattr(data, name)(), 100, 100)
     hole = _square(photo.shape, 68, 68, 64)
     detail = {
         method: _detail(INPAINT.run({"image": photo, "mask": hole}, {"method": method})["image"], photo, hole)
-        for method in ("telea", "navier_stokes", "biharmonic")
+        for method in ("telea", "navier_stokes")
     }
-    sharp = INPAINT.run({"image": photo, "mask": hole}, {"sharp": True})["image"]
+    sharp = INPAINT.run({"image": photo, "mask": hole}, {})["image"]
+    averaged = INPAINT.run({"image": photo, "mask": hole}, {"sharp": False})["image"]
     np.testing.assert_array_equal(sharp[~hole], photo[~hole])
-    assert _detail(sharp, photo, hole) > 0.6
+    assert 0.6 < _detail(sharp, photo, hole) < 1.3
     assert _detail(sharp, photo, hole) > 2 * max(detail.values())
+    assert _detail(sharp, photo, hole) > 1.3 * _detail(averaged, photo, hole)
+
+
+def _brick_wall(rows: int = 160, cols: int = 160) -> np.ndarray:
+    """A generated running-bond wall (RGB): bricks 30 x 12 px between 2 px of mortar, every
+    other course shifted by half a brick, a little noise on everything (seeded)."""
+    y, x = np.mgrid[:rows, :cols]
+    shift = (y // 14) % 2 * 16
+    mortar = (y % 14 < 2) | ((x + shift) % 32 < 2)
+    wall = np.where(mortar[..., None], np.array([205, 198, 186.0]), np.array([150, 62, 44.0]))
+    wall += np.random.default_rng(0).normal(0.0, 6.0, wall.shape)
+    return np.clip(np.rint(wall), 0, 255).astype(np.uint8)
+
+
+def test_exemplar_continues_a_periodic_texture():
+    wall = _brick_wall()
+    hole = _square(wall.shape, 56, 60, 44)
+    filled = INPAINT.run({"image": wall, "mask": hole}, {})["image"]
+    telea = INPAINT.run({"image": wall, "mask": hole}, {"method": "telea"})["image"]
+    np.testing.assert_array_equal(filled[~hole], wall[~hole])
+
+    def error(image):
+        return np.abs(image[hole].astype(np.float64) - wall[hole]).mean()
+
+    # The bond continues with its texture, where diffusion smears it into a blur. (Not
+    # to the pixel: a joint or two come out displaced, about half the fill's error.)
+    assert error(filled) < 0.6 * error(telea)
+    assert 0.7 < _detail(filled, wall, hole) < 1.25
+
+
+def _edge_jump(image: np.ndarray, hole: np.ndarray) -> float:
+    """Mean absolute difference between hole pixels on the edge and their known 4-neighbours."""
+    image = image.astype(np.float64)
+    jumps = []
+    for axis in (0, 1):
+        for step in (1, -1):
+            neighbour = np.roll(image, step, axis=axis)
+            known_neighbour = np.roll(~hole, step, axis=axis)
+            pairs = hole & known_neighbour
+            jumps.append(np.abs(image - neighbour)[pairs])
+    return float(np.concatenate(jumps).mean())
+
+
+def test_exemplar_leaves_no_seam_at_the_hole_edge():
+    """Grass under a strong left-to-right brightening: every patch copied from the left
+    is too dark for the right edge and the other way round, so pasted pixels would show
+    a step at the edge. The fill's jump across the edge is what the photo has there, and
+    the texture inside is kept."""
+    grass = _crop(data.grass(), 100, 100, 160).astype(np.float64)
+    ramp = np.linspace(-70, 70, 160)[None, :]
+    photo = np.clip(0.6 * grass + 50 + ramp, 0, 255).astype(np.uint8)
+    hole = _square(photo.shape, 48, 48, 64)
+    filled = INPAINT.run({"image": photo, "mask": hole}, {})["image"]
+    assert _edge_jump(filled, hole) < 1.25 * _edge_jump(photo, hole)
+    assert _detail(filled, photo, hole) > 0.6
+    # The brightening continues through the hole (column means follow the photo's).
+    columns = np.abs(filled[48:112, 48:112].mean(axis=0) - photo[48:112, 48:112].mean(axis=0))
+    assert columns.mean() < 12
 
 
 def test_remove_object_restores_the_background():
@@ -282,6 +342,22 @@ def test_exemplar_reports_progress_and_a_coarse_preview_first():
     fractions = [f for f, _ in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert any("exemplar" in message for _, message in progress)
+
+
+def test_the_first_preview_of_a_large_hole_comes_within_a_second():
+    """The issue's case: a 330 x 300 px hole in the cat's fur (chelsea at twice its size).
+    The first preview is the coarsest level upsampled; 2 s allows for a loaded machine."""
+    import time
+
+    photo = np.ascontiguousarray(data.chelsea().repeat(2, axis=0).repeat(2, axis=1))
+    hole = np.zeros(photo.shape[:2], bool)
+    hole[260:560, 20:350] = True  # 300 rows x 330 columns
+    arrivals = []
+    start = time.perf_counter()
+    ctx = RunContext(on_partial=lambda partial: arrivals.append(time.perf_counter() - start))
+    filled = INPAINT.run({"image": photo, "mask": hole}, {}, ctx)["image"]
+    assert arrivals and arrivals[0] < 2.0
+    np.testing.assert_array_equal(filled[~hole], photo[~hole])
 
 
 def test_cancelling_during_the_fill_raises():

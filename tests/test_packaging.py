@@ -143,8 +143,12 @@ def test_the_sdist_carries_the_licence_resources_and_manifest(tmp_path):
             "packaging/conda/meta.yaml"} <= names  # fmt: skip
 
 
-def test_the_committed_icons_are_rendered_from_the_svg(tmp_path):
-    """packaging/icons matches maskwork.svg (run packaging/render_icons.py after changing it)."""
+def test_the_committed_icons_are_rendered_from_the_svg(tmp_path, qapp):
+    """packaging/icons matches maskwork.svg (run packaging/render_icons.py after changing it).
+
+    ``qapp``: the suite's QApplication first, or the script would make a QGuiApplication
+    under which later tests could not create widgets.
+    """
     from PySide6.QtGui import QImage
 
     spec = importlib.util.spec_from_file_location("render_icons", REPO / "packaging" / "render_icons.py")

@@ -33,6 +33,7 @@ from maskwork.pipeline.session import (
     choose_sources,
     collect_inputs,
 )
+from maskwork.widgets.layer_view import BACKGROUND_LABEL, LABELS_OBJECT_ONLY
 from maskwork.widgets.workers import Worker, session_worker
 
 #: Quiet time after a parameter edit before the preview re-runs.
@@ -121,9 +122,18 @@ class OperatorRunner(QObject):
         self.last_sources: dict = {}
         #: The pixel digest of each layer the last Apply added, in order (made in the worker).
         self.last_digests: list[str] = []
+        #: Counts the changes that may change what the inputs are (edits, undo, prompts,
+        #: the selected layer): a finished preview is what Apply commits while it holds.
+        self._inputs_revision = 0
+        # (revision its inputs were gathered at, session, result) of the last preview done.
+        self._finished_preview: tuple[int, RunSession, object] | None = None
+        self._session_revision = 0
+        # Whether the running session's unusable inputs are a status line (a preview that
+        # follows the person's drawing) rather than an error box.
+        self._session_quiet = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self.preview)
+        self._timer.timeout.connect(lambda: self._start("preview", quiet=True))
         self._prepare_worker: Worker | None = None
         self._prepare_cancel = threading.Event()
         # (operator, image, parameters) of the last preparation started.
@@ -135,6 +145,7 @@ class OperatorRunner(QObject):
         self._previous_results_image: np.ndarray | None = None
         document.history.changed.connect(self._on_seeds_changed)
         document.seeds_changed.connect(self._on_seeds_changed)
+        document.layers.selection_changed.connect(self._on_selection_changed)
 
     # -- configuration ----------------------------------------------------------------
     def set_operator(self, spec: OperatorSpec | None, params: dict | None = None) -> None:
@@ -209,10 +220,18 @@ class OperatorRunner(QObject):
             self._timer.start(0)
 
     def _on_seeds_changed(self) -> None:
+        """An edit, undo, visibility change or prompt: the preview follows it when previews
+        are automatic, and also when one is shown (hiding a scribble layer changes the
+        inputs, and Apply must commit what the preview shows)."""
+        self._inputs_revision += 1
         if self._memory_declined:
             return
-        if self.auto_preview and self.spec is not None and not self._applying and not self.document.history.in_group:
+        if ((self.auto_preview or self._preview is not None) and self.spec is not None and not self._applying
+                and not self.document.history.in_group):
             self._timer.start(SEED_DEBOUNCE_MS)
+
+    def _on_selection_changed(self, layer) -> None:
+        self._inputs_revision += 1  # the selected layer feeds the input it fits
 
     @property
     def busy(self) -> bool:
@@ -277,11 +296,17 @@ class OperatorRunner(QObject):
     # -- running ----------------------------------------------------------------------
     def preview(self) -> bool:
         """Run the operator for a preview now; returns False when it could not start."""
-        return self._start("preview")
+        return self._start("preview", quiet=self.auto_preview)
 
     def apply(self) -> bool:
-        """Run the operator at full resolution and add its results as one undo step."""
+        """Add the operator's results as one undo step: those of the finished preview when
+        nothing changed since it ran (what the person saw is what is applied), else those
+        of a new run at full resolution."""
         self._timer.stop()
+        finished = self._finished_preview
+        if (finished is not None and finished[0] == self._inputs_revision and finished[1].spec is self.spec
+                and finished[1].params == self.params):
+            return self._apply_finished_preview(finished[1], finished[2])
         return self._start("apply")
 
     def confirm_memory(self, purpose: str) -> bool:
@@ -311,7 +336,8 @@ class OperatorRunner(QObject):
         self._worker.quit()
         self.session = self._worker = None
 
-    def _start(self, purpose: str) -> bool:
+    def _start(self, purpose: str, quiet: bool = False) -> bool:
+        """Run the operator for ``purpose``; ``quiet``: unusable inputs are a status line."""
         if self.spec is None:
             return False
         if self.session is not None:
@@ -321,7 +347,7 @@ class OperatorRunner(QObject):
             inputs = self.gather_inputs(self.spec, sources)
             session = RunSession(self.spec, inputs, self.params, purpose, sources)
         except InputError as error:
-            if purpose == "preview" and self.auto_preview:
+            if purpose == "preview" and quiet:
                 self.message.emit(str(error))
             else:
                 self.failed.emit(RunOutcome(INPUT_ERROR, message=str(error)))
@@ -330,12 +356,27 @@ class OperatorRunner(QObject):
         worker = session_worker(session, check_memory=not self._memory_confirmed)
         worker.progress.connect(lambda fraction, text: self._relay_progress(session, fraction, text))
         worker.partial_ready.connect(lambda: self._on_partial_ready(session))
+        self._launch(session, worker, quiet)
+        return True
+
+    def _apply_finished_preview(self, preview: RunSession, result) -> bool:
+        """Commit ``result``, made by the finished ``preview`` on the inputs as they are now."""
+        if self.session is not None:
+            self._stop_session()  # a preview asked again for the same inputs
+        session = RunSession(preview.spec, preview.inputs, preview.params, "apply", preview.sources)
+        worker = Worker(lambda worker: session.outcome_of(result), cancel_event=session.cancel_event,
+                        name=f"{session.spec.id} (apply the preview)")
+        worker.errored.connect(lambda error: self._on_outcome(session, RunOutcome(FAILED, message=f"{type(error).__name__}: {error}")))
+        self._launch(session, worker, quiet=False)
+        return True
+
+    def _launch(self, session: RunSession, worker: Worker, quiet: bool) -> None:
         worker.returned.connect(lambda outcome: self._on_outcome(session, outcome))
         self.session, self._worker = session, worker
+        self._session_revision, self._session_quiet = self._inputs_revision, quiet
         worker.start()
         self.busy_changed.emit(True)
-        self.message.emit(f"{self.spec.title}: {'previewing' if purpose == 'preview' else 'applying'}...")
-        return True
+        self.message.emit(f"{session.spec.title}: {'previewing' if session.purpose == 'preview' else 'applying'}...")
 
     # -- results ----------------------------------------------------------------------
     def _relay_progress(self, session: RunSession, fraction: float, text: str) -> None:
@@ -359,6 +400,8 @@ class OperatorRunner(QObject):
             self._remember_result(spec, session.inputs, outcome.result)
             self.scores.emit(dict(outcome.result.scores))
             if session.purpose == "preview":
+                if self._session_revision == self._inputs_revision:
+                    self._finished_preview = (self._session_revision, session, outcome.result)
                 if outcome.preview is not None:
                     self._show_preview(outcome.preview)
                 self.message.emit(f"{spec.title}: preview ready ({outcome.result.iterations} iterations)")
@@ -369,7 +412,7 @@ class OperatorRunner(QObject):
             self.message.emit("Cancelled")
         elif outcome.status == MEMORY:
             self.memory_warning.emit(outcome.message, session.purpose)
-        elif outcome.status == INPUT_ERROR and session.purpose == "preview" and self.auto_preview:
+        elif outcome.status == INPUT_ERROR and session.purpose == "preview" and self._session_quiet:
             # While the person is still drawing, "not enough seeds yet" is no error.
             self.message.emit(outcome.message)
         else:
@@ -429,12 +472,14 @@ class OperatorRunner(QObject):
         else:
             # Masks and labels preview as a tint over the photo; an image result (inpainting,
             # denoising, a warped moving image) is itself the thing to look at.
-            self._preview = Layer(data, kind, "preview", opacity=1.0 if kind is LayerKind.IMAGE else 0.55)
+            self._preview = Layer(data, kind, "preview", opacity=1.0 if kind is LayerKind.IMAGE else 0.55,
+                                  colormap=_labels_colormap(self.spec, kind, data))
             self.preview_changed.emit(self._preview)
         self._preview_bounds = bounds
 
     def clear_preview(self) -> None:
-        """Hide and drop the preview layer."""
+        """Hide and drop the preview layer (and forget its result)."""
+        self._finished_preview = None
         if self._preview is not None:
             self._preview = None
             self._preview_bounds = None
@@ -468,7 +513,10 @@ class OperatorRunner(QObject):
                         output.data,
                         kind,
                         doc.layers.unique_name(output.name),
+                        # Opaque probability planes on top would hide the labels under them.
+                        visible=output.output != "probabilities",
                         opacity=0.6 if kind is not LayerKind.IMAGE else 1.0,
+                        colormap=_labels_colormap(spec, kind, output.data),
                         metadata=metadata,
                     )
                     doc.add_layer(layer)
@@ -485,3 +533,12 @@ class OperatorRunner(QObject):
             self.transform_ready.emit(transform)
         self.message.emit(f"{spec.title} applied: {', '.join(layer.name for layer in added)}")
         self.applied.emit(added)
+
+
+def _labels_colormap(spec: OperatorSpec | None, kind: LayerKind, data: np.ndarray) -> str:
+    """How a result layer is coloured: the labels of a two-class segmentation from
+    scribbles (1 object, 2 background) tint the object only; everything else as usual."""
+    if (kind is LayerKind.LABELS and spec is not None and "markers" in spec.inputs and data.size
+            and int(data.max()) <= BACKGROUND_LABEL):
+        return LABELS_OBJECT_ONLY
+    return "gray"

@@ -507,13 +507,7 @@ class RunSession:
                 return RunOutcome(MEMORY, message=shortage)
             result = self.run(ctx)
             ctx.check()
-            if self.purpose == "preview":
-                outcome = RunOutcome(DONE, result, preview=preview_of(result, self.spec, self._shape))
-            else:
-                layers = result_layers(self.spec, result, self.inputs)
-                for layer in layers:
-                    layer.digest = pixel_digest(layer.data)
-                outcome = RunOutcome(DONE, result, layers=layers)
+            outcome = self.outcome_of(result)
         except Cancelled:
             return RunOutcome(CANCELLED, message="Cancelled", seconds=time.perf_counter() - start)
         except InputError as error:
@@ -526,6 +520,21 @@ class RunSession:
                               error=error, seconds=time.perf_counter() - start)
         outcome.seconds = time.perf_counter() - start
         return outcome
+
+    def outcome_of(self, result: Result) -> RunOutcome:
+        """The :data:`DONE` outcome of ``result`` for this session's purpose (worker thread).
+
+        :meth:`execute` makes it of the result it computed. A front-end calls it directly
+        for an Apply of the result its finished preview showed, for the same inputs and
+        parameters: what the person saw is what is applied, and an operator that keeps
+        state between runs (a CNN that trains on) is not run again.
+        """
+        if self.purpose == "preview":
+            return RunOutcome(DONE, result, preview=preview_of(result, self.spec, self._shape))
+        layers = result_layers(self.spec, result, self.inputs)
+        for layer in layers:
+            layer.digest = pixel_digest(layer.data)
+        return RunOutcome(DONE, result, layers=layers)
 
     def _memory_shortage(self) -> str | None:
         """A warning when the run's estimated memory exceeds what its device has free."""

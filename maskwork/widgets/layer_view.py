@@ -33,8 +33,20 @@ MASK_RGBA = (0, 170, 255, 255)
 PREVIEW_RGBA = (255, 0, 200, 255)
 
 
+#: Colormap of a labels layer whose class 2 is the scribbles' background: drawn clear, so
+#: that a two-class result tints the object instead of washing the photo in red.
+LABELS_OBJECT_ONLY = "labels: object only"
+#: The scribble convention's background class (see maskwork.core.colors).
+BACKGROUND_LABEL = 2
+
+
+def label_table(layer: Layer) -> np.ndarray:
+    """The 256-entry RGBA table a labels, markers, mask or preview layer draws through."""
+    return _indexed_lut(layer.kind, layer.kind is LayerKind.LABELS and layer.colormap == LABELS_OBJECT_ONLY)
+
+
 @functools.lru_cache(maxsize=None)
-def _indexed_lut(kind: LayerKind) -> np.ndarray:
+def _indexed_lut(kind: LayerKind, background_clear: bool = False) -> np.ndarray:
     """256-entry RGBA table for uint8 labels-like layers (built once per kind)."""
     if kind is LayerKind.MASK:
         table = np.zeros((256, 4), np.uint8)
@@ -44,7 +56,10 @@ def _indexed_lut(kind: LayerKind) -> np.ndarray:
         table = np.zeros((256, 4), np.uint8)
         table[1:] = PREVIEW_RGBA
         return table
-    return label_colors(256)
+    table = label_colors(256)
+    if background_clear:
+        table[BACKGROUND_LABEL, 3] = 0
+    return table
 
 
 @functools.lru_cache(maxsize=None)
@@ -196,7 +211,7 @@ class LayerView:
                 tile.item.setVisible(self.layer.visible)
                 tile.item.setOpacity(self.layer.opacity)
             self._show_visible()
-        elif name in ("colormap", "contrast_limits") and not self.layer.is_labels_like:
+        elif name == "colormap" or (name == "contrast_limits" and not self.layer.is_labels_like):
             for tile in self._tiles.values():
                 self._render_tile(tile)
 
@@ -246,7 +261,7 @@ class LayerView:
                 # An 8-bit copy draws through the colour table, as an indexed image: a
                 # quarter of the bytes of the RGBA lookup (colours do not depend on the count).
                 pixels = pixels.astype(np.uint8)
-            item.setImage(pixels, autoLevels=False, levels=(0, 255), lut=_indexed_lut(layer.kind))
+            item.setImage(pixels, autoLevels=False, levels=(0, 255), lut=label_table(layer))
             return
         levels = layer.contrast_limits
         if pixels.dtype == np.uint8 and levels == (0.0, 255.0):

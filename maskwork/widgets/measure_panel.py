@@ -65,6 +65,15 @@ def regions_of(layer: Layer) -> list[Region]:
     return regions
 
 
+class WholeNumberAxis(pg.AxisItem):
+    """An axis whose ticks fall on whole numbers only (object 1, 2, 3; never 1.5)."""
+
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802, N803 (pyqtgraph's names)
+        levels = [(float(np.ceil(spacing)), offset) for spacing, offset in super().tickSpacing(minVal, maxVal, size)
+                  if spacing >= 1]
+        return levels or [(1.0, 0.0)]
+
+
 class MeasurePanel(QWidget):
     """Histogram of the image, IoU/Dice of two masks, and object counts and areas.
 
@@ -120,7 +129,7 @@ class MeasurePanel(QWidget):
         self.objects_label = QLabel("-")
         self.objects_label.setObjectName("objectsLabel")
         self.objects_label.setWordWrap(True)
-        self.areas_plot = pg.PlotWidget(background=None)
+        self.areas_plot = pg.PlotWidget(background=None, axisItems={"bottom": WholeNumberAxis("bottom")})
         self.areas_plot.setMinimumHeight(110)
         self.areas_plot.setMaximumHeight(150)
         self.areas_plot.setLabel("bottom", "object (largest first)")
@@ -186,12 +195,11 @@ class MeasurePanel(QWidget):
         layers = self._region_layers()
         regions = [region for layer in layers for region in regions_of(layer)]
         self._fill(self.combo_a, regions, 0)
-        second = next((i for i, region in enumerate(regions) if region.layer is not regions[0].layer), 1) if regions else 0
-        self._fill(self.combo_b, regions, second)
+        self._fill_other(self.combo_b, regions, self.combo_a.currentData())
         self._fill(self.objects_combo, [Region(layer) for layer in layers], 0)
         images = [Region(layer) for layer in self.document.layers.of_kind(LayerKind.IMAGE)]
         self._fill(self.image_a, images, 0)
-        self._fill(self.image_b, images, len(images) - 1)
+        self._fill_other(self.image_b, images[::-1], self.image_a.currentData())
         self._fill(self.image_mask, [None] + [Region(layer) for layer in layers], 0)
         self._watch_chosen()
 
@@ -214,13 +222,24 @@ class MeasurePanel(QWidget):
         if name == "name":
             self._on_stack_changed()
 
-    def _fill(self, combo: QComboBox, regions: list[Region | None], default_index: int) -> None:
-        """Fill ``combo`` with regions (None shows as "whole image"), keeping the choice."""
+    def _fill_other(self, combo: QComboBox, regions: list[Region], first: Region | None) -> None:
+        """Fill a second choice: "(none)", then ``regions``; it never starts on the layer
+        of ``first`` (a layer against itself, or A = B, measures nothing)."""
+        others = [i for i, region in enumerate(regions) if first is None or region.layer is not first.layer]
+        self._fill(combo, [None, *regions], others[0] + 1 if others else 0, none_text="(none)",
+                   avoid=first.layer if first is not None else None)
+
+    def _fill(self, combo: QComboBox, regions: list[Region | None], default_index: int,
+              none_text: str = "whole image", avoid: Layer | None = None) -> None:
+        """Fill ``combo`` with regions (None shows as ``none_text``), keeping the choice
+        unless it is a region of ``avoid``."""
         previous = combo.currentData()
+        if previous is not None and previous.layer is avoid:
+            previous = None
         combo.blockSignals(True)
         combo.clear()
         for region in regions:
-            combo.addItem("whole image" if region is None else region.name, region)
+            combo.addItem(none_text if region is None else region.name, region)
         index = next(
             (
                 i
@@ -293,8 +312,10 @@ class MeasurePanel(QWidget):
             else:
                 self.objects_label.setText("0 objects")
             shown = areas[:200]
-            self._areas_bars.setOpts(x=np.arange(len(shown)), height=shown)
-            self.areas_plot.enableAutoRange()
+            # Objects are numbered from 1, and the bars fill the plot from the first to the last.
+            self._areas_bars.setOpts(x=np.arange(1, len(shown) + 1), height=shown)
+            self.areas_plot.setXRange(0.5, max(1, len(shown)) + 0.5, padding=0)
+            self.areas_plot.setYRange(0, max(shown, default=1), padding=0.05)
         self.refreshed.emit()
 
     def _refresh_histogram(self) -> None:

@@ -20,8 +20,8 @@ brain slices, see its README). The fixed image is ``BrainProtonDensitySliceBorde
 
 For each pair, each detector this OpenCV offers (ORB, SIFT; AKAZE only where
 ``cv2.AKAZE_create`` exists: OpenCV 5 moved it to opencv-contrib) and each meaningful model:
-``register_features`` with its defaults except ``detector``/``model`` (RANSAC; the pair's
-true model also with USAC/MAGSAC), the mean point error in px (mean distance over every
+``register_features`` with its defaults except ``detector``/``model``/``estimator`` (RANSAC;
+the pair's true model also with USAC/MAGSAC; the intensity refinement on, as by default), the mean point error in px (mean distance over every
 fixed pixel between where the found and the true moving -> fixed transforms send the same
 moving point) and the median seconds per pair over ``--repeats`` runs. Beside them, in the
 same run, the plain OpenCV calls with common default settings:
@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from maskwork.operators import InputError  # noqa: E402
+from maskwork.operators import InputError, registry  # noqa: E402
 from maskwork.operators.registration.features import DETECTORS, register_features  # noqa: E402
 
 FIXED = "BrainProtonDensitySliceBorder20.png"
@@ -215,8 +215,9 @@ def main(argv=None) -> int:
     plain_orb(fixed, fixed)
     print(f"OpenCV {cv2.__version__}, detectors offered: {', '.join(DETECTORS)}"
           + ("" if "akaze" in DETECTORS else " (no AKAZE in this OpenCV build)"))
-    print(f"fixed: {FIXED} {fixed.shape[1]}x{fixed.shape[0]}; defaults: max_features 5000, ratio 0.75, "
-          "reprojection_threshold 3 px, estimator ransac")
+    defaults = registry.get("register_features").defaults()
+    print(f"fixed: {FIXED} {fixed.shape[1]}x{fixed.shape[0]}; defaults: "
+          + ", ".join(f"{name} {value}" for name, value in defaults.items() if name not in ("detector", "model")))
     rows = []
     for name, filename, gt_kind, known, models in PAIRS:
         moving = read(args.data / filename)

@@ -46,7 +46,9 @@ Exemplar method
    windows halving from the level's size to one pixel (none at full resolution: the level
    above placed the matches); sources are patches lying wholly in the known part of the
    region; (b) every hole pixel takes its value in the best-matching patch covering it
-   (whole shifted arrays, one comparison per offset). Rounds: 3 on the coarsest level, 2
+   (whole shifted arrays, one comparison per offset), the distance divided by the
+   patch's known fraction plus 0.03: a patch that straddles the hole's edge beats one
+   that merely matches the fill copied before, so the fill follows the edge. Rounds: 3 on the coarsest level, 2
    on those in between, 1 at full resolution, where only the patches at every second
    offset take part and the copied value takes one mean-shift step towards the mode of
    what the covering patches hold (Wexler et al.'s answer to averaging blur: the
@@ -120,6 +122,12 @@ VOTE_STRIDE = 2
 #: Width, in patches, of the band inside the hole's edge where the colour mismatch a
 #: Poisson solve on the hole's box leaves at a non-rectangular edge is faded out.
 EDGE_BAND = 1.5
+#: Best-patch copies rank a patch by its distance / (this + the known fraction of its
+#: pixels). A copied fill matches itself perfectly, so without it the patches wholly
+#: inside the hole would always win and the fill would ignore the hole's edge (a
+#: rectangle of foreign texture); with 0.03 a patch straddling the edge wins near it
+#: (tuning photos: +0.3 dB PSNR, +0.02 SSIM; whiskers and stripes carry into the hole).
+EDGE_PREFERENCE = 0.03
 #: Full-resolution copies: mean-shift iterations towards the candidates' mode and its
 #: bandwidth (times the known colours' spread). One step of half the spread lifts PSNR
 #: by about 0.15 dB on the tuning photos and keeps the grain (detail 0.69 against 0.71).
@@ -1015,7 +1023,9 @@ class _Level:
     def copy_best(self, stride: int = 1, mode_iterations: int = 0) -> None:
         """Every hole pixel := its value in the best-matching patch covering it (no averaging).
 
-        The patches are compared by their distance to their source; ``stride`` > 1 lets
+        The patches are ranked by their distance to their source over (``EDGE_PREFERENCE``
+        + the known fraction of their pixels), so near the hole's edge a patch that
+        straddles it wins over one that only matches the fill itself; ``stride`` > 1 lets
         only the patches at every stride-th offset take part. Works on whole shifted
         arrays of the hole's bounding box (one comparison per offset), then copies once.
         ``self.origin`` keeps, for every pixel, the flat index of the pixel it now holds
@@ -1027,7 +1037,9 @@ class _Level:
         top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
         # Padded by the radius so every shifted window stays inside the arrays.
         closeness = np.full((rows + 2 * r, cols + 2 * r), -np.inf, np.float32)
-        closeness[self.ty + r, self.tx + r] = -self.dist
+        size = 2 * r + 1
+        known = cv2.blur((~self.hole).astype(np.float32), (size, size), borderType=cv2.BORDER_CONSTANT)
+        closeness[self.ty + r, self.tx + r] = -self.dist / (EDGE_PREFERENCE + known[self.ty, self.tx])
         source = np.zeros(closeness.shape, np.int64)
         source[self.ty + r, self.tx + r] = self.sy.astype(np.int64) * cols + self.sx
         best = np.full((bottom - top, right - left), -np.inf, np.float32)

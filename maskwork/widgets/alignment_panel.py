@@ -80,17 +80,28 @@ class AlignmentPanel(QWidget):
         self.mode_combo.setCurrentIndex(MODES.index(mode))
 
     def _fill_layers(self, *_) -> None:
+        """List the image layers; fixed keeps its choice (else the bottom image), moving its
+        own unless that is now the fixed one (else the topmost other image)."""
         images = self.document.layers.of_kind(LayerKind.IMAGE)
-        for combo, default in ((self.fixed_combo, 0), (self.moving_combo, len(images) - 1)):
-            previous = combo.currentData()
-            combo.blockSignals(True)
-            combo.clear()
-            for layer in images:
-                combo.addItem(layer.name, layer)
-            index = next((i for i, layer in enumerate(images) if layer is previous), max(0, default))
-            combo.setCurrentIndex(index)
-            combo.blockSignals(False)
+        fixed = self._refill(self.fixed_combo, images, lambda layer: True, 0)
+        self._refill(self.moving_combo, images, lambda layer: layer is not fixed, len(images) - 1)
         self.update_view()
+
+    @staticmethod
+    def _refill(combo: QComboBox, images: list, allowed, default: int):
+        """Fill ``combo`` with ``images``, choosing the previous one if ``allowed``, else the
+        last allowed one up to ``default``; returns the chosen layer."""
+        previous = combo.currentData()
+        combo.blockSignals(True)
+        combo.clear()
+        for layer in images:
+            combo.addItem(layer.name, layer)
+        candidates = [i for i, layer in enumerate(images) if allowed(layer)]
+        index = next((i for i in candidates if images[i] is previous),
+                     max((i for i in candidates if i <= default), default=max(0, default)))
+        combo.setCurrentIndex(index)
+        combo.blockSignals(False)
+        return combo.currentData()
 
     def update_view(self, *_) -> None:
         """Recompute the overlay for the current mode and layers."""

@@ -173,7 +173,6 @@ def test_registration_form_picks_the_fixed_and_moving_layers(window, tmp_path, q
     assert chosen["image"] is first and chosen["image2"] is second
 
 
-@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
 def test_alignment_dock_starts_with_two_different_layers(window, tmp_path):
     first, second = _two_images(tmp_path)
     assert window.open_paths([first])

@@ -23,6 +23,7 @@ import numpy as np
 
 from maskwork.core.models import ModelNotInstalled
 from maskwork.models_cli import add_models_parser, run_models
+from maskwork import __version__
 from maskwork.operators.context import InputError
 from maskwork.operators.extras import install_command
 from maskwork.pipeline.quiet import library_output_silenced
@@ -56,6 +57,7 @@ def _pixel_count(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The ``ops`` / ``run`` argument parser."""
     parser = _Parser(prog="maskwork", description="Interactive image processing; without a command opens the window.")
+    parser.add_argument("--version", action="version", version=f"maskwork {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     ops = commands.add_parser("ops", help="list operators, their inputs and parameters")

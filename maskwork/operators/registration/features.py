@@ -145,8 +145,9 @@ def register_features(
         ``mean_residual`` (px, keypoint inliers under the final transform),
         ``n_keypoints_fixed``, ``n_keypoints_moving``, and with ``intensity_refinement``
         ``overlap_correlation_keypoints`` and ``overlap_correlation`` (the normalised
-        cross-correlation over the overlap before and after the refinement) and
-        ``intensity_refined`` (1 when the refinement was kept, else 0).
+        cross-correlation over the overlap before and after the refinement; absent when
+        the overlap is too small to measure) and ``intensity_refined`` (1 when the
+        refinement was kept, else 0).
     """
     ctx = ctx or null_context()
     ctx.progress(0.0, "Preparing images")
@@ -456,8 +457,9 @@ def refine_by_intensity(gray_fixed: np.ndarray, gray_moving: np.ndarray, matrix:
         The refined (3, 3) matrix, or the given one when ECC failed or did not raise the
         normalised cross-correlation over the overlap.
     scores : dict
-        ``overlap_correlation_keypoints`` (the given matrix), ``overlap_correlation`` (the
-        returned one; both on the finest level, over the pixels both overlaps share) and
+        ``overlap_correlation_keypoints`` (the given matrix) and ``overlap_correlation``
+        (the returned one; both on the finest level, over the pixels both overlaps share),
+        left out when the images overlap by under :data:`ECC_MIN_OVERLAP` pixels there; and
         ``intensity_refined`` (1 or 0).
     """
     finest = 0
@@ -465,20 +467,22 @@ def refine_by_intensity(gray_fixed: np.ndarray, gray_moving: np.ndarray, matrix:
         finest += 1
     levels = [finest + 1, finest] if min(*gray_fixed.shape, *gray_moving.shape) / 2 ** (finest + 1) >= 64 else [finest]
     fixed_pyramid, moving_pyramid = _pyramid(gray_fixed, levels[0]), _pyramid(gray_moving, levels[0])
-    motion = ECC_MOTION[model]
+    fixed_finest, moving_finest = fixed_pyramid[finest], moving_pyramid[finest]
     # ECC's warp maps template (fixed) coordinates to input (moving) ones: the inverse.
     warp = np.linalg.inv(matrix)
+    before_mask = _overlap_mask(_at_level(warp, finest), fixed_finest.shape, moving_finest.shape)
+    if before_mask.sum() < ECC_MIN_OVERLAP:
+        return matrix, {"intensity_refined": 0}
     refined = None
     for number, level in enumerate(levels):
         span = (stop - start) / len(levels)
         # A level where ECC diverges is skipped: the next starts again from the last good warp.
         found = _ecc_level(fixed_pyramid[level], moving_pyramid[level], warp if refined is None else refined,
-                           level, motion, ctx, start + number * span, start + (number + 1) * span,
+                           level, ECC_MOTION[model], ctx, start + number * span, start + (number + 1) * span,
                            f"level 1/{2 ** level}")
         refined = refined if found is None else found
-    fixed_finest, moving_finest = fixed_pyramid[finest], moving_pyramid[finest]
-    before_mask = _overlap_mask(_at_level(warp, finest), fixed_finest.shape, moving_finest.shape)
-    before = after = None
+    before = _correlation(fixed_finest, moving_finest, _at_level(warp, finest), before_mask)
+    after = None
     if refined is not None:
         if model != "homography":
             # ECC has no similarity motion (the affine is refined instead) and its warps are
@@ -488,8 +492,6 @@ def refine_by_intensity(gray_fixed: np.ndarray, gray_moving: np.ndarray, matrix:
         if shared.sum() >= ECC_MIN_OVERLAP:
             before = _correlation(fixed_finest, moving_finest, _at_level(warp, finest), shared)
             after = _correlation(fixed_finest, moving_finest, _at_level(refined, finest), shared)
-    if before is None:
-        before = _correlation(fixed_finest, moving_finest, _at_level(warp, finest), before_mask)
     kept = after is not None and after > before
     scores = {"overlap_correlation_keypoints": before, "overlap_correlation": after if kept else before,
               "intensity_refined": int(kept)}
@@ -528,18 +530,18 @@ def _ecc_level(fixed: np.ndarray, moving: np.ndarray, warp: np.ndarray, level: i
     if np.count_nonzero(valid) < ECC_MIN_OVERLAP:
         return None
     corners = np.float64([[[0, 0], [cols, 0], [cols, rows], [0, rows]]])
+    warp_rows = 3 if motion == cv2.MOTION_HOMOGRAPHY else 2
     done = 0
     while done < ECC_MAX_ITERATIONS:
         ctx.progress(start + (stop - start) * done / ECC_MAX_ITERATIONS, f"Refining on the pixels (ECC), {label}")
-        shape = (3, 3) if motion == cv2.MOTION_HOMOGRAPHY else (2, 3)
-        initial = np.float32(current[: shape[0]])
+        initial = np.float32(current[:warp_rows])
         criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, per_call, 1e-7)
         try:
             _, found = cv2.findTransformECC(fixed, moving, initial, motion, criteria, valid, 5)
         except cv2.error:  # did not converge: the images disagree (or barely overlap)
             return None
         following = np.eye(3)
-        following[: shape[0]] = found
+        following[:warp_rows] = found
         if not np.all(np.isfinite(following)):
             return None
         moved = np.abs(cv2.perspectiveTransform(corners, following) - cv2.perspectiveTransform(corners, current)).max()

@@ -15,6 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QPushButton, QWidget
 
+from maskwork.core.layers import LayerKind
 from maskwork.operators.registry import Histogram, InfoAction, OperatorSpec, ScorePlot, Suggestion
 from maskwork.widgets.histogram_plot import HistogramPlot
 from maskwork.widgets.workers import Worker, start_worker
@@ -66,11 +67,22 @@ class OperatorViews(QObject):
         self._suggestion_job: Worker | None = None
 
         runner = window.runner
+        stack = window.document.layers
+        for event in (stack.inserted, stack.removed, stack.moved):
+            event.connect(self._list_image_layers)
+        window.operator_panel.sources_changed.connect(runner.set_sources)
         runner.partial_scores.connect(self._on_partial_scores)
         runner.busy_changed.connect(lambda busy: busy and self.reset_metric_curve())
 
+    def _list_image_layers(self, *_) -> None:
+        """Offer the image layers to an operator of two images, and take its choices."""
+        panel = self.window.operator_panel
+        panel.set_source_layers(self.window.document.layers.of_kind(LayerKind.IMAGE))
+        self.window.runner.chosen_sources = panel.chosen_sources()
+
     def show_for(self, spec: OperatorSpec) -> None:
         """Put ``spec``'s declared views under its form, in their declared order."""
+        self._list_image_layers()
         widgets: list[QWidget] = []
         for view in spec.panel_views:
             if isinstance(view, Histogram):

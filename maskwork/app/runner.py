@@ -120,6 +120,8 @@ class OperatorRunner(QObject):
         self.last_inputs: dict = {}
         #: Input name -> the layer each input of the last Apply came from.
         self.last_sources: dict = {}
+        #: Input name -> the layer the person chose for it in the operator's form.
+        self.chosen_sources: dict = {}
         #: The pixel digest of each layer the last Apply added, in order (made in the worker).
         self.last_digests: list[str] = []
         #: Counts the changes that may change what the inputs are (edits, undo, prompts,
@@ -213,6 +215,12 @@ class OperatorRunner(QObject):
         else:
             self.prepared.emit(value)
 
+    def set_sources(self, chosen: dict) -> None:
+        """The layers the person chose for inputs (input name -> layer); re-previews as
+        a parameter change does."""
+        self.chosen_sources = dict(chosen)
+        self._on_seeds_changed()
+
     def set_auto_preview(self, enabled: bool) -> None:
         """Turn auto-preview on (previews at once) or off."""
         self.auto_preview = bool(enabled)
@@ -277,7 +285,7 @@ class OperatorRunner(QObject):
             "markers": [layer for layer in reversed(layers.of_kind(LayerKind.MARKERS)) if layer.visible],
             "mask": list(reversed(layers.of_kind(LayerKind.MASK, LayerKind.LABELS))),
         }
-        chosen = choose_sources(spec, candidates, layers.selected)
+        chosen = choose_sources(spec, candidates, layers.selected, self.chosen_sources)
         values = {name: layer.data for name, layer in chosen.items()}
         values["rect"] = doc.rect
         values["points"] = list(doc.points)

@@ -59,7 +59,8 @@ DONE, CANCELLED, INPUT_ERROR, FAILED, MEMORY = "done", "cancelled", "input error
 # ----------------------------------------------------------------------------- inputs
 
 
-def choose_sources(spec: OperatorSpec, candidates: Mapping[str, Sequence[Any]], selected: Any = None) -> dict[str, Any]:
+def choose_sources(spec: OperatorSpec, candidates: Mapping[str, Sequence[Any]], selected: Any = None,
+                   chosen_by_person: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Pick the layer for each input of ``spec`` by :data:`INPUT_POLICY`.
 
     Parameters
@@ -72,6 +73,9 @@ def choose_sources(spec: OperatorSpec, candidates: Mapping[str, Sequence[Any]], 
         window) gives no candidates for ``rect`` and ``points``.
     selected : object, optional
         The layer the person selected: it feeds the first input it fits, if any.
+    chosen_by_person : mapping, optional
+        Input name -> the layer the person chose for it (a registration's fixed and moving
+        images): used when it is among the input's candidates, before any other rule.
 
     Returns
     -------
@@ -80,8 +84,13 @@ def choose_sources(spec: OperatorSpec, candidates: Mapping[str, Sequence[Any]], 
         feeds two inputs.
     """
     chosen: dict[str, Any] = {}
-    used: set[int] = set()
+    wanted = {name: layer for name, layer in (chosen_by_person or {}).items()
+              if name in spec.inputs and any(candidate is layer for candidate in candidates.get(name, ()))}
+    used: set[int] = {id(layer) for layer in wanted.values()}
     for name in spec.inputs:
+        if name in wanted:
+            chosen[name] = wanted[name]
+            continue
         layers = [layer for layer in candidates.get(name, ()) if id(layer) not in used]
         if name == "image":
             layers.reverse()  # the bottom image, not a result added on top of it

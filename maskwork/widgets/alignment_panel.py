@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QSlider, QSpinBox,
 from maskwork.core import compare
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
+from maskwork.widgets.layer_choice import fill_layer_combo
 
 MODES = ("off", "checkerboard", "blend", "difference", "flicker")
 FLICKER_MS = 500
@@ -83,25 +84,9 @@ class AlignmentPanel(QWidget):
         """List the image layers; fixed keeps its choice (else the bottom image), moving its
         own unless that is now the fixed one (else the topmost other image)."""
         images = self.document.layers.of_kind(LayerKind.IMAGE)
-        fixed = self._refill(self.fixed_combo, images, lambda layer: True, 0)
-        self._refill(self.moving_combo, images, lambda layer: layer is not fixed, len(images) - 1)
+        fixed = fill_layer_combo(self.fixed_combo, images)
+        fill_layer_combo(self.moving_combo, images, lambda layer: layer is not fixed, len(images) - 1)
         self.update_view()
-
-    @staticmethod
-    def _refill(combo: QComboBox, images: list, allowed, default: int):
-        """Fill ``combo`` with ``images``, choosing the previous one if ``allowed``, else the
-        last allowed one up to ``default``; returns the chosen layer."""
-        previous = combo.currentData()
-        combo.blockSignals(True)
-        combo.clear()
-        for layer in images:
-            combo.addItem(layer.name, layer)
-        candidates = [i for i, layer in enumerate(images) if allowed(layer)]
-        index = next((i for i in candidates if images[i] is previous),
-                     max((i for i in candidates if i <= default), default=max(0, default)))
-        combo.setCurrentIndex(index)
-        combo.blockSignals(False)
-        return combo.currentData()
 
     def update_view(self, *_) -> None:
         """Recompute the overlay for the current mode and layers."""

@@ -26,8 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from maskwork.core.layers import Layer
 from maskwork.operators.context import InputError
 from maskwork.operators.registry import OperatorSpec, ParamSpec
+from maskwork.widgets.layer_choice import fill_layer_combo
 
 EMPTY_TEXT = "Choose an operator from the Segmentation menu (or another operator menu)"
 
@@ -54,12 +56,17 @@ class OperatorPanel(QWidget):
     cancel_requested = Signal()
     """Cancel was clicked while a run was in progress."""
     auto_preview_changed = Signal(bool)
+    sources_changed = Signal(dict)
+    """An operator of two images got another image layer for an input (input name -> layer)."""
     """The Auto-preview check box was toggled."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._spec: OperatorSpec | None = None
         self._editors: dict[str, tuple[ParamSpec, QWidget]] = {}
+        #: Input name -> the combo choosing its image layer, for operators of two images.
+        self.source_combos: dict[str, QComboBox] = {}
+        self._source_layers: list[Layer] = []
         # True while the panel itself fills the editors, which is no edit to report.
         self._loading = False
 
@@ -184,6 +191,9 @@ class OperatorPanel(QWidget):
             while self._form.rowCount():
                 self._form.removeRow(0)
             self._editors.clear()
+            self.source_combos = {}
+            if spec is not None and "image2" in spec.required_inputs:
+                self._add_source_rows(spec)
             if spec is not None:
                 for param in spec.params:
                     self._add_row(param, self._initial_value(param, values or {}))
@@ -202,6 +212,47 @@ class OperatorPanel(QWidget):
         self.preview_button.setEnabled(runnable)
         self.apply_button.setEnabled(runnable)
         self.reset_button.setEnabled(bool(spec is not None and spec.params))
+
+    def set_source_layers(self, layers: Sequence[Layer]) -> None:
+        """The image layers an operator of two images may take, bottom first."""
+        self._source_layers = list(layers)
+        self._fill_sources()
+
+    def chosen_sources(self) -> dict[str, Layer]:
+        """Input name -> the image layer chosen for it (empty for one-image operators)."""
+        return {name: combo.currentData() for name, combo in self.source_combos.items() if combo.currentData() is not None}
+
+    def _add_source_rows(self, spec: OperatorSpec) -> None:
+        registration = spec.category.split("/")[0] == "Registration"
+        titles = {"image": "Fixed image" if registration else "Image", "image2": "Moving image" if registration else "Second image"}
+        tips = {"image": "The image the other is aligned to" if registration else "The image the operator works on",
+                "image2": "The image moved onto the fixed one" if registration else "The operator's second image"}
+        for name in ("image", "image2"):
+            combo = QComboBox(self._operator_box)
+            combo.setObjectName(f"{name}SourceCombo")
+            combo.setToolTip(tips[name])
+            combo.currentIndexChanged.connect(self._on_source_chosen)
+            self._form.addRow(titles[name], combo)
+            self.source_combos[name] = combo
+        self._fill_sources()
+
+    def _fill_sources(self) -> None:
+        """List the image layers: the first input keeps its choice (else the bottom image),
+        the second its own unless that is now the first's (else the topmost other)."""
+        if not self.source_combos:
+            return
+        layers = self._source_layers
+        first = fill_layer_combo(self.source_combos["image"], layers)
+        fill_layer_combo(self.source_combos["image2"], layers, lambda layer: layer is not first, len(layers) - 1)
+
+    def _on_source_chosen(self, *_: Any) -> None:
+        chosen = self.sender()
+        other = next(combo for combo in self.source_combos.values() if combo is not chosen)
+        if other.currentData() is chosen.currentData():
+            # The same image twice aligns nothing: the other input takes another image.
+            fill_layer_combo(other, self._source_layers, lambda layer: layer is not chosen.currentData(),
+                             len(self._source_layers) - 1)
+        self.sources_changed.emit(self.chosen_sources())
 
     def values(self) -> dict[str, Any]:
         """Parameter name -> current value, typed as the registry declares."""

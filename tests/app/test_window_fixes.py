@@ -158,12 +158,11 @@ def _two_images(tmp_path, count=2):
     return paths
 
 
-@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
 def test_registration_form_picks_the_fixed_and_moving_layers(window, tmp_path, qtbot):
     paths = _two_images(tmp_path, 3)
     assert window.open_paths(paths)
     first, second, third = window.document.layers.of_kind(LayerKind.IMAGE)
-    window.choose_operator(get("register_landmarks"))
+    window.choose_operator(get("register_features"))
     sources = window.operator_panel.source_combos
     assert set(sources) == {"image", "image2"}
     assert sources["image"].currentData() is first and sources["image2"].currentData() is third
@@ -171,6 +170,10 @@ def test_registration_form_picks_the_fixed_and_moving_layers(window, tmp_path, q
     chosen = {}
     window.runner.gather_inputs(window.runner.spec, chosen)
     assert chosen["image"] is first and chosen["image2"] is second
+    # Choosing the moving image as the fixed one too moves the other choice away from it.
+    sources["image"].setCurrentIndex(sources["image"].findData(second))
+    assert sources["image2"].currentData() is not second
+    assert window.operator_panel.source_combos["image"].currentData() is second
 
 
 def test_alignment_dock_starts_with_two_different_layers(window, tmp_path):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 
 from maskwork.app.actions import window_action
+from maskwork.operators.extras import needs_message
 
 if TYPE_CHECKING:
     from maskwork.app.main_window import MainWindow
@@ -50,7 +51,7 @@ class NapariActions(QObject):
             # napari itself is imported inside, on first use (it takes seconds).
             self.viewer = open_in_napari(list(window.document.layers), viewer=viewer)
         except ImportError as error:
-            window.show_error("napari is not installed", f"Open in napari needs napari: pip install 'maskwork[napari]'\n({error})")
+            window.show_error("napari is not installed", f"{needs_message('Open in napari', ['napari'])}\n({error})")
             return None
         return self.viewer
 

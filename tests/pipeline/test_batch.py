@@ -242,7 +242,7 @@ def test_deep_learning_recipes_default_to_one_worker(tmp_path, photos, monkeypat
         yield None
 
     monkeypatch.setattr(batch, "dask_client", fake_client)
-    monkeypatch.setattr(batch, "run_on_client", lambda client, recipe, images, outdir, progress: [])
+    monkeypatch.setattr(batch, "run_on_client", lambda client, recipe, images, outdir, *options: [])
     recipe = Recipe()
     recipe.add_step("scribble_cnn", {}, {"image": LayerInput(), "markers": ArrayInput(np.ones((4, 4), np.uint8))})
     said = text_io.StringIO()

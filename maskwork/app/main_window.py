@@ -318,7 +318,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         canvas = self.canvas
         canvas.cursor_moved.connect(self._on_cursor_moved)
-        canvas.zoom_changed.connect(lambda zoom: self.zoom_label.setText(f"{zoom * 100:.0f}%"))
+        canvas.zoom_changed.connect(self._show_zoom)
         canvas.tool_changed.connect(self._on_tool_changed)
         canvas.brush_radius_changed.connect(self._on_brush_radius_changed)
         canvas.active_label_changed.connect(self._on_active_label_changed)
@@ -346,6 +346,7 @@ class MainWindow(QMainWindow):
         runner.prepared.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.alignment_panel.overlay_changed.connect(canvas.set_overlay)
         self.files.document_replaced.connect(self.recipes.reset)
+        self.files.document_replaced.connect(self._forget_document)
         self.files.document_replaced.connect(self.projects.forget_path)
 
         history = self.document.history
@@ -544,6 +545,18 @@ class MainWindow(QMainWindow):
             self.label_combo.blockSignals(True)
             self.label_combo.setCurrentIndex(index)
             self.label_combo.blockSignals(False)
+
+    def _show_zoom(self, zoom: float) -> None:
+        # Without an image the view's scale means nothing (an empty view said 66800 %).
+        self.zoom_label.setText(f"{zoom * 100:.0f}%" if self.document.shape is not None else "")
+
+    def _forget_document(self) -> None:
+        """The document was emptied (another image opens): nothing shown may still describe
+        the previous one."""
+        self.readout_label.clear()
+        self.zoom_label.clear()
+        self.operator_panel.show_scores({})
+        self.operator_panel.set_suggestion("", {})
 
     def _on_cursor_moved(self, row: int, col: int, text: str) -> None:
         self.readout_label.setText(f"row {row}, col {col}   {text}" if text else "")

@@ -70,9 +70,16 @@ class OperatorViews(QObject):
         stack = window.document.layers
         for event in (stack.inserted, stack.removed, stack.moved):
             event.connect(self._list_image_layers)
+        stack.inserted.connect(self._on_layer_inserted)
         window.operator_panel.sources_changed.connect(runner.set_sources)
         runner.partial_scores.connect(self._on_partial_scores)
         runner.busy_changed.connect(lambda busy: busy and self.reset_metric_curve())
+
+    def _on_layer_inserted(self, index: int, layer) -> None:
+        """A new base image (another file opened): the views describe it, not the last one."""
+        spec, layers = self.window.runner.spec, self.window.document.layers
+        if spec is not None and len(layers) == 1 and layer.kind is LayerKind.IMAGE:
+            self.show_for(spec)
 
     def _list_image_layers(self, *_) -> None:
         """Offer the image layers to an operator of two images, and take its choices."""

@@ -184,7 +184,6 @@ def test_alignment_dock_starts_with_two_different_layers(window, tmp_path):
     assert panel.fixed_combo.currentData() is not panel.moving_combo.currentData()
 
 
-@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
 def test_status_readout_and_operator_text_forget_the_previous_image(window, photo, tmp_path, qtbot):
     path, image, truth = photo
     assert window.open_paths([path])
@@ -199,7 +198,6 @@ def test_status_readout_and_operator_text_forget_the_previous_image(window, phot
     assert window.operator_panel.scores_label.text() == ""
 
 
-@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
 def test_an_empty_document_shows_no_absurd_zoom(window, photo):
     QApplication.processEvents()
     assert window.zoom_label.text() == ""

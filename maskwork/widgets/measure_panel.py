@@ -24,6 +24,7 @@ from maskwork.core import measure
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
 from maskwork.widgets.histogram_plot import HistogramPlot
+from maskwork.widgets.scrolling import vertical_scroll_area
 from maskwork.widgets.workers import Worker, start_worker
 
 #: Layer kinds that can be compared as masks or counted as objects (scribbles are seeds,
@@ -168,13 +169,15 @@ class MeasurePanel(QWidget):
         images_form.addRow("Quality", self.quality_label)
         images_form.addRow(self.image_difference_button)
 
+        content = QWidget(self)
+        column = QVBoxLayout(content)
+        column.setContentsMargins(4, 4, 4, 4)
+        for box in (histogram_box, compare_box, images_box, objects_box):
+            column.addWidget(box)
+        column.addStretch(1)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(histogram_box)
-        layout.addWidget(compare_box)
-        layout.addWidget(images_box)
-        layout.addWidget(objects_box)
-        layout.addStretch(1)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(vertical_scroll_area(content, self))
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)

@@ -30,6 +30,7 @@ from maskwork.core.layers import Layer
 from maskwork.operators.context import InputError
 from maskwork.operators.registry import OperatorSpec, ParamSpec
 from maskwork.widgets.layer_choice import fill_layer_combo
+from maskwork.widgets.scrolling import vertical_scroll_area
 
 EMPTY_TEXT = "Choose an operator from the Segmentation menu (or another operator menu)"
 
@@ -145,18 +146,25 @@ class OperatorPanel(QWidget):
         options.addStretch(1)
         options.addWidget(self.reset_button)
         box.addLayout(options)
+        self._scroll = vertical_scroll_area(self._operator_box, self)
+        self._scroll.setObjectName("operatorFormScroll")
+        # Run buttons and the last scores stay in view below the scrolling form.
+        self._run_box = QWidget(self)
+        run = QVBoxLayout(self._run_box)
+        run.setContentsMargins(0, 0, 0, 0)
         buttons = QHBoxLayout()
         buttons.addWidget(self.preview_button)
         buttons.addWidget(self.apply_button)
         buttons.addWidget(self.cancel_button)
-        box.addLayout(buttons)
-        box.addWidget(self.scores_label)
+        run.addLayout(buttons)
+        run.addWidget(self.scores_label)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self._empty_label)
-        layout.addWidget(self._operator_box)
-        layout.addStretch(1)
+        layout.addWidget(self._scroll, 1)
+        layout.addWidget(self._run_box)
+        layout.addStretch(0)  # keeps the empty state's text at the top; the form takes the room
 
         self.set_operator(None)
 
@@ -199,7 +207,8 @@ class OperatorPanel(QWidget):
                     self._add_row(param, self._initial_value(param, values or {}))
         self._show_applicable_rows()
         self._empty_label.setVisible(spec is None)
-        self._operator_box.setVisible(spec is not None)
+        self._scroll.setVisible(spec is not None)
+        self._run_box.setVisible(spec is not None)
         missing = spec.missing_requirements_message() if spec is not None else ""
         self._title_label.setText(spec.title if spec is not None else "")
         self._summary_label.setText(spec.summary if spec is not None else "")

@@ -141,7 +141,6 @@ def test_apply_keeps_the_result_of_the_cnn_that_made_the_preview(window, photo, 
     assert scores and scores[-1]["resumed"] == 0.0, "no training continued for Apply"
 
 
-@pytest.mark.xfail(strict=True, reason="reproduced, not fixed yet")
 def test_operator_forms_scroll_instead_of_growing_the_window(window, qtbot):
     window.choose_operator(get("register_intensity"))
     QApplication.processEvents()

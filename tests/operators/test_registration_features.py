@@ -206,6 +206,20 @@ def test_cancel_stops_the_intensity_refinement_within_a_second():
     assert asked and time.perf_counter() - asked[0] < 1.0
 
 
+def test_the_refinement_offers_the_warped_image_and_its_correlation_as_partial_results(similarity_case):
+    fixed, moving, _ = similarity_case
+    partials = []
+    result = register_features(fixed, moving, model="homography", ctx=RunContext(on_partial=partials.append))
+    assert partials
+    for partial in partials:
+        assert partial["image"].shape == fixed.shape and partial["image"].dtype == moving.dtype
+        assert 0.5 < partial.scores["metric"] <= 1.0 and partial.iterations >= 1
+    iterations = [partial.iterations for partial in partials]
+    assert iterations == sorted(iterations)
+    assert registry.get("register_features").panel_views[0].score == "metric"
+    assert result.scores["overlap_correlation"] > 0.9
+
+
 def _overlap_error(found: np.ndarray, forward: np.ndarray, shape) -> float:
     """Mean round-trip distance (px) over fixed grid points whose true moving point is in the image."""
     rows, cols = shape[:2]

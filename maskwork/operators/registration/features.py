@@ -34,7 +34,8 @@ OpenCV's robust estimators cover the models differently, so:
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import time
+from typing import Annotated, Callable, Literal
 
 import cv2
 import numpy as np
@@ -68,12 +69,16 @@ ECC_MOTION = {"translation": cv2.MOTION_TRANSLATION, "rigid": cv2.MOTION_EUCLIDE
 #: iteration costs about 0.07 s of CPU per megapixel).
 ECC_MAX_PIXELS = 4_000_000
 #: Pixels x iterations of one ``findTransformECC`` call: the refinement checks Cancel
-#: between calls, so one call stays under about 0.3 s of CPU.
+#: between calls, so one call stays under about 0.3 s of CPU; and at most
+#: :data:`ECC_CALL_MAX_ITERATIONS`, so that the correlation curve the panel plots has points.
 ECC_CALL_PIXEL_ITERATIONS = 4_000_000
+ECC_CALL_MAX_ITERATIONS = 10
 #: Most ECC iterations per pyramid level; it stops earlier once the warp moves the image
 #: corners by less than :data:`ECC_SETTLED_PX` (pixels of that level) in one call.
 ECC_MAX_ITERATIONS = 60
 ECC_SETTLED_PX = 0.005
+#: Shortest time between two partial results of the refinement (seconds).
+PREVIEW_INTERVAL = 0.1
 #: Fewest overlapping pixels (at each level) worth refining on.
 ECC_MIN_OVERLAP = 2000
 #: Width of the band along each image's edge that the refinement leaves out (px of a level).
@@ -85,7 +90,7 @@ ECC_BORDER_PX = 4
     title="Feature-based",
     category="Registration",
     outputs=("image", "transform"),
-    panel_views=(ScorePlot(),),
+    panel_views=(ScorePlot("metric", "ECC correlation", "ECC iteration"),),
 )
 def register_features(
     image: np.ndarray,
@@ -189,7 +194,9 @@ def register_features(
     refinement_scores = {}
     if intensity_refinement:
         ctx.progress(0.6, "Refining on the pixels (ECC)")
-        matrix, refinement_scores = refine_by_intensity(gray_fixed, gray_moving, matrix, model, ctx, 0.6, 0.9)
+        previews = _PartialPreviews(ctx, image2, fixed.shape[:2], moving.shape[:2]) if ctx.wants_partials else None
+        matrix, refinement_scores = refine_by_intensity(gray_fixed, gray_moving, matrix, model, ctx, 0.6, 0.9,
+                                                        previews)
     mean_residual = float(_residuals(matrix, src[inliers], dst[inliers]).mean())
 
     ctx.progress(0.9, "Warping the moving image")
@@ -434,7 +441,8 @@ def _stored_points(src: np.ndarray, dst: np.ndarray, inliers: np.ndarray) -> dic
 
 
 def refine_by_intensity(gray_fixed: np.ndarray, gray_moving: np.ndarray, matrix: np.ndarray, model: str,
-                        ctx: RunContext, start: float = 0.0, stop: float = 1.0) -> tuple[np.ndarray, dict]:
+                        ctx: RunContext, start: float = 0.0, stop: float = 1.0,
+                        on_step: Callable[[np.ndarray, float, int], None] | None = None) -> tuple[np.ndarray, dict]:
     """Polish a moving -> fixed ``matrix`` by ECC on a pyramid; keep it only if the overlap matches better.
 
     Parameters
@@ -450,6 +458,10 @@ def refine_by_intensity(gray_fixed: np.ndarray, gray_moving: np.ndarray, matrix:
         Checked for Cancel between ECC calls (each under about 0.3 s of CPU).
     start, stop : float
         The span of ``ctx``'s progress this step reports in.
+    on_step : callable, optional
+        Called after each ECC call as ``on_step(matrix, correlation, iterations)``: the
+        moving -> fixed matrix so far (full resolution), ECC's correlation coefficient and
+        the iterations that call made.
 
     Returns
     -------
@@ -479,7 +491,7 @@ def refine_by_intensity(gray_fixed: np.ndarray, gray_moving: np.ndarray, matrix:
         # A level where ECC diverges is skipped: the next starts again from the last good warp.
         found = _ecc_level(fixed_pyramid[level], moving_pyramid[level], warp if refined is None else refined,
                            level, ECC_MOTION[model], ctx, start + number * span, start + (number + 1) * span,
-                           f"level 1/{2 ** level}")
+                           f"level 1/{2 ** level}", on_step)
         refined = refined if found is None else found
     before = _correlation(fixed_finest, moving_finest, _at_level(warp, finest), before_mask)
     after = None
@@ -513,10 +525,16 @@ def _at_level(warp: np.ndarray, level: int) -> np.ndarray:
 
 
 def _ecc_level(fixed: np.ndarray, moving: np.ndarray, warp: np.ndarray, level: int, motion: int,
-               ctx: RunContext, start: float, stop: float, label: str) -> np.ndarray | None:
-    """ECC on one pyramid level, in calls that Cancel can fall between; None when ECC fails."""
+               ctx: RunContext, start: float, stop: float, label: str,
+               on_step: Callable[[np.ndarray, float, int], None] | None) -> np.ndarray | None:
+    """ECC on one pyramid level, in calls that Cancel can fall between; None when ECC fails.
+
+    ``warp`` and the result are full-resolution fixed -> moving warps; ``on_step`` is as
+    for :func:`refine_by_intensity`.
+    """
+    scale = np.diag([0.5**level, 0.5**level, 1.0])
     current = _at_level(warp, level)
-    per_call = max(1, min(ECC_MAX_ITERATIONS, ECC_CALL_PIXEL_ITERATIONS // fixed.size))
+    per_call = max(1, min(ECC_CALL_MAX_ITERATIONS, ECC_CALL_PIXEL_ITERATIONS // fixed.size))
     rows, cols = fixed.shape
     # ECC smooths both images, each padded by reflection at its own border: within a few
     # pixels of either image's edge the two disagree, which pulls the warp off by tenths of
@@ -537,7 +555,7 @@ def _ecc_level(fixed: np.ndarray, moving: np.ndarray, warp: np.ndarray, level: i
         initial = np.float32(current[:warp_rows])
         criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, per_call, 1e-7)
         try:
-            _, found = cv2.findTransformECC(fixed, moving, initial, motion, criteria, valid, 5)
+            correlation, found = cv2.findTransformECC(fixed, moving, initial, motion, criteria, valid, 5)
         except cv2.error:  # did not converge: the images disagree (or barely overlap)
             return None
         following = np.eye(3)
@@ -547,9 +565,10 @@ def _ecc_level(fixed: np.ndarray, moving: np.ndarray, warp: np.ndarray, level: i
         moved = np.abs(cv2.perspectiveTransform(corners, following) - cv2.perspectiveTransform(corners, current)).max()
         current = following
         done += per_call
+        if on_step is not None:
+            on_step(np.linalg.inv(np.linalg.inv(scale) @ current @ scale), float(correlation), per_call)
         if moved < ECC_SETTLED_PX:
             break
-    scale = np.diag([0.5**level, 0.5**level, 1.0])
     return np.linalg.inv(scale) @ current @ scale
 
 
@@ -595,6 +614,31 @@ def _grid_pairs(matrix: np.ndarray, moving_shape, count: int = 8) -> tuple[np.nd
 
 def _normalised(matrix: np.ndarray) -> np.ndarray:
     return matrix / matrix[2, 2]
+
+
+class _PartialPreviews:
+    """Offers the moving image warped by the refinement so far, with ECC's correlation as
+    the ``metric`` score, as partial results: at most every :data:`PREVIEW_INTERVAL`
+    seconds and never more than about a fifth of the run (warping a large image takes a
+    while)."""
+
+    def __init__(self, ctx: RunContext, moving_image: np.ndarray, fixed_shape, moving_shape) -> None:
+        self.ctx, self.moving_image = ctx, np.asarray(moving_image)
+        self.fixed_shape, self.moving_shape = fixed_shape, moving_shape
+        self.iterations = 0
+        self.next_preview = 0.0
+
+    def __call__(self, matrix: np.ndarray, correlation: float, iterations: int) -> None:
+        self.iterations += iterations
+        now = time.perf_counter()
+        if now < self.next_preview:
+            return
+        # Any 3x3 warps as a homography; mid-refinement, a similarity may be off the model.
+        warped = Transform("homography", _normalised(matrix), self.fixed_shape, self.moving_shape).apply(
+            self.moving_image, interpolation="linear")
+        self.next_preview = time.perf_counter() + max(PREVIEW_INTERVAL, 4.0 * (time.perf_counter() - now))
+        self.ctx.partial(Result({"image": warped}, iterations=self.iterations,
+                                scores={"metric": correlation, "iteration": float(self.iterations)}))
 
 
 # ------------------------------------------------------------------ drawing

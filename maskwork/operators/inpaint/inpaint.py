@@ -50,11 +50,11 @@ Exemplar method
    region; (b) every hole pixel takes its value in the best-matching patch covering it
    (whole shifted arrays, one comparison per offset), the distance divided by the
    patch's known fraction plus 0.03: a patch that straddles the hole's edge beats one
-   that merely matches the fill copied before, so the fill follows the edge. Rounds: 3 on the coarsest level, 2
-   on those in between, 1 at full resolution, where only the patches at every second
-   offset take part and the copied value takes one mean-shift step towards the mode of
-   what the covering patches hold (Wexler et al.'s answer to averaging blur: the
-   candidates close to the best one are averaged, the others ignored).
+   that merely matches the fill copied before, so the fill follows the edge. Rounds: 3
+   on the coarsest level, 1 on each finer one. At full resolution only the patches at
+   every second offset take part, and the copied value takes one mean-shift step
+   towards the mode of what the covering patches hold (Wexler et al.'s answer to
+   averaging blur: the candidates close to the best one are averaged, the others not).
 4. Patch distances are squared differences of low-frequency DCT coefficients after an
    orthonormal opponent colour transform (a luminance and two chroma planes, decorrelated
    like Lab's; 10 luminance and 2 x 3 chroma coefficients for RGB), computed for every
@@ -116,7 +116,7 @@ MIN_SOURCES = 64
 #: The coarsest level is the first whose hole lies within this many patch radii of its border.
 COARSEST_DEPTH = 5
 #: Expectation-maximisation rounds: coarsest level, levels in between, full resolution.
-ROUNDS_COARSEST, ROUNDS_MIDDLE, ROUNDS_FINEST = 3, 2, 1
+ROUNDS_COARSEST, ROUNDS_MIDDLE, ROUNDS_FINEST = 3, 1, 1
 #: PatchMatch iterations per round: coarsest level (random start), others, full resolution.
 SEARCHES_COARSEST, SEARCHES_MIDDLE, SEARCHES_FINEST = 2, 1, 1
 #: At full resolution only the patches at every second offset vote (4x fewer, same cover).
@@ -1075,17 +1075,19 @@ class _Level:
             # The spread of the known colours (every 16th pixel is plenty) sets the scale.
             known = flat[::16][~self.hole.ravel()[::16], :colour]
             bandwidth2 = (MODE_BANDWIDTH * float(known.std()) if known.size else 1.0) ** 2 + 1e-12
+        usable = np.isfinite(closeness)
         for _ in range(mode_iterations):
-            total = np.zeros(best.shape + (flat.shape[1],), np.float32)
+            total = np.zeros(value.shape, np.float32)
             weight_sum = np.zeros(best.shape, np.float32)
             for dy in offsets:
                 self.ctx.check()
                 for dx in offsets:
                     window = (slice(top + r - dy, bottom + r - dy), slice(left + r - dx, right + r - dx))
-                    valid = np.isfinite(closeness[window])
-                    candidate = flat[np.where(valid, source[window] + (dy * cols + dx), 0)]
-                    gap = ((candidate[..., :colour] - value[..., :colour]) ** 2).sum(axis=2)
-                    weight = np.exp(-gap / (2 * bandwidth2)) * valid
+                    # Where no patch is centred the index is a harmless stand-in, weighted 0.
+                    candidate = flat[source[window] + (dy * cols + dx)]
+                    difference = candidate[..., :colour] - value[..., :colour]
+                    gap = np.einsum("ijc,ijc->ij", difference, difference)
+                    weight = np.exp(gap * np.float32(-0.5 / bandwidth2)) * usable[window]
                     total += weight[..., None] * candidate
                     weight_sum += weight
             value = np.where(weight_sum[..., None] > 0, total / np.maximum(weight_sum, 1e-12)[..., None], value)

@@ -56,8 +56,10 @@ class OperatorViews(QObject):
         self.histogram.setObjectName("operatorHistogram")
         self.metric_plot = pg.PlotWidget(background=None)
         self.metric_plot.setObjectName("metricPlot")
-        self.metric_plot.setMinimumHeight(110)
+        self.metric_plot.setMinimumHeight(150)  # room for the rotated axis title
         self.metric_plot.setMaximumHeight(170)
+        # No "(x0.001)" added to the title: a loss of 0.5 reads as 0.5, and the title fits.
+        self.metric_plot.getAxis("left").enableAutoSIPrefix(False)
         self.metric_curve = self.metric_plot.plot(pen=pg.mkPen((230, 57, 70), width=2))
         self.metric_values: list[float] = []
         self._score_plot = ScorePlot()
@@ -110,9 +112,12 @@ class OperatorViews(QObject):
         self.window.operator_panel.set_views(widgets)
 
     def reset_metric_curve(self) -> None:
-        """Empty the score plot (a new run starts)."""
+        """Empty the score plot (a new run starts, another operator is chosen), axes included:
+        the last run's range would frame the next curve."""
         self.metric_values = []
         self.metric_curve.setData([], [])
+        self.metric_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.metric_plot.enableAutoRange()
 
     def _on_partial_scores(self, scores: dict) -> None:
         if self._score_plot.score in scores:

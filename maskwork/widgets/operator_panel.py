@@ -138,20 +138,22 @@ class OperatorPanel(QWidget):
         box.addWidget(self.suggestion_label)
         box.addWidget(self.suggestion_button)
         box.addLayout(self._form)
-        self._views_slot = QVBoxLayout()
-        self._views_slot.setContentsMargins(0, 0, 0, 0)
-        box.addLayout(self._views_slot)
         options = QHBoxLayout()
         options.addWidget(self.auto_preview_check)
         options.addStretch(1)
         options.addWidget(self.reset_button)
         box.addLayout(options)
+        box.addStretch(1)  # the form stays at the top of the scrolling area
         self._scroll = vertical_scroll_area(self._operator_box, self)
         self._scroll.setObjectName("operatorFormScroll")
-        # Run buttons and the last scores stay in view below the scrolling form.
+        # The operator's views (a live metric plot), the run buttons and the last scores
+        # stay in view below the scrolling form.
         self._run_box = QWidget(self)
         run = QVBoxLayout(self._run_box)
         run.setContentsMargins(0, 0, 0, 0)
+        self._views_slot = QVBoxLayout()
+        self._views_slot.setContentsMargins(0, 0, 0, 0)
+        run.addLayout(self._views_slot)
         buttons = QHBoxLayout()
         buttons.addWidget(self.preview_button)
         buttons.addWidget(self.apply_button)

@@ -255,11 +255,16 @@ def test_objects_plot_has_whole_object_ticks_and_a_range_that_fits(window, photo
 def test_the_metric_plot_is_cleared_when_another_operator_is_chosen(window, tmp_path, qtbot):
     first, second = _two_images(tmp_path)
     assert window.open_paths([first, second])
-    window.choose_operator(get("register_intensity"))
-    views = window.operator_views
-    window.runner.partial_scores.emit({views._score_plot.score: 1.5})
-    assert views.metric_values
-    window.choose_operator(get("threshold"))
     window.choose_operator(get("scribble_cnn"))
-    assert views.metric_values == [] and len(views.metric_curve.getData()[0] or []) == 0
-    assert views.metric_plot.getAxis("left").labelText == "training loss" or views.metric_plot.getAxis("left").labelText
+    views = window.operator_views
+    for step, loss in enumerate((0.5, 0.3, 0.02)):
+        window.runner.partial_scores.emit({views._score_plot.score: loss})
+    QApplication.processEvents()
+    assert views.metric_plot.getViewBox().viewRange()[0][1] >= 2
+
+    window.choose_operator(get("register_intensity"))
+    QApplication.processEvents()
+    assert views.metric_values == [] and views.metric_curve.getData()[0] is None
+    (x_low, x_high), (y_low, y_high) = views.metric_plot.getViewBox().viewRange()
+    assert (x_low, x_high, y_low, y_high) == (0, 1, 0, 1), "the last run's axes are gone too"
+    assert views.metric_plot.getAxis("left").labelString().count("x0.") == 0, "the title is not lengthened"

@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 from psygnal import Signal as EventSignal
-from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QDropEvent, QFontMetrics, QKeySequence, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -83,6 +83,12 @@ class _KindTagDelegate(QStyledItemDelegate):
         )
         painter.restore()
 
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+        # No width of its own: a row spans the list, however long the name (which is
+        # elided above). Wanting the name's width, rows scrolled sideways, past their tags.
+        hint = super().sizeHint(option, index)
+        return QSize(0, hint.height())
+
 
 class _LayerList(QListWidget):
     """A list whose internal drag and drop only reports where a row was dropped.
@@ -100,6 +106,7 @@ class _LayerList(QListWidget):
         self.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.setDefaultDropAction(Qt.DropAction.MoveAction)
         self.setDropIndicatorShown(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setEditTriggers(
             QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
         )

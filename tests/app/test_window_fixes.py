@@ -217,6 +217,10 @@ def test_the_layer_panel_does_not_widen_with_long_names(window, photo):
     QApplication.processEvents()
     assert window.layer_panel.minimumSizeHint().width() <= hint
     assert window.docks["layers"].width() == width
+    # The name is shortened in its row, beside its kind, instead of scrolling sideways.
+    rows = window.layer_panel.list_widget
+    assert rows.horizontalScrollBar().maximum() == 0
+    assert rows.visualItemRect(rows.item(0)).width() <= rows.viewport().width()
 
 
 def test_compare_masks_never_starts_with_a_layer_against_itself(window, photo):

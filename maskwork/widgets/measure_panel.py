@@ -135,6 +135,8 @@ class MeasurePanel(QWidget):
         self.areas_plot.setMaximumHeight(150)
         self.areas_plot.setLabel("bottom", "object (largest first)")
         self.areas_plot.setLabel("left", "pixels")
+        # Whole pixel counts, and no "(x1e+03)" lengthening the title past the plot's height.
+        self.areas_plot.getAxis("left").enableAutoSIPrefix(False)
         self.areas_plot.hideButtons()
         self._areas_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=(46, 204, 64, 180))
         self.areas_plot.addItem(self._areas_bars)

@@ -243,7 +243,7 @@ def test_objects_plot_has_whole_object_ticks_and_a_range_that_fits(window, photo
     assert window.open_paths([path])
     blobs = np.zeros(truth.shape, np.uint8)
     blobs[10:20, 10:20] = 1
-    blobs[50:80, 50:80] = 1
+    blobs[40:200, 40:160] = 1  # 19200 pixels: pyqtgraph would show them as 19.2 (x1e+03)
     blobs[100:105, 200:260] = 1
     window.docks["measure"].raise_()
     panel = window.measure_panel
@@ -254,6 +254,8 @@ def test_objects_plot_has_whole_object_ticks_and_a_range_that_fits(window, photo
     assert (low, high) == (0.5, 3.5), "objects count from 1, and the three bars fill the plot"
     ticks = [value for _, values in axis.tickValues(low, high, 300) for value in values]
     assert ticks == [1.0, 2.0, 3.0]
+    panel.areas_plot.grab()  # ticks, and their prefix, are made when drawn
+    assert panel.areas_plot.getAxis("left").labelString().count("x1e") == 0, "the title is not lengthened"
 
 
 def test_the_metric_plot_is_cleared_when_another_operator_is_chosen(window, tmp_path, qtbot):

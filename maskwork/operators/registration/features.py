@@ -527,7 +527,7 @@ def _at_level(warp: np.ndarray, level: int) -> np.ndarray:
 def _ecc_level(fixed: np.ndarray, moving: np.ndarray, warp: np.ndarray, level: int, motion: int,
                ctx: RunContext, start: float, stop: float, label: str,
                on_step: Callable[[np.ndarray, float, int], None] | None) -> np.ndarray | None:
-    """ECC on one pyramid level, in calls that Cancel can fall between; None when ECC fails.
+    """ECC on one pyramid level, in calls that Cancel can fall between; None when no call succeeds.
 
     ``warp`` and the result are full-resolution fixed -> moving warps; ``on_step`` is as
     for :func:`refine_by_intensity`.
@@ -549,6 +549,9 @@ def _ecc_level(fixed: np.ndarray, moving: np.ndarray, warp: np.ndarray, level: i
         return None
     corners = np.float64([[[0, 0], [cols, 0], [cols, rows], [0, rows]]])
     warp_rows = 3 if motion == cv2.MOTION_HOMOGRAPHY else 2
+    # Where the images disagree (strong foreshortening) ECC can oscillate instead of
+    # settling: the warp of the best correlation any call ended at is kept, not the last.
+    best, best_correlation = None, -np.inf
     done = 0
     while done < ECC_MAX_ITERATIONS:
         ctx.progress(start + (stop - start) * done / ECC_MAX_ITERATIONS, f"Refining on the pixels (ECC), {label}")
@@ -556,20 +559,22 @@ def _ecc_level(fixed: np.ndarray, moving: np.ndarray, warp: np.ndarray, level: i
         criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, per_call, 1e-7)
         try:
             correlation, found = cv2.findTransformECC(fixed, moving, initial, motion, criteria, valid, 5)
-        except cv2.error:  # did not converge: the images disagree (or barely overlap)
-            return None
+        except cv2.error:  # diverged: the images disagree (or barely overlap) from here on
+            break
         following = np.eye(3)
         following[:warp_rows] = found
         if not np.all(np.isfinite(following)):
-            return None
+            break
         moved = np.abs(cv2.perspectiveTransform(corners, following) - cv2.perspectiveTransform(corners, current)).max()
         current = following
         done += per_call
+        if correlation > best_correlation:
+            best, best_correlation = current, correlation
         if on_step is not None:
             on_step(np.linalg.inv(np.linalg.inv(scale) @ current @ scale), float(correlation), per_call)
         if moved < ECC_SETTLED_PX:
             break
-    return np.linalg.inv(scale) @ current @ scale
+    return None if best is None else np.linalg.inv(scale) @ best @ scale
 
 
 def _overlap_mask(warp: np.ndarray, fixed_shape, moving_shape) -> np.ndarray:

@@ -271,6 +271,16 @@ def ring_mean_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return out
 
 
+def timed_fill(spec, rgb: np.ndarray, hole: np.ndarray, name: str, params: dict) -> tuple[np.ndarray, float]:
+    """(filled photo, CPU seconds of the call); raises if a pixel outside the hole changed."""
+    start = time.process_time()
+    filled = spec.run({"image": rgb, "mask": hole}, params)["image"]
+    seconds = time.process_time() - start
+    if not np.array_equal(filled[~hole], rgb[~hole]):
+        raise AssertionError(f"{name} changed pixels outside the hole")
+    return filled, seconds
+
+
 def summary(rows: list, names: list[str], group: str) -> None:
     """The table of one photo set: means over its holes, per method."""
     mine_all = [r for r in rows if r[0] == group]
@@ -329,11 +339,7 @@ def main(argv=None) -> int:
             line.append(f"naive {psnr:5.2f}")
             fills = [baseline]
             for name, params in runs:
-                start = time.process_time()
-                filled = spec.run({"image": rgb, "mask": hole}, params)["image"]
-                seconds = time.process_time() - start
-                if not np.array_equal(filled[~hole], rgb[~hole]):
-                    raise AssertionError(f"{name} changed pixels outside the hole")
+                filled, seconds = timed_fill(spec, rgb, hole, name, params)
                 psnr, ssim = scores(filled, rgb, hole)
                 kept = detail(filled, rgb, hole)
                 rows.append((group, photo, kind, pixels, name, psnr, ssim, seconds, kept))
@@ -380,11 +386,7 @@ def large_holes(spec, runs) -> None:
     for label, rgb, hole in (("chelsea x2, 330 x 300 px hole", chelsea, fur), ("grass 2x2 tiles, 500 x 500 px hole", grass, meadow)):
         cells = []
         for name, params in runs:
-            start = time.process_time()
-            filled = spec.run({"image": rgb, "mask": hole}, params)["image"]
-            seconds = time.process_time() - start
-            if not np.array_equal(filled[~hole], rgb[~hole]):
-                raise AssertionError(f"{name} changed pixels outside the hole")
+            _, seconds = timed_fill(spec, rgb, hole, name, params)
             cells.append(f"{name} {seconds:.2f} s = {seconds / (hole.sum() / 1e6):.1f} s/MP")
         print(f"  {label} ({hole.sum() / 1e6:.3f} MP): " + "; ".join(cells), flush=True)
 

@@ -16,7 +16,7 @@ from maskwork.app.file_actions import IMAGE_FILTER, last_dir
 from maskwork.core import io
 from maskwork.core.layers import Layer, LayerKind
 from maskwork.widgets.export_dialog import ExportChoice, ExportDialog
-from maskwork.widgets.workers import Worker, start_worker
+from maskwork.widgets.workers import start_worker
 
 if TYPE_CHECKING:
     from maskwork.app.main_window import MainWindow
@@ -68,7 +68,6 @@ class ExportActions(QObject):
         self.window = window
         self.recipes = recipes
         self.dialog: ExportDialog | None = None
-        self._writers: set[Worker] = set()
         self.action_export = window_action(
             window, "&Export...", self.open_export_dialog, "Ctrl+Alt+E", "Export the selected layer: choose what to write it as"
         )
@@ -189,12 +188,10 @@ class ExportActions(QObject):
         window.statusBar().showMessage(f"Exporting {Path(path).name}...")
 
         def finished(outcome) -> None:
-            self._writers.discard(writer)
             window.file_progress.end(ticket)
             self.exported.emit(self._finish(path, outcome))
 
-        writer = start_worker(lambda worker: write(), returned=finished, name=f"exporting {Path(path).name}")
-        self._writers.add(writer)
+        start_worker(lambda worker: write(), returned=finished, name=f"exporting {Path(path).name}")
         return True
 
     def _writer(self, what: str, path: Path, layer: Layer):

@@ -127,7 +127,7 @@ def test_apply_keeps_the_result_of_the_cnn_that_made_the_preview(window, photo, 
     assert window.open_paths([path])
     spec = get("scribble_cnn")
     window.choose_operator(spec)
-    window.operator_panel.set_operator(spec, {"steps": 20, "working_megapixels": 0.05, "device": "cpu"})
+    window.operator_panel.set_operator(spec, {"steps": 5, "features": False, "working_megapixels": 0.05, "device": "cpu"})
     window.runner.set_params(window.operator_panel.values())
     scribble_cat(window, truth)
     with qtbot.waitSignal(window.runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=60_000):

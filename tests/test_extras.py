@@ -59,6 +59,8 @@ def test_a_module_taken_away_is_missing(monkeypatch):
 
 def test_import_optional_names_the_extra_of_a_missing_subpackage(monkeypatch):
     take_away(monkeypatch, "distributed")  # dask stays: dask.distributed needs the distributed package
+    # A batch test earlier in the session may have imported it already.
+    monkeypatch.delitem(sys.modules, "dask.distributed", raising=False)
     with pytest.raises(MissingExtra, match=r"maskwork batch needs distributed: pip install 'maskwork\[batch\]'"):
         import_optional("dask.distributed", "maskwork batch")
 

@@ -81,6 +81,9 @@ class FileActions(QObject):
     opened = Signal(bool)
     """A file read in the background was shown (True), or could not be (False)."""
 
+    added = Signal(bool)
+    """An image read in the background was added as layers (True), or could not be (False)."""
+
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
@@ -103,7 +106,7 @@ class FileActions(QObject):
         """Ask for an image and add it as another layer."""
         path, _ = QFileDialog.getOpenFileName(self.window, "Add image as layer", last_dir(), IMAGE_FILTER)
         if path:
-            self.add_image_layers(path)
+            self.add_image_layers(path, background=True)
 
     def open_paths(self, paths: list[str | Path], *, background: bool = False) -> bool:
         """Open the first file as a new document and add the others as layers; a project
@@ -171,10 +174,24 @@ class FileActions(QObject):
         window.runner.prepare()  # e.g. Segment Anything encodes the new image before the first prompt
         return True
 
-    def add_image_layers(self, path: str | Path, undoable: bool = True) -> bool:
-        """Add every page of ``path`` as an image layer (one undoable step)."""
+    def add_image_layers(self, path: str | Path, undoable: bool = True, *, background: bool = False) -> bool:
+        """Add every page of ``path`` as an image layer (one undoable step).
+
+        With ``background`` the file is read in a worker, as File > Open reads, and
+        :attr:`added` says how it ended; the return value says whether reading started.
+        """
         path = Path(path)
-        return self._add_read(path, _read(path), undoable)
+        if not background:
+            return self._add_read(path, _read(path), undoable)
+        ticket = self.window.file_progress.begin(f"Adding {path.name}")
+        self.window.statusBar().showMessage(f"Adding {path.name}...")
+
+        def read_done(pages) -> None:
+            self.window.file_progress.end(ticket)
+            self.added.emit(self._add_read(path, pages, undoable))
+
+        start_worker(lambda worker: _read(path), returned=read_done, name=f"reading {path.name}")
+        return True
 
     def _add_read(self, path: Path, pages, undoable: bool) -> bool:
         layers = _image_layers(path, pages)

@@ -113,3 +113,18 @@ def test_import_of_another_size_or_a_colour_picture_is_refused_with_a_clear_mess
     with qtbot.waitSignal(window.imports.imported, timeout=10_000) as done:
         window.imports.import_file(path, LayerKind.LABELS)
     assert done.args[0] is None and "single-channel" in window.last_message_box.text()
+
+
+def test_add_image_as_layer_reads_in_the_background(window, photo, qtbot, tmp_path):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    second = tmp_path / "second.png"
+    io.write_image(second, image[::-1])
+    with qtbot.waitSignal(window.files.added, timeout=10_000) as done:
+        assert window.files.add_image_layers(second, background=True)
+        assert window.file_progress.busy, "read by a worker after the call returned"
+    assert done.args[0] is True
+    added = window.document.layers.by_name("second.png")
+    assert added is not None and added.kind is LayerKind.IMAGE
+    np.testing.assert_array_equal(added.data, image[::-1])
+    assert not window.file_progress.busy

@@ -16,7 +16,9 @@ documented once, there). A method's own parameters are shown only while it is ch
   al. 2009), coarse to fine. By default every hole pixel is a copy of one known pixel (the
   best-matching patch covering it wins, nothing is averaged), and the seams between copied
   pieces are removed in the gradient domain (Poisson, as in "Image Melding", Darabi et al.
-  2012), so fur, grass or gravel keep their grain and no edge shows. Details below.
+  2012), so fur, grass or gravel keep their grain and no colour step shows at the
+  hole's edge. (Long straight structure, such as a window frame or a mortar joint across
+  a large hole, is not always continued.) Details below.
 
 Every method works on the bounding box of the hole plus a margin (OpenCV: the radius plus
 8 pixels, which gives exactly the whole-image result; biharmonic: 8 pixels, the same

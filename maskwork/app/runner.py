@@ -161,11 +161,12 @@ class OperatorRunner(QObject):
         self.prepare()
 
     def set_params(self, params: dict) -> None:
-        """New parameter values; re-previews after a pause when auto-preview is on."""
+        """New parameter values; re-previews after a pause when auto-preview is on or a
+        preview is shown (it must show what Apply would commit)."""
         self.params = dict(params)
         self._memory_declined = False  # a smaller tile, say, deserves a new estimate
         self.prepare()
-        if self.auto_preview:
+        if self.auto_preview or self._preview is not None:
             self._timer.start(PARAM_DEBOUNCE_MS)
 
     def prepare(self) -> bool:

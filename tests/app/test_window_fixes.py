@@ -274,3 +274,16 @@ def test_the_metric_plot_is_cleared_when_another_operator_is_chosen(window, tmp_
     (x_low, x_high), (y_low, y_high) = views.metric_plot.getViewBox().viewRange()
     assert (x_low, x_high, y_low, y_high) == (0, 1, 0, 1), "the last run's axes are gone too"
     assert views.metric_plot.getAxis("left").labelString().count("x0.") == 0, "the title is not lengthened"
+
+
+def test_a_parameter_change_re_runs_the_shown_preview(window, photo, qtbot):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    window.choose_operator(get("threshold"))
+    assert not window.runner.auto_preview
+    with qtbot.waitSignal(window.runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        window.action_preview.trigger()
+    before = window.runner.preview_layer.data.copy()
+    with qtbot.waitSignal(window.runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        window.runner.set_params({**window.runner.params, "invert": True})
+    np.testing.assert_array_equal(window.runner.preview_layer.data, 1 - before)

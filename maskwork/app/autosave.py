@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from maskwork.app.project_actions import capture_window, start_writing, wait_for
+from maskwork.app.project_actions import capture_window, start_writing, wait_while
 from maskwork.app.settings import config_dir, settings
 from maskwork.core.project import PROJECT_SUFFIX, ProjectError, read_project, stale_temporary_files
 from maskwork.widgets.preferences_dialog import AUTOSAVE_MINUTES_CHOICE
@@ -148,5 +148,5 @@ class Autosave(QObject):
         """A clean exit: no more autosaves, and the recovery file goes once a write under way ended."""
         self._timer.stop()
         self._soon.stop()
-        wait_for(self._writer)
+        wait_while(lambda: self._writer is not None)
         self.path.unlink(missing_ok=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog, QProgressBar
 
@@ -72,15 +72,11 @@ def start_writing(project: Project, path: Path, *, returned: Callable, errored: 
                         returned=returned, errored=errored, finished=finished, name=f"writing {path.name}")
 
 
-def wait_for(worker: Worker | None) -> None:
-    """Run the event loop until ``worker``'s ``finished`` signal arrives (the window stays
-    drawn meanwhile). The caller knows it has not arrived yet: it forgets the worker in a
-    slot of that signal."""
-    if worker is None:
-        return
-    loop = QEventLoop()
-    worker.finished.connect(loop.quit)
-    loop.exec()
+def wait_while(busy: Callable[[], bool]) -> None:
+    """Handle events (the window stays drawn) until ``busy()`` is False: a worker's slot,
+    which arrives as an event, says it ended."""
+    while busy():
+        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
 
 
 class ProjectActions(QObject):
@@ -161,7 +157,7 @@ class ProjectActions(QObject):
         if not window.document.layers:
             window.show_error("Nothing to save", "Open an image first.")
             return False
-        wait_for(self._writer)  # one save at a time: the second one writes the newer state
+        self.wait_for_writes()  # one save at a time: the second one writes the newer state
         path = Path(path)
         history = window.document.history
         applied, _ = history.steps
@@ -179,7 +175,7 @@ class ProjectActions(QObject):
         if wait:
             window.setEnabled(False)
             try:
-                wait_for(writer)
+                self.wait_for_writes()
             finally:
                 window.setEnabled(True)
             return self._last_save_ok
@@ -210,7 +206,7 @@ class ProjectActions(QObject):
 
     def wait_for_writes(self) -> None:
         """Return once the save under way, if any, has finished (before the window closes)."""
-        wait_for(self._writer)
+        wait_while(lambda: self._writer is not None)
 
     def forget_path(self) -> None:
         """The document was replaced or closed: the next Save asks for a file name."""

@@ -91,9 +91,6 @@ class ProjectActions(QObject):
     saved = Signal(object)
     """A save finished: the project file's path."""
 
-    save_failed = Signal(str)
-    """A save could not be written: the reason."""
-
     opened = Signal(bool)
     """A project read in the background was shown (True), or could not be (False)."""
 
@@ -119,6 +116,9 @@ class ProjectActions(QObject):
         self._writer: Worker | None = None
         self._reader: Worker | None = None
         self._last_save_ok = False
+        # Counts the documents this window showed, so that a save ending after another
+        # image was opened does not make its file the new document's.
+        self._document_number = 0
 
     # -- saving -------------------------------------------------------------------------
     def save(self, wait: bool = False) -> bool:
@@ -167,7 +167,8 @@ class ProjectActions(QObject):
         self.progress_bar.setValue(0)
         self._show_progress.start()
         self._last_save_ok = False
-        writer = start_writing(project, path, returned=lambda written: self._on_saved(written, saved_step),
+        number = self._document_number
+        writer = start_writing(project, path, returned=lambda written: self._on_saved(written, saved_step, number),
                                errored=lambda error: self._on_save_failed(path, error),
                                finished=lambda: self._on_writer_finished(writer))
         writer.progress.connect(lambda done, text: self.progress_bar.setValue(int(done * 1000)))
@@ -187,22 +188,21 @@ class ProjectActions(QObject):
             self._show_progress.stop()
             self.progress_bar.setVisible(False)
 
-    def _on_saved(self, path: Path, saved_step: int | None) -> None:
+    def _on_saved(self, path: Path, saved_step: int | None, document_number: int) -> None:
         window = self.window
-        self.path = path
         self._last_save_ok = True
-        history = window.document.history
-        applied, _ = history.steps
-        if (applied[-1].uid if applied else None) == saved_step:
-            history.mark_saved()  # else the person changed the document while it was written
-        self.window.files.remember_file(path)
-        window.update_title()
+        window.files.remember_file(path)
         window.statusBar().showMessage(f"Saved {path.name}", 5000)
+        if document_number == self._document_number:  # else the window shows another document by now
+            self.path = path
+            applied, _ = window.document.history.steps
+            if (applied[-1].uid if applied else None) == saved_step:
+                window.document.history.mark_saved()  # else it changed while it was written
+            window.update_title()
         self.saved.emit(path)
 
     def _on_save_failed(self, path: Path, error: Exception) -> None:
         self.window.show_error(f"Cannot save {path.name}", str(error))
-        self.save_failed.emit(str(error))
 
     def wait_for_writes(self) -> None:
         """Return once the save under way, if any, has finished (before the window closes)."""
@@ -211,6 +211,7 @@ class ProjectActions(QObject):
     def forget_path(self) -> None:
         """The document was replaced or closed: the next Save asks for a file name."""
         self.path = None
+        self._document_number += 1
 
     # -- opening ------------------------------------------------------------------------
     def open_dialog(self) -> None:

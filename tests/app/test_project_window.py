@@ -37,6 +37,12 @@ def press(window, key, modifiers=Qt.KeyboardModifier.NoModifier):
     QTest.keyClick(window, key, modifiers)
 
 
+def saved_layer(path, name):
+    """The pixels of the layer called ``name`` in the project file at ``path``."""
+    loaded = read_project(path)
+    return loaded.arrays[next(layer["data"] for layer in loaded.manifest["layers"] if layer["name"] == name)]
+
+
 def layer_states(window):
     return [(layer.name, layer.kind, layer.visible, layer.opacity, layer.data.copy()) for layer in window.document.layers]
 
@@ -65,8 +71,7 @@ def test_save_as_then_save_with_the_shortcuts_and_the_star_in_the_title(window, 
     with qtbot.waitSignal(window.projects.saved, timeout=10_000):
         press(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # saves where it saved before
     assert len(calls) == 1 and not window.isWindowModified()
-    markers = read_project(tmp_path / "cat work.maskwork").arrays
-    assert any(array.dtype == np.uint8 and array.ndim == 2 and array[60, 40:201].all() for array in markers.values())
+    assert saved_layer(tmp_path / "cat work.maskwork", "markers")[60, 40:201].all()
 
     with qtbot.waitSignal(window.projects.saved, timeout=10_000):
         press(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
@@ -182,8 +187,7 @@ def test_enter_on_the_close_prompt_saves_and_closes(window, photo, tmp_path, qtb
         assert window.close()
     assert seen == [("Save the changes to saved.maskwork?", True)]
     assert not window.isVisible()
-    markers = [array for array in read_project(path).arrays.values() if array.ndim == 2 and array.dtype == np.uint8]
-    assert any(array[90, 40:201].all() for array in markers), "the last stroke was saved"
+    assert saved_layer(path, "markers")[90, 40:201].all(), "the last stroke was saved"
 
 
 def test_enter_on_the_prompt_of_an_untitled_document_keeps_the_window_when_save_as_is_cancelled(
@@ -265,3 +269,19 @@ def test_tour_save_midway_reopen_in_a_new_window_continue_and_undo(window, photo
         assert later.document.rect == rect
         later.action_undo.trigger()
     assert [layer.name for layer in later.document.layers] == ["cat_on_wall.png"] and later.document.rect is None
+
+
+def test_work_done_while_a_save_runs_stays_unsaved(window, photo, tmp_path, qtbot):
+    window.open_paths([photo[0]])
+    window.canvas.stroke([(40, 40), (40, 200)])
+    with qtbot.waitSignal(window.projects.saved, timeout=10_000):
+        assert window.projects.save_to(tmp_path / "first.maskwork")
+        window.canvas.stroke([(90, 40), (90, 200)])  # the worker writes meanwhile
+    assert window.isWindowModified() and window.projects.path == tmp_path / "first.maskwork"
+    markers = saved_layer(tmp_path / "first.maskwork", "markers")
+    assert markers[40, 40:201].all() and not markers[90].any(), "the file holds the document as it was at Save"
+
+    with qtbot.waitSignal(window.projects.saved, timeout=10_000):
+        assert window.projects.save_to(tmp_path / "second.maskwork")
+        window.files.close_document()  # the person discards and closes while it is written
+    assert window.projects.path is None and window.windowTitle() == "maskwork - untitled[*]"

@@ -48,7 +48,7 @@ from maskwork.operators.context import InputError
 from maskwork.operators.extras import import_optional
 from maskwork.pipeline.quiet import library_output_silenced
 from maskwork.pipeline.recipe import Recipe
-from maskwork.pipeline.replay import replay_with_scores
+from maskwork.pipeline.replay import replay_recipe
 
 DONE_FOLDER = ".maskwork-done"
 SUMMARY_NAME = "summary.csv"
@@ -189,7 +189,8 @@ def replay_to_folder(recipe: Recipe, image_path: Path, outdir: Path, embedded: d
     """Replay ``recipe`` on the image file ``image_path`` and write every named output.
 
     Each output goes to ``outdir`` as :func:`output_filename` names it, with a sidecar that
-    records the input file, the scores, the layer name and ``embedded``.
+    records the input file, the scores, the layer name, ``embedded`` and, for
+    probabilities, the class id of each plane.
 
     Parameters
     ----------
@@ -217,14 +218,15 @@ def replay_to_folder(recipe: Recipe, image_path: Path, outdir: Path, embedded: d
         When a step rejects its inputs.
     """
     image = io.read_image(image_path)
-    layers, scores = replay_with_scores(recipe, image)
-    scores = _plain(scores)
+    replayed = replay_recipe(recipe, image)
+    layers, scores = replayed.layers, _plain(replayed.scores)
     kinds = recipe.output_kinds()
     provenance = {"inputs": {"image": str(image_path)}, "scores": scores}
     stem = image_stem(image_path)
     written = [
         io.write_output(outdir / output_filename(stem, name, kinds[name], value), kinds[name], value,
-                        provenance={**provenance, "layer": name}, recipe=embedded)
+                        provenance={**provenance, "layer": name}, recipe=embedded,
+                        class_ids=replayed.class_ids.get(name))
         for name, value in layers.items()
     ]
     return written, scores

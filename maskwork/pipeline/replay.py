@@ -1,6 +1,6 @@
 """Running a recipe on an image, and recording one ``maskwork run`` as a recipe.
 
-:func:`replay` (and :func:`replay_with_scores`) is the one place a recipe runs: the
+:func:`replay` (and :func:`replay_recipe`) is the one place a recipe runs: the
 window's exported scripts (:mod:`maskwork.pipeline.script`) and ``maskwork batch``
 (:mod:`maskwork.pipeline.batch`) both go through it. Each step is a
 :class:`~maskwork.pipeline.session.RunSession`, so its result is checked as in the window.
@@ -8,6 +8,7 @@ window's exported scripts (:mod:`maskwork.pipeline.script`) and ``maskwork batch
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,8 +45,28 @@ def _step_context(ctx: RunContext | None, number: int, count: int, title: str) -
     return RunContext(on_progress=progress, cancel_event=ctx.cancel_event)
 
 
-def replay_with_scores(recipe: Recipe, image: np.ndarray, ctx: RunContext | None = None) -> tuple[dict[str, Any], dict[str, float]]:
-    """Run every step on ``image``; the named outputs and every step's scores.
+@dataclass
+class Replayed:
+    """What a recipe made on one image.
+
+    Attributes
+    ----------
+    layers : dict
+        Layer name -> value after the last step (the processed image not included).
+    scores : dict
+        ``"step<N>.<operator>.<score>"`` -> value, for each score an operator reported.
+    class_ids : dict
+        Layer name -> the class id of each plane, for probability layers whose operator
+        said which class each plane scores (written to their sidecars).
+    """
+
+    layers: dict[str, Any]
+    scores: dict[str, float]
+    class_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+def replay_recipe(recipe: Recipe, image: np.ndarray, ctx: RunContext | None = None) -> Replayed:
+    """Run every step on ``image``: the named outputs, every step's scores and plane classes.
 
     Parameters
     ----------
@@ -58,10 +79,7 @@ def replay_with_scores(recipe: Recipe, image: np.ndarray, ctx: RunContext | None
 
     Returns
     -------
-    layers : dict
-        Layer name -> value after the last step (the processed image not included).
-    scores : dict
-        ``"step<N>.<operator>.<score>"`` -> value, for each score an operator reported.
+    Replayed
 
     Raises
     ------
@@ -70,6 +88,7 @@ def replay_with_scores(recipe: Recipe, image: np.ndarray, ctx: RunContext | None
     """
     layers: dict[str, Any] = {INPUT_LAYER: image}
     scores: dict[str, float] = {}
+    class_ids: dict[str, tuple[int, ...]] = {}
     for number, step in enumerate(recipe.steps, 1):
         spec = registry.get(step.operator)
         inputs: dict[str, Any] = {}
@@ -89,17 +108,21 @@ def replay_with_scores(recipe: Recipe, image: np.ndarray, ctx: RunContext | None
             if kind not in result.outputs:
                 raise RecipeError(f"step {number} ({step.operator}) made no {kind} output")
             layers[name] = result.outputs[kind]
+            if kind == "probabilities" and result.class_ids is not None:
+                class_ids[name] = tuple(result.class_ids)
+            else:  # a later step may reuse the name for another output
+                class_ids.pop(name, None)
         scores.update({f"step{number}.{step.operator}.{key}": value for key, value in result.scores.items()})
     del layers[INPUT_LAYER]
-    return layers, scores
+    return Replayed(layers, scores, class_ids)
 
 
 def replay(recipe: Recipe, image: np.ndarray, ctx: RunContext | None = None) -> dict[str, Any]:
     """Run every step of ``recipe`` on ``image``; layer name -> value of each named output.
 
-    See :func:`replay_with_scores`, which also returns the operators' scores.
+    See :func:`replay_recipe`, which also returns the operators' scores and plane classes.
     """
-    return replay_with_scores(recipe, image, ctx)[0]
+    return replay_recipe(recipe, image, ctx).layers
 
 
 def recipe_from_run(op_id: str, params: dict, inputs: dict, paths: dict | None = None) -> Recipe:

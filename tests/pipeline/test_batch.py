@@ -302,3 +302,19 @@ def test_batch_command_passes_the_pixel_limit_and_verbosity_on(recipe_file, phot
     assert seen["max_pixels"] == 2_000_000 and seen["quiet"] is True
     assert cli.main(["batch", str(recipe_file), str(photos), "-o", str(tmp_path), "--verbose"]) == 0
     assert seen["max_pixels"] is None and seen["quiet"] is False
+
+
+def test_a_probabilities_sidecar_names_the_class_of_each_plane(photos, tmp_path):
+    from maskwork.pipeline import batch
+
+    markers = np.zeros((240, 240), np.uint8)  # the camera photo's size in `photos`
+    markers[80:100, 110:130] = 3  # the photographer
+    markers[:10] = 5  # the sky
+    recipe = Recipe()
+    recipe.add_step("random_walker", {}, {"image": LayerInput(), "markers": ArrayInput(markers)},
+                    {"labels": "classes", "probabilities": "chances"})
+    written, _ = batch.replay_to_folder(recipe, photos / "camera.png", tmp_path, None)
+    chances = next(path for path in written if "chances" in path.name)
+    assert json.loads(io.sidecar_path(chances).read_text())["plane_class_ids"] == [3, 5]
+    classes = next(path for path in written if "classes" in path.name)
+    assert "plane_class_ids" not in json.loads(io.sidecar_path(classes).read_text())

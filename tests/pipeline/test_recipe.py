@@ -29,7 +29,7 @@ from maskwork.pipeline.inputs import (
     whole_image_box,
 )
 from maskwork.pipeline.recipe import Recipe, load
-from maskwork.pipeline.replay import recipe_from_run, replay, replay_with_scores
+from maskwork.pipeline.replay import recipe_from_run, replay, replay_recipe
 from maskwork.pipeline.script import to_python
 
 CAT_BOX = (90, 20, 260, 270)  # X, Y, W, H around the cat of chelsea() (300 x 451)
@@ -243,7 +243,8 @@ def test_replay_of_two_steps_matches_direct_calls():
     recipe.add_step("threshold", {"method": "otsu"}, {"image": LayerInput()}, {"mask": "Coins"})
     recipe.add_step("fill_holes", {}, {"mask": LayerInput("Coins"), "image": LayerInput()}, {"mask": "Filled"})
     recipe.add_step("keep_largest", {"connectivity": 4}, {"mask": LayerInput("Filled")}, {"mask": "Largest"})
-    layers, scores = replay_with_scores(recipe, coins)
+    replayed = replay_recipe(recipe, coins)
+    layers, scores = replayed.layers, replayed.scores
 
     coins_mask = get("threshold").run({"image": coins}, {"method": "otsu"})["mask"]
     filled = get("fill_holes").run({"mask": coins_mask, "image": coins})

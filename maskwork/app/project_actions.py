@@ -55,6 +55,7 @@ def capture_window(window: MainWindow, history_limit: int = HISTORY_LIMIT_BYTES)
     return capture(
         window.document,
         source=str(window.source_path) if window.source_path else None,
+        saved_as=str(window.projects.path) if window.projects.path else None,
         operator=runner.spec.id if runner.spec is not None else None,
         parameters=runner.params,
         recording=recording,
@@ -264,7 +265,8 @@ class ProjectActions(QObject):
         ----------
         path : Path or None
             The project file, which becomes the one Save writes; None for a project that is
-            no file of the person's (crash recovery).
+            no file of the person's (crash recovery): Save then writes to the project file
+            the session had, if any.
         project : Project or Exception
             What was read, or why it could not be.
         recovered : bool
@@ -284,7 +286,7 @@ class ProjectActions(QObject):
             window.show_error(f"Cannot open {name}", str(error))
             return False
         window.source_path = Path(restored.source) if restored.source else None
-        self.path = path
+        self.path = path or (Path(restored.saved_as) if restored.saved_as else None)
         self._restore_recording(restored.recording)
         self._restore_operator(restored.operator, restored.parameters)
         if recovered:

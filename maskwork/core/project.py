@@ -10,6 +10,8 @@ The manifest (JSON)::
     {
       "format": "maskwork-project", "version": 1, "maskwork_version": "0.1.0",
       "source": "/photos/cat.png",            # the image the session started from, or null
+      "saved_as": "/work/cat.maskwork",       # the project file the session was saved to
+                                              # last (autosaves keep it), or null
       "layers": [                             # bottom first
         {"name": "cat.png", "kind": "image", "visible": true, "opacity": 1.0,
          "colormap": "gray", "contrast_limits": [0.0, 255.0], "metadata": {...},
@@ -129,6 +131,8 @@ class RestoredProject:
     ----------
     source : str or None
         The image file the session started from.
+    saved_as : str or None
+        The project file the session was last saved to (an autosave remembers it).
     operator : str or None
         Registry id of the chosen operator.
     parameters : dict
@@ -141,6 +145,7 @@ class RestoredProject:
     """
 
     source: str | None
+    saved_as: str | None
     operator: str | None
     parameters: dict
     recording: list
@@ -189,6 +194,7 @@ def capture(
     document: Document,
     *,
     source: str | None = None,
+    saved_as: str | None = None,
     operator: str | None = None,
     parameters: dict | None = None,
     recording: list | None = None,
@@ -205,6 +211,8 @@ def capture(
         Layers, prompts and undo history.
     source : str, optional
         The image file the session started from.
+    saved_as : str, optional
+        The project file the session was last saved to.
     operator, parameters : optional
         The chosen operator's registry id and its parameters.
     recording : list, optional
@@ -224,6 +232,7 @@ def capture(
         "version": FORMAT_VERSION,
         "maskwork_version": maskwork.__version__,
         "source": source,
+        "saved_as": saved_as,
         "layers": layer_infos,
         "selected": document.layers.index(selected) if selected is not None else None,
         "rect": list(document.rect) if document.rect else None,
@@ -554,6 +563,7 @@ def restore(project: Project, document: Document) -> RestoredProject:
     operator = manifest.get("operator") or {}
     return RestoredProject(
         source=manifest.get("source"),
+        saved_as=manifest.get("saved_as"),
         operator=operator.get("id"),
         parameters=dict(operator.get("parameters") or {}),
         recording=recording,

@@ -210,3 +210,17 @@ def test_the_autosave_interval_is_a_preference(window, qtbot):
     later = MainWindow()  # the next start keeps the choice
     qtbot.addWidget(later)
     assert later.autosave.interval_minutes == 7
+
+
+def test_recovery_remembers_the_project_file_of_the_session(window, photo, tmp_path, qtbot):
+    window.open_paths([photo[0]])
+    window.canvas.stroke([(10, 10), (10, 60)])
+    assert window.projects.save_to(tmp_path / "work.maskwork", wait=True)
+    window.canvas.stroke([(30, 10), (30, 60)])
+    with qtbot.waitSignal(window.autosave.written, timeout=10_000):
+        assert window.autosave_now()
+    window.files.close_document()  # the crash: the recovery file stays
+
+    assert window.offer_recovery()
+    assert window.projects.path == tmp_path / "work.maskwork" and window.windowTitle() == "maskwork - work.maskwork[*]"
+    assert window.isWindowModified() and window.document.layers[1].data[30, 10:61].all()

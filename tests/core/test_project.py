@@ -102,7 +102,7 @@ def test_round_trip_keeps_every_pixel_property_prompt_and_undo_step(session, tmp
                   "outputs": [session.layers.by_name("objects")]}]
     names, states = all_states(session)
     current = document_state(session)
-    path = write_project(capture(session, source="/data/photo.tif", operator="grabcut",
+    path = write_project(capture(session, source="/data/photo.tif", saved_as="/work/a.maskwork", operator="grabcut",
                                  parameters={"iterations": 5, "margin": 0.15}, recording=recording),
                          tmp_path / "session.maskwork")
 
@@ -115,7 +115,7 @@ def test_round_trip_keeps_every_pixel_property_prompt_and_undo_step(session, tmp
     assert reopened.layers.selected.name == session.layers.selected.name
     assert (restored.source, restored.operator, restored.parameters) == ("/data/photo.tif", "grabcut",
                                                                          {"iterations": 5, "margin": 0.15})
-    assert restored.dropped_steps == 0
+    assert restored.dropped_steps == 0 and restored.saved_as == "/work/a.maskwork"
     step = restored.recording[0]
     assert step["params"] == {"iterations": 5, "margin": 0.15} and step["inputs"]["rect"] == (4, 6, 80, 50)
     assert step["sources"]["image"] is reopened.layers[0] and step["outputs"][0] is reopened.layers.by_name("objects")

@@ -15,6 +15,12 @@ EXIT_BAD_INPUT = 2
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to the command line or the window; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--serve-one-call"]:
+        # A frozen bundle's child process of maskwork.operators.stoppable.call_stoppable.
+        from maskwork.operators.stoppable import serve_one_call
+
+        serve_one_call()
+        return 0
     if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help")):
         from maskwork.cli import main as cli_main
 

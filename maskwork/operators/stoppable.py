@@ -30,6 +30,16 @@ __all__ = ["call_stoppable"]
 POLL_SECONDS = 0.05
 #: What the child runs: read the pickled call from stdin, write the pickled answer.
 CHILD_COMMAND = "from maskwork.operators.stoppable import serve_one_call; serve_one_call()"
+#: The same through maskwork's own entry point, for a frozen desktop bundle, whose
+#: executable is maskwork itself and runs no ``-c`` code.
+FROZEN_CHILD_OPTION = "--serve-one-call"
+
+
+def child_command() -> list[str]:
+    """The command line of the child process: this interpreter, or the frozen bundle."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, FROZEN_CHILD_OPTION]
+    return [sys.executable, "-c", CHILD_COMMAND]
 
 
 def call_stoppable(ctx: RunContext, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -68,7 +78,7 @@ def call_stoppable(ctx: RunContext, function: Callable[..., Any], *args: Any, **
         package_root = str(Path(__file__).resolve().parents[2])
         search_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD_COMMAND],
+            child_command(),
             stdin=request,
             stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": search_path},

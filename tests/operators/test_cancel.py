@@ -112,3 +112,15 @@ def test_cancel_ends_a_stoppable_call_at_once():
         call_stoppable(RunContext(cancel_event=cancel), time.sleep, 30)
     timer.join()
     assert time.perf_counter() - started < 0.5 + BOUND_S
+
+
+def test_a_frozen_bundle_runs_the_stoppable_call_through_its_own_executable(tmp_path, monkeypatch):
+    """A PyInstaller bundle's executable is maskwork itself, which runs no ``python -c``."""
+    import sys
+
+    bundle = tmp_path / "maskwork"
+    bundle.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m maskwork "$@"\n')
+    bundle.chmod(0o755)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(bundle))
+    assert call_stoppable(RunContext(), np.add, np.arange(3), 1).tolist() == [1, 2, 3]

@@ -1,7 +1,7 @@
 """File > Save, Save As and Open project: the whole session in one ``.maskwork`` file.
 
-The window's state is captured on the UI thread (:func:`capture_window`, which copies
-only what paint tools may still change) and written by a worker, so the person goes on
+The window's state is captured on the UI thread (:func:`capture_window`, which lends,
+rather than copies, what paint tools may still change) and written by a worker, so the person goes on
 working while a large project is saved; the file appears at once and complete (a
 temporary file, then a rename). The format is described in :mod:`maskwork.core.project`.
 """
@@ -69,8 +69,13 @@ def start_writing(project: Project, path: Path, *, returned: Callable, errored: 
     The write does not stop when the worker is asked to quit: a half-written project is
     worth nothing, and the file only appears once complete.
     """
-    return start_worker(lambda worker: write_project(project, path, lambda done: worker.progress.emit(done, "")),
-                        returned=returned, errored=errored, finished=finished, name=f"writing {path.name}")
+    def write(worker: Worker) -> Path:
+        try:
+            return write_project(project, path, lambda done: worker.progress.emit(done, ""))
+        finally:
+            project.give_back()
+
+    return start_worker(write, returned=returned, errored=errored, finished=finished, name=f"writing {path.name}")
 
 
 def wait_while(busy: Callable[[], bool]) -> None:

@@ -6,8 +6,10 @@ signals declared here, so the same document works headless in tests and the comm
 
 from __future__ import annotations
 
+import threading
+import weakref
 from enum import Enum
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from psygnal import Signal
@@ -35,6 +37,54 @@ KIND_DTYPES = {
 
 #: Properties a layer announces through ``property_changed`` and that history can undo.
 LAYER_PROPERTIES = ("name", "visible", "opacity", "colormap", "contrast_limits")
+
+# Arrays another thread is reading (a project being written), by id: a weak reference
+# to the array (an id is reused once its array is freed) and the number of readers.
+_lent_arrays: dict[int, list] = {}
+_lent_lock = threading.Lock()
+
+
+def lend_arrays(arrays: Iterable[np.ndarray]) -> Callable[[], None]:
+    """Let another thread read ``arrays`` while layers go on changing.
+
+    Until the returned function is called, :meth:`Layer.write` into one of these arrays
+    first gives its layer a copy to write into, so the reader never sees the pixels
+    change. Lending costs nothing; a copy is made only when a lent array is painted
+    into, once. A project save lends the paintable layers instead of copying them all
+    on the UI thread (60 ms at 12 MP).
+
+    Returns
+    -------
+    callable
+        Gives the arrays back (any thread; calling it again does nothing).
+    """
+    keys = []
+    with _lent_lock:
+        for array in arrays:
+            entry = _lent_arrays.get(id(array))
+            if entry is None or entry[0]() is not array:
+                entry = _lent_arrays[id(array)] = [weakref.ref(array), 0]
+            entry[1] += 1
+            keys.append(id(array))
+
+    def give_back() -> None:
+        with _lent_lock:
+            for key in keys:
+                entry = _lent_arrays.get(key)
+                if entry is not None:
+                    entry[1] -= 1
+                    if entry[1] <= 0:
+                        del _lent_arrays[key]
+            keys.clear()
+
+    return give_back
+
+
+def is_lent(array: np.ndarray) -> bool:
+    """Whether another thread reads ``array`` (see :func:`lend_arrays`)."""
+    with _lent_lock:
+        entry = _lent_arrays.get(id(array))
+        return entry is not None and entry[0]() is array
 
 
 class Layer:
@@ -131,7 +181,13 @@ class Layer:
         return self._data.shape[:2]
 
     def write(self, bounds: Bounds, values: np.ndarray) -> None:
-        """Overwrite ``data[bounds]`` with ``values`` and announce the region."""
+        """Overwrite ``data[bounds]`` with ``values`` and announce the region.
+
+        When the array is lent to a reader in another thread (:func:`lend_arrays`), the
+        layer first takes a copy of it to write into.
+        """
+        if is_lent(self._data):
+            self._data = self._data.copy()
         self._data[bounds] = values
         self.data_changed.emit(bounds)
 

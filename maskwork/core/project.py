@@ -76,7 +76,7 @@ from maskwork.core.history import (
     ReplaceDataAtom,
     Step,
 )
-from maskwork.core.layers import Layer, LayerKind
+from maskwork.core.layers import Layer, LayerKind, lend_arrays
 
 FORMAT_NAME = "maskwork-project"
 #: The version this module writes; it reads this one and older ones.
@@ -87,8 +87,9 @@ ARRAY_FOLDER = "arrays/"
 #: Bytes of undo history a project keeps (old pixels and layers only the history holds).
 HISTORY_LIMIT_BYTES = 256 * 2**20
 #: Kinds whose pixels paint tools overwrite in place (the canvas paints only these):
-#: :func:`capture` copies their arrays so that the document can go on changing while a
-#: writer stores the project. Other arrays are only ever replaced, never written into.
+#: :func:`capture` lends their arrays (:func:`~maskwork.core.layers.lend_arrays`), so the
+#: document goes on changing into copies while a writer stores the project. Other arrays
+#: are only ever replaced, never written into.
 IN_PLACE_KINDS = (LayerKind.LABELS, LayerKind.MARKERS, LayerKind.MASK)
 #: The fraction of the work done between two progress reports.
 PROGRESS_STEP = 0.01
@@ -112,10 +113,14 @@ class Project:
         The JSON described in this module's docstring.
     arrays : dict
         Array name -> array.
+    give_back : callable
+        Ends the loan of the captured arrays that paint tools may write into (see
+        :func:`capture`); call it once the project is written.
     """
 
     manifest: dict
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    give_back: Callable[[], None] = lambda: None
 
     @property
     def nbytes(self) -> int:
@@ -163,15 +168,19 @@ class _ArrayStore:
 
     def __init__(self) -> None:
         self.arrays: dict[str, np.ndarray] = {}
+        self.lent: set[str] = set()
         self._names: dict[int, str] = {}
         self._numbers = itertools.count()
 
-    def add(self, array: np.ndarray, copy: bool = False) -> str:
-        """The name of ``array`` in the archive, adding it (a copy with ``copy``) if new."""
+    def add(self, array: np.ndarray, lend: bool = False) -> str:
+        """The name of ``array`` in the archive, adding it if new; with ``lend`` it is one
+        paint tools may write into, to be lent (:func:`~maskwork.core.layers.lend_arrays`)."""
         if id(array) not in self._names:
             name = f"array{next(self._numbers)}"
             self._names[id(array)] = name
-            self.arrays[name] = np.array(array, copy=True) if copy else array
+            self.arrays[name] = array
+        if lend:
+            self.lent.add(self._names[id(array)])
         return self._names[id(array)]
 
     def checkpoint(self) -> tuple[int, int]:
@@ -182,6 +191,7 @@ class _ArrayStore:
         """Forget the arrays added since ``point`` (a history step that did not fit)."""
         for name in list(self.arrays)[point[0]:]:
             del self.arrays[name]
+            self.lent.discard(name)
         for key in list(self._names)[point[1]:]:
             del self._names[key]
 
@@ -203,7 +213,9 @@ def capture(
     """Take the document, its prompts, history and the given extras as a :class:`Project`.
 
     Runs on the thread that owns the document (it is not locked); the result is safe to
-    write from another thread while the document goes on changing.
+    write from another thread while the document goes on changing: arrays paint tools
+    write into are lent, not copied, and a layer painted meanwhile writes into a copy.
+    Call :attr:`Project.give_back` once the project is written.
 
     Parameters
     ----------
@@ -241,7 +253,7 @@ def capture(
         "recording": encode_value(recording or [], lambda layer: places.get(id(layer)), store.add),
         "history": history,
     }
-    return Project(manifest, store.arrays)
+    return Project(manifest, store.arrays, lend_arrays(store.arrays[name] for name in store.lent))
 
 
 def encode_value(value: Any, place: Callable[[Layer], int | None], store: Callable[[np.ndarray], str]) -> Any:
@@ -292,7 +304,7 @@ def _layer_info(layer: Layer, store: _ArrayStore) -> dict:
         "colormap": layer.colormap,
         "contrast_limits": list(layer.contrast_limits) if layer.kind is LayerKind.IMAGE else None,
         "metadata": _jsonable(layer.metadata),
-        "data": store.add(layer.data, copy=layer.kind in IN_PLACE_KINDS),
+        "data": store.add(layer.data, lend=layer.kind in IN_PLACE_KINDS),
     }
 
 
@@ -323,7 +335,7 @@ def _history_record(document: Document, layers: list[Layer], places: dict[int, i
                 break
             record["atoms"].append(atom_record)
         for layer in detached[known:]:
-            store.add(layer.data, copy=layer.kind in IN_PLACE_KINDS)
+            store.add(layer.data, lend=layer.kind in IN_PLACE_KINDS)
         if record is None or store.nbytes > budget:
             store.rollback(point)
             for layer in detached[known:]:
@@ -363,7 +375,7 @@ def _atom_record(atom, document: Document, place: Callable[[Layer], int], store:
         return {"atom": "pixels", "layer": place(atom.layer), "bounds": bounds, "old": store.add(atom.old)}
     if isinstance(atom, ReplaceDataAtom):
         # Undo makes this array the layer's own, which paint tools may then write into.
-        old = store.add(atom.old, copy=atom.layer.kind in IN_PLACE_KINDS)
+        old = store.add(atom.old, lend=atom.layer.kind in IN_PLACE_KINDS)
         return {"atom": "data", "layer": place(atom.layer), "old": old}
     if isinstance(atom, PropertyAtom):
         old = list(atom.old) if isinstance(atom.old, tuple) else atom.old

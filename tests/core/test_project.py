@@ -172,6 +172,25 @@ def test_the_capture_is_not_changed_by_later_painting(tmp_path):
     np.testing.assert_array_equal(reopened.layers.by_name("scribbles").data, before)
 
 
+def test_the_capture_lends_paintable_layers_and_a_stroke_meanwhile_copies_once():
+    """No 12 MP copy on the UI thread at each save: the layer copies only if painted."""
+    document = working_session(IMAGES["16-bit"])
+    markers = document.layers.by_name("scribbles")
+    lent = markers.data
+    captured = capture(document)
+    assert any(array is lent for array in captured.arrays.values()), "captured without a copy"
+    stroke = np.full((10, 10), 7, np.uint8)
+    document.write(markers, (slice(0, 10), slice(0, 10)), stroke, "Stroke during the save")
+    painted = markers.data
+    assert painted is not lent and (lent[:10, :10] != 7).any(), "the lent array stays as captured"
+    document.write(markers, (slice(20, 30), slice(0, 10)), stroke, "Another stroke")
+    assert markers.data is painted, "one copy per loan"
+    captured.give_back()
+    capture(document).give_back()
+    document.write(markers, (slice(40, 50), slice(0, 10)), stroke, "After the save")
+    assert markers.data is painted, "given back: painted in place again"
+
+
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
     path = tmp_path / "p.maskwork"
     document = working_session(IMAGES["float"])

@@ -118,3 +118,20 @@ def test_batch_without_dask_says_how_to_install_it(monkeypatch, tmp_path, capsys
     code = cli.main(["batch", str(recipe_file), str(tmp_path / "photo.png"), "-o", str(tmp_path / "out")])
     assert code == cli.EXIT_BAD_INPUT
     assert capsys.readouterr().err.strip() == "maskwork: error: maskwork batch needs dask: pip install 'maskwork[batch]'"
+
+
+def test_the_collector_waits_while_an_optional_package_imports(monkeypatch):
+    """torch's extension set-up crashed when a collection ran inside it (on a worker thread)."""
+    import gc
+    import importlib
+
+    seen = []
+    monkeypatch.setattr(importlib, "import_module", lambda name: seen.append(gc.isenabled()) or sys)
+    was_enabled = gc.isenabled()
+    gc.enable()
+    try:
+        import_optional("torch", "Deep learning")
+        assert seen == [False] and gc.isenabled()
+    finally:
+        if not was_enabled:
+            gc.disable()

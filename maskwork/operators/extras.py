@@ -11,11 +11,14 @@ an ImportError.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import importlib.util
 import sys
+import threading
 from types import ModuleType
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from maskwork.operators.context import InputError
 
@@ -107,9 +110,36 @@ def import_optional(module: str, what: str) -> ModuleType:
         propagates.
     """
     try:
-        return importlib.import_module(module)
+        with _collector_paused():
+            return importlib.import_module(module)
     except ImportError as error:
         missing = (error.name or module).split(".")[0]
         if missing != module.split(".")[0] and missing not in EXTRA_FOR_MODULE:
             raise
         raise MissingExtra(needs_message(what, [missing])) from None
+
+
+# Serialises the imports that pause the collector, so that one ending does not switch the
+# collector back on while another is still running.
+_import_lock = threading.RLock()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Keep the cyclic garbage collector from running while an extension imports.
+
+    torch's extension initialisation (``torch._C._initExtension``, run by ``import torch``)
+    crashed the process with a segmentation fault when an allocation inside it set off an
+    automatic collection, which walked objects torch had not finished building
+    (faulthandler: "Garbage-collecting" inside torch/__init__.py, on the worker thread
+    that imported it while the window went on). Deep-learning operators import torch in
+    workers, so the collector waits until the import is done.
+    """
+    with _import_lock:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+        finally:
+            if was_enabled:
+                gc.enable()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QWidget
 
-from maskwork.operators.dl.device import DEVICE_CHOICES
+from maskwork.operators.dl.device import DEVICE_CHOICES, import_torch
 from maskwork.operators.extras import missing_modules, needs_message
 from maskwork.widgets.workers import start_worker
 
@@ -31,7 +31,7 @@ def detect_devices() -> str:
     to install when torch is missing."""
     if missing_modules(["torch"]):
         return needs_message("Deep learning", ["torch"])
-    import torch
+    torch = import_torch()
 
     found = []
     if torch.cuda.is_available():

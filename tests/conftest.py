@@ -11,9 +11,11 @@ import threading
 
 import pytest
 
-# Collect garbage only between tests, when no worker runs (see the fixture below): the
-# cyclic collector running on the main thread while a pool worker computes has crashed
-# the process here (a segfault or abort inside "Garbage-collecting", intermittently).
+# Collect garbage only between tests, when no worker runs (see the fixture below): a
+# collection on any thread while a worker thread has torch build modules (its first
+# import, or the submodules it imports lazily during a run, such as torch._dynamo)
+# walks half-built objects and segfaults (faulthandler: "Garbage-collecting"). The
+# window does the same (maskwork.app.application.collect_garbage_when_idle).
 gc.disable()
 #: A full collection walks every object of the session (torch, napari and Qt loaded: about
 #: 400,000, 0.2-0.5 s); the objects a test made are all young, so after most tests the

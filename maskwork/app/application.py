@@ -51,9 +51,11 @@ GARBAGE_COLLECTION_INTERVAL_MS = 2_000
 def collect_garbage_when_idle(window) -> QTimer:
     """Collect reference cycles only on the UI thread while no worker computes.
 
-    The automatic collector runs on whichever thread allocates, at any moment; a
-    collection on the UI thread while a pool worker computed crashed the process in the
-    test suite (intermittently, inside "Garbage-collecting"). Returns the timer.
+    The automatic collector runs on whichever thread allocates, at any moment. A
+    collection while a worker has torch build modules (``import torch``, or the
+    submodules such as ``torch._dynamo`` that torch imports lazily during a run) walks
+    half-built objects and crashes the process (faulthandler: "Garbage-collecting", on
+    the UI thread or in the worker). Returns the timer.
     """
     from maskwork.widgets.workers import live_workers
 

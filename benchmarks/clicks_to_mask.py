@@ -328,10 +328,13 @@ def section_window(cases: list[Case], megapixels: tuple[float, ...], clicks: int
     with tempfile.TemporaryDirectory(prefix="maskwork-clicks-") as tmp:
         os.environ["MASKWORK_CONFIG_DIR"] = str(Path(tmp) / "config")
         app = create_application()
+        from PySide6.QtWidgets import QMessageBox
         from maskwork.app.main_window import MainWindow
 
         window = MainWindow()
         window.ask = lambda title, question: True
+        # discard without the Save / Don't save / Cancel prompt when the next image opens
+        window.ask_to_save = lambda: QMessageBox.StandardButton.Discard
         window.resize(1400, 900)
         window.show()
         run_loop(0.3)

@@ -504,6 +504,7 @@ def section_window(data: Path, trials: int) -> None:
         tmp = Path(tmp)
         os.environ["MASKWORK_CONFIG_DIR"] = str(tmp / "config")
         app = create_application()
+        from PySide6.QtWidgets import QMessageBox
         from maskwork.app.main_window import MainWindow
 
         print(f"   PySide6 {PySide6.__version__}, pyqtgraph {pg.__version__}, "
@@ -511,6 +512,8 @@ def section_window(data: Path, trials: int) -> None:
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
         window = MainWindow()
         window.ask = lambda title, question: True
+        # discard without the Save / Don't save / Cancel prompt when the next image opens
+        window.ask_to_save = lambda: QMessageBox.StandardButton.Discard
         window.show()
         window.resize(1400, 900)
         run_loop(0.3)

@@ -925,11 +925,14 @@ def main(argv=None) -> int:
         from maskwork.app.application import create_application
 
         app = create_application()
+        from PySide6.QtWidgets import QMessageBox
         from maskwork.app.main_window import MainWindow
 
         print(f"PySide6 {PySide6.__version__}, pyqtgraph {pg.__version__}, OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)", flush=True)
         window = MainWindow()
         window.ask = lambda title, question: True  # discard without a dialog when reopening
+        # discard without the Save / Don't save / Cancel prompt when the next image opens
+        window.ask_to_save = lambda: QMessageBox.StandardButton.Discard
         window.show()
         # The app's own first-run size; the offscreen platform's 800 x 800 screen would
         # otherwise leave the canvas a few dozen pixels wide between the docks.

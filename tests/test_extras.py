@@ -3,8 +3,13 @@
 Each test takes a package away by setting it to None in ``sys.modules``, which is how
 Python marks a module that must not import: ``import torch`` then raises ImportError and
 ``importlib.util.find_spec`` finds nothing, as in an installation without the extra.
+
+The pip command names the distribution the person installed: ``maskwork`` (the desktop
+application, packaging/maskwork-app) or ``maskwork-core`` alone (a napari user). Each test
+here is the desktop user's unless it says otherwise (:func:`desktop_application`).
 """
 
+import importlib.metadata
 import sys
 
 import numpy as np
@@ -14,17 +19,25 @@ from maskwork import cli
 from maskwork.core import io
 from maskwork.operators import get
 from maskwork.operators.dl.device import import_torch
+from maskwork.operators import extras
 from maskwork.operators.extras import (
     MissingExtra,
     import_optional,
     install_command,
     missing_modules,
     needs_message,
+    runs_as_desktop_application,
 )
 from maskwork.pipeline.inputs import LayerInput, WholeImageInput
 from maskwork.pipeline.recipe import Recipe
 
 DL = "pip install 'maskwork[dl]'"
+
+
+@pytest.fixture(autouse=True)
+def desktop_application(monkeypatch):
+    """The person installed ``maskwork`` (the test environment has maskwork-core only)."""
+    monkeypatch.setattr(extras, "runs_as_desktop_application", lambda: True)
 
 
 def take_away(monkeypatch, *modules):
@@ -41,8 +54,43 @@ def test_install_command_names_the_extras_then_other_packages():
     assert install_command(["onnxruntime", "torch"]) == DL
     assert install_command(["segment_anything", "torch"]) == "pip install 'maskwork[dl,sam]'"
     assert install_command(["dask"]) == "pip install 'maskwork[batch]'"
-    assert install_command(["PySide6"]) == "pip install 'maskwork[app]'"
+    assert install_command(["PySide6"]) == "pip install maskwork"
+    assert install_command(["PySide6", "torch"]) == DL
     assert install_command(["cv2", "torch"]) == "pip install 'maskwork[dl]' opencv-python-headless"
+    # the desktop application does not forward napari: maskwork-core's extra installs it
+    assert install_command(["napari"]) == "pip install 'maskwork-core[napari]'"
+
+
+def test_with_maskwork_core_alone_the_command_names_its_extras(monkeypatch):
+    """A napari user's installation (``maskwork-core[napari]``): pip names maskwork-core's
+    extras, except for the window, which is the ``maskwork`` distribution."""
+    monkeypatch.setattr(extras, "runs_as_desktop_application", lambda: False)
+    assert install_command(["torch"]) == "pip install 'maskwork-core[dl]'"
+    assert install_command(["segment_anything", "torch"]) == "pip install 'maskwork-core[dl,sam]'"
+    assert install_command(["napari"]) == "pip install 'maskwork-core[napari]'"
+    assert install_command(["PySide6", "pyqtgraph"]) == "pip install maskwork"
+    assert install_command(["PySide6", "torch"]) == DL
+    assert install_command(["PySide6", "napari"]) == "pip install 'maskwork-core[app,napari]'"
+
+
+def test_the_desktop_application_is_the_maskwork_distribution_that_requires_maskwork_core(monkeypatch):
+    def requires_of(installed):
+        def requires(name):
+            if name not in installed:
+                raise importlib.metadata.PackageNotFoundError(name)
+            return installed[name]
+
+        return requires
+
+    monkeypatch.setattr(importlib.metadata, "requires", requires_of({"maskwork-core": ["numpy>=1.24"]}))
+    assert not runs_as_desktop_application()
+    monkeypatch.setattr(importlib.metadata, "requires", requires_of({"maskwork": ["maskwork-core[app]==0.1.0"]}))
+    assert runs_as_desktop_application()
+    # an older maskwork that held the code itself
+    monkeypatch.setattr(importlib.metadata, "requires", requires_of({"maskwork": ["numpy>=1.24", "scipy>=1.10"]}))
+    assert not runs_as_desktop_application()
+    monkeypatch.setattr(sys, "frozen", True, raising=False)  # the desktop bundle
+    assert runs_as_desktop_application()
 
 
 def test_the_bundle_says_it_leaves_the_extra_out(monkeypatch):

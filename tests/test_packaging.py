@@ -1,14 +1,18 @@
-"""Packaging: what a core install runs, what the wheel carries, and the plugin's Qt binding.
+"""Packaging: what a core install runs, what the wheels carry, and the plugin's Qt binding.
 
-``test_the_wheel_installs_and_runs_without_extras`` builds the wheel and installs it into
-a fresh virtual environment with nothing but the core dependencies, as a user's
-``pip install maskwork`` would; it takes about a minute (pip's cache holds the wheels
+Two distributions come from this repository: ``maskwork-core`` (the root's pyproject.toml:
+all the code, no Qt binding; napari users install it) and ``maskwork`` (packaging/
+maskwork-app: no code, ``maskwork-core[app]`` and forwarded extras; desktop users install
+it). ``test_the_wheel_installs_and_runs_without_extras`` builds both wheels and installs
+maskwork-core's into a fresh virtual environment with nothing but the core dependencies,
+as ``pip install maskwork-core`` would; it takes about 15 s (pip's cache holds the wheels
 after ``make test``'s own install).
 """
 
 from __future__ import annotations
 
 import ast
+import email.parser
 import importlib.util
 import os
 import subprocess
@@ -23,8 +27,11 @@ import pytest
 
 from maskwork import __version__
 from maskwork.core import io
+from maskwork.operators.extras import APP_DISTRIBUTION, APP_FORWARDED_EXTRAS, CORE_DISTRIBUTION
 
 REPO = Path(__file__).resolve().parents[1]
+#: The ``maskwork`` distribution's project (the desktop application, no code).
+APP_PROJECT = REPO / "packaging" / "maskwork-app"
 #: Top-level modules that only an extra installs (pyproject.toml's optional dependencies),
 #: with the Qt bindings' own helpers.
 EXTRA_MODULES = (
@@ -55,13 +62,14 @@ def test_the_core_runs_the_command_line_and_names_the_window_extra(tmp_path):
     io.write_image(tmp_path / "photo.png", np.pad(np.full((40, 40, 3), 220, np.uint8), ((20, 20), (20, 20), (0, 0))))
     listed = _maskwork(["ops"], tmp_path)
     assert listed.returncode == 0, listed.stderr
-    assert "grabcut" in listed.stdout and "(needs pip install 'maskwork[dl]')" in listed.stdout
+    # the test environment installs maskwork-core alone (make test), as a napari user does
+    assert "grabcut" in listed.stdout and "(needs pip install 'maskwork-core[dl]')" in listed.stdout
     cut = _maskwork(["run", "grabcut", "--image", "photo.png", "--rect", "10,10,60,60", "-o", "mask.png"], tmp_path)
     assert cut.returncode == 0, cut.stderr
     assert io.read_image(tmp_path / "mask.png")[40, 40] == 255
     window = _maskwork([], tmp_path)
     assert window.returncode == 2
-    assert "The window needs PySide6, pyqtgraph, superqt: pip install 'maskwork[app]'" in window.stderr
+    assert "The window needs PySide6, pyqtgraph, superqt: pip install maskwork" in window.stderr
 
 
 def test_version():
@@ -104,11 +112,46 @@ def _run(command: list[str | Path], **kwargs) -> subprocess.CompletedProcess:
     return done
 
 
-def test_the_wheel_installs_and_runs_without_extras(tmp_path):
-    # No build isolation: the test environment's setuptools builds it, nothing is downloaded.
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", REPO],
-         timeout=300)  # fmt: skip
-    (wheel,) = (tmp_path / "dist").glob("maskwork-*.whl")
+def _build_wheel(project: Path, out: Path) -> Path:
+    """The wheel of ``project``, built by the test environment's setuptools (no build
+    isolation: nothing is downloaded)."""
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", out, project], timeout=300)
+    (wheel,) = out.glob("*.whl")
+    return wheel
+
+
+def _wheel_metadata(wheel: Path) -> email.message.Message:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
+        return email.parser.Parser().parsestr(archive.read(name).decode())
+
+
+@pytest.fixture(scope="module")
+def app_wheel(tmp_path_factory) -> Path:
+    """The ``maskwork`` distribution's wheel (packaging/maskwork-app)."""
+    return _build_wheel(APP_PROJECT, tmp_path_factory.mktemp("app-dist"))
+
+
+def test_the_application_wheel_is_maskwork_core_with_the_window_in_the_same_version(app_wheel):
+    metadata = _wheel_metadata(app_wheel)
+    assert (metadata["Name"], metadata["Version"]) == (APP_DISTRIBUTION, __version__)
+    pin = f"=={__version__}"
+    required = metadata.get_all("Requires-Dist")
+    assert f"{CORE_DISTRIBUTION}[app]{pin}" in required
+    # each forwarded extra is maskwork-core's of the same name, at the same version
+    assert sorted(metadata.get_all("Provides-Extra")) == sorted(APP_FORWARDED_EXTRAS)
+    for extra in APP_FORWARDED_EXTRAS:
+        assert f'{CORE_DISTRIBUTION}[{extra}]{pin}; extra == "{extra}"' in required
+    assert len(required) == 1 + len(APP_FORWARDED_EXTRAS)
+    with zipfile.ZipFile(app_wheel) as archive:  # no code: the metadata only
+        assert all(".dist-info/" in name for name in archive.namelist())
+
+
+def test_the_wheel_installs_and_runs_without_extras(tmp_path, app_wheel):
+    wheel = _build_wheel(REPO, tmp_path / "dist")
+    metadata = _wheel_metadata(wheel)
+    assert (metadata["Name"], metadata["Version"]) == (CORE_DISTRIBUTION, __version__)
+    assert set(APP_FORWARDED_EXTRAS) <= set(metadata.get_all("Provides-Extra"))
     names = zipfile.ZipFile(wheel).namelist()
     for wanted in WHEEL_FILES:
         assert any(name == wanted or name.endswith(f".dist-info/licenses/{wanted}") for name in names), wanted
@@ -126,21 +169,27 @@ def test_the_wheel_installs_and_runs_without_extras(tmp_path):
     maskwork = venv / "bin" / "maskwork"
     assert _run([maskwork, "--version"], timeout=60).stdout == f"maskwork {__version__}\n"
     listed = _run([maskwork, "ops"], timeout=120).stdout
-    assert "grabcut" in listed and "(needs pip install 'maskwork[dl]')" in listed
+    assert "grabcut" in listed and "(needs pip install 'maskwork-core[dl]')" in listed
     window = subprocess.run([maskwork], capture_output=True, text=True, timeout=60, check=False)
-    assert window.returncode == 2 and "pip install 'maskwork[app]'" in window.stderr
+    assert window.returncode == 2 and "needs PySide6, pyqtgraph, superqt: pip install maskwork " in window.stderr
+
+    # With the application's distribution beside it, the commands name its extras
+    # (--no-deps: its PySide6 is not what this checks).
+    _run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", app_wheel], timeout=120)
+    listed = _run([maskwork, "ops"], timeout=120).stdout
+    assert "(needs pip install 'maskwork[dl]')" in listed
 
 
 def test_the_sdist_carries_the_licence_resources_and_manifest(tmp_path):
     if importlib.util.find_spec("build") is None:
         pytest.skip("the build package is not installed")
     _run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "-o", tmp_path, REPO], timeout=300)
-    (sdist,) = tmp_path.glob("maskwork-*.tar.gz")
+    (sdist,) = tmp_path.glob("maskwork_core-*.tar.gz")
     names = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
     assert set(WHEEL_FILES) <= names
     # what distributions package beside the code (MANIFEST.in)
     assert {"packaging/linux/io.github.maskwork.maskwork.desktop", "packaging/icons/hicolor/256x256/apps/maskwork.png",
-            "packaging/conda/meta.yaml"} <= names  # fmt: skip
+            "packaging/conda/meta.yaml", "packaging/maskwork-app/pyproject.toml"} <= names  # fmt: skip
 
 
 def test_the_committed_icons_are_rendered_from_the_svg(tmp_path, qapp):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 
 from maskwork.app.actions import window_action
-from maskwork.operators.extras import needs_message
+from maskwork.operators.extras import needs_message, requirements
 
 if TYPE_CHECKING:
     from maskwork.app.main_window import MainWindow
@@ -28,7 +28,8 @@ class NapariActions(QObject):
         #: The viewer made by the last Open in napari, reused while its window is open.
         self.viewer = None
         self.action_open_in_napari = window_action(
-            window, "Open in &napari", self.open_in_napari, None, "Send the layers to a napari viewer (needs maskwork[napari])"
+            window, "Open in &napari", self.open_in_napari, None,
+            f"Send the layers to a napari viewer (needs {' '.join(requirements(['napari']))})",
         )
 
     def open_in_napari(self):

@@ -20,7 +20,9 @@ from maskwork.operators.registry import OperatorSpec, all_operators
 
 #: The checked-in manifest that the ``napari.manifest`` entry point names.
 MANIFEST_PATH = Path(__file__).with_name("napari.yaml")
-PLUGIN_NAME = "maskwork"
+#: npe2 requires the manifest's name to be the distribution's (``from_distribution``
+#: rejects another name), and command ids to start with it; napari shows ``display_name``.
+PLUGIN_NAME = "maskwork-core"
 #: What napari's plugin browser and the napari hub list the plugin under (npe2's Category
 #: values); the hub's description is the package summary and README.
 CATEGORIES = ["Segmentation", "Image Processing", "Registration", "Annotation"]

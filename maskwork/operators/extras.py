@@ -1,12 +1,16 @@
-"""Optional dependencies: which extra of maskwork installs each, importing them, and what
-to tell the person when one is missing.
+"""Optional dependencies: which extra installs each, importing them, and what to tell the
+person when one is missing.
 
-A plain ``pip install maskwork`` runs every classical operator and the command line; deep
-learning, batch processing, Segment Anything, napari and the window's Qt binding are
-extras (pyproject.toml's ``[project.optional-dependencies]``). Every import of those
+Two distributions come from this repository: ``maskwork-core`` holds the code (every
+classical operator and the command line) and has the extras (pyproject.toml's
+``[project.optional-dependencies]``: the window's Qt binding ``app``, deep learning,
+batch processing, Segment Anything, napari); ``maskwork`` (packaging/maskwork-app) holds
+no code, depends on ``maskwork-core[app]`` and forwards the desktop extras. Desktop users
+install ``maskwork``, napari users ``maskwork-core[napari]``. Every import of an extra's
 packages goes through :func:`import_optional`, and every front-end words a missing one
-with :func:`needs_message`, so the person reads ``pip install 'maskwork[dl]'`` instead of
-an ImportError.
+with :func:`needs_message`, so the person reads the pip command for what they installed
+(``pip install 'maskwork[dl]'`` or ``pip install 'maskwork-core[dl]'``) instead of an
+ImportError.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import importlib.metadata
 import importlib.util
+import re
 import sys
 import threading
 from types import ModuleType
@@ -22,7 +28,14 @@ from typing import Iterable, Iterator
 
 from maskwork.operators.context import InputError
 
-#: Importable top-level module -> the extra of maskwork that installs it.
+#: The distribution with the code and the extras (the repository root's pyproject.toml).
+CORE_DISTRIBUTION = "maskwork-core"
+#: The desktop application's distribution (packaging/maskwork-app/pyproject.toml): no
+#: code, ``maskwork-core[app]`` and these extras of maskwork-core under the same names.
+APP_DISTRIBUTION = "maskwork"
+APP_FORWARDED_EXTRAS = ("dl", "batch", "sam", "sam2", "all")
+
+#: Importable top-level module -> the extra of maskwork-core that installs it.
 EXTRA_FOR_MODULE = {
     "torch": "dl",
     "onnxruntime": "dl",
@@ -72,13 +85,47 @@ def missing_modules(modules: Iterable[str]) -> list[str]:
     return [module for module in modules if not is_installed(module)]
 
 
+def runs_as_desktop_application() -> bool:
+    """Whether this maskwork was installed as the desktop application: the ``maskwork``
+    distribution is installed, or this is the desktop bundle.
+
+    Only a ``maskwork`` that depends on maskwork-core counts: an older ``maskwork`` that
+    held the code itself (before the split) has no such requirement.
+    """
+    if getattr(sys, "frozen", False):  # PyInstaller's bundle: the window, without pip metadata
+        return True
+    try:
+        required = importlib.metadata.requires(APP_DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return any(re.match(r"maskwork[-_.]core\b", requirement, re.IGNORECASE) for requirement in required)
+
+
+def _distribution_with(extras: set[str]) -> str:
+    """The requirement that installs maskwork-core's ``extras``, named for the person's
+    installation.
+
+    ``maskwork`` when its forwarded extras cover them and either the window is what is
+    missing (``maskwork`` is maskwork-core with ``app``) or the person installed the
+    desktop application (``maskwork[dl]``); otherwise maskwork-core's own extras
+    (``maskwork-core[dl]`` for a napari user, ``maskwork-core[napari]`` for anyone).
+    """
+    forwarded = extras - {"app"}
+    if forwarded <= set(APP_FORWARDED_EXTRAS) and ("app" in extras or runs_as_desktop_application()):
+        name, extras = APP_DISTRIBUTION, forwarded
+    else:
+        name = CORE_DISTRIBUTION
+    return name + (f"[{','.join(sorted(extras))}]" if extras else "")
+
+
 def requirements(modules: Iterable[str]) -> list[str]:
-    """What pip installs to bring ``modules``: ``maskwork[<extras>]`` for those an extra
-    brings, then any other package by its pip name."""
+    """What pip installs to bring ``modules``: the distribution with the extras that bring
+    them (``maskwork[dl]``, ``maskwork-core[napari]``: :func:`_distribution_with`), then
+    any other package by its pip name."""
     modules = list(modules)
-    extras = sorted({EXTRA_FOR_MODULE[module] for module in modules if module in EXTRA_FOR_MODULE})
+    extras = {EXTRA_FOR_MODULE[module] for module in modules if module in EXTRA_FOR_MODULE}
     others = [PIP_NAMES.get(module, module) for module in modules if module not in EXTRA_FOR_MODULE]
-    return ([f"maskwork[{','.join(extras)}]"] if extras else []) + others
+    return ([_distribution_with(extras)] if extras else []) + others
 
 
 def install_command(modules: Iterable[str]) -> str:

@@ -11,10 +11,12 @@ import napari
 import numpy as np
 from skimage import data
 
+from maskwork.napari.manifest import PLUGIN_NAME
+
 viewer = napari.Viewer(title="napari")
 viewer.add_image(data.coffee(), name="coffee", rgb=True)
 viewer.add_shapes([np.array([[25, 45], [25, 485], [360, 485], [360, 45]])], shape_type="rectangle",
                   name="box", edge_color="yellow", face_color="transparent", edge_width=3)  # fmt: skip
-viewer.window.add_plugin_dock_widget("maskwork", "Segmentation: GrabCut")
+viewer.window.add_plugin_dock_widget(PLUGIN_NAME, "Segmentation: GrabCut")
 viewer.window._qt_window.resize(1560, 960)
 napari.run()

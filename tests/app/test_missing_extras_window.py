@@ -5,6 +5,8 @@ import sys
 import pytest
 from PySide6.QtWidgets import QLabel
 
+from maskwork.operators import extras
+
 #: Operators that need torch (the dl extra).
 NEED_TORCH = ("scribble_cnn", "run_model", "learned_inpaint", "segment_anything")
 
@@ -16,7 +18,14 @@ def without_torch(monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)
 
 
-def test_menus_and_panel_name_the_dl_extra(without_torch, window):
+@pytest.fixture
+def desktop_application(monkeypatch):
+    """The person installed ``maskwork``, the window's distribution (the test environment
+    has maskwork-core only, whose commands name ``maskwork-core[dl]``)."""
+    monkeypatch.setattr(extras, "runs_as_desktop_application", lambda: True)
+
+
+def test_menus_and_panel_name_the_dl_extra(desktop_application, without_torch, window):
     for op_id in NEED_TORCH:
         action = window.operator_actions[op_id]
         assert action.text().endswith("(needs maskwork[dl])"), action.text()
@@ -32,7 +41,7 @@ def test_menus_and_panel_name_the_dl_extra(without_torch, window):
     assert "pip install 'maskwork[dl]'" in window.statusBar().currentMessage()
 
 
-def test_preferences_say_how_to_install_torch(without_torch):
+def test_preferences_say_how_to_install_torch(desktop_application, without_torch):
     from maskwork.widgets.preferences_dialog import detect_devices
 
     assert detect_devices() == "Deep learning needs torch: pip install 'maskwork[dl]'"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from maskwork.napari.manifest import MANIFEST_PATH, build_manifest, widget_class_name
+from maskwork.napari.manifest import MANIFEST_PATH, PLUGIN_NAME, build_manifest, widget_class_name
 from maskwork.operators.registry import all_operators
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,17 +46,19 @@ def test_manifest_is_valid_npe2_with_one_widget_per_operator():
     manifest = PluginManifest.from_file(MANIFEST_PATH)
     commands = {command.id: command for command in manifest.contributions.commands}
     widgets = manifest.contributions.widgets
-    assert sorted(widget.command for widget in widgets) == sorted(f"maskwork.{spec.id}" for spec in all_operators())
+    assert sorted(widget.command for widget in widgets) == sorted(f"{PLUGIN_NAME}.{spec.id}" for spec in all_operators())
     for spec in all_operators():
-        command = commands[f"maskwork.{spec.id}"]
+        command = commands[f"{PLUGIN_NAME}.{spec.id}"]
         assert command.python_name == f"maskwork.napari.widgets:{widget_class_name(spec.id)}"
     # napari finds a widget by its display name: they must be unique.
     assert len({widget.display_name for widget in widgets}) == len(widgets)
 
 
 def test_the_entry_point_names_the_manifest():
-    (entry_point,) = [ep for ep in entry_points(group="napari.manifest") if ep.name == "maskwork"]
+    (entry_point,) = [ep for ep in entry_points(group="napari.manifest") if ep.name == PLUGIN_NAME]
     assert entry_point.value == "maskwork.napari:napari.yaml"
+    # npe2 loads a manifest only from the distribution its name names
+    assert entry_point.dist.name == PLUGIN_NAME
     assert MANIFEST_PATH.is_file()
 
 

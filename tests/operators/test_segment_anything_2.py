@@ -21,7 +21,7 @@ import torch
 from skimage import data
 from tiny_models import save_tiny_sam2
 
-from maskwork.operators import Cancelled, InputError, RunContext, get
+from maskwork.operators import Cancelled, InputError, RunContext, extras, get
 from maskwork.operators.dl import segment_anything as sam
 from maskwork.operators.dl import segment_anything_2 as sam2
 
@@ -158,6 +158,7 @@ def test_without_the_sam2_package_the_message_names_the_extra(monkeypatch):
     state.update({f"image_encoder.trunk.blocks.{index}.norm1.weight": torch.zeros(96) for index in range(12)})
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "sam2" else find_spec(name, *args))
+    monkeypatch.setattr(extras, "runs_as_desktop_application", lambda: True)  # installed with `pip install maskwork`
     with pytest.raises(InputError, match=r"pip install 'maskwork\[sam2\]'"):
         sam2.config_file(Path("sam2.1_hiera_tiny.pt"), state)
 

@@ -64,6 +64,7 @@ from maskwork.operators.dl.prompt_models import (
     mask_to_logits,
     model_prompts,
 )
+from maskwork.operators.extras import install_command
 from maskwork.operators.registry import FilePath, register
 from maskwork.operators.seeds import bounding_box, check_image, to_uint8_rgb
 
@@ -180,7 +181,7 @@ def import_sam_modeling():
         except Exception as error:  # torchvision fails with ImportError, RuntimeError, ...
             spec = importlib.util.find_spec("segment_anything")
             if spec is None:
-                raise InputError("the original Segment Anything needs its model code: pip install 'maskwork[sam]'") from None
+                raise InputError(f"the original Segment Anything needs its model code: {install_command(['segment_anything'])}") from None
             if not _caused_by_torchvision(error):
                 raise
         sys.modules.pop("segment_anything", None)

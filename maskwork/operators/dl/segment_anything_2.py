@@ -30,6 +30,7 @@ import numpy as np
 from maskwork.operators.context import InputError, RunContext
 from maskwork.operators.dl.device import import_torch, uses_half_precision
 from maskwork.operators.dl.prompt_models import Decoded, ImageEmbedding, PromptModel, Prompts, mask_to_logits
+from maskwork.operators.extras import install_command
 
 if TYPE_CHECKING:  # torch is imported only when the operator runs
     import torch
@@ -48,7 +49,11 @@ DECODER_EXTRA_ARGS = {
     "dynamic_multimask_stability_delta": 0.05,
     "dynamic_multimask_stability_thresh": 0.98,
 }
-INSTALL_HINT = "SAM 2 needs its model code: pip install 'maskwork[sam2]' (the sam2 package; torchvision is not needed)"
+
+
+def install_hint() -> str:
+    """What to install for SAM 2's model code, named for the person's installation."""
+    return f"SAM 2 needs its model code: {install_command(['sam2'])} (the sam2 package; torchvision is not needed)"
 
 
 def holds_sam2(state: Mapping[str, Any]) -> bool:
@@ -91,7 +96,7 @@ def config_file(path: Path, state: Mapping[str, Any]) -> Path:
 
     spec = importlib.util.find_spec("sam2")
     if spec is None or spec.origin is None:
-        raise InputError(INSTALL_HINT)
+        raise InputError(install_hint())
     return Path(spec.origin).parent / "configs" / name.split("_")[0] / f"{name}.yaml"
 
 
@@ -108,13 +113,13 @@ def build(config: Path):
         from hydra.utils import instantiate
         from omegaconf import OmegaConf
     except ImportError:
-        raise InputError(INSTALL_HINT) from None
+        raise InputError(install_hint()) from None
     try:
         settings = OmegaConf.load(config)
         settings.model.sam_mask_decoder_extra_args = dict(DECODER_EXTRA_ARGS)
         return instantiate(settings.model, _recursive_=True)
     except ImportError:
-        raise InputError(INSTALL_HINT) from None
+        raise InputError(install_hint()) from None
     except Exception as error:  # hydra and omegaconf raise their own error types
         raise InputError(f"{config.name} is not a SAM 2 model configuration: {error}") from None
 

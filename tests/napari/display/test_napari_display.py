@@ -25,7 +25,7 @@ from skimage.transform import resize
 from maskwork.core.layers import Layer, LayerKind, LayerStack
 from maskwork.napari import convert
 from maskwork.napari.bridge import open_in_napari
-from maskwork.napari.manifest import widget_display_name
+from maskwork.napari.manifest import PLUGIN_NAME, widget_display_name
 from maskwork.napari.widgets import OperatorWidget, widget_class
 from maskwork.operators.registration.transform import Transform
 from maskwork.operators.registry import OperatorSpec, all_operators
@@ -94,12 +94,12 @@ def cat_on_astronaut(rows: int = 240, cols: int = 320) -> tuple[np.ndarray, np.n
 
 
 def test_napari_opens_every_operator_from_the_plugin_menu(empty_viewer):
-    manifest = PluginManager.instance().get_manifest("maskwork")
+    manifest = PluginManager.instance().get_manifest(PLUGIN_NAME)
     manifest.validate_imports()
-    assert {w.command for w in manifest.contributions.widgets} == {f"maskwork.{s.id}" for s in all_operators()}
+    assert {w.command for w in manifest.contributions.widgets} == {f"{PLUGIN_NAME}.{s.id}" for s in all_operators()}
     for spec in all_operators():
         # The same call napari's Plugins > maskwork menu makes.
-        _, widget = empty_viewer.window.add_plugin_dock_widget("maskwork", widget_display_name(spec))
+        _, widget = empty_viewer.window.add_plugin_dock_widget(PLUGIN_NAME, widget_display_name(spec))
         assert isinstance(widget, OperatorWidget) and widget.spec is spec
         assert list(widget.inputs) == list(spec.inputs)
         for name in spec.inputs:

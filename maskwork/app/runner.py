@@ -509,6 +509,9 @@ class OperatorRunner(QObject):
             return
         added = []
         transform = outcome.result.outputs.get("transform")
+        # Before the layers are added: the canvas then draws them with the preview's
+        # ImageItems (layer_view.SPARE_ITEMS_KEPT), and both happen within one frame anyway.
+        self.clear_preview()
         self._applying = True
         try:
             with doc.history.group(spec.title):
@@ -536,7 +539,6 @@ class OperatorRunner(QObject):
                     doc.clear_seeds()
         finally:
             self._applying = False
-        self.clear_preview()
         if transform is not None:
             self.last_transform = transform
             self.transform_ready.emit(transform)

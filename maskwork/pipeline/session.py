@@ -37,6 +37,7 @@ import numpy as np
 
 from maskwork.core.resize import resize_to
 from maskwork.operators.context import Cancelled, InputError, Result, RunContext
+from maskwork.operators.native_libraries import load_native_libraries
 from maskwork.operators.registry import OperatorSpec
 
 #: Inputs a person keeps editing while a run goes on: the run works on a copy.
@@ -514,6 +515,9 @@ class RunSession:
             shortage = self._memory_shortage() if check_memory else None
             if shortage:
                 return RunOutcome(MEMORY, message=shortage)
+            # The first run of an operator on torch or SimpleITK imports it in this worker;
+            # opening their libraries first, without the GIL, keeps the front-end responsive.
+            load_native_libraries(self.spec.requires)
             result = self.run(ctx)
             ctx.check()
             outcome = self.outcome_of(result)

@@ -27,6 +27,12 @@ from maskwork.core.layers import Bounds, Layer, LayerKind
 #: Tile edge in the pixels of its own level (a tile at stride 4 covers 2048 image pixels).
 TILE = 512
 
+#: Hidden ImageItems a view keeps for the next tiles. Making an ImageItem and adding it to
+#: the scene costs about 0.5 ms of the UI thread each (pyqtgraph's item-change hooks); an
+#: Apply closes the preview's four tiles and opens four for the new layer in one frame,
+#: so the new ones reuse the old.
+SPARE_ITEMS_KEPT = 64
+
 #: Colour of a mask layer's nonzero pixels; distinct from the green/red scribbles.
 MASK_RGBA = (0, 170, 255, 255)
 #: Colour of the transient operator preview.
@@ -71,6 +77,14 @@ def _colormap_lut(name: str) -> np.ndarray | None:
         return pg.colormap.get(name).getLookupTable(nPts=256, alpha=False)
     except (FileNotFoundError, KeyError, ValueError):
         return None
+
+
+def _spare_items(view: pg.ViewBox) -> list[pg.ImageItem]:
+    """The hidden ImageItems ``view`` keeps for reuse (see :data:`SPARE_ITEMS_KEPT`)."""
+    spare = getattr(view, "_maskwork_spare_items", None)
+    if spare is None:
+        spare = view._maskwork_spare_items = []
+    return spare
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -134,8 +148,14 @@ class LayerView:
         return [tile.item for tile in self._tiles.values()]
 
     def _clear(self) -> None:
+        spare = _spare_items(self._view)
         for tile in self._tiles.values():
-            self._view.removeItem(tile.item)
+            if len(spare) < SPARE_ITEMS_KEPT:
+                tile.item.hide()
+                tile.item.clear()  # a spare item must not keep a layer's pixels alive
+                spare.append(tile.item)
+            else:
+                self._view.removeItem(tile.item)
         self._tiles.clear()
 
     def _data_layout(self) -> tuple:
@@ -183,9 +203,14 @@ class LayerView:
         stride = self._stride
         rows, cols = self.layer.shape
         r1, c1 = min(rows, r0 + TILE * stride), min(cols, c0 + TILE * stride)
-        item = pg.ImageItem(axisOrder="row-major")
-        # Nearest-neighbour magnification is what an image editor shows at high zoom.
-        item.setAutoDownsample(False)
+        spare = _spare_items(self._view)
+        if spare:
+            item = spare.pop()
+        else:
+            item = pg.ImageItem(axisOrder="row-major")
+            # Nearest-neighbour magnification is what an image editor shows at high zoom.
+            item.setAutoDownsample(False)
+            self._view.addItem(item, ignoreBounds=True)
         # Exactly over its image pixels: an edge tile's last sample is drawn narrower.
         item.setTransform(QTransform.fromScale((c1 - c0) / _ceil_div(c1 - c0, stride), (r1 - r0) / _ceil_div(r1 - r0, stride)))
         item.setPos(c0, r0)
@@ -193,7 +218,6 @@ class LayerView:
         item.setVisible(self.layer.visible)
         sample = self.layer.data[r0:r1:stride, c0:c1:stride].copy() if stride > 1 else None
         tile = _Tile(item, slice(r0, r1), slice(c0, c1), sample)
-        self._view.addItem(item, ignoreBounds=True)
         item.setZValue(self._z)  # after addItem, which lifts items below the view's own z
         self._tiles[(r0, c0)] = tile
         self._render_tile(tile)

@@ -144,3 +144,23 @@ def test_an_edge_tile_ends_at_the_image_edge(canvas):
     assert max(rect.right() for rect in rects) == pytest.approx(COLS)
     assert max(rect.bottom() for rect in rects) == pytest.approx(ROWS)
     assert all(rect.width() <= TILE * 2 for rect in rects)
+
+
+def test_a_removed_layer_lends_its_tiles_to_the_next_one_without_keeping_its_pixels(canvas, qtbot):
+    mask = np.zeros((ROWS, COLS), bool)
+    mask[1000:1400, 1500:2000] = True
+    first = Layer(mask, LayerKind.MASK, "preview-like")
+    canvas.document.add_layer(first)
+    lent = set(map(id, view_of(canvas, first).tile_items))
+    canvas.document.remove_layer(first)
+    # The hidden spare items hold no image: the removed layer's array is not kept alive.
+    spare = canvas.view._maskwork_spare_items
+    assert {id(item) for item in spare} == lent
+    assert all(item.image is None and not item.isVisible() for item in spare)
+
+    second = Layer(mask.copy(), LayerKind.MASK, "applied")
+    canvas.document.add_layer(second)
+    assert set(map(id, view_of(canvas, second).tile_items)) == lent
+    # Drawn as a fresh item would be: the mask's colour where it is set, the photo elsewhere.
+    assert screen_colour(canvas, 1200, 1750) != (GRAY, GRAY, GRAY)
+    assert screen_colour(canvas, 300, 300) == (GRAY, GRAY, GRAY)

@@ -17,6 +17,7 @@ import numpy as np
 
 from maskwork.operators.context import InputError, RunContext, null_context
 from maskwork.operators.extras import import_optional
+from maskwork.operators.native_libraries import load_native_libraries
 
 if TYPE_CHECKING:  # torch is imported only when a deep-learning operator runs
     import torch
@@ -44,6 +45,8 @@ def preferred_device() -> str:
 def import_torch():
     """torch (its CPU threads kept within the usable cores), or a
     :class:`~maskwork.operators.extras.MissingExtra` that says how to install it."""
+    # In a worker thread the first import would hold the GIL through its dlopen calls.
+    load_native_libraries(["torch"])
     torch = import_optional("torch", "Deep learning")
     _limit_cpu_threads(torch)
     return torch

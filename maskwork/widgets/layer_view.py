@@ -87,6 +87,32 @@ def _spare_items(view: pg.ViewBox) -> list[pg.ImageItem]:
     return spare
 
 
+#: Pixel types OpenCV's nearest-neighbour resize takes (bool goes through as uint8).
+_CV_SAMPLED_TYPES = frozenset(map(np.dtype, (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32, np.float64)))
+
+
+def every_nth_pixel(block: np.ndarray, stride: int) -> np.ndarray:
+    """A copy of ``block[::stride, ::stride]``.
+
+    When the block is a whole number of strides, OpenCV's nearest-neighbour resize picks
+    exactly those pixels, 2-3x faster than numpy's strided copy (it reads whole rows, and
+    numpy copies a 3-channel pixel a byte at a time): 0.7 against 2.0 ms for a 2048 x
+    2048 RGB tile, on the UI thread at every partial result of a registration.
+    """
+    rows, cols = block.shape[:2]
+    channels = block.shape[2] if block.ndim == 3 else 1
+    pixels = block.view(np.uint8) if block.dtype == bool else block
+    if (rows % stride or cols % stride or not rows or not cols or pixels.dtype not in _CV_SAMPLED_TYPES
+            or block.ndim not in (2, 3) or channels > 4):
+        return block[::stride, ::stride].copy()
+    import cv2
+
+    sampled = cv2.resize(pixels, (cols // stride, rows // stride), interpolation=cv2.INTER_NEAREST)
+    if block.ndim == 3 and sampled.ndim == 2:  # OpenCV drops a single channel axis
+        sampled = sampled[..., None]
+    return sampled.view(bool) if block.dtype == bool else sampled
+
+
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -216,7 +242,7 @@ class LayerView:
         item.setPos(c0, r0)
         item.setOpacity(self.layer.opacity)
         item.setVisible(self.layer.visible)
-        sample = self.layer.data[r0:r1:stride, c0:c1:stride].copy() if stride > 1 else None
+        sample = every_nth_pixel(self.layer.data[r0:r1, c0:c1], stride) if stride > 1 else None
         tile = _Tile(item, slice(r0, r1), slice(c0, c1), sample)
         item.setZValue(self._z)  # after addItem, which lifts items below the view's own z
         self._tiles[(r0, c0)] = tile
@@ -270,7 +296,8 @@ class LayerView:
         i0, i1 = max(0, _ceil_div(r_start - r0, stride)), min(sample.shape[0], _ceil_div(r_stop - r0, stride))
         j0, j1 = max(0, _ceil_div(c_start - c0, stride)), min(sample.shape[1], _ceil_div(c_stop - c0, stride))
         if i0 < i1 and j0 < j1:
-            sample[i0:i1, j0:j1] = self.layer.data[r0 + i0 * stride : r0 + i1 * stride : stride, c0 + j0 * stride : c0 + j1 * stride : stride]
+            block = self.layer.data[r0 + i0 * stride : r0 + i1 * stride, c0 + j0 * stride : c0 + j1 * stride]
+            sample[i0:i1, j0:j1] = every_nth_pixel(block, stride)
 
     def _render_tile(self, tile: _Tile) -> None:
         """Give the tile's item its pixels and display settings (pyqtgraph renders at paint)."""

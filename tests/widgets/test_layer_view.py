@@ -164,3 +164,16 @@ def test_a_removed_layer_lends_its_tiles_to_the_next_one_without_keeping_its_pix
     # Drawn as a fresh item would be: the mask's colour where it is set, the photo elsewhere.
     assert screen_colour(canvas, 1200, 1750) != (GRAY, GRAY, GRAY)
     assert screen_colour(canvas, 300, 300) == (GRAY, GRAY, GRAY)
+
+
+@pytest.mark.parametrize("dtype", [bool, np.uint8, np.uint16, np.int32, np.int64, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(64, 96), (64, 96, 3), (64, 96, 4), (64, 96, 1), (63, 97, 3), (64, 96, 5)])
+def test_every_nth_pixel_is_the_strided_copy(dtype, shape):
+    from maskwork.widgets.layer_view import every_nth_pixel
+
+    padded = (np.random.default_rng(3).random((shape[0] + 10, shape[1] + 10) + shape[2:]) * 200).astype(dtype)
+    block = padded[3 : 3 + shape[0], 5 : 5 + shape[1]]  # a view into a layer, as the canvas samples it
+    for stride in (2, 4, 8):
+        sampled = every_nth_pixel(block, stride)
+        assert sampled.dtype == block.dtype and sampled.flags.c_contiguous
+        np.testing.assert_array_equal(sampled, block[::stride, ::stride])

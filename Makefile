@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine (Python 3.11 with venv):
-#   make run    create .venv, install maskwork, open the window
-#   make test   create .venv, install maskwork with its test tools, run the whole suite
+#   make run    create .venv, install maskwork-core (all the code) editable, open the window
+#   make test   create .venv, install maskwork-core with its test tools, run the whole suite
 # Both install with the machine-specific pins of constraints/dev.txt (CONSTRAINTS= drops them).
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CONSTRAINTS ?= constraints/dev.txt
 PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: run test bench bundle clean
+.PHONY: run test bench wheels bundle clean
 
 # Every extra: the suite tests deep learning, batch, SAM and napari too.
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
@@ -27,6 +27,14 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	for script in benchmarks/*.py; do QT_QPA_PLATFORM=offscreen $(PY) $$script || exit 1; done
 
+# The wheels of the two distributions (README: Install): maskwork-core (this folder, all the
+# code) and maskwork (packaging/maskwork-app: maskwork-core[app], no code), into dist/.
+# `pip install --find-links dist maskwork` installs the window from them.
+APP_PROJECT := packaging/maskwork-app
+wheels: $(VENV)/.installed
+	$(PY) -m build --wheel --no-isolation --outdir dist .
+	$(PY) -m build --wheel --no-isolation --outdir dist $(APP_PROJECT)
+
 # The desktop bundle (window and classical operators, no deep learning): dist/maskwork/,
 # built in its own venv so that nothing from the test extras slips in.
 BUNDLE_VENV ?= build/bundle-venv
@@ -38,4 +46,4 @@ bundle:
 	$(BUNDLE_VENV)/bin/pyinstaller --noconfirm --clean --distpath dist --workpath build/pyinstaller packaging/maskwork.spec
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info $(APP_PROJECT)/build $(APP_PROJECT)/*.egg-info

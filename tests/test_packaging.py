@@ -190,6 +190,8 @@ def test_the_sdist_carries_the_licence_resources_and_manifest(tmp_path):
     # what distributions package beside the code (MANIFEST.in)
     assert {"packaging/linux/io.github.maskwork.maskwork.desktop", "packaging/icons/hicolor/256x256/apps/maskwork.png",
             "packaging/conda/meta.yaml", "packaging/maskwork-app/pyproject.toml"} <= names  # fmt: skip
+    # not what building the maskwork distribution's wheel leaves in its folder
+    assert not [name for name in names if name.startswith("packaging/maskwork-app/") and "/" in name[len("packaging/maskwork-app/"):]]
 
 
 def test_the_committed_icons_are_rendered_from_the_svg(tmp_path, qapp):

@@ -15,6 +15,7 @@ import ast
 import email.parser
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from maskwork import __version__
 from maskwork.core import io
@@ -192,6 +194,41 @@ def test_the_sdist_carries_the_licence_resources_and_manifest(tmp_path):
             "packaging/conda/meta.yaml", "packaging/maskwork-app/pyproject.toml"} <= names  # fmt: skip
     # not what building the maskwork distribution's wheel leaves in its folder
     assert not [name for name in names if name.startswith("packaging/maskwork-app/") and "/" in name[len("packaging/maskwork-app/"):]]
+
+
+#: conda-forge's names for the pip distributions whose conda package is called otherwise
+#: (every other name is the pip name in lower case).
+CONDA_NAMES = {"opencv-python-headless": "opencv", "PySide6-Essentials": "pyside6"}
+
+
+def _conda_requirement(pip_requirement: str) -> str:
+    """``"PyMaxflow>=1.3"`` -> ``"pymaxflow >=1.3"``, as the recipe writes it."""
+    name, versions = re.fullmatch(r"([A-Za-z0-9_.-]+)(.*)", pip_requirement).groups()
+    return f"{CONDA_NAMES.get(name, name.lower())} {versions}"
+
+
+def test_the_conda_recipe_has_both_distributions_with_pyprojects_requirements():
+    """packaging/conda/meta.yaml, rendered as conda-build would (its Jinja functions
+    stubbed), has an output per pip distribution with the same requirements."""
+    jinja2 = pytest.importorskip("jinja2")
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    environment = jinja2.Environment()
+    environment.globals.update(
+        load_file_data=lambda path, from_recipe_dir=True: tomllib.loads((REPO / path).read_text()),
+        load_file_regex=lambda load_file, regex_pattern: re.search(regex_pattern, (REPO / load_file).read_text()),
+        pin_subpackage=lambda name, exact=False: f"{name} =={__version__}",
+    )
+    recipe = yaml.safe_load(environment.from_string((REPO / "packaging" / "conda" / "meta.yaml").read_text()).render())
+    assert recipe["package"]["version"] == __version__
+    outputs = {output["name"]: output for output in recipe["outputs"]}
+    assert list(outputs) == [CORE_DISTRIBUTION, APP_DISTRIBUTION]
+    python = f"python {pyproject['project']['requires-python']}"
+    core_run = outputs[CORE_DISTRIBUTION]["requirements"]["run"]
+    assert sorted(core_run) == sorted([python] + [_conda_requirement(r) for r in pyproject["project"]["dependencies"]])
+    app_run = outputs[APP_DISTRIBUTION]["requirements"]["run"]
+    window = [_conda_requirement(r) for r in pyproject["project"]["optional-dependencies"]["app"]]
+    assert sorted(app_run) == sorted([f"{CORE_DISTRIBUTION} =={__version__}", python] + window)
 
 
 def test_the_committed_icons_are_rendered_from_the_svg(tmp_path, qapp):

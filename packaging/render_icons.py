@@ -4,7 +4,8 @@
 
 The PNGs are committed (a desktop install, the bundle and the conda recipe copy them and
 need no Qt to do so); run this after changing the SVG. tests/test_packaging.py renders
-one size again and compares it with the committed file. Needs PySide6 (maskwork-core's ``app`` extra).
+one size again and compares it with the committed file. Needs PySide6 (maskwork-core's
+``app`` extra).
 """
 
 from __future__ import annotations

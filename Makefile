@@ -36,9 +36,12 @@ wheels: $(VENV)/.installed
 	$(PY) -m build --wheel --no-isolation --outdir dist $(APP_PROJECT)
 
 # The desktop bundle (window and classical operators, no deep learning): dist/maskwork/,
-# built in its own venv so that nothing from the test extras slips in.
+# built in its own venv, made afresh each time, so that nothing from the test extras or
+# from an earlier build (such as the code-carrying `maskwork` distribution before the
+# maskwork-core split) slips in.
 BUNDLE_VENV ?= build/bundle-venv
 bundle:
+	rm -rf $(BUNDLE_VENV)
 	$(PYTHON) -m venv $(BUNDLE_VENV)
 	$(BUNDLE_VENV)/bin/python -m pip install -q --upgrade pip
 	$(BUNDLE_VENV)/bin/python -m pip install -q $(PIP_CONSTRAINTS) '.[app]' 'pyinstaller>=6.10'

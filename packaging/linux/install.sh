@@ -5,7 +5,7 @@
 #   PREFIX=/usr/local packaging/linux/install.sh    # for everyone (as root)
 #   MASKWORK_EXEC=/opt/maskwork/maskwork packaging/linux/install.sh   # the desktop bundle
 #
-# The menu entry runs `maskwork` from PATH (pip install 'maskwork[app]') unless
+# The menu entry runs `maskwork` from PATH (pip install maskwork) unless
 # MASKWORK_EXEC names another program, such as the bundle's.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QPushButton, QWidget
 
 from maskwork.core.layers import LayerKind
@@ -62,6 +62,12 @@ class OperatorViews(QObject):
         self.metric_plot.getAxis("left").enableAutoSIPrefix(False)
         self.metric_curve = self.metric_plot.plot(pen=pg.mkPen((230, 57, 70), width=2))
         self.metric_values: list[float] = []
+        # The curve is redrawn by a timer, not in the partial result's own slot: redrawing
+        # and re-ranging the plot costs the UI thread about 8 ms, and the same slot has
+        # just drawn the partial preview, so together they would take more than a frame.
+        # Scores that arrive meanwhile are drawn at once.
+        self._curve_redraw = QTimer(self, singleShot=True, interval=0)
+        self._curve_redraw.timeout.connect(self._redraw_metric_curve)
         self._score_plot = ScorePlot()
         self._info_buttons: dict[InfoAction, QPushButton] = {}
         # The latest of each, held while it runs.
@@ -115,6 +121,7 @@ class OperatorViews(QObject):
         """Empty the score plot (a new run starts, another operator is chosen), axes included:
         the last run's range would frame the next curve."""
         self.metric_values = []
+        self._curve_redraw.stop()
         self.metric_curve.setData([], [])
         self.metric_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.metric_plot.enableAutoRange()
@@ -122,7 +129,10 @@ class OperatorViews(QObject):
     def _on_partial_scores(self, scores: dict) -> None:
         if self._score_plot.score in scores:
             self.metric_values.append(float(scores[self._score_plot.score]))
-            self.metric_curve.setData(np.arange(len(self.metric_values)), self.metric_values)
+            self._curve_redraw.start()
+
+    def _redraw_metric_curve(self) -> None:
+        self.metric_curve.setData(np.arange(len(self.metric_values)), self.metric_values)
 
     def _info_button(self, view: InfoAction) -> QPushButton:
         """The button of ``view``, made on first use and kept for the next time."""

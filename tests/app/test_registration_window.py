@@ -123,8 +123,8 @@ def test_intensity_registration_updates_live_and_applies(window, tmp_path, qtbot
         window.action_apply.trigger()
     # The moving image was shown aligning while the optimiser ran, with its metric plotted.
     assert len(updates) >= 2 and len(window.operator_views.metric_values) == len(updates)
-    x, y = window.operator_views.metric_curve.getData()
-    assert len(y) == len(updates)
+    curve = window.operator_views.metric_curve
+    qtbot.waitUntil(lambda: curve.getData()[1] is not None and len(curve.getData()[1]) == len(updates))
     (warped,) = applied.args[0]
     matrix = window.runner.last_transform.matrix
     assert abs(matrix[0, 2] + 9) < 0.5 and abs(matrix[1, 2] - 6) < 0.5

@@ -265,8 +265,7 @@ def test_the_metric_plot_is_cleared_when_another_operator_is_chosen(window, tmp_
     views = window.operator_views
     for step, loss in enumerate((0.5, 0.3, 0.02)):
         window.runner.partial_scores.emit({views._score_plot.score: loss})
-    QApplication.processEvents()
-    assert views.metric_plot.getViewBox().viewRange()[0][1] >= 2
+    qtbot.waitUntil(lambda: views.metric_plot.getViewBox().viewRange()[0][1] >= 2)
 
     window.choose_operator(get("register_intensity"))
     QApplication.processEvents()

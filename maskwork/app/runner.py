@@ -11,6 +11,7 @@ screen (the Orange3 habit).
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -21,6 +22,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
 from maskwork.operators import Cancelled, InputError, OperatorSpec, RunContext
+from maskwork.operators.native_libraries import import_ahead
 from maskwork.pipeline.session import (
     CANCELLED,
     DONE,
@@ -34,7 +36,7 @@ from maskwork.pipeline.session import (
     collect_inputs,
 )
 from maskwork.widgets.layer_view import BACKGROUND_LABEL, LABELS_OBJECT_ONLY
-from maskwork.widgets.workers import Worker, session_worker
+from maskwork.widgets.workers import Worker, session_worker, start_worker
 
 #: Quiet time after a parameter edit before the preview re-runs.
 PARAM_DEBOUNCE_MS = 150
@@ -158,7 +160,18 @@ class OperatorRunner(QObject):
         self.params = dict(params or (spec.defaults() if spec else {}))
         self._memory_confirmed = self._memory_declined = False
         self.clear_preview()
+        self._import_ahead()
         self.prepare()
+
+    def _import_ahead(self) -> None:
+        """Import what the chosen operator runs on (torch, SimpleITK) in the background now:
+        a first import holds the GIL for a while, better at the choice than mid-stroke."""
+        spec = self.spec
+        if spec is None or spec.missing_requirements() or all(name in sys.modules for name in spec.requires):
+            return
+        modules, title = spec.requires, spec.title
+        # A failed import is not reported here: the operator's run imports again and says why.
+        start_worker(lambda worker: import_ahead(modules, title), errored=lambda error: None, name=f"{spec.id} imports")
 
     def set_params(self, params: dict) -> None:
         """New parameter values; re-previews after a pause when auto-preview is on or a

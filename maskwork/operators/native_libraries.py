@@ -90,3 +90,36 @@ def _dlopen():
     function.restype = ctypes.c_void_p
     function.argtypes = [ctypes.c_char_p, ctypes.c_int]
     return function
+
+
+def import_ahead(module_names: Iterable[str], what: str) -> list[str]:
+    """Import the modules an operator will need, libraries first (see the module notes).
+
+    A front-end calls this in a worker when a person chooses an operator, so the import's
+    remaining GIL-held set-up (torch's is about 100 ms) happens then, and not in the middle
+    of the first brush stroke or click that starts a preview.
+
+    Parameters
+    ----------
+    module_names : iterable of str
+        Modules to import; those already imported are skipped.
+    what : str
+        What needs them, for the message of a missing extra.
+
+    Returns
+    -------
+    list of str
+        The modules imported now.
+
+    Raises
+    ------
+    MissingExtra
+        A module's extra is not installed.
+    """
+    from maskwork.operators.extras import import_optional
+
+    pending = [name for name in module_names if name not in sys.modules]
+    load_native_libraries(pending)
+    for name in pending:
+        import_optional(name, what)
+    return pending

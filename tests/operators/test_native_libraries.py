@@ -47,3 +47,20 @@ def test_imported_unknown_and_pure_python_packages_are_left_alone():
     assert load_native_libraries(["numpy", "numpy.linalg"]) == []
     assert load_native_libraries(["no_such_package_here"]) == []
     assert load_native_libraries(["json"]) == []
+
+
+def test_import_ahead_imports_what_is_missing_and_names_a_missing_extra():
+    from maskwork.operators.extras import MissingExtra
+    from maskwork.operators.native_libraries import import_ahead
+
+    output = run_fresh("""
+        import sys
+        from maskwork.operators.native_libraries import import_ahead
+        print("imported", "SimpleITK" in import_ahead(["SimpleITK", "json"], "Registration"), "SimpleITK" in sys.modules)
+        print("again", import_ahead(["SimpleITK"], "Registration"))
+    """)
+    lines = dict(line.split(" ", 1) for line in output.splitlines())
+    assert lines["imported"] == "True True"
+    assert lines["again"] == "[]"
+    with pytest.raises(MissingExtra, match="Segmentation"):
+        import_ahead(["no_such_package_here"], "Segmentation")

@@ -132,8 +132,9 @@ def _estimate_memory(inputs: dict, params: dict) -> int:
     input pixel at level ``l`` resolution (two convolutions per encoder level, an
     upsampled copy, a concatenation and two convolutions per decoder level). Then::
 
-        features     Pw * F * 4 * 4           (filters, standardised copy, device tensor,
-                                               the copy the tiles are cut from)
+        features     Pw * F * 4 * 2           (filters, standardised in place and shared
+                                               with the CPU's tensor; on a GPU, the device's
+                                               copy and the host copy tiles are cut from)
         training     batch_size * crop_size**2 * A * 4 * 3
                                               (activations, their gradients, ReLU masks)
         prediction   min(Pw, tile_size**2) * (A + F) * 4 + Pw * (N + 1) * 4
@@ -154,7 +155,7 @@ def _estimate_memory(inputs: dict, params: dict) -> int:
     width, levels = params["width"], params["levels"]
     activations = features + classes + sum(6 * width * 2**level / 4**level for level in range(levels))
     total = (
-        working * features * 4 * 4
+        working * features * 4 * 2
         + params["batch_size"] * params["crop_size"] ** 2 * activations * 4 * 3
         + min(working, params["tile_size"] ** 2) * (activations + features) * 4
         + working * (classes + 1) * 4

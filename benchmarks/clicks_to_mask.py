@@ -329,6 +329,7 @@ def section_window(cases: list[Case], megapixels: tuple[float, ...], clicks: int
         os.environ["MASKWORK_CONFIG_DIR"] = str(Path(tmp) / "config")
         app = create_application()
         from PySide6.QtWidgets import QMessageBox
+        from maskwork.app.application import manage_garbage
         from maskwork.app.main_window import MainWindow
 
         window = MainWindow()
@@ -337,6 +338,8 @@ def section_window(cases: list[Case], megapixels: tuple[float, ...], clicks: int
         window.ask_to_save = lambda: QMessageBox.StandardButton.Discard
         window.resize(1400, 900)
         window.show()
+        # as maskwork itself runs it: start-up objects frozen, cycles collected only between runs
+        manage_garbage(window)
         run_loop(0.3)
         for size in megapixels:
             scale = np.sqrt(size * 1e6 / truth.size)

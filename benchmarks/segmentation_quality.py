@@ -505,6 +505,7 @@ def section_window(data: Path, trials: int) -> None:
         os.environ["MASKWORK_CONFIG_DIR"] = str(tmp / "config")
         app = create_application()
         from PySide6.QtWidgets import QMessageBox
+        from maskwork.app.application import manage_garbage
         from maskwork.app.main_window import MainWindow
 
         print(f"   PySide6 {PySide6.__version__}, pyqtgraph {pg.__version__}, "
@@ -515,6 +516,8 @@ def section_window(data: Path, trials: int) -> None:
         # discard without the Save / Don't save / Cancel prompt when the next image opens
         window.ask_to_save = lambda: QMessageBox.StandardButton.Discard
         window.show()
+        # as maskwork itself runs it: start-up objects frozen, cycles collected only between runs
+        manage_garbage(window)
         window.resize(1400, 900)
         run_loop(0.3)
         path = tmp / f"{name}_2mp.png"

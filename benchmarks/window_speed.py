@@ -943,6 +943,7 @@ def main(argv=None) -> int:
 
         app = create_application()
         from PySide6.QtWidgets import QMessageBox
+        from maskwork.app.application import manage_garbage
         from maskwork.app.main_window import MainWindow
 
         print(f"PySide6 {PySide6.__version__}, pyqtgraph {pg.__version__}, OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)", flush=True)
@@ -951,6 +952,8 @@ def main(argv=None) -> int:
         # discard without the Save / Don't save / Cancel prompt when the next image opens
         window.ask_to_save = lambda: QMessageBox.StandardButton.Discard
         window.show()
+        # as maskwork itself runs it: start-up objects frozen, cycles collected only between runs
+        manage_garbage(window)
         # The app's own first-run size; the offscreen platform's 800 x 800 screen would
         # otherwise leave the canvas a few dozen pixels wide between the docks.
         window.resize(1400, 900)

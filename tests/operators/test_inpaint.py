@@ -132,25 +132,6 @@ def test_exemplar_beats_telea_on_the_cats_fur():
     assert _detail(exemplar, photo, hole) > 2 * _detail(telea, photo, hole)
 
 
-def test_the_first_guess_copies_real_pixels_and_keeps_the_contrast():
-    """The coarsest level's onion peel on a two-tone texture (random 3 px cells): every
-    filled pixel is one of the two tones (the medoid of the best sources' pixels, a real
-    pixel), so the guess keeps much of the texture's contrast. The mean of the five best,
-    as before, made a third of the pixels in-between greys and the guess flatter (std
-    0.52 of the texture's), the flat mass that the finer levels then kept."""
-    from maskwork.operators.context import null_context
-    from maskwork.operators.inpaint.inpaint import _onion_fill
-
-    cells = np.random.default_rng(0).random((24, 24)) < 0.3
-    texture = np.where(cells.repeat(3, axis=0).repeat(3, axis=1)[..., None], 200.0, 30.0).astype(np.float32)
-    hole = _square(texture.shape, 24, 24, 24)
-    image = texture.copy()
-    image[hole] = 0.0
-    guess = _onion_fill(image, hole, 4, np.random.default_rng(0), null_context())[hole][:, 0]
-    assert np.isin(guess, [30.0, 200.0]).all()
-    assert guess.std() > 0.6 * texture[~hole].std()
-
-
 def _brick_wall(rows: int = 160, cols: int = 160) -> np.ndarray:
     """A generated running-bond wall (RGB): bricks 30 x 12 px between 2 px of mortar, every
     other course shifted by half a brick, a little noise on everything (seeded)."""

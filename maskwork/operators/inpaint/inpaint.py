@@ -14,10 +14,10 @@ documented once, there). A method's own parameters are shown only while it is ch
 - ``exemplar`` (the default): ours, a patch-based fill in the manner of Wexler, Shechtman
   and Irani ("Space-time completion of video", 2007) with a PatchMatch search (Barnes et
   al. 2009), coarse to fine. By default every hole pixel is a copy of one known pixel (the
-  best-matching patch covering it wins, nothing is averaged), and the seams between
-  copied pieces are removed in the gradient domain (Poisson, as in "Image Melding",
-  Darabi et al. 2012), so fur, grass or gravel keep their grain and no colour step shows
-  at the hole's edge. (Long straight structure, such as a window frame or a mortar joint across
+  best-matching patch covering it wins, nothing is averaged), and the seams between copied
+  pieces are removed in the gradient domain (Poisson, as in "Image Melding", Darabi et al.
+  2012), so fur, grass or gravel keep their grain and no colour step shows at the
+  hole's edge. (Long straight structure, such as a window frame or a mortar joint across
   a large hole, is not always continued.) Details below.
 
 Every method works on the bounding box of the hole plus a margin (OpenCV: the radius plus
@@ -37,14 +37,12 @@ Exemplar method
    known ones; a coarse pixel touching the hole is a hole pixel) until the hole lies
    within 5 patch radii of its border, or the known part gets too small to copy from.
 2. First guess on the coarsest level: onion peel. The hole is filled ring by ring from
-   its border; every pixel of a ring takes the medoid of its values in the 5 known
-   patches that best match its known and already-filled surroundings (Efros-Leung, a
-   whole ring at once, exhaustive over up to 4000 patches with one matrix product per
-   chunk; one of a few, because a single outlier copied in one ring, a star in a night
-   sky, is matched and grown by the next rings into a foreign object; their medoid, not
-   their mean, because the mean of a fence's phases is a flat grey that the finer levels
-   keep). This coarsest level, upsampled, is the first preview (a few tenths of a
-   second).
+   its border; every pixel of a ring takes the mean of its value in the 5 known patches
+   that best match its known and already-filled surroundings (Efros-Leung, a whole ring
+   at once, exhaustive over up to 4000 patches with one matrix product per chunk; the
+   mean of a few, because a single outlier copied in one ring, a star in a night sky,
+   is matched and grown by the next rings into a foreign object). This coarsest
+   level, upsampled, is the first preview (a few tenths of a second).
 3. Each level runs expectation-maximisation rounds (Wexler, Shechtman and Irani): (a)
    PatchMatch (Barnes et al. 2009) improves the source of every patch overlapping the hole
    at once, in whole-array steps: propagation takes the shifted source of the patch 1, 2
@@ -64,11 +62,9 @@ Exemplar method
    like Lab's; 10 luminance and 2 x 3 chroma coefficients for RGB), computed for every
    pixel with separable ``cv2.filter2D`` passes. One candidate for every target costs a
    gather of 16 numbers per patch, not of the 9x9x3 = 243 pixel values.
-5. The matches are upsampled to the next level, which starts from what they copy there
-   (levels between the coarsest and full resolution; compared with the upsampled, blurred
-   fill, thin structure such as a fence's wires would lose to smooth sources). Each
-   finished level is offered as a partial result, so the preview sharpens as it goes;
-   ``draft`` stops early and upsamples.
+5. The matches and the filled image are upsampled to the next level, which starts from
+   them. Each finished level is offered as a partial result, so the preview sharpens as
+   it goes; ``draft`` stops early and upsamples.
 6. Seams, at full resolution: where two neighbouring hole pixels were copied from pixels
    that are not neighbours (and across the hole's edge), the wanted difference between
    them is the mean of what each side's source continues with; elsewhere the copy's own
@@ -504,23 +500,14 @@ def _exemplar(crop, hole, patch, draft, sharp, report, offer, ctx: RunContext):
         begin = weights[step - 1] if step else 0.0
         span = weights[step] - begin
         level = _Level(image, level_hole, radius, rng, colour, ctx)
-        finest = index == stop
         if current is None:
             level.image[level_hole] = _onion_fill(image, level_hole, radius, rng, ctx)[level_hole]
             level.random_matches()
         else:
             level.image[level_hole] = _resize(current, level_hole.shape, cv2.INTER_LINEAR)[level_hole]
             level.upsample_matches(*nnf)
-            if sharp and not finest:
-                # Start from what the upsampled matches copy at this scale, not from the
-                # upsampled (blurred) fill: matched against the blur, fine structure the
-                # coarse level placed (the wires of a chain-link fence) loses to smooth
-                # sources of the same local mean and the hole becomes a flat mass.
-                # (Not needed at full resolution: the same fill there, for the time of a
-                # copy.)
-                level.search(iterations=0)
-                level.copy_best()
         name = "full resolution" if index == 0 else f"1/{2 ** index} scale"
+        finest = index == stop
         searches = SEARCHES_COARSEST if current is None else SEARCHES_FINEST if finest else SEARCHES_MIDDLE
         for r in range(rounds):
             report(begin + span * r / rounds, f"exemplar fill at {name}, round {r + 1} of {rounds}")
@@ -665,19 +652,13 @@ def _onion_fill(image, hole, radius, rng, ctx) -> np.ndarray:
                 - 2.0 * weighted @ source_patches.T
                 + known @ source_squares.T
             ) / np.maximum(known.sum(axis=1), 1.0)[:, None]
-            # One of the few best sources' pixels, not the best one's: a single outlier
-            # (a star in a night sky) copied in one ring would be matched and grown by
-            # the next rings into a foreign object.
+            # The mean of the few best sources' pixels, not the best one's: a single
+            # outlier (a star in a night sky) copied in one ring would be matched and
+            # grown by the next rings into a foreign object.
             count = min(ONION_CANDIDATES, sources.size)
             best = np.argpartition(distance, count - 1, axis=1)[:, :count]
             values = source_patches.reshape(sources.size, size * size, channels)[best, at[part][:, None]]
-            # Their medoid, not their mean: as robust to one or two outliers, and a real
-            # pixel value, so the first guess keeps a texture's contrast (the mean of five
-            # fence phases is a flat grey that every later level matched and kept). Not
-            # robust to a majority: where three of the five hold a bright structure
-            # beside the hole (a launch tower beside a sky hole), a piece of it is grown.
-            spread = np.abs(values[:, :, None, :] - values[:, None, :, :]).sum(axis=(2, 3))
-            out[front_y[part], front_x[part]] = values[np.arange(len(values)), spread.argmin(axis=1)]
+            out[front_y[part], front_x[part]] = values.mean(axis=1)
         filled[front_y, front_x] = True
     return out
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
+import qtpy
 from qtpy.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import WorkerBase
 
@@ -45,6 +46,30 @@ def stop_all_workers(timeout_ms: int = 5000) -> bool:
     for worker in live_workers():
         worker.quit()
     return QThreadPool.globalInstance().waitForDone(timeout_ms)
+
+
+def _release_runnable(worker: "Worker") -> None:
+    """Destroy a finished worker's C++ runnable, on the main thread after its last signal.
+
+    ``QThreadPool.start`` hands the runnable to C++, and the binding then keeps a reference
+    to the Python worker until the C++ object is destroyed. Qt destroys only runnables
+    that auto-delete, which a worker does not (see :class:`Worker`): without this every
+    worker lived as long as the process, with its computation's closure (a run session
+    and its input images). The pool no longer touches a runnable once its ``run()``
+    returned (it reads ``autoDelete()`` before the run), and the last signal comes at
+    the end of ``run()``; destroying it through the binding tells the Python wrapper,
+    which then has no C++ object left to delete twice.
+    """
+    if qtpy.PYSIDE6 or qtpy.PYSIDE2:
+        from qtpy import shiboken as binding
+
+        handed_to_cpp = not binding.ownedByPython(worker)
+    else:
+        from qtpy import sip as binding
+
+        handed_to_cpp = not binding.ispyowned(worker)
+    if handed_to_cpp:
+        binding.delete(worker)
 
 
 class AbortedComputation(Exception):
@@ -130,6 +155,9 @@ class Worker(WorkerBase):
             pool.setMaxThreadCount(MIN_POOL_THREADS)
         with _live_lock:
             _live.add(self)
+        # Connected before the run can end (a queued signal reaches only the slots
+        # connected when it is emitted).
+        self._finished.connect(_release_runnable)
         super().start()
 
 

@@ -3,6 +3,7 @@ partial results arrive coalesced, and nothing is left running."""
 
 import dataclasses
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -56,6 +57,25 @@ def test_a_system_exit_inside_the_computation_ends_the_worker_as_an_error(qtbot)
     qtbot.waitUntil(lambda: bool(received), timeout=10_000)
     assert isinstance(received[0], AbortedComputation) and "SystemExit: 3" in str(received[0])
     assert live_workers() == []
+
+
+def test_a_finished_worker_and_what_its_computation_holds_are_freed(qtbot):
+    """QThreadPool.start hands the runnable to C++, whose reference to the Python worker
+    only the runnable's destruction drops: a finished worker must not keep its
+    computation's closure (in the window, a run session and its images) for the rest of
+    the session, as every worker did (issue 15's memory growth)."""
+
+    class Payload:
+        """What a computation captures."""
+
+    payload = Payload()
+    payload_alive = weakref.ref(payload)
+    received = []
+    worker = start_worker(lambda worker, payload=payload: 42, returned=received.append)
+    worker_alive = weakref.ref(worker)
+    del worker, payload
+    qtbot.waitUntil(lambda: worker_alive() is None, timeout=10_000)
+    assert received == [42] and payload_alive() is None
 
 
 def test_quit_stops_the_computation_and_nothing_is_returned(qtbot):

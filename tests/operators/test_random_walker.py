@@ -354,3 +354,50 @@ def test_everything_scribbled_returns_the_scribbles(cat):
     full = np.where(truth, 1, 2).astype(np.uint8)
     result = RANDOM_WALKER.run({"image": image, "markers": full})
     np.testing.assert_array_equal(result["labels"], full)
+
+
+# ------------------------------------------------------------------ clicks
+
+
+def test_the_image_frame_stays_background_after_a_background_click(cat):
+    image, truth, _ = cat
+    inside = np.argwhere(truth)
+    centre = inside.mean(axis=0).astype(int)
+    outside = np.argwhere(~truth)
+    far = outside[np.argmax(np.abs(outside - centre).sum(axis=1))]
+    points = [(int(centre[0]), int(centre[1]), 1), (int(far[0]), int(far[1]), 0)]
+    labels = RANDOM_WALKER.run({"image": image, "points": points})["labels"]
+    frame = np.ones(truth.shape, bool)
+    frame[3:-3, 3:-3] = False
+    assert np.all(labels[frame & ~truth] == 2)
+    # Without the frame a lone 5-pixel background disk loses most of the grass to the object.
+    assert iou(labels == 1, truth) >= 0.5
+
+
+@pytest.mark.filterwarnings("ignore:The probability range:UserWarning")
+def test_clicks_do_at_least_as_well_as_scikit_image_on_the_same_clicks():
+    """The simulated user of the click benchmark, on a photo composite with a known mask.
+
+    scikit-image gets the shared click encoding (disks, the image frame as background
+    until a click marks background), as in benchmarks/clicks_to_mask.py.
+    """
+    from maskwork.core.click_protocol import simulate
+    from maskwork.operators.seeds import markers_with_clicks
+
+    image, truth = cat_composite(120, 160)
+
+    def ours(clicks, previous):
+        return RANDOM_WALKER.run({"image": image, "points": clicks})["labels"] == 1
+
+    def theirs(clicks, previous):
+        markers = markers_with_clicks(None, clicks, truth.shape).astype(np.int32)
+        return skimage_random_walker(image, markers, channel_axis=-1) == 1
+
+    runs = {
+        name: simulate(segment, truth, max_clicks=8, target_iou=0.97)
+        for name, segment in (("ours", ours), ("theirs", theirs))
+    }
+    for target in (0.85, 0.9, 0.95):
+        assert runs["ours"].clicks_to(target, 8) <= runs["theirs"].clicks_to(target, 8), target
+    for count in (1, 2, 3, 5):
+        assert runs["ours"].iou_after(count) >= runs["theirs"].iou_after(count), count

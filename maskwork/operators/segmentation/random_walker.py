@@ -26,6 +26,14 @@ with ``std`` the standard deviation of the whole (normalised) image. What makes 
    fraction of its time. ``refine="full"`` solves every pixel at full resolution instead
    (the exact random walker), starting from the coarse answer.
 
+Clicks are small seeds, which the plain random walker serves poorly: the walk from a
+5-pixel disk reaches little of an object, and a lone background disk draws little of
+the walk against several object disks. So with clicks the image frame stays background,
+and each class is also tied to every pixel by a colour model of its seeds (Grady's
+random walker with prior models, "Multilabel random walker image segmentation using
+prior models", CVPR 2005), which adds a constant to the diagonal of ``L_U`` and the
+colour posteriors to ``b_k``.
+
 Cancellation is checked after every conjugate-gradient iteration.
 """
 
@@ -39,19 +47,30 @@ import numpy as np
 from maskwork.core.pixels import to_float_display
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
-from maskwork.operators.seeds import check_image, check_some_finite, markers_with_clicks, scribble_classes
+from maskwork.operators.seeds import (
+    CLICK_FRAME_PX,
+    check_image,
+    check_some_finite,
+    markers_with_clicks,
+    scribble_classes,
+)
 
 if TYPE_CHECKING:
     import scipy.sparse as sparse
 
-#: Added to every edge weight, as scikit-image does, so the graph stays connected.
 #: Size of the copy the first preview is solved on (solved directly, no multigrid).
 QUICK_PREVIEW_PIXELS = 20_000
+#: Added to every edge weight, as scikit-image does, so the graph stays connected.
 EPS = 1e-10
 #: Systems up to this many unknowns are factorised (SuperLU) rather than iterated.
 DIRECT_MAX = 40_000
 #: Safety limit on conjugate-gradient iterations per class.
 MAX_ITERATIONS = 500
+#: Default weight of the seeds' colour model when clicks are given (tuned on the even half
+#: of the GrabCut set with benchmarks/clicks_to_mask.py).
+CLICK_PRIOR = 0.001
+#: Most histogram bins per channel of the colour models (16 per channel for RGB).
+PRIOR_BINS = 32
 
 
 @register(
@@ -69,6 +88,7 @@ def random_walker(
     tol: Annotated[float, Range(1e-8, 0.1)] = 1e-3,
     coarse_megapixels: Annotated[float, Range(0.0, 100.0)] = 0.25,
     refine: Literal["band", "full"] = "band",
+    click_prior: Annotated[float, Range(0.0, 10.0)] = CLICK_PRIOR,
     ctx: RunContext | None = None,
 ) -> Result:
     """Label every pixel with the scribble class a random walker reaches first.
@@ -85,8 +105,8 @@ def random_walker(
         (1 foreground, 2 background, or any ids). At least two classes are needed.
     points : list of (row, col, label), optional
         Clicks: each becomes a disk of 5 pixels, label 1 as class 1 (object), label 0 as
-        class 2 (background). While nothing marks the background, a 3-pixel image frame
-        does.
+        class 2 (background). With clicks alone (no markers), a 3-pixel image frame is
+        background wherever no click marks it, also after background clicks.
     beta : float
         Edge sensitivity, as in scikit-image (which it matches): the larger, the harder
         it is for the walker to cross colour edges. Scaled by the image's standard
@@ -103,6 +123,12 @@ def random_walker(
         the coarse boundary, keeping the coarse probabilities elsewhere (fast; the labels
         agree with "full" almost everywhere). "full" solves every pixel (the exact random
         walker, several times slower).
+    click_prior : float
+        With clicks, the weight of a colour model of each class learned from its seeds
+        (Grady's random walker with prior models): 0 is the plain random walker. Clicks
+        are small seeds, from which the walk alone reaches little of the object; the
+        colour model carries them to pixels of their colours. Scribbles alone always get
+        the plain random walker.
     ctx : RunContext, optional
         Progress, a coarse preview and cancellation.
 
@@ -118,7 +144,10 @@ def random_walker(
     # Float images within [0, 1] keep their scale so beta means what it means in scikit-image.
     data = np.atleast_3d(to_float_display(check_some_finite(check_image(image)), keep_unit_floats=True))
     shape = data.shape[:2]
+    clicks_only = markers is None and bool(points)
     markers = markers_with_clicks(markers, points, shape)
+    if clicks_only:
+        markers = _frame_as_background(markers)
     if markers is None:
         raise InputError("the random walker needs scribbles (markers) of at least two classes, or clicks")
     classes = scribble_classes(markers, "the random walker", np.iinfo(np.uint16).max)
@@ -127,8 +156,11 @@ def random_walker(
     std = _global_std(data)
     scale = -beta / (10.0 * std) if std > 0 else 0.0
     scale /= np.sqrt(data.shape[2]) if data.shape[2] > 1 else 1.0
+    prior = None
+    if points and click_prior > 0:
+        prior = _Prior(click_prior, _colour_posteriors(data, class_index, len(classes)))
     if ctx.wants_partials:
-        _quick_preview(data, class_index, classes, scale, tol, ctx)
+        _quick_preview(data, class_index, classes, scale, tol, prior, ctx)
     weights = _edge_weights(data, scale)
     del data
 
@@ -142,12 +174,14 @@ def random_walker(
         if small_markers is None:  # a class lost every block it touches: no coarse step
             factor = 1
     if factor == 1:
-        probabilities = _solve(weights, class_index, n_classes, tol, ctx, (0.0, 1.0), stats)
+        probabilities = _solve(weights, class_index, n_classes, tol, ctx, (0.0, 1.0), stats, prior=prior)
     else:
         coarse_share = 0.4 if refine == "band" else min(0.5, 2.0 / factor**2)
         ctx.progress(0.0, "Random walker: coarse solve")
         small_probs = _solve(
-            _coarse_weights(*weights, factor), small_markers, n_classes, tol, ctx, (0.0, coarse_share), stats
+            _coarse_weights(*weights, factor), small_markers, n_classes, tol, ctx, (0.0, coarse_share), stats,
+            # The block grid's edges weigh 1 / factor of the pixel edges (see _coarse_weights).
+            prior=prior.coarse(factor, 1.0 / factor) if prior else None,
         )
         guess = _upsample(small_probs, factor, shape)
         if ctx.wants_partials:
@@ -157,10 +191,12 @@ def random_walker(
             fixed = ~_band(guess, factor) | (class_index > 0)
             probabilities = _solve(
                 weights, class_index, n_classes, tol, ctx, (coarse_share, 1.0), stats,
-                fixed=fixed, values=_fix_seeds(guess, class_index),
+                fixed=fixed, values=_fix_seeds(guess, class_index), prior=prior,
             )
         else:
-            probabilities = _solve(weights, class_index, n_classes, tol, ctx, (coarse_share, 1.0), stats, guess=guess)
+            probabilities = _solve(
+                weights, class_index, n_classes, tol, ctx, (coarse_share, 1.0), stats, guess=guess, prior=prior
+            )
     ctx.progress(1.0, "Random walker done")
     return _result(probabilities, classes, stats, 1.0 / factor)
 
@@ -178,7 +214,7 @@ def _global_std(data: np.ndarray) -> float:
     return float(np.sqrt(max(0.0, np.mean(deviations**2 + means**2) - np.mean(means) ** 2)))
 
 
-def _quick_preview(data, class_index, classes, scale: float, tol: float, ctx: RunContext) -> None:
+def _quick_preview(data, class_index, classes, scale: float, tol: float, prior: _Prior | None, ctx: RunContext) -> None:
     """A first preview from a ~20 000-pixel copy, solved directly, before any real work.
 
     Block-averaged pixels soften edges, so this answer is rough; it exists so that a person
@@ -195,12 +231,95 @@ def _quick_preview(data, class_index, classes, scale: float, tol: float, ctx: Ru
     padded = np.zeros((rows * factor, cols * factor, data.shape[2]), np.float32)
     padded[: data.shape[0], : data.shape[1]] = data
     small = padded.reshape(rows, factor, cols, factor, data.shape[2]).mean(axis=(1, 3))
-    probabilities = _solve(_edge_weights(small, scale), small_markers, len(classes), tol, ctx, (0.0, 0.05), {"iterations": 0})
+    # Edges between block means weigh as pixel edges do, so the prior keeps its full-resolution
+    # balance against them when each block counts factor**2 pixels.
+    probabilities = _solve(
+        _edge_weights(small, scale), small_markers, len(classes), tol, ctx, (0.0, 0.05), {"iterations": 0},
+        prior=prior.coarse(factor, 1.0) if prior else None,
+    )
     guess = _upsample(probabilities, factor, class_index.shape)
     ctx.partial(_result(_fix_seeds(guess, class_index), classes, {"iterations": 0}, 1.0 / factor))
 
 
+# ------------------------------------------------------------------ colour prior
+
+
+class _Prior:
+    """Grady's prior models: every pixel is also tied to each class by its colour.
+
+    Pixel i gets an edge of weight ``weight * posteriors[i, k]`` to a node held at 1 for
+    class k and 0 for the others. Since the posteriors sum to one, the system matrix gains
+    ``weight`` on its diagonal and the right-hand side of class k gains
+    ``weight * posteriors[..., k]``; the probabilities still sum to one.
+    """
+
+    def __init__(self, weight: float, posteriors: np.ndarray) -> None:
+        self.weight = weight
+        self.posteriors = posteriors
+
+    def coarse(self, factor: int, edge_scale: float) -> _Prior:
+        """The prior of the grid of ``factor`` x ``factor`` blocks.
+
+        A block holds ``factor**2`` pixels' worth of prior; ``edge_scale`` is how much
+        lighter the block grid's edges are than the pixel edges they stand for, so that
+        the prior keeps its balance against the walk on the coarse grid.
+        """
+        rows, cols, classes = self.posteriors.shape
+        coarse_rows, coarse_cols = -(-rows // factor), -(-cols // factor)
+        padding = ((0, coarse_rows * factor - rows), (0, coarse_cols * factor - cols), (0, 0))
+        padded = np.pad(self.posteriors, padding, mode="edge")
+        blocks = padded.reshape(coarse_rows, factor, coarse_cols, factor, classes).mean(axis=(1, 3))
+        return _Prior(self.weight * factor * factor * edge_scale, blocks)
+
+
+def _colour_posteriors(data: np.ndarray, class_index: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per pixel, the probability of each class given its colour, from the seeds' histograms.
+
+    Each class's seed colours are binned (``PRIOR_BINS`` per channel, fewer for colour so the
+    histogram stays small next to a few clicks' pixels), smoothed by one bin and normalised,
+    every class weighing the same however large its seeds. Colours no seed resembles get
+    equal probabilities. Returns (row, col, class) float32 summing to one.
+    """
+    from scipy import ndimage
+
+    channels = data.shape[2]
+    bins = max(2, min(PRIOR_BINS, int(4096 ** (1.0 / channels))))
+    codes = np.zeros(class_index.shape, np.int32)
+    for channel in range(channels):
+        level = np.minimum((data[..., channel] * bins).astype(np.int32), bins - 1)
+        codes *= bins
+        codes += level
+    size = bins**channels
+    densities = np.empty((n_classes, size))
+    for k in range(n_classes):
+        counts = np.bincount(codes[class_index == k + 1], minlength=size).astype(np.float64)
+        counts = ndimage.gaussian_filter(counts.reshape((bins,) * channels), 1.0, mode="constant").ravel()
+        densities[k] = counts / counts.sum()
+    # A floor well below any seen colour's density: unseen colours get 1 / n_classes.
+    densities += 1e-3 / size
+    densities /= densities.sum(axis=0)
+    return np.moveaxis(densities.astype(np.float32), 0, -1)[codes]
+
+
 # ------------------------------------------------------------------ inputs
+
+
+def _frame_as_background(markers: np.ndarray) -> np.ndarray:
+    """Click markers with the image frame kept as background (class 2) where no click is.
+
+    The shared click encoding marks the frame only until a click marks background. The
+    random walker cannot do without it: a lone 5-pixel background disk draws little of
+    the walk against several object disks, so the first background click would hand
+    most of the image to the object (on GrabCut photos the IoU fell from about 0.75 to
+    0.1 at that click). Objects rarely fill the frame, and object clicks near the border
+    still win over it.
+    """
+    width = CLICK_FRAME_PX
+    frame = np.ones(markers.shape, bool)
+    frame[width:-width, width:-width] = False
+    markers = markers.copy()
+    markers[frame & (markers == 0)] = 2
+    return markers
 
 
 def _class_index(markers: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -229,12 +348,14 @@ def _edge_weights(data: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarra
     return weights(1), weights(0)
 
 
-def _laplacian(horizontal: np.ndarray, vertical: np.ndarray, free: np.ndarray) -> sparse.csr_array:
+def _laplacian(
+    horizontal: np.ndarray, vertical: np.ndarray, free: np.ndarray, screening: float = 0.0
+) -> sparse.csr_array:
     """The grid Laplacian restricted to the ``free`` pixels, in CSR with sorted columns.
 
     Row order is the raster order of the free pixels. The diagonal holds the full degree
-    (edges to fixed pixels included), so the matrix is positive definite whenever every
-    connected group of free pixels touches a fixed one.
+    (edges to fixed pixels included) plus ``screening`` (the prior's edges), so the matrix
+    is positive definite whenever every connected group of free pixels touches a fixed one.
     """
     import scipy.sparse as sparse  # imported here: the window starts without SciPy
 
@@ -252,7 +373,7 @@ def _laplacian(horizontal: np.ndarray, vertical: np.ndarray, free: np.ndarray) -
     right = np.zeros((rows, cols), bool)
     right[:, :-1] = left[:, 1:]
 
-    degree = np.zeros((rows, cols))
+    degree = np.full((rows, cols), float(screening))
     degree[:, :-1] += horizontal
     degree[:, 1:] += horizontal
     degree[:-1] += vertical
@@ -325,12 +446,14 @@ def _solve(
     guess: np.ndarray | None = None,
     fixed: np.ndarray | None = None,
     values: np.ndarray | None = None,
+    prior: _Prior | None = None,
 ) -> np.ndarray:
     """Probabilities (row, col, class) float32 on the grid of ``weights``.
 
     ``weights`` are the horizontal (row, col - 1) and vertical (row - 1, col) edge weights.
     Pixels in ``fixed`` (default: the seeds) keep ``values`` (default: one-hot of their
     class); the others are solved for. ``guess`` (row, col, class) starts the iterations.
+    ``prior``, on the same grid, ties every free pixel to the classes by its colour.
     """
     shape = class_index.shape
     if fixed is None:
@@ -345,7 +468,7 @@ def _solve(
     if n == 0:
         return probabilities
     ctx.check()
-    matrix = _laplacian(horizontal, vertical, free)
+    matrix = _laplacian(horizontal, vertical, free, prior.weight if prior else 0.0)
     low, high = span
     ctx.progress(low + 0.15 * (high - low), f"Random walker: preparing {n:,} unknowns")
     solver = _Solver(matrix, tol, ctx)
@@ -356,6 +479,8 @@ def _solve(
         ctx.progress(low + (0.3 + 0.7 * k / solved) * (high - low), f"Random walker: class {k + 1} of {n_classes}")
         plane = probabilities[..., k]
         rhs = _boundary_terms(horizontal, vertical, plane)[free]  # plane is 0 where free
+        if prior is not None:
+            rhs += prior.weight * prior.posteriors[..., k][free]
         x0 = guess[..., k][free].astype(np.float64) if guess is not None else None
         x = solver.solve(rhs, x0)
         stats["iterations"] += solver.last_iterations

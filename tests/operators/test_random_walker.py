@@ -367,6 +367,7 @@ def test_the_image_frame_stays_background_after_a_background_click(cat):
     far = outside[np.argmax(np.abs(outside - centre).sum(axis=1))]
     points = [(int(centre[0]), int(centre[1]), 1), (int(far[0]), int(far[1]), 0)]
     labels = RANDOM_WALKER.run({"image": image, "points": points})["labels"]
+    np.testing.assert_array_equal(RANDOM_WALKER.run({"image": image, "points": points})["labels"], labels)
     frame = np.ones(truth.shape, bool)
     frame[3:-3, 3:-3] = False
     assert np.all(labels[frame & ~truth] == 2)

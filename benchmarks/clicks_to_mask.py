@@ -9,8 +9,10 @@ negatives, background clicks in false positives, at most 20 clicks, stopping at 
 Every method gets the same rule and so, click by click, the clicks its own results call
 for; operators that learn from scribbles get each click as a disk of radius 5 px
 (``points`` input; maskwork marks a 3 px image frame as background while no click does).
-The plain random walker gets exactly maskwork's markers (it needs a background class);
-plain GrabCut gets the disks alone, every other pixel probable background.
+The plain random walker gets these shared click markers (it needs a background class);
+maskwork's random walker also keeps the frame as background after background clicks and
+adds a colour prior from the clicks. Plain GrabCut gets the disks alone, every other
+pixel probable background.
 
 Sets (``--data`` is the folder holding them, default ``../shared/data``):
 
@@ -24,7 +26,7 @@ Methods: ``click_select`` (Quick select; clicks plus its previous mask), ``grabc
 ``random_walker``, ``merge_superpixels`` and ``scribble_cnn`` (maskwork, clicks as
 ``points``), ``plain_grabcut`` (``cv2.grabCut`` with the click disks as GC_FGD/GC_BGD and
 GC_PR_BGD elsewhere, 5 iterations, ``GC_INIT_WITH_MASK``) and ``plain_random_walker``
-(``skimage.segmentation.random_walker`` on the same markers as maskwork's). The default
+(``skimage.segmentation.random_walker`` on the shared click markers). The default
 leaves out the slow ones (both random walkers: seconds per click; the CNN: tens of seconds).
 
 Columns: NoC@85 and NoC@90 (20 when never reached), images that never reach 90 %, mean

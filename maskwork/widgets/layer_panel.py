@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind, auto_contrast_limits
@@ -174,6 +175,7 @@ class LayerPanel(QWidget):
         self._syncing = False
         # (layer, opacity before the drag) while the opacity slider is held.
         self._drag: tuple[Layer, float] | None = None
+        self._refusal_box: QMessageBox | None = None
 
         self.list_widget = _LayerList(self)
         self.list_widget.setItemDelegate(_KindTagDelegate(self.list_widget))
@@ -330,8 +332,23 @@ class LayerPanel(QWidget):
         try:
             return func(*args)
         except ValueError as error:
-            QMessageBox.warning(self, "Layers", str(error))
+            self._show_refusal(str(error))
             return None
+
+    def _show_refusal(self, message: str) -> None:
+        """A window-modal warning that returns at once, as the window's own messages.
+
+        ``QMessageBox.warning`` ran a nested event loop inside the action's slot until the
+        box was answered. The box replaces the panel's unanswered one and is deleted when
+        closed, so repeated refusals never pile up.
+        """
+        if self._refusal_box is not None and isValid(self._refusal_box):
+            self._refusal_box.close()
+        box = QMessageBox(QMessageBox.Icon.Warning, "Layers", message, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.open()
+        self._refusal_box = box
 
     def _selected(self) -> Layer | None:
         return self._document.layers.selected

@@ -224,15 +224,18 @@ def test_actions_enabled_per_kind(qtbot):
 
 
 def test_document_refusal_becomes_a_message(panel, doc, monkeypatch):
-    shown = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: shown.append(text))
+    """A message that does not block the slot (no nested event loop waiting for an answer);
+    a second refusal replaces the unanswered box."""
 
     def refuse(kind):
         raise ValueError("open an image first")
 
     monkeypatch.setattr(doc, "new_layer", refuse)
     panel.action_new_markers.trigger()
-    assert shown == ["open an image first"]
+    panel.action_new_markers.trigger()
+    shown = [box for box in panel.findChildren(QMessageBox) if box.isVisible()]
+    assert [box.text() for box in shown] == ["open an image first"]
+    shown[0].close()
 
 
 def test_colormap_and_contrast_controls(panel, doc):

@@ -1,5 +1,6 @@
 """A seeded random person in the real window: thousands of menu actions, mouse strokes,
-operator runs, exports and file opens, with no exception and bounded memory (issue 15).
+operator runs (deep-learning ones too, with torch loaded), exports and file opens, with no
+exception and bounded memory (issue 15).
 
 ``MASKWORK_MONKEY_ACTIONS`` and ``MASKWORK_MONKEY_SEED`` make a longer or another run
 (``MASKWORK_MONKEY_ACTIONS=10000`` takes about 3 minutes); each run prints its resident

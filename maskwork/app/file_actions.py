@@ -227,9 +227,7 @@ class FileActions(QObject):
 
     def empty_document(self) -> None:
         """Stop the operator and remove every layer, prompt and step (another document comes)."""
-        runner = self.window.runner
-        runner.cancel()
-        runner.clear_preview()
+        self.window.runner.forget_document()
         self.window.document.reset()
         self.document_replaced.emit()
 

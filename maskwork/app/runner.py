@@ -163,6 +163,16 @@ class OperatorRunner(QObject):
         self._import_ahead()
         self.prepare()
 
+    def forget_document(self) -> None:
+        """Drop what refers to the current document (another one is coming): the last
+        Apply's inputs and source layers, the kept results of earlier clicks and the
+        finished preview. Without this the last Apply kept the previous photo alive."""
+        self.cancel()
+        self.clear_preview()
+        self.last_inputs, self.last_sources, self.last_digests = {}, {}, []
+        self._previous_results.clear()
+        self._previous_results_image = None
+
     def _import_ahead(self) -> None:
         """Import what the chosen operator runs on (torch, SimpleITK) in the background now:
         a first import holds the GIL for a while, better at the choice than mid-stroke."""

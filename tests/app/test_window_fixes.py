@@ -286,3 +286,21 @@ def test_a_parameter_change_re_runs_the_shown_preview(window, photo, qtbot):
     with qtbot.waitSignal(window.runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
         window.runner.set_params({**window.runner.params, "invert": True})
     np.testing.assert_array_equal(window.runner.preview_layer.data, 1 - before)
+
+
+def test_opening_another_image_lets_the_previous_one_go(window, photo, tmp_path, qtbot):
+    """After an Apply, the runner kept the Apply's inputs and source layers, so the previous
+    photo stayed in memory for as long as the next document was open. Freed by reference
+    counting alone (the suite collects no cycles during a test)."""
+    import weakref
+
+    path, image, truth = photo
+    assert window.open_paths([path])
+    window.choose_operator(get("threshold"))
+    with qtbot.waitSignal(window.runner.applied, timeout=30_000):
+        window.action_apply.trigger()
+    previous = [weakref.ref(layer) for layer in window.document.layers]
+    other, _ = _two_images(tmp_path)
+    assert window.open_paths([other])
+    QApplication.processEvents()
+    assert [ref() for ref in previous] == [None] * len(previous)

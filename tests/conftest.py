@@ -46,7 +46,9 @@ def no_thread_left_running():
         leaked += [f"operator run {w.name}" for w in workers.live_workers() if w.session is not None]
         workers.stop_all_workers(10_000)
         leaked += [f"worker {worker.name}" for worker in workers.live_workers()]
-    # Every worker has stopped: a safe moment.
+    # Every worker has stopped: a safe moment. What a window's idle collector froze
+    # (maskwork.app.application.collect_idle_garbage) is collectable again in later tests.
+    gc.unfreeze()
     global _tests_since_full_collection
     _tests_since_full_collection += 1
     if _tests_since_full_collection >= FULL_COLLECTION_EVERY:

@@ -3,11 +3,12 @@
 The first ``import torch`` or ``import SimpleITK`` in a worker thread spends most of its
 time in ``dlopen`` of hundreds of megabytes of shared libraries (relocations, static
 constructors). Python's import machinery calls ``dlopen`` with the GIL held, so the
-window's main thread cannot run for that long (measured here: 194 ms for torch, 88 ms
-for SimpleITK, on a 2-core machine under load). A call through ctypes releases the GIL,
+window's main thread cannot run for that long. A call through ctypes releases the GIL,
 so :func:`load_native_libraries` opens the package's extension modules by calling libc's
 ``dlopen`` through ctypes first; the import that follows finds them loaded and only runs
-their Python-side initialisation (the same measurement: 72 ms and 38 ms).
+their Python-side initialisation. ``benchmarks/native_import_stall.py`` (idle 2-core
+machine): the main thread's longest wait during the import went from 203 to 42 ms for
+torch and from 43 to 12 ms for SimpleITK.
 
 The loader is a no-op for packages already imported, on platforms without ``dlopen``
 (Windows), and for packages it cannot find: the ordinary import then does the work and
@@ -24,6 +25,8 @@ import sys
 import threading
 from pathlib import Path
 from typing import Iterable
+
+from maskwork.operators.extras import import_optional
 
 _lock = threading.Lock()
 #: Packages whose libraries were opened (or found absent), so each is tried once.
@@ -96,7 +99,7 @@ def import_ahead(module_names: Iterable[str], what: str) -> list[str]:
     """Import the modules an operator will need, libraries first (see the module notes).
 
     A front-end calls this in a worker when a person chooses an operator, so the import's
-    remaining GIL-held set-up (torch's is about 100 ms) happens then, and not in the middle
+    remaining GIL-held set-up (torch's: 42 ms, see the module notes) happens then, and not in the middle
     of the first brush stroke or click that starts a preview.
 
     Parameters
@@ -116,8 +119,6 @@ def import_ahead(module_names: Iterable[str], what: str) -> list[str]:
     MissingExtra
         A module's extra is not installed.
     """
-    from maskwork.operators.extras import import_optional
-
     pending = [name for name in module_names if name not in sys.modules]
     load_native_libraries(pending)
     for name in pending:

@@ -200,7 +200,7 @@ def check_points(points, shape: tuple[int, int], labels: tuple[int, ...] = (0, 1
     return clicks
 
 
-def markers_with_clicks(markers: np.ndarray | None, points, shape: tuple[int, int]) -> np.ndarray | None:
+def markers_with_clicks(markers: np.ndarray | None, points, shape: tuple[int, int], keep_frame: bool = False) -> np.ndarray | None:
     """Scribble markers with clicks drawn in, for operators that learn from scribbles.
 
     Each click becomes a disk of :data:`CLICK_RADIUS` pixels: object clicks (label 1) class
@@ -208,6 +208,15 @@ def markers_with_clicks(markers: np.ndarray | None, points, shape: tuple[int, in
     neither the clicks nor the scribbles mark any class but the object yet, a frame of
     :data:`CLICK_FRAME_PX` pixels around the image is marked background, so that one
     click on an object already gives a result (objects rarely fill the whole frame).
+
+    Parameters
+    ----------
+    keep_frame : bool
+        Keep the frame as background after background clicks too, while the scribbles are
+        empty (none, or a markers layer erased back to zeros). The random walker needs
+        this: a lone background disk draws little of the walk against several object
+        disks, so the first background click handed most of the image to the object (on
+        GrabCut photos the IoU fell from about 0.75 to 0.1 at that click).
 
     Returns
     -------
@@ -223,8 +232,9 @@ def markers_with_clicks(markers: np.ndarray | None, points, shape: tuple[int, in
         return markers
     drawn = clicks_to_markers(clicks, shape, CLICK_RADIUS)
     combined = np.zeros(shape, np.uint8) if markers is None else markers.astype(np.result_type(markers.dtype, np.uint8))
+    scribbled = markers is not None and bool(np.any(markers))
     combined = np.where(drawn > 0, drawn, combined).astype(combined.dtype)
-    if not np.any(combined > 1):
+    if not np.any(combined > 1) or (keep_frame and not scribbled):
         width = CLICK_FRAME_PX
         frame = np.ones(shape, bool)
         frame[width:-width, width:-width] = False

@@ -373,6 +373,10 @@ def test_the_image_frame_stays_background_after_a_background_click(cat):
     assert np.all(labels[frame & ~truth] == 2)
     # Without the frame a lone 5-pixel background disk loses most of the grass to the object.
     assert iou(labels == 1, truth) >= 0.5
+    # In the window a markers layer exists once a stroke was drawn, even erased back to
+    # nothing: it counts as no scribbles, and the frame stays background.
+    erased = np.zeros(truth.shape, np.uint8)
+    np.testing.assert_array_equal(RANDOM_WALKER.run({"image": image, "markers": erased, "points": points})["labels"], labels)
 
 
 @pytest.mark.filterwarnings("ignore:The probability range:UserWarning")

@@ -48,7 +48,6 @@ from maskwork.core.pixels import to_float_display
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
 from maskwork.operators.seeds import (
-    CLICK_FRAME_PX,
     check_image,
     check_some_finite,
     markers_with_clicks,
@@ -71,7 +70,8 @@ MAX_ITERATIONS = 500
 #: NoC@85 / NoC@90): 0 12.71 / 15.92, 0.0003 9.33 / 12.33, 0.001 8.08 / 10.75,
 #: 0.003 8.21 / 10.17, 0.01 9.17 / 11.79.
 CLICK_PRIOR = 0.003
-#: Most histogram bins per channel of the colour models (16 per channel for RGB).
+#: Most histogram bins per channel of the colour models (15 per channel for RGB, where
+#: 4096 ** (1/3) rounds down: CLICK_PRIOR was tuned with 15).
 PRIOR_BINS = 32
 
 
@@ -146,10 +146,7 @@ def random_walker(
     # Float images within [0, 1] keep their scale so beta means what it means in scikit-image.
     data = np.atleast_3d(to_float_display(check_some_finite(check_image(image)), keep_unit_floats=True))
     shape = data.shape[:2]
-    clicks_only = markers is None and bool(points)
-    markers = markers_with_clicks(markers, points, shape)
-    if clicks_only:
-        markers = _frame_as_background(markers)
+    markers = markers_with_clicks(markers, points, shape, keep_frame=True)
     if markers is None:
         raise InputError("the random walker needs scribbles (markers) of at least two classes, or clicks")
     classes = scribble_classes(markers, "the random walker", np.iinfo(np.uint16).max)
@@ -304,24 +301,6 @@ def _colour_posteriors(data: np.ndarray, class_index: np.ndarray, n_classes: int
 
 
 # ------------------------------------------------------------------ inputs
-
-
-def _frame_as_background(markers: np.ndarray) -> np.ndarray:
-    """Click markers with the image frame kept as background (class 2) where no click is.
-
-    The shared click encoding marks the frame only until a click marks background. The
-    random walker cannot do without it: a lone 5-pixel background disk draws little of
-    the walk against several object disks, so the first background click would hand
-    most of the image to the object (on GrabCut photos the IoU fell from about 0.75 to
-    0.1 at that click). Objects rarely fill the frame, and object clicks near the border
-    still win over it.
-    """
-    width = CLICK_FRAME_PX
-    frame = np.ones(markers.shape, bool)
-    frame[width:-width, width:-width] = False
-    markers = markers.copy()
-    markers[frame & (markers == 0)] = 2
-    return markers
 
 
 def _class_index(markers: np.ndarray, classes: np.ndarray) -> np.ndarray:

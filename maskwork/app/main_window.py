@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QSlider,
     QToolBar,
 )
-from shiboken6 import isValid
 
 from maskwork.app.actions import window_action
 from maskwork.app.autosave import Autosave
@@ -47,6 +46,7 @@ from maskwork.widgets.history_panel import HistoryPanel
 from maskwork.widgets.file_progress import FileProgress
 from maskwork.widgets.layer_panel import LayerPanel
 from maskwork.widgets.measure_panel import MeasurePanel
+from maskwork.widgets.messages import replace_message_box
 from maskwork.widgets.operator_panel import OperatorPanel
 from maskwork.widgets.preferences_dialog import PreferencesDialog
 from maskwork.widgets.workers import stop_all_workers
@@ -575,19 +575,10 @@ class MainWindow(QMainWindow):
         return self._message_box(QMessageBox.Icon.Information, title, text)
 
     def _message_box(self, icon: QMessageBox.Icon, title: str, text: str) -> QMessageBox:
-        """Open a window-modal message box in place of the one still open, if any.
-
-        Closing a box deletes it, and a new message replaces an unanswered one: a box
-        costs about 150 KB, and a failure repeated for hours must not pile them up.
-        """
-        if self.last_message_box is not None and isValid(self.last_message_box):
-            self.last_message_box.close()
-        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.setWindowModality(Qt.WindowModality.WindowModal)
-        box.open()
-        self.last_message_box = box
-        return box
+        """Open a window-modal message box in place of the one still open, if any
+        (:func:`~maskwork.widgets.messages.replace_message_box`)."""
+        self.last_message_box = replace_message_box(self, self.last_message_box, icon, title, text)
+        return self.last_message_box
 
     def ask(self, title: str, question: str) -> bool:
         """A yes/no question (tests replace this method)."""

@@ -37,10 +37,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from shiboken6 import isValid
 
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind, auto_contrast_limits
+from maskwork.widgets.messages import replace_message_box
 
 #: Colour maps offered for single-channel image layers (pyqtgraph knows them all).
 COLORMAPS = ("gray", "viridis", "magma", "inferno", "plasma")
@@ -336,19 +336,9 @@ class LayerPanel(QWidget):
             return None
 
     def _show_refusal(self, message: str) -> None:
-        """A window-modal warning that returns at once, as the window's own messages.
-
-        ``QMessageBox.warning`` ran a nested event loop inside the action's slot until the
-        box was answered. The box replaces the panel's unanswered one and is deleted when
-        closed, so repeated refusals never pile up.
-        """
-        if self._refusal_box is not None and isValid(self._refusal_box):
-            self._refusal_box.close()
-        box = QMessageBox(QMessageBox.Icon.Warning, "Layers", message, QMessageBox.StandardButton.Ok, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.setWindowModality(Qt.WindowModality.WindowModal)
-        box.open()
-        self._refusal_box = box
+        """A warning that returns at once, in place of the panel's unanswered one: a
+        blocking ``QMessageBox.warning`` waited inside the action's slot."""
+        self._refusal_box = replace_message_box(self, self._refusal_box, QMessageBox.Icon.Warning, "Layers", message)
 
     def _selected(self) -> Layer | None:
         return self._document.layers.selected

@@ -113,9 +113,10 @@ class Worker(WorkerBase):
     def __init__(self, compute: Callable[["Worker"], Any], *, cancel_event: threading.Event | None = None,
                  name: str = "") -> None:
         super().__init__(SignalsClass=WorkerSignals)
-        # Python owns the runnable. Left to auto-delete, Qt frees it after run() while its
-        # Python wrapper lives on; when the garbage collector later frees the wrapper (a
-        # closure cycle through the signals), the second delete aborted the process.
+        # Not auto-deleted: Qt would free it after run() while its Python wrapper lives on,
+        # and when the garbage collector later freed the wrapper (a closure cycle through
+        # the signals) the second delete aborted the process. Instead the main thread
+        # destroys it through the binding after its last signal (_release_runnable).
         self.setAutoDelete(False)
         self._compute = compute
         self.cancel_event = cancel_event or threading.Event()

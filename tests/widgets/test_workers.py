@@ -2,6 +2,8 @@
 partial results arrive coalesced, and nothing is left running."""
 
 import dataclasses
+import os
+import sys
 import threading
 import weakref
 
@@ -134,3 +136,17 @@ def test_stop_all_workers_cancels_every_running_worker(qtbot):
     qtbot.waitUntil(lambda: len(live_workers()) == 3, timeout=10_000)
     assert stop_all_workers(10_000)
     assert live_workers() == [] and all(worker.cancelled for worker in workers)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux keeps a niceness per thread")
+def test_workers_run_at_a_lower_priority_than_the_window(qtbot):
+    from maskwork.widgets.workers import WORKER_NICENESS
+
+    def compute(worker):
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    received = []
+    start_worker(compute, returned=received.append)
+    qtbot.waitUntil(lambda: bool(received), timeout=10_000)
+    window_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert received[0] == min(19, window_niceness + WORKER_NICENESS) > window_niceness

@@ -159,6 +159,26 @@ def test_exemplar_continues_a_periodic_texture():
     assert 0.7 < _detail(filled, wall, hole) < 1.25
 
 
+def test_the_walls_repeats_are_found_and_keep_a_large_fill_in_step():
+    """The translations under which the generated wall repeats (its bond: a course down
+    and half a brick across, one brick across, two courses down) are found around a 96 px
+    hole, and copies tried at them keep the fill in step with the real bond (without
+    them its error was 0.54 of Telea's: displaced joints)."""
+    from maskwork.operators.inpaint.inpaint import _dominant_offsets
+
+    wall = _brick_wall(240, 240)
+    hole = _square(wall.shape, 70, 70, 96)
+    found = {tuple(abs(int(v)) for v in offset) for offset in _dominant_offsets(wall.astype(np.float32), hole, 9)}
+    assert {(0, 32), (28, 0), (14, 16)} <= found
+    filled = INPAINT.run({"image": wall, "mask": hole}, {})["image"]
+    telea = INPAINT.run({"image": wall, "mask": hole}, {"method": "telea"})["image"]
+
+    def error(image):
+        return np.abs(image[hole].astype(np.float64) - wall[hole]).mean()
+
+    assert error(filled) < 0.45 * error(telea)
+
+
 def _edge_jump(image: np.ndarray, hole: np.ndarray) -> float:
     """Mean absolute difference between hole pixels on the edge and their known 4-neighbours."""
     image = image.astype(np.float64)

@@ -8,8 +8,10 @@ from PySide6.QtWidgets import QWidget
 
 from maskwork.core import measure
 
-#: Pixels sampled for the histogram: a strided megapixel has the same shape as the whole.
-SAMPLE_PIXELS = 1_000_000
+#: Pixels sampled for the histogram: a strided quarter megapixel (about 1,000 per bin) has
+#: the same shape as the whole. It is computed on the UI thread when an image opens: a
+#: megapixel took 19-53 ms there on a 12 MP photo, a quarter 4-7 ms.
+SAMPLE_PIXELS = 250_000
 
 
 class HistogramPlot(pg.PlotWidget):

@@ -130,6 +130,17 @@ def test_a_bool_mask_previews_without_a_copy_and_a_reduced_partial_is_stretched(
     assert (reduced.data == mask).mean() > 0.97
 
 
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.int64])
+def test_labels_preview_in_the_labels_layers_type_so_the_window_does_not_convert_them(dtype):
+    labels = np.zeros((40, 60), dtype)
+    labels[10:30, 20:40] = 2
+    preview = preview_of(Result({"labels": labels}), get("scribble_cnn"), (40, 60))
+    assert preview.kind == "labels" and preview.data.dtype == np.uint16 and (preview.data == labels).all()
+    too_large = labels.astype(np.int64) + 70_000
+    assert preview_of(Result({"labels": too_large}), get("scribble_cnn"), (40, 60)).data.dtype == np.int64
+
+
 # ----------------------------------------------------------------------------- running
 
 

@@ -62,11 +62,12 @@ class OperatorViews(QObject):
         self.metric_plot.getAxis("left").enableAutoSIPrefix(False)
         self.metric_curve = self.metric_plot.plot(pen=pg.mkPen((230, 57, 70), width=2))
         self.metric_values: list[float] = []
-        # The curve is redrawn by a timer, not in the partial result's own slot: redrawing
-        # and re-ranging the plot costs the UI thread about 8 ms, and the same slot has
-        # just drawn the partial preview, so together they would take more than a frame.
-        # Scores that arrive meanwhile are drawn at once.
-        self._curve_redraw = QTimer(self, singleShot=True, interval=0)
+        # The curve is redrawn by a timer, 100 ms after the partial result's own slot:
+        # painting the re-ranged plot (its axes' ticks and labels) costs the UI thread 4-7
+        # ms, and with no delay it was painted right after the partial preview's canvas
+        # (4-8 ms), in one stretch of more than a frame. Scores that arrive meanwhile are
+        # drawn at once.
+        self._curve_redraw = QTimer(self, singleShot=True, interval=100)
         self._curve_redraw.timeout.connect(self._redraw_metric_curve)
         self._score_plot = ScorePlot()
         self._info_buttons: dict[InfoAction, QPushButton] = {}

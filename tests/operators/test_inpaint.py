@@ -162,8 +162,9 @@ def test_exemplar_continues_a_periodic_texture():
 def test_the_walls_repeats_are_found_and_keep_a_large_fill_in_step():
     """The translations under which the generated wall repeats (its bond: a course down
     and half a brick across, one brick across, two courses down) are found around a 96 px
-    hole, and copies tried at them keep the fill in step with the real bond (without
-    them its error was 0.54 of Telea's: displaced joints)."""
+    hole, and the fill built on them (copies at them in the first guess and the search,
+    finer levels started from the copies) is the real bond, joints in place, but for the
+    noise: without them its error was 0.54 of Telea's (displaced and missing joints)."""
     from maskwork.operators.inpaint.inpaint import _dominant_offsets
 
     wall = _brick_wall(240, 240)
@@ -176,7 +177,7 @@ def test_the_walls_repeats_are_found_and_keep_a_large_fill_in_step():
     def error(image):
         return np.abs(image[hole].astype(np.float64) - wall[hole]).mean()
 
-    assert error(filled) < 0.45 * error(telea)
+    assert error(filled) < 0.3 * error(telea)
 
 
 def _edge_jump(image: np.ndarray, hole: np.ndarray) -> float:

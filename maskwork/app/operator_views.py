@@ -56,8 +56,10 @@ class OperatorViews(QObject):
         self.histogram.setObjectName("operatorHistogram")
         self.metric_plot = pg.PlotWidget(background=None)
         self.metric_plot.setObjectName("metricPlot")
-        self.metric_plot.setMinimumHeight(150)  # room for the rotated axis title
-        self.metric_plot.setMaximumHeight(170)
+        # Room for the rotated axis title. A fixed height: when the scores line appears
+        # under it at the end of a run, the plot moves instead of being resized and
+        # re-ranged (5 ms of the UI thread, on top of drawing the result).
+        self.metric_plot.setFixedHeight(160)
         # No "(x0.001)" added to the title: a loss of 0.5 reads as 0.5, and the title fits.
         self.metric_plot.getAxis("left").enableAutoSIPrefix(False)
         self.metric_curve = self.metric_plot.plot(pen=pg.mkPen((230, 57, 70), width=2))

@@ -30,11 +30,12 @@ from maskwork.pipeline.session import RunOutcome, RunSession
 #: the cores of a small laptop, the fresh preview would wait behind it.
 MIN_POOL_THREADS = 8
 
-#: How much nicer a pool thread is than the window's on Linux (0 normal, 19 lowest). On a machine with as many busy
-#: threads as cores, the window's thread at the same priority waited its turn: 4-5 gaps
-#: over 16 ms instead of 15-18 during a 12 MP registration preview (window_speed.py).
-#: Lower priority costs a computation nothing while a core is free, and a thread the
-#: worker starts (ITK's, torch's) inherits it.
+#: How much nicer a pool thread is than the window's on Linux (0 normal, 19 lowest). With
+#: as many busy threads as cores, the window's thread at the same priority waited its
+#: turn: 4-5 gaps over 16 ms instead of 15-18 during a 12 MP registration preview
+#: (window_speed.py, another process busy). A thread the worker starts (ITK's, torch's)
+#: inherits it. The price: while other programs keep every core busy, a run gets a
+#: smaller share of the CPU than they do; with a core free it loses nothing.
 WORKER_NICENESS = 10
 
 #: Per pool thread: whether its priority was lowered already.

@@ -43,8 +43,8 @@ Exemplar method
    mean of a few, because a single outlier copied in one ring, a star in a night sky,
    is matched and grown by the next rings into a foreign object); or, where the copy at
    one of the picture's dominant offsets (below) matches as well as the 3rd best of
-   them, that copy, so that a lattice or a brick bond continues in step instead of
-   averaging to a flat mass. This coarsest level, upsampled, is the first preview (a few
+   them and lies within their spread, that copy, so that a lattice or a brick bond
+   continues in step instead of averaging to a flat mass. This coarsest level, upsampled, is the first preview (a few
    tenths of a second).
 3. Each level runs expectation-maximisation rounds (Wexler, Shechtman and Irani): (a)
    PatchMatch (Barnes et al. 2009) improves the source of every patch overlapping the hole
@@ -169,11 +169,13 @@ OFFSET_COUNT, OFFSET_SIDE, OFFSET_OVERLAP = 8, 256, 0.5
 ONION_SOURCES, ONION_MIN_SOURCES, ONION_CHUNK, ONION_WORK = 4000, 400, 256, 4e8
 #: Onion peel: each pixel is the mean of what this many best-matching sources hold there,
 #: or a copy at a dominant offset whose patch matches at least as well as the
-#: ONION_OFFSET_RANK-th best of them (tuning photos: +0.13 dB, SSIM +0.014; the
-#: chain-link fence's wires and bar continue through a person-shaped hole that was a
-#: flat mass; with the 5th a bench and a piece of the dog beside it grew into the field,
-#: the 1st scored 0.03 dB less).
-ONION_CANDIDATES, ONION_OFFSET_RANK = 5, 3
+#: ONION_OFFSET_RANK-th best of them and whose squared distance to their mean is at most
+#: ONION_OFFSET_REACH times that of the farthest of them (tuning photos: +0.13 dB, SSIM
+#: +0.014; the chain-link fence's wires and bar continue through a person-shaped hole
+#: that was a flat mass; the 5th rank let a bench and a piece of the dog beside it grow
+#: into the field, the 1st scored 0.03 dB less; the reach stops that growth at the same
+#: PSNR).
+ONION_CANDIDATES, ONION_OFFSET_RANK, ONION_OFFSET_REACH = 5, 3, 2.0
 
 
 @register("inpaint", title="Inpaint", category=CATEGORY, outputs=("image",))
@@ -703,7 +705,8 @@ def _onion_fill(image, hole, radius, rng, ctx, offsets: np.ndarray) -> np.ndarra
     its surroundings (Efros-Leung texture synthesis, one layer at a time and all its
     pixels at once), searched exhaustively over up to ``ONION_SOURCES`` whole known
     patches, or its copy at one of the ``offsets`` (k, 2; the picture's dominant
-    offsets at this level's scale) where that matches as well (:func:`_offset_copies`).
+    offsets at this level's scale) where that matches as well and holds a value close
+    enough to theirs (:func:`_offset_copies`).
     """
     rows, cols, channels = image.shape
     size = 2 * radius + 1
@@ -751,7 +754,8 @@ def _onion_fill(image, hole, radius, rng, ctx, offsets: np.ndarray) -> np.ndarra
             best = np.argpartition(distance, count - 1, axis=1)[:, :count]
             values = source_patches.reshape(sources.size, size * size, channels)[best, at[part][:, None]]
             fy, fx = front_y[part], front_x[part]
-            out[fy, fx] = values.mean(axis=1)
+            mean = values.mean(axis=1)
+            out[fy, fx] = mean
             if shifts.size:
                 # A copy at one of the picture's dominant offsets instead, where the
                 # shifted patch matches this one's known and filled pixels as well as
@@ -763,6 +767,11 @@ def _onion_fill(image, hole, radius, rng, ctx, offsets: np.ndarray) -> np.ndarra
                 )
                 rank = min(ONION_OFFSET_RANK, count) - 1
                 take = shifted <= np.partition(distance, rank, axis=1)[:, rank]
+                # ... and only where the copy is a value the best sources could hold: a
+                # neighbour's structure repeated into plain ground or sky (a bench grown
+                # into the field beside it) is not.
+                spread = ((values - mean[:, None]) ** 2).sum(axis=2).max(axis=1)
+                take &= ((out[from_y, from_x] - mean) ** 2).sum(axis=1) <= ONION_OFFSET_REACH * spread
                 out[fy[take], fx[take]] = out[from_y[take], from_x[take]]
         filled[front_y, front_x] = True
     return out

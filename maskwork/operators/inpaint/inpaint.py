@@ -80,7 +80,10 @@ Exemplar method
 7. Low band: the fill's band below a Gaussian of 1 pixel is replaced by that of the
    averaged vote. The grain stays the copy's; where the sources disagree (random
    texture) the local mean is theirs, the pixel-wise closer guess, and where they agree
-   (structure) nothing changes.
+   (structure) nothing changes. Then each pixel's departure from its 5 x 5 median is
+   clipped to the 99th percentile of those of the known pixels around the hole, so a
+   star or a fleck copied along with a coherent piece of sky leaves no speck (in
+   textured surroundings that bound is the texture's own contrast).
 
 Dominant offsets (He and Sun, "Statistics of patch offsets for image completion", 2012):
 the few translations under which the known part of the region repeats best (a fence's
@@ -152,6 +155,11 @@ EDGE_PREFERENCE = 0.03
 #: fill's local mean is theirs, not one source's (tuning photos +0.12 dB, SSIM +0.01,
 #: detail 0.63 -> 0.56; it replaces a mean-shift step on the copy that gained 0.01 dB).
 LOW_BAND_SIGMA = 1.0
+#: Sharp fills: each hole pixel's departure from its 5 x 5 median is clipped to this
+#: quantile of the departures of the known pixels around the hole (a star or a fleck of a
+#: tower copied along into a plain sky; tuning photos unchanged, their fills' contrast is
+#: their surroundings').
+SPECK_QUANTILE = 0.99
 #: Averaged votes (sharp=False): weights exp(-d / 2 sigma^2), sigma^2 this percentile of
 #: the distances.
 SIGMA_PERCENTILE = 75
@@ -569,6 +577,7 @@ def _exemplar(crop, hole, patch, draft, sharp, report, offer, ctx: RunContext):
         if finest and sharp:
             level.harmonise(EDGE_BAND * patch)
             level.average_low_band(LOW_BAND_SIGMA)
+            level.clip_specks(SPECK_QUANTILE)
         current = level.image
         nnf = level.matches()
         if step + 1 < len(plan):
@@ -784,7 +793,8 @@ def _offset_copies(out, filled, target, known, cy, cx, fy, fx, shifts, dy, dx):
     the copy's distance (the mean squared difference over the pixels known in the target
     patch and filled in the shifted one; inf where no shift is usable: the pixel copied
     is not filled yet, or the shifted patch sees less than half of what is known around
-    the target) and the row and column copied from.
+    the target) and the row and column copied from (clipped into the image: where the
+    distance is inf they are only stand-ins).
     """
     rows, cols = filled.shape
     sy = cy[:, None, None] + shifts[None, :, 0, None] + dy  # (front, shifts, patch)
@@ -800,7 +810,7 @@ def _offset_copies(out, filled, target, known, cy, cx, fy, fx, shifts, dy, dx):
     distance[~copyable | (overlap < 0.5 * known.sum(axis=1)[:, None])] = np.inf
     pick = distance.argmin(axis=1)
     front = np.arange(len(fy))
-    return distance[front, pick], from_y[front, pick], from_x[front, pick]
+    return distance[front, pick], np.clip(from_y[front, pick], 0, rows - 1), np.clip(from_x[front, pick], 0, cols - 1)
 
 
 def _smooth_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -1178,6 +1188,34 @@ class _Level:
         difference[hole] = average[box][hole] - self.image[box][hole][:, :channels]
         low = cv2.GaussianBlur(difference, (0, 0), sigma).reshape(difference.shape)
         self.image[box][hole, :channels] += low[hole]
+
+    def clip_specks(self, quantile: float) -> None:
+        """Keep the fill no speckier than the known pixels around the hole.
+
+        A coherent copy carries along whatever its source region holds, a star or a
+        bright fleck beside the real sky, which in plain surroundings is a visible speck
+        (and costs far more squared error than it weighs). Each hole pixel's departure
+        from the 5 x 5 median is clipped to the ``quantile`` of those departures among the
+        known pixels within two patches of the hole: in grass, fur or a fence that bound
+        is the texture's own contrast and nothing changes; in a plain sky it is the noise.
+        """
+        channels = self.colour
+        rows, cols = self.shape
+        reach = 2 * (2 * self.radius + 1)
+        ys, xs = np.nonzero(self.hole)
+        box = (slice(max(0, ys.min() - reach), min(rows, ys.max() + reach + 1)),
+               slice(max(0, xs.min() - reach), min(cols, xs.max() + reach + 1)))
+        image = self.image[box][..., :channels]
+        median = np.dstack([cv2.medianBlur(np.ascontiguousarray(image[..., c]), 5) for c in range(channels)])
+        departure = image - median
+        size = np.abs(departure).max(axis=2)
+        hole = self.hole[box]
+        ring = ~hole & (cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3) <= reach)
+        if not ring.any():
+            return
+        bound = float(np.quantile(size[ring], quantile))
+        scale = np.minimum(1.0, bound / np.maximum(size, 1e-6))
+        self.image[box][hole, :channels] = (median + departure * scale[..., None])[hole]
 
     def _vote_weights(self, percentile: float = SIGMA_PERCENTILE) -> np.ndarray:
         """Each target's vote weight, exp(-d / 2 sigma^2), sigma^2 a percentile of the distances."""

@@ -276,14 +276,14 @@ class OperatorRunner(QObject):
         return self._preview
 
     # -- inputs -----------------------------------------------------------------------
-    def gather_inputs(self, spec: OperatorSpec, sources: dict | None = None) -> dict:
+    def gather_inputs(self, spec: OperatorSpec, sources: dict | None = None, *, copy_editable: bool = True) -> dict:
         """Snapshot the inputs ``spec`` takes from the document, by the session's policy.
 
         The selected layer feeds the input it fits; otherwise ``image`` is the bottom image,
         ``image2`` the topmost other one, ``markers`` the topmost visible scribble layer and
         ``mask`` the topmost mask or labels layer (see
-        :data:`maskwork.pipeline.session.INPUT_POLICY`). Seed layers are copied: the person
-        may keep drawing while the run goes on.
+        :data:`maskwork.pipeline.session.INPUT_POLICY`). Seed layers are copied (here, or by
+        the session's worker): the person may keep drawing while the run goes on.
 
         Parameters
         ----------
@@ -293,6 +293,9 @@ class OperatorRunner(QObject):
             Filled with input name -> the :class:`Layer` it came from (``rect`` and
             ``points`` come from the document's prompts and get no entry): recipes record
             whether an input was the opened image, a drawn seed or an earlier result.
+        copy_editable : bool
+            Copy the seed layers here; False leaves them to a session that copies them
+            in its worker (see :func:`~maskwork.pipeline.session.collect_inputs`).
 
         Raises
         ------
@@ -320,7 +323,7 @@ class OperatorRunner(QObject):
             values[spec.previous_result_input] = (
                 self._previous_result(spec, values["image"], doc.points[:-1], doc.rect) if doc.points else None
             )
-        inputs = collect_inputs(spec, values)
+        inputs = collect_inputs(spec, values, copy_editable=copy_editable)
         if sources is not None:
             sources.update({name: layer for name, layer in chosen.items() if name in inputs})
         return inputs
@@ -376,8 +379,8 @@ class OperatorRunner(QObject):
             self._stop_session()
         sources: dict = {}
         try:
-            inputs = self.gather_inputs(self.spec, sources)
-            session = RunSession(self.spec, inputs, self.params, purpose, sources)
+            inputs = self.gather_inputs(self.spec, sources, copy_editable=False)
+            session = RunSession(self.spec, inputs, self.params, purpose, sources, copy_in_worker=True)
         except InputError as error:
             if purpose == "preview" and quiet:
                 self.message.emit(str(error))

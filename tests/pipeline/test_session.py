@@ -69,6 +69,27 @@ def test_inputs_are_snapshots_and_empty_seeds_count_as_none():
         collect_inputs(get("threshold"), {})
 
 
+
+def test_a_session_can_copy_the_scribbles_in_its_worker_while_painting_goes_on():
+    from maskwork.core.layers import Layer, is_lent
+
+    image = data.camera()
+    scribbles = Layer(np.zeros(image.shape, np.uint8), "markers", "scribbles")
+    scribbles.write((slice(10, 20), slice(10, 20)), 1)
+    scribbles.write((slice(300, 310), slice(10, 20)), 2)
+    inputs = collect_inputs(get("random_walker"), {"image": image, "markers": scribbles.data}, copy_editable=False)
+    assert inputs["markers"] is scribbles.data, "nothing is copied on the front-end's thread"
+    session = RunSession(get("random_walker"), inputs, {}, "preview", copy_in_worker=True)
+    assert is_lent(inputs["markers"])
+    lent = inputs["markers"]
+    scribbles.write((slice(100, 110), slice(100, 110)), 1)  # the person paints before the worker starts
+    assert scribbles.data is not lent and lent[105, 105] == 0, "the stroke went into the layer's own copy"
+    outcome = session.execute()
+    assert outcome.status == DONE
+    assert session.inputs["markers"] is not lent and not is_lent(lent)
+    assert session.inputs["markers"][105, 105] == 0 and session.inputs["markers"][15, 15] == 1
+
+
 # ----------------------------------------------------------------------------- results
 
 

@@ -50,7 +50,7 @@ Exemplar method
    PatchMatch (Barnes et al. 2009) improves the source of every patch overlapping the hole
    at once, in whole-array steps: on the levels above full resolution every patch first
    tries the picture's dominant offsets (below), propagation takes the shifted source of
-   the patch 1 and 4 pixels away in each of the four directions, random search tries
+   the patch 1 pixel away in each of the four directions, random search tries
    sources in windows halving from the level's size to one pixel (none at full
    resolution: the level above placed the matches); sources are patches lying wholly in
    the known part of the region; (b) every hole pixel takes its value in the
@@ -163,9 +163,10 @@ SPECK_QUANTILE = 0.99
 #: Averaged votes (sharp=False): weights exp(-d / 2 sigma^2), sigma^2 this percentile of
 #: the distances.
 SIGMA_PERCENTILE = 75
-#: PatchMatch propagation: copy the shifted source of the target this far away (a jump
-#: of 2 as well costs a sixth of the search and changes nothing measurable).
-PROPAGATION_JUMPS = (1, 4)
+#: PatchMatch propagation: copy the shifted source of the target this far away (jumps
+#: of 2 and 4 as well cost a third of the search and changed nothing measurable: tuning
+#: photos 16.84 dB with them, 16.84-16.90 without).
+PROPAGATION_JUMPS = (1,)
 #: Dominant offsets (He and Sun 2012): how many translations of the known picture onto
 #: itself every patch tries as its source on the levels above full resolution (tuning
 #: photos +0.07 dB; brick courses and fence wires keep in step), the largest side
@@ -771,8 +772,12 @@ def _onion_fill(image, hole, radius, rng, ctx, offsets: np.ndarray) -> np.ndarra
                 # the ONION_OFFSET_RANK-th best sampled source: a lattice or a brick
                 # bond continues in step ring after ring, where the mean of sources at
                 # different phases is a flat blur that the later levels match and keep.
+                # Every other row and column of the patch: a quarter of the gathers,
+                # the same choice to within noise.
+                sparse = ((dy - dy[0]) % 2 == 0) & ((dx - dx[0]) % 2 == 0)
                 shifted, from_y, from_x = _offset_copies(
-                    out, filled, target, known, cy[part], cx[part], fy, fx, shifts, dy, dx
+                    out, filled, target[:, sparse], known[:, sparse], cy[part], cx[part], fy, fx, shifts,
+                    dy[sparse], dx[sparse],
                 )
                 rank = min(ONION_OFFSET_RANK, count) - 1
                 take = shifted <= np.partition(distance, rank, axis=1)[:, rank]

@@ -40,26 +40,26 @@ Exemplar method
    its border; every pixel of a ring takes the mean of its value in the 5 known patches
    that best match its known and already-filled surroundings (Efros-Leung, a whole ring
    at once, exhaustive over up to 4000 patches with one matrix product per chunk; the
-   mean of a few, because a single outlier copied in one ring, a star in a night sky,
-   is matched and grown by the next rings into a foreign object); or, where the copy at
-   one of the picture's dominant offsets (below) matches as well as the 3rd best of
-   them and lies within their spread, that copy, so that a lattice or a brick bond
-   continues in step instead of averaging to a flat mass. This coarsest level, upsampled, is the first preview (a few
-   tenths of a second).
+   mean of a few, because a single outlier copied in one ring, a star in a night sky, is
+   matched and grown by the next rings into a foreign object); or, where the copy at one
+   of the picture's dominant offsets (below) matches as well as the 3rd best of them and
+   lies within their spread, that copy, so that a lattice or a brick bond continues in
+   step instead of averaging to a flat mass. This coarsest level, upsampled, is the first
+   preview (a few tenths of a second).
 3. Each level runs expectation-maximisation rounds (Wexler, Shechtman and Irani): (a)
-   PatchMatch (Barnes et al. 2009) improves the source of every patch overlapping the hole
-   at once, in whole-array steps: on the levels above full resolution every patch first
-   tries the picture's dominant offsets (below), propagation takes the shifted source of
-   the patch 1 pixel away in each of the four directions, random search tries
+   PatchMatch (Barnes et al. 2009) improves the source of every patch overlapping the
+   hole at once, in whole-array steps: on the levels above full resolution every patch
+   first tries the picture's dominant offsets (below), propagation takes the shifted
+   source of the patch 1 pixel away in each of the four directions, random search tries
    sources in windows halving from the level's size to one pixel (none at full
    resolution: the level above placed the matches); sources are patches lying wholly in
    the known part of the region; (b) every hole pixel takes its value in the
    best-matching patch covering it (whole shifted arrays, one comparison per offset), the
    distance divided by the patch's known fraction plus 0.03: a patch that straddles the
    hole's edge beats one that merely matches the fill copied before, so the fill follows
-   the edge. Rounds: 3 on the coarsest level, 1 on each finer one. At full resolution only the patches at
-   every second offset take part, and the same pass makes the averaged vote (as
-   ``sharp=False`` does) for step 7.
+   the edge. Rounds: 3 on the coarsest level, 1 on each finer one. At full resolution
+   only the patches at every second offset take part, and the same pass makes the
+   averaged vote (as ``sharp=False`` does) for step 7.
 4. Patch distances are squared differences of low-frequency DCT coefficients after an
    orthonormal opponent colour transform (a luminance and two chroma planes, decorrelated
    like Lab's; 10 luminance and 2 x 3 chroma coefficients for RGB), computed for every
@@ -68,8 +68,8 @@ Exemplar method
 5. The matches and the filled image are upsampled to the next level, which starts from
    them; a level between the coarsest and full resolution starts from what the upsampled
    matches copy there (against the upsampled blur, thin structure such as mortar joints
-   loses to sources at another phase). Each finished level is offered as a partial result, so the preview sharpens as
-   it goes; ``draft`` stops early and upsamples.
+   loses to sources at another phase). Each finished level is offered as a partial
+   result, so the preview sharpens as it goes; ``draft`` stops early and upsamples.
 6. Seams, at full resolution: where two neighbouring hole pixels were copied from pixels
    that are not neighbours (and across the hole's edge), the wanted difference between
    them is the mean of what each side's source continues with; elsewhere the copy's own
@@ -82,8 +82,9 @@ Exemplar method
    texture) the local mean is theirs, the pixel-wise closer guess, and where they agree
    (structure) nothing changes. Then each pixel's departure from its 5 x 5 median is
    clipped to the 99th percentile of those of the known pixels around the hole, so a
-   star or a fleck copied along with a coherent piece of sky leaves no speck (in
-   textured surroundings that bound is the texture's own contrast).
+   star copied along with a coherent piece of sky leaves no speck (in textured
+   surroundings that bound is the texture's own contrast; a fleck wider than a few
+   pixels, which the median follows, can remain).
 
 Dominant offsets (He and Sun, "Statistics of patch offsets for image completion", 2012):
 the few translations under which the known part of the region repeats best (a fence's

@@ -119,9 +119,9 @@ def collect_inputs(spec: OperatorSpec, values: Mapping[str, Any], *, copy_editab
         ``(x, y, w, h)`` for ``rect``; ``(row, col, label)`` triples for ``points``); None
         or absent when not chosen. Names the operator does not take are ignored.
     copy_editable : bool
-        Copy scribbles and masks (the person may keep drawing). A front-end that lends
-        them instead (:func:`~maskwork.core.layers.lend_arrays`) passes False and gives the
-        :class:`RunSession` the give-back function: the worker then copies them.
+        Copy scribbles and masks (the person may keep drawing). False leaves them to a
+        :class:`RunSession` made with ``copy_in_worker=True``, which lends them
+        (:func:`~maskwork.core.layers.lend_arrays`) until its worker has copied them.
 
     Returns
     -------

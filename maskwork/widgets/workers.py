@@ -70,15 +70,16 @@ def lower_thread_priority() -> None:
     if getattr(_thread_state, "lowered", False):
         return
     _thread_state.lowered = True
-    if sys.platform.startswith("linux"):
-        try:
-            thread = threading.get_native_id()
-            # A pool thread starts at the window's niceness (the process's).
-            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + WORKER_NICENESS))
-        except OSError:  # a sandbox may forbid it; the work still runs
-            pass
-    else:
-        QThread.currentThread().setPriority(QThread.Priority.LowPriority)
+    try:
+        if sys.platform.startswith("linux"):
+            # Relative to the window's thread, whose Linux thread id is the process id (a
+            # pool thread started by another one would otherwise add its niceness again).
+            window = os.getpriority(os.PRIO_PROCESS, os.getpid())
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, window + WORKER_NICENESS))
+        else:
+            QThread.currentThread().setPriority(QThread.Priority.LowPriority)
+    except (OSError, RuntimeError):  # a sandbox may forbid it: the work runs all the same
+        pass
 
 
 def _release_runnable(worker: "Worker") -> None:
@@ -160,8 +161,8 @@ class Worker(WorkerBase):
         return f"<Worker {self.name}>"
 
     def work(self) -> Any:  # noqa: D102 (runs in the pool thread)
-        lower_thread_priority()
         try:
+            lower_thread_priority()
             return self._compute(self)
         except Exception:
             raise

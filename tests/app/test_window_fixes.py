@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -273,6 +273,21 @@ def test_the_metric_plot_is_cleared_when_another_operator_is_chosen(window, tmp_
     (x_low, x_high), (y_low, y_high) = views.metric_plot.getViewBox().viewRange()
     assert (x_low, x_high, y_low, y_high) == (0, 1, 0, 1), "the last run's axes are gone too"
     assert views.metric_plot.getAxis("left").labelString().count("x0.") == 0, "the title is not lengthened"
+
+
+def test_the_metric_curve_is_drawn_while_scores_keep_arriving_faster_than_its_redraw(window, qtbot):
+    window.choose_operator(get("register_intensity"))
+    views = window.operator_views
+    drawn = []
+    feed = QTimer(interval=20)  # an optimiser reporting 50 scores a second
+    feed.timeout.connect(lambda: window.runner.partial_scores.emit({views._score_plot.score: 1.0 / (2 + len(drawn))}))
+    views.metric_curve.sigPlotChanged.connect(lambda item: drawn.append(len(item.getData()[0] if item.getData()[0] is not None else ())))
+    feed.start()
+    try:
+        qtbot.waitUntil(lambda: len(drawn) >= 2, timeout=2000)
+    finally:
+        feed.stop()
+    assert 0 < drawn[0] < len(views.metric_values), "drawn during the run, not only after the last score"
 
 
 def test_a_parameter_change_re_runs_the_shown_preview(window, photo, qtbot):

@@ -69,7 +69,6 @@ def test_inputs_are_snapshots_and_empty_seeds_count_as_none():
         collect_inputs(get("threshold"), {})
 
 
-
 def test_a_session_can_copy_the_scribbles_in_its_worker_while_painting_goes_on():
     from maskwork.core.layers import Layer, is_lent
 
@@ -149,7 +148,6 @@ def test_a_bool_mask_previews_without_a_copy_and_a_reduced_partial_is_stretched(
     reduced = preview_of(Result({"mask": mask[::2, ::2]}), get("threshold"), (40, 60))
     assert reduced.data.shape == (40, 60) and reduced.bounds is None
     assert (reduced.data == mask).mean() > 0.97
-
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.int64])

@@ -149,4 +149,6 @@ def test_workers_run_at_a_lower_priority_than_the_window(qtbot):
     start_worker(compute, returned=received.append)
     qtbot.waitUntil(lambda: bool(received), timeout=10_000)
     window_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    if window_niceness >= 19:
+        pytest.skip("the tests already run at the lowest priority")
     assert received[0] == min(19, window_niceness + WORKER_NICENESS) > window_niceness

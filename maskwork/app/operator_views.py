@@ -64,13 +64,13 @@ class OperatorViews(QObject):
         self.metric_plot.getAxis("left").enableAutoSIPrefix(False)
         self.metric_curve = self.metric_plot.plot(pen=pg.mkPen((230, 57, 70), width=2))
         self.metric_values: list[float] = []
-        # The curve is redrawn by a timer, 100 ms after the partial result's own slot:
-        # painting the re-ranged plot (its axes' ticks and labels) costs the UI thread 4-7
-        # ms, and with no delay it was painted right after the partial preview's canvas
-        # (4-8 ms), in one stretch of more than a frame. Scores that arrive meanwhile join
-        # that redraw (the timer is not restarted), so a fast optimiser's curve is drawn
-        # ten times a second.
-        self._curve_redraw = QTimer(self, singleShot=True, interval=100)
+        # The curve is redrawn by a timer, 250 ms after the first new score: painting the
+        # re-ranged plot (its axes' ticks and labels) costs the UI thread 4-7 ms, and with
+        # no delay it was painted right after the partial preview's canvas (4-8 ms), in one
+        # stretch of more than a frame. Scores that arrive meanwhile join that redraw (the
+        # timer is not restarted): a fast optimiser's curve moves four times a second,
+        # which reads as live, for a quarter of the UI thread's time at ten.
+        self._curve_redraw = QTimer(self, singleShot=True, interval=250)
         self._curve_redraw.timeout.connect(self._redraw_metric_curve)
         self._score_plot = ScorePlot()
         self._info_buttons: dict[InfoAction, QPushButton] = {}

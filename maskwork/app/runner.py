@@ -432,7 +432,7 @@ class OperatorRunner(QObject):
         self.busy_changed.emit(False)
         spec = session.spec
         if outcome.status == DONE:
-            self._remember_result(spec, session.inputs, outcome.result)
+            self._remember_result(spec, session.inputs, outcome)
             self.scores.emit(dict(outcome.result.scores))
             if session.purpose == "preview":
                 if self._session_revision == self._inputs_revision:
@@ -473,16 +473,14 @@ class OperatorRunner(QObject):
         bits, shape = stored
         return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
 
-    def _remember_result(self, spec: OperatorSpec, inputs: dict, result) -> None:
-        """Keep the main output of an operator that refines its previous result."""
-        if spec.previous_result_input is None:
-            return
-        mask = result.outputs.get(spec.outputs[0])
-        if mask is None or np.ndim(mask) != 2:
+    def _remember_result(self, spec: OperatorSpec, inputs: dict, outcome: RunOutcome) -> None:
+        """Keep the main output of an operator that refines its previous result (packed
+        by the worker: :attr:`RunOutcome.packed_output`)."""
+        if outcome.packed_output is None:
             return
         results = self._results_for(inputs.get("image"))
         key = self._seed_state(spec, inputs.get("points", ()), inputs.get("rect"))
-        results[key] = (np.packbits(np.asarray(mask, bool)), np.shape(mask))
+        results[key] = outcome.packed_output
         results.move_to_end(key)
         while len(results) > PREVIOUS_RESULTS_KEPT:
             results.popitem(last=False)

@@ -397,6 +397,11 @@ class RunOutcome:
         The layers an Apply adds (made in the worker thread).
     preview : PreviewData or None
         What a preview shows (made in the worker thread).
+    packed_output : tuple or None
+        For an operator that refines its previous result (``previous_result_input``):
+        its main 2-D output as ``(np.packbits(output != 0), shape)``, made in the worker
+        thread for the front-end to keep for the next click (packing 12 MP took its
+        thread 1.5-3 ms).
     """
 
     status: str
@@ -407,6 +412,7 @@ class RunOutcome:
     seconds: float = 0.0
     layers: list[OutputLayer] = field(default_factory=list)
     preview: PreviewData | None = None
+    packed_output: tuple[np.ndarray, tuple[int, int]] | None = None
 
     @property
     def is_input_error(self) -> bool:
@@ -574,11 +580,17 @@ class RunSession:
         state between runs (a CNN that trains on) is not run again.
         """
         if self.purpose == "preview":
-            return RunOutcome(DONE, result, preview=preview_of(result, self.spec, self._shape))
-        layers = result_layers(self.spec, result, self.inputs)
-        for layer in layers:
-            layer.digest = pixel_digest(layer.data)
-        return RunOutcome(DONE, result, layers=layers)
+            outcome = RunOutcome(DONE, result, preview=preview_of(result, self.spec, self._shape))
+        else:
+            layers = result_layers(self.spec, result, self.inputs)
+            for layer in layers:
+                layer.digest = pixel_digest(layer.data)
+            outcome = RunOutcome(DONE, result, layers=layers)
+        if self.spec.previous_result_input is not None:
+            main = result.outputs.get(self.spec.outputs[0])
+            if main is not None and np.ndim(main) == 2:
+                outcome.packed_output = (np.packbits(np.asarray(main) != 0), np.shape(main))
+        return outcome
 
     def _memory_shortage(self) -> str | None:
         """A warning when the run's estimated memory exceeds what its device has free."""

@@ -89,6 +89,19 @@ def test_a_session_can_copy_the_scribbles_in_its_worker_while_painting_goes_on()
     assert session.inputs["markers"][105, 105] == 0 and session.inputs["markers"][15, 15] == 1
 
 
+
+def test_an_operator_that_refines_its_result_gets_it_packed_in_the_worker():
+    image = data.coins()
+    session = RunSession(get("click_select"), {"image": image, "points": [(120, 170, 1)]}, {}, "preview")
+    outcome = session.execute()
+    assert outcome.status == DONE
+    bits, shape = outcome.packed_output
+    mask = outcome.result.outputs["mask"]
+    assert shape == mask.shape and (np.unpackbits(bits, count=mask.size).reshape(shape) == (mask != 0)).all()
+    threshold = RunSession(get("threshold"), {"image": image}, {}, "preview").execute()
+    assert threshold.packed_output is None, "only operators that refine their previous result"
+
+
 # ----------------------------------------------------------------------------- results
 
 

@@ -17,7 +17,9 @@ Sections (``--sections 1,2,3,4,5``, all by default):
    own CPU time in it, which separates the window's work from waiting (a worker's C
    code holding the GIL, no free core). Garbage collections of the oldest generation
    are marked with their duration: they hold the GIL in whichever thread allocates, so
-   they stall the main thread too.
+   they stall the main thread too. On a virtual machine the host may take a CPU away
+   (steal time, read from /proc/stat): such a gap freezes the whole program, so each run
+   also gets its longest gap without steal in it, the stall the program itself caused.
 3. End of a box drag (mouse events on the canvas viewport) to the first preview painted,
    auto-preview on, GrabCut chosen; with no preview showing, and re-dragging over one.
 4. Brush segments per second on an 8192 x 8192 image (markers layer), through the
@@ -193,12 +195,38 @@ def make_big(path: Path) -> None:
     cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
 
 
+def run_queue_seconds() -> float:
+    """How long the calling thread has waited for a core so far (Linux schedstat; NaN elsewhere)."""
+    try:
+        with open("/proc/thread-self/schedstat") as stats:
+            return int(stats.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def steal_seconds() -> float:
+    """The machine's steal time so far, all CPUs together (Linux /proc/stat; NaN elsewhere).
+
+    Counted in clock ticks (10 ms on most kernels): a gap that shows steal lost at least
+    part of its time to the host; one without may still have lost less than a tick.
+    """
+    try:
+        with open("/proc/stat") as stats:
+            return int(stats.readline().split()[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 class Heartbeat:
     """A QTimer in the main thread; the gaps between its ticks are the stalls.
 
     Each tick also reads the main thread's CPU time: a gap the main thread spent working
     is its own code; a gap it spent waiting is another thread holding the GIL (a C
-    extension that does not release it, a garbage collection) or no free core.
+    extension that does not release it, a garbage collection) or no free core. Where
+    Linux tells, each tick also reads how long the main thread waited for a core (its
+    run-queue delay) and the machine's steal time: the time a virtual machine's host ran
+    something else on our CPUs, which freezes every thread without any of them running
+    or waiting in our own scheduler.
     """
 
     def __init__(self, interval_ms: int = HEARTBEAT_MS) -> None:
@@ -210,12 +238,14 @@ class Heartbeat:
         self.timer.timeout.connect(self._tick)
         self.ticks: list[float] = []
         self.cpu: list[float] = []
+        self.queued: list[float] = []
+        self.stolen: list[float] = []
         self.events: list[tuple[float, str]] = []
         self._collection_started = 0.0
 
     def start(self) -> None:
-        self.ticks = [time.perf_counter()]
-        self.cpu = [time.thread_time()]
+        self.ticks, self.cpu, self.queued, self.stolen = [], [], [], []
+        self._read()
         self.events = []
         gc.callbacks.append(self._on_collection)
         self.timer.start()
@@ -223,8 +253,7 @@ class Heartbeat:
     def stop(self) -> None:
         self.timer.stop()
         gc.callbacks.remove(self._on_collection)
-        self.ticks.append(time.perf_counter())
-        self.cpu.append(time.thread_time())
+        self._read()
 
     def _on_collection(self, phase: str, info: dict) -> None:
         """Mark each collection of the oldest generation (it may run in a worker thread)."""
@@ -236,8 +265,13 @@ class Heartbeat:
             self.mark(f"gc of the oldest generation {ms(time.perf_counter() - self._collection_started)}")
 
     def _tick(self) -> None:
+        self._read()
+
+    def _read(self) -> None:
         self.ticks.append(time.perf_counter())
         self.cpu.append(time.thread_time())
+        self.queued.append(run_queue_seconds())
+        self.stolen.append(steal_seconds())
 
     def mark(self, label: str) -> None:
         self.events.append((time.perf_counter(), label))
@@ -249,18 +283,32 @@ class Heartbeat:
         """Main-thread CPU time inside each gap."""
         return np.diff(np.asarray(self.cpu))
 
+    def steal(self) -> np.ndarray:
+        """The host's steal time inside each gap, all CPUs together (NaN where unknown)."""
+        return np.diff(np.asarray(self.stolen))
+
+    def gaps_without_steal(self) -> np.ndarray:
+        """The gaps in which the host took no CPU time (all of them where steal is unknown)."""
+        gaps, steal = self.gaps(), self.steal()
+        return gaps[~(steal > 0)]
+
     def worst(self, count: int = 3) -> list[str]:
         """The longest gaps, with the main thread's CPU time in each and the events inside
         it (or the last one before it)."""
         ticks = np.asarray(self.ticks)
         gaps, busy = np.diff(ticks), self.busy()
+        queued, steal = np.diff(np.asarray(self.queued)), self.steal()
         out = []
         for index in np.argsort(gaps)[::-1][:count]:
             start, end = ticks[index], ticks[index + 1]
             during = [label for t, label in self.events if start <= t <= end]
             before = [label for t, label in self.events if t < start]
             where = f"during: {', '.join(during)}" if during else f"after: {before[-1] if before else 'start'}"
-            out.append(f"{gaps[index] * 1000:.0f} ms, main thread busy {busy[index] * 1000:.0f} ms, at +{(start - ticks[0]):.2f} s ({where})")
+            waits = "" if np.isnan(queued[index]) else f", waiting for a core {queued[index] * 1000:.0f} ms"
+            if steal[index] > 0:
+                waits += f", host steal {steal[index] * 1000:.0f} ms"
+            out.append(f"{gaps[index] * 1000:.0f} ms, main thread busy {busy[index] * 1000:.0f} ms{waits}, "
+                       f"at +{(start - ticks[0]):.2f} s ({where})")
         return out
 
 
@@ -410,6 +458,14 @@ def stall_run(window, purpose: str, title: str, timeout_s: float = 180.0) -> Non
         f"{len(gaps)} ticks, {int((gaps > FRAME_S).sum())} gaps > 16 ms)",
         "<= 16 ms",
         gaps.max() <= FRAME_S,
+    )
+    own = beat.gaps_without_steal()
+    record(
+        f"2 {title}: longest gap in which the host stole no CPU time",
+        f"{ms(own.max())} ({int((own > FRAME_S).sum())} gaps > 16 ms; {int((gaps > FRAME_S).sum() - (own > FRAME_S).sum())} "
+        f"more had host steal in them, {ms(np.nansum(beat.steal()))} of steal in the run)",
+        "<= 16 ms",
+        own.max() <= FRAME_S,
     )
     record(
         f"2 {title}: most main-thread CPU inside one gap",

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from scipy import ndimage
 
 #: A click: (row, col, label) with label 1 = object, 0 = not object.
 Click = tuple[int, int, int]
@@ -58,6 +57,11 @@ def next_click(
         equals, so the rule is deterministic) and 1 for a missed object pixel, 0 for a
         wrongly included one.
     """
+    # Imported here, not with the module: the window imports this module for
+    # clicks_to_markers at a run's start, where importing scipy.ndimage held the GIL long
+    # enough to stall the window (15-23 ms gaps at the first GrabCut Apply).
+    from scipy import ndimage
+
     prediction, truth = np.asarray(prediction, bool), np.asarray(truth, bool)
     allowed = np.ones(truth.shape, bool) if valid is None else np.asarray(valid, bool)
     if clicked is not None:

@@ -13,7 +13,7 @@ from enum import Enum
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainterPath
+from PySide6.QtGui import QColor, QKeyEvent, QPainterPath
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
@@ -632,8 +632,13 @@ class _SpaceKey(QObject):
         self._canvas = canvas
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        # Every event of the application passes here (building one operator's form sends
+        # about 1,800): the isinstance test lets the others through in 0.8 us instead of
+        # the 1.8 us that reading their type as a Python enum costs.
+        if not isinstance(event, QKeyEvent) or event.key() != Qt.Key.Key_Space:
+            return False
         kind = event.type()
-        if kind not in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) or event.key() != Qt.Key.Key_Space:
+        if kind not in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
             return False
         if (not isinstance(watched, QWidget) or isinstance(watched, TEXT_INPUTS)
                 or watched.window() is not self._canvas.window()):

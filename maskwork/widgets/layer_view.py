@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtGui import QTransform
+from PySide6.QtGui import QImage, QTransform
 
 from maskwork.core.colors import label_colors
 from maskwork.core.layers import Bounds, Layer, LayerKind
@@ -77,6 +77,33 @@ def _colormap_lut(name: str) -> np.ndarray | None:
         return pg.colormap.get(name).getLookupTable(nPts=256, alpha=False)
     except (FileNotFoundError, KeyError, ValueError):
         return None
+
+
+class _TileItem(pg.ImageItem):
+    """An image item that keeps its rendered picture in the format Qt draws fastest.
+
+    pyqtgraph renders RGB tiles as RGB888, labels and masks through a colour table as
+    Indexed8, gray ones as Grayscale8; Qt's raster engine converts those at every draw.
+    Converted once after rendering, a 512 x 512 tile draws 2-5 times faster (scaled to 367
+    pixels: RGB888 0.40 -> RGB32 0.08 ms, Indexed8 0.65 -> ARGB32 premultiplied 0.19 ms, the
+    conversion itself 0.12-0.17 ms): every repaint draws every visible tile of every layer.
+    """
+
+    def render(self, *args, **kwargs) -> None:
+        super().render(*args, **kwargs)
+        picture = self.qimage
+        if picture is None:
+            return
+        opaque = picture.format() in _OPAQUE_FORMATS or (
+            picture.format() == QImage.Format.Format_Indexed8 and not picture.hasAlphaChannel())
+        if opaque:
+            self.qimage = picture.convertToFormat(QImage.Format.Format_RGB32)
+        elif picture.format() in _TRANSLUCENT_FORMATS:
+            self.qimage = picture.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+
+
+_OPAQUE_FORMATS = frozenset((QImage.Format.Format_RGB888, QImage.Format.Format_Grayscale8))
+_TRANSLUCENT_FORMATS = frozenset((QImage.Format.Format_Indexed8, QImage.Format.Format_ARGB32, QImage.Format.Format_RGBA8888))
 
 
 def _spare_items(view: pg.ViewBox) -> list[pg.ImageItem]:
@@ -234,7 +261,7 @@ class LayerView:
         if spare:
             item = spare.pop()
         else:
-            item = pg.ImageItem(axisOrder="row-major")
+            item = _TileItem(axisOrder="row-major")
             # Nearest-neighbour magnification is what an image editor shows at high zoom.
             item.setAutoDownsample(False)
             self._view.addItem(item, ignoreBounds=True)

@@ -1275,6 +1275,8 @@ class _Level:
         small_size = (max(1, image.shape[1] // shrink), max(1, image.shape[0] // shrink))
         small = cv2.resize(image, small_size, interpolation=cv2.INTER_AREA).reshape(small_size[1], small_size[0], -1)
         small_hole = cv2.resize(hole.astype(np.float32), small_size, interpolation=cv2.INTER_AREA) > 0
+        if small_hole.all():
+            return  # no known pixel survives the shrinking: nothing to fill from
         filled = cv2.resize(_smooth_fill(small, small_hole), image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
         smooth = cv2.GaussianBlur(filled, (0, 0), sigma).reshape(image.shape)
         foreign = (np.abs(image - smooth).max(axis=2) > bound) & hole

@@ -57,9 +57,9 @@ def next_click(
         equals, so the rule is deterministic) and 1 for a missed object pixel, 0 for a
         wrongly included one.
     """
-    # Imported here, not with the module: the window imports this module for
-    # clicks_to_markers at a run's start, where importing scipy.ndimage held the GIL long
-    # enough to stall the window (15-23 ms gaps at the first GrabCut Apply).
+    # Imported here, not with the module: operators import this module for
+    # clicks_to_markers at a run's start, in the worker, where importing scipy.ndimage
+    # held the GIL long enough to stall the window (15-23 ms gaps at the first GrabCut Apply).
     from scipy import ndimage
 
     prediction, truth = np.asarray(prediction, bool), np.asarray(truth, bool)

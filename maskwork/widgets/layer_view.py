@@ -80,19 +80,28 @@ def _colormap_lut(name: str) -> np.ndarray | None:
 
 
 class _TileItem(pg.ImageItem):
-    """An image item that keeps its rendered picture in the format Qt draws fastest.
+    """An image item that can keep its rendered picture in the format Qt draws fastest.
 
-    pyqtgraph renders RGB tiles as RGB888, labels and masks through a colour table as
-    Indexed8, gray ones as Grayscale8; Qt's raster engine converts those at every draw.
-    Converted once after rendering, a 512 x 512 tile draws 2-5 times faster (scaled to 367
-    pixels: RGB888 0.40 -> RGB32 0.08 ms, Indexed8 0.65 -> ARGB32 premultiplied 0.19 ms, the
-    conversion itself 0.12-0.17 ms): every repaint draws every visible tile of every layer.
+    pyqtgraph renders RGB tiles as RGB888, gray ones as Grayscale8, and tiles drawn
+    through a colour table (masks, labels, scribbles, colour maps, gray with contrast
+    limits) as Indexed8; Qt's raster engine converts those at every draw. With
+    ``fast_format`` set, the picture is converted once after rendering, to RGB32 or, where
+    it has alpha, premultiplied ARGB32: a 512 x 512 tile drawn at 367 pixels takes 0.08
+    instead of 0.40 ms (RGB888) and 0.19 instead of 0.65 ms (Indexed8), the conversion
+    0.12-0.17 ms once, and every repaint draws every visible tile of every layer.
+
+    The price is memory, up to 4 bytes a pixel where an 8-bit layer's tile took 1, so
+    :class:`LayerView` sets it only on strided tiles (zoomed out): those of one layer
+    hold at most a quarter of its pixels. Full-resolution tiles of every place panned
+    over are kept, and stay in pyqtgraph's formats.
     """
+
+    fast_format = False
 
     def render(self, *args, **kwargs) -> None:
         super().render(*args, **kwargs)
         picture = self.qimage
-        if picture is None:
+        if picture is None or not self.fast_format:
             return
         opaque = picture.format() in _OPAQUE_FORMATS or (
             picture.format() == QImage.Format.Format_Indexed8 and not picture.hasAlphaChannel())
@@ -207,6 +216,7 @@ class LayerView:
             if len(spare) < SPARE_ITEMS_KEPT:
                 tile.item.hide()
                 tile.item.clear()  # a spare item must not keep a layer's pixels alive
+                tile.item.qimage = None  # nor its rendered picture (clear() keeps that)
                 spare.append(tile.item)
             else:
                 self._view.removeItem(tile.item)
@@ -270,6 +280,7 @@ class LayerView:
         item.setPos(c0, r0)
         item.setOpacity(self.layer.opacity)
         item.setVisible(self.layer.visible)
+        item.fast_format = stride > 1
         sample = every_nth_pixel(self.layer.data[r0:r1, c0:c1], stride) if stride > 1 else None
         tile = _Tile(item, slice(r0, r1), slice(c0, c1), sample)
         item.setZValue(self._z)  # after addItem, which lifts items below the view's own z

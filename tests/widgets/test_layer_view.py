@@ -111,33 +111,50 @@ def test_visibility_opacity_and_contrast_reach_the_tiles_at_any_zoom(canvas):
     assert screen_colour(canvas, 1000, 1000) == background
 
 
-def test_tiles_keep_their_pictures_in_the_formats_qt_draws_fastest_and_show_the_same(canvas):
-    """Each tile's picture is converted once after pyqtgraph renders it (RGB888 and
-    Grayscale8 to RGB32, Indexed8 to premultiplied ARGB32): pixel for pixel what
-    pyqtgraph's own item renders from the same array, colour table and levels."""
+def test_strided_tiles_keep_their_pictures_in_the_formats_qt_draws_fastest_and_show_the_same(canvas):
+    """Zoomed out, each tile's picture is converted once after pyqtgraph renders it (to
+    RGB32, or premultiplied ARGB32 where it has alpha): pixel for pixel what pyqtgraph's
+    own item renders from the same array, colour table and levels. Full-resolution tiles
+    keep pyqtgraph's formats (a quarter of the memory for 8-bit layers)."""
     import pyqtgraph as pg
     from PySide6.QtGui import QImage
 
     rng = np.random.default_rng(0)
     document = canvas.document
+    document.set_property(document.base_image, "contrast_limits", (0.0, 200.0))  # gray through a table
     document.add_layer(Layer(rng.integers(0, 256, (ROWS, COLS, 3), dtype=np.uint8), "image", "colour photo"))
+    heat = rng.random((ROWS, COLS)).astype(np.float32)
+    heat[:100, :100] = np.nan
+    heat_layer = Layer(heat, "image", "heat")
+    document.add_layer(heat_layer)
+    document.set_property(heat_layer, "colormap", "viridis")
     labels = np.zeros((ROWS, COLS), np.uint16)
     labels[500:1500, 800:2400] = 1
     labels[1600:2000, 300:900] = 2  # the scribbles' background class: drawn clear
+    labels[2100:2300, 300:900] = 300  # above 255: an RGBA lookup instead of a colour table
     document.add_layer(Layer(labels, "labels", "objects"))
-    canvas.stroke([(1200, 1000), (1200, 2000)])  # a markers layer, through the brush
-    formats = set()
-    for layer in document.layers:
-        for item in view_of(canvas, layer).tile_items:
-            item.render()
-            plain = pg.ImageItem(axisOrder="row-major")
-            plain.setImage(item.image, levels=item.levels, lut=item.lut, autoLevels=False)
-            plain.render()
-            ours, theirs = (picture.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
-                            for picture in (item.qimage, plain.qimage))
-            assert ours == theirs, layer.name
-            formats.add(item.qimage.format())
-    assert formats == {QImage.Format.Format_RGB32, QImage.Format.Format_ARGB32_Premultiplied}
+    canvas.tool = Tool.BRUSH
+    canvas.stroke([(1200, 1000), (1200, 2000)])  # a markers layer
+
+    def pictures() -> list:
+        formats = []
+        for layer in document.layers:
+            for item in view_of(canvas, layer).tile_items:
+                item.render()
+                plain = pg.ImageItem(axisOrder="row-major")
+                plain.setImage(item.image, levels=item.levels, lut=item.lut, autoLevels=False)
+                plain.render()
+                ours, theirs = (picture.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+                                for picture in (item.qimage, plain.qimage))
+                assert ours == theirs, layer.name
+                formats.append(item.qimage.format())
+        return formats
+
+    assert view_of(canvas, document.base_image).stride > 1
+    assert set(pictures()) == {QImage.Format.Format_RGB32, QImage.Format.Format_ARGB32_Premultiplied}
+    zoom_to(canvas, 1200, 1500, 2.0)
+    assert view_of(canvas, document.base_image).stride == 1
+    assert QImage.Format.Format_Indexed8 in set(pictures())
 
 
 def test_new_arrays_and_changed_boxes_are_redrawn(canvas):

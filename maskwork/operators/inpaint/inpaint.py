@@ -1251,9 +1251,12 @@ class _Level:
         the hole (the normalised convolution of :func:`_smooth_fill`, blurred by a
         Gaussian of ``sigma``) exceeds ``factor`` times the ``quantile`` of the departures
         of the known pixels within ``ring_patches`` patches of the hole from their own
-        blur by that Gaussian. Foreign pixels, grown by ``grow`` pixels and feathered,
-        take the smooth fill. Next to texture or structure the bound is their own
-        contrast and nothing changes; in a plain sky it is the sky's faint variation.
+        blur by that Gaussian (a blur of the known pixels only). Foreign pixels, grown by
+        ``grow`` pixels and feathered, take the smooth fill. Next to texture or structure
+        the bound is their own contrast and nothing changes; in a plain sky it is the
+        sky's faint variation. Thin structure that crosses plain surroundings (a wire
+        over a sky) is under 1 % of the ring, below the quantile: a copy continuing it
+        into the hole is foreign too, and the smooth fill leaves a faint smudge of it.
         """
         channels = self.colour
         rows, cols = self.shape
@@ -1267,9 +1270,14 @@ class _Level:
         ring = ~hole & (cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3) <= reach)
         if not ring.any():
             return
-        known_departure = np.abs(image - cv2.GaussianBlur(image, (0, 0), sigma).reshape(image.shape)).max(axis=2)
+        # The known pixels' own blur, the hole left out (a normalised convolution): a
+        # large foreign piece at the hole's edge must not raise the bound that finds it.
+        known = (~hole).astype(np.float32)
+        weight = np.maximum(cv2.GaussianBlur(known, (0, 0), sigma), 1e-6)[..., None]
+        known_blur = cv2.GaussianBlur(image * known[..., None], (0, 0), sigma).reshape(image.shape) / weight
+        known_departure = np.abs(image - known_blur).max(axis=2)
         bound = factor * float(np.quantile(known_departure[ring], quantile))
-        # The smooth fill is made at a quarter of the Gaussian's scale: at full size its
+        # The smooth fill is made at 1 / (sigma / 2) of the resolution: at full size its
         # ever wider convolutions cost a large hole more than the rest of the fill's end.
         shrink = max(1, int(sigma // 2))
         small_size = (max(1, image.shape[1] // shrink), max(1, image.shape[0] // shrink))

@@ -62,6 +62,10 @@ class OperatorViews(QObject):
         self.metric_plot.setFixedHeight(160)
         # No "(x0.001)" added to the title: a loss of 0.5 reads as 0.5, and the title fits.
         self.metric_plot.getAxis("left").enableAutoSIPrefix(False)
+        # Major ticks and their labels only: working out the finer levels was a third of
+        # the plot's repaint, redone at every redraw as the range grows (5.5 -> 3.6 ms).
+        for side in ("left", "bottom"):
+            self.metric_plot.getAxis(side).setStyle(maxTickLevel=0, maxTextLevel=0)
         self.metric_curve = self.metric_plot.plot(pen=pg.mkPen((230, 57, 70), width=2))
         self.metric_values: list[float] = []
         # The curve is redrawn by a timer, 250 ms after the first new score: painting the

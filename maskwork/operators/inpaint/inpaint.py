@@ -1277,15 +1277,15 @@ class _Level:
         known_blur = cv2.GaussianBlur(image * known[..., None], (0, 0), sigma).reshape(image.shape) / weight
         known_departure = np.abs(image - known_blur).max(axis=2)
         bound = factor * float(np.quantile(known_departure[ring], quantile))
-        # The smooth fill is made at 1 / (sigma / 2) of the resolution: at full size its
-        # ever wider convolutions cost a large hole more than the rest of the fill's end.
-        shrink = max(1, int(sigma // 2))
-        small_size = (max(1, image.shape[1] // shrink), max(1, image.shape[0] // shrink))
-        small = cv2.resize(image, small_size, interpolation=cv2.INTER_AREA).reshape(small_size[1], small_size[0], -1)
-        small_hole = cv2.resize(hole.astype(np.float32), small_size, interpolation=cv2.INTER_AREA) > 0
+        # The smooth fill is made on the pyramid's halvings down to about sigma / 2 (known
+        # pixels averaged only with known ones): at full size its ever wider convolutions
+        # cost a large hole more than the rest of the fill's end.
+        small, small_hole = image, hole
+        for _ in range(max(0, int(np.log2(max(1.0, sigma / 2))))):
+            small, small_hole = _downsample(small, small_hole)
         if small_hole.all():
             return  # no known pixel survives the shrinking: nothing to fill from
-        filled = cv2.resize(_smooth_fill(small, small_hole), image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+        filled = _resize(_smooth_fill(small, small_hole), image.shape[:2], cv2.INTER_LINEAR)
         smooth = cv2.GaussianBlur(filled, (0, 0), sigma).reshape(image.shape)
         foreign = (np.abs(image - smooth).max(axis=2) > bound) & hole
         if not foreign.any():

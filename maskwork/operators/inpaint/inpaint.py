@@ -1049,7 +1049,7 @@ class _Level:
         self.features = self._describe(self.image, self.box)
         flat = self.features.reshape(-1, self.features.shape[2])
         rows, cols = self.shape
-        target_features = flat[self.ty * cols + self.tx]
+        target_features = flat.take(self.ty * cols + self.tx, axis=0)
         self.dist = self._distance(flat, target_features, self.sy, self.sx)
         r = self.radius
         for dy, dx in np.rint(offsets).astype(int) if offsets is not None else ():
@@ -1079,7 +1079,8 @@ class _Level:
         ``target_features`` their descriptors.
         """
         candidate = cy * self.shape[1] + cx
-        diff = flat[candidate] - target_features
+        # take: a row gather several times faster than fancy indexing, same values.
+        diff = flat.take(candidate, axis=0) - target_features
         d = np.einsum("ij,ij->i", diff, diff)
         current = self.dist if who is None else self.dist[who]
         better = (d < current) & self.valid_flat[candidate]
@@ -1089,7 +1090,7 @@ class _Level:
         self.dist[chosen] = d[better]
 
     def _distance(self, flat, target_features, sy, sx) -> np.ndarray:
-        diff = flat[sy * self.shape[1] + sx] - target_features
+        diff = flat.take(sy * self.shape[1] + sx, axis=0) - target_features
         return np.einsum("ij,ij->i", diff, diff)
 
     # -- voting -----------------------------------------------------------------------
@@ -1156,7 +1157,8 @@ class _Level:
             along_second = (source_row if axis == 0 else source_col)[far]
             ahead = np.where(along_first + 1 < limit, first + step, first)
             behind = np.where(along_second > 0, second - step, second)
-            wanted = 0.5 * ((flat[ahead] - flat[first]) + (flat[second] - flat[behind]))
+            wanted = 0.5 * ((flat.take(ahead, axis=0) - flat.take(first, axis=0))
+                            + (flat.take(second, axis=0) - flat.take(behind, axis=0)))
             actual = image[far] - image[near]
             mismatch = np.where(seam[..., None], wanted - actual, 0.0).astype(np.float32)
             excess[far] -= mismatch  # d/dx of the mismatch, forward differences
@@ -1319,7 +1321,7 @@ class _Level:
         sources = self.sy * cols + self.sx
         for offset, who in self._vote_lists(stride):
             self.ctx.check()
-            acc[targets[who] + offset] += weights[who, None] * extended[sources[who] + offset]
+            acc[targets[who] + offset] += weights[who, None] * extended.take(sources[who] + offset, axis=0)
         holes = np.flatnonzero(self.hole.ravel())
         covered = holes[acc[holes, channels] > 0]
         self.image.reshape(-1, channels)[covered] = acc[covered, :channels] / acc[covered, channels:]
@@ -1350,17 +1352,21 @@ class _Level:
         source = np.zeros(closeness.shape, np.int64)
         source[self.ty + r, self.tx + r] = self.sy.astype(np.int64) * cols + self.sx
         best = np.full((bottom - top, right - left), -np.inf, np.float32)
-        origin_box = np.zeros(best.shape, np.int64)
         offsets = range(-(r - r % stride), r + 1, stride)
-        for dy in offsets:
-            self.ctx.check()
-            for dx in offsets:
-                # The patch centred at p - (dy, dx) holds p at its offset (dy, dx).
-                window = (slice(top + r - dy, bottom + r - dy), slice(left + r - dx, right + r - dx))
-                candidate = closeness[window]
-                better = candidate > best
-                np.copyto(origin_box, source[window] + (dy * cols + dx), where=better)
-                np.maximum(best, candidate, out=best)
+        shifts = np.array([(dy, dx) for dy in offsets for dx in offsets])
+        # Per pixel, which shift's patch wins (the first of equals); the sources are
+        # looked up once afterwards, not carried through every comparison.
+        winner = np.zeros(best.shape, np.uint16)
+        for index, (dy, dx) in enumerate(shifts):
+            if index % len(offsets) == 0:
+                self.ctx.check()
+            # The patch centred at p - (dy, dx) holds p at its offset (dy, dx).
+            candidate = closeness[top + r - dy : bottom + r - dy, left + r - dx : right + r - dx]
+            np.copyto(winner, index, where=candidate > best)
+            np.maximum(best, candidate, out=best)
+        win_dy, win_dx = shifts[winner, 0], shifts[winner, 1]
+        box_rows, box_cols = np.ogrid[top + r : bottom + r, left + r : right + r]
+        origin_box = source[box_rows - win_dy, box_cols - win_dx] + (win_dy * cols + win_dx)
         origin = np.arange(rows * cols, dtype=np.int64).reshape(rows, cols)
         box_hole = self.hole[top:bottom, left:right]
         covered = box_hole & np.isfinite(best)
@@ -1378,9 +1384,11 @@ class _Level:
                 for dx in offsets:
                     window = (slice(top + r - dy, bottom + r - dy), slice(left + r - dx, right + r - dx))
                     # Where no patch is centred the index is a harmless stand-in, weighted 0.
-                    total += vote_weight[window][..., None] * flat[source[window] + (dy * cols + dx), : self.colour]
+                    held = flat.take(source[window] + (dy * cols + dx), axis=0)[..., : self.colour]
+                    held *= vote_weight[window][..., None]
+                    total += held
                     weight_sum += vote_weight[window]
             self.average = self.image[..., : self.colour].copy()
             voted = total / np.maximum(weight_sum, 1e-12)[..., None]
             self.average[top:bottom, left:right][covered] = voted[covered]
-        self.image[top:bottom, left:right][covered] = flat[origin_box][covered]
+        self.image[top:bottom, left:right][covered] = flat.take(origin_box[covered], axis=0)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QSlider,
     QToolBar,
 )
+from superqt.utils import qthrottled
 
 from maskwork.app.actions import window_action
 from maskwork.app.autosave import Autosave
@@ -51,6 +52,8 @@ from maskwork.widgets.operator_panel import OperatorPanel
 from maskwork.widgets.preferences_dialog import PreferencesDialog
 from maskwork.widgets.workers import stop_all_workers
 
+#: The fastest the progress bar and the status line follow a running operator.
+PROGRESS_INTERVAL_MS = 100
 #: (tool, menu text, shortcut)
 TOOLS = (
     (Tool.PAN, "&Pan", "H"),
@@ -335,7 +338,12 @@ class MainWindow(QMainWindow):
 
         runner = self.runner
         runner.busy_changed.connect(self._on_busy_changed)
-        runner.progress.connect(self._on_progress)
+        # Operators report progress up to hundreds of times a second, and every visible step
+        # repaints the bar at once (QProgressBar.setValue calls repaint) and lays out the
+        # status line again, 1-2 ms each beside the partial previews' own work: shown at
+        # most once per PROGRESS_INTERVAL_MS, with the latest values.
+        self._show_progress = qthrottled(self._on_progress, timeout=PROGRESS_INTERVAL_MS, parent=self)
+        runner.progress.connect(self._show_progress)
         runner.preview_changed.connect(canvas.set_preview)
         runner.failed.connect(self._on_operator_failed)
         runner.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
@@ -482,6 +490,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{title} not run: {message}", 8000)
 
     def _on_busy_changed(self, busy: bool) -> None:
+        self._show_progress.cancel()  # a last step held back must not outlive its run
         self.progress_bar.setVisible(busy)
         self.progress_bar.setValue(0)
         self.cancel_button.setEnabled(busy)

@@ -339,10 +339,11 @@ class MainWindow(QMainWindow):
         runner = self.runner
         runner.busy_changed.connect(self._on_busy_changed)
         # Operators report progress up to hundreds of times a second, and every visible step
-        # repaints the bar at once (QProgressBar.setValue calls repaint) and lays out the
-        # status line again, 1-2 ms each beside the partial previews' own work: shown at
-        # most once per PROGRESS_INTERVAL_MS, with the latest values.
-        self._show_progress = qthrottled(self._on_progress, timeout=PROGRESS_INTERVAL_MS, parent=self)
+        # repaints the bar at once (QProgressBar.setValue calls repaint), 1-2 ms each: shown
+        # at most once per PROGRESS_INTERVAL_MS, with the latest values, and never at once
+        # (a report mostly comes with a partial result, whose display and paint it would
+        # otherwise join in one stretch of the window's time).
+        self._show_progress = qthrottled(self._on_progress, timeout=PROGRESS_INTERVAL_MS, leading=False, parent=self)
         runner.progress.connect(self._show_progress)
         runner.preview_changed.connect(canvas.set_preview)
         runner.failed.connect(self._on_operator_failed)

@@ -401,14 +401,17 @@ def large_holes(spec, runs, repeats: int = 3) -> None:
                 start = time.perf_counter()
                 ctx = RunContext(on_partial=lambda _result: arrivals.append(time.perf_counter() - start))
                 cpu = time.process_time()
-                spec.run({"image": rgb, "mask": hole}, params, ctx)
+                filled = spec.run({"image": rgb, "mask": hole}, params, ctx)["image"]
                 seconds.append(time.process_time() - cpu)
+                if not np.array_equal(filled[~hole], rgb[~hole]):
+                    raise AssertionError(f"{name} changed pixels outside the hole")
                 if arrivals:
                     first.append(arrivals[0])
             cpu_s = statistics.median(seconds)
             preview = f", first preview {statistics.median(first):.2f} s" if first else ""
             cells.append(f"{name} {cpu_s:.2f} s = {cpu_s / (hole.sum() / 1e6):.1f} s/MP{preview}")
         print(f"  {label} ({hole.sum() / 1e6:.3f} MP): " + "; ".join(cells), flush=True)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,5 +1,7 @@
 """A person's path through the real main window, plus its menus, tools and errors."""
 
+import time
+
 import numpy as np
 
 from maskwork.app import main_window
@@ -101,7 +103,9 @@ def test_cancel_stops_a_running_operator(window, photo, qtbot):
 def test_progress_shows_the_latest_report_at_most_once_per_interval(window, qtbot):
     """A run's progress reports (hundreds a second from some operators) reach the bar and
     the status line at most once per PROGRESS_INTERVAL_MS and never in the turn they
-    arrive in, the latest values winning; what is held back when the run ends is dropped."""
+    arrive in, the latest values winning, also while reports keep coming; what is held
+    back when the run ends is dropped."""
+    interval = main_window.PROGRESS_INTERVAL_MS
     runner = window.runner
     runner.busy_changed.emit(True)
     shown = []
@@ -112,10 +116,20 @@ def test_progress_shows_the_latest_report_at_most_once_per_interval(window, qtbo
     qtbot.waitUntil(lambda: shown == [1000], timeout=2_000)
     assert window.statusBar().currentMessage() == "step 200 of 200"
 
-    runner.progress.emit(0.5, "held back")
+    # A steady stream for four intervals: shown as it goes, not only once it stops.
+    shown.clear()
+    start = time.perf_counter()
+    for step in range(40):
+        runner.progress.emit(step / 100, f"stream {step}")
+        qtbot.wait(interval // 10)
+    elapsed_ms = 1000 * (time.perf_counter() - start)
+    assert 2 <= len(shown) <= elapsed_ms / interval + 1
+    assert shown == sorted(shown)
+
+    runner.progress.emit(0.9, "held back")
     runner.busy_changed.emit(False)
-    qtbot.wait(3 * main_window.PROGRESS_INTERVAL_MS)
-    assert shown == [1000, 0]  # the reset at the end only
+    qtbot.wait(3 * interval)
+    assert shown[-1] == 0  # the reset at the end, nothing after it
     assert window.statusBar().currentMessage() != "held back"
 
 

@@ -4,9 +4,12 @@ Driven like a person: zoom out, paint, zoom in, undo; each time the pixels on sc
 read back from a grab of the canvas.
 """
 
+import time
+
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtCore import QEventLoop, QPointF, QRectF
+from PySide6.QtWidgets import QApplication
 
 from maskwork.core.colors import label_colors
 from maskwork.core.document import Document
@@ -33,8 +36,18 @@ def canvas(qtbot):
     return widget
 
 
+def wait_for_paint(canvas, timeout_s: float = 5.0) -> None:
+    """Let the canvas paint again: a newly added layer is painted a turn of the event loop
+    after the one that added it (Canvas._paint_in_a_later_turn)."""
+    deadline = time.monotonic() + timeout_s
+    while not canvas.graphics.viewport().updatesEnabled():
+        assert time.monotonic() < deadline, "the canvas never painted again"
+        QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+
+
 def screen_colour(canvas, row: float, col: float) -> tuple[int, int, int]:
     """RGB the canvas shows at the centre of image pixel (row, col)."""
+    wait_for_paint(canvas)
     image = canvas.graphics.grab().toImage()
     scene = canvas.view.mapViewToScene(QPointF(col + 0.5, row + 0.5))
     point = canvas.graphics.mapFromScene(scene)
@@ -50,6 +63,19 @@ def zoom_to(canvas, row: float, col: float, screen_px_per_image_px: float) -> No
 
 def view_of(canvas, layer):
     return canvas._views[id(layer)]
+
+
+def test_a_new_layer_is_painted_in_a_later_turn_than_the_one_that_added_it(canvas, qtbot):
+    """Adding a layer's view and painting it each cost a 12 MP photo 5-10 ms of the UI
+    thread; the canvas holds the paint until the event loop has turned, then shows it."""
+    viewport = canvas.graphics.viewport()
+    mask = np.zeros((ROWS, COLS), bool)
+    mask[1000:1400, 1300:1700] = True
+    canvas.document.add_layer(Layer(mask, LayerKind.MASK, "applied", opacity=1.0))
+    assert not viewport.updatesEnabled()  # the turn that added it ends without its paint
+    qtbot.waitUntil(viewport.updatesEnabled, timeout=2_000)
+    assert screen_colour(canvas, 1200, 1500) != (GRAY, GRAY, GRAY)  # then it shows
+    assert screen_colour(canvas, 200, 200) == (GRAY, GRAY, GRAY)
 
 
 def test_zoomed_out_a_layer_is_a_few_strided_tiles_and_paint_shows_at_every_zoom(canvas, qtbot):

@@ -54,8 +54,9 @@ PAINT_TOOLS = (Tool.BRUSH, Tool.ERASER, Tool.POLYGON, Tool.FILL)
 PAINTABLE_KINDS = (LayerKind.MARKERS, LayerKind.MASK, LayerKind.LABELS)
 #: How close (screen pixels) a press must be to a landmark to grab or delete it.
 LANDMARK_REACH_PX = 8
-#: A new layer is painted this long after the turn of the event loop that added it.
-PAINT_NEW_LAYER_AFTER_MS = 1
+#: A new layer, or a preview's new result, is painted this long after the turn of the
+#: event loop that brought it.
+PAINT_HELD_MS = 1
 
 
 class _ViewBox(pg.ViewBox):
@@ -135,7 +136,7 @@ class Canvas(QWidget):
         self.graphics.setBackground(QColor(40, 40, 44))
         self.view = _ViewBox(self)
         self.graphics.setCentralItem(self.view)
-        self._resume_painting = QTimer(self, singleShot=True, interval=PAINT_NEW_LAYER_AFTER_MS)
+        self._resume_painting = QTimer(self, singleShot=True, interval=PAINT_HELD_MS)
         self._resume_painting.timeout.connect(lambda: self.graphics.viewport().setUpdatesEnabled(True))
         self.graphics.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.graphics.installEventFilter(self)
@@ -267,11 +268,10 @@ class Canvas(QWidget):
     def _paint_in_a_later_turn(self) -> None:
         """Hold the viewport's paint until the event loop has turned once more.
 
-        A new layer's view and its first paint (its tiles rendered from the array) each
-        cost the UI thread 5-10 ms on a 12 MP photo; in the same turn as the work that
-        added the layer (an Apply's commit, a first preview), they made one stall of
-        11-20 ms, more than a frame. Held for PAINT_NEW_LAYER_AFTER_MS, input and timers
-        run between the two.
+        A new layer's view or a new preview's tiles, and then their paint, each cost the
+        UI thread 4-10 ms on a 12 MP photo; in the same turn as the work that brought the
+        layer (an Apply's commit, a partial result) they made one stall of 11-20 ms, more
+        than a frame. Held for PAINT_HELD_MS, input and timers run between.
         """
         self.graphics.viewport().setUpdatesEnabled(False)
         self._resume_painting.start()
@@ -294,14 +294,23 @@ class Canvas(QWidget):
             self._preview_view.set_z((min(seed_z) if seed_z else len(layers)) - 0.5)
 
     def set_preview(self, layer: Layer | None) -> None:
-        """Show a transient layer above all others (never in the stack or history)."""
+        """Show a transient layer above all others (never in the stack or history).
+
+        Its first paint, and its paint after each new result, come a turn of the event loop
+        after the result arrived (:meth:`_paint_in_a_later_turn`).
+        """
         if self._preview_view is not None and (layer is None or self._preview_view.layer is not layer):
+            self._preview_view.layer.data_changed.disconnect(self._on_preview_data)
             self._preview_view.close()
             self._preview_view = None
         if layer is not None and self._preview_view is None:
             self._preview_view = LayerView(layer, self.view)
+            layer.data_changed.connect(self._on_preview_data)
             self._paint_in_a_later_turn()
             self._restack()
+
+    def _on_preview_data(self, bounds) -> None:
+        self._paint_in_a_later_turn()
 
     def set_overlay(self, layer: Layer | None) -> None:
         """Show a transient comparison layer (checkerboard, difference...) above everything."""

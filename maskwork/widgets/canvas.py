@@ -54,8 +54,8 @@ PAINT_TOOLS = (Tool.BRUSH, Tool.ERASER, Tool.POLYGON, Tool.FILL)
 PAINTABLE_KINDS = (LayerKind.MARKERS, LayerKind.MASK, LayerKind.LABELS)
 #: How close (screen pixels) a press must be to a landmark to grab or delete it.
 LANDMARK_REACH_PX = 8
-#: A new layer, or a preview's new result, is painted this long after the turn of the
-#: event loop that brought it.
+#: How long the canvas holds its paint after a new layer or a preview's new array arrives
+#: (the hold is not extended by what arrives meanwhile).
 PAINT_HELD_MS = 1
 
 
@@ -137,7 +137,8 @@ class Canvas(QWidget):
         self.view = _ViewBox(self)
         self.graphics.setCentralItem(self.view)
         self._resume_painting = QTimer(self, singleShot=True, interval=PAINT_HELD_MS)
-        self._resume_painting.timeout.connect(lambda: self.graphics.viewport().setUpdatesEnabled(True))
+        self._resume_painting.timeout.connect(self.paint_now)
+        self._paint_owed = False  # a hold ended and the paint it held has not come yet
         self.graphics.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.graphics.installEventFilter(self)
         self.graphics.viewport().installEventFilter(self)
@@ -266,15 +267,30 @@ class Canvas(QWidget):
             self.fit()
 
     def _paint_in_a_later_turn(self) -> None:
-        """Hold the viewport's paint until the event loop has turned once more.
+        """Hold the viewport's paint for PAINT_HELD_MS, so that it comes in a later turn of
+        the event loop.
 
         A new layer's view or a new preview's tiles, and then their paint, each cost the
         UI thread 4-10 ms on a 12 MP photo; in the same turn as the work that brought the
         layer (an Apply's commit, a partial result) they made one stall of 11-20 ms, more
-        than a frame. Held for PAINT_HELD_MS, input and timers run between.
+        than a frame. Held, input and timers run between. What arrives during a hold, or
+        after one ended and before its paint, holds nothing: a stream of results faster
+        than the hold is still painted.
         """
+        if self._resume_painting.isActive() or self._paint_owed:
+            return
         self.graphics.viewport().setUpdatesEnabled(False)
         self._resume_painting.start()
+
+    def paint_now(self) -> None:
+        """End a hold of the paint (:meth:`_paint_in_a_later_turn`) at once; the whole
+        viewport is painted at the next chance. Call before grabbing the canvas: held, it
+        draws nothing."""
+        self._resume_painting.stop()
+        viewport = self.graphics.viewport()
+        if not viewport.updatesEnabled():
+            self._paint_owed = True
+            viewport.setUpdatesEnabled(True)
 
     def _on_removed(self, index: int, layer: Layer) -> None:
         view = self._views.pop(id(layer), None)
@@ -296,8 +312,8 @@ class Canvas(QWidget):
     def set_preview(self, layer: Layer | None) -> None:
         """Show a transient layer above all others (never in the stack or history).
 
-        Its first paint, and its paint after each new result, come a turn of the event loop
-        after the result arrived (:meth:`_paint_in_a_later_turn`).
+        Its first paint, and its paint after each new array, come a turn of the event loop
+        after they arrived (:meth:`_paint_in_a_later_turn`).
         """
         if self._preview_view is not None and (layer is None or self._preview_view.layer is not layer):
             self._preview_view.layer.data_changed.disconnect(self._on_preview_data)
@@ -310,7 +326,10 @@ class Canvas(QWidget):
             self._restack()
 
     def _on_preview_data(self, bounds) -> None:
-        self._paint_in_a_later_turn()
+        # A new array only: ending a hold repaints the whole viewport, while a change
+        # inside a box is painted alone (at fit zoom a fifth of the cost).
+        if bounds is None:
+            self._paint_in_a_later_turn()
 
     def set_overlay(self, layer: Layer | None) -> None:
         """Show a transient comparison layer (checkerboard, difference...) above everything."""
@@ -640,6 +659,8 @@ class Canvas(QWidget):
             return True
         if kind == QEvent.Type.Leave:
             self._brush_outline.setVisible(False)
+        if kind == QEvent.Type.Paint and watched is self.graphics.viewport():
+            self._paint_owed = False
         return super().eventFilter(watched, event)
 
 

@@ -4,12 +4,9 @@ Driven like a person: zoom out, paint, zoom in, undo; each time the pixels on sc
 read back from a grab of the canvas.
 """
 
-import time
-
 import numpy as np
 import pytest
-from PySide6.QtCore import QEventLoop, QPointF, QRectF
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF
 
 from maskwork.core.colors import label_colors
 from maskwork.core.document import Document
@@ -36,18 +33,21 @@ def canvas(qtbot):
     return widget
 
 
-def wait_for_paint(canvas, timeout_s: float = 5.0) -> None:
-    """Let the canvas paint again: a newly added layer is painted a turn of the event loop
-    after the one that added it (Canvas._paint_in_a_later_turn)."""
-    deadline = time.monotonic() + timeout_s
-    while not canvas.graphics.viewport().updatesEnabled():
-        assert time.monotonic() < deadline, "the canvas never painted again"
-        QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+class PaintCounter(QObject):
+    """Counts the paint events of the widget it filters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802
+        self.count += event.type() == QEvent.Type.Paint
+        return False
 
 
 def screen_colour(canvas, row: float, col: float) -> tuple[int, int, int]:
     """RGB the canvas shows at the centre of image pixel (row, col)."""
-    wait_for_paint(canvas)
+    canvas.paint_now()  # a held paint would grab black
     image = canvas.graphics.grab().toImage()
     scene = canvas.view.mapViewToScene(QPointF(col + 0.5, row + 0.5))
     point = canvas.graphics.mapFromScene(scene)
@@ -96,6 +96,26 @@ def test_a_preview_and_each_of_its_new_results_are_painted_in_a_later_turn(canva
     assert not viewport.updatesEnabled()
     assert screen_colour(canvas, 200, 200) != (GRAY, GRAY, GRAY)
     assert screen_colour(canvas, 1200, 1500) == (GRAY, GRAY, GRAY)
+
+    # A change inside a box is painted alone, at once: ending a hold repaints everything.
+    qtbot.waitUntil(viewport.updatesEnabled, timeout=2_000)
+    box = (slice(100, 200), slice(100, 200))
+    preview.replace_data(np.zeros((ROWS, COLS), bool), box)
+    assert viewport.updatesEnabled()
+
+    # A new array that comes after a hold ended and before its paint holds nothing: a
+    # stream of results faster than the hold is still painted.
+    preview.data = mask.copy()
+    assert not viewport.updatesEnabled()
+    canvas.paint_now()  # as the hold's timer ends it
+    preview.data = moved
+    assert viewport.updatesEnabled()
+    paints = PaintCounter()
+    viewport.installEventFilter(paints)
+    qtbot.waitUntil(lambda: paints.count > 0, timeout=2_000)
+    viewport.removeEventFilter(paints)
+    preview.data = mask.copy()  # painted since: held again
+    assert not viewport.updatesEnabled()
 
     canvas.set_preview(None)  # a preview taken away stops holding the paint
     qtbot.waitUntil(viewport.updatesEnabled, timeout=2_000)

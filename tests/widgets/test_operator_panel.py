@@ -3,6 +3,7 @@
 from typing import Annotated, Literal
 
 import pytest
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QLineEdit, QPushButton, QSpinBox, QWidget
 
@@ -119,6 +120,22 @@ def test_form_from_grabcut(panel):
     assert button(panel, "applyButton").isEnabled() and button(panel, "previewButton").isEnabled()
     assert any(label.text() == "GrabCut" and label.font().bold() for label in panel.findChildren(QLabel))
     assert any(label.text() == spec.summary for label in panel.findChildren(QLabel))
+
+
+def test_switching_operators_leaves_only_the_new_form_in_the_panel(qtbot, panel):
+    """Each operator's rows are built apart and shown at once; the previous operator's
+    rows leave the panel at once (deleted a turn later), so no search by name finds
+    them, not even one for a parameter both operators have."""
+    grabcut, watershed = operators.get("grabcut"), operators.get("watershed")
+    panel.set_operator(grabcut)
+    first = editor(panel, "iterations")
+    panel.set_operator(watershed)
+    panel.set_operator(grabcut)
+    assert panel.findChildren(QWidget, "param_iterations") == [editor(panel, "iterations")]
+    assert editor(panel, "iterations") is not first
+    assert all(editor(panel, param.name).isVisible() for param in grabcut.params)
+    assert panel.values() == grabcut.defaults()
+    qtbot.waitUntil(lambda: not shiboken6.isValid(first), timeout=2_000)  # deleted a turn later
 
 
 def test_every_type_builds_the_right_editor_and_typed_values(panel, every_type):

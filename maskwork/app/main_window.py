@@ -54,6 +54,7 @@ from maskwork.widgets.workers import stop_all_workers
 
 #: The fastest the progress bar and the status line follow a running operator.
 PROGRESS_INTERVAL_MS = 100
+
 #: (tool, menu text, shortcut)
 TOOLS = (
     (Tool.PAN, "&Pan", "H"),
@@ -339,7 +340,7 @@ class MainWindow(QMainWindow):
         runner = self.runner
         runner.busy_changed.connect(self._on_busy_changed)
         # Operators report progress up to hundreds of times a second, and every visible step
-        # repaints the bar at once (QProgressBar.setValue calls repaint), 1-2 ms each: shown
+        # repaints the bar at once (QProgressBar.setValue calls repaint), 0.7 ms each: shown
         # at most once per PROGRESS_INTERVAL_MS, with the latest values, and never at once
         # (a report mostly comes with a partial result, whose display and paint it would
         # otherwise join in one stretch of the window's time).

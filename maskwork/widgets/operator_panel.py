@@ -102,6 +102,9 @@ class OperatorPanel(QWidget):
         self.suggestion_button.clicked.connect(self._use_suggestion)
         self._suggested: dict = {}
 
+        self._form = QFormLayout()
+        self._form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+
         self.preview_button = QPushButton("Preview", self)
         self.preview_button.setObjectName("previewButton")
         self.preview_button.setToolTip("Run on the current seeds and show the result without committing it")
@@ -134,9 +137,7 @@ class OperatorPanel(QWidget):
         box.addWidget(self._missing_label)
         box.addWidget(self.suggestion_label)
         box.addWidget(self.suggestion_button)
-        # The parameters' rows: a new widget for each operator (set_operator).
-        self._fields, self._form = self._new_fields()
-        box.addWidget(self._fields)
+        box.addLayout(self._form)
         options = QHBoxLayout()
         options.addWidget(self.auto_preview_check)
         options.addStretch(1)
@@ -196,14 +197,9 @@ class OperatorPanel(QWidget):
             names and values the parameter no longer accepts fall back to the default.
         """
         self._spec = spec
-        old = self._fields
-        # The rows are built in a widget not shown yet and shown at once: shown one by one
-        # in the visible form, and the old rows removed one by one, each was laid out
-        # again (choosing the CNN, 15 rows: 19-23 ms of the UI thread, now 11-15). The old
-        # rows leave the panel at once, so that no search by object name finds them, and
-        # are deleted in a later turn.
-        self._fields, self._form = self._new_fields()
         with self._silent():
+            while self._form.rowCount():
+                self._form.removeRow(0)
             self._editors.clear()
             self.source_combos = {}
             if spec is not None and "image2" in spec.required_inputs:
@@ -212,10 +208,6 @@ class OperatorPanel(QWidget):
                 for param in spec.params:
                     self._add_row(param, self._initial_value(param, values or {}))
         self._show_applicable_rows()
-        self._operator_box.layout().replaceWidget(old, self._fields)
-        old.setParent(None)
-        old.deleteLater()
-        self._fields.show()
         self._empty_label.setVisible(spec is None)
         self._scroll.setVisible(spec is not None)
         self._run_box.setVisible(spec is not None)
@@ -232,15 +224,6 @@ class OperatorPanel(QWidget):
         self.apply_button.setEnabled(runnable)
         self.reset_button.setEnabled(bool(spec is not None and spec.params))
 
-    def _new_fields(self) -> tuple[QWidget, QFormLayout]:
-        """An empty widget for the parameters' rows, not shown yet, and its form layout."""
-        fields = QWidget(self._operator_box)
-        fields.hide()
-        form = QFormLayout(fields)
-        form.setContentsMargins(0, 0, 0, 0)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        return fields, form
-
     def set_source_layers(self, layers: Sequence[Layer]) -> None:
         """The image layers an operator of two images may take, bottom first."""
         self._source_layers = list(layers)
@@ -256,7 +239,7 @@ class OperatorPanel(QWidget):
         tips = {"image": "The image the other is aligned to" if registration else "The image the operator works on",
                 "image2": "The image moved onto the fixed one" if registration else "The operator's second image"}
         for name in ("image", "image2"):
-            combo = QComboBox(self._fields)
+            combo = QComboBox(self._operator_box)
             combo.setObjectName(f"{name}SourceCombo")
             combo.setToolTip(tips[name])
             combo.currentIndexChanged.connect(self._on_source_chosen)
@@ -354,7 +337,7 @@ class OperatorPanel(QWidget):
     def _add_row(self, param: ParamSpec, value: Any) -> None:
         editor = self._make_editor(param)
         self._set_editor_value(param, editor, value)
-        label = QLabel(param.name.replace("_", " ").capitalize(), self._fields)
+        label = QLabel(param.name.replace("_", " ").capitalize(), self._operator_box)
         label.setBuddy(editor)
         if param.help:
             label.setToolTip(param.help)
@@ -363,7 +346,7 @@ class OperatorPanel(QWidget):
         self._editors[param.name] = (param, editor)
 
     def _make_editor(self, param: ParamSpec) -> QWidget:
-        parent = self._fields
+        parent = self._operator_box
         if param.type == "int":
             editor = QSpinBox(parent)
             editor.setRange(*param.editor_bounds())

@@ -17,7 +17,7 @@ import pytest
 from skimage import color, data
 
 from maskwork.operators import Cancelled, InputError, Result, RunContext, get
-from maskwork.operators.registration.intensity import check_plausible, moving_to_fixed, shrink_factors
+from maskwork.operators.registration.intensity import Pyramid, check_plausible, moving_to_fixed, shrink_factors
 from maskwork.operators.registration.transform import Transform
 
 pytest.importorskip("SimpleITK")
@@ -394,6 +394,34 @@ def test_shrink_factors_keep_levels_above_sixteen_pixels():
     assert shrink_factors(3, (256, 256), (256, 256)) == [4, 2, 1]
     assert shrink_factors(3, (40, 300), (256, 256)) == [2, 1]
     assert shrink_factors(1, (256, 256)) == [1]
+
+
+def test_larger_images_get_more_coarse_levels():
+    """One more level per doubling beyond 1024 px: the coarsest level is as coarse at any size."""
+    assert shrink_factors(3, (768, 1024)) == [4, 2, 1]
+    assert shrink_factors(3, (1500, 2000)) == [8, 4, 2, 1]
+    assert shrink_factors(3, (3000, 4000)) == [16, 8, 4, 2, 1]
+    assert shrink_factors(3, (300, 400), (3000, 4000)) == [16, 8, 4, 2, 1]  # the larger image decides
+    assert shrink_factors(1, (3000, 4000)) == [4, 2, 1]
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_pyramid_levels_keep_the_full_images_physical_frame(factor):
+    """A level's pixel sits where the full image's pixel ``factor`` times its index does, and
+    holds the full image smoothed there: a transform found on a level is in full pixels."""
+    import SimpleITK as sitk
+
+    fixed, moving = astronaut_gray(203).astype(np.float32), camera(203).astype(np.float32)
+    pyramid = Pyramid(sitk, RunContext(), sitk.GetImageFromArray(fixed), sitk.GetImageFromArray(moving),
+                      [factor, 1], 0.25, 1, [], [])
+    for level, full in zip(pyramid.level_images(factor), (fixed, moving)):
+        assert level.GetSize() == (203 // factor, 203 // factor)
+        assert level.GetSpacing() == (factor, factor) and level.GetOrigin() == (0.0, 0.0)
+        smoothed = cv2.GaussianBlur(full, (0, 0), factor / 2, borderType=cv2.BORDER_REPLICATE)
+        for row, col in [(0, 0), (7, 30), (203 // factor - 1, 11)]:
+            assert level.TransformIndexToPhysicalPoint((col, row)) == (col * factor, row * factor)
+            assert level.GetPixel(col, row) == pytest.approx(smoothed[row * factor, col * factor], abs=1e-3)
+    assert pyramid.level_images(factor)[0] is pyramid.level_images(factor)[0]  # made once, kept for the next stage
 
 
 def test_a_run_away_transform_is_reported_not_returned():

@@ -366,8 +366,8 @@ class Pyramid:
     later stage's same level; SimpleITK's own per-level smoothing would filter both images
     at full size at every level and every stage. The metric takes image gradients at its
     sample points only (central differences) instead of filtering a gradient image of each
-    whole level first. Together they made a rigid 12 MP registration 1.5-2x faster, with a
-    third of the freshly touched memory (page faults), at the same alignment on the
+    whole level first. Together they made a rigid 12 MP registration about 2x faster, with a
+    fifth of the freshly touched memory (page faults), at the same alignment on the
     benchmarks (``benchmarks/registration_intensity.py``).
     """
 

@@ -22,7 +22,9 @@ Sections (``--sections 1,2,3,4,5``, all by default):
    waiting in our scheduler. Each run also gets its longest gap with no steal in it.
    Steal is counted over all CPUs, not only the main thread's, so that figure leaves
    out some gaps the host did not cause: it is a lower bound on the program's stalls,
-   the longest gap an upper bound.
+   the longest gap an upper bound. A worst gap whose closing tick's own fixed reads took
+   over 10x their median says so: the machine ran slowly then (on this project's VM,
+   while memory is freed and touched in bulk), and that time counts as the thread's CPU.
 3. End of a box drag (mouse events on the canvas viewport) to the first preview painted,
    auto-preview on, GrabCut chosen; with no preview showing, and re-dragging over one.
 4. Brush segments per second on an 8192 x 8192 image (markers layer), through the
@@ -263,10 +265,12 @@ class Heartbeat:
         self.queued: list[float] = []
         self.stolen: list[float] = []
         self.events: list[tuple[float, str]] = []
+        #: How long each tick's own fixed work (the reads above) took, wall seconds.
+        self.own: list[float] = []
         self._collection_started = 0.0
 
     def start(self) -> None:
-        self.ticks, self.cpu, self.queued, self.stolen = [], [], [], []
+        self.ticks, self.cpu, self.queued, self.stolen, self.own = [], [], [], [], []
         # Opened here, on the main thread: thread-self is the thread that opens it.
         self._run_queue, self._steal = run_queue_counter(), steal_counter()
         self._read()
@@ -294,10 +298,12 @@ class Heartbeat:
         self._read()
 
     def _read(self) -> None:
-        self.ticks.append(time.perf_counter())
+        tick = time.perf_counter()
+        self.ticks.append(tick)
         self.cpu.append(time.thread_time())
         self.queued.append(self._run_queue.read())
         self.stolen.append(self._steal.read())
+        self.own.append(time.perf_counter() - tick)
 
     def mark(self, label: str) -> None:
         self.events.append((time.perf_counter(), label))
@@ -333,9 +339,27 @@ class Heartbeat:
             waits = "" if np.isnan(queued[index]) else f", waiting for a core {queued[index] * 1000:.0f} ms"
             if steal[index] > 0:
                 waits += f", host steal {steal[index] * 1000:.0f} ms"
+            waits += self._slow_tick(index + 1)
             out.append(f"{gaps[index] * 1000:.0f} ms, main thread busy {busy[index] * 1000:.0f} ms{waits}, "
                        f"at +{(start - ticks[0]):.2f} s ({where})")
         return out
+
+
+    def _slow_tick(self, index: int) -> str:
+        """A note when tick ``index``'s own fixed work ran over 10x its median.
+
+        The reads take the same few instructions at every tick (about 0.05 ms here); when
+        the tick that ends a gap needed many times that, the machine itself ran slowly
+        then. On this project's VM such moments come with memory being freed and touched
+        in bulk (by any process), and their time counts as the thread's own CPU time.
+        """
+        own = np.asarray(self.own)
+        if index >= own.size or own.size < 10:
+            return ""
+        median = float(np.median(own))
+        if own[index] <= 10 * median:
+            return ""
+        return f", the tick's own reads took {own[index] * 1000:.1f} ms ({own[index] / median:.0f}x their median)"
 
 
 def run_loop(timeout_s: float, until=None) -> bool:

@@ -1,6 +1,6 @@
 """Intensity-based registration on ITK's brain slices: maskwork against plain SimpleITK.
 
-    .venv/bin/python benchmarks/registration_intensity.py [--data DIR] [--repeats N]
+    .venv/bin/python benchmarks/registration_intensity.py [--data DIR] [--repeats N] [--photos] [--photo-size WxH]
 
 Data: ``../shared/data/itk_brain_registration`` beside the repository (ITK's Examples/Data
 brain slices, see its README). Fixed image: ``BrainProtonDensitySliceBorder20.png``
@@ -280,7 +280,11 @@ def photo_rows(size: tuple[int, int], repeats: int) -> list:
 
         for label, func in (("maskwork", ours), ("plain SimpleITK", plain)):
             before = minor_faults()
-            matrix, seconds = timed(func, repeats)
+            try:
+                matrix, seconds = timed(func, repeats)
+            except (InputError, RuntimeError) as exc:
+                rows.append((name, label, model, None, None, f"failed: {str(exc).splitlines()[-1][:60]}"))
+                continue
             faults = (minor_faults() - before) / repeats
             error = photo_point_error(matrix, truth, fixed.shape)
             rows.append((name, label, model, f"{error:.3f}", seconds, f"{faults / 1000:.0f}k page faults"))

@@ -22,9 +22,9 @@ Sections (``--sections 1,2,3,4,5``, all by default):
    waiting in our scheduler. Each run also gets its longest gap with no steal in it.
    Steal is counted over all CPUs, not only the main thread's, so that figure leaves
    out some gaps the host did not cause: it is a lower bound on the program's stalls,
-   the longest gap an upper bound. A worst gap whose closing tick's own fixed reads took
-   over 10x their median says so: the machine ran slowly then (on this project's VM,
-   while memory is freed and touched in bulk), and that time counts as the thread's CPU.
+   the longest gap an upper bound. A worst gap with a tick at its edge whose own fixed
+   reads took over 10x their median says so: the machine ran slowly around then (on this
+   project's VM, seen while memory was freed and touched in bulk).
 3. End of a box drag (mouse events on the canvas viewport) to the first preview painted,
    auto-preview on, GrabCut chosen; with no preview showing, and re-dragging over one.
 4. Brush segments per second on an 8192 x 8192 image (markers layer), through the
@@ -339,27 +339,28 @@ class Heartbeat:
             waits = "" if np.isnan(queued[index]) else f", waiting for a core {queued[index] * 1000:.0f} ms"
             if steal[index] > 0:
                 waits += f", host steal {steal[index] * 1000:.0f} ms"
-            waits += self._slow_tick(index + 1)
+            waits += self._slow_ticks(index)
             out.append(f"{gaps[index] * 1000:.0f} ms, main thread busy {busy[index] * 1000:.0f} ms{waits}, "
                        f"at +{(start - ticks[0]):.2f} s ({where})")
         return out
 
+    def _slow_ticks(self, gap: int) -> str:
+        """A note when a tick at either edge of ``gap`` ran its own fixed reads over 10x
+        slower than their median.
 
-    def _slow_tick(self, index: int) -> str:
-        """A note when tick ``index``'s own fixed work ran over 10x its median.
-
-        The reads take the same few instructions at every tick (about 0.05 ms here); when
-        the tick that ends a gap needed many times that, the machine itself ran slowly
-        then. On this project's VM such moments come with memory being freed and touched
-        in bulk (by any process), and their time counts as the thread's own CPU time.
+        The reads take the same few instructions at every tick (about 0.05 ms here), so
+        many times that at a gap's edge says the machine itself ran slowly around then,
+        not the window's code. On this project's VM such moments came while memory was
+        freed and touched in bulk (by any process), and counted as the thread's CPU time.
         """
         own = np.asarray(self.own)
-        if index >= own.size or own.size < 10:
+        if own.size < 10:
             return ""
         median = float(np.median(own))
-        if own[index] <= 10 * median:
+        slowest = max(own[gap], own[gap + 1])
+        if not median or slowest <= 10 * median:
             return ""
-        return f", the tick's own reads took {own[index] * 1000:.1f} ms ({own[index] / median:.0f}x their median)"
+        return f", a tick at its edge took {slowest * 1000:.1f} ms for its own reads ({slowest / median:.0f}x their median)"
 
 
 def run_loop(timeout_s: float, until=None) -> bool:

@@ -28,7 +28,8 @@ level's pixels), and Mattes uses fewer histogram bins on levels with few samples
 Coordinates
 -----------
 The images enter SimpleITK with spacing 1, origin 0 and identity direction, so a physical
-point is a pixel ``(x = column, y = row)``. An ITK transform maps FIXED points to MOVING
+point is a pixel ``(x = column, y = row)``; the pyramid's shrunk levels keep that frame with
+a spacing of their shrink factor. An ITK transform maps FIXED points to MOVING
 points as ``A (p - c) + c + t`` (``c`` its centre); the :class:`Transform` we return holds
 the inverse, moving -> fixed, as a 3x3 matrix. The matrix is read off the ITK transform by
 mapping three points, which takes care of the centre for every model. Deformable results
@@ -85,10 +86,10 @@ from maskwork.operators.segmentation.watershed import as_float_channels, run_sit
 #: Smallest image side a pyramid level may shrink an image to (pixels).
 MIN_LEVEL_SIZE = 16
 #: Longest image side that ``levels`` pyramid levels are meant for; a larger image gets one
-#: more coarse level per doubling beyond it. Then the coarsest level shows a camera photo
-#: as coarsely as a 1000 px image: with 3 levels, 4000 x 3000 photos rotated up to 8
+#: more coarse level per doubling beyond it, so the coarsest level shows a camera photo
+#: about as coarsely as a 1000 px image. With 3 levels, 4000 x 3000 photos rotated up to 8
 #: degrees and shifted up to 3 % were recovered in 10 of 14 random pairs (the coarse level's
-#: detail misled the metric), with 5 in 14 of 14 and in half the time.
+#: detail misled the metric); with 5, in 14 of 14 and in half the time.
 PYRAMID_BASE_SIZE = 1024
 #: Smallest image side registration accepts.
 MIN_SIZE = 8
@@ -166,12 +167,13 @@ def register_intensity(
         coarse level's pixels if it has fewer), at most 50 000 below 1. 1 samples as
         many points as the image has pixels (slowest, most precise).
     levels : int
-        Levels of the multi-resolution pyramid: the images are shrunk by 2^(levels-1),
-        ..., 2, 1 (smoothed with sigma = factor / 2) and registered coarse to fine,
-        which captures large motions. Images over 1024 pixels get one more coarse level
-        per doubling of their longest side (a 4000 x 3000 photo two), so the coarsest
-        level is as coarse at any resolution. Levels that would shrink an image below 16
-        pixels are skipped.
+        Levels of the multi-resolution pyramid for an image up to 1024 pixels on its
+        longest side: the images are shrunk by 2^(levels-1), ..., 2, 1 (smoothed with
+        sigma = factor / 2) and registered coarse to fine, which captures large motions.
+        A pyramid (levels above 1) gets one more coarse level per doubling of the longest
+        side beyond 1024 pixels (a 4000 x 3000 photo: two), so its coarsest level is
+        within a factor of two as coarse as a 1024 px image's. 1 registers at full
+        resolution only. Levels that would shrink an image below 16 pixels are skipped.
     optimizer : {"regular_step", "gradient_descent"}
         Regular-step gradient descent (the step halves whenever the direction reverses
         until it falls below 0.001 px; robust and precise) or gradient descent with a
@@ -382,27 +384,36 @@ class Pyramid:
         self._levels: dict[int, tuple] = {1: (fixed, moving)}
 
     def level_pixels(self, factor: int) -> int:
-        """Pixels of the fixed image shrunk by ``factor``."""
+        """Pixels of the fixed image shrunk by ``factor`` (a power of two)."""
         cols, rows = self.fixed.GetSize()
-        return max(1, (rows // factor) * (cols // factor))
+        return -(-rows // factor) * -(-cols // factor)
 
     def level_images(self, factor: int) -> tuple:
-        """The fixed and moving images smoothed (sigma = ``factor`` / 2) and shrunk by ``factor``.
+        """The fixed and moving images smoothed (sigma = ``factor`` / 2 full pixels) and
+        shrunk by ``factor``, a power of two.
 
         Each keeps the full image's physical frame: pixel ``i`` of a level lies at full
         resolution pixel ``i * factor`` (spacing ``factor``, origin 0), so transforms and
-        steps stay in full-resolution pixels on every level.
+        steps stay in full-resolution pixels on every level. A level is made from the next
+        finer one (blurred by what its sigma lacks, then every second pixel), so a coarse
+        level costs a fraction of the full image's size, not a wide blur of all of it.
         """
         if factor not in self._levels:
-            self._levels[factor] = tuple(self._shrunk(image, factor) for image in (self.fixed, self.moving))
+            finer = self.level_images(factor // 2)
+            shrunk = []
+            for image in finer:
+                self.ctx.check()
+                shrunk.append(self._halved(image, factor))
+            self._levels[factor] = tuple(shrunk)
         return self._levels[factor]
 
-    def _shrunk(self, image, factor: int):
-        full = self.sitk.GetArrayViewFromImage(image)
-        rows, cols = full.shape[0] // factor * factor, full.shape[1] // factor * factor
-        sigma = smoothing(factor)
-        smoothed = cv2.GaussianBlur(full, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
-        level = self.sitk.GetImageFromArray(np.ascontiguousarray(smoothed[:rows:factor, :cols:factor]))
+    def _halved(self, finer, factor: int):
+        """The level of ``factor`` from the level of ``factor`` / 2."""
+        pixels = self.sitk.GetArrayViewFromImage(finer)
+        # Gaussian sigmas add in squares; the finer level's pixels are factor / 2 wide.
+        sigma = math.sqrt(smoothing(factor) ** 2 - smoothing(factor // 2) ** 2) / (factor // 2)
+        smoothed = cv2.GaussianBlur(pixels, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
+        level = self.sitk.GetImageFromArray(np.ascontiguousarray(smoothed[::2, ::2]))
         level.SetSpacing((float(factor), float(factor)))
         return level
 
@@ -705,12 +716,12 @@ def luminance(image: np.ndarray, name: str = "image") -> np.ndarray:
 def shrink_factors(levels: int, *shapes) -> list[int]:
     """Pyramid shrink factors ``[2^(n-1), ..., 2, 1]`` that keep every image >= 16 px.
 
-    ``n`` is ``levels``, plus one per doubling of the longest side beyond
-    :data:`PYRAMID_BASE_SIZE`.
+    ``n`` is ``levels``; when that is a pyramid (above 1), plus one per doubling of the
+    longest side beyond :data:`PYRAMID_BASE_SIZE`.
     """
     smallest = min(min(shape[:2]) for shape in shapes)
     longest = max(max(shape[:2]) for shape in shapes)
-    extra = max(0, math.ceil(math.log2(longest / PYRAMID_BASE_SIZE)))
+    extra = max(0, math.ceil(math.log2(longest / PYRAMID_BASE_SIZE))) if levels > 1 else 0
     factors = [2**k for k in reversed(range(max(1, int(levels)) + extra))]
     kept = [f for f in factors if f == 1 or smallest / f >= MIN_LEVEL_SIZE]
     return kept

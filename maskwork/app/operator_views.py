@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QPushButton, QWidget
@@ -46,7 +45,9 @@ class OperatorViews(QObject):
     metric_plot : pyqtgraph.PlotWidget
         The declared score of each partial result, plotted live.
     metric_values : list of float
-        The points of ``metric_plot`` in the current run.
+        The points of ``metric_plot`` in the current run (the declared score).
+    metric_positions : list of float
+        Where along x each of them is plotted (the iterations run when it came).
     """
 
     def __init__(self, window: MainWindow) -> None:
@@ -68,6 +69,7 @@ class OperatorViews(QObject):
             self.metric_plot.getAxis(side).setStyle(maxTickLevel=0, maxTextLevel=0)
         self.metric_curve = self.metric_plot.plot(pen=pg.mkPen((230, 57, 70), width=2))
         self.metric_values: list[float] = []
+        self.metric_positions: list[float] = []
         # The curve is redrawn by a timer, 250 ms after the first new score: painting the
         # re-ranged plot (its axes' ticks and labels) costs the UI thread 4-7 ms, and with
         # no delay it was painted right after the partial preview's canvas (4-8 ms), in one
@@ -128,20 +130,22 @@ class OperatorViews(QObject):
     def reset_metric_curve(self) -> None:
         """Empty the score plot (a new run starts, another operator is chosen), axes included:
         the last run's range would frame the next curve."""
-        self.metric_values = []
+        self.metric_values, self.metric_positions = [], []
         self._curve_redraw.stop()
         self.metric_curve.setData([], [])
         self.metric_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.metric_plot.enableAutoRange()
 
     def _on_partial_scores(self, scores: dict) -> None:
-        if self._score_plot.score in scores:
-            self.metric_values.append(float(scores[self._score_plot.score]))
+        plot = self._score_plot
+        if plot.score in scores:
+            self.metric_positions.append(float(scores.get(plot.x_score, len(self.metric_values))))
+            self.metric_values.append(float(scores[plot.score]))
             if not self._curve_redraw.isActive():
                 self._curve_redraw.start()
 
     def _redraw_metric_curve(self) -> None:
-        self.metric_curve.setData(np.arange(len(self.metric_values)), self.metric_values)
+        self.metric_curve.setData(self.metric_positions, self.metric_values)
 
     def _info_button(self, view: InfoAction) -> QPushButton:
         """The button of ``view``, made on first use and kept for the next time."""

@@ -222,12 +222,17 @@ class ScorePlot:
     score : str
         Name of the score in each partial result's ``scores``.
     y_label, x_label : str
-        Axis titles: what the score is, and what one partial result is.
+        Axis titles: what the score is, and what ``x_score`` counts.
+    x_score : str
+        Name of the score that places each point along x (the iterations or steps run so
+        far: partial results come every few of them). A partial result without it is
+        placed at its own number in the run.
     """
 
     score: str = "metric"
     y_label: str = "metric"
     x_label: str = "iteration"
+    x_score: str = "iteration"
 
 
 @dataclass(frozen=True)

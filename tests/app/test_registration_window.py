@@ -125,6 +125,9 @@ def test_intensity_registration_updates_live_and_applies(window, tmp_path, qtbot
     assert len(updates) >= 2 and len(window.operator_views.metric_values) == len(updates)
     curve = window.operator_views.metric_curve
     qtbot.waitUntil(lambda: curve.getData()[1] is not None and len(curve.getData()[1]) == len(updates))
+    # Each point sits at the iterations run when it came, as the axis says, not at its number.
+    assert list(curve.getData()[0]) == [scores["iteration"] for scores in updates]
+    assert curve.getData()[0][-1] > len(updates)
     (warped,) = applied.args[0]
     matrix = window.runner.last_transform.matrix
     assert abs(matrix[0, 2] + 9) < 0.5 and abs(matrix[1, 2] - 6) < 0.5

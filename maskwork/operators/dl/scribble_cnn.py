@@ -174,7 +174,7 @@ def _estimate_memory(inputs: dict, params: dict) -> int:
     requires=("torch",),
     memory_estimate=_estimate_memory,
     # The training loss of each preview's fitting, the "metric" of its partial results.
-    panel_views=(ScorePlot(y_label="training loss", x_label="preview"),),
+    panel_views=(ScorePlot(y_label="training loss", x_label="training step", x_score="step"),),
 )
 def scribble_cnn(
     image: np.ndarray,

@@ -47,7 +47,8 @@ class OperatorViews(QObject):
     metric_values : list of float
         The points of ``metric_plot`` in the current run (the declared score).
     metric_positions : list of float
-        Where along x each of them is plotted (the iterations run when it came).
+        Where along x each of them is plotted: the declared ``x_score`` (iterations or
+        steps run so far) of the partial result it came with.
     """
 
     def __init__(self, window: MainWindow) -> None:

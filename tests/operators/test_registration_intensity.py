@@ -204,8 +204,15 @@ def test_deformable_stage_beats_affine_on_a_smooth_deformation(deformable):
     moving, truth_map = smooth_deformation(fixed)
     inputs = {"image": fixed, "image2": moving}
     affine = REGISTER.run(inputs, {"model": "affine", "metric": "mean_squares"})
-    result = REGISTER.run(inputs, {"model": "affine", "metric": "mean_squares", "deformable": deformable})
+    partials = []
+    result = REGISTER.run(inputs, {"model": "affine", "metric": "mean_squares", "deformable": deformable},
+                          RunContext(on_partial=partials.append))
     transform = result["transform"]
+    # The previews count iterations on through both stages (the score plot's x axis).
+    counts = [partial.scores["iteration"] for partial in partials]
+    linear_levels = len(shrink_factors(3, fixed.shape))
+    assert any(p.scores["level"] >= linear_levels for p in partials), "previews of the deformable stage too"
+    assert counts == sorted(counts) and counts[-1] <= result.iterations
     assert transform.kind == deformable and transform.deformable
     assert transform.backward_map.shape == (160, 160, 2) and transform.backward_map.dtype == np.float32
     np.testing.assert_allclose(transform.matrix, affine["transform"].matrix, atol=1e-6)  # the linear stage

@@ -172,8 +172,8 @@ def register_intensity(
         sigma = factor / 2) and registered coarse to fine, which captures large motions.
         A pyramid (levels above 1) gets one more coarse level per doubling of the longest
         side beyond 1024 pixels (a 4000 x 3000 photo: two), so its coarsest level is
-        within a factor of two as coarse as a 1024 px image's. 1 registers at full
-        resolution only. Levels that would shrink an image below 16 pixels are skipped.
+        between half and the whole size of a 1024 px image's coarsest level. 1 registers
+        at full resolution only. Levels that would shrink an image below 16 pixels are skipped.
     optimizer : {"regular_step", "gradient_descent"}
         Regular-step gradient descent (the step halves whenever the direction reverses
         until it falls below 0.001 px; robust and precise) or gradient descent with a
@@ -325,7 +325,7 @@ def register_intensity(
         bmap, value, steps = _demons_stage(
             sitk, ctx, fixed_gray, moving_gray, matrix, moving_raw,
             iterations=demons_iterations, smoothing_sigma=smoothing_sigma,
-            history=history, history_levels=history_levels, level=len(factors),
+            history=history, history_levels=history_levels, level=len(factors), iterations_before=total_iterations,
         )  # fmt: skip
         total_iterations += steps
         scores["metric"] = value
@@ -610,11 +610,13 @@ def registration_failure(exc: Exception) -> str:
 
 
 def _demons_stage(sitk, ctx, fixed_gray, moving_gray, matrix, moving_raw, *, iterations, smoothing_sigma, history,
-                  history_levels, level):
+                  history_levels, level, iterations_before):
     """Fast symmetric-forces Demons between the fixed image and the linearly aligned moving one.
 
     Runs in chunks so that previews (and the metric) arrive between them; each chunk
-    continues from the previous displacement field and can be aborted inside.
+    continues from the previous displacement field and can be aborted inside. The
+    previews count iterations on from ``iterations_before`` (the linear stage's), as the
+    linear stage's own previews count them.
     """
     rows, cols = fixed_gray.shape
     fixed_shape, moving_shape = fixed_gray.shape, moving_raw.shape[:2]
@@ -651,8 +653,9 @@ def _demons_stage(sitk, ctx, fixed_gray, moving_gray, matrix, moving_raw, *, ite
         if ctx.wants_partials and done < iterations:
             bmap = demons_backward_map(sitk.GetArrayFromImage(field), matrix)
             warped = Transform("demons", matrix, fixed_shape, moving_shape, bmap).apply(moving_raw)
-            ctx.partial(Result({"image": warped}, iterations=done,
-                               scores={"metric": value, "iteration": float(done), "level": float(level)}))
+            run_so_far = iterations_before + done
+            ctx.partial(Result({"image": warped}, iterations=run_so_far,
+                               scores={"metric": value, "iteration": float(run_so_far), "level": float(level)}))
     ctx.progress(0.95, "Demons: building the backward map")
     return demons_backward_map(sitk.GetArrayFromImage(field), matrix), value, done
 

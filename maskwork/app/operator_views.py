@@ -143,7 +143,7 @@ class OperatorViews(QObject):
         operator's range has nothing to do with the next one's."""
         self.clear_metric_curve()
         self.metric_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
-        self.metric_plot.enableAutoRange()
+        self.metric_plot.enableAutoRange()  # setRange switched it off again
 
     def _on_partial_scores(self, scores: dict) -> None:
         plot = self._score_plot

@@ -474,7 +474,6 @@ class Pyramid:
                 iterations=iterations, preview=preview, history=self.history, history_levels=self.history_levels,
                 level_offset=level_offset,
             )  # fmt: skip
-            self.ctx.check()
             monitor.execute(*self.level_images(factor))
             total += monitor.iterations
             value = float(method.GetMetricValue())

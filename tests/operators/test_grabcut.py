@@ -163,6 +163,29 @@ def test_coarse_to_fine_matches_full_resolution():
     assert abs(iou(coarse["mask"], truth) - iou(full["mask"], truth)) <= 0.02
 
 
+@pytest.mark.parametrize("coarse_megapixels", [0.0, 0.2], ids=["full", "coarse"])
+def test_quick_copy_iterations(monkeypatch, coarse_megapixels):
+    """The first iteration runs on the small copy (the first preview); on the coarse path
+    the second does too, so the colour models settle before the slower working-scale cuts."""
+    image, truth = composite(420, 600)
+    rect = box_around(truth)
+    cut_sizes = []
+    real_grabcut = cv2.grabCut
+
+    def recording(img, *args):
+        cut_sizes.append(img.shape[0] * img.shape[1])
+        return real_grabcut(img, *args)
+
+    monkeypatch.setattr(cv2, "grabCut", recording)
+    result = GRABCUT.run({"image": image, "rect": rect}, {"iterations": 5, "coarse_megapixels": coarse_megapixels})
+    quick, working = min(cut_sizes), cut_sizes[-1 if coarse_megapixels == 0 else -2]
+    assert quick <= 1.05 * 60_000 < working
+    expected_quick = 2 if coarse_megapixels else 1
+    assert cut_sizes[:5] == [quick] * expected_quick + [working] * (5 - expected_quick)
+    assert len(cut_sizes) == 5 + (1 if coarse_megapixels else 0)  # the final full-resolution cut
+    assert iou(result["mask"], truth) >= 0.9
+
+
 def test_far_outside_the_box_is_background(scene, box_result):
     _, truth, (x, y, w, h) = scene
     outside = np.ones(truth.shape, bool)

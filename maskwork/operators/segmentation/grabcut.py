@@ -10,9 +10,10 @@ Three things make it fast on large photos without changing what it finds:
    not depend on resolution, so one final graph cut at full resolution with the models
    frozen (``GC_EVAL_FREEZE_MODEL``) and only a band around the coarse boundary left
    undecided restores full-resolution edges.
-3. The first iteration runs on an even smaller copy (about 60 000 pixels), so the first
-   preview arrives in a fraction of a second; its colour models carry on at the working
-   scale.
+3. The first iteration (the first two on the coarse-to-fine path) runs on an even smaller
+   copy (about 60 000 pixels), so the first preview arrives in a fraction of a second and
+   the colour models are settled before the slower cuts at the working scale; they carry
+   on there.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ FOREGROUND, BACKGROUND = 1, 2
 MIN_SAMPLES = 16
 #: Size of the copy the first iteration runs on when the region is large (pixels).
 QUICK_PREVIEW_PIXELS = 60_000
+#: Iterations on that small copy when the region takes the coarse-to-fine path. The colour
+#: models settle there for a tenth of a second; started from the unsettled models of one
+#: quick iteration, the first cuts at the working scale took 1.9 s each on a 12 MP photo
+#: (then 0.4 s). GrabCut set at 4 MP, box: 17 % less CPU, mean IoU +0.003 and +0.005 on its halves;
+#: 3 quick iterations were faster still but lost IoU on the half the choice was made on.
+COARSE_QUICK_ITERATIONS = 2
 
 
 @register("grabcut", title="GrabCut", category="Segmentation", outputs=("mask",))
@@ -102,7 +109,10 @@ def grabcut(
     quick = min(scale, float(np.sqrt(QUICK_PREVIEW_PIXELS / pixels)))
     scales = [scale] * iterations
     if iterations > 1 and quick < 0.7 * scale:
-        scales[0] = quick
+        # At full working resolution (a small region) only the first: there the extra
+        # quick iteration saves little and changed results on the scribble benchmark.
+        settle = min(COARSE_QUICK_ITERATIONS if scale < 1.0 else 1, iterations - 1)
+        scales[:settle] = [quick] * settle
 
     background_model = np.zeros((1, 65), np.float64)
     foreground_model = np.zeros((1, 65), np.float64)

@@ -178,12 +178,45 @@ def test_quick_copy_iterations(monkeypatch, coarse_megapixels):
 
     monkeypatch.setattr(cv2, "grabCut", recording)
     result = GRABCUT.run({"image": image, "rect": rect}, {"iterations": 5, "coarse_megapixels": coarse_megapixels})
-    quick, working = min(cut_sizes), cut_sizes[-1 if coarse_megapixels == 0 else -2]
+    quick, working = min(cut_sizes), cut_sizes[-1]
     assert quick <= 1.05 * 60_000 < working
     expected_quick = 2 if coarse_megapixels else 1
-    assert cut_sizes[:5] == [quick] * expected_quick + [working] * (5 - expected_quick)
-    assert len(cut_sizes) == 5 + (1 if coarse_megapixels else 0)  # the final full-resolution cut
+    # (The coarse path's final full-resolution cut is our own, not OpenCV's.)
+    assert cut_sizes == [quick] * expected_quick + [working] * (5 - expected_quick)
     assert iou(result["mask"], truth) >= 0.9
+
+
+def test_band_cut_gives_opencvs_labels():
+    """The full-resolution refinement cuts only the undecided band, with its own graph: the
+    labels are those of cv2.grabCut(GC_EVAL_FREEZE_MODEL) on the band's whole box."""
+    from maskwork.operators.context import RunContext
+    from maskwork.operators.segmentation import grabcut as module
+
+    image, truth = composite(420, 600)
+    x, y, w, h = box_around(truth)
+    trimap = np.full(truth.shape, cv2.GC_BGD, np.uint8)
+    trimap[y : y + h, x : x + w] = cv2.GC_PR_FGD
+    small = cv2.resize(image, (150, 105), interpolation=cv2.INTER_AREA)
+    small_trimap = cv2.resize(trimap, (150, 105), interpolation=cv2.INTER_NEAREST)
+    background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.setRNGSeed(0)
+    cv2.grabCut(small, small_trimap, None, background, foreground, 4, cv2.GC_INIT_WITH_MASK)
+    coarse = module._upsample(module._is_foreground(small_trimap), truth.shape, smooth=True)
+    trimap = module._refinement_trimap(trimap, coarse, 0.25)
+    undecided = (trimap == cv2.GC_PR_FGD) | (trimap == cv2.GC_PR_BGD)
+    assert 10_000 < undecided.sum() < 0.5 * truth.size
+
+    ours = trimap.copy()
+    module._cut_band(image, ours, background, foreground, RunContext())
+    rows, cols = np.nonzero(undecided)
+    box = (slice(rows.min() - 2, rows.max() + 3), slice(cols.min() - 2, cols.max() + 3))
+    opencv = trimap.copy()
+    cut = np.ascontiguousarray(opencv[box])
+    cv2.grabCut(np.ascontiguousarray(image[box]), cut, None, background, foreground, 1, cv2.GC_EVAL_FREEZE_MODEL)
+    opencv[box] = cut
+    np.testing.assert_array_equal(ours, opencv)
+    assert (ours[~undecided] == trimap[~undecided]).all()
+    assert 0.2 < (ours[undecided] == cv2.GC_PR_FGD).mean() < 0.8  # the band really was cut both ways
 
 
 def test_far_outside_the_box_is_background(scene, box_result):

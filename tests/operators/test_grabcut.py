@@ -178,18 +178,18 @@ def test_quick_copy_iterations(monkeypatch, coarse_megapixels):
 
     monkeypatch.setattr(cv2, "grabCut", recording)
     result = GRABCUT.run({"image": image, "rect": rect}, {"iterations": 5, "coarse_megapixels": coarse_megapixels})
-    quick, working = min(cut_sizes), cut_sizes[-1]
+    quick, working = min(cut_sizes), cut_sizes[4]
     assert quick <= 1.05 * 60_000 < working
     expected_quick = 2 if coarse_megapixels else 1
-    # (The coarse path's final full-resolution cut is our own, not OpenCV's.)
-    assert cut_sizes == [quick] * expected_quick + [working] * (5 - expected_quick)
+    assert cut_sizes[:5] == [quick] * expected_quick + [working] * (5 - expected_quick)
+    # The coarse path's final cut at full resolution (OpenCV's, on a box this small).
+    assert len(cut_sizes) == (6 if coarse_megapixels else 5)
     assert iou(result["mask"], truth) >= 0.9
 
 
-def test_band_cut_gives_opencvs_labels():
-    """The full-resolution refinement cuts only the undecided band, with its own graph: the
-    labels are those of cv2.grabCut(GC_EVAL_FREEZE_MODEL) on the band's whole box."""
-    from maskwork.operators.context import RunContext
+def _refinement_case():
+    """(image, truth, trimap with a band undecided, background model, foreground model)
+    as the coarse path leaves them before its full-resolution cut."""
     from maskwork.operators.segmentation import grabcut as module
 
     image, truth = composite(420, 600)
@@ -202,21 +202,47 @@ def test_band_cut_gives_opencvs_labels():
     cv2.setRNGSeed(0)
     cv2.grabCut(small, small_trimap, None, background, foreground, 4, cv2.GC_INIT_WITH_MASK)
     coarse = module._upsample(module._is_foreground(small_trimap), truth.shape, smooth=True)
-    trimap = module._refinement_trimap(trimap, coarse, 0.25)
+    return image, truth, module._refinement_trimap(trimap, coarse, 0.25), background, foreground
+
+
+def test_band_cut_gives_opencvs_labels():
+    """Our cut of the undecided band alone labels it as cv2.grabCut(GC_EVAL_FREEZE_MODEL)
+    does with a graph of every pixel."""
+    from maskwork.operators.segmentation.grabcut import cut_band
+
+    image, truth, trimap, background, foreground = _refinement_case()
     undecided = (trimap == cv2.GC_PR_FGD) | (trimap == cv2.GC_PR_BGD)
     assert 10_000 < undecided.sum() < 0.5 * truth.size
-
-    ours = trimap.copy()
-    module._cut_band(image, ours, background, foreground, RunContext())
-    rows, cols = np.nonzero(undecided)
-    box = (slice(rows.min() - 2, rows.max() + 3), slice(cols.min() - 2, cols.max() + 3))
+    ours = cut_band(image, trimap, background, foreground)
     opencv = trimap.copy()
-    cut = np.ascontiguousarray(opencv[box])
-    cv2.grabCut(np.ascontiguousarray(image[box]), cut, None, background, foreground, 1, cv2.GC_EVAL_FREEZE_MODEL)
-    opencv[box] = cut
+    cv2.grabCut(image, opencv, None, background, foreground, 1, cv2.GC_EVAL_FREEZE_MODEL)
     np.testing.assert_array_equal(ours, opencv)
     assert (ours[~undecided] == trimap[~undecided]).all()
     assert 0.2 < (ours[undecided] == cv2.GC_PR_FGD).mean() < 0.8  # the band really was cut both ways
+
+
+def test_large_band_is_cut_in_a_child_process(monkeypatch):
+    """Above OWN_CUT_BOX_PIXELS the refinement runs our cut through call_stoppable (a
+    child that Cancel ends): the same mask as OpenCV's cut in this process."""
+    from maskwork.operators.segmentation import grabcut as module
+
+    image, truth = composite(420, 600)
+    rect = box_around(truth)
+    params = {"coarse_megapixels": 0.05}
+    opencv = GRABCUT.run({"image": image, "rect": rect}, params)
+    children = []
+    real = module.call_stoppable
+
+    def counting(ctx, function, *args):
+        children.append(function)
+        return real(ctx, function, *args)
+
+    monkeypatch.setattr(module, "OWN_CUT_BOX_PIXELS", 1000)
+    monkeypatch.setattr(module, "call_stoppable", counting)
+    ours = GRABCUT.run({"image": image, "rect": rect}, params)
+    assert children == [module.cut_band]
+    np.testing.assert_array_equal(ours["mask"], opencv["mask"])
+    assert iou(ours["mask"], truth) >= 0.9
 
 
 def test_far_outside_the_box_is_background(scene, box_result):

@@ -9,8 +9,9 @@ Three things make it fast on large photos without changing what it finds:
    and the graph cuts that refine them) run on a downsampled copy. The colour models do
    not depend on resolution, so one final graph cut at full resolution with the models
    frozen (OpenCV's ``GC_EVAL_FREEZE_MODEL`` energy) and only a band around the coarse
-   boundary left undecided restores full-resolution edges. That cut is ours (PyMaxflow)
-   on the band's pixels alone; OpenCV's would make a graph of its whole bounding box.
+   boundary left undecided restores full-resolution edges. On large photos that cut is
+   ours, the same energy on the band's pixels alone; OpenCV's makes a graph of the band's
+   whole bounding box.
 3. The first iteration (the first two on the coarse-to-fine path) runs on an even smaller
    copy (about 60 000 pixels), so the first preview arrives in a fraction of a second and
    the colour models are settled before the slower cuts at the working scale; they carry
@@ -27,10 +28,16 @@ import numpy as np
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
 from maskwork.operators.seeds import bounding_box, check_rect, markers_with_clicks, to_uint8_rgb
+from maskwork.operators.stoppable import call_stoppable
 
 FOREGROUND, BACKGROUND = 1, 2
 #: OpenCV GrabCut's weight of a horizontal or vertical neighbour edge (diagonals / sqrt 2).
 GAMMA = 50.0
+#: Bounding box (pixels) of the full-resolution refinement's band above which that cut is
+#: ours (:func:`cut_band`) in a child process rather than OpenCV's: OpenCV's costs about
+#: 0.35 s per megapixel of box, ours 0.1 s per megapixel of photo plus the child's start
+#: (about half a second).
+OWN_CUT_BOX_PIXELS = 2_000_000
 #: Fewest pixels per class OpenCV's k-means initialisation of 5 Gaussians can work with.
 MIN_SAMPLES = 16
 #: Size of the copy the first iteration runs on when the region is large (pixels).
@@ -142,7 +149,7 @@ def grabcut(
         ctx.progress(iterations / steps, "GrabCut refining the boundary at full resolution")
         coarse = _is_foreground(work_trimap)
         trimap = _refinement_trimap(trimap, _upsample(coarse, crop.shape[:2], smooth=True), scale)
-        _cut_band(crop, trimap, background_model, foreground_model, ctx)
+        _refine_band(crop, trimap, background_model, foreground_model, ctx)
         foreground = _is_foreground(trimap)
     else:
         foreground = _is_foreground(work_trimap)
@@ -257,39 +264,58 @@ def _refinement_trimap(trimap: np.ndarray, coarse_fg: np.ndarray, scale: float) 
     return refined
 
 
-def _cut_band(image: np.ndarray, trimap: np.ndarray, background_model, foreground_model, ctx: RunContext) -> None:
+def _refine_band(image: np.ndarray, trimap: np.ndarray, background_model, foreground_model, ctx: RunContext) -> None:
     """GrabCut's graph cut with frozen colour models over the undecided band, in place.
 
-    The same energy as ``cv2.grabCut(..., GC_EVAL_FREEZE_MODEL)`` on the band's bounding
-    box, and the same labels, but a graph of the band's pixels only: OpenCV builds a node
-    for every pixel of the box (on a 12 MP photo 10 million, 2 GB of graph made and freed
-    in every Apply, 4 s), although only the band's labels can change. Decided pixels are
-    fixed by OpenCV's own construction (their terminal edge, 9 x gamma, outweighs all
-    their neighbour edges, at most 4 + 4 / sqrt 2 gamma), so an edge from a band pixel to
-    one of them is a terminal edge of the band pixel. The contrast scale (beta) is OpenCV's
-    over the band's box, 2 pixels wider, as before.
+    Only the band's labels can change, but OpenCV's cut (``GC_EVAL_FREEZE_MODEL``) makes a
+    graph node of every pixel of the image it is given, here the band's bounding box: on a
+    12 MP photo 10 million nodes, 2 GB of graph made and freed, 4 s. Above
+    :data:`OWN_CUT_BOX_PIXELS` of box, :func:`cut_band` makes the same cut on the band's
+    pixels alone, in a child process (PyMaxflow holds the GIL, which would stop the
+    window for half a second; Cancel ends the child).
+    """
+    undecided = (trimap == cv2.GC_PR_FGD) | (trimap == cv2.GC_PR_BGD)
+    band = bounding_box(undecided)
+    if band is None:
+        return
+    pad = 2  # OpenCV's contrast scale (beta) is measured on this box, as it always was
+    box = (
+        slice(max(0, band[0] - pad), min(trimap.shape[0], band[2] + pad)),
+        slice(max(0, band[1] - pad), min(trimap.shape[1], band[3] + pad)),
+    )
+    box_image, box_trimap = np.ascontiguousarray(image[box]), np.ascontiguousarray(trimap[box])
+    if box_trimap.size > OWN_CUT_BOX_PIXELS:
+        trimap[box] = call_stoppable(ctx, cut_band, box_image, box_trimap, background_model, foreground_model)
+    else:
+        cv2.grabCut(box_image, box_trimap, None, background_model, foreground_model, 1, cv2.GC_EVAL_FREEZE_MODEL)
+        trimap[box] = box_trimap
+
+
+def cut_band(image: np.ndarray, trimap: np.ndarray, background_model, foreground_model) -> np.ndarray:
+    """``trimap`` with its undecided pixels labelled as ``cv2.grabCut(image, trimap, ...,
+    GC_EVAL_FREEZE_MODEL)`` labels them, from a graph of those pixels only.
+
+    The energy is OpenCV's: terminal edges from the two colour models, neighbour edges
+    gamma exp(-beta |dz|^2) over the 8-neighbourhood (diagonals / sqrt 2), beta over the
+    whole ``image``. Decided pixels are fixed by OpenCV's own construction (their terminal
+    edge, 9 gamma, outweighs all their neighbour edges, at most (4 + 4 / sqrt 2) gamma),
+    so an edge from a band pixel to one of them is a terminal edge of the band pixel.
+    Module-level, so :func:`~maskwork.operators.stoppable.call_stoppable` can run it.
     """
     import maxflow
 
+    trimap = trimap.copy()
     undecided = (trimap == cv2.GC_PR_FGD) | (trimap == cv2.GC_PR_BGD)
-    box = bounding_box(undecided)
-    if box is None:
-        return
-    pad = 2
-    top, left = max(0, box[0] - pad), max(0, box[1] - pad)
-    bottom, right = min(trimap.shape[0], box[2] + pad), min(trimap.shape[1], box[3] + pad)
-    beta = _contrast_scale(image[top:bottom, left:right])
+    beta = _contrast_scale(image)
     rows, cols = trimap.shape
     ys, xs = np.nonzero(undecided)
     count = ys.size
     index = np.full(trimap.shape, -1, np.int32)
     index[ys, xs] = np.arange(count, dtype=np.int32)
     colours = image[ys, xs].astype(np.float64)
-    # Terminal capacities: from the source (foreground) the cost of background, to the sink
-    # the cost of foreground, as OpenCV's constructGCGraph.
+    # From the source (foreground) the cost of background, to the sink that of foreground.
     from_source = _mixture_cost(background_model, colours)
     to_sink = _mixture_cost(foreground_model, colours)
-    ctx.check()
     starts, ends, capacities = [], [], []
     for d_row, d_col in ((0, 1), (1, 0), (1, 1), (1, -1), (0, -1), (-1, 0), (-1, -1), (-1, 1)):
         n_rows, n_cols = ys + d_row, xs + d_col
@@ -308,14 +334,13 @@ def _cut_band(image: np.ndarray, trimap: np.ndarray, background_model, foregroun
             held = label == fixed
             terminal += np.bincount(inside[held], weight[held], count)
     starts, ends, capacities = (np.concatenate(parts) for parts in (starts, ends, capacities))
-    ctx.check()
     graph = maxflow.Graph[float](count, starts.size)
     nodes = graph.add_nodes(count)
     graph.add_edges(nodes[starts], nodes[ends], capacities, capacities)
     graph.add_grid_tedges(nodes, from_source, to_sink)
     graph.maxflow()
-    on_sink_side = graph.get_grid_segments(nodes)
-    trimap[ys, xs] = np.where(on_sink_side, cv2.GC_PR_BGD, cv2.GC_PR_FGD)
+    trimap[ys, xs] = np.where(graph.get_grid_segments(nodes), cv2.GC_PR_BGD, cv2.GC_PR_FGD)
+    return trimap
 
 
 def _contrast_scale(image: np.ndarray) -> float:

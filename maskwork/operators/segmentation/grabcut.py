@@ -45,8 +45,9 @@ QUICK_PREVIEW_PIXELS = 60_000
 #: Iterations on that small copy when the region takes the coarse-to-fine path. The colour
 #: models settle there for a tenth of a second; started from the unsettled models of one
 #: quick iteration, the first cuts at the working scale took 1.9 s each on a 12 MP photo
-#: (then 0.4 s). GrabCut set at 4 MP, box: 17 % less CPU, mean IoU +0.003 and +0.005 on its halves;
-#: 3 quick iterations were faster still but lost IoU on the half the choice was made on.
+#: (then 0.4 s). GrabCut set at 4 MP with boxes: 17 % less CPU, mean IoU +0.003 and
+#: +0.005 on its two halves; 3 quick iterations were faster still but lost IoU on the
+#: half the choice was made on.
 COARSE_QUICK_ITERATIONS = 2
 
 

@@ -4,6 +4,7 @@ import numpy as np
 
 from maskwork.operators.graph_cut import (
     HARD,
+    band_cut,
     binary_cut,
     contrast_scale,
     edge_weights,
@@ -56,3 +57,29 @@ def test_lab_colours_keep_the_shape():
     colours = np.array([[[255, 0, 0], [0, 0, 0]]], np.uint8)
     lab = lab_colours(colours)
     assert lab.shape == (1, 2, 3) and lab.dtype == np.float32 and lab[0, 1, 0] == 0 and lab[0, 0, 0] > 100
+
+
+def test_a_band_cut_equals_the_whole_grid_cut_with_its_surroundings_fixed():
+    """Cutting only the band, the decided pixels around it as terminal capacities, gives the
+    band the labels of a cut of the whole grid in which those pixels are held by HARD costs."""
+    from skimage import data
+
+    image = data.astronaut()[100:220, 150:300]
+    lab = lab_colours(image)
+    squared = squared_differences(lab)
+    contrast = contrast_scale(squared)
+    rng = np.random.default_rng(1)
+    rows, cols = np.mgrid[: image.shape[0], : image.shape[1]]
+    # A disk of first label with a 9 px band around its edge left undecided.
+    distance = np.hypot(rows - 60, cols - 75)
+    band = np.abs(distance - 40) <= 9
+    outside_first = distance < 40
+    cost_first, cost_second = rng.random(image.shape[:2]), rng.random(image.shape[:2])
+    whole_first = np.where(band, cost_first, np.where(outside_first, 0.0, HARD))
+    whole_second = np.where(band, cost_second, np.where(outside_first, HARD, 0.0))
+    whole = binary_cut(whole_first, whole_second, edge_weights(squared, contrast), 2.0)
+    band_rows, band_cols = np.nonzero(band)
+    ours = band_cut(image.shape[:2], band_rows, band_cols, lambda r, c: lab[r, c], outside_first,
+                    cost_first[band], cost_second[band], 2.0, contrast)
+    np.testing.assert_array_equal(ours, whole[band])
+    assert 0.1 < ours.mean() < 0.9

@@ -45,7 +45,7 @@ import numpy as np
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.graph_cut import (
     HARD,
-    NEIGHBOUR_OFFSETS,
+    band_cut,
     binary_cut,
     contrast_scale,
     edge_weights,
@@ -544,15 +544,8 @@ def _preview_over(preview: np.ndarray, preview_previous: np.ndarray | None, prev
 
 
 def _refine_band(rgb, coarse: np.ndarray, scale: float, clicks, rect, object_model, background_model, smoothness: float) -> np.ndarray:
-    """Re-cut a band around the upsampled boundary at full resolution, the models frozen.
-
-    Only the band's pixels become graph nodes (a few hundred thousand at 12 MP instead of
-    the object's whole box); an edge to a decided pixel outside the band becomes a
-    terminal capacity.
-    """
-    import maxflow
-
-    shape = coarse.shape
+    """Re-cut a band around the upsampled boundary at full resolution, the models frozen
+    (only the band's pixels are graph nodes: :func:`~maskwork.operators.graph_cut.band_cut`)."""
     radius = int(np.ceil(1.5 / scale)) + 2
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     as_uint8 = coarse.astype(np.uint8)
@@ -565,12 +558,7 @@ def _refine_band(rgb, coarse: np.ndarray, scale: float, clicks, rect, object_mod
     # whole photo's contrast gave about one click more to 90 %.
     top, left = rows.min(), cols.min()
     contrast = _sampled_contrast(rgb[top : rows.max() + 1, left : cols.max() + 1])
-    index = np.full(shape, -1, np.int64)
-    index[rows, cols] = np.arange(rows.size)
-    colours = rgb[rows, cols]
-    lab = lab_colours(colours)
-
-    bins = colour_bins(colours)
+    bins = colour_bins(rgb[rows, cols])
     cost_object = -np.log(object_model[bins])
     cost_background = -np.log(background_model[bins])
     # The clicks' disks and the outside of the box keep their labels inside the band too.
@@ -579,40 +567,11 @@ def _refine_band(rgb, coarse: np.ndarray, scale: float, clicks, rect, object_mod
     if rect is not None:
         x, y, w, h = rect
         fixed_background |= (rows < y) | (rows >= y + h) | (cols < x) | (cols >= x + w)
-
-    # Neighbour pairs: both in the band -> an edge; one outside -> a terminal capacity
-    # towards the outside pixel's (decided) label.
-    pairs, links = [], []
-    for d_row, d_col in NEIGHBOUR_OFFSETS:
-        for sign in (1, -1):
-            n_rows, n_cols = rows + sign * d_row, cols + sign * d_col
-            inside = (n_rows >= 0) & (n_rows < shape[0]) & (n_cols >= 0) & (n_cols < shape[1])
-            source = np.flatnonzero(inside)
-            n_rows, n_cols = n_rows[inside], n_cols[inside]
-            neighbour = index[n_rows, n_cols]
-            difference = ((lab[source] - lab_colours(rgb[n_rows, n_cols])) ** 2).sum(axis=1)
-            in_band = neighbour >= 0
-            if sign == 1:
-                pairs.append((source[in_band], neighbour[in_band], difference[in_band], np.hypot(d_row, d_col)))
-            out = ~in_band
-            links.append((source[out], coarse[n_rows[out], n_cols[out]], difference[out], np.hypot(d_row, d_col)))
-
-    graph = maxflow.Graph[float]()
-    nodes = graph.add_nodes(rows.size)
-    for first, second, difference, length in pairs:
-        weight = smoothness * np.exp(-contrast * difference) / length
-        graph.add_edges(nodes[first], nodes[second], weight, weight)
-    for pixel, neighbour_is_object, difference, length in links:
-        weight = smoothness * np.exp(-contrast * difference) / length
-        # Disagreeing with an object neighbour costs the weight when cut to background.
-        cost_background += np.bincount(pixel[neighbour_is_object], weight[neighbour_is_object], rows.size)
-        cost_object += np.bincount(pixel[~neighbour_is_object], weight[~neighbour_is_object], rows.size)
     cost_object = np.where(fixed_object, 0.0, np.where(fixed_background, HARD, cost_object))
     cost_background = np.where(fixed_object, HARD, np.where(fixed_background, 0.0, cost_background))
-    graph.add_grid_tedges(nodes, cost_background, cost_object)
-    graph.maxflow()
     fine = coarse.copy()
-    fine[rows, cols] = ~graph.get_grid_segments(nodes)
+    fine[rows, cols] = band_cut(coarse.shape, rows, cols, lambda r, c: lab_colours(rgb[r, c]), coarse,
+                                cost_object, cost_background, smoothness, contrast)
     return _keep_clicked_parts(fine, clicks)
 
 

@@ -300,48 +300,28 @@ def cut_band(image: np.ndarray, trimap: np.ndarray, background_model, foreground
     gamma exp(-beta |dz|^2) over the 8-neighbourhood (diagonals / sqrt 2), beta over the
     whole ``image``. Decided pixels are fixed by OpenCV's own construction (their terminal
     edge, 9 gamma, outweighs all their neighbour edges, at most (4 + 4 / sqrt 2) gamma),
-    so an edge from a band pixel to one of them is a terminal edge of the band pixel.
+    so they can be left out of the graph (:func:`~maskwork.operators.graph_cut.band_cut`).
     Module-level, so :func:`~maskwork.operators.stoppable.call_stoppable` can run it.
     """
-    import maxflow
+    from maskwork.operators.graph_cut import band_cut
 
-    trimap = trimap.copy()
     undecided = (trimap == cv2.GC_PR_FGD) | (trimap == cv2.GC_PR_BGD)
-    beta = _contrast_scale(image)
-    rows, cols = trimap.shape
-    ys, xs = np.nonzero(undecided)
-    count = ys.size
-    index = np.full(trimap.shape, -1, np.int32)
-    index[ys, xs] = np.arange(count, dtype=np.int32)
-    colours = image[ys, xs].astype(np.float64)
-    # From the source (foreground) the cost of background, to the sink that of foreground.
-    from_source = _mixture_cost(background_model, colours)
-    to_sink = _mixture_cost(foreground_model, colours)
-    starts, ends, capacities = [], [], []
-    for d_row, d_col in ((0, 1), (1, 0), (1, 1), (1, -1), (0, -1), (-1, 0), (-1, -1), (-1, 1)):
-        n_rows, n_cols = ys + d_row, xs + d_col
-        inside = np.flatnonzero((n_rows >= 0) & (n_rows < rows) & (n_cols >= 0) & (n_cols < cols))
-        n_rows, n_cols = n_rows[inside], n_cols[inside]
-        difference = colours[inside] - image[n_rows, n_cols]
-        weight = (GAMMA / np.hypot(d_row, d_col)) * np.exp(-beta * np.einsum("ij,ij->i", difference, difference))
-        neighbour = index[n_rows, n_cols]
-        if (d_row, d_col) in ((0, 1), (1, 0), (1, 1), (1, -1)):  # each band-band edge once
-            both = neighbour >= 0
-            starts.append(inside[both])
-            ends.append(neighbour[both])
-            capacities.append(weight[both])
-        label = trimap[n_rows, n_cols]
-        for fixed, terminal in ((cv2.GC_FGD, from_source), (cv2.GC_BGD, to_sink)):
-            held = label == fixed
-            terminal += np.bincount(inside[held], weight[held], count)
-    starts, ends, capacities = (np.concatenate(parts) for parts in (starts, ends, capacities))
-    graph = maxflow.Graph[float](count, starts.size)
-    nodes = graph.add_nodes(count)
-    graph.add_edges(nodes[starts], nodes[ends], capacities, capacities)
-    graph.add_grid_tedges(nodes, from_source, to_sink)
-    graph.maxflow()
-    trimap[ys, xs] = np.where(graph.get_grid_segments(nodes), cv2.GC_PR_BGD, cv2.GC_PR_FGD)
-    return trimap
+    rows, cols = np.nonzero(undecided)
+    colours = image[rows, cols].astype(np.float64)
+    foreground = band_cut(
+        trimap.shape,
+        rows,
+        cols,
+        lambda r, c: image[r, c].astype(np.float64),
+        trimap == cv2.GC_FGD,
+        _mixture_cost(foreground_model, colours),
+        _mixture_cost(background_model, colours),
+        GAMMA,
+        _contrast_scale(image),
+    )
+    labelled = trimap.copy()
+    labelled[rows, cols] = np.where(foreground, cv2.GC_PR_FGD, cv2.GC_PR_BGD)
+    return labelled
 
 
 def _contrast_scale(image: np.ndarray) -> float:

@@ -54,6 +54,7 @@ from maskwork.operators.graph_cut import (
 )
 from maskwork.operators.registry import Range, register
 from maskwork.operators.seeds import check_mask, check_points, check_rect, mask_pixels, to_uint8_rgb
+from maskwork.operators.stoppable import call_stoppable
 
 #: Colour histogram bins per channel (32^3 bins of 8 levels).
 BINS = 32
@@ -80,6 +81,11 @@ PREVIEW_FRACTION = 0.5
 #: soon as a preview would.
 PREVIEW_MIN_WORK_PIXELS = 40_000
 _CACHE_SIZE = 2
+#: Largest full-resolution band (pixels) cut in this process. PyMaxflow holds the GIL for
+#: the whole cut (about 2 ms per thousand band pixels: the window froze 0.76 s on a click
+#: at 12 MP), so a larger band is cut in a child process that Cancel ends (about half a
+#: second to start).
+BAND_CUT_IN_PROCESS_PIXELS = 50_000
 _cache: OrderedDict[tuple, "_Working"] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -196,7 +202,7 @@ def click_select(
         ctx.partial(Result({"mask": upsampled}, iterations=iterations))
     ctx.progress(0.7, "Quick select: refining the outline at full resolution")
     fine = _refine_band(
-        rgb, upsampled, scale, clicks, rect, object_model, background_model, smoothness
+        rgb, upsampled, scale, clicks, rect, object_model, background_model, smoothness, ctx
     )
     ctx.progress(1.0, "Quick select done")
     return Result({"mask": fine}, iterations=iterations, scores={"working_scale": scale})
@@ -543,7 +549,8 @@ def _preview_over(preview: np.ndarray, preview_previous: np.ndarray | None, prev
     return shown
 
 
-def _refine_band(rgb, coarse: np.ndarray, scale: float, clicks, rect, object_model, background_model, smoothness: float) -> np.ndarray:
+def _refine_band(rgb, coarse: np.ndarray, scale: float, clicks, rect, object_model, background_model, smoothness: float,
+                 ctx: RunContext) -> np.ndarray:
     """Re-cut a band around the upsampled boundary at full resolution, the models frozen
     (only the band's pixels are graph nodes: :func:`~maskwork.operators.graph_cut.band_cut`)."""
     radius = int(np.ceil(1.5 / scale)) + 2
@@ -569,10 +576,24 @@ def _refine_band(rgb, coarse: np.ndarray, scale: float, clicks, rect, object_mod
         fixed_background |= (rows < y) | (rows >= y + h) | (cols < x) | (cols >= x + w)
     cost_object = np.where(fixed_object, 0.0, np.where(fixed_background, HARD, cost_object))
     cost_background = np.where(fixed_object, HARD, np.where(fixed_background, 0.0, cost_background))
+    # The band's box and one pixel more: every band pixel's neighbours, nothing else.
+    box = (slice(max(0, top - 1), rows.max() + 2), slice(max(0, left - 1), cols.max() + 2))
+    arguments = (rgb[box], coarse[box], rows - box[0].start, cols - box[1].start, cost_object, cost_background,
+                 smoothness, contrast)
+    if rows.size > BAND_CUT_IN_PROCESS_PIXELS:
+        on_object = call_stoppable(ctx, _cut_band, *arguments)
+    else:
+        on_object = _cut_band(*arguments)
     fine = coarse.copy()
-    fine[rows, cols] = band_cut(coarse.shape, rows, cols, lambda r, c: lab_colours(rgb[r, c]), coarse,
-                                cost_object, cost_background, smoothness, contrast)
+    fine[rows, cols] = on_object
     return _keep_clicked_parts(fine, clicks)
+
+
+def _cut_band(rgb, coarse, rows, cols, cost_object, cost_background, smoothness: float, contrast: float) -> np.ndarray:
+    """The band's labels (True = object): its Lab colours, the coarse mask around it
+    (module-level, so :func:`~maskwork.operators.stoppable.call_stoppable` can run it)."""
+    return band_cut(coarse.shape, rows, cols, lambda r, c: lab_colours(rgb[r, c]), coarse,
+                    cost_object, cost_background, smoothness, contrast)
 
 
 def _disks_at(rows: np.ndarray, cols: np.ndarray, clicks, label: int) -> np.ndarray:

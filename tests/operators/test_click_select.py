@@ -111,7 +111,7 @@ def test_large_image_previews_the_working_copy_first():
     assert masked_iou(mask, big_truth) > 0.8
 
 
-def test_a_large_band_is_cut_in_a_child_process_with_the_same_result(monkeypatch):
+def test_a_large_band_is_cut_in_a_child_process_with_the_same_result(monkeypatch, child_calls):
     """Above BAND_CUT_IN_PROCESS_PIXELS the full-resolution band is cut through
     call_stoppable (a child that Cancel ends; PyMaxflow would hold the GIL): same mask."""
     from maskwork.operators.segmentation import click_select as module
@@ -119,15 +119,8 @@ def test_a_large_band_is_cut_in_a_child_process_with_the_same_result(monkeypatch
     image, truth = cat_on_grass()
     large = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
     in_process = select(large, [(300, 400, 1)])
-    children = []
-    real = module.call_stoppable
-
-    def counting(ctx, function, *args):
-        children.append(function)
-        return real(ctx, function, *args)
-
     monkeypatch.setattr(module, "BAND_CUT_IN_PROCESS_PIXELS", 1000)
-    monkeypatch.setattr(module, "call_stoppable", counting)
+    children = child_calls(module)
     in_child = select(large, [(300, 400, 1)])
     assert children == [module._cut_band]
     np.testing.assert_array_equal(in_child, in_process)

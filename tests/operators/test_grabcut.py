@@ -221,7 +221,7 @@ def test_band_cut_gives_opencvs_labels():
     assert 0.2 < (ours[undecided] == cv2.GC_PR_FGD).mean() < 0.8  # the band really was cut both ways
 
 
-def test_large_band_is_cut_in_a_child_process(monkeypatch):
+def test_large_band_is_cut_in_a_child_process(monkeypatch, child_calls):
     """Above OWN_CUT_BOX_PIXELS the refinement runs our cut through call_stoppable (a
     child that Cancel ends): the same mask as OpenCV's cut in this process."""
     from maskwork.operators.segmentation import grabcut as module
@@ -230,15 +230,8 @@ def test_large_band_is_cut_in_a_child_process(monkeypatch):
     rect = box_around(truth)
     params = {"coarse_megapixels": 0.05}
     opencv = GRABCUT.run({"image": image, "rect": rect}, params)
-    children = []
-    real = module.call_stoppable
-
-    def counting(ctx, function, *args):
-        children.append(function)
-        return real(ctx, function, *args)
-
     monkeypatch.setattr(module, "OWN_CUT_BOX_PIXELS", 1000)
-    monkeypatch.setattr(module, "call_stoppable", counting)
+    children = child_calls(module)
     ours = GRABCUT.run({"image": image, "rect": rect}, params)
     assert children == [module.cut_band]
     np.testing.assert_array_equal(ours["mask"], opencv["mask"])

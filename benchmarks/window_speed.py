@@ -610,7 +610,7 @@ def choice_stall(window, spec, title: str) -> None:
 def section_grabcut_stalls(window, rect) -> None:
     from maskwork.operators import get
 
-    print("\n2. Main-thread stalls while operators run (GrabCut, CNN on scribbles, registration)", flush=True)
+    print("\n2. Main-thread stalls while operators run (GrabCut, Quick select, CNN on scribbles, registration)", flush=True)
     beat = Heartbeat()
     beat.start()
     run_loop(1.0)
@@ -633,10 +633,12 @@ def section_quick_select_stalls(window, rect) -> None:
     """Quick select on the open 12 MP photo: three clicks (object, background, object)
     with the Quick select tool, each under a heartbeat until its result is drawn."""
     from maskwork.widgets.canvas import Tool
+    from maskwork.widgets.workers import live_workers
 
     x, y, w, h = rect
-    window.tool_actions[Tool.QUICK_SELECT].trigger()
-    run_loop(0.5)
+    window.tool_actions[Tool.QUICK_SELECT].trigger()  # turns auto-preview on: the box's own preview runs
+    run_loop(60.0, lambda: not live_workers())
+    run_loop(0.3)
     clicks = [(y + 0.5 * h, x + 0.5 * w, 1), (y + 0.9 * h, x + 0.1 * w, 0), (y + 0.3 * h, x + 0.45 * w, 1)]
     worst_gap, worst_busy, over, seconds = 0.0, 0.0, 0, []
     for row, col, label in clicks:
@@ -650,7 +652,8 @@ def section_quick_select_stalls(window, rect) -> None:
         beat.start()
         start = time.perf_counter()
         window.canvas.add_click(row, col, label)
-        run_loop(60.0, lambda: finished["done"])
+        if not run_loop(60.0, lambda: finished["done"]):
+            raise RuntimeError("Quick select gave no result within 60 s")
         seconds.append(time.perf_counter() - start)
         run_loop(0.2)
         beat.stop()
@@ -664,10 +667,15 @@ def section_quick_select_stalls(window, rect) -> None:
            f"{ms(worst_busy)} (the rest of a long gap is a worker holding the GIL)", "<= 16 ms", worst_busy <= FRAME_S)
     record("2 Quick select, 3 clicks on 12 MP: click to full-resolution result",
            ", ".join(f"{value:.2f} s" for value in seconds))
+    # As the sections after expect it: auto-preview off (the tool turned it on, and it
+    # would start a run at every change below and at the next operator's choice), no
+    # clicks, the GrabCut box.
+    window.operator_panel.auto_preview = False
+    window.runner.set_auto_preview(False)
     window.tool_actions[Tool.BOX].trigger()
     wait_workers()
     window.runner.clear_preview()
-    window.document.clear_seeds()  # the clicks go; the box stays for the sections after
+    window.document.clear_seeds()
     window.document.set_rect(rect)
 
 

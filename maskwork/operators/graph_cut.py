@@ -144,8 +144,8 @@ def band_cut(
     import maxflow
 
     count = rows.size
-    index = np.full(shape, -1, np.int64)
-    index[rows, cols] = np.arange(count)
+    index = np.full(shape, -1, np.int32)
+    index[rows, cols] = np.arange(count, dtype=np.int32)
     colours = colour_at(rows, cols)
     # A band pixel that takes the second label pays its neighbours outside that hold the
     # first, and the other way round.

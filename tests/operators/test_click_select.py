@@ -127,6 +127,36 @@ def test_a_large_band_is_cut_in_a_child_process_with_the_same_result(monkeypatch
     assert masked_iou(in_child, np.repeat(np.repeat(truth, 2, axis=0), 2, axis=1)) > 0.8
 
 
+def test_the_band_cut_on_the_bands_box_equals_the_cut_on_the_whole_image():
+    """Quick select cuts its full-resolution band on the band's box plus one pixel, shifted:
+    the same labels as band_cut on the whole image, here with the band on the last row
+    and column."""
+    from maskwork.operators.graph_cut import band_cut, lab_colours
+    from maskwork.operators.segmentation import click_select as module
+
+    image = np.ascontiguousarray(data.astronaut()[200:500, 212:512])
+    coarse = np.zeros((300, 300), bool)
+    coarse[150:, 150:] = True  # a square in the bottom-right corner: long straight band edges
+    # Every band pixel prefers the object a little: only its neighbours outside the band
+    # (the background around the square, the object inside it) decide where the cut goes.
+    object_model = np.full(32**3, np.exp(1.0) / 32**3)
+    background_model = np.full(32**3, np.exp(-1.0) / 32**3)
+    refined = module._refine_band(image, coarse, 0.5, [], None, object_model, background_model, 5.0, RunContext())
+
+    radius = int(np.ceil(1.5 / 0.5)) + 2
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    band = cv2.dilate(coarse.astype(np.uint8), kernel) != cv2.erode(coarse.astype(np.uint8), kernel)
+    band_rows, band_cols = np.nonzero(band)
+    assert band_rows.max() == 299 and band_cols.max() == 299
+    bins = module.colour_bins(image[band_rows, band_cols])
+    contrast = module._sampled_contrast(image[band_rows.min() :, band_cols.min() :])
+    whole = coarse.copy()
+    whole[band] = band_cut(coarse.shape, band_rows, band_cols, lambda r, c: lab_colours(image[r, c]), coarse,
+                           -np.log(object_model[bins]), -np.log(background_model[bins]), 5.0, contrast)
+    np.testing.assert_array_equal(refined, whole)
+    assert whole[band].any() and not whole[band].all()
+
+
 def test_wanting_partial_results_does_not_change_the_result():
     image, truth = cat_on_grass()
     large = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
+from maskwork.operators.graph_cut import HARD, band_cut
 from maskwork.operators.registry import Range, register
 from maskwork.operators.seeds import bounding_box, check_rect, markers_with_clicks, to_uint8_rgb
 from maskwork.operators.stoppable import call_stoppable
@@ -35,8 +36,8 @@ FOREGROUND, BACKGROUND = 1, 2
 GAMMA = 50.0
 #: Bounding box (pixels) of the full-resolution refinement's band above which that cut is
 #: ours (:func:`cut_band`) in a child process rather than OpenCV's: OpenCV's costs about
-#: 0.35 s per megapixel of box, ours 0.1 s per megapixel of photo plus the child's start
-#: (about half a second).
+#: 0.35 s per megapixel of box, ours about 0.1 s plus the child's start (about half a
+#: second; the box's image goes to the child).
 OWN_CUT_BOX_PIXELS = 2_000_000
 #: Fewest pixels per class OpenCV's k-means initialisation of 5 Gaussians can work with.
 MIN_SAMPLES = 16
@@ -298,13 +299,13 @@ def cut_band(image: np.ndarray, trimap: np.ndarray, background_model, foreground
 
     The energy is OpenCV's: terminal edges from the two colour models, neighbour edges
     gamma exp(-beta |dz|^2) over the 8-neighbourhood (diagonals / sqrt 2), beta over the
-    whole ``image``. Decided pixels are fixed by OpenCV's own construction (their terminal
+    whole ``image``; up to rounding (OpenCV divides the diagonals by a float32 square root
+    and inverts covariances by cofactors), so labels could differ only where two cuts cost
+    the same to the last bits (none did at 3 and 12 MP). Decided pixels are fixed by OpenCV's own construction (their terminal
     edge, 9 gamma, outweighs all their neighbour edges, at most (4 + 4 / sqrt 2) gamma),
     so they can be left out of the graph (:func:`~maskwork.operators.graph_cut.band_cut`).
     Module-level, so :func:`~maskwork.operators.stoppable.call_stoppable` can run it.
     """
-    from maskwork.operators.graph_cut import band_cut
-
     undecided = (trimap == cv2.GC_PR_FGD) | (trimap == cv2.GC_PR_BGD)
     rows, cols = np.nonzero(undecided)
     colours = image[rows, cols].astype(np.float64)
@@ -338,12 +339,13 @@ def _contrast_scale(image: np.ndarray) -> float:
     )
     rows, cols = image.shape[:2]
     pairs = 4 * cols * rows - 3 * cols - 3 * rows + 2
-    return 0.0 if total <= 1e-12 else pairs / (2.0 * total)
+    return 0.0 if total <= 1e-12 else 1.0 / (2.0 * total / pairs)  # OpenCV's order: the same rounding
 
 
 def _mixture_cost(model: np.ndarray, colours: np.ndarray) -> np.ndarray:
     """-log of OpenCV's GrabCut colour model (5 Gaussians, as ``cv2.grabCut`` stores them:
-    weights, means, covariances) at each colour, without the constant (2 pi)^-3/2."""
+    weights, means, covariances) at each colour, without the constant (2 pi)^-3/2. Where
+    the density underflows to 0 OpenCV's cost is infinite: HARD here."""
     values = np.asarray(model, np.float64).ravel()
     weights, means, covariances = values[:5], values[5:20].reshape(5, 3), values[20:65].reshape(5, 3, 3)
     density = np.zeros(len(colours))
@@ -352,7 +354,7 @@ def _mixture_cost(model: np.ndarray, colours: np.ndarray) -> np.ndarray:
             offset = colours - mean
             distance = np.einsum("ni,ij,nj->n", offset, np.linalg.inv(covariance), offset)
             density += weight / np.sqrt(np.linalg.det(covariance)) * np.exp(-0.5 * distance)
-    return -np.log(np.maximum(density, 1e-300))
+    return np.where(density > 0, -np.log(np.maximum(density, 1e-300)), HARD)
 
 
 def _upsample(mask: np.ndarray, shape: tuple[int, int], smooth: bool = False) -> np.ndarray:

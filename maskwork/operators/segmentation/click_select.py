@@ -82,9 +82,9 @@ PREVIEW_FRACTION = 0.5
 PREVIEW_MIN_WORK_PIXELS = 40_000
 _CACHE_SIZE = 2
 #: Largest full-resolution band (pixels) cut in this process. PyMaxflow holds the GIL for
-#: the whole cut (about 2 ms per thousand band pixels: the window froze 0.76 s on a click
-#: at 12 MP), so a larger band is cut in a child process that Cancel ends (about half a
-#: second to start).
+#: the whole cut (about 2 ms per thousand band pixels; 1.1 s for a click's band at 12 MP,
+#: while the window stood still), so a larger band is cut in a child process that Cancel
+#: ends (about half a second to start).
 BAND_CUT_IN_PROCESS_PIXELS = 50_000
 _cache: OrderedDict[tuple, "_Working"] = OrderedDict()
 _cache_lock = threading.Lock()

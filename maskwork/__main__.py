@@ -21,6 +21,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         serve_one_call()
         return 0
+    if argv == ["--serve-calls"]:
+        # A frozen bundle's long-lived child of maskwork.operators.stoppable.call_warm.
+        from maskwork.operators.stoppable import serve_calls
+
+        serve_calls()
+        return 0
     if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help")):
         from maskwork.cli import main as cli_main
 

@@ -10,21 +10,29 @@ torch threads, which a fork would copy in an unknown state, and multiprocessing'
 would re-run the caller's main script. Starting it costs about half a second (numpy and
 the called library are imported again), so callers use it only for calls that take
 longer than that.
+
+:func:`call_warm` is for the other kind: calls of tens to hundreds of milliseconds that
+hold the GIL (PyMaxflow's max-flow), which in a worker thread would stop the window for
+that long, and which come many to a click. One long-lived child serves them one after
+another, so only the first call pays the start.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 from maskwork.operators.context import Cancelled, RunContext
 
-__all__ = ["call_stoppable"]
+__all__ = ["call_stoppable", "call_warm"]
 
 #: How often the parent looks at the cancel flag while the child computes (seconds).
 POLL_SECONDS = 0.05
@@ -33,13 +41,28 @@ CHILD_COMMAND = "from maskwork.operators.stoppable import serve_one_call; serve_
 #: The same through maskwork's own entry point, for a frozen desktop bundle, whose
 #: executable is maskwork itself and runs no ``-c`` code.
 FROZEN_CHILD_OPTION = "--serve-one-call"
+#: The long-lived child of :func:`call_warm`: serve calls until stdin closes.
+WARM_CHILD_COMMAND = "from maskwork.operators.stoppable import serve_calls; serve_calls()"
+FROZEN_WARM_CHILD_OPTION = "--serve-calls"
+#: How long a cancelled :func:`call_warm` still waits for the call to end (its answer is
+#: dropped and the child stays warm for the next call) before it kills the child.
+DRAIN_SECONDS = 0.5
 
 
-def child_command() -> list[str]:
-    """The command line of the child process: this interpreter, or the frozen bundle."""
+def child_command(warm: bool = False) -> list[str]:
+    """The command line of a child process (``warm``: :func:`call_warm`'s): this
+    interpreter, or the frozen bundle."""
     if getattr(sys, "frozen", False):
-        return [sys.executable, FROZEN_CHILD_OPTION]
-    return [sys.executable, "-c", CHILD_COMMAND]
+        return [sys.executable, FROZEN_WARM_CHILD_OPTION if warm else FROZEN_CHILD_OPTION]
+    return [sys.executable, "-c", WARM_CHILD_COMMAND if warm else CHILD_COMMAND]
+
+
+def _child_environment() -> dict[str, str]:
+    """The environment of a child: it imports maskwork from where this copy lives,
+    installed or not."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    search_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": search_path}
 
 
 def call_stoppable(ctx: RunContext, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -74,15 +97,7 @@ def call_stoppable(ctx: RunContext, function: Callable[..., Any], *args: Any, **
     with tempfile.TemporaryFile() as request:
         pickle.dump((function, args, kwargs), request, protocol=pickle.HIGHEST_PROTOCOL)
         request.seek(0)
-        # The child imports maskwork from where this copy lives, installed or not.
-        package_root = str(Path(__file__).resolve().parents[2])
-        search_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-        child = subprocess.Popen(
-            child_command(),
-            stdin=request,
-            stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": search_path},
-        )
+        child = subprocess.Popen(child_command(), stdin=request, stdout=subprocess.PIPE, env=_child_environment())
     try:
         while True:
             try:
@@ -118,3 +133,178 @@ def serve_one_call() -> None:
         answer = pickle.dumps((False, error), protocol=pickle.HIGHEST_PROTOCOL)
     answer_stream.write(answer)
     answer_stream.close()
+
+
+def call_warm(ctx: RunContext, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)`` computed in the long-lived child process.
+
+    For calls that hold the GIL for tens to hundreds of milliseconds and come often; the
+    first call starts the child (about half a second), later ones cost the pickling of
+    their arguments (a few ms for a few MB). Calls from several threads take turns.
+
+    Parameters
+    ----------
+    ctx : RunContext
+        The run. Once cancellation is requested the call still waits up to
+        :data:`DRAIN_SECONDS` for the child to finish (its answer is dropped, and the
+        child stays warm), then kills the child; either way
+        :class:`~maskwork.operators.context.Cancelled` is raised.
+    function : callable
+        A module-level function (it is pickled by name); its arguments and result are
+        pickled too, so they should be arrays and plain values.
+    *args, **kwargs
+        Passed to ``function``.
+
+    Returns
+    -------
+    object
+        What ``function`` returned.
+
+    Raises
+    ------
+    Cancelled
+        When the run was cancelled before the result arrived.
+    Exception
+        Whatever ``function`` raised in the child; RuntimeError when the child ended
+        without an answer (killed, out of memory); the next call starts a new one.
+    """
+    return _WARM_CHILD.call(ctx, function, args, kwargs)
+
+
+class _WarmChild:
+    """The child process behind :func:`call_warm`, started on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+
+    def call(self, ctx: RunContext, function: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        ctx.check()
+        request = (function, args, kwargs)
+        with self._lock:
+            process = self._running()
+            try:
+                _send(process.stdin, request)
+            except OSError:  # it died since the last call: one fresh start
+                self._stop()
+                process = self._running()
+                _send(process.stdin, request)
+            answer: dict[str, tuple[bool, Any]] = {}
+            # A thread reads the answer, so that this one can watch for Cancel meanwhile.
+            reader = threading.Thread(
+                target=lambda: answer.update(frame=_receive(process.stdout)), name="maskwork-warm-child-answer"
+            )
+            reader.start()
+            drain_until = None
+            while reader.is_alive():
+                reader.join(POLL_SECONDS)
+                if drain_until is None and ctx.cancelled:
+                    drain_until = time.monotonic() + DRAIN_SECONDS
+                if drain_until is not None and reader.is_alive() and time.monotonic() > drain_until:
+                    process.kill()  # the reader sees the end of the pipe
+            reader.join()
+            received, message = answer.get("frame", (False, None))
+            if not received:
+                self._stop()
+            if drain_until is not None:
+                raise Cancelled()
+            if not received:
+                raise RuntimeError(f"{function.__name__} ended without a result (the warm child process stopped)")
+        succeeded, value = message
+        if not succeeded:
+            raise value
+        return value
+
+    def _running(self) -> subprocess.Popen:
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen(
+                child_command(warm=True), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_child_environment()
+            )
+        return self._process
+
+    def _stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            for stream in (process.stdin, process.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        """End the child (at exit; a later call starts a new one)."""
+        with self._lock:
+            self._stop()
+
+
+_WARM_CHILD = _WarmChild()
+atexit.register(_WARM_CHILD.stop)
+
+
+def _send(stream: BinaryIO, message: Any) -> None:
+    """Write ``message`` pickled, its large arrays as separate buffers (pickle protocol 5
+    out of band): written straight from their memory, with the GIL released, instead of
+    being copied into one big bytes object first (44 MB for a 12 MP GrabCut band: a
+    24 ms stop of the window)."""
+    buffers: list[pickle.PickleBuffer] = []
+    head = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
+    stream.write(len(buffers).to_bytes(8, "little") + len(head).to_bytes(8, "little"))
+    stream.write(head)
+    for buffer in buffers:
+        raw = buffer.raw()
+        stream.write(raw.nbytes.to_bytes(8, "little"))
+        stream.write(raw)
+    stream.flush()
+
+
+def _receive(stream: BinaryIO) -> tuple[bool, Any]:
+    """``(True, message)`` read from ``stream`` as :func:`_send` wrote it, or ``(False,
+    None)`` at the end of the stream."""
+
+    def exactly(size: int) -> bytearray | None:
+        data = bytearray(size)
+        view, done = memoryview(data), 0
+        while done < size:
+            got = stream.readinto(view[done:])
+            if not got:
+                return None
+            done += got
+        return data
+
+    header = exactly(16)
+    if header is None:
+        return False, None
+    count, head_size = int.from_bytes(header[:8], "little"), int.from_bytes(header[8:], "little")
+    head = exactly(head_size)
+    buffers = []
+    for _ in range(count if head is not None else 0):
+        size = exactly(8)
+        data = None if size is None else exactly(int.from_bytes(size, "little"))
+        if data is None:
+            return False, None
+        buffers.append(data)
+    if head is None:
+        return False, None
+    return True, pickle.loads(head, buffers=buffers)
+
+
+def serve_calls() -> None:
+    """In :func:`call_warm`'s child: answer pickled ``(function, args, kwargs)`` frames from
+    stdin with pickled ``(True, result)`` or ``(False, exception)`` frames on stdout, until
+    stdin closes."""
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    # Whatever a library prints goes to stderr, not into the answers.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    while True:
+        received, request = _receive(sys.stdin.buffer)
+        if not received:
+            return
+        function, args, kwargs = request
+        try:
+            answer = (True, function(*args, **kwargs))
+        except Exception as error:
+            answer = (False, error)
+        _send(answers, answer)

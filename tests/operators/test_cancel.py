@@ -11,6 +11,7 @@ measures every operator at 3 MP.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -20,7 +21,8 @@ import pytest
 from skimage import data
 
 from maskwork.operators import Cancelled, RunContext, get
-from maskwork.operators.stoppable import call_stoppable
+from maskwork.operators import stoppable
+from maskwork.operators.stoppable import call_stoppable, call_warm
 
 #: Generous, for a loaded machine; the target of the issue is 1 s.
 BOUND_S = 2.0
@@ -124,3 +126,50 @@ def test_a_frozen_bundle_runs_the_stoppable_call_through_its_own_executable(tmp_
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", str(bundle))
     assert call_stoppable(RunContext(), np.add, np.arange(3), 1).tolist() == [1, 2, 3]
+
+
+def test_the_warm_child_answers_call_after_call_in_one_process():
+    first = call_warm(RunContext(), os.getpid)
+    assert first != os.getpid()
+    assert call_warm(RunContext(), np.add, np.arange(3), 1).tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match="could not convert"):
+        call_warm(RunContext(), float, "not a number")
+    assert call_warm(RunContext(), os.getpid) == first, "an error does not end the child"
+
+
+def test_cancel_drains_a_short_warm_call_and_kills_a_long_one():
+    """A call that ends within DRAIN_SECONDS of Cancel leaves the child warm; a longer one
+    is killed, and the next call starts a new child. Both raise Cancelled."""
+    child = call_warm(RunContext(), os.getpid)
+    for seconds, kept in ((0.1, True), (30, False)):
+        cancel = threading.Event()
+        timer = threading.Timer(0.2, cancel.set)
+        timer.start()
+        started = time.perf_counter()
+        with pytest.raises(Cancelled):
+            call_warm(RunContext(cancel_event=cancel), time.sleep, 0.2 + seconds)
+        timer.join()
+        assert time.perf_counter() - started < 0.2 + stoppable.DRAIN_SECONDS + BOUND_S
+        assert (call_warm(RunContext(), os.getpid) == child) == kept
+        child = call_warm(RunContext(), os.getpid)
+
+
+def test_a_warm_child_that_dies_is_replaced():
+    with pytest.raises(RuntimeError, match="without a result"):
+        call_warm(RunContext(), os._exit, 3)
+    assert call_warm(RunContext(), np.add, np.arange(3), 1).tolist() == [1, 2, 3]
+
+
+def test_a_frozen_bundle_runs_the_warm_child_through_its_own_executable(tmp_path, monkeypatch):
+    import sys
+
+    bundle = tmp_path / "maskwork"
+    bundle.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m maskwork "$@"\n')
+    bundle.chmod(0o755)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(bundle))
+    stoppable._WARM_CHILD.stop()  # the next call starts the bundle's own child
+    try:
+        assert call_warm(RunContext(), np.add, np.arange(3), 1).tolist() == [1, 2, 3]
+    finally:
+        stoppable._WARM_CHILD.stop()

@@ -222,8 +222,8 @@ def test_band_cut_gives_opencvs_labels():
 
 
 def test_large_band_is_cut_in_a_child_process(monkeypatch, child_calls):
-    """Above OWN_CUT_BOX_PIXELS the refinement runs our cut through call_stoppable (a
-    child that Cancel ends): the same mask as OpenCV's cut in this process."""
+    """Above OWN_CUT_BOX_PIXELS the refinement runs our cut in call_warm's child process
+    (PyMaxflow holds the GIL): the same mask as OpenCV's cut in this process."""
     from maskwork.operators.segmentation import grabcut as module
 
     image, truth = composite(420, 600)

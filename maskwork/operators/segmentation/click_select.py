@@ -54,7 +54,7 @@ from maskwork.operators.graph_cut import (
 )
 from maskwork.operators.registry import Range, register
 from maskwork.operators.seeds import check_mask, check_points, check_rect, mask_pixels, to_uint8_rgb
-from maskwork.operators.stoppable import call_stoppable
+from maskwork.operators.stoppable import call_warm
 
 #: Colour histogram bins per channel (32^3 bins of 8 levels).
 BINS = 32
@@ -81,11 +81,6 @@ PREVIEW_FRACTION = 0.5
 #: soon as a preview would.
 PREVIEW_MIN_WORK_PIXELS = 40_000
 _CACHE_SIZE = 2
-#: Largest full-resolution band (pixels) cut in this process. PyMaxflow holds the GIL for
-#: the whole cut (about 2 ms per thousand band pixels; 1.1 s for a click's band at 12 MP,
-#: while the window stood still), so a larger band is cut in a child process that Cancel
-#: ends (about half a second to start).
-BAND_CUT_IN_PROCESS_PIXELS = 50_000
 _cache: OrderedDict[tuple, "_Working"] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -462,7 +457,8 @@ def _coarse_cut(work: _Working, clicks, previous, rect, *, smoothness, click_str
         cost_object = np.where(positive, 0.0, np.where(hard_background, HARD, cost_object))
         cost_background = np.where(positive, HARD, np.where(hard_background, 0.0, cost_background))
 
-        current = binary_cut(cost_object, cost_background, work.edge_weights, smoothness, tree)
+        # In the warm child: PyMaxflow holds the GIL for the whole cut (50-280 ms here).
+        current = call_warm(ctx, binary_cut, cost_object, cost_background, work.edge_weights, smoothness, tree)
         ctx.check()
     return current, object_model, background_model
 
@@ -580,10 +576,9 @@ def _refine_band(rgb, coarse: np.ndarray, scale: float, clicks, rect, object_mod
     box = (slice(max(0, top - 1), rows.max() + 2), slice(max(0, left - 1), cols.max() + 2))
     arguments = (rgb[box], coarse[box], rows - box[0].start, cols - box[1].start, cost_object, cost_background,
                  smoothness, contrast)
-    if rows.size > BAND_CUT_IN_PROCESS_PIXELS:
-        on_object = call_stoppable(ctx, _cut_band, *arguments)
-    else:
-        on_object = _cut_band(*arguments)
+    # In the warm child: PyMaxflow holds the GIL for the whole cut (about 2 ms per thousand
+    # band pixels; 1.1 s for a click's band at 12 MP, while the window stood still).
+    on_object = call_warm(ctx, _cut_band, *arguments)
     fine = coarse.copy()
     fine[rows, cols] = on_object
     return _keep_clicked_parts(fine, clicks)
@@ -591,7 +586,7 @@ def _refine_band(rgb, coarse: np.ndarray, scale: float, clicks, rect, object_mod
 
 def _cut_band(rgb, coarse, rows, cols, cost_object, cost_background, smoothness: float, contrast: float) -> np.ndarray:
     """The band's labels (True = object): its Lab colours, the coarse mask around it
-    (module-level, so :func:`~maskwork.operators.stoppable.call_stoppable` can run it)."""
+    (module-level, so :func:`~maskwork.operators.stoppable.call_warm` can run it)."""
     return band_cut(coarse.shape, rows, cols, lambda r, c: lab_colours(rgb[r, c]), coarse,
                     cost_object, cost_background, smoothness, contrast)
 

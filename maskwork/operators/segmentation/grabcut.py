@@ -29,15 +29,15 @@ from maskwork.operators.context import InputError, Result, RunContext, null_cont
 from maskwork.operators.graph_cut import HARD, band_cut
 from maskwork.operators.registry import Range, register
 from maskwork.operators.seeds import bounding_box, check_rect, markers_with_clicks, to_uint8_rgb
-from maskwork.operators.stoppable import call_stoppable
+from maskwork.operators.stoppable import call_warm
 
 FOREGROUND, BACKGROUND = 1, 2
 #: OpenCV GrabCut's weight of a horizontal or vertical neighbour edge (diagonals / sqrt 2).
 GAMMA = 50.0
 #: Bounding box (pixels) of the full-resolution refinement's band above which that cut is
-#: ours (:func:`cut_band`) in a child process rather than OpenCV's: OpenCV's costs about
-#: 0.35 s per megapixel of box, ours about 0.1 s plus the child's start (about half a
-#: second; the box's image goes to the child).
+#: ours (:func:`cut_band`) rather than OpenCV's: OpenCV's costs about 0.35 s per megapixel
+#: of box, ours about 0.1 s plus sending the box's image to the warm child process (and
+#: its start, about half a second, if nothing started it before).
 OWN_CUT_BOX_PIXELS = 2_000_000
 #: Fewest pixels per class OpenCV's k-means initialisation of 5 Gaussians can work with.
 MIN_SAMPLES = 16
@@ -273,8 +273,9 @@ def _refine_band(image: np.ndarray, trimap: np.ndarray, background_model, foregr
     graph node of every pixel of the image it is given, here the band's bounding box: on a
     12 MP photo 10 million nodes, 2 GB of graph made and freed, 4 s. Above
     :data:`OWN_CUT_BOX_PIXELS` of box, :func:`cut_band` makes the same cut on the band's
-    pixels alone, in a child process (PyMaxflow holds the GIL, which would stop the
-    window for half a second; Cancel ends the child).
+    pixels alone, in the warm child process of
+    :func:`~maskwork.operators.stoppable.call_warm` (PyMaxflow holds the GIL, which would
+    stop the window for half a second).
     """
     undecided = (trimap == cv2.GC_PR_FGD) | (trimap == cv2.GC_PR_BGD)
     band = bounding_box(undecided)
@@ -287,7 +288,7 @@ def _refine_band(image: np.ndarray, trimap: np.ndarray, background_model, foregr
     )
     box_image, box_trimap = np.ascontiguousarray(image[box]), np.ascontiguousarray(trimap[box])
     if box_trimap.size > OWN_CUT_BOX_PIXELS:
-        trimap[box] = call_stoppable(ctx, cut_band, box_image, box_trimap, background_model, foreground_model)
+        trimap[box] = call_warm(ctx, cut_band, box_image, box_trimap, background_model, foreground_model)
     else:
         cv2.grabCut(box_image, box_trimap, None, background_model, foreground_model, 1, cv2.GC_EVAL_FREEZE_MODEL)
         trimap[box] = box_trimap
@@ -304,7 +305,7 @@ def cut_band(image: np.ndarray, trimap: np.ndarray, background_model, foreground
     the same to the last bits (none did at 3 and 12 MP). Decided pixels are fixed by OpenCV's own construction (their terminal
     edge, 9 gamma, outweighs all their neighbour edges, at most (4 + 4 / sqrt 2) gamma),
     so they can be left out of the graph (:func:`~maskwork.operators.graph_cut.band_cut`).
-    Module-level, so :func:`~maskwork.operators.stoppable.call_stoppable` can run it.
+    Module-level, so :func:`~maskwork.operators.stoppable.call_warm` can run it.
     """
     undecided = (trimap == cv2.GC_PR_FGD) | (trimap == cv2.GC_PR_BGD)
     rows, cols = np.nonzero(undecided)

@@ -139,34 +139,13 @@ def call_warm(ctx: RunContext, function: Callable[..., Any], *args: Any, **kwarg
     """``function(*args, **kwargs)`` computed in the long-lived child process.
 
     For calls that hold the GIL for tens to hundreds of milliseconds and come often; the
-    first call starts the child (about half a second), later ones cost the pickling of
+    first call starts the child (about half a second), later ones cost the sending of
     their arguments (a few ms for a few MB). Calls from several threads take turns.
-
-    Parameters
-    ----------
-    ctx : RunContext
-        The run. Once cancellation is requested the call still waits up to
-        :data:`DRAIN_SECONDS` for the child to finish (its answer is dropped, and the
-        child stays warm), then kills the child; either way
-        :class:`~maskwork.operators.context.Cancelled` is raised.
-    function : callable
-        A module-level function (it is pickled by name); its arguments and result are
-        pickled too, so they should be arrays and plain values.
-    *args, **kwargs
-        Passed to ``function``.
-
-    Returns
-    -------
-    object
-        What ``function`` returned.
-
-    Raises
-    ------
-    Cancelled
-        When the run was cancelled before the result arrived.
-    Exception
-        Whatever ``function`` raised in the child; RuntimeError when the child ended
-        without an answer (killed, out of memory); the next call starts a new one.
+    Arguments, result and errors are as for :func:`call_stoppable`, with two
+    differences: once cancellation is requested the call still waits up to
+    :data:`DRAIN_SECONDS` for the child to finish (its answer is dropped and the child
+    stays warm) before it kills the child, and a child that ended without an answer is
+    replaced at the next call.
     """
     return _WARM_CHILD.call(ctx, function, args, kwargs)
 

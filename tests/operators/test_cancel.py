@@ -116,8 +116,10 @@ def test_cancel_ends_a_stoppable_call_at_once():
     assert time.perf_counter() - started < 0.5 + BOUND_S
 
 
-def test_a_frozen_bundle_runs_the_stoppable_call_through_its_own_executable(tmp_path, monkeypatch):
-    """A PyInstaller bundle's executable is maskwork itself, which runs no ``python -c``."""
+@pytest.fixture
+def frozen_bundle(tmp_path, monkeypatch):
+    """As in a PyInstaller bundle: the executable is maskwork itself, which runs no
+    ``python -c`` (a script that runs ``python -m maskwork`` stands in for it)."""
     import sys
 
     bundle = tmp_path / "maskwork"
@@ -125,6 +127,9 @@ def test_a_frozen_bundle_runs_the_stoppable_call_through_its_own_executable(tmp_
     bundle.chmod(0o755)
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", str(bundle))
+
+
+def test_a_frozen_bundle_runs_the_stoppable_call_through_its_own_executable(frozen_bundle):
     assert call_stoppable(RunContext(), np.add, np.arange(3), 1).tolist() == [1, 2, 3]
 
 
@@ -160,14 +165,7 @@ def test_a_warm_child_that_dies_is_replaced():
     assert call_warm(RunContext(), np.add, np.arange(3), 1).tolist() == [1, 2, 3]
 
 
-def test_a_frozen_bundle_runs_the_warm_child_through_its_own_executable(tmp_path, monkeypatch):
-    import sys
-
-    bundle = tmp_path / "maskwork"
-    bundle.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m maskwork "$@"\n')
-    bundle.chmod(0o755)
-    monkeypatch.setattr(sys, "frozen", True, raising=False)
-    monkeypatch.setattr(sys, "executable", str(bundle))
+def test_a_frozen_bundle_runs_the_warm_child_through_its_own_executable(frozen_bundle):
     stoppable._WARM_CHILD.stop()  # the next call starts the bundle's own child
     try:
         assert call_warm(RunContext(), np.add, np.arange(3), 1).tolist() == [1, 2, 3]

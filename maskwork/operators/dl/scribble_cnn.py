@@ -87,17 +87,13 @@ from maskwork.operators.dl.device import (
 )
 from maskwork.operators.registry import Range, ScorePlot, register
 from maskwork.operators.seeds import check_image, markers_with_clicks, scribble_classes
-from maskwork.operators.stoppable import call_stoppable
+from maskwork.operators.stoppable import call_warm
 
 if TYPE_CHECKING:  # torch is imported only when the operator runs
     import torch
 
 #: Scales (pixels, at the working resolution) of the ilastik-style filters.
 FILTER_SIGMAS = (1.0, 2.0, 4.0)
-#: Largest working image (pixels) whose graph cut runs in this process. PyMaxflow's
-#: max-flow is one call: up to 1.3 s at the default 0.3 MP on a loaded core, so from
-#: there on it runs in a child process that Cancel ends (about half a second to start).
-GRAPH_CUT_IN_PROCESS_PIXELS = 250_000
 #: Trained networks kept for continuing (each a few hundred kilobytes plus its optimiser).
 CACHE_SIZE = 2
 #: Steps before the first preview of a new network: enough to tell the classes apart...
@@ -817,8 +813,8 @@ def _cut_two_classes(probabilities, working, targets, smoothness: float, ctx: Ru
 
     Each pixel pays ``-log p`` for its label (floored at 1e-4), neighbours pay for
     disagreeing less across colour edges of the working image, scribbled pixels keep
-    their class. The max-flow is one call; on a working image larger than
-    :data:`GRAPH_CUT_IN_PROCESS_PIXELS` it runs in a child process that Cancel ends.
+    their class. The max-flow runs in the warm child process
+    (:func:`~maskwork.operators.stoppable.call_warm`).
     """
     from maskwork.operators.graph_cut import HARD, binary_cut, grid_edge_weights
     from maskwork.operators.seeds import to_uint8_rgb
@@ -829,10 +825,9 @@ def _cut_two_classes(probabilities, working, targets, smoothness: float, ctx: Ru
     first_cost = np.where(targets == 0, 0.0, np.where(targets == 1, HARD, costs[..., 0]))
     second_cost = np.where(targets == 1, 0.0, np.where(targets == 0, HARD, costs[..., 1]))
     weights = grid_edge_weights(colour)
-    if first_cost.size > GRAPH_CUT_IN_PROCESS_PIXELS:
-        first = call_stoppable(ctx, binary_cut, first_cost, second_cost, weights, smoothness)
-    else:
-        first = binary_cut(first_cost, second_cost, weights, smoothness)
+    # In the warm child: PyMaxflow's max-flow is one call that holds the GIL (up to 1.3 s
+    # at the default 0.3 MP on a loaded core), and the window would stand still.
+    first = call_warm(ctx, binary_cut, first_cost, second_cost, weights, smoothness)
     return np.stack([first, ~first], axis=2).astype(np.float32)
 
 

@@ -14,7 +14,8 @@ longer than that.
 :func:`call_warm` is for the other kind: calls of tens to hundreds of milliseconds that
 hold the GIL (PyMaxflow's max-flow), which in a worker thread would stop the window for
 that long, and which come many to a click. One long-lived child serves them one after
-another, so only the first call pays the start.
+another, so only the first call pays the start (and the first after a child was killed
+by Cancel or died).
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ FROZEN_CHILD_OPTION = "--serve-one-call"
 WARM_CHILD_COMMAND = "from maskwork.operators.stoppable import serve_calls; serve_calls()"
 FROZEN_WARM_CHILD_OPTION = "--serve-calls"
 #: How long a cancelled :func:`call_warm` still waits for the call to end (its answer is
-#: dropped and the child stays warm for the next call) before it kills the child.
+#: dropped and the child stays warm for the next call) before it kills the child, and
+#: how long it then waits for the killed child's pipe to close.
 DRAIN_SECONDS = 0.5
+KILL_WAIT_SECONDS = 5.0
 
 
 def child_command(warm: bool = False) -> list[str]:
@@ -154,48 +157,81 @@ class _WarmChild:
     """The child process behind :func:`call_warm`, started on first use."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        """No child and a free lock (also in a forked process: the parent's child and a
+        lock some other thread held at the fork are not this process's)."""
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
 
     def call(self, ctx: RunContext, function: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         ctx.check()
         request = (function, args, kwargs)
-        with self._lock:
-            process = self._running()
-            try:
-                _send(process.stdin, request)
-            except OSError:  # it died since the last call: one fresh start
-                self._stop()
-                process = self._running()
-                _send(process.stdin, request)
-            answer: dict[str, tuple[bool, Any]] = {}
-            # A thread reads the answer, so that this one can watch for Cancel meanwhile.
-            reader = threading.Thread(
-                target=lambda: answer.update(frame=_receive(process.stdout)), name="maskwork-warm-child-answer"
-            )
-            reader.start()
-            drain_until = None
-            while reader.is_alive():
-                reader.join(POLL_SECONDS)
-                if drain_until is None and ctx.cancelled:
-                    drain_until = time.monotonic() + DRAIN_SECONDS
-                if drain_until is not None and reader.is_alive() and time.monotonic() > drain_until:
-                    process.kill()  # the reader sees the end of the pipe
-            reader.join()
-            received, message = answer.get("frame", (False, None))
-            if not received:
-                self._stop()
-            if drain_until is not None:
-                raise Cancelled()
-            if not received:
-                raise RuntimeError(f"{function.__name__} ended without a result (the warm child process stopped)")
+        while not self._lock.acquire(timeout=POLL_SECONDS):  # another call has the child
+            ctx.check()
+        try:
+            ctx.check()
+            received, message = self._exchange(ctx, request)
+        except Cancelled:
+            raise  # the exchange ended in step (drained) or stopped the child itself
+        except BaseException:
+            # Interrupted half way (Ctrl-C, a half-written request): the pipes are out of
+            # step, so the child goes; the next call starts another.
+            self._stop()
+            raise
+        finally:
+            self._lock.release()
+        if not received:
+            raise RuntimeError(f"{function.__name__} ended without a result: {message}")
         succeeded, value = message
         if not succeeded:
             raise value
         return value
 
+    def _exchange(self, ctx: RunContext, request: tuple) -> tuple[bool, Any]:
+        """Send ``request`` and wait for the answer, watching for Cancel; the lock is held."""
+        process = self._running()
+        try:
+            _send(process.stdin, request)
+        except OSError:  # it died since the last call: one fresh start
+            self._stop()
+            process = self._running()
+            _send(process.stdin, request)
+        answer: dict[str, Any] = {}
+
+        def read() -> None:
+            try:
+                answer["frame"] = _receive(process.stdout)
+            except BaseException as error:  # an answer this process cannot unpickle
+                answer["error"] = error
+
+        # A thread reads the answer, so that this one can watch for Cancel meanwhile.
+        reader = threading.Thread(target=read, name="maskwork-warm-child-answer", daemon=True)
+        reader.start()
+        drain_until = None
+        while reader.is_alive():
+            reader.join(POLL_SECONDS)
+            if drain_until is None and ctx.cancelled:
+                drain_until = time.monotonic() + DRAIN_SECONDS
+            if drain_until is not None and reader.is_alive() and time.monotonic() > drain_until:
+                process.kill()  # the reader sees the end of the pipe
+                reader.join(KILL_WAIT_SECONDS)
+                break
+        received, message = answer.get("frame", (False, None))
+        if not received:
+            self._stop()
+        if drain_until is not None:
+            raise Cancelled()
+        if not received:
+            error = answer.get("error")
+            return False, f"its answer could not be read ({error!r})" if error else "the warm child process stopped"
+        return True, message
+
     def _running(self) -> subprocess.Popen:
-        if self._process is None or self._process.poll() is not None:
+        if self._process is not None and self._process.poll() is not None:
+            self._stop()  # died: its pipes are closed before a new child starts
+        if self._process is None:
             self._process = subprocess.Popen(
                 child_command(warm=True), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_child_environment()
             )
@@ -214,13 +250,21 @@ class _WarmChild:
                     pass
 
     def stop(self) -> None:
-        """End the child (at exit; a later call starts a new one)."""
-        with self._lock:
-            self._stop()
+        """End the child (a later call starts a new one). At exit a call still going on
+        in some thread is not waited for longer than a moment: the child is killed."""
+        if self._lock.acquire(timeout=1.0):
+            try:
+                self._stop()
+            finally:
+                self._lock.release()
+        elif self._process is not None:
+            self._process.kill()
 
 
 _WARM_CHILD = _WarmChild()
 atexit.register(_WARM_CHILD.stop)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WARM_CHILD._reset)
 
 
 def _send(stream: BinaryIO, message: Any) -> None:
@@ -278,7 +322,11 @@ def serve_calls() -> None:
     # Whatever a library prints goes to stderr, not into the answers.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     while True:
-        received, request = _receive(sys.stdin.buffer)
+        try:
+            received, request = _receive(sys.stdin.buffer)
+        except Exception as error:  # read whole, but not unpicklable here (a __main__ function)
+            _send(answers, (False, RuntimeError(f"the warm child cannot read the call: {error!r}")))
+            continue
         if not received:
             return
         function, args, kwargs = request
@@ -286,4 +334,7 @@ def serve_calls() -> None:
             answer = (True, function(*args, **kwargs))
         except Exception as error:
             answer = (False, error)
-        _send(answers, answer)
+        try:
+            _send(answers, answer)  # pickles in full before it writes anything
+        except Exception as error:
+            _send(answers, (False, RuntimeError(f"{function.__name__}: its answer cannot be sent back: {error!r}")))

@@ -142,21 +142,45 @@ def test_the_warm_child_answers_call_after_call_in_one_process():
     assert call_warm(RunContext(), os.getpid) == first, "an error does not end the child"
 
 
-def test_cancel_drains_a_short_warm_call_and_kills_a_long_one():
+@pytest.mark.parametrize("drain_s, sleep_s, kept", [(5.0, 1.0, True), (0.3, 30.0, False)], ids=["drained", "killed"])
+def test_cancel_drains_a_short_warm_call_and_kills_a_long_one(monkeypatch, drain_s, sleep_s, kept):
     """A call that ends within DRAIN_SECONDS of Cancel leaves the child warm; a longer one
     is killed, and the next call starts a new child. Both raise Cancelled."""
+    monkeypatch.setattr(stoppable, "DRAIN_SECONDS", drain_s)
     child = call_warm(RunContext(), os.getpid)
-    for seconds, kept in ((0.1, True), (30, False)):
-        cancel = threading.Event()
-        timer = threading.Timer(0.2, cancel.set)
-        timer.start()
-        started = time.perf_counter()
-        with pytest.raises(Cancelled):
-            call_warm(RunContext(cancel_event=cancel), time.sleep, 0.2 + seconds)
-        timer.join()
-        assert time.perf_counter() - started < 0.2 + stoppable.DRAIN_SECONDS + BOUND_S
-        assert (call_warm(RunContext(), os.getpid) == child) == kept
-        child = call_warm(RunContext(), os.getpid)
+    cancel = threading.Event()
+    timer = threading.Timer(0.2, cancel.set)
+    timer.start()
+    started = time.perf_counter()
+    with pytest.raises(Cancelled):
+        call_warm(RunContext(cancel_event=cancel), time.sleep, sleep_s)
+    timer.join()
+    assert time.perf_counter() - started < min(sleep_s, 0.2 + drain_s) + BOUND_S
+    assert (call_warm(RunContext(), os.getpid) == child) == kept
+
+
+def test_a_call_waiting_for_the_warm_child_can_be_cancelled():
+    """While another thread's call has the child, a cancelled call leaves at once."""
+    call_warm(RunContext(), os.getpid)  # started, so that the busy call begins at once
+    busy = threading.Thread(target=call_warm, args=(RunContext(), time.sleep, 2.0))
+    busy.start()
+    time.sleep(0.3)
+    cancel = threading.Event()
+    timer = threading.Timer(0.2, cancel.set)
+    started = time.perf_counter()
+    timer.start()
+    with pytest.raises(Cancelled):
+        call_warm(RunContext(cancel_event=cancel), os.getpid)
+    assert time.perf_counter() - started < 1.2, "it waited for the busy call instead"
+    timer.join()
+    busy.join()
+
+
+def test_an_answer_that_cannot_travel_is_an_error_and_the_child_stays():
+    child = call_warm(RunContext(), os.getpid)
+    with pytest.raises(RuntimeError, match="cannot be sent back"):
+        call_warm(RunContext(), threading.Lock)
+    assert call_warm(RunContext(), os.getpid) == child
 
 
 def test_a_warm_child_that_dies_is_replaced():

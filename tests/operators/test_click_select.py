@@ -111,16 +111,17 @@ def test_large_image_previews_the_working_copy_first():
     assert masked_iou(mask, big_truth) > 0.8
 
 
-def test_every_cut_runs_in_the_warm_child_with_the_same_result(monkeypatch, child_calls):
-    """PyMaxflow holds the GIL, so each cut of a click (the working copy's rounds and the
-    full-resolution band) runs in call_warm's child: the same mask as cut in this process."""
+def test_every_long_step_runs_in_the_warm_child_with_the_same_result(monkeypatch, child_calls):
+    """PyMaxflow and scikit-image's path search hold the GIL, so a click's geodesic sweep
+    over the working copy and each of its cuts (the working copy's rounds and the
+    full-resolution band) run in call_warm's child: the same mask as in this process."""
     from maskwork.operators.segmentation import click_select as module
 
     image, truth = cat_on_grass()
     large = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
     children = child_calls(module)
     in_child = select(large, [(300, 400, 1)])
-    assert children == [module.binary_cut] * 3 + [module._cut_band]
+    assert children == [module._geodesic_sweep] + [module.binary_cut] * 3 + [module._cut_band]
     monkeypatch.setattr(module, "call_warm", lambda ctx, function, *args: function(*args))
     np.testing.assert_array_equal(select(large, [(300, 400, 1)]), in_child)
     assert masked_iou(in_child, np.repeat(np.repeat(truth, 2, axis=0), 2, axis=1)) > 0.8

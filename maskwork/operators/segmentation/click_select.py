@@ -81,6 +81,9 @@ PREVIEW_FRACTION = 0.5
 #: soon as a preview would.
 PREVIEW_MIN_WORK_PIXELS = 40_000
 _CACHE_SIZE = 2
+#: Largest geodesic sweep (pixels) run in this process (a click's small repair window);
+#: larger ones hold the GIL long enough to stop the window and run in the warm child.
+GEODESIC_IN_PROCESS_PIXELS = 20_000
 _cache: OrderedDict[tuple, "_Working"] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -338,8 +341,19 @@ def _frame(shape, rect, width: int) -> np.ndarray:
     return inner
 
 
-def _geodesic(step_cost: np.ndarray, starts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Geodesic distances from ``starts`` and the shortest-path tree (traceback, offsets)."""
+def _geodesic(step_cost: np.ndarray, starts, ctx: RunContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Geodesic distances from ``starts`` and the shortest-path tree (traceback, offsets).
+
+    scikit-image's path search holds the GIL (about 30 ms on the working copy), so a
+    sweep over more than :data:`GEODESIC_IN_PROCESS_PIXELS` runs in the warm child.
+    """
+    if step_cost.size > GEODESIC_IN_PROCESS_PIXELS:
+        return call_warm(ctx, _geodesic_sweep, np.ascontiguousarray(step_cost), list(starts))
+    return _geodesic_sweep(step_cost, starts)
+
+
+def _geodesic_sweep(step_cost: np.ndarray, starts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_geodesic`'s work (module-level, so that the warm child can run it)."""
     from skimage.graph import MCP_Geometric
 
     sweep = MCP_Geometric(step_cost, fully_connected=True)
@@ -425,13 +439,13 @@ def _coarse_cut(work: _Working, clicks, previous, rect, *, smoothness, click_str
         # wandered through the background would let a trimmed background pixel cut off
         # the object behind it.
         cost = step_cost if previous is None else step_cost + OUTSIDE_STEP_COST * ~previous
-        star_distances, traceback, offsets = _geodesic(cost, object_starts)
+        star_distances, traceback, offsets = _geodesic(cost, object_starts, ctx)
         tree = _star_edges(traceback, offsets)
     # Before there is a mask every object click reaches its full distance over the same
     # step costs as the star's paths: one sweep serves both.
     object_distances = star_distances if previous is None else None
-    click_pull = click_strength * (_click_reach(step_cost, clicks, previous, reach, 0)
-                                   - _click_reach(step_cost, clicks, previous, reach, 1, object_distances))
+    click_pull = click_strength * (_click_reach(step_cost, clicks, previous, reach, 0, ctx)
+                                   - _click_reach(step_cost, clicks, previous, reach, 1, ctx, object_distances))
     ctx.check()
 
     guidance_cost = None
@@ -464,7 +478,7 @@ def _coarse_cut(work: _Working, clicks, previous, rect, *, smoothness, click_str
 
 
 def _click_reach(step_cost: np.ndarray, clicks, previous: np.ndarray | None, reach: float, label: int,
-                 swept: np.ndarray | None = None) -> np.ndarray:
+                 ctx: RunContext, swept: np.ndarray | None = None) -> np.ndarray:
     """How strongly the clicks with ``label`` reach each pixel, in [0, 1].
 
     ``exp(-geodesic distance / reach)`` from the nearest such click. With a previous mask a
@@ -488,7 +502,7 @@ def _click_reach(step_cost: np.ndarray, clicks, previous: np.ndarray | None, rea
         reaches = [min(reach, max(MIN_REACH_PX, REACH_PER_DEPTH * depth)) for depth in depths]
     far = [start for start, reach_of_click in zip(chosen, reaches) if reach_of_click >= reach]
     if far:
-        distances = swept if swept is not None else _geodesic(step_cost, far)[0]
+        distances = swept if swept is not None else _geodesic(step_cost, far, ctx)[0]
         strength = np.exp(-distances / reach)
     for (row, col), reach_of_click in zip(chosen, reaches):
         if reach_of_click >= reach:
@@ -497,7 +511,7 @@ def _click_reach(step_cost: np.ndarray, clicks, previous: np.ndarray | None, rea
         half = int(np.ceil(5 * reach_of_click)) + 1
         top, left = max(0, row - half), max(0, col - half)
         window = (slice(top, row + half + 1), slice(left, col + half + 1))
-        distance = _geodesic(step_cost[window], [(row - top, col - left)])[0]
+        distance = _geodesic(step_cost[window], [(row - top, col - left)], ctx)[0]
         strength[window] = np.maximum(strength[window], np.exp(-distance / reach_of_click))
     return strength
 

@@ -157,6 +157,29 @@ def test_the_band_cut_on_the_bands_box_equals_the_cut_on_the_whole_image():
     assert whole[band].any() and not whole[band].all()
 
 
+def test_prepare_makes_the_working_copies_and_warms_the_child(monkeypatch, child_calls):
+    """The window prepares Quick select when it is chosen: the first click then finds the
+    image's working and preview copies made and the warm child started."""
+    from maskwork.operators.segmentation import click_select as module
+
+    from collections import OrderedDict
+
+    monkeypatch.setattr(module, "_cache", OrderedDict())  # nothing left from other tests
+    image, truth = cat_on_grass()
+    large = np.repeat(np.repeat(image, 3, axis=0), 3, axis=1)
+    children = child_calls(module)
+    QUICK_SELECT.prepare({"image": large}, QUICK_SELECT.defaults(), RunContext())
+    assert children == [module._import_cut_libraries]
+
+    def not_again(*args):
+        raise AssertionError("the working copies were made again")
+
+    monkeypatch.setattr(module, "_pieces", not_again)
+    partials = []
+    mask = QUICK_SELECT.run({"image": large, "points": [(450, 600, 1)]}, {}, RunContext(on_partial=partials.append))
+    assert partials and masked_iou(mask["mask"], np.repeat(np.repeat(truth, 3, axis=0), 3, axis=1)) > 0.8
+
+
 def test_wanting_partial_results_does_not_change_the_result():
     image, truth = cat_on_grass()
     large = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)

@@ -28,7 +28,10 @@ click-driven classical methods found to work, measured by the number of clicks t
 
 The image-dependent pieces (working copy, colour bins, edge weights) are cached per image,
 so a click costs a few small cuts and geodesic sweeps on the working copy and one cut of
-the band. Where partial results are wanted (the window), a preview comes first: one round
+the band. The cuts and the larger sweeps run in the warm child process of
+:func:`~maskwork.operators.stoppable.call_warm` (PyMaxflow and scikit-image's path search
+hold the GIL, which would stop the window); the window prepares the child and the image's
+pieces when Quick select is chosen. Where partial results are wanted (the window), a preview comes first: one round
 on a copy with half the working copy's pixels, showing the newest click's own change.
 """
 

@@ -13,9 +13,9 @@ Sections (``--sections 1,2,3,4,5``, all by default):
    on a 12-megapixel photo (Apply and Preview separately), three Quick select clicks,
    Train CNN on scribbles on the same photo (Preview, fewer training steps) and
    intensity-based registration of a rotated and shifted copy (Preview). A 5 ms QTimer
-   heartbeat records the gaps between its ticks; the target is one frame at 60 fps. Each gap also gets the main thread's
-   own CPU time in it, which separates the window's work from waiting (a worker's C
-   code holding the GIL, no free core). Garbage collections of the oldest generation
+   heartbeat records the gaps between its ticks; the target is one frame at 60 fps.
+   Each gap also gets the main thread's own CPU time in it, which separates the window's
+   work from waiting (a worker's C code holding the GIL, no free core). Garbage collections of the oldest generation
    are marked with their duration: they hold the GIL in whichever thread allocates, so
    they stall the main thread too. On a virtual machine the host may take a CPU away
    (steal time, read from /proc/stat): the thread on it stops without running or
@@ -664,7 +664,7 @@ def section_quick_select_stalls(window, rect) -> None:
     record("2 Quick select, 3 clicks on 12 MP: longest main-thread gap", f"{ms(worst_gap)} ({over} gaps > 16 ms in all)",
            "<= 16 ms", worst_gap <= FRAME_S)
     record("2 Quick select, 3 clicks on 12 MP: most main-thread CPU inside one gap",
-           f"{ms(worst_busy)} (the rest of a long gap is a worker holding the GIL)", "<= 16 ms", worst_busy <= FRAME_S)
+           f"{ms(worst_busy)} (the rest of a long gap is waiting)", "<= 16 ms", worst_busy <= FRAME_S)
     record("2 Quick select, 3 clicks on 12 MP: click to full-resolution result",
            ", ".join(f"{value:.2f} s" for value in seconds))
     # As the sections after expect it: auto-preview off (the tool turned it on, and it

@@ -302,9 +302,10 @@ def cut_band(image: np.ndarray, trimap: np.ndarray, background_model, foreground
     gamma exp(-beta |dz|^2) over the 8-neighbourhood (diagonals / sqrt 2), beta over the
     whole ``image``; up to rounding (OpenCV divides the diagonals by a float32 square root
     and inverts covariances by cofactors), so labels could differ only where two cuts cost
-    the same to the last bits (none did at 3 and 12 MP). Decided pixels are fixed by OpenCV's own construction (their terminal
-    edge, 9 gamma, outweighs all their neighbour edges, at most (4 + 4 / sqrt 2) gamma),
-    so they can be left out of the graph (:func:`~maskwork.operators.graph_cut.band_cut`).
+    the same to the last bits (none did at 3 and 12 MP). Decided pixels are fixed by
+    OpenCV's own construction (their terminal edge, 9 gamma, outweighs all their neighbour
+    edges, at most (4 + 4 / sqrt 2) gamma), so they can be left out of the graph
+    (:func:`~maskwork.operators.graph_cut.band_cut`).
     Module-level, so :func:`~maskwork.operators.stoppable.call_warm` can run it.
     """
     undecided = (trimap == cv2.GC_PR_FGD) | (trimap == cv2.GC_PR_BGD)

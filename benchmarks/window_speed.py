@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -267,10 +268,13 @@ class Heartbeat:
         self.events: list[tuple[float, str]] = []
         #: How long each tick's own fixed work (the reads above) took, wall seconds.
         self.own: list[float] = []
+        #: The main thread's kernel accounting at each tick (getrusage(RUSAGE_THREAD)):
+        #: system time, minor page faults, involuntary context switches.
+        self.kernel: list[tuple[float, int, int]] = []
         self._collection_started = 0.0
 
     def start(self) -> None:
-        self.ticks, self.cpu, self.queued, self.stolen, self.own = [], [], [], [], []
+        self.ticks, self.cpu, self.queued, self.stolen, self.own, self.kernel = [], [], [], [], [], []
         # Opened here, on the main thread: thread-self is the thread that opens it.
         self._run_queue, self._steal = run_queue_counter(), steal_counter()
         self._read()
@@ -303,6 +307,8 @@ class Heartbeat:
         self.cpu.append(time.thread_time())
         self.queued.append(self._run_queue.read())
         self.stolen.append(self._steal.read())
+        usage = resource.getrusage(resource.RUSAGE_THREAD)
+        self.kernel.append((usage.ru_stime, usage.ru_minflt, usage.ru_nivcsw))
         self.own.append(time.perf_counter() - tick)
 
     def mark(self, label: str) -> None:
@@ -340,9 +346,18 @@ class Heartbeat:
             if steal[index] > 0:
                 waits += f", host steal {steal[index] * 1000:.0f} ms"
             waits += self._slow_ticks(index)
-            out.append(f"{gaps[index] * 1000:.0f} ms, main thread busy {busy[index] * 1000:.0f} ms{waits}, "
+            out.append(f"{gaps[index] * 1000:.0f} ms, main thread busy {busy[index] * 1000:.0f} ms"
+                       f"{self._kernel_share(index)}{waits}, "
                        f"at +{(start - ticks[0]):.2f} s ({where})")
         return out
+
+    def _kernel_share(self, gap: int) -> str:
+        """The main thread's system time, minor page faults and involuntary context
+        switches inside ``gap``: busy time spent in the kernel (faulting pages in, waiting
+        on a lock that spins) is not the window's Python or Qt code."""
+        (sys_a, faults_a, switches_a), (sys_b, faults_b, switches_b) = self.kernel[gap], self.kernel[gap + 1]
+        return (f" (of which in the kernel {(sys_b - sys_a) * 1000:.0f} ms, {faults_b - faults_a} page faults, "
+                f"{switches_b - switches_a} preemptions)")
 
     def _slow_ticks(self, gap: int) -> str:
         """A note when a tick at either edge of ``gap`` ran its own fixed reads over 10x

@@ -7,6 +7,7 @@ from skimage import color, data
 from maskwork.core import pixels
 from maskwork.core.pixels import (
     color_channels,
+    display_luminance,
     display_range,
     luminance,
     stretch,
@@ -53,6 +54,28 @@ def test_luminance_keeps_nan_so_thresholds_can_leave_it_out():
     photo[:10, :10, 1] = np.nan
     gray = luminance(photo)
     assert np.isnan(gray[:10, :10]).all() and np.isfinite(gray[10:]).all()
+
+
+@pytest.mark.parametrize("depth", ["uint8", "twelve_bit", "float_with_nan", "rgba", "gray"])
+def test_display_luminance_is_the_luminance_of_the_display_copy(depth):
+    """Made a block of rows at a time, the values are exactly those of the whole-image
+    conversions; blocks of a few rows (a wide image) and a last partial block included."""
+    photo = {
+        "uint8": ASTRONAUT,
+        "twelve_bit": _twelve_bit(ASTRONAUT),
+        "float_with_nan": ASTRONAUT.astype(np.float64) / 300,
+        "rgba": _with_alpha(ASTRONAUT),
+        "gray": _twelve_bit(CAMERA),
+    }[depth]
+    if depth == "float_with_nan":
+        photo[5:9, :, 2] = np.nan
+        photo[40, 7, 0] = np.inf
+    wide = np.tile(photo[:101], (1, 45) + (1,) * (photo.ndim - 2))  # 2 rows a block, 1 in the last
+    for image in (photo, wide):
+        gray = display_luminance(image)
+        assert gray.dtype == np.float32 and gray.shape == image.shape[:2]
+        np.testing.assert_array_equal(gray, luminance(to_float_display(image)))
+        assert np.isfinite(gray).all() and 0.0 <= gray.min() and gray.max() <= 1.0
 
 
 def test_two_or_five_channels_are_refused():
@@ -211,7 +234,7 @@ def test_float_results_are_clipped_and_rounded_into_the_dtype():
 # ------------------------------------------------------------------ inputs
 
 
-@pytest.mark.parametrize("convert", [luminance, display_range, to_uint8_display, to_uint8_rgb, to_uint8_gray,
+@pytest.mark.parametrize("convert", [luminance, display_luminance, display_range, to_uint8_display, to_uint8_rgb, to_uint8_gray,
                                      to_float_display, value_range, lambda image: to_float(image).pixels])
 def test_inputs_are_never_modified(convert):
     photo = _with_alpha(_twelve_bit(ASTRONAUT)).astype(np.float32)

@@ -80,8 +80,8 @@ from maskwork.core import pixels
 from maskwork.operators.context import Cancelled, InputError, Result, RunContext, null_context
 from maskwork.operators.registration.transform import Transform, describe_matrix, identity_grid
 from maskwork.operators.registry import Range, ScorePlot, ShownFor, register
-from maskwork.operators.seeds import check_image
-from maskwork.operators.segmentation.watershed import as_float_channels, run_sitk
+from maskwork.operators.seeds import check_image, check_some_finite
+from maskwork.operators.segmentation.watershed import run_sitk
 
 #: Smallest image side a pyramid level may shrink an image to (pixels).
 MIN_LEVEL_SIZE = 16
@@ -709,7 +709,7 @@ def luminance(image: np.ndarray, name: str = "image") -> np.ndarray:
     InputError
         When the image is uniform (nothing to align) or holds no finite value.
     """
-    gray = np.ascontiguousarray(pixels.luminance(as_float_channels(image)), dtype=np.float32)
+    gray = np.ascontiguousarray(pixels.display_luminance(check_some_finite(check_image(image))))
     if float(gray.max()) - float(gray.min()) < 1e-6:
         raise InputError(f"the {name} image is uniform: intensity-based registration needs structure to align")
     return gray

@@ -32,7 +32,9 @@ Sections (``--sections 1,2,3,4,5``, all by default):
 5. History bytes after 100 brush strokes on the 8192 x 8192 image.
 
 Every number is printed with its target and "ok"/"MISS"; nothing is asserted. Settings go
-to a temporary MASKWORK_CONFIG_DIR. The run takes about 3-5 minutes (section 2's runs
+to a temporary MASKWORK_CONFIG_DIR. The process keeps freed memory for reuse as the
+``maskwork`` command does (:mod:`maskwork.core.heap`; ``MASKWORK_KEEP_FREED_MEMORY=0``
+measures glibc's default instead); the first line printed says which. The run takes about 3-5 minutes (section 2's runs
 dominate).
 """
 
@@ -49,11 +51,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+# As maskwork's entry point does, before numpy starts its threads: freed memory stays in
+# the process (maskwork.core.heap). MASKWORK_KEEP_FREED_MEMORY=0 measures glibc's default.
+from maskwork.core.heap import keep_freed_memory  # noqa: E402
+
+KEEPS_FREED_MEMORY = keep_freed_memory()
+
+import numpy as np  # noqa: E402
 
 #: pyqtgraph drops mouse moves closer than 10 ms apart; a hand is slower, so are we.
 MOVE_INTERVAL_MS = 12
@@ -1112,7 +1120,8 @@ def main(argv=None) -> int:
         os.environ["MASKWORK_CONFIG_DIR"] = str(tmp / "config")
         platform = os.environ.get("QT_QPA_PLATFORM", "(default)")
         print(f"maskwork window speed; Python {sys.version.split()[0]}, QT_QPA_PLATFORM={platform}, {os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.1f}")
+              f"load average {os.getloadavg()[0]:.1f}, freed memory "
+              f"{'kept for reuse (maskwork.core.heap)' if KEEPS_FREED_MEMORY else 'returned to the system (glibc default)'}")
         NOTES.append(f"load average (1 min) at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other processes make every number worse")
         if 1 in sections:
             section_startup(args.startup_runs, tmp)

@@ -15,6 +15,14 @@ EXIT_BAD_INPUT = 2
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to the command line or the window; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    command_line = bool(argv) and (argv[0] in COMMANDS or argv[0] in ("-h", "--help"))
+    if not command_line:
+        # The window runs operator after operator on large images: freed memory stays for
+        # the next run (maskwork.core.heap), set before anything starts a thread (numpy's
+        # BLAS, Qt). Not for the command line, whose batch workers run many threads each.
+        from maskwork.core.heap import keep_freed_memory
+
+        keep_freed_memory()
     if argv == ["--serve-one-call"]:
         # A frozen bundle's child process of maskwork.operators.stoppable.call_stoppable.
         from maskwork.operators.stoppable import serve_one_call
@@ -27,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         serve_calls()
         return 0
-    if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help")):
+    if command_line:
         from maskwork.cli import main as cli_main
 
         return cli_main(argv)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import time
 from typing import Sequence
 
 import pyqtgraph as pg
@@ -12,6 +13,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from maskwork.app.settings import APPLICATION, ORGANIZATION
+from maskwork.core.heap import give_back_freed_memory
 
 
 def configure_pyqtgraph() -> None:
@@ -55,16 +57,51 @@ def collect_garbage_when_idle(window) -> QTimer:
     collection while a worker has torch build modules (``import torch``, or the
     submodules such as ``torch._dynamo`` that torch imports lazily during a run) walks
     half-built objects and crashes the process (faulthandler: "Garbage-collecting", on
-    the UI thread or in the worker). Returns the timer; each tick is :func:`collect_idle_garbage`.
+    the UI thread or in the worker). Returns the timer; each tick without workers is
+    :func:`collect_idle_garbage`, and the same ticks give the memory the heap keeps back
+    to the system after a longer idle spell (:class:`IdleMemory`).
     """
     from maskwork.widgets.workers import live_workers
 
     gc.disable()
     timer = QTimer(window)
     timer.setInterval(GARBAGE_COLLECTION_INTERVAL_MS)
-    timer.timeout.connect(lambda: None if live_workers() else collect_idle_garbage())
+    idle = IdleMemory()
+
+    def on_tick() -> None:
+        busy = bool(live_workers())
+        if not busy:
+            collect_idle_garbage()
+        idle.tick(busy)
+
+    timer.timeout.connect(on_tick)
     timer.start()
     return timer
+
+
+#: How long the window waits without workers before it gives freed memory back to the
+#: system (maskwork.core.heap): long enough that a person tuning parameters, or clicking
+#: again, reuses the memory of the last run.
+GIVE_BACK_MEMORY_AFTER_S = 60.0
+
+
+class IdleMemory:
+    """Gives the memory the heap keeps back to the system once per idle spell of
+    :data:`GIVE_BACK_MEMORY_AFTER_S` (a no-op where the heap keeps none)."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self._clock = clock
+        self._idle_since = clock()
+        self._given_back = False
+
+    def tick(self, busy: bool) -> None:
+        """Called every few seconds with whether a worker runs."""
+        now = self._clock()
+        if busy:  # the idle spell starts when the work ends
+            self._idle_since, self._given_back = now, False
+        elif not self._given_back and now - self._idle_since >= GIVE_BACK_MEMORY_AFTER_S:
+            give_back_freed_memory()
+            self._given_back = True
 
 
 #: ``len(sys.modules)`` when the collector last froze what exists (see collect_idle_garbage).

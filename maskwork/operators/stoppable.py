@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+from maskwork.core.heap import give_back_freed_memory, keeping_freed_memory
 from maskwork.operators.context import Cancelled, RunContext
 
 __all__ = ["call_stoppable", "call_warm"]
@@ -314,6 +315,26 @@ def _receive(stream: BinaryIO) -> tuple[bool, Any]:
     return True, pickle.loads(head, buffers=buffers)
 
 
+#: How long the warm child waits for its next call before it gives the memory its heap
+#: keeps (maskwork.core.heap) back to the system, as the window does when idle.
+WARM_CHILD_GIVE_BACK_MEMORY_AFTER_S = 60.0
+
+
+def _wait_for_call(requests: BinaryIO, idle_s: float) -> None:
+    """Wait for the next call on ``requests`` (an unbuffered pipe); if none comes within
+    ``idle_s``, give the memory the heap keeps back to the system, then return."""
+    if not keeping_freed_memory():
+        return
+    import select
+
+    try:
+        ready, _, _ = select.select([requests], [], [], idle_s)
+    except (OSError, ValueError):  # not a pipe select can watch: read as before
+        return
+    if not ready:
+        give_back_freed_memory()
+
+
 def serve_calls() -> None:
     """In :func:`call_warm`'s child: answer pickled ``(function, args, kwargs)`` frames from
     stdin with pickled ``(True, result)`` or ``(False, exception)`` frames on stdout, until
@@ -321,9 +342,12 @@ def serve_calls() -> None:
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     # Whatever a library prints goes to stderr, not into the answers.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    # Unbuffered, so that waiting on the pipe sees every byte not yet read.
+    requests = sys.stdin.buffer.raw
     while True:
+        _wait_for_call(requests, WARM_CHILD_GIVE_BACK_MEMORY_AFTER_S)
         try:
-            received, request = _receive(sys.stdin.buffer)
+            received, request = _receive(requests)
         except Exception as error:  # read whole, but not unpicklable here (a __main__ function)
             _send(answers, (False, RuntimeError(f"the warm child cannot read the call: {error!r}")))
             continue

@@ -32,3 +32,27 @@ def test_a_frozen_object_is_still_freed_when_its_last_reference_goes(monkeypatch
     assert application.collect_idle_garbage()
     del payload
     assert alive() is None
+
+
+def test_freed_memory_goes_back_once_per_idle_spell(monkeypatch):
+    given_back = []
+    monkeypatch.setattr(application, "give_back_freed_memory", lambda: given_back.append(now[0]))
+    now = [0.0]
+    idle = application.IdleMemory(clock=lambda: now[0])
+    limit = application.GIVE_BACK_MEMORY_AFTER_S
+
+    def tick(at: float, busy: bool = False) -> None:
+        now[0] = at
+        idle.tick(busy)
+
+    tick(limit - 1)
+    assert given_back == [], "too soon: the next run would reuse it"
+    tick(limit)
+    tick(limit + 2)
+    assert given_back == [limit], "once, not at every tick"
+    tick(limit + 4, busy=True)  # a run: the memory is in use again
+    tick(limit + 6)
+    tick(2 * limit + 3)
+    assert given_back == [limit], "the idle spell counts from the run's end"
+    tick(2 * limit + 4)
+    assert given_back == [limit, 2 * limit + 4]

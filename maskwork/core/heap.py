@@ -1,0 +1,108 @@
+"""The process's C heap: memory freed by one run kept for the next, given back when idle.
+
+A run on a large photo allocates and frees arrays of tens to hundreds of megabytes again
+and again (a 12-megapixel photo is 144 MB as float RGB). glibc's default gives each such
+block its own ``mmap`` and returns it to the kernel when it is freed, so the next run
+faults every page in again. On a virtual machine whose balloon device reports free pages
+to the host (Firecracker, as on this project's machine; WSL 2 and many cloud desktops do
+the same), the freed memory goes back to the host within seconds, and getting it back is
+slow and stalls the other virtual CPU too. Measured on this project's machine: touching
+600 MB again took 25-80 ms when it had been freed a moment before and 500-900 ms when it
+had been freed 5 seconds before; in the window, a 12 MP GrabCut, Quick select, CNN or
+registration run showed 20-60 ms of host steal inside its longest main-thread stalls,
+and none once freed memory stayed in the process (``benchmarks/window_speed.py``).
+
+:func:`keep_freed_memory` therefore asks glibc for one heap (``M_ARENA_MAX`` 1, so blocks
+freed in a worker thread are reused by the next worker), grown with ``brk`` only
+(``M_MMAP_MAX`` 0) and not trimmed when blocks are freed (``M_TRIM_THRESHOLD``), and sets
+the same as ``MALLOC_*`` environment variables for the child processes maskwork starts.
+The cost is memory: the process keeps its peak until :func:`give_back_freed_memory`
+(``malloc_trim``), which the window calls once it has been idle for a while and a warm
+child once it has waited that long for its next call.
+
+Only glibc (Linux) is affected. Elsewhere, when ``MASKWORK_KEEP_FREED_MEMORY=0``, or when
+the person set glibc's malloc variables themselves, nothing changes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+__all__ = ["OPT_OUT_VARIABLE", "keep_freed_memory", "give_back_freed_memory", "keeping_freed_memory"]
+
+#: Set to ``0`` to leave glibc's defaults alone.
+OPT_OUT_VARIABLE = "MASKWORK_KEEP_FREED_MEMORY"
+#: The largest value mallopt takes (a C int): a heap whose free top exceeds 2 GB still
+#: gives that top back at once.
+TRIM_THRESHOLD = 2**31 - 1
+#: glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+#: The same settings for a child process, read by glibc when it starts.
+CHILD_VARIABLES = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
+#: Variables by which a person tunes glibc's malloc: when one is set, their choice stands.
+_THEIR_OWN = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_",
+              "MALLOC_TOP_PAD_")
+
+_libc: ctypes.CDLL | None = None
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc, else None."""
+    try:
+        # "glibc 2.36"; instant, where platform.libc_ver() reads the Python executable.
+        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
+            return None
+    except (AttributeError, ValueError, OSError):  # not a GNU system
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def keep_freed_memory() -> bool:
+    """Keep freed memory in this process and its future children; returns whether it did.
+
+    Call it first thing, before any thread starts (numpy's BLAS, Qt, a worker): glibc
+    fixes how many heaps its threads share when the first thread other than the main one
+    allocates. Calling it again does nothing more.
+    """
+    global _libc
+    if _libc is not None:
+        return True
+    if os.environ.get(OPT_OUT_VARIABLE) == "0":
+        return False
+    if any(name in os.environ for name in _THEIR_OWN) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+        return False
+    libc = _glibc()
+    if libc is None:
+        return False
+    settings = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    if not all(libc.mallopt(parameter, value) == 1 for parameter, value in settings):
+        return False
+    os.environ.update(CHILD_VARIABLES)
+    _libc = libc
+    return True
+
+
+def keeping_freed_memory() -> bool:
+    """Whether this process keeps freed memory: :func:`keep_freed_memory` succeeded here,
+    or the process was started with :data:`CHILD_VARIABLES` by a parent that did."""
+    return _kept_by() is not None
+
+
+def give_back_freed_memory() -> None:
+    """Return the heap's free memory to the system (``malloc_trim``): a few milliseconds
+    per gigabyte kept. Does nothing unless this process keeps freed memory."""
+    libc = _kept_by()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def _kept_by() -> ctypes.CDLL | None:
+    """The glibc that keeps this process's freed memory, or None."""
+    global _libc
+    if _libc is None and all(os.environ.get(name) == value for name, value in CHILD_VARIABLES.items()):
+        _libc = _glibc()
+    return _libc

@@ -11,8 +11,9 @@ Sections (``--sections 1,2,3,4,5``, all by default):
    bare PySide6 ``QApplication`` + ``QWidget().show()`` baseline in the same run.
 2. Longest main-thread stall while operators run and draw their partial results: GrabCut
    on a 12-megapixel photo (Apply and Preview separately), three Quick select clicks,
-   Train CNN on scribbles on the same photo (Preview, fewer training steps) and
-   intensity-based registration of a rotated and shifted copy (Preview). A 5 ms QTimer
+   Train CNN on scribbles on the same photo (Preview, fewer training steps), the random
+   walker on the same scribbles (Preview) and intensity-based registration of a rotated
+   and shifted copy (Preview). A 5 ms QTimer
    heartbeat records the gaps between its ticks; the target is one frame at 60 fps.
    Each gap also gets the main thread's own CPU time in it, which separates the window's
    work from waiting (a worker's C code holding the GIL, no free core). Garbage collections of the oldest generation
@@ -55,14 +56,18 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-# As maskwork's entry point does, before numpy starts its threads: freed memory stays in
-# the process (maskwork.core.heap). MASKWORK_KEEP_FREED_MEMORY=0 measures glibc's default.
-from maskwork.core.heap import keep_freed_memory  # noqa: E402
+from maskwork.core.heap import keep_freed_memory, keeping_freed_memory  # noqa: E402
 
-KEEPS_FREED_MEMORY = keep_freed_memory()
+if __name__ == "__main__":
+    # As the window's entry point does, before numpy starts its threads: freed memory
+    # stays in the process (maskwork.core.heap); MASKWORK_KEEP_FREED_MEMORY=0 measures
+    # glibc's default. Not when other benchmarks import this module for its helpers.
+    keep_freed_memory()
 
 import numpy as np  # noqa: E402
 
+#: getrusage's per-thread figures (Linux only).
+THREAD_USAGE = getattr(resource, "RUSAGE_THREAD", None)
 #: pyqtgraph drops mouse moves closer than 10 ms apart; a hand is slower, so are we.
 MOVE_INTERVAL_MS = 12
 HEARTBEAT_MS = 5
@@ -315,8 +320,11 @@ class Heartbeat:
         self.cpu.append(time.thread_time())
         self.queued.append(self._run_queue.read())
         self.stolen.append(self._steal.read())
-        usage = resource.getrusage(resource.RUSAGE_THREAD)
-        self.kernel.append((usage.ru_stime, usage.ru_minflt, usage.ru_nivcsw))
+        if THREAD_USAGE is None:
+            self.kernel.append((float("nan"), 0, 0))
+        else:
+            usage = resource.getrusage(THREAD_USAGE)
+            self.kernel.append((usage.ru_stime, usage.ru_minflt, usage.ru_nivcsw))
         self.own.append(time.perf_counter() - tick)
 
     def mark(self, label: str) -> None:
@@ -361,8 +369,10 @@ class Heartbeat:
 
     def _kernel_share(self, gap: int) -> str:
         """The main thread's system time, minor page faults and involuntary context
-        switches inside ``gap``: busy time spent in the kernel (faulting pages in, waiting
-        on a lock that spins) is not the window's Python or Qt code."""
+        switches inside ``gap`` (Linux only): busy time spent in the kernel (faulting
+        pages in, spinning on a kernel lock) is not the window's Python or Qt code."""
+        if THREAD_USAGE is None:
+            return ""
         (sys_a, faults_a, switches_a), (sys_b, faults_b, switches_b) = self.kernel[gap], self.kernel[gap + 1]
         return (f" (of which in the kernel {(sys_b - sys_a) * 1000:.0f} ms, {faults_b - faults_a} page faults, "
                 f"{switches_b - switches_a} preemptions)")
@@ -704,7 +714,8 @@ def section_quick_select_stalls(window, rect) -> None:
 
 def section_cnn_stalls(window, rect) -> None:
     """Train CNN on scribbles, previewed on the open 12 MP photo: a foreground scribble
-    inside the box's middle, a background one along its outside."""
+    inside the box's middle, a background one along its outside; then the random walker
+    on the same scribbles."""
     from maskwork.core.layers import LayerKind
     from maskwork.operators import get
     from maskwork.widgets.canvas import Tool
@@ -726,6 +737,13 @@ def section_cnn_stalls(window, rect) -> None:
     window.runner.set_params({**window.runner.params, "steps": CNN_STEPS})
     run_loop(0.2)
     stall_run(window, "preview", f"Train CNN on scribbles Preview 12 MP ({CNN_STEPS} steps)")
+    wait_workers()
+    window.runner.clear_preview()
+    choice_stall(window, get("random_walker"), "choose Random walker")
+    window.operator_panel.auto_preview = False
+    window.runner.set_auto_preview(False)
+    run_loop(0.2)
+    stall_run(window, "preview", "Random walker Preview 12 MP (the same scribbles)")
     wait_workers()
     window.runner.clear_preview()
     for layer in document.layers.of_kind(LayerKind.MARKERS):  # GrabCut in section 3 would take them
@@ -1121,7 +1139,7 @@ def main(argv=None) -> int:
         platform = os.environ.get("QT_QPA_PLATFORM", "(default)")
         print(f"maskwork window speed; Python {sys.version.split()[0]}, QT_QPA_PLATFORM={platform}, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.1f}, freed memory "
-              f"{'kept for reuse (maskwork.core.heap)' if KEEPS_FREED_MEMORY else 'returned to the system (glibc default)'}")
+              f"{'kept for reuse (maskwork.core.heap)' if keeping_freed_memory() else 'returned to the system (glibc default)'}")
         NOTES.append(f"load average (1 min) at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other processes make every number worse")
         if 1 in sections:
             section_startup(args.startup_runs, tmp)

@@ -16,10 +16,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to the command line or the window; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command_line = bool(argv) and (argv[0] in COMMANDS or argv[0] in ("-h", "--help"))
-    if not command_line:
+    if not command_line and argv not in (["--serve-one-call"], ["--serve-calls"]):
         # The window runs operator after operator on large images: freed memory stays for
         # the next run (maskwork.core.heap), set before anything starts a thread (numpy's
-        # BLAS, Qt). Not for the command line, whose batch workers run many threads each.
+        # BLAS, Qt). Not for the command line, whose batch workers run many threads each;
+        # a child process gets its parent's choice through its environment.
         from maskwork.core.heap import keep_freed_memory
 
         keep_freed_memory()

@@ -61,7 +61,7 @@ def collect_garbage_when_idle(window) -> QTimer:
     :func:`collect_idle_garbage`, and the same ticks give the memory the heap keeps back
     to the system after a longer idle spell (:class:`IdleMemory`).
     """
-    from maskwork.widgets.workers import live_workers
+    from maskwork.widgets.workers import live_workers, workers_started
 
     gc.disable()
     timer = QTimer(window)
@@ -72,7 +72,7 @@ def collect_garbage_when_idle(window) -> QTimer:
         busy = bool(live_workers())
         if not busy:
             collect_idle_garbage()
-        idle.tick(busy)
+        idle.tick(busy, workers_started())
 
     timer.timeout.connect(on_tick)
     timer.start()
@@ -92,13 +92,15 @@ class IdleMemory:
     def __init__(self, clock=time.monotonic) -> None:
         self._clock = clock
         self._idle_since = clock()
+        self._started = 0
         self._given_back = False
 
-    def tick(self, busy: bool) -> None:
-        """Called every few seconds with whether a worker runs."""
+    def tick(self, busy: bool, started: int) -> None:
+        """Called every few seconds with whether a worker runs and how many were started
+        so far (a Quick select click's work can start and end between two ticks)."""
         now = self._clock()
-        if busy:  # the idle spell starts when the work ends
-            self._idle_since, self._given_back = now, False
+        if busy or started != self._started:  # the idle spell starts when the work ends
+            self._idle_since, self._started, self._given_back = now, started, False
         elif not self._given_back and now - self._idle_since >= GIVE_BACK_MEMORY_AFTER_S:
             give_back_freed_memory()
             self._given_back = True

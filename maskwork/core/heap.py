@@ -14,14 +14,16 @@ and none once freed memory stayed in the process (``benchmarks/window_speed.py``
 
 :func:`keep_freed_memory` therefore asks glibc for one heap (``M_ARENA_MAX`` 1, so blocks
 freed in a worker thread are reused by the next worker), grown with ``brk`` only
-(``M_MMAP_MAX`` 0) and not trimmed when blocks are freed (``M_TRIM_THRESHOLD``), and sets
-the same as ``MALLOC_*`` environment variables for the child processes maskwork starts.
+(``M_MMAP_MAX`` 0) and not trimmed when blocks are freed (``M_TRIM_THRESHOLD``);
+:func:`child_variables` gives the same as ``MALLOC_*`` environment variables for the
+child processes maskwork starts (maskwork.operators.stoppable), and only for those.
 The cost is memory: the process keeps its peak until :func:`give_back_freed_memory`
 (``malloc_trim``), which the window calls once it has been idle for a while and a warm
 child once it has waited that long for its next call.
 
-Only glibc (Linux) is affected. Elsewhere, when ``MASKWORK_KEEP_FREED_MEMORY=0``, or when
-the person set glibc's malloc variables themselves, nothing changes.
+Only glibc (Linux) is affected. Elsewhere, when ``MASKWORK_KEEP_FREED_MEMORY=0``, when
+the person set glibc's malloc variables themselves, or when another allocator is
+preloaded (jemalloc, tcmalloc, mimalloc), nothing changes.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from __future__ import annotations
 import ctypes
 import os
 
-__all__ = ["OPT_OUT_VARIABLE", "keep_freed_memory", "give_back_freed_memory", "keeping_freed_memory"]
+__all__ = ["OPT_OUT_VARIABLE", "keep_freed_memory", "give_back_freed_memory", "keeping_freed_memory",
+           "child_variables"]
 
 #: Set to ``0`` to leave glibc's defaults alone.
 OPT_OUT_VARIABLE = "MASKWORK_KEEP_FREED_MEMORY"
@@ -62,11 +65,10 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 def keep_freed_memory() -> bool:
-    """Keep freed memory in this process and its future children; returns whether it did.
+    """Keep freed memory in this process; returns whether it does from now on.
 
-    Call it first thing, before any thread starts (numpy's BLAS, Qt, a worker): glibc
-    fixes how many heaps its threads share when the first thread other than the main one
-    allocates. Calling it again does nothing more.
+    Call it first thing, before any thread starts (numpy's BLAS, Qt, a worker): heaps
+    that threads made before it stay in use. Calling it again does nothing more.
     """
     global _libc
     if _libc is not None:
@@ -75,15 +77,24 @@ def keep_freed_memory() -> bool:
         return False
     if any(name in os.environ for name in _THEIR_OWN) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
+    if any(name in os.environ.get("LD_PRELOAD", "") for name in ("jemalloc", "tcmalloc", "mimalloc")):
+        return False  # glibc's mallopt would tune an allocator nobody uses
     libc = _glibc()
     if libc is None:
         return False
+    # glibc accepts each of these (mallopt returns 1); should one be refused, those set
+    # before it only keep a little more memory than the default, and nothing is reported.
     settings = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     if not all(libc.mallopt(parameter, value) == 1 for parameter, value in settings):
         return False
-    os.environ.update(CHILD_VARIABLES)
     _libc = libc
     return True
+
+
+def child_variables() -> dict[str, str]:
+    """Environment variables that make a child process keep freed memory as this one
+    does (none when this one does not)."""
+    return dict(CHILD_VARIABLES) if keeping_freed_memory() else {}
 
 
 def keeping_freed_memory() -> bool:
@@ -97,7 +108,7 @@ def give_back_freed_memory() -> None:
     per gigabyte kept. Does nothing unless this process keeps freed memory."""
     libc = _kept_by()
     if libc is not None:
-        libc.malloc_trim(0)
+        libc.malloc_trim(ctypes.c_size_t(0))
 
 
 def _kept_by() -> ctypes.CDLL | None:

@@ -13,7 +13,7 @@ What the values mean
     image stored in uint16 is not assumed to stop at 4095). Floats have no fixed
     range: floats within [0, 1] are taken as already scaled, as scikit-image reads
     them; other floats span their own finite minimum to maximum.
-Display scaling (:func:`to_uint8_display`, :func:`to_uint8_rgb`, :func:`to_uint8_gray`, :func:`to_float_display`)
+Display scaling (:func:`to_uint8_display`, :func:`to_uint8_rgb`, :func:`to_uint8_gray`, :func:`to_float_display`, :func:`display_luminance`)
     uint8 is shown as it is and bool as 0/255. Everything else (16-bit, other
     integers, float) is stretched linearly between the 0.5 and 99.5 percentiles of
     its finite values (:func:`display_range`): what makes microscopy and medical
@@ -54,6 +54,7 @@ Inputs
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,6 +82,9 @@ LUMA_WEIGHTS = np.array([0.2125, 0.7154, 0.0721], np.float32)
 DISPLAY_PERCENTILES = (0.5, 99.5)
 #: About this many strided samples give stable display percentiles.
 DISPLAY_SAMPLES = 1 << 20
+#: Pixels per block of rows in the block-wise conversions: a float RGB block stays in
+#: the processor's cache, where a whole float copy of a large photo would not.
+BLOCK_PIXELS = 1 << 16
 
 
 def color_channels(image: np.ndarray) -> np.ndarray:
@@ -149,6 +153,11 @@ def display_luminance(image: np.ndarray) -> np.ndarray:
     ----------
     image : ndarray
         Gray, RGB or RGBA image of any dtype (alpha dropped).
+
+    Returns
+    -------
+    ndarray of float32
+        (row, col), a new array; NaN and infinity count as 0, as in the display copy.
     """
     color = color_channels(image)
     if color.ndim == 2:
@@ -162,12 +171,7 @@ def display_luminance(image: np.ndarray) -> np.ndarray:
     return gray
 
 
-#: Pixels per block of rows in the block-wise conversions: a float RGB block stays in
-#: the processor's cache, where a whole float copy of a large photo would not.
-BLOCK_PIXELS = 1 << 16
-
-
-def _row_blocks(shape: tuple[int, ...]):
+def _row_blocks(shape: tuple[int, ...]) -> Iterator[slice]:
     """Row slices of about :data:`BLOCK_PIXELS` pixels covering an image of ``shape``."""
     rows = max(1, BLOCK_PIXELS // max(1, shape[1]))
     return (slice(start, start + rows) for start in range(0, shape[0], rows))

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from maskwork.core.heap import give_back_freed_memory, keeping_freed_memory
+from maskwork.core.heap import child_variables, give_back_freed_memory, keeping_freed_memory
 from maskwork.operators.context import Cancelled, RunContext
 
 __all__ = ["call_stoppable", "call_warm"]
@@ -66,7 +66,8 @@ def _child_environment() -> dict[str, str]:
     installed or not."""
     package_root = str(Path(__file__).resolve().parents[2])
     search_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": search_path}
+    # The heap policy too (maskwork.core.heap): a child of the window keeps freed memory.
+    return {**os.environ, **child_variables(), "PYTHONPATH": search_path}
 
 
 def call_stoppable(ctx: RunContext, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

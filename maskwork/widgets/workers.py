@@ -42,12 +42,20 @@ WORKER_NICENESS = 10
 _thread_state = threading.local()
 _live: set["Worker"] = set()
 _live_lock = threading.Lock()
+#: Workers started so far in this process (see workers_started).
+_started = 0
 
 
 def live_workers() -> list["Worker"]:
     """Workers started whose computation has not returned yet."""
     with _live_lock:
         return list(_live)
+
+
+def workers_started() -> int:
+    """How many workers this process has started: a change between two looks means work
+    ran in between, even work too short to be seen live."""
+    return _started
 
 
 def stop_all_workers(timeout_ms: int = 5000) -> bool:
@@ -189,8 +197,10 @@ class Worker(WorkerBase):
         pool = QThreadPool.globalInstance()
         if pool.maxThreadCount() < MIN_POOL_THREADS:
             pool.setMaxThreadCount(MIN_POOL_THREADS)
+        global _started
         with _live_lock:
             _live.add(self)
+            _started += 1
         # Connected before the run can end (a queued signal reaches only the slots
         # connected when it is emitted).
         self._finished.connect(_release_runnable)

@@ -41,18 +41,24 @@ def test_freed_memory_goes_back_once_per_idle_spell(monkeypatch):
     idle = application.IdleMemory(clock=lambda: now[0])
     limit = application.GIVE_BACK_MEMORY_AFTER_S
 
-    def tick(at: float, busy: bool = False) -> None:
+    def tick(at: float, busy: bool = False, started: int = 0) -> None:
         now[0] = at
-        idle.tick(busy)
+        idle.tick(busy, started)
 
     tick(limit - 1)
     assert given_back == [], "too soon: the next run would reuse it"
     tick(limit)
     tick(limit + 2)
     assert given_back == [limit], "once, not at every tick"
-    tick(limit + 4, busy=True)  # a run: the memory is in use again
-    tick(limit + 6)
-    tick(2 * limit + 3)
+    tick(limit + 4, busy=True, started=1)  # a run: the memory is in use again
+    tick(limit + 6, started=1)
+    tick(2 * limit + 3, started=1)
     assert given_back == [limit], "the idle spell counts from the run's end"
-    tick(2 * limit + 4)
+    tick(2 * limit + 4, started=1)
     assert given_back == [limit, 2 * limit + 4]
+    # A click's short run, started and ended between two ticks, starts a new spell too.
+    tick(2 * limit + 6, started=2)
+    tick(3 * limit + 5, started=2)
+    assert given_back == [limit, 2 * limit + 4]
+    tick(3 * limit + 6, started=2)
+    assert given_back[-1] == 3 * limit + 6

@@ -288,6 +288,23 @@ def test_a_class_too_thin_for_the_coarse_grid_is_not_lost(big_cat):
     assert result["labels"][r, c] == 3 and result["probabilities"].shape[2] == 3
 
 
+def test_large_systems_are_solved_in_the_warm_child_with_the_same_answer(big_cat, child_calls, monkeypatch):
+    """pyamg's set-up holds the GIL; above AMG_IN_PROCESS_UNKNOWNS it runs in the warm
+    child, which must change nothing in the result."""
+    image, truth, markers, _ = big_cat
+    params = {"coarse_megapixels": 0}
+    in_child = child_calls(module)
+    remote = RANDOM_WALKER.run({"image": image, "markers": markers}, params)
+    assert module._solve_all in in_child
+    monkeypatch.setattr(module, "AMG_IN_PROCESS_UNKNOWNS", image.shape[0] * image.shape[1])
+    calls_before = len(in_child)
+    local = RANDOM_WALKER.run({"image": image, "markers": markers}, params)
+    assert len(in_child) == calls_before, "small enough now: solved in process"
+    np.testing.assert_array_equal(remote["labels"], local["labels"])
+    np.testing.assert_allclose(remote["probabilities"], local["probabilities"], atol=1e-6)
+    assert remote.iterations == local.iterations > 0
+
+
 # ------------------------------------------------------------------ contract
 
 
@@ -314,14 +331,19 @@ def test_cancellation_raises(big_cat):
         RANDOM_WALKER.run({"image": image, "markers": markers}, {}, ctx)
 
 
-def test_cancellation_inside_the_iterations(big_cat):
+@pytest.mark.parametrize("where", ["in process", "in the warm child"])
+def test_cancellation_inside_the_iterations(big_cat, where, monkeypatch):
     image, truth, markers, _ = big_cat
+    if where == "in process":
+        monkeypatch.setattr(module, "AMG_IN_PROCESS_UNKNOWNS", image.shape[0] * image.shape[1])
     messages = []
 
     def cancel_when_solving(fraction, message):
         messages.append(message)
         if "class 1" in message:
-            ctx.cancel()  # the next checkpoint is a conjugate-gradient iteration
+            # The next checkpoint is a conjugate-gradient iteration, or the warm child's
+            # call, which ends the child if it does not answer soon.
+            ctx.cancel()
 
     ctx = RunContext(on_progress=cancel_when_solving)
     with pytest.raises(Cancelled):

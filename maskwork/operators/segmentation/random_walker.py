@@ -34,12 +34,16 @@ random walker with prior models, "Multilabel random walker image segmentation us
 prior models", CVPR 2005), which adds a constant to the diagonal of ``L_U`` and the
 colour posteriors to ``b_k``.
 
-Cancellation is checked after every conjugate-gradient iteration.
+Cancellation is checked after every conjugate-gradient iteration. Systems of more than
+:data:`AMG_IN_PROCESS_UNKNOWNS` unknowns (a large photo's band) are set up and solved in
+the warm child process instead, whose pyamg calls cannot hold up the window's thread;
+Cancel there waits at most :data:`~maskwork.operators.stoppable.DRAIN_SECONDS`, then
+ends the child.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Callable, Literal
 
 import cv2
 import numpy as np
@@ -47,6 +51,7 @@ import numpy as np
 from maskwork.core.pixels import to_float_display
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, register
+from maskwork.operators.stoppable import call_warm
 from maskwork.operators.seeds import (
     check_image,
     check_some_finite,
@@ -63,6 +68,11 @@ QUICK_PREVIEW_PIXELS = 20_000
 EPS = 1e-10
 #: Systems up to this many unknowns are factorised (SuperLU) rather than iterated.
 DIRECT_MAX = 40_000
+#: Larger systems are set up and solved in the warm child process (call_warm): pyamg's
+#: C++ hierarchy set-up holds the GIL, one call 21-33 ms at the 160,000-240,000 unknowns
+#: of a 12 MP photo's band, which stopped the window that long. Sending the system costs
+#: a few milliseconds.
+AMG_IN_PROCESS_UNKNOWNS = 60_000
 #: Safety limit on conjugate-gradient iterations per class.
 MAX_ITERATIONS = 500
 #: Default weight of the seeds' colour model when clicks are given, against pixel edges of
@@ -452,25 +462,53 @@ def _solve(
     matrix = _laplacian(horizontal, vertical, free, prior.weight if prior else 0.0)
     low, high = span
     ctx.progress(low + 0.15 * (high - low), f"Random walker: preparing {n:,} unknowns")
-    solver = _Solver(matrix, tol, ctx)
-    ctx.check()
-    total = np.zeros(n)
     solved = n_classes - 1
+    right_hand_sides, guesses = [], []
     for k in range(solved):
-        ctx.progress(low + (0.3 + 0.7 * k / solved) * (high - low), f"Random walker: class {k + 1} of {n_classes}")
-        plane = probabilities[..., k]
-        rhs = _boundary_terms(horizontal, vertical, plane)[free]  # plane is 0 where free
+        rhs = _boundary_terms(horizontal, vertical, probabilities[..., k])[free]  # the plane is 0 where free
         if prior is not None:
             rhs += prior.weight * prior.posteriors[..., k][free]
-        x0 = guess[..., k][free].astype(np.float64) if guess is not None else None
-        x = solver.solve(rhs, x0)
-        stats["iterations"] += solver.last_iterations
+        right_hand_sides.append(rhs)
+        guesses.append(guess[..., k][free].astype(np.float64) if guess is not None else None)
+
+    def on_class(k: int) -> None:
+        ctx.progress(low + (0.3 + 0.7 * k / solved) * (high - low), f"Random walker: class {k + 1} of {n_classes}")
+
+    if n > AMG_IN_PROCESS_UNKNOWNS:
+        on_class(0)
+        solutions, iterations = call_warm(ctx, _solve_all, matrix, right_hand_sides, guesses, tol)
+    else:
+        solutions, iterations = _solve_all(matrix, right_hand_sides, guesses, tol, ctx, on_class)
+    stats["iterations"] += iterations
+    total = np.zeros(n)
+    for k, x in enumerate(solutions):
         total += x
-        plane[free] = x
+        probabilities[..., k][free] = x
     probabilities[..., n_classes - 1][free] = 1.0 - total
     np.clip(probabilities, 0.0, 1.0, out=probabilities)
     probabilities /= probabilities.sum(axis=2, keepdims=True)
     return probabilities
+
+
+def _solve_all(
+    matrix: sparse.csr_array,
+    right_hand_sides: list[np.ndarray],
+    guesses: list[np.ndarray | None],
+    tol: float,
+    ctx: RunContext | None = None,
+    on_class: Callable[[int], None] | None = None,
+) -> tuple[list[np.ndarray], int]:
+    """``matrix x = b`` for every ``b`` of ``right_hand_sides`` (starting from ``guesses``)
+    with one factorisation or hierarchy; returns the solutions and the conjugate-gradient
+    iterations they took. Also what the warm child runs for large systems."""
+    solver = _Solver(matrix, tol, ctx or null_context())
+    solutions, iterations = [], 0
+    for k, (rhs, x0) in enumerate(zip(right_hand_sides, guesses)):
+        if on_class is not None:
+            on_class(k)
+        solutions.append(solver.solve(rhs, x0))
+        iterations += solver.last_iterations
+    return solutions, iterations
 
 
 class _Solver:

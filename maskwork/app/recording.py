@@ -14,7 +14,7 @@ import numpy as np
 from maskwork.core.layers import Layer, LayerStack
 from maskwork.pipeline.inputs import ArrayInput, LayerInput, PointsInput, RectInput
 from maskwork.pipeline.recipe import Recipe
-from maskwork.pipeline.session import pixel_digest
+from maskwork.core.pixels import pixel_digest
 
 
 @dataclass
@@ -59,7 +59,7 @@ class RecipeRecorder:
                digests: list[str] | None = None) -> RecordedStep:
         """Remember one Apply; ``layers`` are the layers it added, each tagged with its output.
 
-        ``digests`` are the layers' :func:`~maskwork.pipeline.session.pixel_digest`, when the
+        ``digests`` are the layers' :func:`~maskwork.core.pixels.pixel_digest`, when the
         worker made them (hashing 12 MP here would cost the main thread a frame).
         """
         outputs: dict[str, list[Layer]] = {}

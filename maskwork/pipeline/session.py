@@ -26,7 +26,6 @@ Nothing here imports Qt: front-ends adapt these pieces to their widgets and work
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 import traceback
@@ -36,6 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from maskwork.core.layers import lend_arrays
+from maskwork.core.pixels import pixel_digest
 from maskwork.core.resize import resize_to
 from maskwork.operators.context import Cancelled, InputError, Result, RunContext
 from maskwork.operators.native_libraries import load_native_libraries
@@ -297,7 +297,7 @@ class OutputLayer:
     transform : object or None
         The transform of a registration, kept with every layer it made.
     digest : str
-        :func:`pixel_digest` of ``data``, made in the worker for an Apply: the window's
+        :func:`~maskwork.core.pixels.pixel_digest` of ``data``, made in the worker for an Apply: the window's
         recipe recorder notices later hand edits by it without hashing on the main thread.
     """
 
@@ -308,14 +308,6 @@ class OutputLayer:
     class_id: int | None = None
     transform: Any = None
     digest: str = ""
-
-
-def pixel_digest(array: np.ndarray) -> str:
-    """A digest of ``array``'s pixels, shape and type."""
-    array = np.ascontiguousarray(array)
-    digest = hashlib.blake2b(repr((array.shape, array.dtype.str)).encode(), digest_size=16)
-    digest.update(array.data)
-    return digest.hexdigest()
 
 
 def probability_class_ids(count: int, class_ids: Sequence[int] | None, markers: np.ndarray | None) -> list[int]:

@@ -242,3 +242,13 @@ def test_inputs_are_never_modified(convert):
     before = photo.copy()
     convert(photo)
     np.testing.assert_array_equal(photo, before)
+
+
+def test_pixel_digest_tells_pixels_shape_and_type_apart():
+    photo = ASTRONAUT
+    assert pixels.pixel_digest(photo) == pixels.pixel_digest(photo.copy())
+    assert pixels.pixel_digest(photo[:, ::2]) == pixels.pixel_digest(np.ascontiguousarray(photo[:, ::2]))
+    changed = photo.copy()
+    changed[100, 100, 1] ^= 1
+    others = [changed, photo.reshape(photo.shape[0] // 2, photo.shape[1] * 2, 3), photo.view(np.int8), photo[..., :2]]
+    assert len({pixels.pixel_digest(image) for image in [photo, *others]}) == 5

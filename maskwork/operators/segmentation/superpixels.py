@@ -13,7 +13,6 @@ preview only redoes the cheap graph step.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from typing import Annotated, Literal
@@ -21,6 +20,7 @@ from typing import Annotated, Literal
 import cv2
 import numpy as np
 
+from maskwork.core.pixels import pixel_digest
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Range, ShownFor, register
 from maskwork.operators.seeds import markers_with_clicks, to_uint8_rgb
@@ -259,7 +259,7 @@ def _superpixel_labels(
         settings = (method, float(scale), float(sigma), int(min_size))
     else:
         raise InputError(f"unknown superpixel method {method!r}; use slic or felzenszwalb")
-    key = (hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest(), rgb.shape, settings, factor)
+    key = (pixel_digest(rgb), settings, factor)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)

@@ -885,6 +885,7 @@ def preview_latency(window, rect, shift: int) -> dict:
 
 
 def section_preview_latency(window, rect, trials: int) -> None:
+    from maskwork.operators import get
     from maskwork.widgets.canvas import Tool
 
     print("\n3. End of a box drag to the first preview painted (12 MP, auto-preview, GrabCut)", flush=True)
@@ -892,6 +893,9 @@ def section_preview_latency(window, rect, trials: int) -> None:
     canvas.fit()
     run_loop(0.1)
     window.document.set_rect(None)
+    # Chosen here, not left from section 2 (whose last operator, the random walker, has
+    # no scribbles left to run on), so that --sections 3 measures GrabCut too.
+    window.choose_operator(get("grabcut"))
     window.operator_panel.auto_preview = True  # the checkbox; starts a preview at once
     run_loop(0.05)
     window.runner.cancel()

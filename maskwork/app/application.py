@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import gc
 import sys
-import time
 from typing import Sequence
 
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from maskwork.app.settings import APPLICATION, ORGANIZATION
-from maskwork.core.heap import give_back_freed_memory
+from maskwork.core.heap import give_back_freed_memory, keeping_freed_memory
 
 
 def configure_pyqtgraph() -> None:
@@ -57,53 +56,48 @@ def collect_garbage_when_idle(window) -> QTimer:
     collection while a worker has torch build modules (``import torch``, or the
     submodules such as ``torch._dynamo`` that torch imports lazily during a run) walks
     half-built objects and crashes the process (faulthandler: "Garbage-collecting", on
-    the UI thread or in the worker). Returns the timer; each tick without workers is
-    :func:`collect_idle_garbage`, and the same ticks give the memory the heap keeps back
-    to the system after a longer idle spell (:class:`IdleMemory`).
+    the UI thread or in the worker). Returns the timer; each tick is :func:`collect_idle_garbage`.
     """
-    from maskwork.widgets.workers import live_workers, workers_started
+    from maskwork.widgets.workers import live_workers
 
     gc.disable()
     timer = QTimer(window)
     timer.setInterval(GARBAGE_COLLECTION_INTERVAL_MS)
-    idle = IdleMemory()
-
-    def on_tick() -> None:
-        busy = bool(live_workers())
-        if not busy:
-            collect_idle_garbage()
-        idle.tick(busy, workers_started())
-
-    timer.timeout.connect(on_tick)
+    timer.timeout.connect(lambda: None if live_workers() else collect_idle_garbage())
     timer.start()
     return timer
 
 
-#: How long the window waits without workers before it gives freed memory back to the
-#: system (maskwork.core.heap): long enough that a person tuning parameters, or clicking
-#: again, reuses the memory of the last run.
-GIVE_BACK_MEMORY_AFTER_S = 60.0
+class MemoryGiveBack(QObject):
+    """Gives the memory the heap keeps (maskwork.core.heap) back to the system when the
+    person turns to another application: the moment another program may want it, and
+    no one is drawing in this window. ``malloc_trim`` took 50 ms of the UI thread once
+    gigabytes were kept, so it runs on a worker, and only when work ran since the last
+    time (a no-op where the heap keeps nothing).
 
+    Parameters
+    ----------
+    parent : QObject
+        The window: the object lives, and listens, as long as it does.
+    """
 
-class IdleMemory:
-    """Gives the memory the heap keeps back to the system once per idle spell of
-    :data:`GIVE_BACK_MEMORY_AFTER_S` (a no-op where the heap keeps none)."""
+    def __init__(self, parent: QObject) -> None:
+        from maskwork.widgets.workers import workers_started
 
-    def __init__(self, clock=time.monotonic) -> None:
-        self._clock = clock
-        self._idle_since = clock()
-        self._started = 0
-        self._given_back = False
+        super().__init__(parent)
+        self._workers_started = workers_started
+        self._started_at_last = workers_started()
+        QApplication.instance().applicationStateChanged.connect(self.on_application_state)
 
-    def tick(self, busy: bool, started: int) -> None:
-        """Called every few seconds with whether a worker runs and how many were started
-        so far (a Quick select click's work can start and end between two ticks)."""
-        now = self._clock()
-        if busy or started != self._started:  # the idle spell starts when the work ends
-            self._idle_since, self._started, self._given_back = now, started, False
-        elif not self._given_back and now - self._idle_since >= GIVE_BACK_MEMORY_AFTER_S:
-            give_back_freed_memory()
-            self._given_back = True
+    def on_application_state(self, state: Qt.ApplicationState) -> None:
+        """Slot of ``QGuiApplication.applicationStateChanged``."""
+        from maskwork.widgets.workers import start_worker
+
+        if state == Qt.ApplicationState.ApplicationActive or self._workers_started() == self._started_at_last:
+            return
+        if keeping_freed_memory():
+            start_worker(lambda _worker: give_back_freed_memory(), name="give back freed memory")
+        self._started_at_last = self._workers_started()
 
 
 #: ``len(sys.modules)`` when the collector last froze what exists (see collect_idle_garbage).
@@ -135,13 +129,16 @@ def collect_idle_garbage() -> bool:
 def manage_garbage(window) -> QTimer:
     """The shown window's garbage collection: what exists now is frozen (it lives as long
     as the window, so no collection walks it again), and cycles are collected only while
-    no worker runs (:func:`collect_garbage_when_idle`). Returns the timer.
+    no worker runs (:func:`collect_garbage_when_idle`); memory the heap keeps goes back to
+    the system when the application is deactivated (:class:`MemoryGiveBack`). Returns the
+    timer.
 
     Benchmarks that drive a window call this too, so they measure what people run.
     """
     global _modules_at_last_freeze
     gc.freeze()
     _modules_at_last_freeze = len(sys.modules)
+    MemoryGiveBack(window)
     return collect_garbage_when_idle(window)
 
 

@@ -1,4 +1,4 @@
-"""The process's C heap: memory freed by one run kept for the next, given back when idle.
+"""The process's C heap: memory freed by one run kept for the next, given back later.
 
 A run on a large photo allocates and frees arrays of tens to hundreds of megabytes again
 and again (a 12-megapixel photo is 144 MB as float RGB). glibc's default gives each such
@@ -18,8 +18,9 @@ freed in a worker thread are reused by the next worker), grown with ``brk`` only
 :func:`child_variables` gives the same as ``MALLOC_*`` environment variables for the
 child processes maskwork starts (maskwork.operators.stoppable), and only for those.
 The cost is memory: the process keeps its peak until :func:`give_back_freed_memory`
-(``malloc_trim``), which the window calls once it has been idle for a while and a warm
-child once it has waited that long for its next call.
+(``malloc_trim``), which the window calls when the person turns to another application
+(maskwork.app.application.MemoryGiveBack), and a warm child once it has waited a minute
+for its next call.
 
 Only glibc (Linux) is affected. Elsewhere, when ``MASKWORK_KEEP_FREED_MEMORY=0``, when
 the person set glibc's malloc variables themselves, or when another allocator is

@@ -317,7 +317,7 @@ def _receive(stream: BinaryIO) -> tuple[bool, Any]:
 
 
 #: How long the warm child waits for its next call before it gives the memory its heap
-#: keeps (maskwork.core.heap) back to the system, as the window does when idle.
+#: keeps (maskwork.core.heap) back to the system (the window does when it is deactivated).
 WARM_CHILD_GIVE_BACK_MEMORY_AFTER_S = 60.0
 
 

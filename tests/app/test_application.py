@@ -34,31 +34,28 @@ def test_a_frozen_object_is_still_freed_when_its_last_reference_goes(monkeypatch
     assert alive() is None
 
 
-def test_freed_memory_goes_back_once_per_idle_spell(monkeypatch):
+def test_freed_memory_goes_back_on_a_worker_when_the_person_turns_away(qtbot, monkeypatch):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QWidget
+
+    from maskwork.widgets.workers import live_workers, start_worker
+
     given_back = []
-    monkeypatch.setattr(application, "give_back_freed_memory", lambda: given_back.append(now[0]))
-    now = [0.0]
-    idle = application.IdleMemory(clock=lambda: now[0])
-    limit = application.GIVE_BACK_MEMORY_AFTER_S
+    monkeypatch.setattr(application, "keeping_freed_memory", lambda: True)
+    monkeypatch.setattr(application, "give_back_freed_memory", lambda: given_back.append(True))
+    window = QWidget()
+    qtbot.addWidget(window)
+    give_back = application.MemoryGiveBack(window)
+    inactive, active = Qt.ApplicationState.ApplicationInactive, Qt.ApplicationState.ApplicationActive
 
-    def tick(at: float, busy: bool = False, started: int = 0) -> None:
-        now[0] = at
-        idle.tick(busy, started)
+    give_back.on_application_state(inactive)
+    assert not live_workers() and given_back == [], "no work ran: nothing was kept since"
 
-    tick(limit - 1)
-    assert given_back == [], "too soon: the next run would reuse it"
-    tick(limit)
-    tick(limit + 2)
-    assert given_back == [limit], "once, not at every tick"
-    tick(limit + 4, busy=True, started=1)  # a run: the memory is in use again
-    tick(limit + 6, started=1)
-    tick(2 * limit + 3, started=1)
-    assert given_back == [limit], "the idle spell counts from the run's end"
-    tick(2 * limit + 4, started=1)
-    assert given_back == [limit, 2 * limit + 4]
-    # A click's short run, started and ended between two ticks, starts a new spell too.
-    tick(2 * limit + 6, started=2)
-    tick(3 * limit + 5, started=2)
-    assert given_back == [limit, 2 * limit + 4]
-    tick(3 * limit + 6, started=2)
-    assert given_back[-1] == 3 * limit + 6
+    with qtbot.waitSignal(start_worker(lambda _worker: None).finished):
+        pass
+    give_back.on_application_state(active)
+    assert given_back == [], "back in the window: the memory is kept for the next run"
+    give_back.on_application_state(inactive)
+    qtbot.waitUntil(lambda: given_back == [True] and not live_workers())
+    give_back.on_application_state(Qt.ApplicationState.ApplicationHidden)
+    assert not live_workers() and given_back == [True], "once per spell away"

@@ -169,6 +169,10 @@ class _ArrayStore:
     def __init__(self) -> None:
         self.arrays: dict[str, np.ndarray] = {}
         self.lent: set[str] = set()
+        #: Bytes of the arrays, kept as they come and go: the history's budget is checked
+        #: after every step, and summing thousands of brush patches each time cost
+        #: the autosave's capture on the UI thread a third of its time.
+        self.nbytes = 0
         self._names: dict[int, str] = {}
         self._numbers = itertools.count()
 
@@ -179,6 +183,7 @@ class _ArrayStore:
             name = f"array{next(self._numbers)}"
             self._names[id(array)] = name
             self.arrays[name] = array
+            self.nbytes += int(array.nbytes)
         if lend:
             self.lent.add(self._names[id(array)])
         return self._names[id(array)]
@@ -190,14 +195,10 @@ class _ArrayStore:
     def rollback(self, point: tuple[int, int]) -> None:
         """Forget the arrays added since ``point`` (a history step that did not fit)."""
         for name in list(self.arrays)[point[0]:]:
-            del self.arrays[name]
+            self.nbytes -= int(self.arrays.pop(name).nbytes)
             self.lent.discard(name)
         for key in list(self._names)[point[1]:]:
             del self._names[key]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(int(array.nbytes) for array in self.arrays.values())
 
 
 def capture(

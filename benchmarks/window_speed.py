@@ -643,7 +643,7 @@ def choice_stall(window, spec, title: str) -> None:
 def section_grabcut_stalls(window, rect) -> None:
     from maskwork.operators import get
 
-    print("\n2. Main-thread stalls while operators run (GrabCut, Quick select, CNN on scribbles, registration)", flush=True)
+    print("\n2. Main-thread stalls while operators run (GrabCut, Quick select, CNN on scribbles, random walker, registration)", flush=True)
     beat = Heartbeat()
     beat.start()
     run_loop(1.0)

@@ -86,7 +86,8 @@ class OperatorRunner(QObject):
         :meth:`confirm_memory` runs it anyway.
     prepared(str)
         The operator's background preparation (see :meth:`prepare`) finished; the text
-        says what is ready, or why it failed.
+        says what is ready, or why it failed (not emitted when the operator found
+        nothing to prepare).
     """
 
     busy_changed = Signal(bool)
@@ -216,7 +217,8 @@ class OperatorRunner(QObject):
 
         def run(worker: Worker) -> str:
             started = time.perf_counter()
-            spec.prepare({"image": image}, params, RunContext(cancel_event=worker.cancel_event))
+            if spec.prepare({"image": image}, params, RunContext(cancel_event=worker.cancel_event)) is False:
+                return ""  # nothing was needed
             return f"{title}: ready for previews (prepared in {time.perf_counter() - started:.1f} s)"
 
         worker = Worker(run, cancel_event=self._prepare_cancel, name=f"{spec.id} preparation")
@@ -236,7 +238,7 @@ class OperatorRunner(QObject):
             return
         if isinstance(value, Exception):
             self.prepared.emit(f"{type(value).__name__}: {value}")
-        else:
+        elif value:
             self.prepared.emit(value)
 
     def set_sources(self, chosen: dict) -> None:

@@ -409,7 +409,8 @@ def register(
         parameters (Segment Anything's image encoding), which the window runs in the
         background as soon as they are known, so that the first preview is quick. It
         caches its result where the operator finds it; it may raise InputError when the
-        parameters are not complete yet.
+        parameters are not complete yet, and return False when it found nothing to do
+        (the window then says nothing of it).
     previous_result_input : str, optional
         The input (``"mask"``) that interactive front-ends fill with the operator's own
         result for the same image and seeds minus the newest point, so that each click

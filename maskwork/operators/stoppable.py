@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, Callable
 from maskwork.core.heap import child_variables, give_back_freed_memory, keeping_freed_memory
 from maskwork.operators.context import Cancelled, RunContext
 
-__all__ = ["call_stoppable", "call_warm"]
+__all__ = ["call_stoppable", "call_warm", "warm_child_alive"]
 
 #: How often the parent looks at the cancel flag while the child computes (seconds).
 POLL_SECONDS = 0.05
@@ -140,6 +140,11 @@ def serve_one_call() -> None:
     answer_stream.close()
 
 
+def warm_child_alive() -> bool:
+    """Whether :func:`call_warm`'s child is up, so that a call would not wait for its start."""
+    return _WARM_CHILD.alive
+
+
 def call_warm(ctx: RunContext, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``function(*args, **kwargs)`` computed in the long-lived child process.
 
@@ -229,6 +234,12 @@ class _WarmChild:
             error = answer.get("error")
             return False, f"its answer could not be read ({error!r})" if error else "the warm child process stopped"
         return True, message
+
+    @property
+    def alive(self) -> bool:
+        """Whether a child is up (started, and not ended since)."""
+        process = self._process
+        return process is not None and process.poll() is None
 
     def _running(self) -> subprocess.Popen:
         if self._process is not None and self._process.poll() is not None:

@@ -2,6 +2,7 @@
 
 import gc
 import sys
+import threading
 import types
 
 from maskwork.app import application
@@ -59,3 +60,15 @@ def test_freed_memory_goes_back_on_a_worker_when_the_person_turns_away(qtbot, mo
     qtbot.waitUntil(lambda: given_back == [True] and not live_workers())
     give_back.on_application_state(Qt.ApplicationState.ApplicationHidden)
     assert not live_workers() and given_back == [True], "once per spell away"
+
+    # A run still going when the person turns away: its memory is given back next time.
+    release = threading.Event()
+    running = start_worker(lambda _worker: release.wait(10))
+    give_back.on_application_state(active)
+    give_back.on_application_state(inactive)
+    assert given_back == [True]
+    with qtbot.waitSignal(running.finished):
+        release.set()
+    give_back.on_application_state(active)
+    give_back.on_application_state(inactive)
+    qtbot.waitUntil(lambda: given_back == [True, True] and not live_workers())

@@ -30,3 +30,10 @@ def test_a_child_that_keeps_nothing_does_not_wait(monkeypatch):
         started = time.perf_counter()
         stoppable._wait_for_call(requests, 30.0)
         assert time.perf_counter() - started < 5.0
+
+
+def test_the_warm_child_is_alive_once_a_call_started_it():
+    from maskwork.operators.context import null_context
+
+    stoppable.call_warm(null_context(), os.getpid)
+    assert stoppable.warm_child_alive()

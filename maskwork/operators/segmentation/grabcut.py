@@ -26,10 +26,10 @@ import cv2
 import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.graph_cut import HARD, band_cut
+from maskwork.operators.graph_cut import HARD, band_cut, import_maxflow
 from maskwork.operators.registry import Range, register
 from maskwork.operators.seeds import bounding_box, check_rect, markers_with_clicks, to_uint8_rgb
-from maskwork.operators.stoppable import call_warm
+from maskwork.operators.stoppable import call_warm, warm_child_alive
 
 FOREGROUND, BACKGROUND = 1, 2
 #: OpenCV GrabCut's weight of a horizontal or vertical neighbour edge (diagonals / sqrt 2).
@@ -52,7 +52,20 @@ QUICK_PREVIEW_PIXELS = 60_000
 COARSE_QUICK_ITERATIONS = 2
 
 
-@register("grabcut", title="GrabCut", category="Segmentation", outputs=("mask",))
+def _prepare(inputs: dict, params: dict, ctx: RunContext) -> bool:
+    """Ahead of the first run (see ``register(prepare=...)``): on an image large enough
+    for the refinement's own band cut (more than :data:`OWN_CUT_BOX_PIXELS`), the warm
+    child process is started with PyMaxflow imported, which the first Preview or Apply
+    would otherwise wait for (about half a second). Returns whether it did: smaller
+    images never use the child, and a child already up needs nothing."""
+    rows, cols = np.shape(inputs["image"])[:2]
+    if rows * cols <= OWN_CUT_BOX_PIXELS or warm_child_alive():
+        return False
+    call_warm(ctx, import_maxflow)
+    return True
+
+
+@register("grabcut", title="GrabCut", category="Segmentation", outputs=("mask",), prepare=_prepare)
 def grabcut(
     image: np.ndarray,
     markers: np.ndarray | None = None,

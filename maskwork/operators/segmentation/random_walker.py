@@ -43,7 +43,8 @@ ends the child.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Callable, Literal
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import cv2
 import numpy as np
@@ -463,22 +464,26 @@ def _solve(
     low, high = span
     ctx.progress(low + 0.15 * (high - low), f"Random walker: preparing {n:,} unknowns")
     solved = n_classes - 1
-    right_hand_sides, guesses = [], []
-    for k in range(solved):
+
+    def right_hand_side(k: int) -> np.ndarray:
         rhs = _boundary_terms(horizontal, vertical, probabilities[..., k])[free]  # the plane is 0 where free
         if prior is not None:
             rhs += prior.weight * prior.posteriors[..., k][free]
-        right_hand_sides.append(rhs)
-        guesses.append(guess[..., k][free].astype(np.float64) if guess is not None else None)
+        return rhs
+
+    def start(k: int) -> np.ndarray | None:
+        return guess[..., k][free].astype(np.float64) if guess is not None else None
 
     def on_class(k: int) -> None:
         ctx.progress(low + (0.3 + 0.7 * k / solved) * (high - low), f"Random walker: class {k + 1} of {n_classes}")
 
     if n > AMG_IN_PROCESS_UNKNOWNS:
-        on_class(0)
-        solutions, iterations = call_warm(ctx, _solve_all, matrix, right_hand_sides, guesses, tol)
-    else:
-        solutions, iterations = _solve_all(matrix, right_hand_sides, guesses, tol, ctx, on_class)
+        ctx.progress(low + 0.3 * (high - low), f"Random walker: solving for {n_classes} classes")
+        right_hand_sides, starts = [right_hand_side(k) for k in range(solved)], [start(k) for k in range(solved)]
+        solutions, iterations = call_warm(ctx, _solve_all, matrix, right_hand_sides, starts, tol)
+    else:  # one class's vectors at a time
+        right_hand_sides, starts = (right_hand_side(k) for k in range(solved)), (start(k) for k in range(solved))
+        solutions, iterations = _solve_all(matrix, right_hand_sides, starts, tol, ctx, on_class)
     stats["iterations"] += iterations
     total = np.zeros(n)
     for k, x in enumerate(solutions):
@@ -492,18 +497,36 @@ def _solve(
 
 def _solve_all(
     matrix: sparse.csr_array,
-    right_hand_sides: list[np.ndarray],
-    guesses: list[np.ndarray | None],
+    right_hand_sides: Iterable[np.ndarray],
+    starts: Iterable[np.ndarray | None],
     tol: float,
     ctx: RunContext | None = None,
     on_class: Callable[[int], None] | None = None,
 ) -> tuple[list[np.ndarray], int]:
-    """``matrix x = b`` for every ``b`` of ``right_hand_sides`` (starting from ``guesses``)
-    with one factorisation or hierarchy; returns the solutions and the conjugate-gradient
-    iterations they took. Also what the warm child runs for large systems."""
+    """Solve ``matrix x = b`` for every ``b`` with one factorisation or hierarchy; also
+    what the warm child runs for large systems.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_array
+        The restricted Laplacian ``L_U`` (symmetric positive definite).
+    right_hand_sides, starts : iterable
+        One ``b`` per class, float64, and the vector its iterations start from (None: 0).
+    tol : float
+        Relative residual the conjugate gradients stop at.
+    ctx : RunContext, optional
+        Checked at every iteration (in the warm child: none; Cancel ends the call there).
+    on_class : callable, optional
+        ``on_class(k)`` before class ``k`` is solved (progress).
+
+    Returns
+    -------
+    (list of ndarray, int)
+        The float64 solutions in class order, and the iterations they took in all.
+    """
     solver = _Solver(matrix, tol, ctx or null_context())
     solutions, iterations = [], 0
-    for k, (rhs, x0) in enumerate(zip(right_hand_sides, guesses)):
+    for k, (rhs, x0) in enumerate(zip(right_hand_sides, starts)):
         if on_class is not None:
             on_class(k)
         solutions.append(solver.solve(rhs, x0))

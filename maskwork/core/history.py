@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import count
 from typing import Iterator, Protocol
 
@@ -40,6 +41,12 @@ class PixelAtom:
     @property
     def nbytes(self) -> int:
         return int(self.old.nbytes)
+
+    @cached_property
+    def bounds_json(self) -> list[list[int | None]]:
+        """``bounds`` as ``[[start, stop], [start, stop]]`` for a project file, made once:
+        the autosave writes every atom of the history again, thousands after long strokes."""
+        return [[None if end is None else int(end) for end in (part.start, part.stop)] for part in self.bounds]
 
     def revert(self) -> "PixelAtom":
         current = self.layer.data[self.bounds].copy()

@@ -179,14 +179,15 @@ class _ArrayStore:
     def add(self, array: np.ndarray, lend: bool = False) -> str:
         """The name of ``array`` in the archive, adding it if new; with ``lend`` it is one
         paint tools may write into, to be lent (:func:`~maskwork.core.layers.lend_arrays`)."""
-        if id(array) not in self._names:
-            name = f"array{next(self._numbers)}"
-            self._names[id(array)] = name
+        key = id(array)
+        name = self._names.get(key)
+        if name is None:
+            name = self._names[key] = f"array{next(self._numbers)}"
             self.arrays[name] = array
             self.nbytes += int(array.nbytes)
         if lend:
-            self.lent.add(self._names[id(array)])
-        return self._names[id(array)]
+            self.lent.add(name)
+        return name
 
     def checkpoint(self) -> tuple[int, int]:
         """What :meth:`rollback` returns to."""
@@ -371,9 +372,8 @@ def _history_record(document: Document, layers: list[Layer], places: dict[int, i
 def _atom_record(atom, document: Document, place: Callable[[Layer], int], store: _ArrayStore) -> dict | None:
     """One atom as JSON (its arrays through ``store``), or None for a kind not known here."""
     if isinstance(atom, PixelAtom):
-        bounds = [[None if end is None else int(end) for end in (part.start, part.stop)] for part in atom.bounds]
         # A patch's old values are never written into: undo copies them into the layer.
-        return {"atom": "pixels", "layer": place(atom.layer), "bounds": bounds, "old": store.add(atom.old)}
+        return {"atom": "pixels", "layer": place(atom.layer), "bounds": atom.bounds_json, "old": store.add(atom.old)}
     if isinstance(atom, ReplaceDataAtom):
         # Undo makes this array the layer's own, which paint tools may then write into.
         old = store.add(atom.old, lend=atom.layer.kind in IN_PLACE_KINDS)

@@ -4,13 +4,13 @@ A run on a large photo allocates and frees arrays of tens to hundreds of megabyt
 and again (a 12-megapixel photo is 144 MB as float RGB). glibc's default gives each such
 block its own ``mmap`` and returns it to the kernel when it is freed, so the next run
 faults every page in again. On a virtual machine whose balloon device reports free pages
-to the host (Firecracker, as on this project's machine; WSL 2 and many cloud desktops do
-the same), the freed memory goes back to the host within seconds, and getting it back is
-slow and stalls the other virtual CPU too. Measured on this project's machine: touching
-600 MB again took 25-80 ms when it had been freed a moment before and 500-900 ms when it
-had been freed 5 seconds before; in the window, a 12 MP GrabCut, Quick select, CNN or
-registration run showed 20-60 ms of host steal inside its longest main-thread stalls,
-and none once freed memory stayed in the process (``benchmarks/window_speed.py``).
+to the host, as on this project's Firecracker machine, the freed memory goes back to the
+host within seconds, and getting it back is slow and stalls the other virtual CPU too.
+Measured there: touching 600 MB again took 25-80 ms when it had been freed a moment
+before and 500-900 ms when it had been freed 5 seconds before; in the window
+(``benchmarks/window_speed.py``), 12 MP runs of the CNN, registration and Quick select
+had 50-180 ms of host steal each and main-thread stalls of up to 237 ms, and about none
+and at most 16 ms once freed memory stayed in the process.
 
 :func:`keep_freed_memory` therefore asks glibc for one heap (``M_ARENA_MAX`` 1, so blocks
 freed in a worker thread are reused by the next worker), grown with ``brk`` only

@@ -34,9 +34,9 @@ Sections (``--sections 1,2,3,4,5``, all by default):
 
 Every number is printed with its target and "ok"/"MISS"; nothing is asserted. Settings go
 to a temporary MASKWORK_CONFIG_DIR. The process keeps freed memory for reuse as the
-``maskwork`` command does (:mod:`maskwork.core.heap`; ``MASKWORK_KEEP_FREED_MEMORY=0``
-measures glibc's default instead); the first line printed says which. The run takes about 3-5 minutes (section 2's runs
-dominate).
+window (``maskwork`` without a command) does (:mod:`maskwork.core.heap`;
+``MASKWORK_KEEP_FREED_MEMORY=0`` measures glibc's default instead); the first line
+printed says which. The run takes about 3-5 minutes (section 2's runs dominate).
 """
 
 from __future__ import annotations

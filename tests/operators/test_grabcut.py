@@ -238,6 +238,25 @@ def test_large_band_is_cut_in_a_child_process(monkeypatch, child_calls):
     assert iou(ours["mask"], truth) >= 0.9
 
 
+def test_with_the_warm_child_up_a_smaller_band_is_cut_there_too(monkeypatch, child_calls):
+    """With no child start to pay, the switch to our cut comes at OWN_CUT_BOX_PIXELS_WARM
+    of box; with the child down, OpenCV's cut stays below OWN_CUT_BOX_PIXELS."""
+    from maskwork.operators.segmentation import grabcut as module
+
+    image, truth = composite(420, 600)
+    rect = box_around(truth)
+    params = {"coarse_megapixels": 0.05}
+    monkeypatch.setattr(module, "OWN_CUT_BOX_PIXELS_WARM", 1000)
+    children = child_calls(module)
+    monkeypatch.setattr(module, "warm_child_alive", lambda: False)
+    opencv = GRABCUT.run({"image": image, "rect": rect}, params)
+    assert children == []
+    monkeypatch.setattr(module, "warm_child_alive", lambda: True)
+    ours = GRABCUT.run({"image": image, "rect": rect}, params)
+    assert children == [module.cut_band]
+    np.testing.assert_array_equal(ours["mask"], opencv["mask"])
+
+
 def test_preparing_a_large_image_starts_the_warm_child_for_its_band_cut(monkeypatch, child_calls):
     """The window's background preparation (register(prepare=...)) starts the warm child
     where the refinement's own band cut will run, so the first Apply does not wait for

@@ -6,8 +6,8 @@ block its own ``mmap`` and returns it to the kernel when it is freed, so the nex
 faults every page in again. On a virtual machine whose balloon device reports free pages
 to the host, as on this project's Firecracker machine, the freed memory goes back to the
 host within seconds, and getting it back is slow and stalls the other virtual CPU too.
-Measured there: touching 600 MB again took 25-80 ms when it had been freed a moment
-before and 500-900 ms when it had been freed 5 seconds before; in the window
+Measured there: touching 600 MB again took 68-82 ms (once 363) when it had been freed
+a moment before and 500-900 ms when it had been freed 5 seconds before; in the window
 (``benchmarks/window_speed.py``), 12 MP runs of the CNN, registration and Quick select
 had 50-180 ms of host steal each and main-thread stalls of up to 237 ms, and about none
 and at most 16 ms once freed memory stayed in the process.

@@ -9,7 +9,6 @@ and makes a node of every pixel it is given.
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
 import cv2
@@ -105,11 +104,6 @@ def binary_cut(
         graph.add_edges(flat[after], flat[before], np.full(after.size, HARD), np.zeros(after.size))
     graph.maxflow()
     return ~graph.get_grid_segments(nodes)
-
-
-def import_maxflow() -> None:
-    """Import PyMaxflow (in a warm child ahead of its first cut: see ``register(prepare=...)``)."""
-    importlib.import_module("maxflow")
 
 
 def band_cut(

@@ -21,6 +21,7 @@ by Cancel or died).
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import pickle
 import subprocess
@@ -34,7 +35,7 @@ from typing import Any, BinaryIO, Callable
 from maskwork.core.heap import child_variables, give_back_freed_memory, keeping_freed_memory
 from maskwork.operators.context import Cancelled, RunContext
 
-__all__ = ["call_stoppable", "call_warm", "warm_child_alive"]
+__all__ = ["call_stoppable", "call_warm", "import_modules", "warm_child_alive"]
 
 #: How often the parent looks at the cancel flag while the child computes (seconds).
 POLL_SECONDS = 0.05
@@ -138,6 +139,13 @@ def serve_one_call() -> None:
         answer = pickle.dumps((False, error), protocol=pickle.HIGHEST_PROTOCOL)
     answer_stream.write(answer)
     answer_stream.close()
+
+
+def import_modules(*names: str) -> None:
+    """Import the modules ``names``: sent through :func:`call_warm` ahead of a first call
+    (``register(prepare=...)``), it starts the warm child with what that call needs."""
+    for name in names:
+        importlib.import_module(name)
 
 
 def warm_child_alive() -> bool:

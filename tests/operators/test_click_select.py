@@ -160,16 +160,17 @@ def test_the_band_cut_on_the_bands_box_equals_the_cut_on_the_whole_image():
 def test_prepare_makes_the_working_copies_and_warms_the_child(monkeypatch, child_calls):
     """The window prepares Quick select when it is chosen: the first click then finds the
     image's working and preview copies made and the warm child started."""
-    from maskwork.operators.segmentation import click_select as module
-
     from collections import OrderedDict
+
+    from maskwork.operators import stoppable
+    from maskwork.operators.segmentation import click_select as module
 
     monkeypatch.setattr(module, "_cache", OrderedDict())  # nothing left from other tests
     image, truth = cat_on_grass()
     large = np.repeat(np.repeat(image, 3, axis=0), 3, axis=1)
     children = child_calls(module)
     QUICK_SELECT.prepare({"image": large}, QUICK_SELECT.defaults(), RunContext())
-    assert children == [module._import_cut_libraries]
+    assert children == [stoppable.import_modules]
 
     def not_again(*args):
         raise AssertionError("the working copies were made again")

@@ -262,7 +262,7 @@ def test_preparing_a_large_image_starts_the_warm_child_for_its_band_cut(monkeypa
     where the refinement's own band cut will run, so the first Apply does not wait for
     it; on an image too small for that cut, or with the child up already, it does nothing
     and says so (the window then shows no message)."""
-    from maskwork.operators import graph_cut
+    from maskwork.operators import stoppable
     from maskwork.operators.segmentation import grabcut as module
 
     image, _ = composite(420, 600)
@@ -272,10 +272,10 @@ def test_preparing_a_large_image_starts_the_warm_child_for_its_band_cut(monkeypa
     assert children == []
     monkeypatch.setattr(module, "OWN_CUT_BOX_PIXELS", image.shape[0] * image.shape[1] - 1)
     assert GRABCUT.prepare({"image": image}, GRABCUT.defaults(), RunContext()) is True
-    assert children == [graph_cut.import_maxflow]
+    assert children == [stoppable.import_modules]
     monkeypatch.setattr(module, "warm_child_alive", lambda: True)
     assert GRABCUT.prepare({"image": image}, GRABCUT.defaults(), RunContext()) is False
-    assert children == [graph_cut.import_maxflow]
+    assert children == [stoppable.import_modules]
 
 
 def test_far_outside_the_box_is_background(scene, box_result):

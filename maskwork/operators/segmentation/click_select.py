@@ -37,7 +37,6 @@ on a copy with half the working copy's pixels, showing the newest click's own ch
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -58,7 +57,7 @@ from maskwork.operators.graph_cut import (
 )
 from maskwork.operators.registry import Range, register
 from maskwork.operators.seeds import check_mask, check_points, check_rect, mask_pixels, to_uint8_rgb
-from maskwork.operators.stoppable import call_warm
+from maskwork.operators.stoppable import call_warm, import_modules
 
 #: Colour histogram bins per channel (32^3 bins of 8 levels).
 BINS = 32
@@ -98,13 +97,7 @@ def _prepare(inputs: dict, params: dict, ctx: RunContext) -> None:
     and sweeps imported, which the first click would otherwise wait for (about 0.5 s)."""
     work = _working_copy(to_uint8_rgb(inputs["image"]), params["work_megapixels"])
     _preview_copy(work)
-    call_warm(ctx, _import_cut_libraries)
-
-
-def _import_cut_libraries() -> None:
-    """In the warm child: import what the cuts and the geodesic sweeps run on."""
-    for name in ("maxflow", "skimage.graph"):
-        importlib.import_module(name)
+    call_warm(ctx, import_modules, "maxflow", "skimage.graph")  # what the cuts and sweeps run on
 
 
 @register(

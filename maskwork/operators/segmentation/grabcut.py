@@ -26,10 +26,10 @@ import cv2
 import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.graph_cut import HARD, band_cut, import_maxflow
+from maskwork.operators.graph_cut import HARD, band_cut
 from maskwork.operators.registry import Range, register
 from maskwork.operators.seeds import bounding_box, check_rect, markers_with_clicks, to_uint8_rgb
-from maskwork.operators.stoppable import call_warm, warm_child_alive
+from maskwork.operators.stoppable import call_warm, import_modules, warm_child_alive
 
 FOREGROUND, BACKGROUND = 1, 2
 #: OpenCV GrabCut's weight of a horizontal or vertical neighbour edge (diagonals / sqrt 2).
@@ -66,7 +66,7 @@ def _prepare(inputs: dict, params: dict, ctx: RunContext) -> bool:
     rows, cols = np.shape(inputs["image"])[:2]
     if rows * cols <= OWN_CUT_BOX_PIXELS or warm_child_alive():
         return False
-    call_warm(ctx, import_maxflow)
+    call_warm(ctx, import_modules, "maxflow")
     return True
 
 

@@ -9,8 +9,8 @@ host within seconds, and getting it back is slow and stalls the other virtual CP
 Measured there: touching 600 MB again took 68-82 ms (once 363) when it had been freed
 a moment before and 500-900 ms when it had been freed 5 seconds before; in the window
 (``benchmarks/window_speed.py``), 12 MP runs of the CNN, registration and Quick select
-had 50-180 ms of host steal each and main-thread stalls of up to 237 ms, and about none
-and at most 16 ms once freed memory stayed in the process.
+had 50-180 ms of host steal each and main-thread stalls of up to 237 ms; the same
+sitting's runs that kept freed memory had about none and stalls of 9-13 ms.
 
 :func:`keep_freed_memory` therefore asks glibc for one heap (``M_ARENA_MAX`` 1, so blocks
 freed in a worker thread are reused by the next worker), grown with ``brk`` only

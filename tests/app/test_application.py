@@ -52,8 +52,11 @@ def test_freed_memory_goes_back_on_a_worker_when_the_person_turns_away(qtbot, mo
     give_back.on_application_state(inactive)
     assert not live_workers() and given_back == [], "no work ran: nothing was kept since"
 
-    with qtbot.waitSignal(start_worker(lambda _worker: None).finished):
-        pass
+    # The worker may finish before any waitSignal could connect to it: its own
+    # finished callback is connected before it starts.
+    finished = []
+    start_worker(lambda _worker: None, finished=lambda: finished.append(True))
+    qtbot.waitUntil(lambda: finished == [True] and not live_workers())
     give_back.on_application_state(active)
     assert given_back == [], "back in the window: the memory is kept for the next run"
     give_back.on_application_state(inactive)

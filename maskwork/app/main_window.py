@@ -38,7 +38,7 @@ from maskwork.app.transform_actions import TransformActions
 from maskwork.core import io
 from maskwork.core.document import Document
 from maskwork.operators import InputError, OperatorSpec, all_operators, get
-from maskwork.operators.dl.device import preferred_device, set_preferred_device
+from maskwork.operators.dl.device import leave_cores_free, preferred_device, set_preferred_device
 from maskwork.operators.extras import requirements
 from maskwork.pipeline.session import RunOutcome
 from maskwork.widgets.alignment_panel import AlignmentPanel
@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self) -> None:
         super().__init__()
+        leave_cores_free(1)  # torch's CPU threads leave the UI thread a core
         self.document = Document()
         self.source_path: Path | None = None
         self.canvas = Canvas(self.document, self)

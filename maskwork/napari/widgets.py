@@ -37,6 +37,7 @@ from napari.utils.notifications import notification_manager, show_error, show_in
 from maskwork.napari import convert
 from maskwork.napari.manifest import widget_class_name
 from maskwork.operators.context import InputError
+from maskwork.operators.dl.device import leave_cores_free
 from maskwork.operators.registry import ParamSpec, all_operators, get
 from maskwork.pipeline.session import CANCELLED, DONE, INPUT_ERROR, PreviewData, RunOutcome, RunSession, choose_sources, collect_inputs
 from maskwork.widgets.workers import Worker, session_worker
@@ -127,6 +128,7 @@ class OperatorWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=False)
+        leave_cores_free(1)  # torch's CPU threads leave napari's UI thread a core
         self.viewer = viewer
         self.spec = get(self.operator_id)
         self.worker: Worker | None = None

@@ -28,6 +28,26 @@ def test_preferences_choose_the_device_that_auto_means(window, qtbot):
         dl_device.set_preferred_device("auto")
 
 
+def test_torch_leaves_the_window_a_core_for_its_ui_thread(window, monkeypatch):
+    """On 2 cores torch trains on one thread: two threads that wait for each other at
+    every step, one of them sharing its core with the UI, made the scribble CNN's test
+    below take more than 120 s instead of 9 while another process kept a core busy."""
+
+    class ThreadCount:
+        threads = 2
+
+        def get_num_threads(self):
+            return self.threads
+
+        def set_num_threads(self, threads):
+            self.threads = threads
+
+    monkeypatch.setattr(dl_device.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    torch = ThreadCount()
+    dl_device._limit_cpu_threads(torch)
+    assert torch.threads == 1
+
+
 def test_preferences_raise_the_pixel_limit_of_files_the_window_opens(window, qtbot, tmp_path):
     big = tmp_path / "wide.png"
     # 2.2 MP of noise: too large for a 2 MP limit, and no decompression bomb.

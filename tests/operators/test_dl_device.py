@@ -122,3 +122,34 @@ def test_tiled_prediction_reports_progress_and_cancels():
         dl_device.predict_tiled(lambda piece: piece[..., None], image, tile=40, overlap=10, ctx=ctx)
     with pytest.raises(InputError):
         dl_device.predict_tiled(lambda piece: piece[..., None], image, tile=40, overlap=40)
+
+
+class _ThreadCount:
+    """Stands in for torch's thread setting."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def get_num_threads(self) -> int:
+        return self.threads
+
+    def set_num_threads(self, threads: int) -> None:
+        self.threads = threads
+
+
+def test_torch_threads_leave_the_cores_an_interactive_front_end_keeps(monkeypatch):
+    monkeypatch.setattr(dl_device, "_cores_left_free", 0)
+    monkeypatch.setattr(dl_device.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    torch = _ThreadCount(8)
+    dl_device._limit_cpu_threads(torch)
+    assert torch.threads == 4, "the command line: every usable core, not the machine's count"
+
+    dl_device.leave_cores_free(1)
+    dl_device._limit_cpu_threads(torch)
+    assert torch.threads == 3, "the window: one core stays for its UI thread"
+
+    monkeypatch.setattr(dl_device.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    dl_device._limit_cpu_threads(torch)
+    assert torch.threads == 1, "never fewer than one thread"
+    with pytest.raises(ValueError):
+        dl_device.leave_cores_free(-1)

@@ -33,8 +33,9 @@ grid), and each fill is compared with the untouched photo:
   not look at any method.
 
 Each hole is filled on its own by each method with its default parameters (``exemplar``
-is the default method: patch copies, seams removed in the gradient domain, only the band
-below a 1 px Gaussian taken from the averaged vote),
+is the default method: patch copies, seams removed in the gradient domain, the band below
+a 1 px Gaussian taken from the averaged vote, the band below a patch radius moved towards
+the membrane fill of the hole's edge where the sources disagree),
 ``exemplar averaged`` (``sharp=False``: the weighted patch average of Wexler et al.), plus
 the naive baseline (the mean colour of a 4 px ring around the hole). Scores: PSNR of the
 hole pixels (data_range 255); SSIM as the mean of ``structural_similarity``'s map (data_range

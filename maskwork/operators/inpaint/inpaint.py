@@ -88,6 +88,12 @@ Exemplar method
    pixels departing from it four times more than the known pixels next to the hole
    depart from their own blur (a piece of a tower copied into a plain sky) take that
    smooth fill, feathered.
+8. Membrane: the band below a Gaussian of one patch radius moves towards that of the
+   membrane fill (Laplace's equation with the hole's edge fixed, solved by multigrid),
+   as far as the covering patches' sources disagree there compared with the texture's
+   own variance beside the hole: where the copies are random draws of the texture, the
+   smooth interpolation of the edge is the closer guess of the local mean; where they
+   continue one structure (bricks, a fence) it does not move. The grain stays the copy's.
 
 Dominant offsets (He and Sun, "Statistics of patch offsets for image completion", 2012):
 the few translations under which the known part of the region repeats best (a fence's
@@ -178,6 +184,20 @@ FOREIGN_SIGMA = 8.0
 FOREIGN_RING = 0.5
 FOREIGN_FACTOR = 4.0
 FOREIGN_GROW = 4
+#: Sharp fills, last: the fill's band below a Gaussian of one patch radius moves towards
+#: that of the membrane (harmonic) interpolation of the hole's edge, as far as the
+#: covering patches' sources disagree there, relative to the texture's own variance next
+#: to the hole (all the way where they are as random as the texture, not at all where
+#: they continue one structure). Two guesses of the local mean that fail differently:
+#: random sources' mean is one draw's, the edge's colours are the pixel-wise best guess
+#: there; a brick bond or a fence is what the copies predict. Tuning photos +0.12 dB
+#: (median over holes +0.15 -> +0.31, 21 of 28 holes above Telea instead of 15), detail
+#: 0.55 -> 0.54; a fixed half-way blend gained as much there but cost a brick wall 3 dB.
+#: Membrane fill (multigrid): a hole of at most this many pixels is solved directly; a
+#: larger one by MEMBRANE_CYCLES V-cycles of MEMBRANE_SWEEPS red-black sweeps over-relaxed
+#: by MEMBRANE_RELAXATION before and after each coarse-grid correction.
+MEMBRANE_DIRECT_PIXELS = 1024
+MEMBRANE_CYCLES, MEMBRANE_SWEEPS, MEMBRANE_RELAXATION = 3, 2, 1.5
 #: Averaged votes (sharp=False): weights exp(-d / 2 sigma^2), sigma^2 this percentile of
 #: the distances.
 SIGMA_PERCENTILE = 75
@@ -598,6 +618,7 @@ def _exemplar(crop, hole, patch, draft, sharp, report, offer, ctx: RunContext):
             level.average_low_band(LOW_BAND_SIGMA)
             level.clip_specks(SPECK_QUANTILE)
             level.remove_foreign_objects(SPECK_QUANTILE, FOREIGN_SIGMA, FOREIGN_RING, FOREIGN_FACTOR, FOREIGN_GROW)
+            level.blend_membrane_low_band(float(radius))
         current = level.image
         nnf = level.matches()
         if step + 1 < len(plan):
@@ -852,6 +873,134 @@ def _smooth_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         filled = filled | new
         sigma *= 2.0
     return out
+
+
+def _membrane_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """``image`` (float32, rows x cols x channels) with its hole pixels set to the membrane
+    interpolation of the known pixels: each the mean of its four neighbours (Laplace's
+    equation, the known pixels fixed; the array's edge mirrors, no flux through it).
+
+    The smoothest fill of the hole's edge, the pixel-wise best guess where nothing inside
+    can be predicted. Solved by multigrid: from the mean colour of the known pixels
+    bordering the hole, :data:`MEMBRANE_CYCLES` V-cycles (:func:`_membrane_cycle`; within
+    0.6 of 255 of the exact solution on the tests' photos); a hole of up to
+    :data:`MEMBRANE_DIRECT_PIXELS` pixels is solved exactly at once.
+    """
+    out = image.copy()
+    if not hole.any() or hole.all():
+        return out  # nothing to fill, or nothing to fill from
+    ys, xs = np.nonzero(hole)
+    rows, cols = hole.shape
+    top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    box = (slice(max(0, top - 1), min(rows, bottom + 1)), slice(max(0, left - 1), min(cols, right + 1)))
+    if len(ys) <= MEMBRANE_DIRECT_PIXELS:
+        out[box][hole[box]] = _solve_membrane(out[box], hole[box], np.zeros(out[box].shape, np.float32))
+        return out
+    # Where the hole reaches the array's edge, the box is mirrored across it: the
+    # solution on the mirrored domain is symmetric, so nothing flows through the edge,
+    # and every side of the grid the cycles coarsen is known picture.
+    pads = [bottom - top + 1 if top == 0 else 0, bottom - top + 1 if bottom == rows else 0,
+            right - left + 1 if left == 0 else 0, right - left + 1 if right == cols else 0]
+    values = cv2.copyMakeBorder(np.ascontiguousarray(out[box]), *pads, cv2.BORDER_REFLECT)
+    values = values.reshape(*values.shape[:2], out.shape[2])
+    box_hole = cv2.copyMakeBorder(hole[box].astype(np.uint8), *pads, cv2.BORDER_REFLECT) > 0
+    ring = cv2.dilate(box_hole.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~box_hole
+    values[box_hole] = values[ring].mean(axis=0)
+    zero = np.zeros(values.shape, np.float32)
+    for _ in range(MEMBRANE_CYCLES):
+        _membrane_cycle(values, box_hole, zero)
+    inner = (slice(pads[0], values.shape[0] - pads[1]), slice(pads[2], values.shape[1] - pads[3]))
+    out[box][hole[box]] = values[inner][hole[box]]
+    return out
+
+
+def _mean_of_neighbours(values: np.ndarray) -> np.ndarray:
+    """Each pixel's mean of its four neighbours (the edge replicated)."""
+    kernel = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)
+    return cv2.filter2D(values, -1, kernel, borderType=cv2.BORDER_REPLICATE).reshape(values.shape)
+
+
+def _membrane_cycle(values: np.ndarray, hole: np.ndarray, right: np.ndarray) -> None:
+    """One multigrid V-cycle for ``values - mean of neighbours = right`` on ``hole``, in
+    place (the other pixels fixed): relax, solve for the remaining error on a grid of
+    half the size (recursively; exactly once small), correct, relax again.
+
+    Relaxation alone would take as many sweeps as the hole is wide, squared, to carry
+    the edge's colours into the middle; on the coarse grid the same distance is half.
+    """
+    count = np.count_nonzero(hole)
+    if count == 0:
+        return  # a hole narrower than the finer grid's blocks: its relaxation did it all
+    if count <= MEMBRANE_DIRECT_PIXELS:
+        values[hole] = _solve_membrane(values, hole, right)
+        return
+    _relax_membrane(values, hole, right)
+    residual = np.where(hole[..., None], right - (values - _mean_of_neighbours(values)), 0).astype(np.float32)
+    # Whole 2 x 2 blocks, and a ring of known pixels (error 0) around them. The coarse
+    # hole is the blocks wholly in the hole: blocks that hold a known pixel as well would
+    # let the coarse error spread where the fine one is 0, and the correction overshoots
+    # (cycles diverged on thin parts and at the array's edge).
+    rows, cols = hole.shape
+    padded_shape = (rows + 4 + rows % 2, cols + 4 + cols % 2)
+    padded = np.zeros((*padded_shape, values.shape[2]), np.float32)
+    padded[2 : rows + 2, 2 : cols + 2] = residual
+    padded_hole = np.zeros(padded_shape, bool)
+    padded_hole[2 : rows + 2, 2 : cols + 2] = hole
+    blocks = (padded_shape[0] // 2, 2, padded_shape[1] // 2, 2)
+    coarse_hole = padded_hole.reshape(blocks).all(axis=(1, 3))
+    # The coarse grid's spacing is twice as wide: the same error's Laplacian is 4x the residual.
+    coarse_right = 4.0 * padded.reshape(*blocks, -1).mean(axis=(1, 3))
+    error = np.zeros(coarse_right.shape, np.float32)
+    _membrane_cycle(error, coarse_hole, coarse_right)
+    correction = _resize(error, padded_shape, cv2.INTER_LINEAR)[2 : rows + 2, 2 : cols + 2]
+    values[hole] += correction[hole]
+    _relax_membrane(values, hole, right)
+
+
+def _relax_membrane(values: np.ndarray, hole: np.ndarray, right: np.ndarray) -> None:
+    """:data:`MEMBRANE_SWEEPS` red-black over-relaxed sweeps of ``values = mean of
+    neighbours + right`` on ``hole`` (each half uses the other half's new values)."""
+    checker = np.add.outer(np.arange(hole.shape[0]), np.arange(hole.shape[1])) % 2 == 0
+    halves = [np.broadcast_to((hole & (checker == parity))[..., None], values.shape) for parity in (True, False)]
+    for _ in range(MEMBRANE_SWEEPS):
+        for where in halves:
+            step = _mean_of_neighbours(values) + right - values
+            np.copyto(values, values + MEMBRANE_RELAXATION * step, where=where)
+
+
+def _solve_membrane(values: np.ndarray, hole: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """(hole pixels, channels): ``values - mean of neighbours = right`` on ``hole`` solved
+    exactly (a sparse factorisation), the other pixels fixed, the edge replicated as in
+    :func:`_mean_of_neighbours`."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.linalg import splu
+
+    rows, cols = hole.shape
+    ys, xs = np.nonzero(hole)
+    count = len(ys)
+    index = np.full(hole.shape, -1, np.int64)
+    index[ys, xs] = np.arange(count)
+    # 4 x the equation: inside-array neighbours d, so d v - (unknown neighbours) = (known ones) + 4 right.
+    degree = np.zeros(count)
+    known_sum = 4.0 * right[ys, xs].astype(np.float64)
+    pairs_row, pairs_col = [], []
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        ny, nx = ys + dy, xs + dx
+        inside = (ny >= 0) & (ny < rows) & (nx >= 0) & (nx < cols)
+        degree += inside
+        own, ny, nx = np.nonzero(inside)[0], ny[inside], nx[inside]
+        other = index[ny, nx]
+        unknown = other >= 0
+        pairs_row.append(own[unknown])
+        pairs_col.append(other[unknown])
+        np.add.at(known_sum, own[~unknown], values[ny[~unknown], nx[~unknown]])
+    off_diagonal = sum(len(r) for r in pairs_row)
+    matrix = coo_matrix(
+        (np.concatenate([-np.ones(off_diagonal), degree]),
+         (np.concatenate(pairs_row + [np.arange(count)]), np.concatenate(pairs_col + [np.arange(count)]))),
+        shape=(count, count),
+    )
+    return splu(matrix.tocsc()).solve(known_sum).astype(np.float32)
 
 
 def _texture_features(crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -1215,6 +1364,37 @@ class _Level:
         low = cv2.GaussianBlur(difference, (0, 0), sigma).reshape(difference.shape)
         self.image[box][hole, :channels] += low[hole]
 
+    def blend_membrane_low_band(self, sigma: float) -> None:
+        """Move the fill's band below a Gaussian of ``sigma`` towards that of the membrane
+        fill of the hole (:func:`_membrane_fill`), as far as the covering patches'
+        sources disagree (``self.disagreement``, from :meth:`copy_best`) relative to the
+        variance of the known pixels near the hole about their local mean.
+
+        Where the copies' local mean is one random draw of the texture's, the edge's
+        colours are the better guess; where the sources agree (structure) nothing
+        changes. The grain above the band is untouched.
+        """
+        channels = self.colour
+        rows, cols = self.shape
+        ys, xs = np.nonzero(self.hole)
+        reach = int(np.ceil(3 * sigma)) + 1
+        box = (slice(max(0, ys.min() - reach), min(rows, ys.max() + reach + 1)),
+               slice(max(0, xs.min() - reach), min(cols, xs.max() + reach + 1)))
+        image = np.ascontiguousarray(self.image[box][..., :channels])
+        hole = self.hole[box]
+        difference = _membrane_fill(image, hole) - image  # 0 outside the hole
+        low = cv2.GaussianBlur(difference, (0, 0), sigma).reshape(difference.shape)
+        # The texture's own variance around its local mean, among the known pixels next
+        # to the hole: what the sources' disagreement comes to where they are random.
+        known = (~hole).astype(np.float32)
+        near = ~hole & (cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3) <= reach)
+        local_mean = cv2.GaussianBlur(image * known[..., None], (0, 0), sigma).reshape(image.shape) / np.maximum(
+            cv2.GaussianBlur(known, (0, 0), sigma), 1e-6)[..., None]
+        texture = float(np.mean(np.sum((image - local_mean) ** 2, axis=2)[near])) if near.any() else 0.0
+        disagreement = cv2.GaussianBlur(self.disagreement[box], (0, 0), sigma)
+        share = np.clip(disagreement / max(texture, 1e-6), 0.0, 1.0)
+        self.image[box][hole, :channels] += share[hole][:, None] * low[hole]
+
     def clip_specks(self, quantile: float) -> None:
         """Keep the fill no speckier than the known pixels around the hole.
 
@@ -1378,6 +1558,7 @@ class _Level:
             vote_weight = np.zeros(closeness.shape, np.float32)
             vote_weight[self.ty + r, self.tx + r] = self._vote_weights()
             total = np.zeros(best.shape + (self.colour,), np.float32)
+            total_squares = np.zeros(best.shape, np.float32)
             weight_sum = np.zeros(best.shape, np.float32)
             for dy in offsets:
                 self.ctx.check()
@@ -1385,10 +1566,19 @@ class _Level:
                     window = (slice(top + r - dy, bottom + r - dy), slice(left + r - dx, right + r - dx))
                     # Where no patch is centred the index is a harmless stand-in, weighted 0.
                     held = flat.take(source[window] + (dy * cols + dx), axis=0)[..., : self.colour]
-                    held *= vote_weight[window][..., None]
+                    weight = vote_weight[window]
+                    total_squares += np.einsum("ijc,ijc->ij", held, held) * weight
+                    held *= weight[..., None]
                     total += held
-                    weight_sum += vote_weight[window]
+                    weight_sum += weight
             self.average = self.image[..., : self.colour].copy()
-            voted = total / np.maximum(weight_sum, 1e-12)[..., None]
+            norm = np.maximum(weight_sum, 1e-12)
+            voted = total / norm[..., None]
             self.average[top:bottom, left:right][covered] = voted[covered]
+            # How much the covering patches' sources disagree (summed over colours):
+            # about the texture's own variance where they are random draws from it, near 0
+            # where they all continue the same structure.
+            self.disagreement = np.zeros(self.shape, np.float32)
+            spread = np.maximum(total_squares / norm - np.einsum("ijc,ijc->ij", voted, voted), 0.0)
+            self.disagreement[top:bottom, left:right][covered] = spread[covered]
         self.image[top:bottom, left:right][covered] = flat.take(copied, axis=0)

@@ -34,7 +34,7 @@ grid), and each fill is compared with the untouched photo:
 
 Each hole is filled on its own by each method with its default parameters (``exemplar``
 is the default method: patch copies, seams removed in the gradient domain, the band below
-a 1 px Gaussian taken from the averaged vote, the band below a patch radius moved towards
+a 1 px Gaussian taken from the averaged vote, the band below two patch radii moved towards
 the membrane fill of the hole's edge where the sources disagree),
 ``exemplar averaged`` (``sharp=False``: the weighted patch average of Wexler et al.), plus
 the naive baseline (the mean colour of a 4 px ring around the hole). Scores: PSNR of the
@@ -42,7 +42,10 @@ hole pixels (data_range 255); SSIM as the mean of ``structural_similarity``'s ma
 255, channel_axis -1, 7 x 7 window) over the hole pixels, computed on the hole's bounding
 box plus 3 px; "detail", the mean Sobel gradient magnitude of the fill inside the hole (2 px
 in from its border) over that of the photo there (1 = as much texture as the real content;
-a blur scores near 0 however good its PSNR; above 1 = busier than the real content); CPU
+a blur scores near 0 however good its PSNR; above 1 = busier than the real content);
+"contrast", the same ratio for the spread of the gray fill's band between Gaussians of 1.5
+and 6 px (fur stripes, leaf shapes: a fill can keep its finest grain and still be washed
+out at this scale); CPU
 seconds of the operator call (``time.process_time``: the machine is shared, wall time moves
 with the others' load; BLAS is held to one thread so that its idle spinning is not counted)
 as the median per hole, and seconds per megapixel of hole both as the median over holes
@@ -268,6 +271,22 @@ def detail(filled: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
     return float(energy(filled) / max(energy(truth), 1e-6))
 
 
+def contrast(filled: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
+    """Mid-scale contrast kept: the spread of the gray fill's band between Gaussians of 1.5
+    and 6 px (fur stripes, leaf shapes, pebbles) inside the hole (4 px in from its
+    border), over that of the untouched photo there. "detail" sees the finest grain; a
+    fill can keep it and still be washed out at this scale (milky)."""
+    inner = cv2.erode(hole.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    if not inner.any():
+        inner = hole
+
+    def spread(rgb):
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return (cv2.GaussianBlur(gray, (0, 0), 1.5) - cv2.GaussianBlur(gray, (0, 0), 6.0))[inner].std()
+
+    return float(spread(filled) / max(spread(truth), 1e-6))
+
+
 def ring_mean_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     ring = cv2.dilate(hole.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & ~hole
     out = rgb.copy()
@@ -293,20 +312,22 @@ def summary(rows: list, names: list[str], group: str) -> None:
         return
     photos_in = sorted({r[1] for r in mine_all})
     print(f"\n{group.upper()} set: {len(photos_in)} photos ({', '.join(p[:14] for p in photos_in)})")
-    print(f"{'method':20s} {'holes':>5s} {'PSNR dB':>8s} {'SSIM':>6s} {'detail':>7s} "
+    print(f"{'method':20s} {'holes':>5s} {'PSNR dB':>8s} {'SSIM':>6s} {'detail':>7s} {'contrast':>9s} "
           f"{'median s':>9s} {'s/MP med':>9s} {'s/MP all':>9s}")
     for name in names:
         mine = [r for r in mine_all if r[4] == name]
         psnr = statistics.fmean(r[5] for r in mine)
         ssim = statistics.fmean(r[6] for r in mine)
         kept = statistics.fmean(r[8] for r in mine)
+        mid = statistics.fmean(r[9] for r in mine)
+        scores_text = f"{name:20s} {len(mine):5d} {psnr:8.2f} {ssim:6.3f} {kept:7.2f} {mid:9.2f}"
         if name == names[0]:
-            print(f"{name:20s} {len(mine):5d} {psnr:8.2f} {ssim:6.3f} {kept:7.2f} {'-':>9s} {'-':>9s} {'-':>9s}")
+            print(f"{scores_text} {'-':>9s} {'-':>9s} {'-':>9s}")
             continue
         median = statistics.median(r[7] for r in mine)
         per_mp = statistics.median(r[7] / (r[3] / 1e6) for r in mine)
         overall = sum(r[7] for r in mine) / (sum(r[3] for r in mine) / 1e6)
-        print(f"{name:20s} {len(mine):5d} {psnr:8.2f} {ssim:6.3f} {kept:7.2f} {median:9.3f} {per_mp:9.1f} {overall:9.1f}")
+        print(f"{scores_text} {median:9.3f} {per_mp:9.1f} {overall:9.1f}")
     by_key = {(r[1], r[2], r[4]): r for r in mine_all}
     for name in names[1:]:
         if name == "telea" or "telea" not in names:
@@ -333,21 +354,22 @@ def main(argv=None) -> int:
     print(f"inpaint benchmark: maskwork from {args.package_root}; data {args.data}; defaults "
           f"{ {p.name: p.default for p in spec.params} }; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs")
-    rows = []  # (set, photo, hole kind, hole pixels, method, psnr, ssim, cpu seconds, detail)
+    rows = []  # (set, photo, hole kind, hole pixels, method, psnr, ssim, cpu seconds, detail, contrast)
     for group, photo, rgb, forbidden, object_mask in photos(args.data, args.set):
         for kind, hole in holes_for(rgb, forbidden, object_mask):
             pixels = int(hole.sum())
             line = [f"{group[:4]} {photo[:22]:22s} {kind:11s} {pixels:6d} px"]
             baseline = ring_mean_fill(rgb, hole)
             psnr, ssim = scores(baseline, rgb, hole)
-            rows.append((group, photo, kind, pixels, names[0], psnr, ssim, 0.0, detail(baseline, rgb, hole)))
+            rows.append((group, photo, kind, pixels, names[0], psnr, ssim, 0.0, detail(baseline, rgb, hole),
+                         contrast(baseline, rgb, hole)))
             line.append(f"naive {psnr:5.2f}")
             fills = [baseline]
             for name, params in runs:
                 filled, seconds = timed_fill(spec, rgb, hole, name, params)
                 psnr, ssim = scores(filled, rgb, hole)
                 kept = detail(filled, rgb, hole)
-                rows.append((group, photo, kind, pixels, name, psnr, ssim, seconds, kept))
+                rows.append((group, photo, kind, pixels, name, psnr, ssim, seconds, kept, contrast(filled, rgb, hole)))
                 short = name[:5] + (name.split()[-1][0] if " " in name else "")
                 line.append(f"{short} {psnr:5.2f}/{ssim:.2f}/{kept:.2f} {seconds:5.2f}s")
                 fills.append(filled)
@@ -365,8 +387,9 @@ def main(argv=None) -> int:
 
     for group in ("tuning", "reporting"):
         summary(rows, names, group)
-    print("(PSNR, SSIM and detail: means over holes, inside the hole; detail = gradient energy of the fill / of "
-          "the photo there, 1 = as detailed as the real content; seconds: CPU time of the call; s/MP med: median "
+    print("(PSNR, SSIM, detail and contrast: means over holes, inside the hole; detail = gradient energy of the "
+          "fill / of the photo there, 1 = as detailed as the real content; contrast = spread of the 1.5-6 px band, "
+          "fill / photo (below the copies' own: washed out); seconds: CPU time of the call; s/MP med: median "
           "over holes of CPU seconds per megapixel of hole; s/MP all: total CPU seconds / total megapixels of hole)")
     if args.save is not None:
         print(f"montages (photo | hole | {' | '.join(name for name, _ in runs)}) in {args.save}")

@@ -239,6 +239,22 @@ def test_deblurring_previews_a_reduced_copy_first(method, small_previews):
     assert psnr(result, preview) > 20.0
 
 
+def test_a_psf_image_narrower_than_a_pixel_of_the_reduced_copy_still_previews(small_previews, monkeypatch):
+    """A 5 px PSF image on a copy reduced 4x would be a 1 px image: the preview keeps it at
+    3 px (on a 12 MP photo a 9 px PSF did this, and the window's preview failed)."""
+    from maskwork.operators.restore import reduced_preview
+
+    monkeypatch.setattr(reduced_preview, "PREVIEW_PIXELS", 10_000)
+    sharp = cv2.resize(data.camera(), (400, 400), interpolation=cv2.INTER_AREA)
+    point = np.zeros((5, 5))
+    point[2, 2] = 1.0
+    psf_image = cv2.GaussianBlur(point, (5, 5), 1.0)
+    blurry = cv2.filter2D(sharp, -1, psf_image / psf_image.sum(), borderType=cv2.BORDER_REFLECT)
+    preview, result = first_partial_and_result(deblur, blurry, image2=psf_image, psf="image2", method="wiener")
+    assert preview is not None and preview.shape == blurry.shape
+    np.testing.assert_array_equal(deblur(blurry, psf_image, psf="image2", method="wiener")["image"], result)
+
+
 @pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.float32])
 def test_quick_previews_keep_the_dtype(dtype, small_previews):
     gray = cv2.resize(data.camera(), (400, 400)).astype(dtype)

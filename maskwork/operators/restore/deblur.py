@@ -112,7 +112,7 @@ def deblur(
         ctx,
         lambda small, scale, child: deblur(
             small,
-            None if image2 is None else reduce_image(np.asarray(image2), scale),
+            None if image2 is None else _reduced_psf_image(np.asarray(image2), scale),
             method=method,
             psf=psf,
             # The blur is ``scale`` times as wide on the reduced copy (kept within the
@@ -252,6 +252,16 @@ def make_psf(
         raise InputError(f"unknown PSF kind {kind!r}; choose from {', '.join(PSF_KINDS)}")
     kernel = _trim(kernel)
     return kernel / kernel.sum()
+
+
+def _reduced_psf_image(image2: np.ndarray, scale: float) -> np.ndarray:
+    """The PSF image for the reduced preview: ``scale`` times as wide, but at least 3 px a
+    side. A blur narrower than a pixel of the reduced copy is nearly a point there (a 9 px
+    PSF on a 12 MP photo would shrink to 1 px, which is no image); the full-size run
+    uses the PSF as given."""
+    smallest = min(image2.shape[:2])
+    scale = max(scale, min(1.0, 3.0 / smallest))
+    return image2 if scale >= 1.0 else reduce_image(image2, scale)
 
 
 def _trim(kernel: np.ndarray) -> np.ndarray:

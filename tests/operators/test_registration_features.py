@@ -88,6 +88,22 @@ def test_every_detector_recovers_a_similarity(similarity_case, detector):
         assert error < 0.5
 
 
+def test_large_images_find_their_keypoints_in_the_warm_child(similarity_case, monkeypatch, child_calls):
+    """Above DETECT_IN_CHILD_PIXELS both images' keypoints are found in call_warm's child
+    (SIFT's gigabytes and the GIL-holding return of its heap stay out of the window's
+    process): the same transform, to the last bit, as found in this process."""
+    from maskwork.operators.registration import features as module
+
+    fixed, moving, _ = similarity_case
+    here = register_features(fixed, moving, detector="sift", model="similarity")
+    monkeypatch.setattr(module, "DETECT_IN_CHILD_PIXELS", 1000)
+    children = child_calls(module)
+    there = register_features(fixed, moving, detector="sift", model="similarity")
+    assert children == [module.detect_keypoints, module.detect_keypoints]
+    np.testing.assert_array_equal(there["transform"].matrix, here["transform"].matrix)
+    assert there.scores == here.scores
+
+
 def test_sift_similarity_with_magsac_and_the_warped_image_matches_the_fixed(similarity_case):
     fixed, moving, truth = similarity_case
     result = register_features(fixed, moving, detector="sift", model="similarity", estimator="usac_magsac")

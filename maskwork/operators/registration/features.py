@@ -45,6 +45,7 @@ from maskwork.operators.context import InputError, Result, RunContext, null_cont
 from maskwork.operators.registration.transform import Transform, describe_matrix
 from maskwork.operators.registry import Range, ScorePlot, register
 from maskwork.operators.seeds import check_image
+from maskwork.operators.stoppable import call_warm
 
 #: Point pairs that determine each model exactly.
 SAMPLE_SIZE = {"translation": 1, "rigid": 2, "similarity": 2, "affine": 3, "homography": 4}
@@ -53,6 +54,13 @@ MIN_MATCHES = {"translation": 3, "rigid": 3, "similarity": 3, "affine": 4, "homo
 #: Detectors this OpenCV build offers. OpenCV 5 moved AKAZE to opencv-contrib, so it is
 #: listed only where ``cv2.AKAZE_create`` exists (OpenCV 4.x or a contrib build).
 DETECTORS = tuple(name for name in ("orb", "akaze", "sift") if name != "akaze" or hasattr(cv2, "AKAZE_create"))
+#: Images over this many pixels find their keypoints in the warm child process
+#: (:func:`~maskwork.operators.stoppable.call_warm`). SIFT on a 12 MP photo takes 2-3 s and
+#: 2.8 GB at its peak: in the window's process that memory would stay (it keeps freed
+#: memory), and when the descriptors, allocated last, were freed the heap's free top of
+#: more than 2 GB went back to the system inside that free, 170-200 ms with the GIL held
+#: (benchmarks/gil_holds.py); in the child it costs neither, and Cancel stops it.
+DETECT_IN_CHILD_PIXELS = 2_000_000
 #: Inlier/outlier points kept in ``Transform.parameters`` for drawing (each list at most).
 MAX_STORED_POINTS = 1000
 #: How far right and down OpenCV's SIFT reports a keypoint from where it is (px, both axes).
@@ -160,17 +168,23 @@ def register_features(
     moving = check_image(image2)
     gray_fixed, gray_moving = to_uint8_gray(fixed), to_uint8_gray(moving)
 
+    _, norm = _extractor(detector, max_features)
+
+    def detect(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if gray.size > DETECT_IN_CHILD_PIXELS:
+            return call_warm(ctx, detect_keypoints, detector, max_features, gray)
+        return detect_keypoints(detector, max_features, gray)
+
     ctx.progress(0.05, f"Detecting {detector.upper()} keypoints in the fixed image")
-    extractor, norm = _extractor(detector, max_features)
-    kp_fixed, desc_fixed = _detect(extractor, gray_fixed, max_features)
+    points_fixed, desc_fixed = detect(gray_fixed)
     ctx.progress(0.25, f"Detecting {detector.upper()} keypoints in the moving image")
-    kp_moving, desc_moving = _detect(extractor, gray_moving, max_features)
+    points_moving, desc_moving = detect(gray_moving)
 
     ctx.progress(0.45, "Matching keypoints")
     pairs = _ratio_matches(desc_moving, desc_fixed, norm, ratio)
     offset = SIFT_OFFSET if detector == "sift" else 0.0
-    src = np.float64([kp_moving[m].pt for m, _ in pairs]).reshape(-1, 2) - offset
-    dst = np.float64([kp_fixed[f].pt for _, f in pairs]).reshape(-1, 2) - offset
+    src = points_moving[[m for m, _ in pairs]].reshape(-1, 2) - offset
+    dst = points_fixed[[f for _, f in pairs]].reshape(-1, 2) - offset
     # SIFT gives one keypoint per dominant orientation: the same pair can match twice.
     _, first = np.unique(np.round(np.hstack([src, dst]), 3), axis=0, return_index=True)
     first.sort()
@@ -179,7 +193,7 @@ def register_features(
     if n_matches < MIN_MATCHES[model]:
         raise InputError(
             f"{detector.upper()} found only {n_matches} match(es) between the images after the ratio test "
-            f"({len(kp_fixed)} keypoints in the fixed image, {len(kp_moving)} in the moving one); {_article(model)} {model} "
+            f"({len(points_fixed)} keypoints in the fixed image, {len(points_moving)} in the moving one); {_article(model)} {model} "
             f"needs at least {MIN_MATCHES[model]}. {_advice(detector)}"
         )
 
@@ -217,8 +231,8 @@ def register_features(
         "n_matches": n_matches,
         "n_inliers": n_inliers,
         "mean_residual": mean_residual,
-        "n_keypoints_fixed": len(kp_fixed),
-        "n_keypoints_moving": len(kp_moving),
+        "n_keypoints_fixed": len(points_fixed),
+        "n_keypoints_moving": len(points_moving),
         **refinement_scores,
     }
     return Result({"image": warped, "transform": transform}, iterations=0, scores=scores)
@@ -237,16 +251,21 @@ def _extractor(detector: str, max_features: int):
     raise InputError(f"detector {detector!r} is not available in OpenCV {cv2.__version__}; use {' or '.join(DETECTORS)}")
 
 
-def _detect(extractor, gray: np.ndarray, max_features: int):
+def detect_keypoints(detector: str, max_features: int, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ``detector``'s keypoints in ``gray`` as an (n, 2) array of (x, y) positions, as
+    OpenCV reports them, and their descriptors (None when there are none); the
+    ``max_features`` strongest at most. Module-level and plain arrays in and out, so that
+    :func:`~maskwork.operators.stoppable.call_warm` can run it in the warm child."""
+    extractor, _ = _extractor(detector, max_features)
     keypoints, descriptors = extractor.detectAndCompute(gray, None)
     keypoints = list(keypoints)
     if descriptors is None or not keypoints:
-        return [], None
+        return np.zeros((0, 2)), None
     if len(keypoints) > max_features:  # AKAZE has no cap of its own
         order = np.argsort([-kp.response for kp in keypoints], kind="stable")[:max_features]
         keypoints = [keypoints[i] for i in order]
         descriptors = descriptors[order]
-    return keypoints, descriptors
+    return np.float64([kp.pt for kp in keypoints]), descriptors
 
 
 def _ratio_matches(desc_query, desc_train, norm: int, ratio: float) -> list[tuple[int, int]]:

@@ -60,6 +60,7 @@ from maskwork.operators.registry import all_operators  # noqa: E402
 
 #: Operators that read a file the benchmark cannot make (a trained model, a checkpoint).
 NEEDS_FILE = {
+    "learned_inpaint": "needs the LaMa weights (Deep learning > Models...)",
     "run_model": "needs a model file (model=...)",
     "segment_anything": "needs a Segment Anything checkpoint",
 }
@@ -118,6 +119,22 @@ def make_inputs(megapixels: float) -> dict:
         "landmarks": points,
         "rect": (int(130 * scale), int(20 * scale), int(250 * scale), int(480 * scale)),
     }
+
+
+def measurable(wanted: set[str]) -> tuple[list, list[str]]:
+    """The registered operators to measure (all, or those named in ``wanted``) and a line
+    for each one left out: it needs a file (:data:`NEEDS_FILE`) or missing packages."""
+    chosen, skipped = [], []
+    for spec in all_operators():
+        if wanted and spec.id not in wanted:
+            continue
+        if spec.id in NEEDS_FILE:
+            skipped.append(f"{spec.id}: {NEEDS_FILE[spec.id]}")
+        elif spec.missing_requirements():
+            skipped.append(f"{spec.id}: needs {', '.join(spec.missing_requirements())}")
+        else:
+            chosen.append(spec)
+    return chosen, skipped
 
 
 def inputs_for(spec, made: dict) -> dict:
@@ -241,16 +258,9 @@ def main(argv=None) -> int:
     header = f"{'operator':34} {'uncancelled':>12} {'median':>8} {'max':>8}  verdict"
     print(header)
     print("-" * len(header))
-    skipped, misses = [], []
-    for spec in all_operators():
-        if wanted and spec.id not in wanted:
-            continue
-        if spec.id in NEEDS_FILE:
-            skipped.append(f"{spec.id}: {NEEDS_FILE[spec.id]}")
-            continue
-        if spec.missing_requirements():
-            skipped.append(f"{spec.id}: needs {', '.join(spec.missing_requirements())}")
-            continue
+    misses = []
+    chosen, skipped = measurable(wanted)
+    for spec in chosen:
         inputs = inputs_for(spec, made)
         for name, params in variants(spec, args.defaults_only):
             kind, value = in_child(spec, inputs, params, None, args.cap)

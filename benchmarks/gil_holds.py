@@ -71,6 +71,10 @@ TICK_S = 0.002
 FRAME_S = 0.016
 #: Gaps explained per variant.
 WORST_GAPS = 3
+#: Calls that wait (for a lock, a thread, the warm child's answer) and so never hold the
+#: GIL: not blamed for a gap. A gap while the worker waits in one is another thread's
+#: doing, or the CPU's (a child process busy on every core).
+WAITING_CALLS = {"lock.acquire", "RLock.acquire", "sleep", "select", "poll", "wait"}
 #: Size of the warm-up run that imports an operator's modules before it is measured.
 SMALL_MEGAPIXELS = 0.1
 
@@ -98,9 +102,11 @@ def ticking(work, threshold_s: float) -> tuple[np.ndarray, list[str], list[tuple
     done = threading.Event()
 
     def trace(frame, event, arg) -> None:
+        if event == "c_call" and getattr(arg, "__qualname__", "") in WAITING_CALLS:
+            return  # waiting releases the GIL: a gap beside it is some other thread's, or the CPU's
         if event == "c_call":
             open_calls.append((time.perf_counter(), arg))
-        elif event in ("c_return", "c_exception") and open_calls:
+        elif event in ("c_return", "c_exception") and open_calls and getattr(arg, "__qualname__", "") not in WAITING_CALLS:
             started, function = open_calls.pop()
             seconds = time.perf_counter() - started
             if seconds > threshold_s:

@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+import numpy as np
+
 from maskwork.core.heap import child_variables, give_back_freed_memory, keeping_freed_memory
 from maskwork.operators.context import Cancelled, RunContext
 
@@ -104,23 +106,36 @@ def call_stoppable(ctx: RunContext, function: Callable[..., Any], *args: Any, **
         pickle.dump((function, args, kwargs), request, protocol=pickle.HIGHEST_PROTOCOL)
         request.seek(0)
         child = subprocess.Popen(child_command(), stdin=request, stdout=subprocess.PIPE, env=_child_environment())
+    answer: dict[str, Any] = {}
+
+    def read() -> None:
+        try:
+            answer["frame"] = _receive(child.stdout)
+        except BaseException as error:  # an answer this process cannot unpickle
+            answer["error"] = error
+
+    # A thread reads the answer (its arrays straight into their memory, the GIL released:
+    # a 12 MP float result read whole and unpickled held it 150 ms), and this one watches
+    # for Cancel meanwhile.
+    reader = threading.Thread(target=read, name="maskwork-child-answer", daemon=True)
+    reader.start()
     try:
-        while True:
-            try:
-                # Retrying after a timeout resumes reading the answer; nothing is lost.
-                answer, _ = child.communicate(timeout=POLL_SECONDS)
-                break
-            except subprocess.TimeoutExpired:
-                if ctx.cancelled:
-                    raise Cancelled() from None
+        while reader.is_alive():
+            reader.join(POLL_SECONDS)
+            if reader.is_alive() and ctx.cancelled:
+                raise Cancelled()
     finally:
         if child.poll() is None:
-            child.kill()
-            child.wait()
-    try:
-        succeeded, value = pickle.loads(answer)
-    except (EOFError, pickle.UnpicklingError):
-        raise RuntimeError(f"{function.__name__} ended without a result (exit code {child.returncode})") from None
+            child.kill()  # its answer is read (or no longer wanted); the reader sees the pipe end
+        child.wait()
+        reader.join(KILL_WAIT_SECONDS)
+        child.stdout.close()
+    received, message = answer.get("frame", (False, None))
+    if not received:
+        error = answer.get("error")
+        reason = f"its answer could not be read ({error!r})" if error else f"exit code {child.returncode}"
+        raise RuntimeError(f"{function.__name__} ended without a result ({reason})")
+    succeeded, value = message
     if not succeeded:
         raise value
     return value
@@ -134,10 +149,13 @@ def serve_one_call() -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     function, args, kwargs = pickle.loads(sys.stdin.buffer.read())
     try:
-        answer = pickle.dumps((True, function(*args, **kwargs)), protocol=pickle.HIGHEST_PROTOCOL)
+        answer = (True, function(*args, **kwargs))
     except Exception as error:
-        answer = pickle.dumps((False, error), protocol=pickle.HIGHEST_PROTOCOL)
-    answer_stream.write(answer)
+        answer = (False, error)
+    try:
+        _send(answer_stream, answer)  # pickles in full before it writes anything
+    except Exception as error:
+        _send(answer_stream, (False, RuntimeError(f"{function.__name__}: its answer cannot be sent back: {error!r}")))
     answer_stream.close()
 
 
@@ -308,8 +326,10 @@ def _receive(stream: BinaryIO) -> tuple[bool, Any]:
     """``(True, message)`` read from ``stream`` as :func:`_send` wrote it, or ``(False,
     None)`` at the end of the stream."""
 
-    def exactly(size: int) -> bytearray | None:
-        data = bytearray(size)
+    def exactly(size: int) -> np.ndarray | None:
+        # Not a bytearray: that fills its memory with zeros first, holding the GIL (tens
+        # of milliseconds for a 12 MP float image); reading into it releases the GIL.
+        data = np.empty(size, np.uint8)
         view, done = memoryview(data), 0
         while done < size:
             got = stream.readinto(view[done:])
@@ -321,18 +341,18 @@ def _receive(stream: BinaryIO) -> tuple[bool, Any]:
     header = exactly(16)
     if header is None:
         return False, None
-    count, head_size = int.from_bytes(header[:8], "little"), int.from_bytes(header[8:], "little")
+    count, head_size = int.from_bytes(header[:8].tobytes(), "little"), int.from_bytes(header[8:].tobytes(), "little")
     head = exactly(head_size)
     buffers = []
     for _ in range(count if head is not None else 0):
         size = exactly(8)
-        data = None if size is None else exactly(int.from_bytes(size, "little"))
+        data = None if size is None else exactly(int.from_bytes(size.tobytes(), "little"))
         if data is None:
             return False, None
         buffers.append(data)
     if head is None:
         return False, None
-    return True, pickle.loads(head, buffers=buffers)
+    return True, pickle.loads(head.tobytes(), buffers=buffers)
 
 
 #: How long the warm child waits for its next call before it gives the memory its heap

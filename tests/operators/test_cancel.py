@@ -105,6 +105,20 @@ def test_a_stoppable_call_returns_its_result_and_raises_its_error():
         call_stoppable(RunContext(), float, "not a number")
 
 
+def test_a_stoppable_call_brings_back_a_large_array_whole_and_says_why_it_failed():
+    """Its answer travels as the warm child's does (arrays out of band, read into place):
+    a 12 MP float image comes back equal and writable; an answer that cannot be pickled,
+    or a child that dies, is a RuntimeError saying so."""
+    image = np.random.default_rng(0).random((3000, 4000), np.float32)
+    back = call_stoppable(RunContext(), np.copy, image)
+    np.testing.assert_array_equal(back, image)
+    back[0, 0] = -1.0  # writable, as a result from this process would be
+    with pytest.raises(RuntimeError, match="cannot be sent back"):
+        call_stoppable(RunContext(), threading.Lock)
+    with pytest.raises(RuntimeError, match="without a result"):
+        call_stoppable(RunContext(), os._exit, 3)
+
+
 def test_cancel_ends_a_stoppable_call_at_once():
     cancel = threading.Event()
     timer = threading.Timer(0.5, cancel.set)

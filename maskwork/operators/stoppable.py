@@ -106,19 +106,10 @@ def call_stoppable(ctx: RunContext, function: Callable[..., Any], *args: Any, **
         pickle.dump((function, args, kwargs), request, protocol=pickle.HIGHEST_PROTOCOL)
         request.seek(0)
         child = subprocess.Popen(child_command(), stdin=request, stdout=subprocess.PIPE, env=_child_environment())
-    answer: dict[str, Any] = {}
-
-    def read() -> None:
-        try:
-            answer["frame"] = _receive(child.stdout)
-        except BaseException as error:  # an answer this process cannot unpickle
-            answer["error"] = error
-
     # A thread reads the answer (its arrays straight into their memory, the GIL released:
-    # a 12 MP float result read whole and unpickled held it 150 ms), and this one watches
-    # for Cancel meanwhile.
-    reader = threading.Thread(target=read, name="maskwork-child-answer", daemon=True)
-    reader.start()
+    # a 12 MP float result read whole and unpickled held it 48-83 ms), and this one
+    # watches for Cancel meanwhile.
+    reader, answer = _start_reading(child.stdout)
     try:
         while reader.is_alive():
             reader.join(POLL_SECONDS)
@@ -231,17 +222,8 @@ class _WarmChild:
             self._stop()
             process = self._running()
             _send(process.stdin, request)
-        answer: dict[str, Any] = {}
-
-        def read() -> None:
-            try:
-                answer["frame"] = _receive(process.stdout)
-            except BaseException as error:  # an answer this process cannot unpickle
-                answer["error"] = error
-
         # A thread reads the answer, so that this one can watch for Cancel meanwhile.
-        reader = threading.Thread(target=read, name="maskwork-warm-child-answer", daemon=True)
-        reader.start()
+        reader, answer = _start_reading(process.stdout)
         drain_until = None
         while reader.is_alive():
             reader.join(POLL_SECONDS)
@@ -320,6 +302,23 @@ def _send(stream: BinaryIO, message: Any) -> None:
         stream.write(raw.nbytes.to_bytes(8, "little"))
         stream.write(raw)
     stream.flush()
+
+
+def _start_reading(stream: BinaryIO) -> tuple[threading.Thread, dict[str, Any]]:
+    """A started daemon thread that reads one answer from ``stream`` (:func:`_receive`),
+    and the dict where it leaves it: ``"frame"``, or ``"error"`` when the answer could
+    not be unpickled here."""
+    answer: dict[str, Any] = {}
+
+    def read() -> None:
+        try:
+            answer["frame"] = _receive(stream)
+        except BaseException as error:
+            answer["error"] = error
+
+    reader = threading.Thread(target=read, name="maskwork-child-answer", daemon=True)
+    reader.start()
+    return reader, answer
 
 
 def _receive(stream: BinaryIO) -> tuple[bool, Any]:

@@ -119,8 +119,12 @@ def call_stoppable(ctx: RunContext, function: Callable[..., Any], *args: Any, **
         if child.poll() is None:
             child.kill()  # its answer is read (or no longer wanted); the reader sees the pipe end
         child.wait()
-        reader.join(KILL_WAIT_SECONDS)
-        child.stdout.close()
+        # A process the child started may still hold the pipe open: then the reader
+        # stays blocked (a daemon thread, it ends with that process) and closing the
+        # stream would wait for it, so it is left to the reader.
+        reader.join(POLL_SECONDS)
+        if not reader.is_alive():
+            child.stdout.close()
     received, message = answer.get("frame", (False, None))
     if not received:
         error = answer.get("error")
@@ -351,7 +355,7 @@ def _receive(stream: BinaryIO) -> tuple[bool, Any]:
         buffers.append(data)
     if head is None:
         return False, None
-    return True, pickle.loads(head.tobytes(), buffers=buffers)
+    return True, pickle.loads(head, buffers=buffers)
 
 
 #: How long the warm child waits for its next call before it gives the memory its heap

@@ -250,6 +250,30 @@ def test_the_membrane_step_moves_random_copies_towards_the_edge_and_keeps_the_gr
     assert change < 1.0, f"the wall's fill moved by {change:.2f} grey levels on average"
 
 
+def test_the_sources_disagreement_does_not_grow_with_brightness(monkeypatch):
+    """The same striped texture 1,000 or 60,000 grey levels up (16-bit): the sources'
+    spread that decides the membrane step is about the same (float32 squares of the
+    values themselves once made it 300 times larger at 60,000)."""
+    from maskwork.operators.inpaint.inpaint import _Level
+
+    spreads = []
+    blend = _Level.blend_membrane_low_band
+
+    def recording(self, sigma):
+        spreads.append(float(self.disagreement[self.hole].mean()))
+        blend(self, sigma)
+
+    monkeypatch.setattr(_Level, "blend_membrane_low_band", recording)
+    rows, cols = np.mgrid[:120, :160]
+    texture = 6.0 * ((cols // 4) % 2) + np.random.default_rng(0).normal(0.0, 1.0, (120, 160))
+    hole = _square(texture.shape, 40, 60, 40)
+    for offset in (1000, 60000):
+        image = (texture + offset).astype(np.uint16)
+        INPAINT.run({"image": np.dstack([image] * 3), "mask": hole}, {})
+    low, high = spreads
+    assert 0.5 < high / low < 2.0, f"{low:.4g} at 1,000, {high:.4g} at 60,000"
+
+
 def test_a_hole_on_the_image_border_fills_where_no_repeat_fits():
     """A hole along the bottom of the brick photo: for its last rows every dominant offset
     points out of the picture or into the hole, so the first guess takes the mean of the

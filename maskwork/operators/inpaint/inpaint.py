@@ -1401,7 +1401,8 @@ class _Level:
             cv2.GaussianBlur(known, (0, 0), sigma), 1e-6)[..., None]
         texture = float(np.mean(np.sum((image - local_mean) ** 2, axis=2)[near])) if near.any() else 0.0
         disagreement = cv2.GaussianBlur(self.disagreement[box], (0, 0), sigma)
-        share = np.clip(disagreement / max(MEMBRANE_DISAGREEMENT * texture, 1e-6), 0.0, 1.0)
+        # (A floor that no pixel scale reaches: float images may span 0..0.001.)
+        share = np.clip(disagreement / max(MEMBRANE_DISAGREEMENT * texture, 1e-30), 0.0, 1.0)
         self.image[box][hole, :channels] += share[hole][:, None] * low[hole]
 
     def clip_specks(self, quantile: float) -> None:
@@ -1567,6 +1568,9 @@ class _Level:
             vote_weight = np.zeros(closeness.shape, np.float32)
             vote_weight[self.ty + r, self.tx + r] = self._vote_weights()
             total = np.zeros(best.shape + (self.colour,), np.float32)
+            # Squared departures from the fill so far, not squared values: in float32 the
+            # squares of 16-bit or large float values would drown the spread in rounding.
+            reference = self.image[top:bottom, left:right, : self.colour].copy()
             total_squares = np.zeros(best.shape, np.float32)
             weight_sum = np.zeros(best.shape, np.float32)
             for dy in offsets:
@@ -1576,7 +1580,8 @@ class _Level:
                     # Where no patch is centred the index is a harmless stand-in, weighted 0.
                     held = flat.take(source[window] + (dy * cols + dx), axis=0)[..., : self.colour]
                     weight = vote_weight[window]
-                    total_squares += np.einsum("ijc,ijc->ij", held, held) * weight
+                    departure = held - reference
+                    total_squares += np.einsum("ijc,ijc->ij", departure, departure) * weight
                     held *= weight[..., None]
                     total += held
                     weight_sum += weight
@@ -1584,10 +1589,11 @@ class _Level:
             norm = np.maximum(weight_sum, 1e-12)
             voted = total / norm[..., None]
             self.average[top:bottom, left:right][covered] = voted[covered]
-            # How much the covering patches' sources disagree (summed over colours):
-            # about the texture's own variance where they are random draws from it, near 0
-            # where they all continue the same structure.
+            # How much the covering patches' sources disagree (their variance, summed over
+            # colours): about the texture's own variance where they are random draws from
+            # it, near 0 where they all continue the same structure.
             self.disagreement = np.zeros(self.shape, np.float32)
-            spread = np.maximum(total_squares / norm - np.einsum("ijc,ijc->ij", voted, voted), 0.0)
+            mean_departure = voted - reference
+            spread = np.maximum(total_squares / norm - np.einsum("ijc,ijc->ij", mean_departure, mean_departure), 0.0)
             self.disagreement[top:bottom, left:right][covered] = spread[covered]
         self.image[top:bottom, left:right][covered] = flat.take(copied, axis=0)

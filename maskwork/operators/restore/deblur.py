@@ -255,13 +255,12 @@ def make_psf(
 
 
 def _reduced_psf_image(image2: np.ndarray, scale: float) -> np.ndarray:
-    """The PSF image for the reduced preview: ``scale`` times as wide, but at least 3 px a
-    side. A blur narrower than a pixel of the reduced copy is nearly a point there (a 9 px
-    PSF on a 12 MP photo would shrink to 1 px, which is no image); the full-size run
-    uses the PSF as given."""
-    smallest = min(image2.shape[:2])
-    scale = max(scale, min(1.0, 3.0 / smallest))
-    return image2 if scale >= 1.0 else reduce_image(image2, scale)
+    """The PSF image for the reduced preview: ``scale`` times as wide and as tall, but at
+    least 3 px each way. A blur narrower than a pixel of the reduced copy is nearly a
+    point there (a 9 px PSF on a 12 MP photo would shrink to 1 px, which is no image);
+    each side is kept on its own, so a long motion blur still shrinks along its length.
+    The full-size run uses the PSF as given."""
+    return reduce_image(image2, scale, min_side=3)
 
 
 def _trim(kernel: np.ndarray) -> np.ndarray:

@@ -52,10 +52,12 @@ def _resized(image: np.ndarray, rows: int, cols: int, interpolation: int) -> np.
     return out.reshape((rows, cols) + image.shape[2:])  # OpenCV drops a trailing axis of 1
 
 
-def reduce_image(image: np.ndarray, scale: float) -> np.ndarray:
-    """``image`` reduced by ``scale`` (< 1) with area averaging, dtype and channels kept."""
+def reduce_image(image: np.ndarray, scale: float, min_side: int = 1) -> np.ndarray:
+    """``image`` reduced by ``scale`` (< 1) with area averaging, dtype and channels kept;
+    neither side below ``min_side`` pixels (nor above its own size)."""
     rows, cols = image.shape[:2]
-    return _resized(image, max(1, round(rows * scale)), max(1, round(cols * scale)), cv2.INTER_AREA)
+    new_rows, new_cols = (min(n, max(min_side, round(n * scale))) for n in (rows, cols))
+    return _resized(image, new_rows, new_cols, cv2.INTER_AREA)
 
 
 def offer_reduced_preview(

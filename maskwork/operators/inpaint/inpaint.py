@@ -119,6 +119,7 @@ import cv2
 import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
+from maskwork.operators.grid_laplacian import boundary_terms, restricted_laplacian
 from maskwork.operators.refine.morphology import dilate
 from maskwork.operators.registry import Range, ShownFor, register
 from maskwork.operators.seeds import check_image, check_mask, mask_pixels
@@ -979,37 +980,17 @@ def _relax_membrane(values: np.ndarray, hole: np.ndarray, right: np.ndarray) -> 
 
 def _solve_membrane(values: np.ndarray, hole: np.ndarray, right: np.ndarray) -> np.ndarray:
     """(hole pixels, channels): ``values - mean of neighbours = right`` on ``hole`` solved
-    exactly (a sparse factorisation), the other pixels fixed, the edge replicated as in
-    :func:`_mean_of_neighbours`."""
-    from scipy.sparse import coo_matrix
+    exactly (a sparse factorisation of the grid Laplacian on the hole), the other pixels
+    fixed, the edge replicated as in :func:`_mean_of_neighbours`."""
     from scipy.sparse.linalg import splu
 
     rows, cols = hole.shape
-    ys, xs = np.nonzero(hole)
-    count = len(ys)
-    index = np.full(hole.shape, -1, np.int64)
-    index[ys, xs] = np.arange(count)
-    # 4 x the equation: inside-array neighbours d, so d v - (unknown neighbours) = (known ones) + 4 right.
-    degree = np.zeros(count)
-    known_sum = 4.0 * right[ys, xs].astype(np.float64)
-    pairs_row, pairs_col = [], []
-    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
-        ny, nx = ys + dy, xs + dx
-        inside = (ny >= 0) & (ny < rows) & (nx >= 0) & (nx < cols)
-        degree += inside
-        own, ny, nx = np.nonzero(inside)[0], ny[inside], nx[inside]
-        other = index[ny, nx]
-        unknown = other >= 0
-        pairs_row.append(own[unknown])
-        pairs_col.append(other[unknown])
-        np.add.at(known_sum, own[~unknown], values[ny[~unknown], nx[~unknown]])
-    off_diagonal = sum(len(r) for r in pairs_row)
-    matrix = coo_matrix(
-        (np.concatenate([-np.ones(off_diagonal), degree]),
-         (np.concatenate(pairs_row + [np.arange(count)]), np.concatenate(pairs_col + [np.arange(count)]))),
-        shape=(count, count),
-    )
-    return splu(matrix.tocsc()).solve(known_sum).astype(np.float32)
+    horizontal, vertical = np.ones((rows, cols - 1)), np.ones((rows - 1, cols))
+    # Times 4: with d neighbours inside the array, d v - (hole neighbours) = (known ones) + 4 right.
+    known = np.where(hole[..., None], 0.0, values.astype(np.float64))
+    terms = np.stack([boundary_terms(horizontal, vertical, known[..., c]) for c in range(values.shape[2])], axis=-1)
+    lu = splu(restricted_laplacian(horizontal, vertical, hole).tocsc())
+    return lu.solve(terms[hole] + 4.0 * right[hole]).astype(np.float32)
 
 
 def _texture_features(crop: np.ndarray, hole: np.ndarray) -> np.ndarray:

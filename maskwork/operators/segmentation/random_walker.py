@@ -51,14 +51,15 @@ import numpy as np
 
 from maskwork.core.pixels import to_float_display
 from maskwork.operators.context import InputError, Result, RunContext, null_context
+from maskwork.operators.grid_laplacian import boundary_terms, restricted_laplacian
 from maskwork.operators.registry import Range, register
-from maskwork.operators.stoppable import call_warm
 from maskwork.operators.seeds import (
     check_image,
     check_some_finite,
     markers_with_clicks,
     scribble_classes,
 )
+from maskwork.operators.stoppable import call_warm
 
 if TYPE_CHECKING:
     import scipy.sparse as sparse
@@ -340,92 +341,6 @@ def _edge_weights(data: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarra
     return weights(1), weights(0)
 
 
-def _laplacian(
-    horizontal: np.ndarray, vertical: np.ndarray, free: np.ndarray, screening: float = 0.0
-) -> sparse.csr_array:
-    """The grid Laplacian restricted to the ``free`` pixels, in CSR with sorted columns.
-
-    Row order is the raster order of the free pixels. The diagonal holds the full degree
-    (edges to fixed pixels included) plus ``screening`` (the prior's edges), so the matrix
-    is positive definite whenever every connected group of free pixels touches a fixed one.
-    """
-    import scipy.sparse as sparse  # imported here: the window starts without SciPy
-
-    rows, cols = free.shape
-    n = int(np.count_nonzero(free))
-    index = np.full((rows, cols), -1, np.int32)
-    index[free] = np.arange(n, dtype=np.int32)
-
-    up = np.zeros((rows, cols), bool)  # pixel and the one above are both free
-    up[1:] = free[1:] & free[:-1]
-    left = np.zeros((rows, cols), bool)
-    left[:, 1:] = free[:, 1:] & free[:, :-1]
-    down = np.zeros((rows, cols), bool)
-    down[:-1] = up[1:]
-    right = np.zeros((rows, cols), bool)
-    right[:, :-1] = left[:, 1:]
-
-    degree = np.full((rows, cols), float(screening))
-    degree[:, :-1] += horizontal
-    degree[:, 1:] += horizontal
-    degree[:-1] += vertical
-    degree[1:] += vertical
-
-    # Entries per row in column order: up, left, diagonal, right, down.
-    before = up.astype(np.int32)
-    before += left
-    counts = before + 1
-    counts += right
-    counts += down
-    start = np.zeros((rows, cols), np.int32)
-    start[free] = np.cumsum(counts[free], dtype=np.int64)[:n].astype(np.int32) - counts[free]
-    nnz = int(counts[free].sum(dtype=np.int64))
-    indptr = np.empty(n + 1, np.int32)
-    indptr[:-1] = start[free]
-    indptr[-1] = nnz
-    data = np.empty(nnz)
-    indices = np.empty(nnz, np.int32)
-
-    # up: (r, c) -> (r - 1, c), weight vertical[r - 1, c]
-    sel = up[1:]
-    position = start[1:][sel]
-    indices[position] = index[:-1][sel]
-    data[position] = -vertical[sel]
-    # left: (r, c) -> (r, c - 1), weight horizontal[r, c - 1]
-    sel = left[:, 1:]
-    position = start[:, 1:][sel] + up[:, 1:][sel]
-    indices[position] = index[:, :-1][sel]
-    data[position] = -horizontal[sel]
-    # diagonal
-    position = start[free] + before[free]
-    indices[position] = index[free]
-    data[position] = degree[free]
-    # right: (r, c) -> (r, c + 1), weight horizontal[r, c]
-    sel = right[:, :-1]
-    position = start[:, :-1][sel] + before[:, :-1][sel] + 1
-    indices[position] = index[:, 1:][sel]
-    data[position] = -horizontal[sel]
-    # down: (r, c) -> (r + 1, c), weight vertical[r, c]
-    sel = down[:-1]
-    position = start[:-1][sel] + before[:-1][sel] + 1 + right[:-1][sel]
-    indices[position] = index[1:][sel]
-    data[position] = -vertical[sel]
-
-    matrix = sparse.csr_array((data, indices, indptr), shape=(n, n))
-    matrix.has_sorted_indices = True
-    return matrix
-
-
-def _boundary_terms(horizontal: np.ndarray, vertical: np.ndarray, fixed_values: np.ndarray) -> np.ndarray:
-    """Per pixel, the sum of edge weight x value over its neighbours (values 0 where free)."""
-    out = np.zeros(fixed_values.shape)
-    out[:, :-1] += horizontal * fixed_values[:, 1:]
-    out[:, 1:] += horizontal * fixed_values[:, :-1]
-    out[:-1] += vertical * fixed_values[1:]
-    out[1:] += vertical * fixed_values[:-1]
-    return out
-
-
 def _solve(
     weights: tuple[np.ndarray, np.ndarray],
     class_index: np.ndarray,
@@ -460,13 +375,13 @@ def _solve(
     if n == 0:
         return probabilities
     ctx.check()
-    matrix = _laplacian(horizontal, vertical, free, prior.weight if prior else 0.0)
+    matrix = restricted_laplacian(horizontal, vertical, free, prior.weight if prior else 0.0)
     low, high = span
     ctx.progress(low + 0.15 * (high - low), f"Random walker: preparing {n:,} unknowns")
     solved = n_classes - 1
 
     def right_hand_side(k: int) -> np.ndarray:
-        rhs = _boundary_terms(horizontal, vertical, probabilities[..., k])[free]  # the plane is 0 where free
+        rhs = boundary_terms(horizontal, vertical, probabilities[..., k])[free]  # the plane is 0 where free
         if prior is not None:
             rhs += prior.weight * prior.posteriors[..., k][free]
         return rhs

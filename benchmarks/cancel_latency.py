@@ -121,6 +121,14 @@ def make_inputs(megapixels: float) -> dict:
     }
 
 
+def import_heavy_libraries() -> None:
+    """Import torch and SimpleITK where installed, as in a window that has run such an
+    operator once: their import time is then not counted as the operator's."""
+    for heavy in ("torch", "SimpleITK"):
+        if importlib.util.find_spec(heavy) is not None:
+            __import__(heavy)
+
+
 def measurable(wanted: set[str]) -> tuple[list, list[str]]:
     """The registered operators to measure (all, or those named in ``wanted``) and a line
     for each one left out: it needs a file (:data:`NEEDS_FILE`) or missing packages."""
@@ -248,9 +256,7 @@ def main(argv=None) -> int:
     delays = [float(d) for d in args.delays.split(",") if d]
     fractions = [float(f) for f in args.fractions.split(",") if f]
     wanted = {name for name in args.operators.split(",") if name}
-    for heavy in ("torch", "SimpleITK"):
-        if importlib.util.find_spec(heavy) is not None:
-            __import__(heavy)
+    import_heavy_libraries()
     made = make_inputs(args.megapixels)
     rows, cols = made["image"].shape[:2]
     print(f"image {cols} x {rows} ({rows * cols / 1e6:.1f} MP), delays {delays} s and {fractions} of each run, cap {args.cap:.0f} s, "

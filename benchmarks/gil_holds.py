@@ -40,7 +40,6 @@ gaps move with the neighbours.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import multiprocessing
 import os
 import sys
@@ -61,7 +60,7 @@ if __name__ == "__main__":
     keep_freed_memory()
 
 import numpy as np  # noqa: E402
-from cancel_latency import inputs_for, make_inputs, measurable, variants  # noqa: E402
+from cancel_latency import import_heavy_libraries, inputs_for, make_inputs, measurable, variants  # noqa: E402
 
 from maskwork.operators.context import RunContext  # noqa: E402
 
@@ -215,9 +214,7 @@ def idle_gap(seconds: float = 2.0) -> float:
 def main(argv=None) -> int:
     args = parse_args(argv)
     wanted = {name for name in args.operators.split(",") if name}
-    for heavy in ("torch", "SimpleITK"):  # imported once, as in a window that ran such an operator
-        if importlib.util.find_spec(heavy) is not None:
-            __import__(heavy)
+    import_heavy_libraries()
     made, small = make_inputs(args.megapixels), make_inputs(SMALL_MEGAPIXELS)
     rows, cols = made["image"].shape[:2]
     print(f"image {cols} x {rows} ({rows * cols / 1e6:.1f} MP), C calls traced over {args.threshold_ms:g} ms, "

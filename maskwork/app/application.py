@@ -88,20 +88,19 @@ class MemoryGiveBack(QObject):
         from maskwork.widgets.workers import workers_started
 
         super().__init__(parent)
-        self._workers_started = workers_started
         self._started_at_last = workers_started()
         QApplication.instance().applicationStateChanged.connect(self.on_application_state)
 
     def on_application_state(self, state: Qt.ApplicationState) -> None:
         """Slot of ``QGuiApplication.applicationStateChanged``."""
-        from maskwork.widgets.workers import live_workers, start_worker
+        from maskwork.widgets.workers import live_workers, start_worker, workers_started
 
         if (state == Qt.ApplicationState.ApplicationActive or QApplication.closingDown() or live_workers()
-                or self._workers_started() == self._started_at_last):
+                or workers_started() == self._started_at_last):
             return
         if keeping_freed_memory():
             start_worker(lambda _worker: give_back_freed_memory(), name="give back freed memory")
-        self._started_at_last = self._workers_started()
+        self._started_at_last = workers_started()
 
 
 #: ``len(sys.modules)`` when the collector last froze what exists (see collect_idle_garbage).

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskwork.core.layers import Layer, LayerStack
+from maskwork.core.pixels import pixel_digest
 from maskwork.pipeline.inputs import ArrayInput, LayerInput, PointsInput, RectInput
 from maskwork.pipeline.recipe import Recipe
-from maskwork.core.pixels import pixel_digest
 
 
 @dataclass

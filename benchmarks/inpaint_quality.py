@@ -37,7 +37,14 @@ is the default method: patch copies, seams removed in the gradient domain, the b
 a 1 px Gaussian taken from the averaged vote, the band below two patch radii moved towards
 the membrane fill of the hole's edge where the sources disagree),
 ``exemplar averaged`` (``sharp=False``: the weighted patch average of Wexler et al.), plus
-the naive baseline (the mean colour of a 4 px ring around the hole). Scores: PSNR of the
+three references that are not methods: the naive baseline (the mean colour of a 4 px
+ring around the hole); the membrane fill (Laplace's equation with the hole's edge fixed,
+the smoothest interpolation of the edge: about what PSNR rewards on random texture); and
+the photo beside (the hole filled with the untouched photo's own content one hole-width
+or -height away: right, left, below or above, the first that lies in the frame and off
+the forbidden pixels, else off the hole): real texture of the same kind, as sharp and
+natural as a fill can be but not the content that was there, the PSNR a perfect
+texture synthesis without knowledge of the hidden content would roughly get. Scores: PSNR of the
 hole pixels (data_range 255); SSIM as the mean of ``structural_similarity``'s map (data_range
 255, channel_axis -1, 7 x 7 window) over the hole pixels, computed on the hole's bounding
 box plus 3 px; "detail", the mean Sobel gradient magnitude of the fill inside the hole (2 px
@@ -93,6 +100,8 @@ METHODS = ("exemplar", "telea", "navier_stokes", "biharmonic")
 FORBIDDEN_GROW = 24
 FRAME = 4
 SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)
+#: Fills scored beside the methods, not timed: the naive one first.
+REFERENCES = ("mean ring (naive)", "membrane (smooth)", "photo beside")
 GRID = 8
 #: scikit-image photos: set, and the background rectangles (top, bottom, left, right) holes may cover.
 BACKGROUND = {
@@ -287,6 +296,55 @@ def contrast(filled: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
     return float(spread(filled) / max(spread(truth), 1e-6))
 
 
+def photo_beside(rgb: np.ndarray, hole: np.ndarray, forbidden: np.ndarray) -> np.ndarray:
+    """The hole filled with the photo's own pixels one hole-width or -height away.
+
+    Right, left, below, above: the first whose source lies in the frame and covers no
+    forbidden pixel (an object, or outside the listed background), else the first in the
+    frame that misses the hole.
+    """
+    ys, xs = np.nonzero(hole)
+    height, width = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+    rows, cols = hole.shape
+    fitting = []
+    for dy, dx in ((0, width), (0, -width), (height, 0), (-height, 0)):
+        sy, sx = ys + dy, xs + dx
+        if sy.min() >= 0 and sx.min() >= 0 and sy.max() < rows and sx.max() < cols and not hole[sy, sx].any():
+            fitting.append((forbidden[sy, sx].any(), sy, sx))
+    if not fitting:
+        raise ValueError("no hole-sized region beside the hole lies in the frame")
+    _, sy, sx = min(fitting, key=lambda candidate: candidate[0])  # stable: the first clean one
+    out = rgb.copy()
+    out[ys, xs] = rgb[sy, sx]
+    return out
+
+
+def membrane_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The hole filled by the membrane (harmonic) interpolation of its edge: every hole
+    pixel the mean of its four neighbours, the known pixels fixed; solved exactly here, so
+    the reference does not depend on the package measured (holes stay inside the frame)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.linalg import spsolve
+
+    ys, xs = np.nonzero(hole)
+    index = np.full(hole.shape, -1)
+    index[ys, xs] = np.arange(ys.size)
+    rows, cols, right = [np.arange(ys.size)], [np.arange(ys.size)], np.zeros((ys.size, rgb.shape[2]))
+    values = [np.full(ys.size, 4.0)]
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        ny, nx = ys + dy, xs + dx
+        inside = index[ny, nx] >= 0
+        rows.append(np.flatnonzero(inside))
+        cols.append(index[ny[inside], nx[inside]])
+        values.append(np.full(inside.sum(), -1.0))
+        right[~inside] += rgb[ny[~inside], nx[~inside]]
+    system = coo_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+                        shape=(ys.size, ys.size)).tocsc()
+    out = rgb.copy()
+    out[ys, xs] = np.clip(np.round(spsolve(system, right)), 0, 255)
+    return out
+
+
 def ring_mean_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     ring = cv2.dilate(hole.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & ~hole
     out = rgb.copy()
@@ -321,7 +379,7 @@ def summary(rows: list, names: list[str], group: str) -> None:
         kept = statistics.fmean(r[8] for r in mine)
         mid = statistics.fmean(r[9] for r in mine)
         scores_text = f"{name:20s} {len(mine):5d} {psnr:8.2f} {ssim:6.3f} {kept:7.2f} {mid:9.2f}"
-        if name == names[0]:
+        if name in REFERENCES:
             print(f"{scores_text} {'-':>9s} {'-':>9s} {'-':>9s}")
             continue
         median = statistics.median(r[7] for r in mine)
@@ -329,8 +387,8 @@ def summary(rows: list, names: list[str], group: str) -> None:
         overall = sum(r[7] for r in mine) / (sum(r[3] for r in mine) / 1e6)
         print(f"{scores_text} {median:9.3f} {per_mp:9.1f} {overall:9.1f}")
     by_key = {(r[1], r[2], r[4]): r for r in mine_all}
-    for name in names[1:]:
-        if name == "telea" or "telea" not in names:
+    for name in names:
+        if name in ("telea", REFERENCES[0]) or "telea" not in names:
             continue
         keys = [(r[1], r[2]) for r in mine_all if r[4] == name]
         diffs = [by_key[k + (name,)][5] - by_key[k + ("telea",)][5] for k in keys]
@@ -350,7 +408,7 @@ def main(argv=None) -> int:
     runs = [(m, {"method": m}) for m in methods]
     if "exemplar" in methods and any(p.name == "sharp" and p.default for p in spec.params):
         runs.insert(methods.index("exemplar") + 1, ("exemplar averaged", {"method": "exemplar", "sharp": False}))
-    names = ["mean ring (naive)"] + [name for name, _ in runs]
+    names = list(REFERENCES) + [name for name, _ in runs]
     print(f"inpaint benchmark: maskwork from {args.package_root}; data {args.data}; defaults "
           f"{ {p.name: p.default for p in spec.params} }; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs")
@@ -359,12 +417,13 @@ def main(argv=None) -> int:
         for kind, hole in holes_for(rgb, forbidden, object_mask):
             pixels = int(hole.sum())
             line = [f"{group[:4]} {photo[:22]:22s} {kind:11s} {pixels:6d} px"]
-            baseline = ring_mean_fill(rgb, hole)
-            psnr, ssim = scores(baseline, rgb, hole)
-            rows.append((group, photo, kind, pixels, names[0], psnr, ssim, 0.0, detail(baseline, rgb, hole),
-                         contrast(baseline, rgb, hole)))
-            line.append(f"naive {psnr:5.2f}")
-            fills = [baseline]
+            references = (ring_mean_fill(rgb, hole), membrane_fill(rgb, hole), photo_beside(rgb, hole, forbidden))
+            for name, filled in zip(REFERENCES, references):
+                psnr, ssim = scores(filled, rgb, hole)
+                rows.append((group, photo, kind, pixels, name, psnr, ssim, 0.0, detail(filled, rgb, hole),
+                             contrast(filled, rgb, hole)))
+                line.append(f"{name.split()[0][:5]} {psnr:5.2f}")
+            fills = []
             for name, params in runs:
                 filled, seconds = timed_fill(spec, rgb, hole, name, params)
                 psnr, ssim = scores(filled, rgb, hole)
@@ -381,7 +440,7 @@ def main(argv=None) -> int:
                 box = (slice(max(0, ys.min() - pad), ys.max() + pad), slice(max(0, xs.min() - pad), xs.max() + pad))
                 shown = rgb.copy()
                 shown[hole] = (255, 0, 255)
-                tiles = [rgb[box], shown[box]] + [f[box] for f in fills[1:]]
+                tiles = [rgb[box], shown[box]] + [f[box] for f in fills]
                 cv2.imwrite(str(args.save / f"{group}_{photo}_{kind.replace(' ', '_')}.png"),
                             cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR))
 

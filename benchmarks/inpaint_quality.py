@@ -2,10 +2,12 @@
 background, and CPU seconds per megapixel of hole, for maskwork's ``inpaint`` methods.
 
     .venv/bin/python benchmarks/inpaint_quality.py [--data DIR] [--methods a,b,...] [--save DIR]
-        [--package-root DIR] [--set tuning|reporting|both]
+        [--package-root DIR] [--set SET] [--grabcut DIR]
 
 Photos, split once into a TUNING set (the only one looked at while the exemplar method's
-constants were chosen) and a REPORTING set (never tuned on); both are printed:
+constants were chosen) and a REPORTING set (never tuned on), and the same way into
+GRABCUT-TUNING and GRABCUT-REPORTING sets with holes placed as they come; ``--set`` picks
+one, ``both`` (tuning and reporting), ``grabcut`` (its two) or ``all`` (the default):
 
 - the latent-diffusion inpainting examples (default ``../shared/data/inpainting`` beside
   the repository; ``NAME.png`` + ``NAME_mask.png`` pairs, searched recursively, sorted by
@@ -16,6 +18,12 @@ constants were chosen) and a REPORTING set (never tuned on); both are printed:
   table), ``rocket`` (sky and launch towers). Gray ones are repeated to RGB. They have no
   object mask: the background each hole may cover is listed below as rectangles
   (``BACKGROUND``), chosen by looking at the photos, not at any fill.
+- GRABCUT-*: the GrabCut benchmark's photos (default ``../shared/data/grabcut``:
+  ``images/`` and ``ground-truth/NAME.png``, 0 background, 128 border band, 255 object;
+  48 photos of 284 x 398 to 640 x 480 px, animals, people, flowers, objects in everyday
+  scenes), sorted by name: the 1st, 3rd, ... tune, the others report. The object and its
+  border band are the object mask. Added on 2026-12-07, after every constant before then
+  was chosen.
 
 The masks of the latent-diffusion examples cover objects, so the photo inside them is the
 object, not what a fill should produce: scoring a fill there measures nothing. Holes are
@@ -30,7 +38,9 @@ grid), and each fill is compared with the untouched photo:
   random field thresholded to about 80 x 80 px, fixed seed): where the least textured pixel
   under the hole is the most textured (texture density = Sobel gradient magnitude of the
   gray photo, box-averaged over 9 px), so the whole hole lies on texture. This choice does
-  not look at any method.
+  not look at any method. In the GRABCUT sets these three are put at random allowed
+  places instead (seeded), like the shape: background as it comes, the way holes fall
+  when a person removes something.
 
 Each hole is filled on its own by each method with its default parameters (``exemplar``
 is the default method: patch copies, seams removed in the gradient domain, the band below
@@ -45,7 +55,8 @@ or -height away: right, left, below or above, the first that lies in the frame a
 the forbidden pixels, else off the hole): real texture of the same kind, as sharp and
 natural as a fill can be but not the content that was there, the PSNR a perfect
 texture synthesis without knowledge of the hidden content would roughly get. Scores: PSNR of the
-hole pixels (data_range 255); SSIM as the mean of ``structural_similarity``'s map (data_range
+hole pixels (data_range 255; at most 60 dB, which an exact fill of flat black would
+exceed to infinity); SSIM as the mean of ``structural_similarity``'s map (data_range
 255, channel_axis -1, 7 x 7 window) over the hole pixels, computed on the hole's bounding
 box plus 3 px; "detail", the mean Sobel gradient magnitude of the fill inside the hole (2 px
 in from its border) over that of the photo there (1 = as much texture as the real content;
@@ -96,10 +107,16 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "inpainting"
+DEFAULT_GRABCUT = REPO.parent / "shared" / "data" / "grabcut"
+SETS = ("tuning", "reporting", "grabcut-tuning", "grabcut-reporting")
 METHODS = ("exemplar", "telea", "navier_stokes", "biharmonic")
 FORBIDDEN_GROW = 24
 FRAME = 4
 SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)
+#: Scores of a hole whose real content is flat (a black night sky): an exact fill counts as
+#: PSNR_CAP dB, not infinity, and the detail and contrast ratios divide by at least these
+#: grey levels (an invisible grain), not by nearly 0, so one such hole cannot make a mean.
+PSNR_CAP, FLAT_DETAIL, FLAT_CONTRAST = 60.0, 1.0, 0.5
 #: Fills scored beside the methods, not timed: the naive one first.
 REFERENCES = ("mean ring (naive)", "membrane (smooth)", "photo beside")
 GRID = 8
@@ -119,7 +136,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"data folder (default {DEFAULT_DATA})")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods (default all)")
-    parser.add_argument("--set", choices=("tuning", "reporting", "both"), default="both", help="photo set(s)")
+    parser.add_argument("--set", choices=SETS + ("both", "grabcut", "all"), default="all",
+                        help="photo set(s): both = tuning and reporting, grabcut = its two (default all)")
+    parser.add_argument("--grabcut", type=Path, default=DEFAULT_GRABCUT,
+                        help=f"GrabCut data folder of the GRABCUT sets (default {DEFAULT_GRABCUT})")
     parser.add_argument("--save", type=Path, default=None, help="write a PNG montage of every fill to this folder")
     parser.add_argument("--package-root", type=Path, default=REPO,
                         help="directory whose maskwork package is measured (default: this repository)")
@@ -204,9 +224,10 @@ def blob(size: int = 80, seed: int = 0) -> np.ndarray:
 
 
 def holes_for(rgb: np.ndarray, forbidden: np.ndarray, object_mask: np.ndarray | None,
-              seed: int = 0) -> list[tuple[str, np.ndarray]]:
-    """(kind, hole) pairs on background: the object's shape anywhere, squares and a blob on texture."""
-    density = texture(rgb)
+              seed: int = 0, on_texture: bool = True) -> list[tuple[str, np.ndarray]]:
+    """(kind, hole) pairs on background: the object's shape anywhere, squares and a blob on
+    texture (``on_texture``) or anywhere too."""
+    density = texture(rgb) if on_texture else None
     rng = np.random.default_rng(seed)
     holes = []
     if object_mask is not None:
@@ -219,29 +240,51 @@ def holes_for(rgb: np.ndarray, forbidden: np.ndarray, object_mask: np.ndarray | 
                 holes.append((f"shape x{scale:g}", hole))
                 break
     for side in (48, 96):
-        hole = place(np.ones((side, side), bool), forbidden, density)
+        hole = place(np.ones((side, side), bool), forbidden, density, rng)
         if hole is not None:
             holes.append((f"sq{side}", hole))
-    hole = place(blob(), forbidden, density)
+    hole = place(blob(), forbidden, density, rng)
     if hole is not None:
         holes.append(("blob", hole))
     return holes
 
 
-def photos(data: Path, which: str):
+def grown(object_mask: np.ndarray) -> np.ndarray:
+    """The object's mask grown by FORBIDDEN_GROW pixels: where no hole may go."""
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * FORBIDDEN_GROW + 1, 2 * FORBIDDEN_GROW + 1))
+    return cv2.dilate(object_mask.astype(np.uint8), disc) > 0
+
+
+def grabcut_pairs(grabcut: Path) -> list[tuple[str, Path, Path]]:
+    """(name, photo, ground truth) of the GrabCut photos that have a ground truth, by name."""
+    if not (grabcut / "images").is_dir():
+        return []
+    pairs = []
+    for image in sorted((grabcut / "images").iterdir()):
+        truth = grabcut / "ground-truth" / f"{image.stem}.png"
+        if truth.is_file():
+            pairs.append((image.stem, image, truth))
+    return pairs
+
+
+def photos(data: Path, which: str, grabcut: Path):
     """(set, name, rgb, forbidden, object mask or None) of every photo in the chosen set(s)."""
     from skimage import data as skdata
 
+    chosen = {"both": SETS[:2], "grabcut": SETS[2:], "all": SETS}.get(which, (which,))
     pairs = list_pairs(data) if data.is_dir() else []
     for index, (name, image_path, mask_path) in enumerate(pairs):
         group = "tuning" if index % 2 == 0 else "reporting"
-        if which in (group, "both"):
+        if group in chosen:
             rgb, object_mask = load(image_path, mask_path)
-            grown = cv2.dilate(object_mask.astype(np.uint8), cv2.getStructuringElement(
-                cv2.MORPH_ELLIPSE, (2 * FORBIDDEN_GROW + 1, 2 * FORBIDDEN_GROW + 1))) > 0
-            yield group, name, rgb, grown, object_mask
+            yield group, name, rgb, grown(object_mask), object_mask
+    for index, (name, image_path, truth_path) in enumerate(grabcut_pairs(grabcut)):
+        group = "grabcut-tuning" if index % 2 == 0 else "grabcut-reporting"
+        if group in chosen:
+            rgb, object_mask = load(image_path, truth_path)  # the border band (128) counts as object
+            yield group, name, rgb, grown(object_mask), object_mask
     for name, (group, rectangles) in BACKGROUND.items():
-        if which in (group, "both"):
+        if group in chosen:
             image = getattr(skdata, name)()
             rgb = np.ascontiguousarray(np.dstack([image] * 3) if image.ndim == 2 else image[..., :3])
             forbidden = np.ones(rgb.shape[:2], bool)
@@ -254,7 +297,10 @@ def photos(data: Path, which: str):
 def scores(filled: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> tuple[float, float]:
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    psnr = peak_signal_noise_ratio(truth[hole].astype(np.float64), filled[hole].astype(np.float64), data_range=255)
+    with np.errstate(divide="ignore"):  # an exact fill (flat black sky) is infinitely good
+        psnr = peak_signal_noise_ratio(truth[hole].astype(np.float64), filled[hole].astype(np.float64),
+                                       data_range=255)
+    psnr = min(psnr, PSNR_CAP)
     ys, xs = np.nonzero(hole)
     pad = 3
     box = (slice(max(0, ys.min() - pad), ys.max() + 1 + pad), slice(max(0, xs.min() - pad), xs.max() + 1 + pad))
@@ -277,7 +323,7 @@ def detail(filled: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
         return np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))[inner].mean()
 
-    return float(energy(filled) / max(energy(truth), 1e-6))
+    return float(energy(filled) / max(energy(truth), FLAT_DETAIL))
 
 
 def contrast(filled: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
@@ -293,7 +339,7 @@ def contrast(filled: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
         return (cv2.GaussianBlur(gray, (0, 0), 1.5) - cv2.GaussianBlur(gray, (0, 0), 6.0))[inner].std()
 
-    return float(spread(filled) / max(spread(truth), 1e-6))
+    return float(spread(filled) / max(spread(truth), FLAT_CONTRAST))
 
 
 def photo_beside(rgb: np.ndarray, hole: np.ndarray, forbidden: np.ndarray) -> np.ndarray:
@@ -413,10 +459,10 @@ def main(argv=None) -> int:
           f"{ {p.name: p.default for p in spec.params} }; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs")
     rows = []  # (set, photo, hole kind, hole pixels, method, psnr, ssim, cpu seconds, detail, contrast)
-    for group, photo, rgb, forbidden, object_mask in photos(args.data, args.set):
-        for kind, hole in holes_for(rgb, forbidden, object_mask):
+    for group, photo, rgb, forbidden, object_mask in photos(args.data, args.set, args.grabcut):
+        for kind, hole in holes_for(rgb, forbidden, object_mask, on_texture=not group.startswith("grabcut")):
             pixels = int(hole.sum())
-            line = [f"{group[:4]} {photo[:22]:22s} {kind:11s} {pixels:6d} px"]
+            line = [f"{group.replace('grabcut-', 'gc-')[:5]:5s} {photo[:22]:22s} {kind:11s} {pixels:6d} px"]
             references = (ring_mean_fill(rgb, hole), membrane_fill(rgb, hole), photo_beside(rgb, hole, forbidden))
             for name, filled in zip(REFERENCES, references):
                 psnr, ssim = scores(filled, rgb, hole)
@@ -444,7 +490,7 @@ def main(argv=None) -> int:
                 cv2.imwrite(str(args.save / f"{group}_{photo}_{kind.replace(' ', '_')}.png"),
                             cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR))
 
-    for group in ("tuning", "reporting"):
+    for group in SETS:
         summary(rows, names, group)
     print("(PSNR, SSIM, detail and contrast: means over holes, inside the hole; detail = gradient energy of the "
           "fill / of the photo there, 1 = as detailed as the real content; contrast = spread of the 1.5-6 px band, "

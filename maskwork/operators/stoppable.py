@@ -50,10 +50,8 @@ FROZEN_CHILD_OPTION = "--serve-one-call"
 WARM_CHILD_COMMAND = "from maskwork.operators.stoppable import serve_calls; serve_calls()"
 FROZEN_WARM_CHILD_OPTION = "--serve-calls"
 #: How long a cancelled :func:`call_warm` still waits for the call to end (its answer is
-#: dropped and the child stays warm for the next call) before it kills the child, and
-#: how long it then waits for the killed child's pipe to close.
+#: dropped and the child stays warm for the next call) before it kills the child.
 DRAIN_SECONDS = 0.5
-KILL_WAIT_SECONDS = 5.0
 
 
 def child_command(warm: bool = False) -> list[str]:
@@ -234,12 +232,13 @@ class _WarmChild:
             if drain_until is None and ctx.cancelled:
                 drain_until = time.monotonic() + DRAIN_SECONDS
             if drain_until is not None and reader.is_alive() and time.monotonic() > drain_until:
-                process.kill()  # the reader sees the end of the pipe
-                reader.join(KILL_WAIT_SECONDS)
+                process.kill()  # the reader sees the end of the pipe (see _stop)
+                process.wait()
+                reader.join(POLL_SECONDS)
                 break
         received, message = answer.get("frame", (False, None))
         if not received:
-            self._stop()
+            self._stop(reader)
         if drain_until is not None:
             raise Cancelled()
         if not received:
@@ -262,13 +261,20 @@ class _WarmChild:
             )
         return self._process
 
-    def _stop(self) -> None:
+    def _stop(self, reader: threading.Thread | None = None) -> None:
+        """Kill the child and close its pipes. A process the child started may still hold
+        the answer pipe open: then ``reader`` (the thread reading it) stays blocked, a
+        daemon that ends with that process, and the pipe is left to it, since closing it
+        would wait for that read (as long as the holder lives: Cancel would hang)."""
         process, self._process = self._process, None
         if process is not None:
             if process.poll() is None:
                 process.kill()
             process.wait()
-            for stream in (process.stdin, process.stdout):
+            streams = [process.stdin]
+            if reader is None or not reader.is_alive():
+                streams.append(process.stdout)
+            for stream in streams:
                 try:
                     stream.close()
                 except OSError:

@@ -130,6 +130,56 @@ def test_cancel_ends_a_stoppable_call_at_once():
     assert time.perf_counter() - started < 0.5 + BOUND_S
 
 
+def fork_a_holder_and_sleep(pid_file: str, seconds: float) -> None:
+    """Run in a child: fork a grandchild that keeps every descriptor the child has (the
+    answer pipe among them) for 30 s, write its pid to ``pid_file``, then sleep."""
+    holder = os.fork()
+    if holder == 0:
+        time.sleep(30)
+        os._exit(0)
+    with open(pid_file, "w") as out:
+        out.write(str(holder))
+    time.sleep(seconds)
+
+
+@pytest.fixture
+def holder_pid_file(tmp_path, monkeypatch):
+    """A file for the grandchild's pid, whose holder is killed after the test; the child
+    finds this module (a test file, not a package) on its PYTHONPATH."""
+    import signal
+    from pathlib import Path
+
+    search_path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    monkeypatch.setenv("PYTHONPATH", search_path)
+    pid_file = tmp_path / "holder.pid"
+    yield str(pid_file)
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.parametrize("call", [call_stoppable, call_warm], ids=["stoppable", "warm"])
+def test_cancel_returns_while_a_process_the_child_started_holds_its_pipe(monkeypatch, holder_pid_file, call):
+    """The child is killed, but a process it forked still holds the answer pipe open, so
+    the pipe never ends: Cancel still returns at once, and a warm child is replaced."""
+    monkeypatch.setattr(stoppable, "DRAIN_SECONDS", 0.2)
+    if call is call_warm:
+        stoppable._WARM_CHILD.stop()  # a child that sees this module
+        call_warm(RunContext(), os.getpid)
+    cancel = threading.Event()
+    timer = threading.Timer(1.0, cancel.set)
+    timer.start()
+    started = time.perf_counter()
+    with pytest.raises(Cancelled):
+        call(RunContext(cancel_event=cancel), fork_a_holder_and_sleep, holder_pid_file, 30)
+    timer.join()
+    assert time.perf_counter() - started < 1.2 + BOUND_S
+    if call is call_warm:
+        assert call_warm(RunContext(), np.add, np.arange(3), 1).tolist() == [1, 2, 3]
+
+
 @pytest.fixture
 def frozen_bundle(tmp_path, monkeypatch):
     """As in a PyInstaller bundle: the executable is maskwork itself, which runs no

@@ -190,6 +190,7 @@ class _WarmChild:
         lock some other thread held at the fork are not this process's)."""
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
+        self._reader: threading.Thread | None = None  # reading the answer of the call under way
 
     def call(self, ctx: RunContext, function: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         ctx.check()
@@ -226,6 +227,7 @@ class _WarmChild:
             _send(process.stdin, request)
         # A thread reads the answer, so that this one can watch for Cancel meanwhile.
         reader, answer = _start_reading(process.stdout)
+        self._reader = reader
         drain_until = None
         while reader.is_alive():
             reader.join(POLL_SECONDS)
@@ -238,7 +240,7 @@ class _WarmChild:
                 break
         received, message = answer.get("frame", (False, None))
         if not received:
-            self._stop(reader)
+            self._stop()
         if drain_until is not None:
             raise Cancelled()
         if not received:
@@ -261,12 +263,13 @@ class _WarmChild:
             )
         return self._process
 
-    def _stop(self, reader: threading.Thread | None = None) -> None:
+    def _stop(self) -> None:
         """Kill the child and close its pipes. A process the child started may still hold
-        the answer pipe open: then ``reader`` (the thread reading it) stays blocked, a
-        daemon that ends with that process, and the pipe is left to it, since closing it
-        would wait for that read (as long as the holder lives: Cancel would hang)."""
+        the answer pipe open: then the thread reading it stays blocked, a daemon that ends
+        with that process, and the pipe is left to it, since closing it would wait for
+        that read (as long as the holder lives: Cancel would hang)."""
         process, self._process = self._process, None
+        reader, self._reader = self._reader, None
         if process is not None:
             if process.poll() is None:
                 process.kill()

@@ -132,13 +132,15 @@ def test_cancel_ends_a_stoppable_call_at_once():
 
 def fork_a_holder_and_sleep(pid_file: str, seconds: float) -> None:
     """Run in a child: fork a grandchild that keeps every descriptor the child has (the
-    answer pipe among them) for 30 s, write its pid to ``pid_file``, then sleep."""
+    answer pipe among them) for 30 s, write its pid to ``pid_file`` (whole or not at all),
+    then sleep."""
     holder = os.fork()
     if holder == 0:
         time.sleep(30)
         os._exit(0)
-    with open(pid_file, "w") as out:
+    with open(pid_file + ".part", "w") as out:
         out.write(str(holder))
+    os.replace(pid_file + ".part", pid_file)
     time.sleep(seconds)
 
 
@@ -160,22 +162,35 @@ def holder_pid_file(tmp_path, monkeypatch):
             pass
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the child forks its holder")
 @pytest.mark.parametrize("call", [call_stoppable, call_warm], ids=["stoppable", "warm"])
 def test_cancel_returns_while_a_process_the_child_started_holds_its_pipe(monkeypatch, holder_pid_file, call):
     """The child is killed, but a process it forked still holds the answer pipe open, so
     the pipe never ends: Cancel still returns at once, and a warm child is replaced."""
+    from pathlib import Path
+
     monkeypatch.setattr(stoppable, "DRAIN_SECONDS", 0.2)
     if call is call_warm:
         stoppable._WARM_CHILD.stop()  # a child that sees this module
         call_warm(RunContext(), os.getpid)
     cancel = threading.Event()
-    timer = threading.Timer(1.0, cancel.set)
-    timer.start()
-    started = time.perf_counter()
+    cancelled_at = []
+
+    def cancel_once_the_holder_runs() -> None:
+        deadline = time.perf_counter() + 30.0
+        while not Path(holder_pid_file).exists() and time.perf_counter() < deadline:
+            time.sleep(0.02)
+        cancelled_at.append(time.perf_counter())
+        cancel.set()
+
+    canceller = threading.Thread(target=cancel_once_the_holder_runs)
+    canceller.start()
     with pytest.raises(Cancelled):
         call(RunContext(cancel_event=cancel), fork_a_holder_and_sleep, holder_pid_file, 30)
-    timer.join()
-    assert time.perf_counter() - started < 1.2 + BOUND_S
+    returned = time.perf_counter()
+    canceller.join()
+    assert Path(holder_pid_file).exists(), "cancelled before the holder was forked"
+    assert returned - cancelled_at[0] < 0.2 + BOUND_S
     if call is call_warm:
         assert call_warm(RunContext(), np.add, np.arange(3), 1).tolist() == [1, 2, 3]
 

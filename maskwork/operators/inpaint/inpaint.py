@@ -64,10 +64,7 @@ Exemplar method
    orthonormal opponent colour transform (a luminance and two chroma planes, decorrelated
    like Lab's; 10 luminance and 2 x 3 chroma coefficients for RGB), computed for every
    pixel with separable ``cv2.filter2D`` passes. One candidate for every target costs a
-   gather of 16 numbers per patch, not of the 9x9x3 = 243 pixel values. Those
-   coefficients do not see fine grain, so an out-of-focus patch matches sharp fur as
-   well as fur does; sharp fills add a cost for a source whose grain is much weaker than
-   the grain the hole's edge predicts at the target (``GRAIN_WEIGHT``).
+   gather of 16 numbers per patch, not of the 9x9x3 = 243 pixel values.
 5. The matches and the filled image are upsampled to the next level, which starts from
    them; a level between the coarsest and full resolution starts from what the upsampled
    matches copy there (against the upsampled blur, thin structure such as mortar joints
@@ -209,21 +206,6 @@ MEMBRANE_CYCLES, MEMBRANE_SWEEPS, MEMBRANE_RELAXATION = 3, 2, 1.5
 #: Averaged votes (sharp=False): weights exp(-d / 2 sigma^2), sigma^2 this percentile of
 #: the distances.
 SIGMA_PERCENTILE = 75
-#: Sharp fills: a source patch whose fine grain (the luminance above a Gaussian of 1 px,
-#: its root mean square over the patch) is weaker than 1 / GRAIN_TOLERANCE of the grain
-#: the hole's edge predicts there (the edge's grain amplitudes interpolated across the
-#: hole, in logarithms, by the membrane) costs GRAIN_WEIGHT x the patch's pixels x the
-#: square of the missing amplitude on top of its distance. Patch distances see the low
-#: frequencies only, where an out-of-focus background, a smooth nose and sharp fur look
-#: alike: the issue's cat (a 330 x 300 px hole in the fur) was filled with soft blobs of
-#: background and a piece of the nose; with this, fur throughout. A source sharper than
-#: predicted costs nothing (a symmetric cost pulled rock texture into a bokeh sky next to
-#: a horizon). Tuning photos: +1.18 dB over Telea either way (median +0.29 -> +0.42),
-#: GrabCut tuning holes +0.17 -> +0.20 dB (SSIM -0.004); tolerance 2 or 3 lost 0.03-0.09
-#: dB, 6 let the blobs back in. Reporting photos +0.61 -> +0.66 dB, GrabCut reporting holes
-#: +0.85 -> +0.81 (SSIM -0.006). Amplitudes below GRAIN_FLOOR of the known luminance's
-#: range count as that floor (a flat sky's logarithm would be minus infinity).
-GRAIN_WEIGHT, GRAIN_TOLERANCE, GRAIN_FLOOR = 1.0, 4.0, 4e-4
 #: PatchMatch propagation: copy the shifted source of the target this far away (jumps
 #: of 2 and 4 as well cost a third of the search and changed nothing measurable: tuning
 #: photos 16.84 dB with them, 16.84-16.90 without).
@@ -600,7 +582,7 @@ def _exemplar(crop, hole, patch, draft, sharp, report, offer, ctx: RunContext):
         image, level_hole = pyramid[index]
         begin = weights[step - 1] if step else 0.0
         span = weights[step] - begin
-        level = _Level(image, level_hole, radius, rng, colour, ctx, grain_guide=sharp)
+        level = _Level(image, level_hole, radius, rng, colour, ctx)
         if current is None:
             level.image[level_hole] = _onion_fill(image, level_hole, radius, rng, ctx, offsets / 2**index)[level_hole]
             level.random_matches()
@@ -1061,8 +1043,7 @@ def _dct_basis(size: int) -> np.ndarray:
 class _Level:
     """Matches of one pyramid level: every patch overlapping the hole -> a known patch."""
 
-    def __init__(self, image, hole, radius: int, rng: np.random.Generator, colour: int, ctx: RunContext,
-                 grain_guide: bool = False):
+    def __init__(self, image, hole, radius: int, rng: np.random.Generator, colour: int, ctx: RunContext):
         self.image = image.copy()
         # Each step below is a pass over every target; on a hole of a megapixel or more a
         # handful of them takes seconds, so Cancel is checked between single passes.
@@ -1095,33 +1076,6 @@ class _Level:
             max(0, int(self.tx.min()) - radius), min(cols, int(self.tx.max()) + radius + 1),
         )
         self.features = self._describe(self.image, (0, rows, 0, cols))
-        # (grain of every pixel's patch, grain each target's should have, cost scale): see
-        # GRAIN_WEIGHT; None without the guide.
-        self.grain = self._grain_guide() if grain_guide else None
-
-    def _grain_guide(self) -> tuple[np.ndarray, np.ndarray, np.float32]:
-        """The fine-grain amplitude of every pixel's patch (flat), the amplitude each
-        target's patch should have by the hole's edge, and the cost scale (GRAIN_WEIGHT)."""
-        luma = np.ascontiguousarray(_opponent(self.image[..., : self.colour])[0], dtype=np.float32)
-        known = (~self.hole).astype(np.float32)
-        size = 2 * self.radius + 1
-        # Known pixels only: the hole's first guess has no grain to speak of.
-        fine = (luma - cv2.GaussianBlur(luma, (0, 0), 1.0)) * known
-        energy = cv2.blur(fine * fine, (size, size)) / np.maximum(cv2.blur(known, (size, size)), 1e-3)
-        amplitude = np.sqrt(np.maximum(energy, 0.0))
-        floor = max(float(np.ptp(luma[~self.hole])) * GRAIN_FLOOR, 1e-30)
-        logs = np.log(np.maximum(amplitude, floor))
-        logs[self.hole] = 0.0
-        expected = np.exp(_membrane_fill(logs[..., None], self.hole)[..., 0])
-        scale = np.float32(np.sqrt(GRAIN_WEIGHT * size * size))
-        return amplitude.astype(np.float32).ravel(), expected[self.ty, self.tx].astype(np.float32), scale
-
-    def _grain_cost(self, candidate: np.ndarray, who: np.ndarray | None) -> np.ndarray:
-        """What the sources ``candidate`` (flat indices) cost the targets ``who`` (None: all)
-        for grain they lack (:data:`GRAIN_WEIGHT`)."""
-        amplitude, expected, scale = self.grain
-        wanted = expected if who is None else expected[who]
-        return (scale * np.maximum(wanted - GRAIN_TOLERANCE * amplitude.take(candidate), 0.0)) ** 2
 
     # -- descriptors ----------------------------------------------------------------
     def _describe(self, image: np.ndarray, box) -> np.ndarray:
@@ -1267,8 +1221,6 @@ class _Level:
         # take: a row gather 2-3x faster than fancy indexing, same values.
         diff = flat.take(candidate, axis=0) - target_features
         d = np.einsum("ij,ij->i", diff, diff)
-        if self.grain is not None:
-            d += self._grain_cost(candidate, who)
         current = self.dist if who is None else self.dist[who]
         better = (d < current) & self.valid_flat[candidate]
         chosen = np.flatnonzero(better) if who is None else who[better]
@@ -1277,12 +1229,8 @@ class _Level:
         self.dist[chosen] = d[better]
 
     def _distance(self, flat, target_features, sy, sx) -> np.ndarray:
-        candidate = sy * self.shape[1] + sx
-        diff = flat.take(candidate, axis=0) - target_features
-        d = np.einsum("ij,ij->i", diff, diff)
-        if self.grain is not None:
-            d += self._grain_cost(candidate, None)
-        return d
+        diff = flat.take(sy * self.shape[1] + sx, axis=0) - target_features
+        return np.einsum("ij,ij->i", diff, diff)
 
     # -- voting -----------------------------------------------------------------------
     def _vote_lists(self, stride: int) -> list[tuple[int, np.ndarray]]:

@@ -96,6 +96,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -363,28 +364,32 @@ def photo_beside(rgb: np.ndarray, hole: np.ndarray, forbidden: np.ndarray) -> np
 
 def membrane_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """The hole filled by the membrane (harmonic) interpolation of its edge: every hole
-    pixel the mean of its four neighbours, the known pixels fixed; solved exactly here, so
-    the reference does not depend on the package measured (holes stay inside the frame)."""
-    from scipy.sparse import coo_matrix
+    pixel the mean of its four neighbours, the known pixels fixed; solved exactly with this
+    repository's grid Laplacian, loaded from its file so that the reference stays the same
+    whichever package ``--package-root`` measures (holes stay inside the frame)."""
     from scipy.sparse.linalg import spsolve
 
-    ys, xs = np.nonzero(hole)
-    index = np.full(hole.shape, -1)
-    index[ys, xs] = np.arange(ys.size)
-    rows, cols, right = [np.arange(ys.size)], [np.arange(ys.size)], np.zeros((ys.size, rgb.shape[2]))
-    values = [np.full(ys.size, 4.0)]
-    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
-        ny, nx = ys + dy, xs + dx
-        inside = index[ny, nx] >= 0
-        rows.append(np.flatnonzero(inside))
-        cols.append(index[ny[inside], nx[inside]])
-        values.append(np.full(inside.sum(), -1.0))
-        right[~inside] += rgb[ny[~inside], nx[~inside]]
-    system = coo_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
-                        shape=(ys.size, ys.size)).tocsc()
+    laplacian = _repository_module("maskwork/operators/grid_laplacian.py")
+    rows, cols = hole.shape
+    horizontal, vertical = np.ones((rows, cols - 1)), np.ones((rows - 1, cols))
+    system = laplacian.restricted_laplacian(horizontal, vertical, hole).tocsc()
     out = rgb.copy()
-    out[ys, xs] = np.clip(np.round(spsolve(system, right)), 0, 255)
+    for channel in range(rgb.shape[2]):
+        known = np.where(hole, 0.0, rgb[..., channel].astype(np.float64))
+        right = laplacian.boundary_terms(horizontal, vertical, known)[hole]
+        out[..., channel][hole] = np.clip(np.round(spsolve(system, right)), 0, 255)
     return out
+
+
+@functools.cache
+def _repository_module(relative: str):
+    """A module of this repository loaded from its file, once (it imports numpy and SciPy only)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(Path(relative).stem + "_of_this_repository", REPO / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def ring_mean_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:

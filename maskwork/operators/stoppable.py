@@ -114,15 +114,7 @@ def call_stoppable(ctx: RunContext, function: Callable[..., Any], *args: Any, **
             if reader.is_alive() and ctx.cancelled:
                 raise Cancelled()
     finally:
-        if child.poll() is None:
-            child.kill()  # its answer is read (or no longer wanted); the reader sees the pipe end
-        child.wait()
-        # A process the child started may still hold the pipe open: then the reader
-        # stays blocked (a daemon thread, it ends with that process) and closing the
-        # stream would wait for it, so it is left to the reader.
-        reader.join(POLL_SECONDS)
-        if not reader.is_alive():
-            child.stdout.close()
+        _end_child(child, reader)  # its answer is read, or no longer wanted
     received, message = answer.get("frame", (False, None))
     if not received:
         error = answer.get("error")
@@ -234,10 +226,7 @@ class _WarmChild:
             if drain_until is None and ctx.cancelled:
                 drain_until = time.monotonic() + DRAIN_SECONDS
             if drain_until is not None and reader.is_alive() and time.monotonic() > drain_until:
-                process.kill()  # the reader sees the end of the pipe (see _stop)
-                process.wait()
-                reader.join(POLL_SECONDS)
-                break
+                break  # _stop below ends the child
         received, message = answer.get("frame", (False, None))
         if not received:
             self._stop()
@@ -264,24 +253,11 @@ class _WarmChild:
         return self._process
 
     def _stop(self) -> None:
-        """Kill the child and close its pipes. A process the child started may still hold
-        the answer pipe open: then the thread reading it stays blocked, a daemon that ends
-        with that process, and the pipe is left to it, since closing it would wait for
-        that read (as long as the holder lives: Cancel would hang)."""
+        """End the child (:func:`_end_child`, with the reader of the call under way)."""
         process, self._process = self._process, None
         reader, self._reader = self._reader, None
         if process is not None:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            streams = [process.stdin]
-            if reader is None or not reader.is_alive():
-                streams.append(process.stdout)
-            for stream in streams:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+            _end_child(process, reader)
 
     def stop(self) -> None:
         """End the child (a later call starts a new one). At exit a call still going on
@@ -299,6 +275,28 @@ _WARM_CHILD = _WarmChild()
 atexit.register(_WARM_CHILD.stop)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_WARM_CHILD._reset)
+
+
+def _end_child(process: subprocess.Popen, reader: threading.Thread | None) -> None:
+    """Kill ``process`` unless it has ended, wait for it, and close its pipes.
+
+    A process the child started may still hold the answer pipe open: then ``reader``, the
+    thread reading that pipe, stays blocked (a daemon, it ends with that process) and the
+    pipe is left to it, since closing it would wait for that read as long as the holder
+    lives (Cancel would hang).
+    """
+    if process.poll() is None:
+        process.kill()  # the reader sees the end of the pipe
+    process.wait()
+    if reader is not None:
+        reader.join(POLL_SECONDS)
+    for stream in (process.stdin, process.stdout):
+        if stream is None or (stream is process.stdout and reader is not None and reader.is_alive()):
+            continue
+        try:
+            stream.close()
+        except OSError:
+            pass
 
 
 def _send(stream: BinaryIO, message: Any) -> None:

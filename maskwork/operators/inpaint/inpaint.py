@@ -727,10 +727,7 @@ def _dominant_offsets(crop: np.ndarray, hole: np.ndarray, patch: int) -> np.ndar
         luminance = cv2.resize(luminance * known, size, interpolation=cv2.INTER_AREA) / np.maximum(share, 1e-6)
         known = (share > 0.999).astype(np.float32)
     sigma = max(1.0, patch / scale)
-    local_mean = cv2.GaussianBlur(luminance * known, (0, 0), sigma) / np.maximum(
-        cv2.GaussianBlur(known, (0, 0), sigma), 1e-6
-    )
-    detail = ((luminance - local_mean) * known).astype(np.float32)
+    detail = ((luminance - _known_blur(luminance, known, sigma)) * known).astype(np.float32)
     rows, cols = known.shape
     shape = (2 * rows, 2 * cols)  # zero-padded: translations, not rotations
 
@@ -861,6 +858,16 @@ def _offset_copies(out, filled, target, known, cy, cx, fy, fx, shifts, dy, dx):
     pick = distance.argmin(axis=1)
     front = np.arange(len(fy))
     return distance[front, pick], np.clip(from_y[front, pick], 0, rows - 1), np.clip(from_x[front, pick], 0, cols - 1)
+
+
+def _known_blur(values: np.ndarray, known: np.ndarray, sigma: float) -> np.ndarray:
+    """The Gaussian blur of ``values`` (rows x cols, or x channels) over the pixels where
+    ``known`` (float, 1 or 0) is 1 only: a normalised convolution, so what a hole holds
+    takes no part."""
+    weight = np.maximum(cv2.GaussianBlur(known, (0, 0), sigma), 1e-6)
+    if values.ndim == 3:
+        return cv2.GaussianBlur(values * known[..., None], (0, 0), sigma).reshape(values.shape) / weight[..., None]
+    return cv2.GaussianBlur(values * known, (0, 0), sigma) / weight
 
 
 def _smooth_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -1376,10 +1383,8 @@ class _Level:
         low = cv2.GaussianBlur(difference, (0, 0), sigma).reshape(difference.shape)
         # The texture's own variance around its local mean, among the known pixels next
         # to the hole: what the sources' disagreement comes to where they are random.
-        known = (~hole).astype(np.float32)
         near = ~hole & (cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3) <= reach)
-        local_mean = cv2.GaussianBlur(image * known[..., None], (0, 0), sigma).reshape(image.shape) / np.maximum(
-            cv2.GaussianBlur(known, (0, 0), sigma), 1e-6)[..., None]
+        local_mean = _known_blur(image, (~hole).astype(np.float32), sigma)
         texture = float(np.mean(np.sum((image - local_mean) ** 2, axis=2)[near])) if near.any() else 0.0
         disagreement = cv2.GaussianBlur(self.disagreement[box], (0, 0), sigma)
         # (A floor that no pixel scale reaches: float images may span 0..0.001.)
@@ -1443,11 +1448,9 @@ class _Level:
         ring = ~hole & (cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3) <= reach)
         if not ring.any():
             return
-        # The known pixels' own blur, the hole left out (a normalised convolution): a
-        # large foreign piece at the hole's edge must not raise the bound that finds it.
-        known = (~hole).astype(np.float32)
-        weight = np.maximum(cv2.GaussianBlur(known, (0, 0), sigma), 1e-6)[..., None]
-        known_blur = cv2.GaussianBlur(image * known[..., None], (0, 0), sigma).reshape(image.shape) / weight
+        # The known pixels' own blur, the hole left out: a large foreign piece at the
+        # hole's edge must not raise the bound that finds it.
+        known_blur = _known_blur(image, (~hole).astype(np.float32), sigma)
         known_departure = np.abs(image - known_blur).max(axis=2)
         bound = factor * float(np.quantile(known_departure[ring], quantile))
         # The smooth fill is made on the pyramid's halvings down to about sigma / 2 (known

@@ -270,11 +270,16 @@ def grabcut_pairs(grabcut: Path) -> list[tuple[str, Path, Path]]:
     return pairs
 
 
+def chosen_sets(which: str) -> tuple[str, ...]:
+    """The sets ``--set`` names."""
+    return {"both": SETS[:2], "grabcut": SETS[2:], "all": SETS}.get(which, (which,))
+
+
 def photos(data: Path, which: str, grabcut: Path):
     """(set, name, rgb, forbidden, object mask or None) of every photo in the chosen set(s)."""
     from skimage import data as skdata
 
-    chosen = {"both": SETS[:2], "grabcut": SETS[2:], "all": SETS}.get(which, (which,))
+    chosen = chosen_sets(which)
     pairs = list_pairs(data) if data.is_dir() else []
     for index, (name, image_path, mask_path) in enumerate(pairs):
         group = "tuning" if index % 2 == 0 else "reporting"
@@ -494,7 +499,11 @@ def main(argv=None) -> int:
                 cv2.imwrite(str(args.save / f"{group}_{photo}_{kind.replace(' ', '_')}.png"),
                             cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR))
 
+    chosen = chosen_sets(args.set)
     for group in SETS:
+        if group in chosen and not any(row[0] == group for row in rows):
+            folder = args.grabcut if group.startswith("grabcut") else args.data
+            print(f"\n{group.upper()} set: no photos (looked in {folder})")
         summary(rows, names, group)
     print("(PSNR, SSIM, detail and contrast: means over holes, inside the hole; detail = gradient energy of the "
           "fill / of the photo there, 1 = as detailed as the real content; contrast = spread of the 1.5-6 px band, "

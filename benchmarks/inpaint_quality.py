@@ -522,8 +522,8 @@ def large_holes(spec, runs, repeats: int = 3) -> None:
     ``repeats`` calls (one call's CPU time moves by a third with the host's load). Also
     the wall time of the call (what a person waits: below the CPU time where OpenCV or
     SciPy work on both cores, above it when the host is busy) and from the call to its
-    first partial result (the window's first preview), medians of the same calls. Biharmonic is left out (a single sparse solve of tens of
-    seconds at this size)."""
+    first partial result (the window's first preview), medians of the same calls.
+    Biharmonic is left out (a single sparse solve of tens of seconds at this size)."""
     from skimage import data as skdata
 
     from maskwork.operators import RunContext

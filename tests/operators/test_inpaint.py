@@ -229,8 +229,9 @@ def test_the_membrane_fill_of_a_hole_on_the_edge_mirrors_there():
 
 def test_the_membrane_step_moves_random_copies_towards_the_edge_and_keeps_the_grain(monkeypatch):
     """Random texture: the copies' local mean is one draw's, the membrane's the closer
-    guess; over five photos' 64 px holes the fill scores higher and keeps (nearly) all
-    its detail. A brick wall, where the sources agree, is left as the copies made it."""
+    guess; over five photos' 64 px holes the fill scores higher on average (on grass
+    about the same) and each keeps (nearly) all its detail. A brick wall, where the
+    sources agree, is left as the copies made it."""
     from maskwork.operators.inpaint.inpaint import _Level
 
     photos = [_crop(getattr(data, name)(), 100, 100) for name in ("grass", "gravel", "chelsea", "coffee", "astronaut")]
@@ -243,7 +244,7 @@ def test_the_membrane_step_moves_random_copies_towards_the_edge_and_keeps_the_gr
     copied = [INPAINT.run({"image": photo, "mask": hole}, {})["image"] for photo in photos]
     copied_wall = INPAINT.run({"image": wall, "mask": wall_hole}, {})["image"]
     gains = [_hole_psnr(b, photo, hole) - _hole_psnr(c, photo, hole) for b, c, photo in zip(blended, copied, photos)]
-    # Measured: grass +0.01, gravel +0.23, chelsea +0.80, coffee +0.19, astronaut +0.22 dB.
+    # Measured: grass +0.00, gravel +0.09, chelsea +0.81, coffee +0.24, astronaut +0.29 dB.
     assert np.mean(gains) > 0.1, [f"{gain:+.2f}" for gain in gains]
     for b, c, photo in zip(blended, copied, photos):
         assert _detail(b, photo, hole) > 0.9 * _detail(c, photo, hole)
@@ -360,11 +361,28 @@ def test_exemplar_leaves_no_seam_at_the_hole_edge():
     assert columns.mean() < 12
 
 
+def test_the_first_guess_is_made_of_the_pictures_own_colours():
+    """The onion peel on the coarsest level gives every pixel the medoid of what its five
+    best-matching sources hold there: a colour the picture has. Their mean was a mixture
+    (mid-greys in a black-and-white texture) that the finer levels matched to flat
+    sources: a piece of sky copied into a building's wall."""
+    from maskwork.operators.context import null_context
+    from maskwork.operators.inpaint.inpaint import _onion_fill
+
+    blocks = np.random.default_rng(0).random((20, 20)) < 0.5
+    texture = (255.0 * np.kron(blocks, np.ones((3, 3)))).astype(np.float32)[..., None]
+    hole = _square(texture.shape, 20, 20, 20)
+    damaged = np.where(hole[..., None], 0.0, texture).astype(np.float32)
+    guess = _onion_fill(damaged, hole, 4, np.random.default_rng(0), null_context(), np.zeros((0, 2), np.float32))
+    assert np.isin(guess[hole], (0.0, 255.0)).all()
+
+
 def test_the_fill_of_a_large_hole_leaves_no_step_at_its_edge():
     """The issue's cat (chelsea at twice its size, a 330 x 300 px hole over the cheek)
     and 120 px holes in four photos: the low-band steps after the seam removal once left
     a band along the edge in the averaged vote's colour, a jump across the edge 1.4 - 1.8
-    times the photo's own there (1.56 on average); now 1.0 - 1.3 (1.14)."""
+    times the photo's own there (1.56 on average); now 0.7 - 1.0 (0.87), and no smoother
+    than that (a soft rim would show as much as a step)."""
     cat = np.ascontiguousarray(data.chelsea().repeat(2, axis=0).repeat(2, axis=1))
     cheek = np.zeros(cat.shape[:2], bool)
     cheek[260:560, 20:350] = True
@@ -376,9 +394,10 @@ def test_the_fill_of_a_large_hole_leaves_no_step_at_its_edge():
     for photo, hole in cases:
         filled = INPAINT.run({"image": photo, "mask": hole}, {})["image"]
         ratios.append(_edge_jump(filled, hole) / _edge_jump(photo, hole))
-    # Measured: 1.17, 1.05, 1.00, 1.30, 1.16 (before: 1.53, 1.47, 1.44, 1.84, 1.52).
-    assert np.mean(ratios) < 1.25, np.round(ratios, 2)
-    assert max(ratios) < 1.4, np.round(ratios, 2)
+    # Measured: 1.03, 0.80, 0.73, 0.92, 0.86 (before: 1.53, 1.47, 1.44, 1.84, 1.52).
+    assert np.mean(ratios) < 1.2, np.round(ratios, 2)
+    assert max(ratios) < 1.3, np.round(ratios, 2)
+    assert min(ratios) > 0.6, np.round(ratios, 2)
 
 
 def test_remove_object_restores_the_background():

@@ -37,14 +37,16 @@ Exemplar method
    known ones; a coarse pixel touching the hole is a hole pixel) until the hole lies
    within 5 patch radii of its border, or the known part gets too small to copy from.
 2. First guess on the coarsest level: onion peel. The hole is filled ring by ring from
-   its border; every pixel of a ring takes the mean of its value in the 5 known patches
-   that best match its known and already-filled surroundings (Efros-Leung, a whole ring
-   at once, exhaustive over up to 4000 patches with one matrix product per chunk; the
-   mean of a few, because a single outlier copied in one ring, a star in a night sky, is
-   matched and grown by the next rings into a foreign object); or, where the copy at one
-   of the picture's dominant offsets (below) matches as well as the 3rd best of them and
-   lies within their spread, that copy, so that a lattice or a brick bond continues in
-   step instead of averaging to a flat mass. This coarsest level, upsampled, is the first
+   its border; every pixel of a ring takes the medoid of its values in the 5 known
+   patches that best match its known and already-filled surroundings (Efros-Leung, a
+   whole ring at once, exhaustive over up to 4000 patches with one matrix product per
+   chunk; the value closest to the other four: a colour the picture has, where their
+   mean is a mixture that the finer levels matched to flat sources, a piece of sky in a
+   building's wall; and no outlier, as the best one can be: a star in a night sky copied
+   in one ring is matched and grown by the next rings into a foreign object); or, where
+   the copy at one of the picture's dominant offsets (below) matches as well as the 3rd
+   best of them and lies within their spread, that copy, so that a lattice or a brick
+   bond continues in step instead of breaking up. This coarsest level, upsampled, is the first
    preview (a few tenths of a second).
 3. Each level runs expectation-maximisation rounds (Wexler, Shechtman and Irani): (a)
    PatchMatch (Barnes et al. 2009) improves the source of every patch overlapping the
@@ -75,7 +77,8 @@ Exemplar method
    them is the mean of what each side's source continues with; elsewhere the copy's own
    difference. The fill that fits those differences with the known pixels fixed solves a
    Poisson equation, done for the correction with a fast sine transform on the hole's
-   box. What little colour mismatch is left at the edge (non-rectangular holes) is
+   box (widened by a few known pixels to a length the transform is quick on). What
+   little colour mismatch is left at the edge (non-rectangular holes) is
    smoothed along the edge and faded out over 1.5 patches inside it.
 7. Low band: the fill's band below a Gaussian of 1 pixel is replaced by that of the
    averaged vote. The grain stays the copy's; where the sources disagree (random
@@ -95,9 +98,10 @@ Exemplar method
    smooth interpolation of the edge is the closer guess of the local mean; where they
    continue one structure (bricks, a fence) it does not move. The grain stays the copy's.
 9. The edge once more: steps 7 and 8 gave the fill another low band than the copy step 6
-   fitted to the hole's edge, so the differences across the edge are fitted again as in
-   step 6, every difference inside the hole kept as it now is (the fill's jump across
-   the edge was 1.2 to 1.8 times the photo's own there without it, a visible seam).
+   fitted to the hole's edge, so the differences across the edge are fitted again, each
+   to what the hole pixel's source continues with there, every difference inside the
+   hole kept as it now is (without it the fill's jump across the edge was 1.2 to 1.8
+   times the photo's own there on 120 to 330 px holes, a visible seam; now 0.7 to 1.1).
 
 Dominant offsets (He and Sun, "Statistics of patch offsets for image completion", 2012):
 the few translations under which the known part of the region repeats best (a fence's
@@ -223,7 +227,7 @@ OFFSET_COUNT, OFFSET_SIDE, OFFSET_OVERLAP = 8, 256, 0.5
 #: Onion-peel first guess: most and fewest source patches, front pixels per matrix
 #: product, and the work budget (hole pixels x sources x patch values).
 ONION_SOURCES, ONION_MIN_SOURCES, ONION_CHUNK, ONION_WORK = 4000, 400, 256, 4e8
-#: Onion peel: each pixel is the mean of what this many best-matching sources hold there,
+#: Onion peel: each pixel is the medoid of what this many best-matching sources hold there,
 #: or a copy at a dominant offset whose patch matches at least as well as the
 #: ONION_OFFSET_RANK-th best of them and whose squared distance to their mean is at most
 #: ONION_OFFSET_REACH times that of the farthest of them (tuning photos: +0.13 dB, SSIM
@@ -630,8 +634,7 @@ def _exemplar(crop, hole, patch, draft, sharp, report, offer, ctx: RunContext):
             level.blend_membrane_low_band(MEMBRANE_RADII * radius)
             # The low band now is the averaged vote's and the membrane's, not the copy's
             # that the first harmonise fitted to the edge: without this a band along the
-            # edge kept the vote's colour, a visible step (the fill's jump across the
-            # edge was 1.2 - 1.8 times the photo's own on 64 - 330 px holes).
+            # edge kept the vote's colour, a visible step (module docstring, step 9).
             level.harmonise(EDGE_BAND * patch, edge_only=True)
         current = level.image
         nnf = level.matches()
@@ -761,7 +764,7 @@ def _dominant_offsets(crop: np.ndarray, hole: np.ndarray, patch: int) -> np.ndar
 def _onion_fill(image, hole, radius, rng, ctx, offsets: np.ndarray) -> np.ndarray:
     """First guess on the coarsest level: fill the hole layer by layer from its border.
 
-    Each pixel of the current border layer takes the mean of its value in the
+    Each pixel of the current border layer takes the medoid of its values in the
     ``ONION_CANDIDATES`` known patches whose known (or already filled) pixels best match
     its surroundings (Efros-Leung texture synthesis, one layer at a time and all its
     pixels at once), searched exhaustively over up to ``ONION_SOURCES`` whole known
@@ -808,21 +811,26 @@ def _onion_fill(image, hole, radius, rng, ctx, offsets: np.ndarray) -> np.ndarra
                 - 2.0 * weighted @ source_patches.T
                 + known @ source_squares.T
             ) / np.maximum(known.sum(axis=1), 1.0)[:, None]
-            # The mean of the few best sources' pixels, not the best one's: a single
-            # outlier (a star in a night sky) copied in one ring would be matched and
-            # grown by the next rings into a foreign object.
+            # The medoid of the few best sources' pixels (the one closest to the
+            # others): a colour the picture has, not their mean, a mixture that the
+            # finer levels matched to flat sources (a piece of sky copied into a
+            # building's wall); and not the best one's, which may be an outlier (a star
+            # in a night sky) that the next rings would match and grow into a foreign
+            # object.
             count = min(ONION_CANDIDATES, sources.size)
             best = np.argpartition(distance, count - 1, axis=1)[:, :count]
             values = source_patches.reshape(sources.size, size * size, channels)[best, at[part][:, None]]
             fy, fx = front_y[part], front_x[part]
+            gaps = ((values[:, :, None] - values[:, None]) ** 2).sum(axis=(2, 3))  # (front, count)
+            out[fy, fx] = values[np.arange(len(values)), gaps.argmin(axis=1)]
             mean = values.mean(axis=1)
-            out[fy, fx] = mean
             if shifts.size:
                 # A copy at one of the picture's dominant offsets instead, where the
                 # shifted patch matches this one's known and filled pixels as well as
                 # the ONION_OFFSET_RANK-th best sampled source: a lattice or a brick
-                # bond continues in step ring after ring, where the mean of sources at
-                # different phases is a flat blur that the later levels match and keep.
+                # bond continues in step ring after ring, where sources at different
+                # phases break it up (their mean was a flat blur that the later levels
+                # matched and kept).
                 # Every other row and column of the patch: a quarter of the gathers,
                 # the same choice to within noise.
                 sparse = ((dy - dy[0]) % 2 == 0) & ((dx - dx[0]) % 2 == 0)
@@ -1013,12 +1021,12 @@ def _fast_sine_span(first: int, stop: int, length: int) -> tuple[int, int]:
     """[first, stop) clipped to [0, length), then widened where the array allows until
     the sine transform of its inside (n = stop - first - 2 samples) is a fast one: it runs
     as an FFT of 2 (n + 1), which with a large prime factor (n = 500: 1002 = 2 x 3 x 167)
-    costs three times what the next fast length does (n = 503)."""
+    costs three times what the next fast n + 1 does (n = 503)."""
     from scipy.fft import next_fast_len
 
     first, stop = max(0, first), min(length, stop)
     inside = stop - first - 2
-    grow = next_fast_len(2 * (inside + 1)) // 2 - 1 - inside
+    grow = next_fast_len(inside + 1) - 1 - inside  # twice a fast length is fast too
     below = min(grow, length - stop)
     return max(0, first - (grow - below)), stop + below
 
@@ -1291,17 +1299,19 @@ class _Level:
         fill keeps their difference; across a seam (and across the hole's edge) the wanted
         difference is the mean of what each side's source continues with. The fill whose
         differences match those best, with the known pixels fixed, solves a Poisson
-        equation; it is solved for the correction to the copy on the hole's bounding box
-        (fast sine transform, the box's border held), which is exact for a rectangular
-        hole; for other shapes the correction the solution would give the known pixels of
-        the box next to the hole is smoothed along the edge and taken back from the hole
-        over ``band`` pixels inside it.
+        equation; it is solved for the correction to the copy on the hole's bounding box,
+        widened by a few known pixels to a length the fast sine transform is quick on
+        (:func:`_fast_sine_span`; the box's border held). The correction the solution
+        gives the known pixels of the box next to the hole is smoothed along the edge and
+        taken back from the hole over ``band`` pixels inside it.
 
-        With ``edge_only``, only the differences across the hole's edge are wanted ones;
-        inside the hole every difference the fill has now is kept. That fits a fill that
-        later steps changed (its low band no longer the copy's) to the edge once more,
-        without asking again for the differences its sources continue with inside: where
-        a foreign fleck was replaced, those would bring its outline back.
+        With ``edge_only``, only the differences across the hole's edge are wanted ones,
+        each the difference the hole pixel's source has with its own neighbour there (the
+        mean above keeps half of any step: the known pixel's side of it is the step
+        itself); inside the hole every difference the fill has now is kept. That fits a
+        fill that later steps changed (its low band no longer the copy's) to the edge
+        once more, without asking again for the differences its sources continue with
+        inside: where a foreign fleck was replaced, those would bring its outline back.
         """
         from scipy.fft import dstn, idstn
 
@@ -1337,8 +1347,15 @@ class _Level:
             along = source_row if axis == 0 else source_col
             ahead = np.where(along[near][at] + 1 < limit, first + step, first)
             behind = np.where(along[far][at] > 0, second - step, second)
-            wanted = 0.5 * ((flat.take(ahead, axis=0) - flat.take(first, axis=0))
-                            + (flat.take(second, axis=0) - flat.take(behind, axis=0)))
+            onward = flat.take(ahead, axis=0) - flat.take(first, axis=0)
+            backward = flat.take(second, axis=0) - flat.take(behind, axis=0)
+            if edge_only:
+                # Across the edge the known pixel has no source to continue (its
+                # "continuation" is the fill itself, which would ask for half the
+                # step to stay): the hole side's source alone says what follows.
+                wanted = np.where(box_hole[near][at][:, None], onward, backward)
+            else:
+                wanted = 0.5 * (onward + backward)
             mismatch = np.zeros(image[near].shape, np.float32)
             mismatch[at] = wanted - (image[far][at] - image[near][at])
             excess[far] -= mismatch  # d/dx of the mismatch, forward differences
@@ -1353,9 +1370,9 @@ class _Level:
         correction = np.zeros_like(image)
         correction[1:-1, 1:-1] = idstn(spectrum, type=1, axes=(0, 1), workers=2)
         # The solution also moved the known pixels of the box that lie next to the hole
-        # (none for a rectangular hole), which stay as they are: what it moved them by,
-        # smoothed along the edge, is taken back from the hole's pixels, fading out
-        # over ``band`` pixels inside the edge.
+        # (none for a rectangular hole whose box was not widened), which stay as they
+        # are: what it moved them by, smoothed along the edge, is taken back from the
+        # hole's pixels, fading out over ``band`` pixels inside the edge.
         edge = cv2.dilate(box_hole.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~box_hole
         edge[[0, -1], :] = False
         edge[:, [0, -1]] = False

@@ -366,7 +366,7 @@ def test_the_first_guess_is_made_of_the_pictures_own_colours():
     best-matching sources hold there: a colour the picture has. Their mean was a mixture
     (mid-greys in a black-and-white texture) that the finer levels matched to flat
     sources: a piece of sky copied into a building's wall. (That the medoid is no outlier,
-    as the single best source can be, the night-sky tests below show: no copied star.)"""
+    as the single best source can be, the night-sky tests show: no copied star.)"""
     from maskwork.operators.context import null_context
     from maskwork.operators.inpaint.inpaint import _onion_fill
 
@@ -382,8 +382,8 @@ def test_the_fill_of_a_large_hole_leaves_no_step_at_its_edge():
     """The issue's cat (chelsea at twice its size, a 330 x 300 px hole over the cheek)
     and 120 px holes in four photos: the low-band steps after the seam removal once left
     a band along the edge in the averaged vote's colour, a jump across the edge 1.4 - 1.8
-    times the photo's own there (1.56 on average); now 0.7 - 1.0 (0.87), and no smoother
-    than that (a soft rim would show as much as a step)."""
+    times the photo's own there (1.56 on average); now 0.7 - 1.0 (0.87), and not much
+    below that either (a soft rim along the edge would show too)."""
     cat = np.ascontiguousarray(data.chelsea().repeat(2, axis=0).repeat(2, axis=1))
     cheek = np.zeros(cat.shape[:2], bool)
     cheek[260:560, 20:350] = True

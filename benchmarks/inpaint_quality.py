@@ -537,6 +537,7 @@ def large_holes(spec, runs, repeats: int = 3) -> None:
     print(f"\nLarge holes: CPU seconds of the call and per megapixel of hole, wall seconds (what a person "
           f"waits) per megapixel, and wall seconds to the first preview (medians of {repeats} calls)")
     for label, rgb, hole in (("chelsea x2, 330 x 300 px hole", chelsea, fur), ("grass 2x2 tiles, 500 x 500 px hole", grass, meadow)):
+        megapixels = hole.sum() / 1e6
         cells = []
         for name, params in runs:
             seconds, walls, first = [], [], []
@@ -548,11 +549,11 @@ def large_holes(spec, runs, repeats: int = 3) -> None:
                 walls.append(time.perf_counter() - start)
                 if arrivals:
                     first.append(arrivals[0])
-            cpu_s, wall_s, megapixels = statistics.median(seconds), statistics.median(walls), hole.sum() / 1e6
+            cpu_s, wall_s = statistics.median(seconds), statistics.median(walls)
             preview = f", first preview {statistics.median(first):.2f} s" if first else ""
             cells.append(f"{name} {cpu_s:.2f} s CPU = {cpu_s / megapixels:.1f} s/MP, wall {wall_s / megapixels:.1f} s/MP"
                          f"{preview}")
-        print(f"  {label} ({hole.sum() / 1e6:.3f} MP): " + "; ".join(cells), flush=True)
+        print(f"  {label} ({megapixels:.3f} MP): " + "; ".join(cells), flush=True)
 
 
 if __name__ == "__main__":

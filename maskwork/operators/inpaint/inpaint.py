@@ -636,6 +636,9 @@ def _exemplar(crop, hole, patch, draft, sharp, report, offer, ctx: RunContext):
             # The low band now is the averaged vote's and the membrane's, not the copy's
             # that the first harmonise fitted to the edge: without this a band along the
             # edge kept the vote's colour, a visible step (module docstring, step 9).
+            # (Taking the low band before the seam removal, or moving the averaged vote
+            # by the same Poisson correction, also removed the step but left the rocket
+            # photo's removed tower fleck as a smudge in its sky.)
             level.harmonise(EDGE_BAND * patch, edge_only=True)
         current = level.image
         nnf = level.matches()

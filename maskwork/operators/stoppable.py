@@ -52,6 +52,11 @@ FROZEN_WARM_CHILD_OPTION = "--serve-calls"
 #: How long a cancelled :func:`call_warm` still waits for the call to end (its answer is
 #: dropped and the child stays warm for the next call) before it kills the child.
 DRAIN_SECONDS = 0.5
+#: How long the reader may still take once the child has ended: what the child wrote is
+#: in the pipe then (at most its buffer, read in milliseconds; a 12 MP result unpickled
+#: in under 0.1 s). A reader still blocked after that waits for bytes that never come,
+#: on a pipe that a process the child started holds open.
+ENDED_CHILD_GRACE_SECONDS = 2.0
 
 
 def child_command(warm: bool = False) -> list[str]:
@@ -113,6 +118,8 @@ def call_stoppable(ctx: RunContext, function: Callable[..., Any], *args: Any, **
             reader.join(POLL_SECONDS)
             if reader.is_alive() and ctx.cancelled:
                 raise Cancelled()
+            if _ended_without_answer(child, reader):
+                break
     finally:
         _end_child(child, reader)  # its answer is read, or no longer wanted
     received, message = answer.get("frame", (False, None))
@@ -227,6 +234,8 @@ class _WarmChild:
                 drain_until = time.monotonic() + DRAIN_SECONDS
             if drain_until is not None and reader.is_alive() and time.monotonic() > drain_until:
                 break  # _stop below ends the child
+            if _ended_without_answer(process, reader):
+                break  # it died (out of memory, a crash in native code)
         received, message = answer.get("frame", (False, None))
         if not received:
             self._stop()
@@ -275,6 +284,17 @@ _WARM_CHILD = _WarmChild()
 atexit.register(_WARM_CHILD.stop)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_WARM_CHILD._reset)
+
+
+def _ended_without_answer(process: subprocess.Popen, reader: threading.Thread) -> bool:
+    """Whether ``process`` has ended and ``reader``, given :data:`ENDED_CHILD_GRACE_SECONDS`
+    for what is left in the pipe, still has no answer from it. (Without a process the
+    child started, the end of the pipe ends the reader at once; with one that holds the
+    pipe, the reader would wait as long as that process lives.)"""
+    if not reader.is_alive() or process.poll() is None:
+        return False
+    reader.join(ENDED_CHILD_GRACE_SECONDS)
+    return reader.is_alive()
 
 
 def _end_child(process: subprocess.Popen, reader: threading.Thread | None) -> None:

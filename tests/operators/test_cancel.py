@@ -144,6 +144,16 @@ def fork_a_holder_and_sleep(pid_file: str, seconds: float) -> None:
     time.sleep(seconds)
 
 
+def fork_a_holder_and_die(pid_file: str) -> None:
+    """Run in a child: fork the holder of :func:`fork_a_holder_and_sleep`, then die at once
+    without an answer, as a crash in native code or the kernel's out-of-memory killer
+    would end it."""
+    import signal
+
+    fork_a_holder_and_sleep(pid_file, 0)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 @pytest.fixture
 def holder_pid_file(tmp_path, monkeypatch):
     """A file for the grandchild's pid, whose holder is killed after the test; the child
@@ -191,6 +201,23 @@ def test_cancel_returns_while_a_process_the_child_started_holds_its_pipe(monkeyp
     canceller.join()
     assert Path(holder_pid_file).exists(), "cancelled before the holder was forked"
     assert returned - cancelled_at[0] < 0.2 + BOUND_S
+    if call is call_warm:
+        assert call_warm(RunContext(), np.add, np.arange(3), 1).tolist() == [1, 2, 3]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the child forks its holder")
+@pytest.mark.parametrize("call", [call_stoppable, call_warm], ids=["stoppable", "warm"])
+def test_a_child_that_dies_while_a_process_it_started_holds_its_pipe_fails_at_once(holder_pid_file, call):
+    """The child dies without an answer, and a process it forked still holds the answer
+    pipe open for 30 s: the call says so within moments instead of waiting for that
+    process, and a warm child is replaced."""
+    if call is call_warm:
+        stoppable._WARM_CHILD.stop()  # a child that sees this module
+        call_warm(RunContext(), os.getpid)
+    started = time.perf_counter()
+    with pytest.raises(RuntimeError, match="ended without a result"):
+        call(RunContext(), fork_a_holder_and_die, holder_pid_file)
+    assert time.perf_counter() - started < 1.0 + stoppable.ENDED_CHILD_GRACE_SECONDS + BOUND_S
     if call is call_warm:
         assert call_warm(RunContext(), np.add, np.arange(3), 1).tolist() == [1, 2, 3]
 

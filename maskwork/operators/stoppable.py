@@ -52,10 +52,11 @@ FROZEN_WARM_CHILD_OPTION = "--serve-calls"
 #: How long a cancelled :func:`call_warm` still waits for the call to end (its answer is
 #: dropped and the child stays warm for the next call) before it kills the child.
 DRAIN_SECONDS = 0.5
-#: How long the reader may still take once the child has ended: what the child wrote is
-#: in the pipe then (at most its buffer, read in milliseconds; a 12 MP result unpickled
-#: in under 0.1 s). A reader still blocked after that waits for bytes that never come,
-#: on a pipe that a process the child started holds open.
+#: How long the answer's bytes may still take to arrive once the child has ended: all it
+#: wrote is in the pipe then, at most the pipe's buffer (64 KiB on Linux), read in
+#: milliseconds. Bytes still missing after that never come: a process the child started
+#: holds the pipe open, so its end is not seen either. (Unpickling what arrived is not
+#: bounded by this.)
 ENDED_CHILD_GRACE_SECONDS = 2.0
 
 
@@ -113,12 +114,13 @@ def call_stoppable(ctx: RunContext, function: Callable[..., Any], *args: Any, **
     # a 12 MP float result read whole and unpickled held it 48-83 ms), and this one
     # watches for Cancel meanwhile.
     reader, answer = _start_reading(child.stdout)
+    silent = _watch_for_silent_end(child, answer)
     try:
         while reader.is_alive():
             reader.join(POLL_SECONDS)
             if reader.is_alive() and ctx.cancelled:
                 raise Cancelled()
-            if _ended_without_answer(child, reader):
+            if reader.is_alive() and silent():
                 break
     finally:
         _end_child(child, reader)  # its answer is read, or no longer wanted
@@ -226,6 +228,7 @@ class _WarmChild:
             _send(process.stdin, request)
         # A thread reads the answer, so that this one can watch for Cancel meanwhile.
         reader, answer = _start_reading(process.stdout)
+        silent = _watch_for_silent_end(process, answer)
         self._reader = reader
         drain_until = None
         while reader.is_alive():
@@ -234,7 +237,7 @@ class _WarmChild:
                 drain_until = time.monotonic() + DRAIN_SECONDS
             if drain_until is not None and reader.is_alive() and time.monotonic() > drain_until:
                 break  # _stop below ends the child
-            if _ended_without_answer(process, reader):
+            if drain_until is None and reader.is_alive() and silent():
                 break  # it died (out of memory, a crash in native code)
         received, message = answer.get("frame", (False, None))
         if not received:
@@ -286,15 +289,26 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_WARM_CHILD._reset)
 
 
-def _ended_without_answer(process: subprocess.Popen, reader: threading.Thread) -> bool:
-    """Whether ``process`` has ended and ``reader``, given :data:`ENDED_CHILD_GRACE_SECONDS`
-    for what is left in the pipe, still has no answer from it. (Without a process the
-    child started, the end of the pipe ends the reader at once; with one that holds the
-    pipe, the reader would wait as long as that process lives.)"""
-    if not reader.is_alive() or process.poll() is None:
-        return False
-    reader.join(ENDED_CHILD_GRACE_SECONDS)
-    return reader.is_alive()
+def _watch_for_silent_end(process: subprocess.Popen, answer: dict[str, Any]) -> Callable[[], bool]:
+    """A check, called as the caller polls, of whether ``process`` ended more than
+    :data:`ENDED_CHILD_GRACE_SECONDS` ago and the bytes of its ``answer`` (the dict of
+    :func:`_start_reading`) have still not all arrived.
+
+    Without a process the child started, the end of the pipe ends the reader at once; with
+    one that holds the pipe open, the reader would wait as long as that process lives.
+    The check never blocks, so Cancel is still seen meanwhile.
+    """
+    ended_at = None
+
+    def silent() -> bool:
+        nonlocal ended_at
+        if "arrived" in answer or process.poll() is None:
+            return False
+        if ended_at is None:
+            ended_at = time.monotonic()
+        return time.monotonic() - ended_at > ENDED_CHILD_GRACE_SECONDS
+
+    return silent
 
 
 def _end_child(process: subprocess.Popen, reader: threading.Thread | None) -> None:
@@ -337,13 +351,13 @@ def _send(stream: BinaryIO, message: Any) -> None:
 
 def _start_reading(stream: BinaryIO) -> tuple[threading.Thread, dict[str, Any]]:
     """A started daemon thread that reads one answer from ``stream`` (:func:`_receive`),
-    and the dict where it leaves it: ``"frame"``, or ``"error"`` when the answer could
-    not be unpickled here."""
+    and the dict where it leaves it: ``"arrived"`` once its bytes are all read, then
+    ``"frame"``, or ``"error"`` when the answer could not be unpickled here."""
     answer: dict[str, Any] = {}
 
     def read() -> None:
         try:
-            answer["frame"] = _receive(stream)
+            answer["frame"] = _receive(stream, arrived=lambda: answer.setdefault("arrived", True))
         except BaseException as error:
             answer["error"] = error
 
@@ -352,9 +366,10 @@ def _start_reading(stream: BinaryIO) -> tuple[threading.Thread, dict[str, Any]]:
     return reader, answer
 
 
-def _receive(stream: BinaryIO) -> tuple[bool, Any]:
+def _receive(stream: BinaryIO, arrived: Callable[[], Any] | None = None) -> tuple[bool, Any]:
     """``(True, message)`` read from ``stream`` as :func:`_send` wrote it, or ``(False,
-    None)`` at the end of the stream."""
+    None)`` at the end of the stream; ``arrived()`` is called once the message's bytes
+    are all read, before they are unpickled."""
 
     def exactly(size: int) -> np.ndarray | None:
         # Not a bytearray: that fills its memory with zeros first, holding the GIL (tens
@@ -382,6 +397,8 @@ def _receive(stream: BinaryIO) -> tuple[bool, Any]:
         buffers.append(data)
     if head is None:
         return False, None
+    if arrived is not None:
+        arrived()
     return True, pickle.loads(head, buffers=buffers)
 
 

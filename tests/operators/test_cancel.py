@@ -154,6 +154,25 @@ def fork_a_holder_and_die(pid_file: str) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _rebuild_slowly(value, seconds: float):
+    time.sleep(seconds)
+    return value
+
+
+class SlowToUnpickle:
+    """A result whose unpickling in the parent takes ``seconds`` (pickling it is quick)."""
+
+    def __init__(self, value, seconds: float) -> None:
+        self.value, self.seconds = value, seconds
+
+    def __reduce__(self):
+        return _rebuild_slowly, (self.value, self.seconds)
+
+
+def answer_slow_to_unpickle(value, seconds: float) -> SlowToUnpickle:
+    return SlowToUnpickle(value, seconds)
+
+
 @pytest.fixture
 def holder_pid_file(tmp_path, monkeypatch):
     """A file for the grandchild's pid, whose holder is killed after the test; the child
@@ -220,6 +239,42 @@ def test_a_child_that_dies_while_a_process_it_started_holds_its_pipe_fails_at_on
     assert time.perf_counter() - started < 1.0 + stoppable.ENDED_CHILD_GRACE_SECONDS + BOUND_S
     if call is call_warm:
         assert call_warm(RunContext(), np.add, np.arange(3), 1).tolist() == [1, 2, 3]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the child forks its holder")
+@pytest.mark.parametrize("call", [call_stoppable, call_warm], ids=["stoppable", "warm"])
+def test_cancel_is_seen_while_the_end_of_a_dead_child_is_awaited(holder_pid_file, call):
+    """Cancelled as the child dies (a process it forked holding the pipe): the call ends
+    as cancelled at once, not after the wait for what the dead child left in the pipe."""
+    from pathlib import Path
+
+    if call is call_warm:
+        stoppable._WARM_CHILD.stop()  # a child that sees this module
+        call_warm(RunContext(), os.getpid)
+    cancel = threading.Event()
+
+    def cancel_once_the_holder_runs() -> None:
+        deadline = time.perf_counter() + 30.0
+        while not Path(holder_pid_file).exists() and time.perf_counter() < deadline:
+            time.sleep(0.02)
+        cancel.set()
+
+    canceller = threading.Thread(target=cancel_once_the_holder_runs)
+    canceller.start()
+    started = time.perf_counter()
+    with pytest.raises(Cancelled):
+        call(RunContext(cancel_event=cancel), fork_a_holder_and_die, holder_pid_file)
+    canceller.join()
+    assert time.perf_counter() - started < stoppable.ENDED_CHILD_GRACE_SECONDS
+
+
+def test_an_answer_slow_to_unpickle_after_the_child_ended_is_kept(monkeypatch, holder_pid_file):
+    """The child answers and ends; turning its answer back into objects takes longer than
+    the wait for a dead child's last bytes: the answer is still the call's result. (The
+    fixture puts this module on the child's path.)"""
+    monkeypatch.setattr(stoppable, "ENDED_CHILD_GRACE_SECONDS", 0.1)
+    result = call_stoppable(RunContext(), answer_slow_to_unpickle, 42, 1.0)
+    assert result == 42
 
 
 @pytest.fixture

@@ -297,13 +297,121 @@ def test_defaults_beat_plain_sift_magsac_on_known_homographies(photo, forward, d
     assert result.scores["overlap_correlation"] > result.scores["overlap_correlation_keypoints"]
 
 
+def _plane_seen_tilted(shape, tilt_degrees: float, axis_angle: float) -> np.ndarray:
+    """Fixed -> moving homography of a plane that a camera (focal length 1.2 times the image's
+    larger side) sees turned ``tilt_degrees`` about an axis in the image plane at
+    ``axis_angle`` (radians), scaled to fill the frame."""
+    rows, cols = shape[:2]
+    focal = 1.2 * max(rows, cols)
+    camera = np.diag([focal, focal, 1.0])
+    rotation, _ = cv2.Rodrigues(np.array([np.cos(axis_angle), np.sin(axis_angle), 0.0]) * np.deg2rad(tilt_degrees))
+    to_centre = np.array([[1, 0, -cols / 2], [0, 1, -rows / 2], [0, 0, 1.0]])
+    view = camera @ rotation @ np.linalg.inv(camera) @ to_centre
+    corners = cv2.perspectiveTransform(np.float64([[[0, 0], [cols, 0], [cols, rows], [0, rows]]]), view)[0]
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    fit = min(cols / (high[0] - low[0]), rows / (high[1] - low[1]))
+    middle = (low + high) / 2
+    return np.array([[fit, 0, cols / 2 - fit * middle[0]], [0, fit, rows / 2 - fit * middle[1]], [0, 0, 1.0]]) @ view
+
+
+@pytest.fixture(scope="module")
+def steep_brick_wall():
+    """The brick wall seen 50 degrees off its normal: its SIFT descriptors no longer match
+    those of the frontal view (no homography is found from them)."""
+    fixed = data.brick()
+    forward = _plane_seen_tilted(fixed.shape, 50, 0.3)
+    moving = cv2.warpPerspective(fixed, forward, (fixed.shape[1], fixed.shape[0]), flags=cv2.INTER_AREA)
+    return fixed, moving, forward
+
+
+def test_a_steep_view_is_matched_across_simulated_tilted_views(steep_brick_wall, child_calls):
+    from maskwork.operators.registration import features as module
+
+    fixed, moving, forward = steep_brick_wall
+    with pytest.raises(InputError, match="no consistent homography|found only"):
+        register_features(fixed, moving, model="homography", view_synthesis=False)
+    children = child_calls(module)
+    result = register_features(fixed, moving, model="homography")
+    assert _overlap_error(result["transform"].matrix, forward, fixed.shape) < 0.5
+    assert result.scores["views_simulated"] == 1 and result["transform"].parameters["views_simulated"]
+    assert result.scores["n_inliers"] > 50
+    # Both images' views are found, and their keypoints matched, in the warm child, where
+    # Cancel can stop the long calls.
+    assert children == [module.detect_keypoints_in_views, module.detect_keypoints_in_views, module._ratio_matches]
+
+
+@pytest.mark.parametrize("detector, model", [("orb", "homography"), ("sift", "affine")])
+def test_unrelated_pictures_stay_unregistered_with_simulated_views(detector, model):
+    """Grass against gravel: the views' many keypoints give a few chance matches a "fit" of
+    4 or 5 inliers, which is not taken for an answer."""
+    with pytest.raises(InputError, match="in simulated tilted views too"):
+        register_features(data.grass(), data.gravel(), detector=detector, model=model)
+
+
+def test_a_picture_too_thin_for_tilted_views_is_an_input_error():
+    strip = np.tile(np.arange(0, 250, 5, dtype=np.uint8), (2, 10))  # 2 x 500 px
+    with pytest.raises(InputError):
+        register_features(strip, strip, detector="orb", model="homography")
+
+
+def test_large_pictures_are_shrunk_for_their_views(monkeypatch):
+    """Above VIEW_MAX_PIXELS the views are made of a shrunk copy and their keypoints put
+    back in the picture's own pixels: the wall at twice its size gives the keypoints of the
+    wall itself, doubled."""
+    from scipy.spatial import cKDTree
+
+    from maskwork.operators.registration import features as module
+
+    wall = data.brick()
+    monkeypatch.setattr(module, "VIEW_MAX_PIXELS", wall.size)
+    small, _ = module.detect_keypoints_in_views("sift", 500, wall)
+    large, _ = module.detect_keypoints_in_views("sift", 500, cv2.resize(wall, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC))
+    assert len(large) == module.VIEW_FEATURES * 500 and large.max() > 600  # in the large picture's pixels
+    distance, _ = cKDTree(2 * small + 0.5).query(large)
+    assert np.median(distance) < 1.0
+
+
+def test_well_supported_fits_do_not_simulate_views(similarity_case, child_calls):
+    from maskwork.operators.registration import features as module
+
+    fixed, moving, _ = similarity_case
+    children = child_calls(module)
+    for model in ("similarity", "affine", "homography"):
+        assert register_features(fixed, moving, model=model).scores["views_simulated"] == 0
+    assert children == []
+
+
+def test_cancel_stops_the_simulated_views(steep_brick_wall):
+    """Cancelled while the warm child finds the views' keypoints (about 2 s for each image at
+    three times the size): the call ends within about its drain time (0.5 s)."""
+    fixed, moving = (cv2.resize(image, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC) for image in steep_brick_wall[:2])
+    cancel = threading.Event()
+    asked: list[float] = []
+
+    def cancel_soon() -> None:
+        asked.append(time.perf_counter())
+        cancel.set()
+
+    timer = threading.Timer(0.3, cancel_soon)
+
+    def on_progress(fraction: float, message: str) -> None:
+        if "simulated tilted views" in message and not timer.is_alive() and not asked:
+            timer.start()
+
+    with pytest.raises(Cancelled):
+        register_features(fixed, moving, model="homography",
+                          ctx=RunContext(cancel_event=cancel, on_progress=on_progress))
+    timer.join()
+    assert asked and time.perf_counter() - asked[0] < 1.2
+
+
 def test_registered_with_its_parameters():
     spec = registry.get("register_features")
     assert spec.category == "Registration" and spec.outputs == ("image", "transform")
     assert spec.required_inputs == ("image", "image2")
     assert {p.name for p in spec.params} == {
         "detector", "max_features", "ratio", "estimator", "reprojection_threshold", "model",
-        "intensity_refinement",
+        "view_synthesis", "intensity_refinement",
     }
     assert spec.param("model").choices == ("translation", "rigid", "similarity", "affine", "homography")
     assert set(spec.param("detector").choices) >= {"orb", "sift"}

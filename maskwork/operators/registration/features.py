@@ -6,6 +6,11 @@ luminance); ORB, AKAZE or SIFT keypoints are matched
 moving -> fixed with Lowe's ratio test; RANSAC or OpenCV's USAC/MAGSAC picks the inliers;
 the chosen model is then refitted by least squares on the inliers (re-selected under the
 final model a few times), which is what gets sub-pixel accuracy out of many matches.
+When an affine or a homography finds too little support that way (a plane seen at a steep
+angle, where descriptors of the two views no longer agree), the keypoints are found again
+in simulated tilted views of both images (ASIFT, Morel and Yu 2009, OpenCV's
+``AffineFeature``) and matched the same way; that fit is kept where it is well supported
+itself and better than the first.
 Last, with ``intensity_refinement``, the estimate is polished by maximising the enhanced
 correlation coefficient between the images (``cv2.findTransformECC``, Evangelidis and
 Psarakis 2008) on a two-level pyramid, and that result is kept only when it raises the
@@ -34,6 +39,7 @@ OpenCV's robust estimators cover the models differently, so:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Annotated, Callable, Literal
 
@@ -61,6 +67,21 @@ DETECTORS = tuple(name for name in ("orb", "akaze", "sift") if name != "akaze" o
 #: more than 2 GB went back to the system inside that free, 170-200 ms with the GIL held
 #: (benchmarks/gil_holds.py); in the child it costs neither, and Cancel stops it.
 DETECT_IN_CHILD_PIXELS = 2_000_000
+#: An affine or homography fit with fewer inliers than this many times its sample size is
+#: weakly supported: with ``view_synthesis`` the keypoints are matched again across
+#: simulated tilted views. (On the benchmark's tuning half a wrong homography had 5
+#: inliers, right ones had 12 or more.)
+WEAK_SUPPORT = 3
+#: Simulated views (ASIFT): tilts sqrt(2)**k for k up to this (2: tilts 1.4 and 2, a plane
+#: seen up to 60 degrees off its normal), each at longitudes every 72 / tilt degrees.
+VIEW_MAX_TILT = 2
+#: Largest image (pixels) whose simulated views are made at full size; a larger one is
+#: shrunk to this first.
+VIEW_MAX_PIXELS = 1_000_000
+#: The simulated views of an image keep this many times ``max_features`` keypoints, the
+#: strongest over all views (on the benchmark's tilted pairs 1x left a photo at 0.99 px,
+#: 2x at 0.56, 4x at 0.32, as many as all views find there).
+VIEW_FEATURES = 4
 #: Inlier/outlier points kept in ``Transform.parameters`` for drawing (each list at most).
 MAX_STORED_POINTS = 1000
 #: How far right and down OpenCV's SIFT reports a keypoint from where it is (px, both axes).
@@ -110,6 +131,7 @@ def register_features(
     estimator: Literal["ransac", "usac_magsac"] = "usac_magsac",
     reprojection_threshold: Annotated[float, Range(0.1, 50.0)] = 3.0,
     model: Literal["translation", "rigid", "similarity", "affine", "homography"] = "similarity",
+    view_synthesis: bool = True,
     intensity_refinement: bool = True,
     ctx: RunContext | None = None,
 ) -> Result:
@@ -126,7 +148,8 @@ def register_features(
         rotation well; ORB is the fastest; AKAZE (offered when OpenCV has it: 4.x or a
         contrib build) sits between and likes textured scenes.
     max_features : int
-        Most keypoints kept per image (the strongest ones).
+        Most keypoints kept per image (the strongest ones; with ``view_synthesis``, four
+        times as many over all its simulated views together).
     ratio : float
         Lowe's ratio test: a match is kept when its descriptor distance is below this
         fraction of the second-best candidate's. Lower is stricter.
@@ -140,6 +163,12 @@ def register_features(
     model : {"translation", "rigid", "similarity", "affine", "homography"}
         Transform fitted: shift only; rotation and shift; plus uniform scale; plus shear
         and anisotropic scale; or full perspective (planar scenes seen from two viewpoints).
+    view_synthesis : bool
+        Affine and homography: when the keypoints' matches give the fit little support
+        (fewer inliers than :data:`WEAK_SUPPORT` times the points a fit needs, a plane seen
+        at a steep angle), find keypoints again in simulated tilted views of both images
+        (ASIFT; at most a megapixel of each) and keep that fit where it is well supported.
+        Then it takes a few seconds longer.
     intensity_refinement : bool
         Polish the keypoint estimate by aligning the pixels themselves (ECC on a two-level
         pyramid); the polished transform is kept only when it matches the images better over
@@ -160,7 +189,8 @@ def register_features(
         ``overlap_correlation_keypoints`` and ``overlap_correlation`` (the normalised
         cross-correlation over the overlap before and after the refinement; absent when
         the overlap is too small to measure) and ``intensity_refined`` (1 when the
-        refinement was kept, else 0).
+        refinement was kept, else 0); ``views_simulated`` (1 when the keypoints of the
+        simulated tilted views gave the fit, else 0).
     """
     ctx = ctx or null_context()
     ctx.progress(0.0, "Preparing images")
@@ -181,29 +211,49 @@ def register_features(
     points_moving, desc_moving = detect(gray_moving)
 
     ctx.progress(0.45, "Matching keypoints")
-    pairs = _ratio_matches(desc_moving, desc_fixed, norm, ratio)
     offset = SIFT_OFFSET if detector == "sift" else 0.0
-    src = points_moving[[m for m, _ in pairs]].reshape(-1, 2) - offset
-    dst = points_fixed[[f for _, f in pairs]].reshape(-1, 2) - offset
-    # SIFT gives one keypoint per dominant orientation: the same pair can match twice.
-    _, first = np.unique(np.round(np.hstack([src, dst]), 3), axis=0, return_index=True)
-    first.sort()
-    src, dst = src[first], dst[first]
+    pairs = _ratio_matches(desc_moving, desc_fixed, norm, ratio)
+    fitted = _match_and_fit(points_moving, points_fixed, pairs, offset, model, estimator, reprojection_threshold,
+                            fixed.shape[:2], ctx, 0.48)
+    n_keypoints = (len(points_fixed), len(points_moving))
+    views_tried = view_synthesis and model in ("affine", "homography") and (
+        fitted.support < WEAK_SUPPORT * SAMPLE_SIZE[model])
+    views_simulated = False
+    tried_too = ""
+    if views_tried:
+        ctx.progress(0.5, f"Few {detector.upper()} matches agree: finding keypoints in simulated tilted views "
+                          "of the fixed image")
+        views_fixed = call_warm(ctx, detect_keypoints_in_views, detector, max_features, gray_fixed)
+        ctx.progress(0.52, "Finding keypoints in simulated tilted views of the moving image")
+        views_moving = call_warm(ctx, detect_keypoints_in_views, detector, max_features, gray_moving)
+        ctx.progress(0.54, "Matching the simulated views' keypoints")
+        # Several times the keypoints of one image on each side: matched in the warm child
+        # too, where Cancel stops it. No SIFT offset: each view's keypoints come back
+        # through that view's own affine map, which turns the quarter pixel another way.
+        pairs = call_warm(ctx, _ratio_matches, views_moving[1], views_fixed[1], norm, ratio)
+        from_views = _match_and_fit(views_moving[0], views_fixed[0], pairs, 0.0, model, estimator,
+                                    reprojection_threshold, fixed.shape[:2], ctx, 0.56)
+        # Adopted only where well supported itself: on unrelated pictures a handful of
+        # chance matches among the views' many keypoints make a "fit" too.
+        if from_views.support >= max(fitted.support + 1, WEAK_SUPPORT * SAMPLE_SIZE[model]):
+            fitted, views_simulated = from_views, True
+            n_keypoints = (len(views_fixed[0]), len(views_moving[0]))
+        else:
+            tried_too = (f" (in simulated tilted views too: {len(from_views.src)} matches, "
+                         f"{from_views.agreeing} agreeing)")
+    src, dst, matrix, inliers = fitted.src, fitted.dst, fitted.matrix, fitted.inliers
     n_matches = len(src)
     if n_matches < MIN_MATCHES[model]:
         raise InputError(
             f"{detector.upper()} found only {n_matches} match(es) between the images after the ratio test "
-            f"({len(points_fixed)} keypoints in the fixed image, {len(points_moving)} in the moving one); {_article(model)} {model} "
-            f"needs at least {MIN_MATCHES[model]}. {_advice(detector)}"
+            f"({n_keypoints[0]} keypoints in the fixed image, {n_keypoints[1]} in the moving one){tried_too}; "
+            f"{_article(model)} {model} needs at least {MIN_MATCHES[model]}. {_advice(detector)}"
         )
-
-    ctx.progress(0.55, f"Fitting a {model} ({estimator})")
-    matrix, inliers = estimate(src, dst, model, estimator, reprojection_threshold)
-    n_inliers = int(inliers.sum())
-    if n_inliers < SAMPLE_SIZE[model] + 1 or not _plausible(matrix, fixed.shape[:2]):
+    n_inliers = fitted.support
+    if n_inliers == 0:
         raise InputError(
-            f"no consistent {model} found: {n_inliers} of {n_matches} {detector.upper()} matches agree "
-            f"within {reprojection_threshold:g} px. {_advice(detector)}"
+            f"no consistent {model} found: {fitted.agreeing} of {n_matches} {detector.upper()} matches agree "
+            f"within {reprojection_threshold:g} px{tried_too}. {_advice(detector)}"
         )
     refinement_scores = {}
     if intensity_refinement:
@@ -222,6 +272,7 @@ def register_features(
         "n_matches": n_matches,
         "n_inliers": n_inliers,
         "mean_residual": mean_residual,
+        "views_simulated": views_simulated,
         **_stored_points(src, dst, inliers),
     }
     transform = Transform(model, matrix, fixed.shape[:2], moving.shape[:2], None, parameters)
@@ -231,8 +282,9 @@ def register_features(
         "n_matches": n_matches,
         "n_inliers": n_inliers,
         "mean_residual": mean_residual,
-        "n_keypoints_fixed": len(points_fixed),
-        "n_keypoints_moving": len(points_moving),
+        "n_keypoints_fixed": n_keypoints[0],
+        "n_keypoints_moving": n_keypoints[1],
+        "views_simulated": int(views_simulated),
         **refinement_scores,
     }
     return Result({"image": warped, "transform": transform}, iterations=0, scores=scores)
@@ -266,6 +318,68 @@ def detect_keypoints(detector: str, max_features: int, gray: np.ndarray) -> tupl
         keypoints = [keypoints[i] for i in order]
         descriptors = descriptors[order]
     return np.float64([kp.pt for kp in keypoints]), descriptors
+
+
+def detect_keypoints_in_views(detector: str, max_features: int, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """As :func:`detect_keypoints`, over ``gray`` and its simulated tilted views (ASIFT:
+    OpenCV's ``AffineFeature`` around the detector, tilts up to ``sqrt(2) **``
+    :data:`VIEW_MAX_TILT`): the :data:`VIEW_FEATURES` x ``max_features`` strongest over all
+    views, positions in ``gray``'s own pixels. An image over :data:`VIEW_MAX_PIXELS` is
+    shrunk to that first (the views cover about nine times its area, seconds a megapixel;
+    the least-squares refit and the intensity refinement recover the precision). One long
+    library call: run it in the warm child."""
+    scale = min(1.0, float(np.sqrt(VIEW_MAX_PIXELS / gray.size)))
+    if scale < 1.0:
+        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    extractor, _ = _extractor(detector, max_features)
+    views = cv2.AffineFeature_create(extractor, maxTilt=VIEW_MAX_TILT, minTilt=0, tiltStep=float(np.sqrt(2)),
+                                     rotateStepBase=72.0)
+    try:
+        keypoints, descriptors = views.detectAndCompute(gray, None)
+    except cv2.error:  # a view too thin to tilt (an image a few pixels wide)
+        return np.zeros((0, 2)), None
+    if descriptors is None or not keypoints:
+        return np.zeros((0, 2)), None
+    order = np.argsort([-kp.response for kp in keypoints], kind="stable")[: VIEW_FEATURES * max_features]
+    points = np.float64([keypoints[i].pt for i in order])
+    # Pixel centres: pixel i of the shrunk image spans (i + 0.5) / scale - 0.5 of the original.
+    return (points + 0.5) / scale - 0.5, descriptors[order]
+
+
+@dataclasses.dataclass
+class _Fit:
+    """Matches and the robust fit on them (:func:`_match_and_fit`)."""
+
+    src: np.ndarray  #: (n, 2) moving points of the ratio-test matches
+    dst: np.ndarray  #: (n, 2) their fixed points
+    matrix: np.ndarray  #: (3, 3) moving -> fixed
+    inliers: np.ndarray  #: (n,) bool; none where the fit is missing or implausible
+    agreeing: int  #: matches within the threshold of the fit, plausible or not
+
+    @property
+    def support(self) -> int:
+        """Inliers of the fit (0: no fit)."""
+        return int(self.inliers.sum())
+
+
+def _match_and_fit(points_moving, points_fixed, pairs, offset: float, model: str, estimator: str, threshold: float,
+                   fixed_shape, ctx: RunContext, at: float) -> _Fit:
+    """The matches ``pairs`` (moving index, fixed index) of the keypoints (positions less
+    ``offset``) and the robust ``model`` fit on them, reported as progress ``at``."""
+    src = points_moving[[m for m, _ in pairs]].reshape(-1, 2) - offset
+    dst = points_fixed[[f for _, f in pairs]].reshape(-1, 2) - offset
+    # SIFT gives one keypoint per dominant orientation: the same pair can match twice.
+    _, first = np.unique(np.round(np.hstack([src, dst]), 3), axis=0, return_index=True)
+    first.sort()
+    src, dst = src[first], dst[first]
+    if len(src) < MIN_MATCHES[model]:
+        return _Fit(src, dst, np.eye(3), np.zeros(len(src), bool), 0)
+    ctx.progress(at, f"Fitting {_article(model)} {model} to {len(src)} matches ({estimator})")
+    matrix, inliers = estimate(src, dst, model, estimator, threshold)
+    agreeing = int(inliers.sum())
+    if agreeing < SAMPLE_SIZE[model] + 1 or not _plausible(matrix, fixed_shape):
+        inliers = np.zeros(len(src), bool)
+    return _Fit(src, dst, matrix, inliers, agreeing)
 
 
 def _ratio_matches(desc_query, desc_train, norm: int, ratio: float) -> list[tuple[int, int]]:

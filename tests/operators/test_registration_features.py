@@ -368,7 +368,7 @@ def test_large_pictures_are_shrunk_for_their_views(monkeypatch):
     large, _ = module.detect_keypoints_in_views("sift", 500, cv2.resize(wall, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC))
     assert len(large) == module.VIEW_FEATURES * 500 and large.max() > 600  # in the large picture's pixels
     distance, _ = cKDTree(2 * small + 0.5).query(large)
-    assert np.median(distance) < 1.0
+    assert np.median(distance) < 0.3  # 0.05 (the views of the large picture itself: 0.97)
 
 
 def test_well_supported_fits_do_not_simulate_views(similarity_case, child_calls):

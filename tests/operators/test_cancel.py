@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -173,13 +174,36 @@ def answer_slow_to_unpickle(value, seconds: float) -> SlowToUnpickle:
     return SlowToUnpickle(value, seconds)
 
 
+def start_a_warm_child_that_sees_this_module() -> None:
+    """Replace the warm child by one started now, with this module on its path (set by
+    :func:`holder_pid_file`)."""
+    stoppable._WARM_CHILD.stop()
+    call_warm(RunContext(), os.getpid)
+
+
+def cancel_once_the_holder_runs(pid_file: str) -> tuple[threading.Event, threading.Thread, list[float]]:
+    """A cancel event, the started thread that sets it as soon as the holder's ``pid_file``
+    exists (within 30 s), and the list where it records when."""
+    cancel = threading.Event()
+    cancelled_at: list[float] = []
+
+    def wait_and_cancel() -> None:
+        deadline = time.perf_counter() + 30.0
+        while not Path(pid_file).exists() and time.perf_counter() < deadline:
+            time.sleep(0.02)
+        cancelled_at.append(time.perf_counter())
+        cancel.set()
+
+    canceller = threading.Thread(target=wait_and_cancel)
+    canceller.start()
+    return cancel, canceller, cancelled_at
+
+
 @pytest.fixture
 def holder_pid_file(tmp_path, monkeypatch):
     """A file for the grandchild's pid, whose holder is killed after the test; the child
     finds this module (a test file, not a package) on its PYTHONPATH."""
     import signal
-    from pathlib import Path
-
     search_path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
     monkeypatch.setenv("PYTHONPATH", search_path)
     pid_file = tmp_path / "holder.pid"
@@ -196,24 +220,10 @@ def holder_pid_file(tmp_path, monkeypatch):
 def test_cancel_returns_while_a_process_the_child_started_holds_its_pipe(monkeypatch, holder_pid_file, call):
     """The child is killed, but a process it forked still holds the answer pipe open, so
     the pipe never ends: Cancel still returns at once, and a warm child is replaced."""
-    from pathlib import Path
-
     monkeypatch.setattr(stoppable, "DRAIN_SECONDS", 0.2)
     if call is call_warm:
-        stoppable._WARM_CHILD.stop()  # a child that sees this module
-        call_warm(RunContext(), os.getpid)
-    cancel = threading.Event()
-    cancelled_at = []
-
-    def cancel_once_the_holder_runs() -> None:
-        deadline = time.perf_counter() + 30.0
-        while not Path(holder_pid_file).exists() and time.perf_counter() < deadline:
-            time.sleep(0.02)
-        cancelled_at.append(time.perf_counter())
-        cancel.set()
-
-    canceller = threading.Thread(target=cancel_once_the_holder_runs)
-    canceller.start()
+        start_a_warm_child_that_sees_this_module()
+    cancel, canceller, cancelled_at = cancel_once_the_holder_runs(holder_pid_file)
     with pytest.raises(Cancelled):
         call(RunContext(cancel_event=cancel), fork_a_holder_and_sleep, holder_pid_file, 30)
     returned = time.perf_counter()
@@ -231,8 +241,7 @@ def test_a_child_that_dies_while_a_process_it_started_holds_its_pipe_fails_at_on
     pipe open for 30 s: the call says so within moments instead of waiting for that
     process, and a warm child is replaced."""
     if call is call_warm:
-        stoppable._WARM_CHILD.stop()  # a child that sees this module
-        call_warm(RunContext(), os.getpid)
+        start_a_warm_child_that_sees_this_module()
     started = time.perf_counter()
     with pytest.raises(RuntimeError, match="ended without a result"):
         call(RunContext(), fork_a_holder_and_die, holder_pid_file)
@@ -246,23 +255,9 @@ def test_a_child_that_dies_while_a_process_it_started_holds_its_pipe_fails_at_on
 def test_cancel_is_seen_while_the_end_of_a_dead_child_is_awaited(holder_pid_file, call):
     """Cancelled as the child dies (a process it forked holding the pipe): the call ends
     as cancelled at once, not after the wait for what the dead child left in the pipe."""
-    from pathlib import Path
-
     if call is call_warm:
-        stoppable._WARM_CHILD.stop()  # a child that sees this module
-        call_warm(RunContext(), os.getpid)
-    cancel = threading.Event()
-    cancelled_at = []
-
-    def cancel_once_the_holder_runs() -> None:
-        deadline = time.perf_counter() + 30.0
-        while not Path(holder_pid_file).exists() and time.perf_counter() < deadline:
-            time.sleep(0.02)
-        cancelled_at.append(time.perf_counter())
-        cancel.set()
-
-    canceller = threading.Thread(target=cancel_once_the_holder_runs)
-    canceller.start()
+        start_a_warm_child_that_sees_this_module()
+    cancel, canceller, cancelled_at = cancel_once_the_holder_runs(holder_pid_file)
     with pytest.raises(Cancelled):
         call(RunContext(cancel_event=cancel), fork_a_holder_and_die, holder_pid_file)
     returned = time.perf_counter()

@@ -126,8 +126,8 @@ SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)
 PSNR_CAP, FLAT_DETAIL, FLAT_CONTRAST = 60.0, 1.0, 0.25
 #: Fills scored beside the methods, not timed: the naive one first.
 REFERENCES = ("mean ring (naive)", "membrane (smooth)", "photo beside")
-#: Shares of the exemplar fill's departure from the membrane fill kept in the trade rows.
-GRAIN_SHARES = (0.8, 0.6, 0.4)
+#: The trade rows: share of the exemplar fill's departure from the membrane fill kept -> row name.
+GRAIN_ROWS = {share: f"exemplar, grain x{share:g}" for share in (0.8, 0.6, 0.4)}
 GRID = 8
 #: scikit-image photos: set, and the background rectangles (top, bottom, left, right) holes may cover.
 BACKGROUND = {
@@ -437,7 +437,7 @@ def summary(rows: list, names: list[str], group: str) -> None:
         kept = statistics.fmean(r[8] for r in mine)
         mid = statistics.fmean(r[9] for r in mine)
         scores_text = f"{name:20s} {len(mine):5d} {psnr:8.2f} {ssim:6.3f} {kept:7.2f} {mid:9.2f}"
-        if name in REFERENCES or name.startswith("exemplar, grain"):
+        if name in REFERENCES or name in GRAIN_ROWS.values():
             print(f"{scores_text} {'-':>9s} {'-':>9s} {'-':>9s}")
             continue
         median = statistics.median(r[7] for r in mine)
@@ -468,7 +468,7 @@ def main(argv=None) -> int:
         runs.insert(methods.index("exemplar") + 1, ("exemplar averaged", {"method": "exemplar", "sharp": False}))
     names = list(REFERENCES) + [name for name, _ in runs]
     if "exemplar" in methods:
-        names += [f"exemplar, grain x{share:g}" for share in GRAIN_SHARES]
+        names += list(GRAIN_ROWS.values())
     print(f"inpaint benchmark: maskwork from {args.package_root}; data {args.data}; defaults "
           f"{ {p.name: p.default for p in spec.params} }; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs")
@@ -498,9 +498,9 @@ def main(argv=None) -> int:
             if "exemplar" in methods:
                 smooth = references[1].astype(np.float64)
                 departure = fills[[name for name, _ in runs].index("exemplar")] - smooth
-                for share in GRAIN_SHARES:
+                for share, row_name in GRAIN_ROWS.items():
                     turned_down = np.clip(np.round(smooth + share * departure), 0, 255).astype(np.uint8)
-                    rows.append((group, photo, kind, pixels, f"exemplar, grain x{share:g}",
+                    rows.append((group, photo, kind, pixels, row_name,
                                  *scores(turned_down, rgb, hole), 0.0, detail(turned_down, rgb, hole),
                                  contrast(turned_down, rgb, hole)))
             print("  ".join(line), flush=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -298,9 +299,25 @@ def write_outputs(result, outputs: Sequence[Path], provenance: dict, recipe: dic
         targets.append((kind, [first.with_name(f"{first.stem}_{kind}{suffix}")]))
     if has_transform:
         targets.append(("transform", for_transform or [first.with_name(f"{first.stem}_transform.json")]))
+    _refuse_shared_files([io.written_path(path, kind) for kind, paths in targets for path in paths])
     return [io.write_output(path, kind, result.outputs[kind], provenance=provenance, recipe=recipe,
                             class_ids=class_ids if kind == "probabilities" else None)
             for kind, paths in targets for path in paths]
+
+
+def _refuse_shared_files(files: Sequence[Path]) -> None:
+    """Raise InputError, before anything is written, when two of ``files`` or their
+    sidecars are one file (``-o out.png -o out.png.json``: the transform would replace
+    the image's sidecar)."""
+    from maskwork.core import io
+
+    seen: dict[str, Path] = {}
+    for path in [*files, *(io.sidecar_path(path) for path in files)]:
+        key = os.path.normcase(os.path.abspath(path))
+        if key in seen:
+            raise InputError(f"two outputs would be written to {path}: give each -o a name of its own "
+                             f"(every output also gets a sidecar, NAME.json)")
+        seen[key] = path
 
 
 def _json_default(value):

@@ -90,6 +90,38 @@ def test_more_files_than_outputs_is_bad_input(pair, tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+def test_upper_case_transform_suffixes_are_written_and_read_under_the_name_given(pair, tmp_path):
+    import SimpleITK as sitk
+
+    from maskwork.operators.registration.transform import Transform
+
+    # SimpleITK itself knows .tfm and not .TFM; the person's name is kept all the same.
+    outputs = [tmp_path / "OUT.PNG", tmp_path / "OUT.TFM", tmp_path / "OUT.JSON"]
+    assert _register(pair, *outputs) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in outputs]
+                                                                + [p.name + ".json" for p in outputs])
+    truth = pair[2]
+    read_back = Transform.load_tfm(tmp_path / "OUT.TFM", (256, 256), (256, 256))
+    np.testing.assert_allclose(read_back.matrix, truth, atol=0.05)
+    np.testing.assert_allclose(Transform.load(tmp_path / "OUT.JSON").matrix, read_back.matrix, atol=1e-6)
+    with pytest.raises(RuntimeError):  # why the name alone is not handed to SimpleITK
+        sitk.ReadTransform(str(tmp_path / "OUT.TFM"))
+
+
+def test_an_output_named_like_another_outputs_sidecar_is_refused_before_anything_is_written(pair, tmp_path, capsys):
+    assert _register(pair, tmp_path / "g.png", tmp_path / "g.png.json") == 2
+    assert "two outputs would be written to" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_unwritable_output_says_why_in_words(pair, tmp_path, capsys):
+    (tmp_path / "taken.png").write_bytes(b"a file, not a folder")
+    assert _register(pair, tmp_path / "taken.png" / "out.png") == 2
+    error = capsys.readouterr().err
+    assert f"cannot write {tmp_path / 'taken.png' / 'out.png'}: {tmp_path / 'taken.png'} is a file, not a folder" in error
+    assert "Errno" not in error
+
+
 def test_a_probabilities_sidecar_names_the_class_of_each_plane(tmp_path):
     image = np.zeros((60, 80), np.uint8)
     image[:, 30:55] = 120

@@ -400,13 +400,16 @@ def value_range(image: np.ndarray) -> tuple[float, float]:
     -------
     (float, float)
         ``value = offset + fraction * span``: the dtype's minimum and range for
-        bool and integers (0 and 255 for uint8, 0 and 65535 for uint16); 0 and 1
-        for floats within [0, 1]; the finite minimum and max - min for other floats
-        (span 1 when they are all equal or none is finite).
+        bool and integers of up to 16 bits (0 and 255 for uint8, 0 and 65535 for
+        uint16); 0 and 1 for floats within [0, 1]; the finite minimum and max - min
+        for other floats and for wider integers (span 1 when they are all equal or
+        none is finite). A 32-bit integer's whole range does not fit the float32 copy's
+        24-bit precision (int32 values up to 100000 came back as multiples of 256), and
+        its parameters in grey levels would be fractions of 2**32.
     """
     color = color_channels(image)
     limits = _dtype_limits(color.dtype)
-    if limits is not None:
+    if limits is not None and color.dtype.itemsize <= 2:
         return limits[0], limits[1] - limits[0]
     extremes = _finite_extremes(color)
     if extremes is None:
@@ -483,11 +486,16 @@ def to_float(image: np.ndarray) -> FloatImage:
     color = color_channels(image)
     alpha = image[..., 3].copy() if image.ndim == 3 and image.shape[2] == 4 else None
     offset, scale = value_range(image)
-    pixels = color.astype(np.float32)
-    if offset:
-        pixels -= np.float32(offset)
-    if scale != 1.0:
-        pixels *= np.float32(1.0 / scale)
+    if color.dtype.kind in "iu" and color.dtype.itemsize > 2:
+        # Offset taken away in float64: a 32-bit value far from 0 (4e9) has no float32
+        # neighbour closer than 256, however small the image's span.
+        pixels = ((color - np.float64(offset)) * (1.0 / scale)).astype(np.float32)
+    else:
+        pixels = color.astype(np.float32)
+        if offset:
+            pixels -= np.float32(offset)
+        if scale != 1.0:
+            pixels *= np.float32(1.0 / scale)
     np.clip(pixels, 0.0, 1.0, out=pixels)
     if color.dtype.kind == "f":
         pixels[~np.isfinite(color)] = 0.0

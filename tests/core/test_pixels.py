@@ -210,8 +210,18 @@ def test_float_channels_for_every_depth():
     assert stretched.min() == 0.0 and stretched.max() == 1.0
 
 
+def test_wider_integers_are_scaled_by_their_values_not_their_dtype_range():
+    # 2**32 levels do not fit float32's 24 bits: by the dtype's range, int32 values up to
+    # 100000 came back as multiples of 256.
+    counts = (CAMERA.astype(np.int32) * 400 - 7)  # -7 .. 101993
+    assert value_range(counts) == (-7.0, 102000.0)
+    assert value_range(counts.astype(np.uint64) + 7) == (0.0, 102000.0)
+    assert value_range(np.array([[3, 3]], np.int32)) == (3.0, 1.0)  # one value: span 1, as for floats
+
+
 @pytest.mark.parametrize("image", [_with_alpha(ASTRONAUT), _with_alpha(_twelve_bit(ASTRONAUT)), CAMERA[..., None],
-                                   CAMERA.astype(np.int16) - 128, CAMERA.astype(np.float32) * 3.5])
+                                   CAMERA.astype(np.int16) - 128, CAMERA.astype(np.float32) * 3.5,
+                                   CAMERA.astype(np.int32) * 400 - 7, CAMERA.astype(np.uint32) * 60_000 + 4_000_000_000])
 def test_float_copy_goes_back_to_the_input_exactly(image):
     copy = to_float(image)
     assert copy.pixels.dtype == np.float32 and 0.0 <= copy.pixels.min() and copy.pixels.max() <= 1.0

@@ -537,6 +537,9 @@ def test_landmark_input_errors():
         register_landmarks(image, image, line, model="affine")
     with pytest.raises(InputError, match="label"):
         register_landmarks(image, image, [(10, 10, 0)])
+    # A coordinate that is not a number is the coordinate's fault, not the label's.
+    with pytest.raises(InputError, match="row and column must be finite numbers"):
+        register_landmarks(image, image, [(float("nan"), 10, 1), (12, 12, -1)])
     with pytest.raises(InputError, match="twice"):
         register_landmarks(image, image, [(10, 10, 1), (11, 11, 1)])
     with pytest.raises(InputError, match="outside"):

@@ -43,6 +43,7 @@ from maskwork.core.io.writing import (
     write_labels_color,
     write_mask,
     write_output,
+    written_path,
 )
 
 __all__ = [
@@ -66,5 +67,6 @@ __all__ = [
     "output_suffix",
     "transform_json",
     "write_output",
+    "written_path",
     "seed_summary",
 ]

@@ -15,6 +15,23 @@ def file_suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
+def unwritable(path: Path, error: OSError) -> OSError:
+    """``error``, raised while writing ``path``, said in words: "cannot write PATH: why",
+    with why the folder on the way that is a file, or the system's reason, never an
+    errno or the name of a temporary file the person never asked for. An error without
+    an errno (a library's own message) is returned as it is."""
+    if error.errno is None:
+        return error
+    folder = next((parent for parent in reversed(path.parents) if parent.exists() and not parent.is_dir()), None)
+    if folder is not None:
+        why = f"{folder} is a file, not a folder"
+    elif path.is_dir():
+        why = "that is a folder"
+    else:
+        why = error.strerror or str(error)
+    return OSError(f"cannot write {path}: {why}")
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and a rename.
 

@@ -19,7 +19,7 @@ import numpy as np
 import tifffile
 
 from maskwork.core.colors import colorize_labels
-from maskwork.core.io.files import file_suffix, write_bytes_atomic
+from maskwork.core.io.files import file_suffix, unwritable, write_bytes_atomic
 from maskwork.core.io.sidecars import sidecar_path, sidecar_text, transform_json, write_json
 from maskwork.core.pixels import to_uint8_display
 
@@ -406,7 +406,8 @@ def write_output(path: str | os.PathLike, kind: str, value: Any, *,
     path : str or path-like
         Output file. Probabilities always go to ``.tif``; a transform goes to an ITK
         transform file for the suffixes of :data:`ITK_TRANSFORM_SUFFIXES` (``.tfm``,
-        ``.txt``, ``.h5``) and to ``.json`` otherwise (the suffix is replaced).
+        ``.txt``, ``.h5``, in any letter case) and to JSON otherwise (a suffix other than
+        ``.json`` is replaced by it).
     kind : str
         ``"mask"`` (written 0/255 by :func:`write_mask`), ``"labels"`` (class ids kept,
         :func:`write_labels`), ``"probabilities"`` (float32 TIFF), ``"image"``
@@ -430,8 +431,35 @@ def write_output(path: str | os.PathLike, kind: str, value: Any, *,
     ValueError
         For an unknown kind, data the chosen format cannot hold, plane class ids that do
         not match the planes, or a plain matrix asked for as an ITK file.
+    OSError
+        When the file cannot be written: "cannot write PATH: why" (a folder on the way
+        that is a file, no permission, ...), from :func:`~maskwork.core.io.files.unwritable`.
     """
     path = Path(path)
+    try:
+        return _write_output(path, kind, value, provenance, recipe, class_ids)
+    except OSError as error:
+        described = unwritable(path, error)
+        if described is error:
+            raise
+        raise described from error
+
+
+def written_path(path: str | os.PathLike, kind: str) -> Path:
+    """The file :func:`write_output` writes for ``path`` and ``kind``: probabilities go to
+    ``.tif``, a transform to ``.json`` unless ``path`` has an ITK transform suffix or is
+    ``.json`` already (any letter case); every other output to ``path`` itself."""
+    path = Path(path)
+    if kind == "probabilities":
+        return path.with_suffix(".tif")
+    if kind == "transform" and file_suffix(path) not in (*ITK_TRANSFORM_SUFFIXES, ".json"):
+        return path.with_suffix(".json")
+    return path
+
+
+def _write_output(path: Path, kind: str, value: Any, provenance: dict | None, recipe: dict | None,
+                  class_ids: Sequence[int] | None) -> Path:
+    """:func:`write_output`'s work, its OSErrors not yet said in words."""
     if kind == "mask":
         return write_mask(path, value, provenance=provenance, recipe=recipe)
     if kind == "labels":
@@ -443,7 +471,7 @@ def write_output(path: str | os.PathLike, kind: str, value: Any, *,
             if len(class_ids) != count:
                 raise ValueError(f"{len(class_ids)} class ids for {count} probability plane(s)")
             provenance = {**(provenance or {}), "plane_class_ids": [int(value) for value in class_ids]}
-        return write_image(path.with_suffix(".tif"), planes, provenance=provenance, recipe=recipe)
+        return write_image(written_path(path, kind), planes, provenance=provenance, recipe=recipe)
     if kind == "image":
         return write_image(path, value, provenance=provenance, recipe=recipe)
     if kind == "transform":
@@ -461,7 +489,7 @@ def _write_transform(path: Path, transform: Any, provenance: dict | None, recipe
         path.parent.mkdir(parents=True, exist_ok=True)
         transform.save_tfm(path)
     else:
-        path = path.with_suffix(".json")
+        path = written_path(path, "transform")
         sidecar = sidecar_text(path, provenance or {}, recipe) if wants_sidecar else None
         if hasattr(transform, "save"):  # deformable transforms also write their backward map
             path.parent.mkdir(parents=True, exist_ok=True)

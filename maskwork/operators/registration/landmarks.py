@@ -135,7 +135,9 @@ def pair_landmarks(points, fixed_shape, moving_shape) -> tuple[list[int], np.nda
             row, col, label = (float(v) for v in point)
         except (TypeError, ValueError):
             raise InputError(f"a landmark is (row, col, label), got {point!r}") from None
-        if not (np.isfinite(row) and np.isfinite(col) and np.isfinite(label)) or label != int(label) or label == 0:
+        if not (np.isfinite(row) and np.isfinite(col)):
+            raise InputError(f"a landmark's row and column must be finite numbers, got {point!r}")
+        if not np.isfinite(label) or label != int(label) or label == 0:
             raise InputError(f"a landmark's label is +k (fixed image) or -k (moving image) with k >= 1, got {point!r}")
         side, k = (1 if label > 0 else -1), abs(int(label))
         rows, cols = fixed_shape if side > 0 else moving_shape

@@ -20,9 +20,13 @@ The module is Qt-free; SimpleITK is imported only inside :meth:`Transform.save_t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import secrets
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -71,6 +75,19 @@ def _linear_kind(matrix: np.ndarray, tol: float = 1e-9) -> str:
     if abs(a[0, 0] - a[1, 1]) <= tol and abs(a[0, 1] + a[1, 0]) <= tol:
         return "rigid" if abs(np.linalg.det(a) - 1.0) <= 1e-7 else "similarity"
     return "affine"
+
+
+@contextlib.contextmanager
+def _lower_case_suffix(path: Path):
+    """``path``, or a copy of it in a temporary folder whose suffix is in lower case:
+    SimpleITK picks the reader by the suffix and knows ``.tfm``, not ``.TFM``."""
+    if path.suffix == path.suffix.lower():
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="maskwork-") as folder:
+        copy = Path(folder) / f"transform{path.suffix.lower()}"
+        shutil.copyfile(path, copy)
+        yield copy
 
 
 def _first_line(exc: BaseException) -> str:
@@ -394,10 +411,19 @@ class Transform:
             tx.SetMatrix(inv[:2, :2].ravel().tolist())
             tx.SetTranslation(inv[:2, 2].tolist())
             tx.SetCenter((0.0, 0.0))
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # SimpleITK picks the format by the suffix, in lower case only (``.TFM`` is
+        # "unsupported"): it writes a temporary file of the same folder with the suffix
+        # lowered, renamed to the name asked for once complete (no half-written file).
+        temporary = path.parent / f".{path.stem}.{secrets.token_hex(8)}.tmp{path.suffix.lower()}"
         try:
-            sitk.WriteTransform(tx, str(path))
+            sitk.WriteTransform(tx, str(temporary))
+            os.replace(temporary, path)
         except RuntimeError as exc:  # SimpleITK reports I/O problems as RuntimeError
             raise OSError(f"cannot write the ITK transform {path}: {_first_line(exc)}") from None
+        finally:
+            temporary.unlink(missing_ok=True)
 
     @classmethod
     def load_tfm(cls, path: str | os.PathLike, fixed_shape, moving_shape, kind: str | None = None) -> "Transform":
@@ -421,7 +447,8 @@ class Transform:
 
         fixed_shape, moving_shape = _shape2(fixed_shape), _shape2(moving_shape)
         try:
-            tx = sitk.ReadTransform(str(path))
+            with _lower_case_suffix(Path(path)) as readable:
+                tx = sitk.ReadTransform(str(readable))
         except RuntimeError as exc:  # unreadable or not a transform file
             raise ValueError(f"cannot read {Path(path).name} as an ITK transform: {_first_line(exc)}") from None
         name = tx.GetName()

@@ -304,7 +304,8 @@ def intensity_range(image: np.ndarray) -> float:
     """The span of intensities that 1.0 stands for in the float copy of ``image``.
 
     255 for 8-bit, 65535 for 16-bit, 1 for float images within [0, 1], max - min for
-    other float images (alpha ignored); see :func:`maskwork.core.pixels.value_range`.
+    other float images and for 32- and 64-bit integer ones (alpha ignored); see
+    :func:`maskwork.core.pixels.value_range`.
     """
     return value_range(image)[1]
 

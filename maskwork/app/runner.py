@@ -132,13 +132,17 @@ class OperatorRunner(QObject):
         self._inputs_revision = 0
         # (revision its inputs were gathered at, session, result) of the last preview done.
         self._finished_preview: tuple[int, RunSession, object] | None = None
+        #: The session whose result the preview layer shows, and whether that is a partial
+        #: result (of a run going on, or of one stopped for a newer request).
+        self._preview_session: RunSession | None = None
+        self._preview_partial = False
         self._session_revision = 0
         # Whether the running session's unusable inputs are a status line (a preview that
         # follows the person's drawing) rather than an error box.
         self._session_quiet = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
-        self._timer.timeout.connect(lambda: self._start("preview", quiet=True))
+        self._timer.timeout.connect(self._preview_after_edit)
         self._prepare_worker: Worker | None = None
         self._prepare_cancel = threading.Event()
         # (operator, image, parameters) of the last preparation started.
@@ -166,11 +170,14 @@ class OperatorRunner(QObject):
 
     def forget_document(self) -> None:
         """Drop what refers to the current document (another one is coming): the last
-        Apply's inputs and source layers, the kept results of earlier clicks and the
-        finished preview. Without this the last Apply kept the previous photo alive."""
+        Apply's inputs, source layers and transform, the kept results of earlier clicks and
+        the finished preview. Without this the last Apply kept the previous photo alive,
+        and Export transform wrote the previous document's transform with the new one's
+        name in its sidecar."""
         self.cancel()
         self.clear_preview()
         self.last_inputs, self.last_sources, self.last_digests = {}, {}, []
+        self.last_transform = None  # made for (or loaded onto) the previous document's images
         self._previous_results.clear()
         self._previous_results_image = None
 
@@ -265,7 +272,23 @@ class OperatorRunner(QObject):
             self._timer.start(SEED_DEBOUNCE_MS)
 
     def _on_selection_changed(self, layer) -> None:
-        self._inputs_revision += 1  # the selected layer feeds the input it fits
+        """The selected layer feeds the input it fits: when that changes which layers feed
+        the operator it is an edit (a preview on screen follows it, so that Apply commits
+        what it shows); selecting a layer that feeds nothing new changes nothing."""
+        shown = self._preview_session
+        if shown is not None and self.spec is shown.spec:
+            now = self._chosen_layers(shown.spec)
+            if all(now.get(name) is layer for name, layer in shown.sources.items()):
+                return
+        self._on_seeds_changed()
+
+    def _preview_after_edit(self) -> None:
+        """The re-preview an edit asked for (after its debounce). A running Apply goes on:
+        the person asked for that result, made from the inputs as they were at the click
+        (its preview is dropped when it lands); the next edit previews again."""
+        if self.session is not None and self.session.purpose == "apply":
+            return
+        self._start("preview", quiet=True)
 
     @property
     def busy(self) -> bool:
@@ -307,14 +330,7 @@ class OperatorRunner(QObject):
         doc = self.document
         if doc.base_image is None:
             raise InputError("open an image first")
-        layers = doc.layers
-        candidates = {
-            "image": list(reversed(layers.of_kind(LayerKind.IMAGE))),
-            "image2": list(reversed(layers.of_kind(LayerKind.IMAGE))),
-            "markers": [layer for layer in reversed(layers.of_kind(LayerKind.MARKERS)) if layer.visible],
-            "mask": list(reversed(layers.of_kind(LayerKind.MASK, LayerKind.LABELS))),
-        }
-        chosen = choose_sources(spec, candidates, layers.selected, self.chosen_sources)
+        chosen = self._chosen_layers(spec)
         values = {name: layer.data for name, layer in chosen.items()}
         values["rect"] = doc.rect
         values["points"] = list(doc.points)
@@ -329,6 +345,17 @@ class OperatorRunner(QObject):
         if sources is not None:
             sources.update({name: layer for name, layer in chosen.items() if name in inputs})
         return inputs
+
+    def _chosen_layers(self, spec: OperatorSpec) -> dict:
+        """Input name -> the layer that feeds it (:func:`choose_sources`), nothing copied."""
+        layers = self.document.layers
+        candidates = {
+            "image": list(reversed(layers.of_kind(LayerKind.IMAGE))),
+            "image2": list(reversed(layers.of_kind(LayerKind.IMAGE))),
+            "markers": [layer for layer in reversed(layers.of_kind(LayerKind.MARKERS)) if layer.visible],
+            "mask": list(reversed(layers.of_kind(LayerKind.MASK, LayerKind.LABELS))),
+        }
+        return choose_sources(spec, candidates, layers.selected, self.chosen_sources)
 
     # -- running ----------------------------------------------------------------------
     def preview(self) -> bool:
@@ -364,6 +391,10 @@ class OperatorRunner(QObject):
         self._prepare_worker = None
         self._prepare_cancel, self._prepared_key = threading.Event(), None
         if self.session is not None:
+            if self._preview_partial:
+                # A partial result of what was cancelled: neither what Apply would add nor
+                # a finished preview, and while shown every edit would start the run again.
+                self.clear_preview()
             self._stop_session()
             self.busy_changed.emit(False)
             self.message.emit("Cancelled")
@@ -424,6 +455,7 @@ class OperatorRunner(QObject):
         preview = session.take_partial()
         if session is self.session and preview is not None:
             self._show_preview(preview)
+            self._preview_session, self._preview_partial = session, True
             if preview.result.scores:
                 self.partial_scores.emit(dict(preview.result.scores))
 
@@ -433,6 +465,8 @@ class OperatorRunner(QObject):
         self.session = self._worker = None
         self.busy_changed.emit(False)
         spec = session.spec
+        if outcome.status != DONE and self._preview_partial:
+            self.clear_preview()  # partial results of a run that did not finish are no result
         if outcome.status == DONE:
             self._remember_result(spec, session.inputs, outcome)
             self.scores.emit(dict(outcome.result.scores))
@@ -441,6 +475,9 @@ class OperatorRunner(QObject):
                     self._finished_preview = (self._session_revision, session, outcome.result)
                 if outcome.preview is not None:
                     self._show_preview(outcome.preview)
+                    self._preview_session = session
+                if self._preview_session is session:
+                    self._preview_partial = False  # what it shows is this finished run's
                 self.message.emit(f"{spec.title}: preview ready ({outcome.result.iterations} iterations)")
             else:
                 self.last_inputs, self.last_sources = session.inputs, session.sources
@@ -514,7 +551,8 @@ class OperatorRunner(QObject):
 
     def clear_preview(self) -> None:
         """Hide and drop the preview layer (and forget its result)."""
-        self._finished_preview = None
+        self._finished_preview = self._preview_session = None
+        self._preview_partial = False
         if self._preview is not None:
             self._preview = None
             self._preview_bounds = None

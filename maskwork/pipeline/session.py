@@ -61,6 +61,10 @@ DONE, CANCELLED, INPUT_ERROR, FAILED, MEMORY = "done", "cancelled", "input error
 # ----------------------------------------------------------------------------- inputs
 
 
+#: How a missing input is named to the person, where its own name is not a word.
+MISSING_INPUT_WORDS = {"image2": "a second image layer"}
+
+
 def choose_sources(spec: OperatorSpec, candidates: Mapping[str, Sequence[Any]], selected: Any = None,
                    chosen_by_person: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Pick the layer for each input of ``spec`` by :data:`INPUT_POLICY`.
@@ -86,8 +90,14 @@ def choose_sources(spec: OperatorSpec, candidates: Mapping[str, Sequence[Any]], 
         feeds two inputs.
     """
     chosen: dict[str, Any] = {}
-    wanted = {name: layer for name, layer in (chosen_by_person or {}).items()
-              if name in spec.inputs and any(candidate is layer for candidate in candidates.get(name, ()))}
+    wanted: dict[str, Any] = {}
+    for name in spec.inputs:
+        layer = (chosen_by_person or {}).get(name)
+        # One layer chosen for two inputs (both combo boxes show the only image open)
+        # feeds the first: the same image twice aligns nothing.
+        if (layer is not None and any(candidate is layer for candidate in candidates.get(name, ()))
+                and all(other is not layer for other in wanted.values())):
+            wanted[name] = layer
     used: set[int] = {id(layer) for layer in wanted.values()}
     for name in spec.inputs:
         if name in wanted:
@@ -153,7 +163,8 @@ def collect_inputs(spec: OperatorSpec, values: Mapping[str, Any], *, copy_editab
         inputs[name] = value
     missing = [name for name in spec.required_inputs if name not in inputs]
     if missing:
-        raise InputError(f"{spec.title} needs {', '.join(missing)}: add it first")
+        raise InputError(f"{spec.title} needs {', '.join(MISSING_INPUT_WORDS.get(name, name) for name in missing)}: "
+                         "add it first")
     return inputs
 
 

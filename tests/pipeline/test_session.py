@@ -54,6 +54,11 @@ def test_the_selected_layer_feeds_the_input_it_fits_and_no_layer_feeds_two():
     assert choose_sources(spec, candidates, selected=old)["mask"] is old
     # One image only: register_intensity's image2 stays empty rather than reusing it.
     assert choose_sources(get("register_intensity"), {"image": [photo], "image2": [photo]}) == {"image": photo}
+    # ... also when the person's two choices are that one image (both lists offer only it).
+    assert choose_sources(get("register_intensity"), {"image": [photo], "image2": [photo]},
+                          chosen_by_person={"image": photo, "image2": photo}) == {"image": photo}
+    with pytest.raises(InputError, match=r"Intensity-based \(SimpleITK\) needs a second image layer: add it first"):
+        collect_inputs(get("register_intensity"), {"image": data.camera()})
 
 
 def test_inputs_are_snapshots_and_empty_seeds_count_as_none():

@@ -1,0 +1,130 @@
+"""The runner in the window: what an edit, a Cancel or another selected layer does to a run
+that is going or a preview that is shown, and what belongs to one document only."""
+
+import cv2
+import numpy as np
+from skimage import data
+from window_driver import drag
+
+from maskwork.core import io
+from maskwork.core.layers import Layer, LayerKind
+from maskwork.operators import get
+from maskwork.widgets.canvas import Tool
+
+
+def _large_hole(window, tmp_path):
+    """The cat at 1500 x 2000 with a 600 x 700 px hole: an exemplar fill of seconds that
+    shows coarse partial results first."""
+    cat = cv2.resize(data.chelsea(), (2000, 1500), interpolation=cv2.INTER_CUBIC)
+    io.write_image(tmp_path / "cat.png", cat)
+    assert window.open_paths([tmp_path / "cat.png"])
+    hole = np.zeros(cat.shape[:2], np.uint8)
+    hole[500:1100, 700:1400] = 1
+    mask = window.document.add_layer(Layer(hole, LayerKind.MASK, "hole"))
+    window.document.layers.selected = mask
+    window.choose_operator(get("inpaint"))
+    return cat
+
+
+def test_an_edit_while_an_apply_runs_lets_the_apply_finish(window, tmp_path, qtbot):
+    """A parameter change or a stroke during an Apply used to turn it into a preview: the
+    edit's re-preview stopped the run, and nothing was applied."""
+    _large_hole(window, tmp_path)
+    runner = window.runner
+    window.action_apply.trigger()
+    apply_session = runner.session
+    qtbot.waitUntil(lambda: runner.preview_layer is not None, timeout=60_000)  # a partial is shown
+    with qtbot.waitSignal(runner.applied, timeout=120_000) as applied:
+        runner.set_params({**runner.params, "patch_size": 11})
+        window.tool_actions[Tool.BRUSH].trigger()
+        drag(window.canvas, [(200, 200), (260, 260)])
+    assert not apply_session.cancel_event.is_set()
+    assert [layer.name for layer in applied.args[0]] == ["Inpaint image"]
+    assert applied.args[0][0] in window.document.layers
+    assert runner.preview_layer is None
+
+
+def test_cancel_drops_the_partial_result_and_later_edits_start_nothing(window, tmp_path, qtbot):
+    cat = _large_hole(window, tmp_path)
+    runner = window.runner
+    assert not runner.auto_preview
+    window.action_apply.trigger()
+    qtbot.waitUntil(lambda: runner.preview_layer is not None, timeout=60_000)
+    steps = list(window.document.history.undo_names)
+    window.action_cancel.trigger()
+    assert runner.preview_layer is None and not runner.busy
+    assert window.document.history.undo_names == steps
+    window.tool_actions[Tool.BRUSH].trigger()
+    drag(window.canvas, [(1200, 300), (1250, 350)])  # a correction of the mask
+    qtbot.wait(300)  # the debounce of an edit's re-preview is 10-150 ms
+    assert not runner.busy and runner.preview_layer is None
+    np.testing.assert_array_equal(window.document.base_image.data, cat)
+
+
+def test_selecting_another_image_updates_the_shown_preview_to_what_apply_adds(window, tmp_path, qtbot):
+    cat = data.chelsea()
+    io.write_image(tmp_path / "upright.png", cat)
+    io.write_image(tmp_path / "flipped.png", cat[::-1].copy())
+    assert window.open_paths([tmp_path / "upright.png", tmp_path / "flipped.png"])
+    upright, flipped = window.document.layers.of_kind(LayerKind.IMAGE)
+    hole = np.zeros(cat.shape[:2], np.uint8)
+    hole[120:160, 180:260] = 1
+    window.document.add_layer(Layer(hole, LayerKind.MASK, "hole"))
+    window.document.layers.selected = upright
+    window.choose_operator(get("inpaint"), {"method": "telea"})
+    runner = window.runner
+    with qtbot.waitSignal(runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        window.action_preview.trigger()
+    expected = {layer.name: get("inpaint").run({"image": layer.data, "mask": hole}, {"method": "telea"})["image"]
+                for layer in (upright, flipped)}
+    np.testing.assert_array_equal(runner.preview_layer.data, expected["upright.png"])
+
+    with qtbot.waitSignal(runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        window.document.layers.selected = flipped
+    np.testing.assert_array_equal(runner.preview_layer.data, expected["flipped.png"])
+    with qtbot.waitSignal(runner.applied, timeout=30_000) as applied:
+        window.action_apply.trigger()
+    np.testing.assert_array_equal(applied.args[0][0].data, expected["flipped.png"])
+
+    # Selecting the mask, which feeds the same input as before, re-runs nothing.
+    window.document.layers.selected = window.document.layers.of_kind(LayerKind.MASK)[0]
+    with qtbot.waitSignal(runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        window.action_preview.trigger()
+    window.document.layers.selected = window.document.layers.of_kind(LayerKind.MASK)[0]
+    qtbot.wait(100)
+    assert not runner.busy
+
+
+def _pair(tmp_path):
+    fixed = data.astronaut()
+    moving = cv2.warpAffine(fixed, cv2.getRotationMatrix2D((256, 256), 8, 1.05), (512, 512))
+    io.write_image(tmp_path / "fixed.png", fixed)
+    io.write_image(tmp_path / "moving.png", moving)
+    return tmp_path / "fixed.png", tmp_path / "moving.png"
+
+
+def test_a_registration_transform_belongs_to_its_document(window, tmp_path, qtbot, monkeypatch):
+    assert window.open_paths(list(_pair(tmp_path)))
+    window.choose_operator(get("register_features"))
+    with qtbot.waitSignal(window.runner.applied, timeout=60_000):
+        window.action_apply.trigger()
+    assert window.transforms.current_transform is not None
+    io.write_image(tmp_path / "other.png", data.chelsea())
+    assert window.open_paths([tmp_path / "other.png"])
+    errors = []
+    monkeypatch.setattr(window, "show_error", lambda title, message, details="": errors.append(title))
+    assert window.transforms.current_transform is None
+    assert window.transforms.export_transform(tmp_path / "stale.json") is None
+    assert errors == ["No transform"] and not (tmp_path / "stale.json").exists()
+
+
+def test_registering_the_only_open_image_asks_for_a_second_one(window, tmp_path, qtbot):
+    fixed, _ = _pair(tmp_path)
+    assert window.open_paths([fixed])
+    window.choose_operator(get("register_features"))
+    combos = window.operator_panel.source_combos
+    assert combos["image"].currentText() == combos["image2"].currentText() == "fixed.png"  # the only choice
+    with qtbot.waitSignal(window.runner.failed, timeout=30_000) as failed:
+        window.action_apply.trigger()
+    assert failed.args[0].message == "Feature-based needs a second image layer: add it first"
+    assert [layer.name for layer in window.document.layers] == ["fixed.png"]

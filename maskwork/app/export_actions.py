@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QFileDialog
 from maskwork.app.actions import window_action
 from maskwork.app.file_actions import IMAGE_FILTER, last_dir
 from maskwork.core import io
+from maskwork.core.io.files import unwritable
 from maskwork.core.layers import Layer, LayerKind
 from maskwork.widgets.export_dialog import ExportChoice, ExportDialog
 from maskwork.widgets.workers import start_worker
@@ -237,7 +238,9 @@ class ExportActions(QObject):
                     written = io.write_labels_color(path, data, **options)
                 else:
                     written = io.write_cutout(path, image, data, **options)
-            except (ValueError, OSError) as error:
+            except OSError as error:
+                return unwritable(Path(path), error)
+            except ValueError as error:
                 return error
             return Path(written), warning
 

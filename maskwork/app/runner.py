@@ -130,11 +130,14 @@ class OperatorRunner(QObject):
         #: Counts the changes that may change what the inputs are (edits, undo, prompts,
         #: the selected layer): a finished preview is what Apply commits while it holds.
         self._inputs_revision = 0
-        # (revision its inputs were gathered at, session, result) of the last preview done.
-        self._finished_preview: tuple[int, RunSession, object] | None = None
-        #: The session whose result the preview layer shows, and whether that is a partial
-        #: result (of a run going on, or of one stopped for a newer request).
-        self._preview_session: RunSession | None = None
+        # (revision its inputs were gathered at, session, result, the layers that fed it)
+        # of the last preview done.
+        self._finished_preview: tuple[int, RunSession, object, dict] | None = None
+        #: The layers that feed the running session, and those that fed the result the
+        #: preview layer shows (input name -> layer, :meth:`_fed_layers`); and whether what
+        #: it shows is a partial result (of a run going on, or of one stopped since).
+        self._running_layers: dict = {}
+        self._shown_layers: dict = {}
         self._preview_partial = False
         self._session_revision = 0
         # Whether the running session's unusable inputs are a status line (a preview that
@@ -275,10 +278,14 @@ class OperatorRunner(QObject):
         """The selected layer feeds the input it fits: when that changes which layers feed
         the operator it is an edit (a preview on screen follows it, so that Apply commits
         what it shows); selecting a layer that feeds nothing new changes nothing."""
-        shown = self._preview_session
-        if shown is not None and self.spec is shown.spec:
-            now = self._chosen_layers(shown.spec)
-            if all(now.get(name) is layer for name, layer in shown.sources.items()):
+        if self.spec is not None:
+            if self.session is not None and self.session.purpose == "preview":
+                feeding = self._running_layers  # the preview on its way
+            elif self._preview is not None:
+                feeding = self._shown_layers
+            else:
+                feeding = None
+            if feeding is not None and _same_layers(feeding, self._fed_layers(self.spec)):
                 return
         self._on_seeds_changed()
 
@@ -346,6 +353,14 @@ class OperatorRunner(QObject):
             sources.update({name: layer for name, layer in chosen.items() if name in inputs})
         return inputs
 
+    def _fed_layers(self, spec: OperatorSpec) -> dict:
+        """Input name -> the layer that would feed a run started now: every layer the
+        input policy picks, fed or not (an empty scribble layer is left out of the inputs,
+        and scribbling into it changes them), the previous-result input aside."""
+        layers = self._chosen_layers(spec)
+        layers.pop(spec.previous_result_input, None)
+        return layers
+
     def _chosen_layers(self, spec: OperatorSpec) -> dict:
         """Input name -> the layer that feeds it (:func:`choose_sources`), nothing copied."""
         layers = self.document.layers
@@ -367,11 +382,19 @@ class OperatorRunner(QObject):
         nothing changed since it ran (what the person saw is what is applied), else those
         of a new run at full resolution."""
         self._timer.stop()
+        finished = self._current_preview()
+        if finished is not None:
+            return self._apply_finished_preview(*finished[1:])
+        return self._start("apply")
+
+    def _current_preview(self) -> tuple | None:
+        """The finished preview if it is what a run started now would make: nothing
+        edited since its inputs were gathered, the same operator, parameters and layers."""
         finished = self._finished_preview
         if (finished is not None and finished[0] == self._inputs_revision and finished[1].spec is self.spec
-                and finished[1].params == self.params):
-            return self._apply_finished_preview(finished[1], finished[2])
-        return self._start("apply")
+                and finished[1].params == self.params and _same_layers(finished[3], self._fed_layers(self.spec))):
+            return finished
+        return None
 
     def confirm_memory(self, purpose: str) -> bool:
         """Run ``purpose`` again, and later runs of this operator, despite the memory warning."""
@@ -391,9 +414,10 @@ class OperatorRunner(QObject):
         self._prepare_worker = None
         self._prepare_cancel, self._prepared_key = threading.Event(), None
         if self.session is not None:
-            if self._preview_partial:
-                # A partial result of what was cancelled: neither what Apply would add nor
-                # a finished preview, and while shown every edit would start the run again.
+            if self._preview_partial or self._current_preview() is None:
+                # A partial result of what was cancelled, or a preview of what was edited
+                # since: not what Apply would add, and while shown every edit would start
+                # the run again.
                 self.clear_preview()
             self._stop_session()
             self.busy_changed.emit(False)
@@ -415,6 +439,11 @@ class OperatorRunner(QObject):
             inputs = self.gather_inputs(self.spec, sources, copy_editable=False)
             session = RunSession(self.spec, inputs, self.params, purpose, sources, copy_in_worker=True)
         except InputError as error:
+            if (purpose == "preview" and quiet) or self._preview_partial:
+                # The inputs the shown preview was made from are gone (its box undone,
+                # its clicks or scribbles deleted), or it is part of a run just stopped:
+                # it no longer shows anything Apply adds.
+                self.clear_preview()
             if purpose == "preview" and quiet:
                 self.message.emit(str(error))
             else:
@@ -424,23 +453,24 @@ class OperatorRunner(QObject):
         worker = session_worker(session, check_memory=not self._memory_confirmed)
         worker.progress.connect(lambda fraction, text: self._relay_progress(session, fraction, text))
         worker.partial_ready.connect(lambda: self._on_partial_ready(session))
-        self._launch(session, worker, quiet)
+        self._launch(session, worker, quiet, self._fed_layers(self.spec))
         return True
 
-    def _apply_finished_preview(self, preview: RunSession, result) -> bool:
-        """Commit ``result``, made by the finished ``preview`` on the inputs as they are now."""
+    def _apply_finished_preview(self, preview: RunSession, result, layers: dict) -> bool:
+        """Commit ``result``, made by the finished ``preview`` on the inputs as they are now
+        (from ``layers``)."""
         if self.session is not None:
             self._stop_session()  # a preview asked again for the same inputs
         session = RunSession(preview.spec, preview.inputs, preview.params, "apply", preview.sources)
         worker = Worker(lambda worker: session.outcome_of(result), cancel_event=session.cancel_event,
                         name=f"{session.spec.id} (apply the preview)")
         worker.errored.connect(lambda error: self._on_outcome(session, RunOutcome(FAILED, message=f"{type(error).__name__}: {error}")))
-        self._launch(session, worker, quiet=False)
+        self._launch(session, worker, False, layers)
         return True
 
-    def _launch(self, session: RunSession, worker: Worker, quiet: bool) -> None:
+    def _launch(self, session: RunSession, worker: Worker, quiet: bool, layers: dict) -> None:
         worker.returned.connect(lambda outcome: self._on_outcome(session, outcome))
-        self.session, self._worker = session, worker
+        self.session, self._worker, self._running_layers = session, worker, layers
         self._session_revision, self._session_quiet = self._inputs_revision, quiet
         worker.start()
         self.busy_changed.emit(True)
@@ -455,7 +485,7 @@ class OperatorRunner(QObject):
         preview = session.take_partial()
         if session is self.session and preview is not None:
             self._show_preview(preview)
-            self._preview_session, self._preview_partial = session, True
+            self._shown_layers, self._preview_partial = self._running_layers, True
             if preview.result.scores:
                 self.partial_scores.emit(dict(preview.result.scores))
 
@@ -472,12 +502,12 @@ class OperatorRunner(QObject):
             self.scores.emit(dict(outcome.result.scores))
             if session.purpose == "preview":
                 if self._session_revision == self._inputs_revision:
-                    self._finished_preview = (self._session_revision, session, outcome.result)
+                    self._finished_preview = (self._session_revision, session, outcome.result, self._running_layers)
                 if outcome.preview is not None:
                     self._show_preview(outcome.preview)
-                    self._preview_session = session
-                if self._preview_session is session:
-                    self._preview_partial = False  # what it shows is this finished run's
+                    self._shown_layers = self._running_layers
+                # What it shows now is this finished run's (its partial, or its result).
+                self._preview_partial = False
                 self.message.emit(f"{spec.title}: preview ready ({outcome.result.iterations} iterations)")
             else:
                 self.last_inputs, self.last_sources = session.inputs, session.sources
@@ -487,7 +517,9 @@ class OperatorRunner(QObject):
         elif outcome.status == MEMORY:
             self.memory_warning.emit(outcome.message, session.purpose)
         elif outcome.status == INPUT_ERROR and session.purpose == "preview" and self._session_quiet:
-            # While the person is still drawing, "not enough seeds yet" is no error.
+            # While the person is still drawing, "not enough seeds yet" is no error; and
+            # the preview of the seeds there were no longer shows what Apply would add.
+            self.clear_preview()
             self.message.emit(outcome.message)
         else:
             self.failed.emit(outcome)
@@ -551,8 +583,8 @@ class OperatorRunner(QObject):
 
     def clear_preview(self) -> None:
         """Hide and drop the preview layer (and forget its result)."""
-        self._finished_preview = self._preview_session = None
-        self._preview_partial = False
+        self._finished_preview = None
+        self._shown_layers, self._preview_partial = {}, False
         if self._preview is not None:
             self._preview = None
             self._preview_bounds = None
@@ -566,6 +598,7 @@ class OperatorRunner(QObject):
             # An image of another size was selected while the run went on: the document's
             # layers now have its size, and adding some of the results would be half an Apply.
             source = session.sources.get("image")
+            self.clear_preview()  # the Apply's partial result, which it will not add
             self.failed.emit(RunOutcome(FAILED, message=(
                 f"{spec.title} made a {misfit.kind} of {misfit.data.shape[0]}x{misfit.data.shape[1]}, but the image is "
                 f"now {doc.shape[0]}x{doc.shape[1]}: select {source.name if source else 'its image'} and apply again"
@@ -601,6 +634,10 @@ class OperatorRunner(QObject):
                 if spec.previous_result_input is not None:
                     # The clicks made this object; the next click starts the next one.
                     doc.clear_seeds()
+            # Each added layer was selected in turn; the last may be a hidden probability
+            # plane, which the next operator would then quietly take as its image.
+            if added:
+                doc.layers.selected = next((layer for layer in added if layer.visible), added[0])
         finally:
             self._applying = False
         if transform is not None:
@@ -608,6 +645,12 @@ class OperatorRunner(QObject):
             self.transform_ready.emit(transform)
         self.message.emit(f"{spec.title} applied: {', '.join(layer.name for layer in added)}")
         self.applied.emit(added)
+
+
+def _same_layers(first: dict, second: dict) -> bool:
+    """Whether two input name -> layer mappings name the same layers (by identity: two
+    layers may hold equal pixels)."""
+    return first.keys() == second.keys() and all(first[name] is second[name] for name in first)
 
 
 def _labels_colormap(spec: OperatorSpec | None, kind: LayerKind, data: np.ndarray) -> str:

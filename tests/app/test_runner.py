@@ -1,6 +1,9 @@
 """The runner in the window: what an edit, a Cancel or another selected layer does to a run
 that is going or a preview that is shown, and what belongs to one document only."""
 
+import dataclasses
+import threading
+
 import cv2
 import numpy as np
 from skimage import data
@@ -86,13 +89,135 @@ def test_selecting_another_image_updates_the_shown_preview_to_what_apply_adds(wi
         window.action_apply.trigger()
     np.testing.assert_array_equal(applied.args[0][0].data, expected["flipped.png"])
 
-    # Selecting the mask, which feeds the same input as before, re-runs nothing.
-    window.document.layers.selected = window.document.layers.of_kind(LayerKind.MASK)[0]
+    # Selecting the mask after the bottom image feeds the same layers (the image input
+    # falls back to the bottom image): nothing re-runs.
+    window.document.layers.selected = upright
     with qtbot.waitSignal(runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
         window.action_preview.trigger()
-    window.document.layers.selected = window.document.layers.of_kind(LayerKind.MASK)[0]
-    qtbot.wait(100)
-    assert not runner.busy
+    with qtbot.assertNotEmitted(runner.busy_changed, wait=200):
+        window.document.layers.selected = window.document.layers.of_kind(LayerKind.MASK)[0]
+
+
+def _gated_inpaint(held_image):
+    """Inpaint whose run on ``held_image`` waits for the returned event: a re-preview that
+    is still going while the person clicks on."""
+    inpaint = get("inpaint")
+    gate = threading.Event()
+
+    def run(image, mask, ctx=None, **params):
+        if np.array_equal(image, held_image):
+            gate.wait(20)
+        return inpaint.func(image, mask, ctx=ctx, **params)
+
+    return dataclasses.replace(inpaint, func=run), gate
+
+
+def _upright_and_flipped(window, tmp_path):
+    cat = data.chelsea()
+    io.write_image(tmp_path / "upright.png", cat)
+    io.write_image(tmp_path / "flipped.png", cat[::-1].copy())
+    assert window.open_paths([tmp_path / "upright.png", tmp_path / "flipped.png"])
+    hole = np.zeros(cat.shape[:2], np.uint8)
+    hole[120:160, 180:260] = 1
+    window.document.add_layer(Layer(hole, LayerKind.MASK, "hole"))
+    upright, flipped = window.document.layers.of_kind(LayerKind.IMAGE)
+    telea = {layer.name: get("inpaint").run({"image": layer.data, "mask": hole}, {"method": "telea"})["image"]
+             for layer in (upright, flipped)}
+    return upright, flipped, telea
+
+
+def test_selecting_back_while_the_re_preview_runs_previews_and_applies_the_selected_image(window, tmp_path, qtbot):
+    upright, flipped, telea = _upright_and_flipped(window, tmp_path)
+    spec, gate = _gated_inpaint(flipped.data)
+    runner = window.runner
+    window.document.layers.selected = upright
+    runner.set_operator(spec, {"method": "telea"})
+    with qtbot.waitSignal(runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        runner.preview()
+    window.document.layers.selected = flipped
+    qtbot.waitUntil(lambda: runner.busy, timeout=5000)  # the re-preview of flipped waits at the gate
+    window.document.layers.selected = upright  # ... and the person clicks back
+    qtbot.waitUntil(lambda: not runner.busy and runner.preview_layer is not None, timeout=30_000)
+    gate.set()
+    np.testing.assert_array_equal(runner.preview_layer.data, telea["upright.png"])
+    with qtbot.waitSignal(runner.applied, timeout=30_000) as applied:
+        runner.apply()
+    np.testing.assert_array_equal(applied.args[0][0].data, telea["upright.png"])
+
+
+def test_selecting_scribbles_where_an_empty_scribble_layer_fed_the_preview_re_runs_it(window, photo, qtbot):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    document = window.document
+    scribbles = np.zeros(image.shape[:2], np.uint8)
+    scribbles[110:130, 130:190] = 1
+    scribbles[5:12, 5:300] = 2
+    drawn = document.add_layer(Layer(scribbles, LayerKind.MARKERS, "scribbles"))
+    empty = document.add_layer(Layer(np.zeros_like(scribbles), LayerKind.MARKERS, "empty"))
+    document.add_point(120, 160, 1)
+    document.add_point(230, 10, 0)
+    spec, runner = get("random_walker"), window.runner
+    document.layers.selected = empty  # fed nothing: the preview comes from the clicks alone
+    runner.set_operator(spec)
+    with qtbot.waitSignal(runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        assert runner.preview()
+    with qtbot.waitSignal(runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        document.layers.selected = drawn
+    expected = spec.run({"image": image, "markers": scribbles, "points": list(document.points)}, runner.params)
+    with qtbot.waitSignal(runner.applied, timeout=30_000) as applied:
+        runner.apply()
+    np.testing.assert_array_equal(applied.args[0][0].data, expected[spec.outputs[0]])
+
+
+def test_cancelling_the_re_preview_of_an_edit_drops_the_outdated_preview(window, tmp_path, qtbot):
+    upright, flipped, telea = _upright_and_flipped(window, tmp_path)
+    spec, gate = _gated_inpaint(upright.data)
+    runner = window.runner
+    window.document.layers.selected = flipped
+    runner.set_operator(spec, {"method": "telea"})
+    with qtbot.waitSignal(runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        runner.preview()
+    window.document.layers.selected = upright  # its re-preview waits at the gate, before any partial
+    qtbot.waitUntil(lambda: runner.busy, timeout=5000)
+    window.action_cancel.trigger()
+    gate.set()
+    assert runner.preview_layer is None  # it showed flipped, no longer what Apply would add
+    with qtbot.assertNotEmitted(runner.busy_changed, wait=300):
+        runner.set_params({**runner.params, "radius": 4})
+
+
+def test_after_an_apply_the_first_visible_result_is_selected_not_a_hidden_probability(window, photo, qtbot):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    scribbles = np.zeros(image.shape[:2], np.uint8)
+    scribbles[110:130, 130:190] = 1
+    scribbles[5:12, 5:300] = 2
+    window.document.add_layer(Layer(scribbles, LayerKind.MARKERS, "scribbles"))
+    window.choose_operator(get("random_walker"))
+    with qtbot.waitSignal(window.runner.applied, timeout=30_000) as applied:
+        window.action_apply.trigger()
+    added = applied.args[0]
+    assert any(not layer.visible for layer in added)  # the probability planes, hidden
+    assert window.document.layers.selected is added[0] and added[0].visible
+    # The next operator takes the photo, not a probability plane, as its image.
+    window.choose_operator(get("threshold"))
+    chosen = {}
+    window.runner.gather_inputs(window.runner.spec, chosen)
+    assert chosen["image"].name == path.name
+
+
+def test_a_preview_whose_box_is_undone_is_cleared(window, photo, qtbot):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    window.choose_operator(get("grabcut"))
+    runner = window.runner
+    runner.set_auto_preview(True)
+    with qtbot.waitSignal(runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
+        window.document.set_rect((40, 20, 240, 200))
+    assert runner.preview_layer is not None
+    window.action_undo.trigger()
+    qtbot.waitUntil(lambda: runner.preview_layer is None, timeout=5000)
+    assert window.document.rect is None and "needs a box" in window.statusBar().currentMessage()
 
 
 def _pair(tmp_path):

@@ -710,3 +710,17 @@ def test_a_probabilities_sidecar_names_each_planes_class_id(tmp_path):
     with pytest.raises(ValueError, match="2 class ids for 3 probability plane"):
         write_output(tmp_path / "q.tif", "probabilities", planes, provenance={}, class_ids=(1, 2))
     assert not (tmp_path / "q.tif").exists()
+
+
+def test_a_write_that_fails_names_the_file_that_failed_and_why(tmp_path):
+    from maskwork.core.io import write_output
+
+    mask = np.ones((4, 5), bool)
+    (tmp_path / "a.png.json").mkdir()  # where the sidecar goes
+    with pytest.raises(OSError, match=r"cannot write .*a\.png\.json: that is a folder$"):
+        write_output(tmp_path / "a.png", "mask", mask, provenance={"operator": "threshold"})
+    (tmp_path / "taken.png").write_bytes(b"a file")
+    with pytest.raises(OSError) as failed:
+        write_output(tmp_path / "taken.png" / "b.png", "mask", mask)
+    assert str(failed.value) == f"cannot write {tmp_path / 'taken.png' / 'b.png'}: {tmp_path / 'taken.png'} is a file, not a folder"
+    assert not [path.name for path in tmp_path.iterdir() if ".tmp" in path.name]  # no temporary file left

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -281,3 +282,15 @@ def test_deformable_tfm_is_a_displacement_field(camera, tmp_path):
     theirs = _sitk_resample(camera, tmp_path / "field.h5", (rows, cols))
     ours = t.apply(camera.astype(np.float32))
     assert np.abs(ours - theirs).mean() < 0.5
+
+
+def test_tfm_errors_name_the_file_asked_for(tmp_path):
+    transform = Transform("similarity", np.array([[1.0, 0.0, 2.0], [0.0, 1.0, -1.0], [0, 0, 1.0]]), (40, 50), (40, 50))
+    with pytest.raises(ValueError, match=r"cannot read missing\.TFM: there is no such file"):
+        Transform.load_tfm(tmp_path / "missing.TFM", (40, 50), (40, 50))
+    proc = Path("/proc")
+    if proc.is_dir():  # a folder that takes no new files, where SimpleITK's own write fails
+        with pytest.raises(OSError) as failed:
+            transform.save_tfm(proc / "x.tfm")
+        assert str(failed.value).startswith("cannot write the ITK transform /proc/x.tfm: ")
+        assert ".tmp" not in str(failed.value)

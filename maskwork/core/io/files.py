@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -15,21 +16,45 @@ def file_suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
+#: The temporary file a file is written through before its rename (write_bytes_atomic,
+#: and ITK transforms): ".NAME.<16 hex digits>.tmp", maybe with the suffix lowered after.
+_TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{16}\.tmp(\.[^.]+)?")
+
+
+def temporary_sibling(path: Path, suffix: str = "") -> Path:
+    """A hidden, unique temporary file beside ``path`` for writing it through a rename
+    (``suffix`` after the name where a writer picks its format by it)."""
+    return path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp{suffix}"
+
+
 def unwritable(path: Path, error: OSError) -> OSError:
-    """``error``, raised while writing ``path``, said in words: "cannot write PATH: why",
-    with why the folder on the way that is a file, or the system's reason, never an
-    errno or the name of a temporary file the person never asked for. An error without
-    an errno (a library's own message) is returned as it is."""
+    """``error``, raised while writing ``path``, said in words: "cannot write FILE: why".
+    FILE is the file that failed (a sidecar or another file written beside ``path``, the
+    file a temporary one was to become), why the folder on the way that is a file, or the
+    system's reason; never an errno or the name of a temporary file the person never
+    asked for. An error without an errno (a library's own message) is returned as it is."""
     if error.errno is None:
         return error
-    folder = next((parent for parent in reversed(path.parents) if parent.exists() and not parent.is_dir()), None)
+    folder = _file_on_the_way(path)
+    if folder is not None:
+        return OSError(f"cannot write {path}: {folder} is a file, not a folder")
+    failed = next((Path(name) for name in (error.filename2, error.filename) if name), path)
+    temporary = _TEMPORARY_NAME.fullmatch(failed.name)
+    if temporary is not None:
+        failed = failed.with_name(temporary["name"])
+    folder = _file_on_the_way(failed)
     if folder is not None:
         why = f"{folder} is a file, not a folder"
-    elif path.is_dir():
+    elif failed.is_dir():
         why = "that is a folder"
     else:
         why = error.strerror or str(error)
-    return OSError(f"cannot write {path}: {why}")
+    return OSError(f"cannot write {failed}: {why}")
+
+
+def _file_on_the_way(path: Path) -> Path | None:
+    """The first of ``path``'s folders, from the top, that exists as a file (None if none)."""
+    return next((parent for parent in reversed(path.parents) if parent.exists() and not parent.is_dir()), None)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -41,7 +66,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     create it 0600, and the rename would keep that).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    temp = temporary_sibling(path)
     # 0o666 as open() asks; the kernel removes the umask's bits. O_EXCL: never another's file.
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:

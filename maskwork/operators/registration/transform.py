@@ -24,7 +24,6 @@ import contextlib
 import json
 import math
 import os
-import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -33,6 +32,8 @@ from typing import Literal
 
 import cv2
 import numpy as np
+
+from maskwork.core.io.files import temporary_sibling
 
 #: Kinds whose whole mapping is the 3x3 matrix.
 LINEAR_KINDS = ("translation", "rigid", "similarity", "affine", "homography")
@@ -416,12 +417,13 @@ class Transform:
         # SimpleITK picks the format by the suffix, in lower case only (``.TFM`` is
         # "unsupported"): it writes a temporary file of the same folder with the suffix
         # lowered, renamed to the name asked for once complete (no half-written file).
-        temporary = path.parent / f".{path.stem}.{secrets.token_hex(8)}.tmp{path.suffix.lower()}"
+        temporary = temporary_sibling(path, path.suffix.lower())
         try:
             sitk.WriteTransform(tx, str(temporary))
             os.replace(temporary, path)
         except RuntimeError as exc:  # SimpleITK reports I/O problems as RuntimeError
-            raise OSError(f"cannot write the ITK transform {path}: {_first_line(exc)}") from None
+            why = _first_line(exc).replace(str(temporary), str(path))
+            raise OSError(f"cannot write the ITK transform {path}: {why}") from None
         finally:
             temporary.unlink(missing_ok=True)
 
@@ -446,6 +448,8 @@ class Transform:
         import SimpleITK as sitk
 
         fixed_shape, moving_shape = _shape2(fixed_shape), _shape2(moving_shape)
+        if not Path(path).is_file():
+            raise ValueError(f"cannot read {Path(path).name}: there is no such file")
         try:
             with _lower_case_suffix(Path(path)) as readable:
                 tx = sitk.ReadTransform(str(readable))

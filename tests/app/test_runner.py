@@ -126,16 +126,23 @@ def _upright_and_flipped(window, tmp_path):
     return upright, flipped, telea
 
 
-def test_selecting_back_while_the_re_preview_runs_previews_and_applies_the_selected_image(window, tmp_path, qtbot):
-    upright, flipped, telea = _upright_and_flipped(window, tmp_path)
-    spec, gate = _gated_inpaint(flipped.data)
+def _re_preview_held_at_the_gate(window, qtbot, first, then):
+    """A Telea preview of image ``first``, then ``then`` selected: its re-preview waits
+    at the gate (returned with the runner) until the test opens it."""
+    spec, gate = _gated_inpaint(then.data)
     runner = window.runner
-    window.document.layers.selected = upright
+    window.document.layers.selected = first
     runner.set_operator(spec, {"method": "telea"})
     with qtbot.waitSignal(runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
         runner.preview()
-    window.document.layers.selected = flipped
-    qtbot.waitUntil(lambda: runner.busy, timeout=5000)  # the re-preview of flipped waits at the gate
+    window.document.layers.selected = then
+    qtbot.waitUntil(lambda: runner.busy, timeout=5000)
+    return runner, gate
+
+
+def test_selecting_back_while_the_re_preview_runs_previews_and_applies_the_selected_image(window, tmp_path, qtbot):
+    upright, flipped, telea = _upright_and_flipped(window, tmp_path)
+    runner, gate = _re_preview_held_at_the_gate(window, qtbot, upright, flipped)
     window.document.layers.selected = upright  # ... and the person clicks back
     qtbot.waitUntil(lambda: not runner.busy and runner.preview_layer is not None, timeout=30_000)
     gate.set()
@@ -171,14 +178,7 @@ def test_selecting_scribbles_where_an_empty_scribble_layer_fed_the_preview_re_ru
 
 def test_cancelling_the_re_preview_of_an_edit_drops_the_outdated_preview(window, tmp_path, qtbot):
     upright, flipped, telea = _upright_and_flipped(window, tmp_path)
-    spec, gate = _gated_inpaint(upright.data)
-    runner = window.runner
-    window.document.layers.selected = flipped
-    runner.set_operator(spec, {"method": "telea"})
-    with qtbot.waitSignal(runner.busy_changed, check_params_cb=lambda busy: not busy, timeout=30_000):
-        runner.preview()
-    window.document.layers.selected = upright  # its re-preview waits at the gate, before any partial
-    qtbot.waitUntil(lambda: runner.busy, timeout=5000)
+    runner, gate = _re_preview_held_at_the_gate(window, qtbot, flipped, upright)  # before any partial
     window.action_cancel.trigger()
     gate.set()
     assert runner.preview_layer is None  # it showed flipped, no longer what Apply would add

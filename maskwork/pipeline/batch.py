@@ -43,6 +43,7 @@ from typing import IO, Any
 import numpy as np
 
 from maskwork.core import io
+from maskwork.core.io.files import unwritable
 from maskwork.operators import registry
 from maskwork.operators.context import InputError
 from maskwork.operators.extras import import_optional
@@ -109,8 +110,25 @@ def output_filename(stem: str, layer: str, kind: str, value: Any) -> str:
     Characters other than letters, digits, ``.``, ``-`` and ``_`` in the layer name become
     ``_``; the suffix is :func:`maskwork.core.io.output_suffix`.
     """
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", layer).strip("_") or kind
-    return f"{stem}_{safe}{io.output_suffix(kind, value)}"
+    return f"{stem}_{_file_part(layer, kind)}{io.output_suffix(kind, value)}"
+
+
+def _file_part(layer: str, kind: str) -> str:
+    """The layer's name as it appears in its output files' names."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", layer).strip("_") or kind
+
+
+def check_output_names(recipe: Recipe) -> None:
+    """Raise InputError when two of the recipe's output layers would be written to one
+    file: ``fg mask`` and ``fg_mask`` both become ``<image>_fg_mask.png``, names of other
+    scripts both their kind's name (the second would silently replace the first)."""
+    seen: dict[str, str] = {}
+    for layer, kind in recipe.output_kinds().items():
+        part = _file_part(layer, kind)
+        if part in seen:
+            raise InputError(f"the recipe's layers {seen[part]!r} and {layer!r} would both be written as "
+                             f"<image>_{part}: rename one of them (letters, digits, '.', '-' and '_' are kept)")
+        seen[part] = layer
 
 
 def collect_images(patterns: Sequence[str], exclude: Path | None = None) -> list[Path]:
@@ -128,10 +146,11 @@ def collect_images(patterns: Sequence[str], exclude: Path | None = None) -> list
     Raises
     ------
     InputError
-        When a pattern names nothing, or two images share a name (their outputs would
-        overwrite each other).
+        When a pattern names nothing, every input lies in ``exclude``, or two images share
+        a name (their outputs would overwrite each other).
     """
     found: dict[Path, Path] = {}
+    left_out = 0
     for pattern in patterns:
         path = Path(pattern)
         if path.is_file():
@@ -150,7 +169,12 @@ def collect_images(patterns: Sequence[str], exclude: Path | None = None) -> list
             resolved = match.resolve()
             if exclude is None or exclude.resolve() not in resolved.parents:
                 found.setdefault(resolved, match)
+            else:
+                left_out += 1
     images = list(found.values())
+    if not images and left_out:
+        raise InputError(f"every input lies in the output folder {exclude}, whose files are left out (a rerun "
+                         "would take the results for inputs): write the results to another folder")
     stems: dict[str, Path] = {}
     for image in images:
         other = stems.setdefault(image_stem(image), image)
@@ -529,7 +553,8 @@ def run_batch(recipe: Recipe, patterns: Sequence[str], outdir: str | os.PathLike
     Raises
     ------
     InputError
-        For inputs that name nothing or collide, or a worker count below 1.
+        For inputs that name nothing or collide, output layers whose files would collide
+        (:func:`check_output_names`), or a worker count below 1.
     OSError
         When the output folder cannot be made or the scheduler cannot be reached.
     """
@@ -538,8 +563,14 @@ def run_batch(recipe: Recipe, patterns: Sequence[str], outdir: str | os.PathLike
     if workers is not None and scheduler is not None:
         raise InputError("--workers sizes a local cluster; with --scheduler the scheduler's workers do the work")
     outdir = Path(outdir)
+    check_output_names(recipe)
     images = collect_images(patterns, exclude=outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(f"the output folder {outdir} is a file: name a folder (made if missing)")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise unwritable(outdir, error) from error
     if workers is None and scheduler is None and _needs_one_model_copy(recipe):
         # Each worker process would load its own copy of the model (and its own CUDA
         # context on the one GPU): several copies of a large model exhaust the memory.

@@ -184,6 +184,9 @@ BAD_ARGUMENTS = {
     "missing recipe": (["absent.json", "{photos}", "-o", "out"], "no such recipe file"),
     "not a recipe": (["{photos}/broken.png", "{photos}", "-o", "out"], "is not valid JSON"),
     "missing output folder": (["{recipe}", "{photos}"], "--output"),
+    "output folder is a file": (["{recipe}", "{photos}", "-o", "{photos}/coffee.png"], "/coffee.png is a file: name a folder"),
+    "output folder holds every input": (["{recipe}", "{photos}/coffee.png", "-o", "{photos}"],
+                                        "every input lies in the output folder"),
 }
 
 
@@ -219,6 +222,15 @@ def test_collect_images_takes_files_folders_and_globs_once(photos, tmp_path):
     io.write_image(twin / "coffee.png", np.zeros((4, 4), np.uint8))
     with pytest.raises(ValueError, match="have the same name"):
         collect_images([str(photos), str(twin)])
+
+
+def test_output_layers_whose_files_would_collide_are_refused_before_any_image_is_read(photos, tmp_path, capsys):
+    recipe = Recipe()
+    recipe.add_step("threshold", {}, {"image": LayerInput()}, {"mask": "fg mask"})
+    recipe.add_step("invert", {}, {"mask": LayerInput("fg mask")}, {"mask": "fg_mask"})  # also <image>_fg_mask.png
+    assert _exit_code(["batch", str(recipe.save(tmp_path / "collide.json")), str(photos), "-o", str(tmp_path / "out")]) == 2
+    assert "the recipe's layers 'fg mask' and 'fg_mask' would both be written as <image>_fg_mask" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_batch_module_imports_dask_only_when_a_batch_runs():

@@ -119,6 +119,34 @@ def _inside(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | Non
     return inside
 
 
+def _compared(inside: np.ndarray | None, a: np.ndarray, b: np.ndarray, reach: int = 0) -> np.ndarray | None:
+    """``inside`` (None: everywhere) less the pixels where either image holds a value that
+    is not a finite number (NaN, infinity: a float image's unknown pixels) in any channel,
+    grown by ``reach`` pixels (a window that holds one is left out too)."""
+    unknown = None
+    for image in (a, b):
+        if image.dtype.kind in "fc" and not np.isfinite(image).all():
+            bad = ~np.isfinite(image)
+            bad = bad.any(axis=2) if bad.ndim == 3 else bad
+            unknown = bad if unknown is None else unknown | bad
+    if unknown is None:
+        return inside
+    if reach:
+        size = 2 * reach + 1
+        unknown = cv2.dilate(unknown.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+    kept = ~unknown if inside is None else inside & ~unknown
+    if not kept.any():
+        raise ValueError("no pixel to compare holds a finite number in both images (NaN or infinity everywhere)")
+    return kept
+
+
+def _finite(image: np.ndarray) -> np.ndarray:
+    """``image`` with NaN and infinity as 0 (itself when it holds none)."""
+    if image.dtype.kind not in "fc" or np.isfinite(image).all():
+        return image
+    return np.nan_to_num(image, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def _data_range(reference: np.ndarray, data_range: float | None) -> float:
     """The given range, the integer dtype's range, or the float reference's own range."""
     if data_range is not None:
@@ -143,18 +171,20 @@ def mse(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     a, b : ndarray
         Images of one shape (gray or with channels; every channel counts).
     mask : ndarray, optional
-        Nonzero where to compare, of the images' (row, col) size.
+        Nonzero where to compare, of the images' (row, col) size. Pixels that are not
+        finite numbers (NaN, infinity) in either image are left out as well.
 
     Raises
     ------
     ValueError
-        When the shapes differ or the mask is empty or of another size.
+        When the shapes differ, the mask is empty or of another size, or no pixel to
+        compare is finite in both images.
     """
     a, b = _image_pair(a, b)
-    inside = _inside(mask, a.shape)
-    diff = a.astype(np.float64) - b.astype(np.float64)
+    inside = _compared(_inside(mask, a.shape), a, b)
     if inside is not None:
-        diff = diff[inside]
+        a, b = a[inside], b[inside]
+    diff = a.astype(np.float64) - b.astype(np.float64)
     return float(np.mean(np.square(diff)))
 
 
@@ -197,7 +227,8 @@ def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, data_rang
     Colour images are compared per channel and averaged. Inside a mask, the per-pixel
     SSIM map is averaged over the masked pixels; like scikit-image's whole-image mean,
     that leaves out the 3-pixel border where the windows do not fit, unless the mask lies
-    only there.
+    only there. Pixels whose window holds a value that is not a finite number (NaN,
+    infinity) in either image are left out too.
 
     The numbers are scikit-image's ``structural_similarity`` with its defaults (uniform
     windows, sample covariance), computed with OpenCV's box filter: scipy's uniform
@@ -224,9 +255,11 @@ def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, data_rang
     if min(a.shape[:2]) < SSIM_WINDOW:
         raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, these are "
                          f"{a.shape[0]}x{a.shape[1]}")
-    inside = _inside(mask, a.shape)
-    peak = _data_range(a, data_range)
     border = (SSIM_WINDOW - 1) // 2
+    # A window that holds a NaN or infinity has no SSIM: its pixels are left out.
+    inside = _compared(_inside(mask, a.shape), a, b, reach=border)
+    peak = _data_range(a, data_range)
+    a, b = _finite(a), _finite(b)  # (whatever stands in for them lies in windows left out)
     core = np.zeros(a.shape[:2], bool)
     core[border:-border, border:-border] = True
     if inside is None:

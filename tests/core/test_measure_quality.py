@@ -83,6 +83,28 @@ def test_identical_images():
     assert measure.ssim(image, image) == pytest.approx(1.0)
 
 
+def test_pixels_that_are_not_numbers_are_left_out():
+    """A float image's NaN (an unknown pixel) made every measure NaN, even against an exact copy."""
+    reference = data.camera()[:64, :80].astype(np.float32)
+    reference[10, 20] = np.nan
+    reference[40, 70] = np.inf
+    assert measure.mse(reference, reference.copy()) == 0.0
+    assert measure.psnr(reference, reference.copy()) == np.inf and measure.ssim(reference, reference.copy()) == 1.0
+    brighter = reference + 4.0
+    assert measure.mse(reference, brighter) == pytest.approx(16.0)
+    # The same as comparing the finite pixels alone; SSIM leaves out every window that holds one.
+    finite = np.isfinite(reference)
+    assert measure.psnr(reference, brighter) == pytest.approx(measure.psnr(reference[finite], brighter[finite],
+                                                                          data_range=float(np.ptp(reference[finite]))))
+    clean = np.nan_to_num(reference, posinf=0.0)
+    windows = np.ones_like(finite)
+    windows[7:14, 17:24] = windows[37:44, 67:74] = False
+    assert measure.ssim(reference, brighter) == pytest.approx(measure.ssim(clean, clean + 4.0, mask=windows,
+                                                                           data_range=float(np.ptp(reference[finite]))))
+    with pytest.raises(ValueError, match="no pixel to compare holds a finite number"):
+        measure.mse(np.full((8, 8), np.nan), np.zeros((8, 8)))
+
+
 def test_difference_image_does_not_wrap_around():
     a = np.array([[10, 200], [0, 255]], np.uint8)
     b = np.array([[200, 10], [255, 0]], np.uint8)

@@ -90,9 +90,20 @@ class OperatorViews(QObject):
         for event in (stack.inserted, stack.removed, stack.moved):
             event.connect(self._list_image_layers)
         stack.inserted.connect(self._on_layer_inserted)
+        stack.selection_changed.connect(self._show_histogram_image)
         window.operator_panel.sources_changed.connect(runner.set_sources)
         runner.partial_scores.connect(self._on_partial_scores)
         runner.busy_changed.connect(lambda busy: busy and self.clear_metric_curve())
+
+    def _show_histogram_image(self, *_) -> None:
+        """Give the histogram the image the operator runs on: the selected image layer
+        feeds it (another image than the base one, say a float result), so thresholds
+        are drawn on that image's histogram, not the first one's."""
+        spec = self.window.runner.spec
+        if spec is None or not any(isinstance(view, Histogram) for view in spec.panel_views):
+            return
+        layer = self.window.runner.input_layer("image")
+        self.histogram.set_image(layer.data if layer is not None else None)  # (the same array: kept)
 
     def _on_layer_inserted(self, index: int, layer) -> None:
         """A new base image (another file opened): the views describe it, not the last one."""
@@ -112,8 +123,7 @@ class OperatorViews(QObject):
         widgets: list[QWidget] = []
         for view in spec.panel_views:
             if isinstance(view, Histogram):
-                base = self.window.document.base_image
-                self.histogram.set_image(base.data if base is not None else None)
+                self._show_histogram_image()
                 self.histogram.show_thresholds([])
                 widgets.append(self.histogram)
             elif isinstance(view, ScorePlot):

@@ -353,6 +353,11 @@ class OperatorRunner(QObject):
             sources.update({name: layer for name, layer in chosen.items() if name in inputs})
         return inputs
 
+    def input_layer(self, name: str) -> Layer | None:
+        """The layer that would feed the chosen operator's input ``name`` if it ran now
+        (the selected layer where it fits, else the input policy's), or None."""
+        return self._chosen_layers(self.spec).get(name) if self.spec is not None else None
+
     def _fed_layers(self, spec: OperatorSpec) -> dict:
         """Input name -> the layer that would feed a run started now: every layer the
         input policy picks, fed or not (an empty scribble layer is left out of the inputs,
@@ -427,6 +432,7 @@ class OperatorRunner(QObject):
         """Cancel the running session; its late signals no longer match and are ignored."""
         self._worker.quit()
         self.session = self._worker = None
+        self._running_layers = {}
 
     def _start(self, purpose: str, quiet: bool = False) -> bool:
         """Run the operator for ``purpose``; ``quiet``: unusable inputs are a status line."""
@@ -493,6 +499,8 @@ class OperatorRunner(QObject):
         if session is not self.session:
             return  # a stale run that finished before it saw its cancellation
         self.session = self._worker = None
+        # Held no longer than the run (nor the layers with it: another document may come).
+        layers, self._running_layers = self._running_layers, {}
         self.busy_changed.emit(False)
         spec = session.spec
         if outcome.status != DONE and self._preview_partial:
@@ -502,10 +510,10 @@ class OperatorRunner(QObject):
             self.scores.emit(dict(outcome.result.scores))
             if session.purpose == "preview":
                 if self._session_revision == self._inputs_revision:
-                    self._finished_preview = (self._session_revision, session, outcome.result, self._running_layers)
+                    self._finished_preview = (self._session_revision, session, outcome.result, layers)
                 if outcome.preview is not None:
                     self._show_preview(outcome.preview)
-                    self._shown_layers = self._running_layers
+                    self._shown_layers = layers
                 # What it shows now is this finished run's (its partial, or its result).
                 self._preview_partial = False
                 self.message.emit(f"{spec.title}: preview ready ({outcome.result.iterations} iterations)")

@@ -95,3 +95,23 @@ def test_threshold_preview_draws_its_threshold_on_the_histogram(window, tmp_path
     assert len(window.operator_views.histogram.threshold_values) == 2  # three classes
     window.choose_operator(get("grabcut"))
     assert not window.operator_views.histogram.isVisibleTo(window.operator_panel)
+
+
+def test_both_histograms_show_the_image_the_threshold_runs_on(window, tmp_path, qtbot):
+    """With a second image selected, the threshold was computed on it but drawn on the
+    first image's histogram."""
+    io.write_image(tmp_path / "coins.png", data.coins())
+    signed = (data.camera().astype(np.float32) / 255.0 * 3.7 - 1.2)  # values -1.2 .. 2.5
+    io.write_image(tmp_path / "signed.tif", signed)
+    assert window.open_paths([tmp_path / "coins.png", tmp_path / "signed.tif"])
+    window.choose_operator(get("threshold"))
+    panel = window.measure_panel
+    window.docks["measure"].show()
+    window.document.layers.selected = window.document.layers.of_kind(LayerKind.IMAGE)[1]
+    with qtbot.waitSignal(panel.refreshed, timeout=10_000):
+        panel.refresh()
+    wait_idle(qtbot, window, window.runner.preview)
+    for histogram in (window.operator_views.histogram, panel.histogram_plot):
+        edges, _ = histogram.curve_data()
+        assert edges.min() < -1.1 and edges.max() > 2.4, "the float image's histogram, not the coins'"
+        assert -1.2 < histogram.threshold_values[0] < 2.5

@@ -138,7 +138,12 @@ def _outcome(args) -> tuple[int, str]:
         if args.command == "batch":
             return _batch(args), ""
         return _run(args), ""
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        from maskwork.pipeline.batch import BatchInterrupted
+
+        if isinstance(interrupt, BatchInterrupted):  # what it did, and how to do the rest
+            return EXIT_INTERRUPTED, (f"\nmaskwork: interrupted: {interrupt.done} of {interrupt.total} images done "
+                                      f"(summary in {interrupt.summary}); run the same command again to do the rest")
         return EXIT_INTERRUPTED, "\nmaskwork: interrupted"
     except (InputError, ValueError, OSError, ModelNotInstalled) as error:
         # ImageReadError is a ValueError; OSError covers unwritable outputs.

@@ -17,21 +17,28 @@ What a batch writes into OUTDIR:
   outputs. A rerun skips an image whose marker, outputs, input file (size and
   modification time) and recipe are unchanged, so a killed batch resumes where it stopped;
 * ``summary.csv``: one row per image, in input order: ``input``, ``status`` (ok, failed,
-  skipped), ``seconds`` (reading, running and writing it, when it was processed),
-  ``outputs`` (file names in OUTDIR, ``;``-separated), ``scores`` (JSON) and ``error``.
+  skipped; interrupted for an image a Ctrl+C left undone), ``seconds`` (reading, running
+  and writing it, when it was processed), ``outputs`` (file names in OUTDIR,
+  ``;``-separated), ``scores`` (JSON) and ``error``.
 
 A failing image (unreadable, rejected by an operator, any exception) is reported in the
-summary and the batch goes on.
+summary and the batch goes on. Ctrl+C stops the batch: the summary lists what was done,
+:class:`BatchInterrupted` says how much, and the same command run again does the rest.
+The local cluster's worker processes ignore Ctrl+C (a terminal sends it to all of them):
+the batch stops them itself, so none prints a traceback of its own.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import json
 import logging
 import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 import contextlib
@@ -71,7 +78,7 @@ class ImageRecord:
     """What happened to one input image (a row of ``summary.csv``)."""
 
     input: str
-    status: str  # "ok", "failed" or "skipped"
+    status: str  # "ok", "failed", "skipped" or "interrupted"
     seconds: float = 0.0
     outputs: list[str] = field(default_factory=list)
     scores: dict = field(default_factory=dict)
@@ -423,7 +430,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         return
     count = workers or os.cpu_count() or 1
     environ = {f"distributed.nanny.pre-spawn-environ.{name}": value for name, value in SINGLE_THREAD_ENVIRON.items()}
-    with dask.config.set(environ):
+    with dask.config.set(environ), _children_ignore_ctrl_c():
         cluster = LocalCluster(
             n_workers=count,
             threads_per_worker=1,
@@ -433,6 +440,23 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         )
     with cluster, Client(cluster) as client:
         yield client
+
+
+@contextmanager
+def _children_ignore_ctrl_c() -> Iterator[None]:
+    """Ignore SIGINT while the block starts processes, which inherit that (Python installs
+    its KeyboardInterrupt handler only where SIGINT is not ignored): a terminal's Ctrl+C
+    reaches every process of its group, and each Dask worker printed the traceback of
+    its interrupted task. This process stops them when its own Ctrl+C ends the batch.
+    (Only the main thread may set signal handlers; elsewhere nothing changes.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_on_client(client, recipe: Recipe, images: Sequence[Path], outdir: Path,
@@ -459,8 +483,6 @@ def run_on_client(client, recipe: Recipe, images: Sequence[Path], outdir: Path,
     max_pixels, quiet
         Passed to :func:`process_image` for every image.
     """
-    from dask.distributed import as_completed
-
     # Absolute paths: a worker of a remote scheduler has its own working folder.
     outdir = Path(outdir).resolve()
     outdir.mkdir(parents=True, exist_ok=True)
@@ -478,31 +500,62 @@ def run_on_client(client, recipe: Recipe, images: Sequence[Path], outdir: Path,
     line = ProgressLine(len(images), len(records), progress) if progress is not None else None
     if line is not None:
         line.draw()
-    if pending:
-        shared_recipe = client.scatter(recipe, broadcast=True)
-        futures = {
-            client.submit(process_image, shared_recipe, str(images[index].resolve()), str(outdir), embedded, fingerprint,
-                          max_pixels, quiet, pure=False): index
-            for index in pending
-        }
-        for future in as_completed(futures):
-            index = futures[future]
-            if future.status == "finished":
-                record = future.result()
-            elif future.status == "cancelled":  # the scheduler dropped it (e.g. a lost connection)
-                record = ImageRecord(str(images[index]), "failed", error="cancelled by the Dask scheduler")
-            else:  # the worker died (out of memory, a crash in native code)
-                record = ImageRecord(str(images[index]), "failed", error=_first_line(future.exception(), named=True))
-            record.input = str(images[index])  # as the user named it
-            records[index] = record
-            future.release()
-            if line is not None:
-                line.update(record.status == "failed")
+    try:
+        if pending:
+            _collect(client, recipe, images, pending, outdir, embedded, fingerprint, max_pixels, quiet, records, line)
+    except KeyboardInterrupt:
+        for index in set(range(len(images))) - set(records):
+            # Finished by a worker (its done-marker written) but not collected yet: an
+            # ok image, whose time and scores the marker keeps.
+            record = finished_record(images[index], outdir, fingerprint)
+            if record is not None:
+                records[index] = dataclasses.replace(record, status="ok")
+        undone = ImageRecord("", "interrupted", error="stopped by Ctrl+C: run the batch again to do it")
+        ordered = [records.get(index) or dataclasses.replace(undone, input=str(images[index]))
+                   for index in range(len(images))]
+        summary = write_summary(outdir / SUMMARY_NAME, ordered)
+        raise BatchInterrupted(len(records), len(images), summary) from None
     if line is not None:
         line.finish()
     ordered = [records[index] for index in range(len(images))]
     write_summary(outdir / SUMMARY_NAME, ordered)
     return ordered
+
+
+def _collect(client, recipe: Recipe, images: Sequence[Path], pending: list[int], outdir: Path, embedded: dict,
+             fingerprint: str, max_pixels: int | None, quiet: bool, records: dict, line) -> None:
+    """Send the ``pending`` images to the workers; put each one's record into ``records``
+    (by index) as it comes back."""
+    from dask.distributed import as_completed
+
+    shared_recipe = client.scatter(recipe, broadcast=True)
+    futures = {
+        client.submit(process_image, shared_recipe, str(images[index].resolve()), str(outdir), embedded, fingerprint,
+                      max_pixels, quiet, pure=False): index
+        for index in pending
+    }
+    for future in as_completed(futures):
+        index = futures[future]
+        if future.status == "finished":
+            record = future.result()
+        elif future.status == "cancelled":  # the scheduler dropped it (e.g. a lost connection)
+            record = ImageRecord(str(images[index]), "failed", error="cancelled by the Dask scheduler")
+        else:  # the worker died (out of memory, a crash in native code)
+            record = ImageRecord(str(images[index]), "failed", error=_first_line(future.exception(), named=True))
+        record.input = str(images[index])  # as the user named it
+        records[index] = record
+        future.release()
+        if line is not None:
+            line.update(record.status == "failed")
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl+C stopped a batch; ``done`` of ``total`` images were finished (or found done
+    before), and ``summary`` lists them."""
+
+    def __init__(self, done: int, total: int, summary: Path) -> None:
+        super().__init__(f"{done} of {total} images done")
+        self.done, self.total, self.summary = done, total, summary
 
 
 def write_summary(path: Path, records: Sequence[ImageRecord]) -> Path:

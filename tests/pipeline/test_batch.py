@@ -143,16 +143,24 @@ def _group_alive(group: int) -> bool:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="kills a process group")
-def test_a_killed_batch_resumes(tmp_path, recipe_file):
+def _batch_in_its_own_group(tmp_path, recipe_file, sizes, workers):
+    """(process, photos folder, image names, output folder) of a ``maskwork batch`` of the
+    photos at ``sizes`` started in its own session, so that a signal to its group reaches
+    the Dask scheduler and worker processes too (as a terminal's Ctrl+C does)."""
     photos = tmp_path / "photos"
-    names = [f"{name}_{size}" for size in (200, 240) for name in PHOTOS]
+    names = [f"{name}_{size}" for size in sizes for name in PHOTOS]
     for name in names:
         base, size = name.rsplit("_", 1)
         io.write_image(photos / f"{name}.png", _small(PHOTOS[base](), int(size)))
     outdir = tmp_path / "out"
-    command = [sys.executable, "-m", "maskwork", "batch", str(recipe_file), str(photos), "-o", str(outdir), "--workers", "1"]
-    # Its own session, so the kill reaches the Dask scheduler and worker processes too.
+    command = [sys.executable, "-m", "maskwork", "batch", str(recipe_file), str(photos), "-o", str(outdir),
+               "--workers", str(workers)]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    return process, photos, names, outdir
+
+
+def test_a_killed_batch_resumes(tmp_path, recipe_file):
+    process, photos, names, outdir = _batch_in_its_own_group(tmp_path, recipe_file, (200, 240), workers=1)
     markers = outdir / DONE_FOLDER
     try:
         _wait_for(lambda: markers.is_dir() and any(markers.glob("*.json")) or process.poll() is not None, 90, "the first image")
@@ -174,6 +182,29 @@ def test_a_killed_batch_resumes(tmp_path, recipe_file):
     assert all((markers / f"{stem}.json").stat().st_mtime_ns == finished_at[stem] for stem in finished)
     for name in names:
         assert (outdir / f"{name}_cut.png").is_file() and (outdir / f"{name}_clean.png").is_file()
+
+
+def test_ctrl_c_stops_a_batch_with_a_summary_and_no_worker_tracebacks(tmp_path, recipe_file):
+    process, photos, names, outdir = _batch_in_its_own_group(tmp_path, recipe_file, (200, 240, 280), workers=2)
+    markers = outdir / DONE_FOLDER
+    try:
+        _wait_for(lambda: markers.is_dir() and any(markers.glob("*.json")) or process.poll() is not None, 90, "the first image")
+        os.killpg(process.pid, signal.SIGINT)
+        code = process.wait(60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(30)
+        stderr = process.stderr.read().decode(errors="replace")
+        process.stderr.close()
+    _wait_for(lambda: not _group_alive(process.pid), 30, "the batch's processes to end")
+    assert code == 130, stderr
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("maskwork: interrupted: ") and "run the same command again to do the rest" in last
+    statuses = [row["status"] for row in _summary(outdir).values()]
+    assert len(statuses) == len(names) and "interrupted" in statuses and set(statuses) <= {"ok", "interrupted"}
+    assert not [path for path in outdir.iterdir() if ".tmp" in path.name]
 
 
 BAD_ARGUMENTS = {

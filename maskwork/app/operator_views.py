@@ -112,10 +112,12 @@ class OperatorViews(QObject):
             self.show_for(spec)
 
     def _list_image_layers(self, *_) -> None:
-        """Offer the image layers to an operator of two images, and take its choices."""
+        """Offer the image layers to an operator of two images, and take its choices; the
+        histogram follows the image the operator now takes."""
         panel = self.window.operator_panel
         panel.set_source_layers(self.window.document.layers.of_kind(LayerKind.IMAGE))
         self.window.runner.chosen_sources = panel.chosen_sources()
+        self._show_histogram_image()  # a layer moved or deleted may change the image it runs on
 
     def show_for(self, spec: OperatorSpec) -> None:
         """Put ``spec``'s declared views under its form, in their declared order."""

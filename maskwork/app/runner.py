@@ -265,13 +265,14 @@ class OperatorRunner(QObject):
 
     def _on_seeds_changed(self) -> None:
         """An edit, undo, visibility change or prompt: the preview follows it when previews
-        are automatic, and also when one is shown (hiding a scribble layer changes the
-        inputs, and Apply must commit what the preview shows)."""
+        are automatic, and also when one is shown or on its way (hiding a scribble layer
+        changes the inputs, and Apply must commit what the preview shows)."""
         self._inputs_revision += 1
         if self._memory_declined:
             return
-        if ((self.auto_preview or self._preview is not None) and self.spec is not None and not self._applying
-                and not self.document.history.in_group):
+        previewing = self.session is not None and self.session.purpose == "preview"
+        if ((self.auto_preview or self._preview is not None or previewing) and self.spec is not None
+                and not self._applying and not self.document.history.in_group):
             self._timer.start(SEED_DEBOUNCE_MS)
 
     def _on_selection_changed(self, layer) -> None:

@@ -125,17 +125,28 @@ def _file_part(layer: str, kind: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", layer).strip("_") or kind
 
 
-def check_output_names(recipe: Recipe) -> None:
-    """Raise InputError when two of the recipe's output layers would be written to one
-    file: ``fg mask`` and ``fg_mask`` both become ``<image>_fg_mask.png``, names of other
-    scripts both their kind's name (the second would silently replace the first)."""
+def check_output_names(recipe: Recipe, images: Sequence[Path]) -> None:
+    """Raise InputError when two outputs would be written to one file, whatever their
+    suffixes (some are known only from the result) and letter case (one file on macOS
+    and Windows): two of the recipe's layers (``fg mask`` and ``fg_mask`` both become
+    ``<image>_fg_mask``, names of other scripts both their kind's name), or a layer of
+    two images (``cat`` with ``fg mask`` and ``cat_fg`` with ``mask``). The second
+    would silently replace the first."""
+    parts = {layer: _file_part(layer, kind) for layer, kind in recipe.output_kinds().items()}
     seen: dict[str, str] = {}
-    for layer, kind in recipe.output_kinds().items():
-        part = _file_part(layer, kind)
-        if part in seen:
-            raise InputError(f"the recipe's layers {seen[part]!r} and {layer!r} would both be written as "
+    for layer, part in parts.items():
+        other = seen.setdefault(part.casefold(), layer)
+        if other != layer:
+            raise InputError(f"the recipe's layers {other!r} and {layer!r} would both be written as "
                              f"<image>_{part}: rename one of them (letters, digits, '.', '-' and '_' are kept)")
-        seen[part] = layer
+    written: dict[str, tuple[Path, str]] = {}
+    for image in images:
+        for layer, part in parts.items():
+            name = f"{image_stem(image)}_{part}"
+            other_image, other_layer = written.setdefault(name.casefold(), (image, layer))
+            if other_image != image:
+                raise InputError(f"{other_image}'s layer {other_layer!r} and {image}'s layer {layer!r} would both be "
+                                 f"written as {name}: rename the layer or the image")
 
 
 def collect_images(patterns: Sequence[str], exclude: Path | None = None) -> list[Path]:
@@ -616,8 +627,8 @@ def run_batch(recipe: Recipe, patterns: Sequence[str], outdir: str | os.PathLike
     if workers is not None and scheduler is not None:
         raise InputError("--workers sizes a local cluster; with --scheduler the scheduler's workers do the work")
     outdir = Path(outdir)
-    check_output_names(recipe)
     images = collect_images(patterns, exclude=outdir)
+    check_output_names(recipe, images)
     if outdir.exists() and not outdir.is_dir():
         raise InputError(f"the output folder {outdir} is a file: name a folder (made if missing)")
     try:

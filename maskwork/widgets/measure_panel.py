@@ -190,7 +190,7 @@ class MeasurePanel(QWidget):
         stack.inserted.connect(self._on_stack_changed)
         stack.removed.connect(self._on_stack_changed)
         stack.moved.connect(self._on_stack_changed)
-        stack.selection_changed.connect(self._schedule)  # the histogram follows the selected image
+        stack.selection_changed.connect(self._on_selection_changed)
         self._on_stack_changed()
 
     # -- layer lists ------------------------------------------------------------------
@@ -325,11 +325,16 @@ class MeasurePanel(QWidget):
         self.refreshed.emit()
 
     def _refresh_histogram(self) -> None:
-        """The histogram of the selected image layer, else of the base image: the image an
-        operator takes when a layer is selected, so its thresholds land on its histogram."""
-        selected = self.document.layers.selected
-        image = selected if selected is not None and selected.kind is LayerKind.IMAGE else self.document.base_image
-        self.histogram_plot.set_image(image.data if image is not None else None)
+        """The histogram of the base image: the selected image layer, else the bottom one
+        (the image an operator takes, so its thresholds land on its histogram)."""
+        base = self.document.base_image
+        self.histogram_plot.set_image(base.data if base is not None else None)
+
+    def _on_selection_changed(self, *_) -> None:
+        # Only the histogram depends on the selection (the other measures take seconds on
+        # 12 MP); a hidden panel draws it when shown.
+        if self.isVisible():
+            self._refresh_histogram()
 
     def show_thresholds(self, values: list[float]) -> None:
         """Draw vertical lines at the given thresholds (replacing earlier ones)."""

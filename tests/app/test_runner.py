@@ -152,6 +152,21 @@ def test_selecting_back_while_the_re_preview_runs_previews_and_applies_the_selec
     np.testing.assert_array_equal(applied.args[0][0].data, telea["upright.png"])
 
 
+def test_selecting_another_image_while_the_first_preview_runs_redoes_it(window, tmp_path, qtbot):
+    """Auto-preview off, nothing shown yet: the running preview still follows the change."""
+    upright, flipped, telea = _upright_and_flipped(window, tmp_path)
+    spec, gate = _gated_inpaint(upright.data)
+    runner = window.runner
+    window.document.layers.selected = upright
+    runner.set_operator(spec, {"method": "telea"})
+    assert not runner.auto_preview
+    runner.preview()
+    window.document.layers.selected = flipped  # while upright's preview waits at the gate
+    qtbot.waitUntil(lambda: not runner.busy and runner.preview_layer is not None, timeout=30_000)
+    gate.set()
+    np.testing.assert_array_equal(runner.preview_layer.data, telea["flipped.png"])
+
+
 def test_selecting_scribbles_where_an_empty_scribble_layer_fed_the_preview_re_runs_it(window, photo, qtbot):
     path, image, truth = photo
     assert window.open_paths([path])

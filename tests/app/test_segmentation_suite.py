@@ -107,11 +107,23 @@ def test_both_histograms_show_the_image_the_threshold_runs_on(window, tmp_path, 
     window.choose_operator(get("threshold"))
     panel = window.measure_panel
     window.docks["measure"].show()
-    window.document.layers.selected = window.document.layers.of_kind(LayerKind.IMAGE)[1]
     with qtbot.waitSignal(panel.refreshed, timeout=10_000):
         panel.refresh()
+    coins, signed_layer = window.document.layers.of_kind(LayerKind.IMAGE)
+    # A click in the Layers panel redraws the histogram, and measures nothing else again.
+    with qtbot.assertNotEmitted(panel.refreshed, wait=300):
+        window.document.layers.selected = signed_layer
     wait_idle(qtbot, window, window.runner.preview)
     for histogram in (window.operator_views.histogram, panel.histogram_plot):
         edges, _ = histogram.curve_data()
         assert edges.min() < -1.1 and edges.max() > 2.4, "the float image's histogram, not the coins'"
         assert -1.2 < histogram.threshold_values[0] < 2.5
+    # With a mask selected, the bottom image feeds the threshold: moving the float image
+    # to the bottom makes it that image, and the form's histogram follows.
+    window.document.layers.selected = coins
+    mask = window.document.new_layer(LayerKind.MASK)
+    window.document.layers.selected = mask
+    assert window.operator_views.histogram.curve_data()[0].min() >= 0.0  # the coins'
+    window.document.move_layer(1, 0)
+    assert window.runner.input_layer("image") is signed_layer
+    assert window.operator_views.histogram.curve_data()[0].min() < -1.1

@@ -264,6 +264,18 @@ def test_output_layers_whose_files_would_collide_are_refused_before_any_image_is
     assert not (tmp_path / "out").exists()
 
 
+def test_outputs_of_two_images_that_would_share_a_file_are_refused(tmp_path, capsys):
+    io.write_image(tmp_path / "cat.png", np.zeros((8, 8), np.uint8))
+    io.write_image(tmp_path / "cat_fg.png", np.zeros((8, 8), np.uint8))
+    recipe = Recipe()
+    recipe.add_step("threshold", {}, {"image": LayerInput()}, {"mask": "fg mask"})  # cat_fg_mask.png
+    recipe.add_step("invert", {}, {"mask": LayerInput("fg mask")}, {"mask": "mask"})  # cat_fg_mask.png too
+    arguments = ["batch", str(recipe.save(tmp_path / "r.json")), str(tmp_path / "cat.png"), str(tmp_path / "cat_fg.png")]
+    assert _exit_code([*arguments, "-o", str(tmp_path / "out")]) == 2
+    assert "would both be written as cat_fg_mask: rename the layer or the image" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_batch_module_imports_dask_only_when_a_batch_runs():
     code = "import sys, maskwork.pipeline.batch; print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed', 'PySide6'}))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO, check=False)

@@ -157,6 +157,25 @@ def test_missing_file(coins, tmp_path):
         run(coins, tmp_path / "nowhere.onnx")
 
 
+def test_a_catalogue_models_name_runs_its_cached_file(coins, tmp_path, monkeypatch):
+    """As README says: operators take a model's name wherever they take a model file."""
+    cache = tmp_path / "models"
+    cache.mkdir()
+    save_torchscript(bright_pixel_net(), cache / "bright.pt")
+    entry = {"name": "site_bright", "task": "a site's model", "architecture": "torchscript", "file_name": "bright.pt",
+             "size_bytes": None, "licence": "CC0-1.0", "url": "http://127.0.0.1:9/bright.pt", "hashes": [],
+             "hash_source": "none"}
+    (tmp_path / "catalogue.json").write_text(json.dumps([entry]))
+    monkeypatch.setenv("MASKWORK_MODELS_CATALOGUE", str(tmp_path / "catalogue.json"))
+    monkeypatch.setenv("MASKWORK_MODELS", str(cache))
+    by_name = RUN_MODEL.run({"image": coins}, {"model": "site_bright"})
+    by_path = RUN_MODEL.run({"image": coins}, {"model": str(cache / "bright.pt")})
+    np.testing.assert_array_equal(by_name["labels"], by_path["labels"])
+    (cache / "bright.pt").unlink()
+    with pytest.raises(InputError, match="maskwork models download site_bright"):
+        RUN_MODEL.run({"image": coins}, {"model": "site_bright"})
+
+
 def test_an_image_is_no_model(coins, tmp_path):
     png = tmp_path / "photo.pt"
     io.write_image(tmp_path / "photo.png", coins)

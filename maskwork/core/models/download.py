@@ -17,10 +17,12 @@ thread without tearing the connection down under requests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -112,9 +114,61 @@ def download_model(
         return target
     partial = partial_path(entry)
     partial.parent.mkdir(parents=True, exist_ok=True)
-    _check_free_space(entry, partial)
-    _fetch(entry, partial, progress or _ignore, cancel or threading.Event())
-    return _install(entry, partial, progress or _ignore)
+    with _only_download(entry, partial):
+        if target.is_file():
+            return target  # the download that held the lock installed it
+        _check_free_space(entry, partial)
+        _fetch(entry, partial, progress or _ignore, cancel or threading.Event())
+        return _install(entry, partial, progress or _ignore)
+
+
+@contextlib.contextmanager
+def _only_download(entry: ModelEntry, partial: Path) -> Iterator[None]:
+    """Hold the lock of ``entry``'s download for the block, or raise DownloadError at once
+    when another process (the window and a terminal, two terminals) or thread holds it:
+    both appended to one ``.part`` file, and a file of the wrong size was installed (and,
+    for a model without a published hash, its hash pinned as the trusted one).
+
+    An exclusive lock on ``<part>.lock`` (``flock``; ``msvcrt.locking`` on Windows), which
+    the system releases when its holder ends, however it ends; the holder deletes the file
+    on the way out, and a lock taken on a file deleted meanwhile is taken again.
+    """
+    lock_path = partial.with_name(partial.name + ".lock")
+    while True:
+        handle = open(lock_path, "a+b")
+        try:
+            _lock(handle)
+        except OSError:
+            handle.close()
+            raise DownloadError(f"{entry.name} is being downloaded already (by the Models window or another "
+                                "`maskwork models download`): let that one finish") from None
+        try:
+            same = os.path.samestat(os.fstat(handle.fileno()), os.stat(lock_path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        handle.close()  # locked a file its last holder had deleted: take the one there now
+    try:
+        yield
+    finally:
+        try:
+            lock_path.unlink()
+        except OSError:  # (Windows keeps an open file)
+            pass
+        handle.close()
+
+
+def _lock(handle) -> None:
+    """Lock ``handle``'s file exclusively, without waiting (OSError when another holds it)."""
+    if os.name == "nt":
+        import msvcrt
+
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _check_free_space(entry: ModelEntry, partial: Path) -> None:
@@ -190,6 +244,8 @@ def _fetch(entry: ModelEntry, partial: Path, progress: ProgressCallback, cancel:
     headers = {"Range": f"bytes={have}-"} if have else {}
     try:
         with requests.get(entry.url, headers=headers, stream=True, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) as reply:
+            if have and reply.status_code == 416 and have == (_total_bytes(reply, have) or entry.size_bytes):
+                return  # every byte is here already (a stop while it was being verified)
             if have and (reply.status_code == 416 or reply.status_code == 206 and _range_start(reply) != have):
                 # The partial file is as long as the whole (or longer), or the server answered
                 # another range than the one asked for: start afresh.

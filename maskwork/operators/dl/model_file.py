@@ -217,18 +217,28 @@ def _parse_sidecar(data: Any, name: str) -> ModelSettings:
 
 
 def model_path(text: str) -> Path:
-    """The model file named by the ``model`` parameter, after checking it exists.
+    """The model file named by the ``model`` parameter: a path, or the name of a model in
+    the catalogue (``maskwork models list``; its cached file), after checking it exists.
 
     Raises
     ------
     InputError
-        When no file was chosen or the file does not exist.
+        When no file was chosen, the file does not exist and no catalogue model has that
+        name, or the catalogue model is not downloaded (the message says how to get it).
     """
     if not text.strip():
         raise InputError("choose a model file (TorchScript .pt/.ts or ONNX .onnx) in the model parameter")
-    path = Path(text.strip()).expanduser()
+    from maskwork.core.models import ModelNotInstalled, UnknownModel, resolve_model
+
+    try:
+        path = resolve_model(text.strip())
+    except UnknownModel:
+        raise InputError(f"the model file {Path(text.strip()).expanduser()} does not exist, and no catalogue model "
+                         "has that name (maskwork models list)") from None
+    except ModelNotInstalled as error:
+        raise InputError(str(error)) from None
     if not path.is_file():
-        raise InputError(f"the model file {path} does not exist" if not path.exists() else f"{path} is a folder, not a model file")
+        raise InputError(f"{path} is a folder, not a model file")
     return path
 
 

@@ -197,3 +197,39 @@ def test_file_digests_match_git_and_the_usual_tools(tmp_path):
         "gitsha1": "3b18e512dba79e4c8300dd08aeb37f8e728b8dad",  # `git hash-object hello`
         "sha256": "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447",
     }
+
+
+def test_a_complete_partial_file_is_verified_and_installed_without_downloading_it_again(server):
+    """A stop while the finished file was being verified left it whole in .partial; the
+    server answers the next Range request with 416, which used to restart from byte 0."""
+    entry = model_entry("tiny")
+    partial = installed_path(entry).parent / ".partial" / "tiny.pt.part"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(server.files["/tiny.pt"])
+    assert download_model("tiny").read_bytes() == server.files["/tiny.pt"]
+    assert server.range_headers == [f"bytes={600 * 1024}-"]  # one request, answered 416, and no other
+    assert cache_files() == ["tiny.pt"]
+
+
+def test_a_second_download_of_the_same_model_is_refused_while_the_first_runs(server):
+    """Two downloads (the window's and a terminal's) appended to one .part file and
+    installed a file of the wrong size."""
+    server.chunk_delay_s = 0.02
+    first_bytes, release = threading.Event(), threading.Event()
+
+    def hold(report):
+        if report.done_bytes:
+            first_bytes.set()
+            release.wait(10)
+
+    first = threading.Thread(target=lambda: download_model("tiny", progress=hold))
+    first.start()
+    try:
+        assert first_bytes.wait(10)
+        with pytest.raises(DownloadError, match="tiny is being downloaded already"):
+            download_model("tiny")
+    finally:
+        release.set()
+        first.join(30)
+    assert installed_path(model_entry("tiny")).read_bytes() == server.files["/tiny.pt"]
+    assert cache_files() == ["tiny.pt"]  # no lock file left

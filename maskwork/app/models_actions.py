@@ -31,12 +31,18 @@ class ModelsActions(QObject):
             "Download, import and remove pretrained models (Segment Anything, SAM 2.1, LaMa)",
         )
 
-    def show_dialog(self) -> ModelsDialog:
-        """Show the Models dialog (made on first use), refreshed from the cache."""
-        if self.dialog is None:
-            self.dialog = ModelsDialog(self.window)
-        else:
-            self.dialog.refresh()
+    def show_dialog(self) -> ModelsDialog | None:
+        """Show the Models dialog (made on first use), refreshed from the cache; None, and
+        the reason in a message box, when the catalogue cannot be read (a site catalogue,
+        ``MASKWORK_MODELS_CATALOGUE``, with a typo)."""
+        try:
+            if self.dialog is None:
+                self.dialog = ModelsDialog(self.window)
+            else:
+                self.dialog.refresh()
+        except ValueError as error:
+            self.window.show_error("Cannot list the models", str(error))
+            return None
         self.dialog.show()
         self.dialog.raise_()
         self.dialog.activateWindow()

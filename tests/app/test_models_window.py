@@ -78,3 +78,13 @@ def test_download_with_progress_cancel_import_and_remove(window, server, qtbot, 
     assert not installed_path(model_entry("tiny")).exists()
     assert state_of(dialog, "tiny") == "not downloaded"
     assert dialog.status_label.text() == "Removed tiny (614.4 kB freed)."
+
+
+def test_a_catalogue_with_a_typo_is_said_in_the_window(window, tmp_path, monkeypatch):
+    """The menu item did nothing: the error went to stderr only."""
+    (tmp_path / "site.json").write_text('[{"name": "x"\n')
+    monkeypatch.setenv("MASKWORK_MODELS_CATALOGUE", str(tmp_path / "site.json"))
+    menu_action(window, "Deep learning", "Models...").trigger()
+    box = window.last_message_box
+    assert window.models.dialog is None and box is not None and box.isVisible()
+    assert box.windowTitle() == "Cannot list the models" and "not a list of model entries" in box.text()

@@ -171,6 +171,11 @@ def test_a_catalogue_models_name_runs_its_cached_file(coins, tmp_path, monkeypat
     by_name = RUN_MODEL.run({"image": coins}, {"model": "site_bright"})
     by_path = RUN_MODEL.run({"image": coins}, {"model": str(cache / "bright.pt")})
     np.testing.assert_array_equal(by_name["labels"], by_path["labels"])
+    # A downloaded file damaged since (a full disk) is not the person's export to fix.
+    (cache / "bright.pt").write_bytes(b"not a model")
+    with pytest.raises(InputError, match=r"the downloaded file of the model site_bright is damaged .*"
+                                         r"`maskwork models remove site_bright`"):
+        RUN_MODEL.run({"image": coins}, {"model": "site_bright"})
     (cache / "bright.pt").unlink()
     with pytest.raises(InputError, match="maskwork models download site_bright"):
         RUN_MODEL.run({"image": coins}, {"model": "site_bright"})

@@ -7,6 +7,7 @@ with :func:`resolve_model`; the window's Deep learning > Models... dialog and
 
 from maskwork.core.models.cache import (
     MODELS_FOLDER_VARIABLE,
+    cached_model_name,
     how_to_get,
     installed_path,
     is_installed,
@@ -45,6 +46,7 @@ __all__ = [
     "ModelEntry",
     "ModelNotInstalled",
     "UnknownModel",
+    "cached_model_name",
     "catalogue",
     "how_to_get",
     "human_bytes",

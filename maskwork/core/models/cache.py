@@ -103,6 +103,16 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
     return cached
 
 
+def cached_model_name(path: str | os.PathLike) -> str | None:
+    """The name of the catalogue model whose downloaded file ``path`` is, or None (a file
+    of the person's own, or a catalogue that cannot be read)."""
+    try:
+        resolved = Path(path).resolve()
+        return next((entry.name for entry in catalogue() if installed_path(entry).resolve() == resolved), None)
+    except (OSError, ValueError):
+        return None
+
+
 def remove_model(name: str) -> bool:
     """Delete model ``name``'s file, and any interrupted download of it, from the cache.
 

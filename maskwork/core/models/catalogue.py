@@ -33,6 +33,10 @@ class UnknownModel(ModelNotInstalled):
     """A name that is not in the catalogue (the message lists the known names)."""
 
 
+#: The hash algorithms an entry may name, and the length of each one's digest in hex digits.
+HASH_HEX_DIGITS = {"sha256": 64, "md5": 32, "gitsha1": 40}
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One downloadable model file.
@@ -75,6 +79,14 @@ class ModelEntry:
         # JSON gives a list (or, written by hand, one string); a tuple keeps the entry immutable.
         hashes = (self.hashes,) if isinstance(self.hashes, str) else tuple(self.hashes)
         object.__setattr__(self, "hashes", hashes)
+        # Checked here, when the catalogue is read: a typo found only after the whole
+        # download cost the download, and every retry another.
+        for value in hashes:
+            algorithm, _, digest = str(value).partition(":")
+            digits = HASH_HEX_DIGITS.get(algorithm)
+            if digits is None or len(digest) != digits or not all(c in "0123456789abcdef" for c in digest):
+                raise ValueError(f"{self.name}: the hash {value!r} is not ALGORITHM:HEX with ALGORITHM one of "
+                                 f"{', '.join(HASH_HEX_DIGITS)} in lower case and its digest's length in hex digits")
 
 
 _SAM_SOURCE = (

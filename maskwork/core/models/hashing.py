@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from maskwork.core.models.cache import models_folder
-from maskwork.core.models.catalogue import ModelEntry
+from maskwork.core.models.catalogue import HASH_HEX_DIGITS, ModelEntry
 
 #: Bytes read at a time while hashing (large enough for speed, small enough to report progress).
 READ_BYTES = 4 * 1024 * 1024
 #: File in the cache folder holding the SHA-256 of models without a known hash.
 PINNED_FILE_NAME = "pinned_hashes.json"
-ALGORITHMS = ("sha256", "md5", "gitsha1")
+ALGORITHMS = tuple(HASH_HEX_DIGITS)
 
 
 class HashMismatch(ValueError):

@@ -339,7 +339,18 @@ def load_model(path: Path, device: torch.device) -> TorchScriptModel | OnnxModel
         if key in _models:
             _models.move_to_end(key)
             return _models[key]
-        model = _open(path, device)
+        try:
+            model = _open(path, device)
+        except InputError as error:
+            from maskwork.core.models import cached_model_name
+
+            name = cached_model_name(path)
+            if name is None:
+                raise
+            # Not the person's export to fix: a download that went wrong since (a full disk).
+            raise InputError(f"the downloaded file of the model {name} is damaged ({error}): remove it "
+                             f"(`maskwork models remove {name}`, or Deep learning > Models...) and download it "
+                             "again") from None
         _models[key] = model
         while len(_models) > CACHED_MODELS:
             _models.popitem(last=False)

@@ -233,3 +233,14 @@ def test_a_second_download_of_the_same_model_is_refused_while_the_first_runs(ser
         first.join(30)
     assert installed_path(model_entry("tiny")).read_bytes() == server.files["/tiny.pt"]
     assert cache_files() == ["tiny.pt"]  # no lock file left
+
+
+@pytest.mark.parametrize("written", ["SHA256:" + "ab" * 32, "sha512:" + "ab" * 64, "ab" * 32, "sha256:" + "ab" * 31])
+def test_a_hash_written_wrong_in_a_site_catalogue_is_refused_when_it_is_read(written, tmp_path, monkeypatch):
+    """It failed only after the whole download (and each retry downloaded it again)."""
+    entry = {"name": "site", "task": "t", "architecture": "torchscript", "file_name": "site.pt", "size_bytes": None,
+             "licence": "CC0-1.0", "url": "http://127.0.0.1:9/site.pt", "hashes": [written], "hash_source": "site"}
+    (tmp_path / "site.json").write_text(json.dumps([entry]))
+    monkeypatch.setenv("MASKWORK_MODELS_CATALOGUE", str(tmp_path / "site.json"))
+    with pytest.raises(ValueError, match=r"site: the hash .* is not ALGORITHM:HEX with ALGORITHM one of sha256, md5, gitsha1"):
+        catalogue()

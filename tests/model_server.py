@@ -43,6 +43,9 @@ class ModelServer:
     send_length : bool
         Whether replies carry Content-Length (without it the body ends where the
         connection closes, as HTTP/1.0 allows).
+    stall_after_bytes : int or None
+        Stop sending, without closing, after this many body bytes of the next reply,
+        until the test ends (a server that hangs); then reset.
     range_headers : list
         The Range header of each request received (None when absent).
     """
@@ -53,7 +56,9 @@ class ModelServer:
     cut_after_bytes: int | None = None
     honour_range: bool = True
     send_length: bool = True
+    stall_after_bytes: int | None = None
     range_headers: list[str | None] = field(default_factory=list)
+    test_ended: threading.Event = field(default_factory=threading.Event)
 
 
 def _handler(server_state: ModelServer) -> type[BaseHTTPRequestHandler]:
@@ -89,6 +94,7 @@ def _handler(server_state: ModelServer) -> type[BaseHTTPRequestHandler]:
             server_state.cut_after_bytes = None
             if cut is not None:
                 body = body[:cut]
+            stall, server_state.stall_after_bytes = server_state.stall_after_bytes, None
             for offset in range(0, len(body), SERVED_CHUNK_BYTES):
                 try:
                     self.wfile.write(body[offset:offset + SERVED_CHUNK_BYTES])
@@ -97,6 +103,9 @@ def _handler(server_state: ModelServer) -> type[BaseHTTPRequestHandler]:
                     return
                 if server_state.chunk_delay_s:
                     time.sleep(server_state.chunk_delay_s)
+                if stall is not None and offset + SERVED_CHUNK_BYTES >= stall:
+                    server_state.test_ended.wait()
+                    return
             if cut is not None:
                 self.close_connection = True
 
@@ -163,6 +172,7 @@ def serve_models(tmp_path: Path, monkeypatch) -> Iterator[ModelServer]:
     try:
         yield state
     finally:
+        state.test_ended.set()
         httpd.shutdown()
         httpd.server_close()
         thread.join()

@@ -9,10 +9,11 @@ for the rest (an HTTP Range request), falling back to the whole file when the se
 does not honour it. The finished file is checked against the catalogue's hash
 (:mod:`maskwork.core.models.hashing`) and only then renamed into the cache, an atomic
 step on one file system, so the cache never holds a partial or wrong file; a wrong file is
-deleted. Cancel is a :class:`threading.Event` checked before each chunk of 64 KiB; from a
-server that stalls without sending anything, it takes effect when the read times out
-(:data:`READ_TIMEOUT_S`), since a blocking socket read cannot be interrupted from another
-thread without tearing the connection down under requests.
+deleted. Cancel is a :class:`threading.Event` checked before each chunk of 64 KiB; a server that
+stalls without sending anything is left at once as well: Cancel shuts the connection's
+socket down, which ends the blocking read (urllib3's ``HTTPResponse.shutdown``, 2.3 and
+later; with an older urllib3 Cancel waits for the read to time out,
+:data:`READ_TIMEOUT_S`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ CONNECT_TIMEOUT_S = 15
 READ_TIMEOUT_S = 20
 #: Seconds between two progress reports while bytes arrive (the last one always comes).
 REPORT_INTERVAL_S = 0.1
+#: Seconds between two looks at Cancel while a chunk is awaited.
+CANCEL_POLL_S = 0.05
 
 
 class DownloadCancelled(Exception):
@@ -260,14 +263,21 @@ def _fetch(entry: ModelEntry, partial: Path, progress: ProgressCallback, cancel:
                 have = 0  # a server that ignores Range sends the whole file
             total = _total_bytes(reply, have) or entry.size_bytes
             _stream(reply, partial, "ab" if resumed else "wb", have, total, progress, cancel)
+            _raise_if_cancelled(cancel, partial)
             if total is not None and partial.stat().st_size < total:
                 raise DownloadError(
                     f"cannot download {entry.name}: {urlsplit(entry.url).netloc} closed the connection at "
                     f"{partial.stat().st_size} of {total} bytes; downloading again resumes there"
                 )
     except requests.RequestException as error:
+        _raise_if_cancelled(cancel, partial)  # the read Cancel ended by shutting the socket down
         host = urlsplit(entry.url).netloc
         kept = partial.stat().st_size if partial.exists() else 0
+        if isinstance(error, requests.ConnectionError) and "Read timed out" in str(error):
+            raise DownloadError(
+                f"cannot download {entry.name}: {host} stopped sending (nothing for {READ_TIMEOUT_S} s) at {kept} "
+                "bytes; downloading again resumes there"
+            ) from error
         if kept > have:
             raise DownloadError(
                 f"cannot download {entry.name}: the connection to {host} broke off at {kept} bytes "
@@ -282,22 +292,46 @@ def _fetch(entry: ModelEntry, partial: Path, progress: ProgressCallback, cancel:
 
 def _stream(reply, partial: Path, mode: str, have: int, total: int | None, progress: ProgressCallback,
             cancel: threading.Event) -> None:
-    """Write the reply's body to ``partial`` chunk by chunk, checking Cancel between chunks."""
+    """Write the reply's body to ``partial`` chunk by chunk, checking Cancel between chunks
+    (and, while a read waits for a server that sends nothing, ending it on Cancel)."""
     started = time.monotonic()
     last_report = 0.0
     done = have
-    with open(partial, mode) as stream:
-        for chunk in reply.iter_content(CHUNK_BYTES):
-            if cancel.is_set():
-                raise DownloadCancelled(f"download cancelled at {done} bytes; downloading again resumes there")
-            stream.write(chunk)
-            done += len(chunk)
-            now = time.monotonic()
-            if now - last_report >= REPORT_INTERVAL_S:
-                last_report = now
-                progress(Progress("downloading", done, total, (done - have) / max(now - started, 1e-6)))
+    finished = threading.Event()
+    shut_down = getattr(reply.raw, "shutdown", None)  # urllib3 2.3 and later
+    watcher = threading.Thread(target=_shut_down_on_cancel, args=(cancel, finished, shut_down), name="download cancel")
+    if shut_down is not None:
+        watcher.start()
+    try:
+        with open(partial, mode) as stream:
+            for chunk in reply.iter_content(CHUNK_BYTES):
+                _raise_if_cancelled(cancel, partial)
+                stream.write(chunk)
+                done += len(chunk)
+                now = time.monotonic()
+                if now - last_report >= REPORT_INTERVAL_S:
+                    last_report = now
+                    progress(Progress("downloading", done, total, (done - have) / max(now - started, 1e-6)))
+    finally:
+        finished.set()
+        if watcher.is_alive():
+            watcher.join()
     elapsed = max(time.monotonic() - started, 1e-6)
     progress(Progress("downloading", done, total, (done - have) / elapsed))
+
+
+def _shut_down_on_cancel(cancel: threading.Event, finished: threading.Event, shut_down: Callable[[], None]) -> None:
+    """Until ``finished``: shut the connection down as soon as ``cancel`` is set."""
+    while not finished.is_set():
+        if cancel.wait(CANCEL_POLL_S):
+            shut_down()
+            return
+
+
+def _raise_if_cancelled(cancel: threading.Event, partial: Path) -> None:
+    if cancel.is_set():
+        kept = partial.stat().st_size if partial.exists() else 0
+        raise DownloadCancelled(f"download cancelled at {kept} bytes; downloading again resumes there")
 
 
 def _range_start(reply) -> int | None:

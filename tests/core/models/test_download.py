@@ -6,6 +6,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -244,3 +245,26 @@ def test_a_hash_written_wrong_in_a_site_catalogue_is_refused_when_it_is_read(wri
     monkeypatch.setenv("MASKWORK_MODELS_CATALOGUE", str(tmp_path / "site.json"))
     with pytest.raises(ValueError, match=r"site: the hash .* is not ALGORITHM:HEX with ALGORITHM one of sha256, md5, gitsha1"):
         catalogue()
+
+
+def test_cancel_leaves_a_server_that_stopped_sending_at_once(server):
+    """A blocked read used to hold Cancel until it timed out (20 s), and then said the
+    server could not be reached."""
+    server.stall_after_bytes = 64 * 1024
+    cancel, arrived, outcome = threading.Event(), threading.Event(), []
+
+    def run():
+        try:
+            download_model("tiny", cancel=cancel, progress=lambda report: report.done_bytes and arrived.set())
+        except Exception as error:  # noqa: BLE001 (the test looks at which)
+            outcome.append(error)
+
+    download = threading.Thread(target=run)
+    download.start()
+    assert arrived.wait(10)
+    started = time.monotonic()
+    cancel.set()
+    download.join(10)
+    assert not download.is_alive() and time.monotonic() - started < 2.0
+    assert len(outcome) == 1 and isinstance(outcome[0], DownloadCancelled), outcome
+    assert 0 < partial_bytes(model_entry("tiny")) < 600 * 1024  # kept for a resume

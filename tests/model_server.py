@@ -43,6 +43,8 @@ class ModelServer:
     send_length : bool
         Whether replies carry Content-Length (without it the body ends where the
         connection closes, as HTTP/1.0 allows).
+    range_in_416 : bool
+        Whether a 416 reply carries ``Content-Range: bytes */SIZE``, as RFC 9110 asks.
     stall_after_bytes : int or None
         Stop sending, without closing, after this many body bytes of the next reply,
         until the test ends (a server that hangs); then reset.
@@ -57,6 +59,7 @@ class ModelServer:
     honour_range: bool = True
     send_length: bool = True
     stall_after_bytes: int | None = None
+    range_in_416: bool = True
     range_headers: list[str | None] = field(default_factory=list)
     test_ended: threading.Event = field(default_factory=threading.Event)
 
@@ -78,7 +81,8 @@ def _handler(server_state: ModelServer) -> type[BaseHTTPRequestHandler]:
                 start = int(asked[len("bytes="):].partition("-")[0])
                 if start >= len(content):
                     self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(content)}")
+                    if server_state.range_in_416:
+                        self.send_header("Content-Range", f"bytes */{len(content)}")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -171,10 +172,24 @@ def test_a_catalogue_models_name_runs_its_cached_file(coins, tmp_path, monkeypat
     by_name = RUN_MODEL.run({"image": coins}, {"model": "site_bright"})
     by_path = RUN_MODEL.run({"image": coins}, {"model": str(cache / "bright.pt")})
     np.testing.assert_array_equal(by_name["labels"], by_path["labels"])
-    # A downloaded file damaged since (a full disk) is not the person's export to fix.
+    # A downloaded file that cannot be opened is not the person's export to fix.
+    good = (cache / "bright.pt").read_bytes()
     (cache / "bright.pt").write_bytes(b"not a model")
-    with pytest.raises(InputError, match=r"the downloaded file of the model site_bright is damaged .*"
-                                         r"`maskwork models remove site_bright`"):
+    with pytest.raises(InputError, match=r"the downloaded file of the model site_bright cannot be opened here; if "
+                                         r"it was damaged since, remove it \(`maskwork models remove site_bright`"):
+        RUN_MODEL.run({"image": coins}, {"model": "site_bright"})
+    # With a published hash: damaged (it fails the hash), or the right file for another operator.
+    entry["hashes"] = ["sha256:" + hashlib.sha256(good).hexdigest()]
+    (tmp_path / "catalogue.json").write_text(json.dumps([entry]))
+    with pytest.raises(InputError, match=r"the downloaded file of the model site_bright is damaged: remove it"):
+        RUN_MODEL.run({"image": coins}, {"model": "site_bright"})
+    weights = tmp_path / "weights.pt"
+    torch.save({"conv.weight": torch.zeros(1)}, weights)  # Segment Anything's kind of file: a state dict
+    entry.update(architecture="sam", task="Segment Anything",
+                 hashes=["sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()])
+    (tmp_path / "catalogue.json").write_text(json.dumps([entry]))
+    (cache / "bright.pt").write_bytes(weights.read_bytes())
+    with pytest.raises(InputError, match=r"site_bright is a sam model \(Segment Anything\), for another operator"):
         RUN_MODEL.run({"image": coins}, {"model": "site_bright"})
     (cache / "bright.pt").unlink()
     with pytest.raises(InputError, match="maskwork models download site_bright"):

@@ -17,6 +17,7 @@ from maskwork.core.models.cache import (
     remove_model,
     resolve_model,
     state_text,
+    why_a_cached_model_fails,
 )
 from maskwork.core.models.catalogue import (
     ModelEntry,
@@ -59,4 +60,5 @@ __all__ = [
     "remove_model",
     "resolve_model",
     "state_text",
+    "why_a_cached_model_fails",
 ]

@@ -113,6 +113,26 @@ def cached_model_name(path: str | os.PathLike) -> str | None:
         return None
 
 
+def why_a_cached_model_fails(path: str | os.PathLike) -> str | None:
+    """For a catalogue model's downloaded file that an operator could not open: whether the
+    file is damaged since (it fails its hash: remove it and download it again) or is the
+    right file for another operator; None for a file that is not a catalogue model's."""
+    from maskwork.core.models.hashing import HashMismatch, check_file, expected_hashes
+
+    name = cached_model_name(path)
+    if name is None:
+        return None
+    entry = model_entry(name)
+    again = f"remove it (`maskwork models remove {name}`, or Deep learning > Models...) and download it again"
+    if not expected_hashes(entry):  # no hash to tell a damaged file by
+        return f"the downloaded file of the model {name} cannot be opened here; if it was damaged since, {again}"
+    try:
+        check_file(Path(path), entry)
+    except HashMismatch:
+        return f"the downloaded file of the model {name} is damaged: {again}"
+    return f"{name} is a {entry.architecture} model ({entry.task}), for another operator than this one"
+
+
 def remove_model(name: str) -> bool:
     """Delete model ``name``'s file, and any interrupted download of it, from the cache.
 

@@ -77,16 +77,18 @@ class ModelEntry:
 
     def __post_init__(self) -> None:
         # JSON gives a list (or, written by hand, one string); a tuple keeps the entry immutable.
-        hashes = (self.hashes,) if isinstance(self.hashes, str) else tuple(self.hashes)
+        # (Lower case: tools such as PowerShell's Get-FileHash print upper-case hex.)
+        hashes = tuple(str(value).strip().lower() for value in ((self.hashes,) if isinstance(self.hashes, str)
+                                                                 else self.hashes))
         object.__setattr__(self, "hashes", hashes)
         # Checked here, when the catalogue is read: a typo found only after the whole
         # download cost the download, and every retry another.
         for value in hashes:
-            algorithm, _, digest = str(value).partition(":")
+            algorithm, _, digest = value.partition(":")
             digits = HASH_HEX_DIGITS.get(algorithm)
             if digits is None or len(digest) != digits or not all(c in "0123456789abcdef" for c in digest):
                 raise ValueError(f"{self.name}: the hash {value!r} is not ALGORITHM:HEX with ALGORITHM one of "
-                                 f"{', '.join(HASH_HEX_DIGITS)} in lower case and its digest's length in hex digits")
+                                 f"{', '.join(HASH_HEX_DIGITS)} and HEX its digest ({digits or 'its'} hex digits)")
 
 
 _SAM_SOURCE = (

@@ -9,11 +9,11 @@ for the rest (an HTTP Range request), falling back to the whole file when the se
 does not honour it. The finished file is checked against the catalogue's hash
 (:mod:`maskwork.core.models.hashing`) and only then renamed into the cache, an atomic
 step on one file system, so the cache never holds a partial or wrong file; a wrong file is
-deleted. Cancel is a :class:`threading.Event` checked before each chunk of 64 KiB; a server that
-stalls without sending anything is left at once as well: Cancel shuts the connection's
-socket down, which ends the blocking read (urllib3's ``HTTPResponse.shutdown``, 2.3 and
-later; with an older urllib3 Cancel waits for the read to time out,
-:data:`READ_TIMEOUT_S`).
+deleted. Cancel is a :class:`threading.Event` checked before each chunk of 64 KiB; once the body
+streams, a server that stalls without sending anything is left at once as well: Cancel
+shuts the connection's socket down, which ends the blocking read (urllib3's
+``HTTPResponse.shutdown``, 2.3 and later). While the headers are awaited, and with an
+older urllib3, Cancel waits for the read to time out (:data:`READ_TIMEOUT_S`).
 """
 
 from __future__ import annotations
@@ -140,11 +140,13 @@ def _only_download(entry: ModelEntry, partial: Path) -> Iterator[None]:
     while True:
         handle = open(lock_path, "a+b")
         try:
-            _lock(handle)
+            locked = _lock(handle)
         except OSError:
             handle.close()
             raise DownloadError(f"{entry.name} is being downloaded already (by the Models window or another "
                                 "`maskwork models download`): let that one finish") from None
+        if not locked:
+            break  # a folder without locks (NFS without lockd): download unguarded, as before
         try:
             same = os.path.samestat(os.fstat(handle.fileno()), os.stat(lock_path))
         except FileNotFoundError:
@@ -155,23 +157,46 @@ def _only_download(entry: ModelEntry, partial: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        try:
-            lock_path.unlink()
-        except OSError:  # (Windows keeps an open file)
-            pass
-        handle.close()
+        if os.name == "nt":
+            # Windows deletes no open file: unlock and close, then delete (no one can
+            # open it between the two and lock it there, as on POSIX).
+            _unlock(handle)
+            handle.close()
+            with contextlib.suppress(OSError):
+                lock_path.unlink()
+        else:
+            lock_path.unlink(missing_ok=True)
+            handle.close()
 
 
-def _lock(handle) -> None:
-    """Lock ``handle``'s file exclusively, without waiting (OSError when another holds it)."""
-    if os.name == "nt":
-        import msvcrt
+def _lock(handle) -> bool:
+    """Lock ``handle``'s file exclusively without waiting: True when locked, OSError when
+    another holds it, False where the file system has no locks."""
+    import errno
 
-        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-    else:
-        import fcntl
+    try:
+        if os.name == "nt":
+            import msvcrt
 
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if isinstance(error, BlockingIOError) or error.errno in (errno.EACCES, errno.EDEADLK):
+            raise  # held by another
+        return False
+    return True
+
+
+def _unlock(handle) -> None:
+    """Release a Windows lock at once (at close Windows frees it when it gets to it)."""
+    import msvcrt
+
+    with contextlib.suppress(OSError):
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
 
 
 def _check_free_space(entry: ModelEntry, partial: Path) -> None:
@@ -247,7 +272,7 @@ def _fetch(entry: ModelEntry, partial: Path, progress: ProgressCallback, cancel:
     headers = {"Range": f"bytes={have}-"} if have else {}
     try:
         with requests.get(entry.url, headers=headers, stream=True, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) as reply:
-            if have and reply.status_code == 416 and have == (_total_bytes(reply, have) or entry.size_bytes):
+            if have and reply.status_code == 416 and have == (_range_total(reply) or entry.size_bytes):
                 return  # every byte is here already (a stop while it was being verified)
             if have and (reply.status_code == 416 or reply.status_code == 206 and _range_start(reply) != have):
                 # The partial file is as long as the whole (or longer), or the server answered
@@ -273,7 +298,7 @@ def _fetch(entry: ModelEntry, partial: Path, progress: ProgressCallback, cancel:
         _raise_if_cancelled(cancel, partial)  # the read Cancel ended by shutting the socket down
         host = urlsplit(entry.url).netloc
         kept = partial.stat().st_size if partial.exists() else 0
-        if isinstance(error, requests.ConnectionError) and "Read timed out" in str(error):
+        if _timed_out_reading(error):
             raise DownloadError(
                 f"cannot download {entry.name}: {host} stopped sending (nothing for {READ_TIMEOUT_S} s) at {kept} "
                 "bytes; downloading again resumes there"
@@ -324,8 +349,22 @@ def _shut_down_on_cancel(cancel: threading.Event, finished: threading.Event, shu
     """Until ``finished``: shut the connection down as soon as ``cancel`` is set."""
     while not finished.is_set():
         if cancel.wait(CANCEL_POLL_S):
-            shut_down()
+            try:
+                shut_down()
+            except (RuntimeError, OSError):  # the last bytes were read meanwhile: nothing to end
+                pass
             return
+
+
+def _timed_out_reading(error) -> bool:
+    """Whether ``error`` is a read that timed out: the server answered (or accepted the
+    connection) and then sent nothing. requests raises ReadTimeout while it waits for the
+    headers, and a ConnectionError around urllib3's ReadTimeoutError while the body
+    streams."""
+    import requests
+    from urllib3.exceptions import ReadTimeoutError
+
+    return isinstance(error, requests.ReadTimeout) or any(isinstance(arg, ReadTimeoutError) for arg in error.args)
 
 
 def _raise_if_cancelled(cancel: threading.Event, partial: Path) -> None:
@@ -339,6 +378,12 @@ def _range_start(reply) -> int | None:
     unit, _, span = reply.headers.get("Content-Range", "").partition(" ")
     start = span.partition("-")[0]
     return int(start) if unit == "bytes" and start.isdigit() else None
+
+
+def _range_total(reply) -> int | None:
+    """The whole file's size a reply's ``Content-Range`` gives (``bytes */N`` for a 416)."""
+    whole = reply.headers.get("Content-Range", "").rpartition("/")[2]
+    return int(whole) if whole.isdigit() else None
 
 
 def _total_bytes(reply, have: int) -> int | None:

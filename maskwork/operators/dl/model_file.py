@@ -342,15 +342,14 @@ def load_model(path: Path, device: torch.device) -> TorchScriptModel | OnnxModel
         try:
             model = _open(path, device)
         except InputError as error:
-            from maskwork.core.models import cached_model_name
+            from maskwork.core.models import why_a_cached_model_fails
 
-            name = cached_model_name(path)
-            if name is None:
+            # A catalogue model's file is not the person's export to fix: damaged since (a
+            # full disk), or the right file for another operator (Segment Anything's).
+            why = why_a_cached_model_fails(path)
+            if why is None:
                 raise
-            # Not the person's export to fix: a download that went wrong since (a full disk).
-            raise InputError(f"the downloaded file of the model {name} is damaged ({error}): remove it "
-                             f"(`maskwork models remove {name}`, or Deep learning > Models...) and download it "
-                             "again") from None
+            raise InputError(f"{why} ({error})") from None
         _models[key] = model
         while len(_models) > CACHED_MODELS:
             _models.popitem(last=False)

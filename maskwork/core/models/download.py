@@ -121,8 +121,15 @@ def download_model(
         if target.is_file():
             return target  # the download that held the lock installed it
         _check_free_space(entry, partial)
-        _fetch(entry, partial, progress or _ignore, cancel or threading.Event())
-        return _install(entry, partial, progress or _ignore)
+        try:
+            _fetch(entry, partial, progress or _ignore, cancel or threading.Event())
+            return _install(entry, partial, progress or _ignore)
+        except FileNotFoundError:
+            # The .part was deleted under it: Remove, or an Import that installed the model.
+            if target.is_file():
+                return target
+            raise DownloadError(f"the download of {entry.name} was removed while it ran (Remove): download it "
+                                "again to get it") from None
 
 
 @contextlib.contextmanager

@@ -313,3 +313,16 @@ def test_a_models_folder_without_locks_still_downloads(server, monkeypatch):
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
     assert download_model("tiny").read_bytes() == server.files["/tiny.pt"]
+
+
+def test_removing_a_model_while_it_downloads_ends_the_download_in_words(server):
+    server.chunk_delay_s = 0.01
+    removed = []
+
+    def remove_once(report):
+        if report.done_bytes and not removed:
+            removed.append(remove_model("tiny"))
+
+    with pytest.raises(DownloadError, match="the download of tiny was removed while it ran"):
+        download_model("tiny", progress=remove_once)
+    assert removed == [False] and not installed_path(model_entry("tiny")).exists()

@@ -724,3 +724,13 @@ def test_a_write_that_fails_names_the_file_that_failed_and_why(tmp_path):
         write_output(tmp_path / "taken.png" / "b.png", "mask", mask)
     assert str(failed.value) == f"cannot write {tmp_path / 'taken.png' / 'b.png'}: {tmp_path / 'taken.png'} is a file, not a folder"
     assert not [path.name for path in tmp_path.iterdir() if ".tmp" in path.name]  # no temporary file left
+
+
+def test_the_names_outputs_are_written_under_keep_the_suffix_given():
+    from maskwork.core.io import written_path
+
+    assert written_path("P.TIF", "probabilities").name == "P.TIF"
+    assert written_path("p.tiff", "probabilities").name == "p.tiff"
+    assert written_path("p.png", "probabilities").name == "p.tif"
+    assert written_path("T.JSON", "transform").name == "T.JSON" and written_path("t.TFM", "transform").name == "t.TFM"
+    assert written_path("t.png", "transform").name == "t.json" and written_path("m.PNG", "mask").name == "m.PNG"

@@ -404,10 +404,10 @@ def write_output(path: str | os.PathLike, kind: str, value: Any, *,
     Parameters
     ----------
     path : str or path-like
-        Output file. Probabilities always go to ``.tif``; a transform goes to an ITK
-        transform file for the suffixes of :data:`ITK_TRANSFORM_SUFFIXES` (``.tfm``,
-        ``.txt``, ``.h5``, in any letter case) and to JSON otherwise (a suffix other than
-        ``.json`` is replaced by it).
+        Output file (:func:`written_path`). Probabilities go to a TIFF (another suffix
+        becomes ``.tif``); a transform goes to an ITK transform file for the suffixes of
+        :data:`ITK_TRANSFORM_SUFFIXES` (``.tfm``, ``.txt``, ``.h5``, in any letter case)
+        and to JSON otherwise (a suffix other than ``.json`` is replaced by it).
     kind : str
         ``"mask"`` (written 0/255 by :func:`write_mask`), ``"labels"`` (class ids kept,
         :func:`write_labels`), ``"probabilities"`` (float32 TIFF), ``"image"``
@@ -447,11 +447,12 @@ def write_output(path: str | os.PathLike, kind: str, value: Any, *,
 
 def written_path(path: str | os.PathLike, kind: str) -> Path:
     """The file :func:`write_output` writes for ``path`` and ``kind``: probabilities go to
-    ``.tif``, a transform to ``.json`` unless ``path`` has an ITK transform suffix or is
-    ``.json`` already (any letter case); every other output to ``path`` itself."""
+    ``.tif`` unless ``path`` is a TIFF already, a transform to ``.json`` unless ``path`` has
+    an ITK transform suffix or is ``.json`` already (suffixes in any letter case, kept as
+    given); every other output to ``path`` itself."""
     path = Path(path)
     if kind == "probabilities":
-        return path.with_suffix(".tif")
+        return path if file_suffix(path) in (".tif", ".tiff") else path.with_suffix(".tif")
     if kind == "transform" and file_suffix(path) not in (*ITK_TRANSFORM_SUFFIXES, ".json"):
         return path.with_suffix(".json")
     return path

@@ -300,6 +300,7 @@ class OperatorSpec:
     prepare: Callable[[dict, dict, RunContext], None] | None = None
     previous_result_input: str | None = None
     panel_views: tuple[Histogram | ScorePlot | InfoAction | Suggestion, ...] = ()
+    seed_inputs: tuple[str, ...] = ()
 
     def estimate_memory(self, inputs: dict, params: dict | None = None) -> int | None:
         """Bytes a run on ``inputs`` with ``params`` is expected to need, or None if unknown.
@@ -365,6 +366,7 @@ class OperatorSpec:
             "summary": self.summary,
             "inputs": list(self.inputs),
             "required_inputs": list(self.required_inputs),
+            "seed_inputs": list(self.seed_inputs),
             "outputs": list(self.outputs),
             "params": [p.to_json() for p in self.params],
             "requires": list(self.requires),
@@ -386,6 +388,7 @@ def register(
     previous_result_input: str | None = None,
     panel_views: tuple[Histogram | ScorePlot | InfoAction | Suggestion, ...] = (),
     parameters_from: Callable[..., Result] | None = None,
+    seed_inputs: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
     """Decorator that registers an operator function under ``op_id``.
 
@@ -430,6 +433,10 @@ def register(
         parameter the function does name but its docstring does not document takes the
         source's documentation; it must be declared alike (type, range, choices,
         :class:`ShownFor`), best with one module-level ``Annotated`` alias both use.
+    seed_inputs : tuple of str
+        Optional inputs of which at least one must be given (GrabCut: a box, scribbles or
+        clicks): a recipe without any of them is refused when it is read, not image by
+        image. What each holds is still the operator's to judge (two scribble classes).
     """
     if not re.fullmatch(r"[a-z][a-z0-9_]*", op_id):
         raise ValueError(f"operator id {op_id!r} must be snake_case")
@@ -449,12 +456,15 @@ def register(
         spec = _build_spec(op_id, title, category, tuple(outputs), tuple(requires), func, parameters_from)
         if previous_result_input is not None and previous_result_input not in spec.inputs:
             raise ValueError(f"{op_id}: previous_result_input {previous_result_input!r} is not one of its inputs")
+        if not set(seed_inputs) <= set(spec.inputs) - set(spec.required_inputs):
+            raise ValueError(f"{op_id}: seed_inputs {seed_inputs} are not all optional inputs of it")
         _REGISTRY[op_id] = dataclasses.replace(
             spec,
             memory_estimate=memory_estimate,
             prepare=prepare,
             previous_result_input=previous_result_input,
             panel_views=tuple(panel_views),
+            seed_inputs=tuple(seed_inputs),
         )
         return func
 

@@ -147,6 +147,8 @@ class Recipe:
         missing = [name for name in spec.required_inputs if name not in inputs]
         if missing:
             raise InputError(f"{spec.id} needs {', '.join(missing)}")
+        if spec.seed_inputs and not any(name in inputs for name in spec.seed_inputs):
+            raise InputError(f"{spec.id} needs one of {', '.join(spec.seed_inputs)} (none is recorded for it)")
         number = len(self.steps) + 1
         if outputs is None:
             outputs = {kind: kind if kind not in known else f"{kind}_{number}" for kind in spec.outputs}

@@ -654,3 +654,14 @@ def test_core_operators_pipeline_and_cli_import_no_gui_or_heavy_libraries():
     assert "maskwork.core.io" in report["walked"]
     assert "maskwork.pipeline.batch" in report["walked"]
     assert report["loaded"] == [], f"imported {report['loaded']}"
+
+
+def test_seed_inputs_are_optional_inputs_and_listed_for_front_ends():
+    from maskwork.operators.registry import register
+
+    spec = get("grabcut")
+    assert spec.seed_inputs == ("rect", "markers", "points") and spec.to_json()["seed_inputs"] == list(spec.seed_inputs)
+    with pytest.raises(ValueError, match="seed_inputs .* are not all optional inputs"):
+        @register("seedless_test_op", title="t", category="Test", outputs=("mask",), seed_inputs=("image",))
+        def seedless_test_op(image, markers=None, *, ctx=None):
+            """Nothing."""

@@ -102,6 +102,11 @@ RECORDING_ERRORS = {
     ),
     "unknown output": (lambda r: r.add_step("threshold", {}, {"image": LayerInput()}, {"labels": "L"}), "no output 'labels'"),
     "output named input": (lambda r: r.add_step("threshold", {}, {"image": LayerInput()}, {"mask": "input"}), "other than 'input'"),
+    # Seeds given one of several ways: with none of them the batch failed image by image.
+    "no seeds of any kind": (lambda r: r.add_step("random_walker", {}, {"image": LayerInput()}),
+                             r"random_walker needs one of markers, points \(none is recorded for it\)"),
+    "grabcut without box or seeds": (lambda r: r.add_step("grabcut", {}, {"image": LayerInput()}),
+                                     "grabcut needs one of rect, markers, points"),
 }
 
 

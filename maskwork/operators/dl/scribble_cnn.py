@@ -169,6 +169,7 @@ def _estimate_memory(inputs: dict, params: dict) -> int:
     outputs=("labels", "probabilities"),
     requires=("torch",),
     memory_estimate=_estimate_memory,
+    seed_inputs=("markers", "points"),
     # The training loss of each preview's fitting, the "metric" of its partial results.
     panel_views=(ScorePlot(y_label="training loss", x_label="training step", x_score="step"),),
 )

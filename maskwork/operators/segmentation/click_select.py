@@ -107,6 +107,7 @@ def _prepare(inputs: dict, params: dict, ctx: RunContext) -> None:
     outputs=("mask",),
     previous_result_input="mask",
     prepare=_prepare,
+    seed_inputs=("points", "rect"),
 )
 def click_select(
     image: np.ndarray,

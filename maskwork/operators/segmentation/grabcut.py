@@ -70,7 +70,8 @@ def _prepare(inputs: dict, params: dict, ctx: RunContext) -> bool:
     return True
 
 
-@register("grabcut", title="GrabCut", category="Segmentation", outputs=("mask",), prepare=_prepare)
+@register("grabcut", title="GrabCut", category="Segmentation", outputs=("mask",), prepare=_prepare,
+          seed_inputs=("rect", "markers", "points"))
 def grabcut(
     image: np.ndarray,
     markers: np.ndarray | None = None,

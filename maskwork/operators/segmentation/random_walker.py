@@ -92,6 +92,7 @@ PRIOR_BINS = 32
     title="Random walker",
     category="Segmentation",
     outputs=("labels", "probabilities"),
+    seed_inputs=("markers", "points"),
 )
 def random_walker(
     image: np.ndarray,

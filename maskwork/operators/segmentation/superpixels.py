@@ -110,6 +110,7 @@ def superpixels(
     category="Segmentation/Superpixels",
     outputs=("mask",),
     parameters_from=superpixels,
+    seed_inputs=("markers", "points"),
 )
 def merge_superpixels(
     image: np.ndarray,

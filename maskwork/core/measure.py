@@ -125,11 +125,11 @@ def _compared(inside: np.ndarray | None, a: np.ndarray, b: np.ndarray, reach: in
     grown by ``reach`` pixels (a window that holds one is left out too)."""
     unknown = None
     for image in (a, b):
-        if image.dtype.kind in "fc" and not np.isfinite(image).all():
+        if image.dtype.kind in "fc":
             bad = ~np.isfinite(image)
             bad = bad.any(axis=2) if bad.ndim == 3 else bad
             unknown = bad if unknown is None else unknown | bad
-    if unknown is None:
+    if unknown is None or not unknown.any():
         return inside
     if reach:
         size = 2 * reach + 1
@@ -141,8 +141,8 @@ def _compared(inside: np.ndarray | None, a: np.ndarray, b: np.ndarray, reach: in
 
 
 def _finite(image: np.ndarray) -> np.ndarray:
-    """``image`` with NaN and infinity as 0 (itself when it holds none)."""
-    if image.dtype.kind not in "fc" or np.isfinite(image).all():
+    """``image`` with NaN and infinity as 0 (an integer image as it is)."""
+    if image.dtype.kind not in "fc":
         return image
     return np.nan_to_num(image, nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -257,9 +257,11 @@ def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, data_rang
                          f"{a.shape[0]}x{a.shape[1]}")
     border = (SSIM_WINDOW - 1) // 2
     # A window that holds a NaN or infinity has no SSIM: its pixels are left out.
-    inside = _compared(_inside(mask, a.shape), a, b, reach=border)
+    asked = _inside(mask, a.shape)
+    inside = _compared(asked, a, b, reach=border)
     peak = _data_range(a, data_range)
-    a, b = _finite(a), _finite(b)  # (whatever stands in for them lies in windows left out)
+    if inside is not asked:  # some pixel is no number: whatever stands in lies in windows left out
+        a, b = _finite(a), _finite(b)
     core = np.zeros(a.shape[:2], bool)
     core[border:-border, border:-border] = True
     if inside is None:

@@ -133,17 +133,14 @@ def check_output_names(recipe: Recipe, images: Sequence[Path]) -> None:
     two images (``cat`` with ``fg mask`` and ``cat_fg`` with ``mask``). The second
     would silently replace the first."""
     parts = {layer: _file_part(layer, kind) for layer, kind in recipe.output_kinds().items()}
-    seen: dict[str, str] = {}
-    for layer, part in parts.items():
-        other = seen.setdefault(part.casefold(), layer)
-        if other != layer:
-            raise InputError(f"the recipe's layers {other!r} and {layer!r} would both be written as "
-                             f"<image>_{part}: rename one of them (letters, digits, '.', '-' and '_' are kept)")
     written: dict[str, tuple[Path, str]] = {}
     for image in images:
         for layer, part in parts.items():
             name = f"{image_stem(image)}_{part}"
             other_image, other_layer = written.setdefault(name.casefold(), (image, layer))
+            if other_image == image and other_layer != layer:
+                raise InputError(f"the recipe's layers {other_layer!r} and {layer!r} would both be written as "
+                                 f"<image>_{part}: rename one of them (letters, digits, '.', '-' and '_' are kept)")
             if other_image != image:
                 raise InputError(f"{other_image}'s layer {other_layer!r} and {image}'s layer {layer!r} would both be "
                                  f"written as {name}: rename the layer or the image")

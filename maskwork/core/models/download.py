@@ -395,8 +395,8 @@ def _range_total(reply) -> int | None:
 
 def _total_bytes(reply, have: int) -> int | None:
     """The whole file's size from the reply's headers, when given."""
-    whole = reply.headers.get("Content-Range", "").rpartition("/")[2]
-    if whole.isdigit():
-        return int(whole)
+    whole = _range_total(reply)
+    if whole is not None:
+        return whole
     length = reply.headers.get("Content-Length", "")
     return have + int(length) if length.isdigit() else None

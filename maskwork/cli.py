@@ -313,15 +313,17 @@ def write_outputs(result, outputs: Sequence[Path], provenance: dict, recipe: dic
 def _refuse_shared_files(files: Sequence[Path]) -> None:
     """Raise InputError, before anything is written, when two of ``files`` or their
     sidecars are one file (``-o out.png -o out.png.json``: the transform would replace
-    the image's sidecar)."""
+    the image's sidecar), or would be on Windows and macOS, whose file names ignore case
+    (``-o out.png -o OUT.png``), as ``maskwork batch`` refuses them too."""
     from maskwork.core import io
 
     seen: dict[str, Path] = {}
     for path in [*files, *(io.sidecar_path(path) for path in files)]:
-        key = os.path.normcase(os.path.abspath(path))
+        key = os.path.abspath(path).casefold()
         if key in seen:
             raise InputError(f"two outputs would be written to {path}: give each -o a name of its own "
-                             f"(every output also gets a sidecar, NAME.json)")
+                             f"(every output also gets a sidecar, NAME.json; names that differ only "
+                             f"in case are one file on Windows and macOS)")
         seen[key] = path
 
 

@@ -114,6 +114,13 @@ def test_an_output_named_like_another_outputs_sidecar_is_refused_before_anything
     assert not list(tmp_path.iterdir())
 
 
+def test_outputs_whose_names_differ_only_in_case_are_refused_they_are_one_file_on_windows_and_macos(
+        pair, tmp_path, capsys):
+    assert _register(pair, tmp_path / "g.png", tmp_path / "G.PNG.json") == 2
+    assert "differ only in case" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_an_unwritable_output_says_why_in_words(pair, tmp_path, capsys):
     (tmp_path / "taken.png").write_bytes(b"a file, not a folder")
     assert _register(pair, tmp_path / "taken.png" / "out.png") == 2

@@ -93,8 +93,10 @@ class Autosave(QObject):
         self._timer.start(int(minutes) * 60_000)
 
     def _state(self) -> tuple:
-        history = self.window.document.history
-        return tuple(history.undo_names), tuple(history.redo_names), history.nbytes, len(self.window.document.layers)
+        # Steps keep their identity through undo and redo; names and sizes do not tell
+        # a new dot from the undone one it replaced.
+        applied, undone = self.window.document.history.steps
+        return tuple(step.uid for step in applied), tuple(step.uid for step in undone)
 
     def save_now(self) -> bool:
         """Start writing the recovery file if the document changed since the last autosave.
@@ -123,7 +125,7 @@ class Autosave(QObject):
 
     def _after_long_stroke(self) -> None:
         applied, _ = self.window.document.history.steps
-        if applied and len(applied[-1].atoms) >= LONG_STROKE_EDITS:
+        if applied and applied[-1].edits >= LONG_STROKE_EDITS:
             self._soon.start()
 
     def offer_recovery(self) -> bool:

@@ -42,7 +42,7 @@ from maskwork.operators.dl.device import leave_cores_free, preferred_device, set
 from maskwork.operators.extras import requirements
 from maskwork.pipeline.session import RunOutcome
 from maskwork.widgets.alignment_panel import AlignmentPanel
-from maskwork.widgets.canvas import Canvas, Tool
+from maskwork.widgets.canvas import MAX_BRUSH_RADIUS, Canvas, Tool
 from maskwork.widgets.history_panel import HistoryPanel
 from maskwork.widgets.file_progress import FileProgress
 from maskwork.widgets.layer_panel import LayerPanel
@@ -283,7 +283,7 @@ class MainWindow(QMainWindow):
         options.addWidget(QLabel("  Brush "))
         self.brush_slider = QSlider(Qt.Orientation.Horizontal)
         self.brush_slider.setObjectName("brushSlider")
-        self.brush_slider.setRange(1, 200)
+        self.brush_slider.setRange(1, int(MAX_BRUSH_RADIUS))
         self.brush_slider.setFixedWidth(160)
         self.brush_slider.setToolTip("Brush radius in image pixels ([ smaller, ] bigger)")
         options.addWidget(self.brush_slider)

@@ -15,7 +15,6 @@ from maskwork.core.history import (
     History,
     InsertAtom,
     MoveAtom,
-    PixelAtom,
     PropertyAtom,
     RemoveAtom,
 )
@@ -219,5 +218,5 @@ class Document:
             slice(bounds[0].start + inner[0].start, bounds[0].start + inner[0].stop),
             slice(bounds[1].start + inner[1].start, bounds[1].start + inner[1].stop),
         )
-        self.history.record(PixelAtom(layer, bounds, layer.data[bounds].copy()), step)
+        self.history.record_pixels(layer, bounds, step)
         layer.write(bounds, values[inner])

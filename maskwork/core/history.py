@@ -150,13 +150,24 @@ class MoveAtom:
         return MoveAtom(self.stack, self.destination, self.source)
 
 
+#: Side (pixels) of the tiles in which a group's pixel edits keep their old values: a
+#: drag's mouse moves overlap, and each move keeping its own box stored the same pixels
+#: again and again (a 400 px brush dragged slowly: 25 times the area it painted).
+PIXEL_TILE = 64
+
+
 @dataclass
 class Step:
-    """One user-visible undo step: a stroke, an operator run, a layer change."""
+    """One user-visible undo step: a stroke, an operator run, a layer change.
+
+    ``edits`` counts the pixel writes recorded into it (mouse moves of a stroke, which
+    share tiles; autosave takes many as a long stroke).
+    """
 
     name: str
     atoms: list = field(default_factory=list)
     uid: int = field(default_factory=count(1).__next__)
+    edits: int = 0
 
     @property
     def nbytes(self) -> int:
@@ -164,7 +175,7 @@ class Step:
 
     def revert(self) -> "Step":
         inverses = [atom.revert() for atom in reversed(self.atoms)]
-        return Step(self.name, inverses, self.uid)
+        return Step(self.name, inverses, self.uid, self.edits)
 
 
 class History:
@@ -188,6 +199,11 @@ class History:
         self._undo: deque[Step] = deque()
         self._redo: list[Step] = []
         self._open: list[Step] = []
+        # Tiles (layer id, tile row, tile col) whose old pixels the open groups keep,
+        # with the layers (so their ids stay theirs); cleared when anything else is
+        # recorded, so that every tile atom reverts to what was there just before it.
+        self._kept_tiles: set[tuple[int, int, int]] = set()
+        self._tiled_layers: list[Layer] = []
         # Identity of the newest applied step at the last save; None = the initial state.
         self._saved_uid: int | None = None
 
@@ -216,7 +232,11 @@ class History:
         step = self._open.pop()
         if self._open:
             self._open[-1].atoms.extend(step.atoms)
-        elif step.atoms:
+            self._open[-1].edits += step.edits
+            return
+        self._kept_tiles.clear()
+        self._tiled_layers.clear()
+        if step.atoms:
             self._push(step)
 
     @property
@@ -227,9 +247,37 @@ class History:
     def record(self, atom: Atom, name: str = "edit") -> None:
         """Add an atom to the open group, or as a step of its own."""
         if self._open:
+            self._kept_tiles.clear()
+            self._tiled_layers.clear()
             self._open[-1].atoms.append(atom)
         else:
             self._push(Step(name, [atom]))
+
+    def record_pixels(self, layer: Layer, bounds: tuple[slice, slice], name: str = "edit") -> None:
+        """Keep the old values of ``layer.data[bounds]`` (about to be overwritten) for undo.
+
+        Outside a group they are one atom, a step of their own. Inside one (a stroke's
+        mouse moves) they are kept per :data:`PIXEL_TILE` tile, each tile once, as it was
+        before the group first wrote into it: overlapping moves cost the tiles they
+        cover, not their boxes again and again.
+        """
+        if not self._open:
+            self._push(Step(name, [PixelAtom(layer, bounds, layer.data[bounds].copy())], edits=1))
+            return
+        step = self._open[-1]
+        step.edits += 1
+        if not any(known is layer for known in self._tiled_layers):
+            self._tiled_layers.append(layer)
+        rows, cols = layer.shape
+        for tile_row in range(bounds[0].start // PIXEL_TILE, (bounds[0].stop - 1) // PIXEL_TILE + 1):
+            for tile_col in range(bounds[1].start // PIXEL_TILE, (bounds[1].stop - 1) // PIXEL_TILE + 1):
+                key = (id(layer), tile_row, tile_col)
+                if key in self._kept_tiles:
+                    continue
+                self._kept_tiles.add(key)
+                tile = (slice(tile_row * PIXEL_TILE, min(rows, (tile_row + 1) * PIXEL_TILE)),
+                        slice(tile_col * PIXEL_TILE, min(cols, (tile_col + 1) * PIXEL_TILE)))
+                step.atoms.append(PixelAtom(layer, tile, layer.data[tile].copy()))
 
     def _push(self, step: Step) -> None:
         self._undo.append(step)
@@ -238,10 +286,16 @@ class History:
         self.changed.emit()
 
     def _trim(self) -> None:
-        while len(self._undo) > self.max_steps:
-            self._undo.popleft()
-        while len(self._undo) > 1 and self.nbytes > self.max_bytes:
-            self._undo.popleft()
+        while len(self._undo) > self.max_steps or (len(self._undo) > 1 and self.nbytes > self.max_bytes):
+            self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        """Drop the oldest applied step: the state before it can no longer be reached."""
+        step = self._undo.popleft()
+        if self._saved_uid is None:
+            self._saved_uid = -1  # the saved state was the one before it: gone
+        elif self._saved_uid == step.uid:
+            self._saved_uid = None  # the saved state is now the oldest one reachable
 
     # -- moving through history -------------------------------------------------------
     @property
@@ -329,6 +383,8 @@ class History:
         self._undo = deque(applied)
         self._redo = list(undone)
         self._open.clear()
+        self._kept_tiles.clear()
+        self._tiled_layers.clear()
         self._saved_uid = self._top_uid()
         self._trim()
         self.changed.emit()

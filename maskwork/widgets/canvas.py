@@ -54,6 +54,8 @@ PAINT_TOOLS = (Tool.BRUSH, Tool.ERASER, Tool.POLYGON, Tool.FILL)
 PAINTABLE_KINDS = (LayerKind.MARKERS, LayerKind.MASK, LayerKind.LABELS)
 #: How close (screen pixels) a press must be to a landmark to grab or delete it.
 LANDMARK_REACH_PX = 8
+#: Largest brush and eraser radius (image pixels), also the brush slider's end.
+MAX_BRUSH_RADIUS = 500.0
 #: How long the canvas holds its paint after a new layer or a preview's new array arrives
 #: (the hold is not extended by what arrives meanwhile).
 PAINT_HELD_MS = 1
@@ -65,9 +67,15 @@ class _ViewBox(pg.ViewBox):
     def __init__(self, canvas: "Canvas") -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
         self._canvas = canvas
+        self._canvas_drags = False
 
     def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (Qt naming)
-        if ev.button() == Qt.MouseButton.LeftButton and self._canvas.tool_takes_left_drag():
+        # Who takes a drag is decided at its start and kept to its end: Space or a tool key
+        # pressed mid-stroke must not send the release elsewhere, or the stroke's undo
+        # step never closes (undo, saving and autosave then wait on it for good).
+        if ev.isStart():
+            self._canvas_drags = ev.button() == Qt.MouseButton.LeftButton and self._canvas.tool_takes_left_drag()
+        if self._canvas_drags:
             ev.accept()
             self._canvas._drag(ev)
             return
@@ -121,6 +129,8 @@ class Canvas(QWidget):
         self._tool = Tool.BRUSH
         self._brush_radius = 8.0
         self._active_label = 1
+        # Flood fill on scribbles: how far (in 255ths of the photo's contrast range, so 8-bit
+        # levels for a photo) a pixel may differ from the clicked one and still join.
         self.fill_tolerance = 12.0
         self._space_held = False
         self._views: dict[int, LayerView] = {}
@@ -129,6 +139,7 @@ class Canvas(QWidget):
         self._last_point: tuple[float, float] | None = None
         self._stroke_layer: Layer | None = None
         self._drag_origin: tuple[float, float] | None = None
+        self._drag_tool = self._tool
         self._polygon: list[tuple[float, float]] = []
         self._dragged_landmark: int | None = None
 
@@ -206,7 +217,7 @@ class Canvas(QWidget):
 
     @brush_radius.setter
     def brush_radius(self, radius: float) -> None:
-        radius = float(np.clip(radius, 0.5, 500.0))
+        radius = float(np.clip(radius, 0.5, MAX_BRUSH_RADIUS))
         if radius != self._brush_radius:
             self._brush_radius = radius
             self.brush_radius_changed.emit(radius)
@@ -439,30 +450,35 @@ class Canvas(QWidget):
         return 1 if layer.kind is LayerKind.MASK else self._active_label
 
     def _drag(self, ev) -> None:
+        if ev.isStart():
+            # The tool at the press draws the whole drag (B pressed mid-box keeps the box).
+            self._drag_tool = self._tool
+        tool = self._drag_tool
         row, col = self._pixel(ev.scenePos())
-        if self._tool in (Tool.BRUSH, Tool.ERASER):
+        if tool in (Tool.BRUSH, Tool.ERASER):
             if ev.isStart():
                 start_row, start_col = self._pixel(ev.buttonDownScenePos())
-                self._begin_stroke("Erase" if self._tool is Tool.ERASER else "Brush stroke")
+                self._begin_stroke("Erase" if tool is Tool.ERASER else "Brush stroke")
                 self._stroke_to(start_row, start_col)
             self._stroke_to(row, col)
             if ev.isFinish():
                 self._end_stroke()
-        elif self._tool in (Tool.BOX, Tool.QUICK_SELECT):
+        elif tool in (Tool.BOX, Tool.QUICK_SELECT):
             # With Quick select a drag draws the box that the clicks then refine.
             if ev.isStart():
                 self._drag_origin = self._pixel(ev.buttonDownScenePos())
-            r0, c0 = self._drag_origin
-            top, left = min(r0, row) + 0.5, min(c0, col) + 0.5
-            bottom, right = max(r0, row) + 0.5, max(c0, col) + 0.5
-            self._rect_item.setRect(QRectF(left, top, right - left, bottom - top))
-            self._rect_item.setVisible(True)
-            if ev.isFinish():
-                self.document.set_rect((round(left), round(top), round(right - left), round(bottom - top)))
+            box = self._box_between(self._drag_origin, (row, col))
+            if box is None:
+                self._rect_item.setVisible(False)
+            else:
+                self._rect_item.setRect(QRectF(*box))
+                self._rect_item.setVisible(True)
+            if ev.isFinish() and box is not None:
+                self.document.set_rect(box)
                 self._update_seed_items()
-        elif self._tool is Tool.LANDMARK:
+        elif tool is Tool.LANDMARK:
             self._drag_landmark(ev, row, col)
-        elif self._tool is Tool.POLYGON:
+        elif tool is Tool.POLYGON:
             # Dragging with the polygon tool draws a free-hand lasso.
             if ev.isStart():
                 self._polygon = [self._pixel(ev.buttonDownScenePos())]
@@ -470,6 +486,20 @@ class Canvas(QWidget):
             self._update_polygon_item()
             if ev.isFinish():
                 self._finish_polygon()
+
+    def _box_between(self, first: tuple[float, float], second: tuple[float, float]) -> tuple[int, int, int, int] | None:
+        """(x, y, width, height) of the pixels from the one under ``first`` to the one under
+        ``second`` (row, col), both included and clipped to the image; None outside it."""
+        shape = self.document.shape
+        if shape is None:
+            return None
+        rows = sorted(round(r) for r in (first[0], second[0]))
+        cols = sorted(round(c) for c in (first[1], second[1]))
+        if rows[1] < 0 or cols[1] < 0 or rows[0] >= shape[0] or cols[0] >= shape[1]:
+            return None
+        top, bottom = max(rows[0], 0), min(rows[1], shape[0] - 1)
+        left, right = max(cols[0], 0), min(cols[1], shape[1] - 1)
+        return left, top, right - left + 1, bottom - top + 1
 
     def _click(self, ev) -> None:
         row, col = self._pixel(ev.scenePos())
@@ -549,12 +579,15 @@ class Canvas(QWidget):
                     )
                     return
                 reference = base.data
+            tolerance = 0.0
+            if reference is not None:
+                # In the photo's own units: 12 grey levels of 255 are 3084 of 65535, and
+                # 0.047 of a float image's 0..1 (a fixed 12 filled one pixel of a 16-bit
+                # photo and all of a float one).
+                low, high = base.contrast_limits
+                tolerance = self.fill_tolerance * (high - low) / 255.0
             patch = tools.flood_fill(
-                layer.data,
-                (row, col),
-                self._paint_value(layer),
-                reference=reference,
-                tolerance=self.fill_tolerance if reference is not None else 0,
+                layer.data, (row, col), self._paint_value(layer), reference=reference, tolerance=tolerance
             )
             self.document.apply_patch(layer, patch, "Flood fill")
 
@@ -599,7 +632,9 @@ class Canvas(QWidget):
         if index is None:
             return
         points = list(self.document.points)
-        points[index] = (round(row), round(col), points[index][2])
+        # Kept on the image, as a click outside it places no landmark.
+        rows, cols = self.document.shape
+        points[index] = (int(np.clip(round(row), 0, rows - 1)), int(np.clip(round(col), 0, cols - 1)), points[index][2])
         if ev.isFinish():
             self._dragged_landmark = None
             self.document.history.end_group()

@@ -12,7 +12,7 @@ from maskwork.core.layers import LayerKind
 from maskwork.core.project import read_project, stale_temporary_files
 from maskwork.operators import get
 from maskwork.widgets.canvas import Tool
-from window_driver import drag, iou
+from window_driver import click, drag, iou
 
 
 def test_killed_process_is_restored_from_the_autosave(window, photo, isolated_config):
@@ -76,6 +76,26 @@ def test_declining_recovery_deletes_the_file(window, photo, monkeypatch, qtbot):
     monkeypatch.setattr(window, "ask", lambda title, question: False)
     assert not window.offer_recovery()
     assert not window.recovery_file.exists()
+
+
+def test_an_edit_that_replaces_an_undone_one_of_the_same_name_and_size_is_autosaved(window, photo, qtbot):
+    from maskwork.core.document import Document
+    from maskwork.core.project import restore
+
+    window.open_paths([photo[0]])
+    window.tool_actions[Tool.BRUSH].trigger()
+    window.canvas.brush_radius = 4
+    click(window.canvas, 50, 50)  # a dot in the wrong place
+    with qtbot.waitSignal(window.autosave.written, timeout=10_000):
+        assert window.autosave_now()
+    window.action_undo.trigger()
+    click(window.canvas, 150, 250)  # the same dot where it belongs
+    with qtbot.waitSignal(window.autosave.written, timeout=10_000):
+        assert window.autosave_now(), "another state, though its step has the same name and size"
+    recovered = Document()
+    restore(read_project(window.recovery_file), recovered)
+    dots = recovered.layers.of_kind(LayerKind.MARKERS)[-1].data
+    assert dots[150, 250] == 1 and dots[50, 50] == 0
 
 
 def test_auto_preview_follows_new_scribbles(window, photo, qtbot):
@@ -169,7 +189,7 @@ def test_an_apply_and_a_long_stroke_are_autosaved_within_seconds(window, photo, 
     window.tool_actions[Tool.BRUSH].trigger()
     with qtbot.waitSignal(window.document.history.changed, timeout=5_000):
         drag(window.canvas, [(20 + row % 2 * 150, 10 + row * 5) for row in range(60)])
-    assert len(window.document.history.steps[0][-1].atoms) >= 40
+    assert window.document.history.steps[0][-1].edits >= 40
     qtbot.waitUntil(window.recovery_file.exists, timeout=5_000)
     assert not stale_temporary_files(window.recovery_file)
 

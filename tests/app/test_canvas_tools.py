@@ -117,6 +117,102 @@ def test_space_drag_and_middle_drag_pan_without_painting(opened):
     assert not win.document.layers.of_kind(LayerKind.MARKERS), "panning never paints"
 
 
+def _press_move_release(canvas, points, between):
+    """A left drag through (row, col) ``points`` with ``between()`` called after the
+    first move, the button still held (a key pressed mid-stroke)."""
+    viewport = canvas.graphics.viewport()
+    QApplication.processEvents()
+    positions = [widget_point(canvas, r, c) for r, c in points]
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    _send(viewport, QEvent.Type.MouseButtonPress, positions[0], left, left)
+    _send(viewport, QEvent.Type.MouseMove, positions[1], none, left)
+    between()
+    for pos in positions[2:]:
+        _send(viewport, QEvent.Type.MouseMove, pos, none, left)
+    _send(viewport, QEvent.Type.MouseButtonRelease, positions[-1], left, none)
+    QApplication.processEvents()
+
+
+def test_space_pressed_mid_stroke_ends_the_stroke_at_the_release_and_undo_keeps_working(opened):
+    win = opened
+    canvas = win.canvas
+    win.tool_actions[Tool.BRUSH].trigger()
+    canvas.brush_radius = 3
+    canvas.graphics.setFocus()
+    _press_move_release(canvas, [(50, 50), (50, 100), (50, 150), (80, 150)],
+                        lambda: QApplication.sendEvent(canvas.graphics, _key(QEvent.Type.KeyPress, Qt.Key.Key_Space)))
+    QApplication.sendEvent(canvas.graphics, _key(QEvent.Type.KeyRelease, Qt.Key.Key_Space))
+    history = win.document.history
+    assert not history.in_group and history.undo_names == ["Brush stroke"]
+    assert markers_of(win).data[50, 50:151].all() and markers_of(win).data[50:81, 150].all(), \
+        "the stroke the press began goes on to the release"
+    drag(canvas, [(150, 40), (150, 280)])
+    assert history.undo_names == ["Brush stroke", "Brush stroke"] and win.action_undo.isEnabled()
+    assert history.is_modified and "*" in win.windowTitle()
+
+
+def test_a_tool_key_mid_drag_leaves_the_drag_to_the_tool_that_began_it(opened):
+    win = opened
+    canvas = win.canvas
+    win.tool_actions[Tool.BRUSH].trigger()
+    canvas.brush_radius = 3
+    _press_move_release(canvas, [(50, 50), (50, 100), (50, 150)], lambda: win.tool_actions[Tool.BOX].trigger())
+    assert canvas.tool is Tool.BOX
+    assert win.document.history.undo_names == ["Brush stroke"] and not win.document.history.in_group
+    assert win.document.rect is None
+    _press_move_release(canvas, [(20, 30), (60, 90), (100, 200)], lambda: win.tool_actions[Tool.BRUSH].trigger())
+    assert win.document.rect == (30, 20, 171, 81), "the box is drawn to the release, B or not"
+    assert win.document.history.undo_names == ["Brush stroke", "Box"]
+
+
+def test_a_box_covers_the_pixels_it_was_dragged_between_and_a_flat_drag_keeps_one_row(window, tmp_path):
+    io.write_image(tmp_path / "small.png", np.full((240, 320), 90, np.uint8))
+    window.open_paths([tmp_path / "small.png"])
+    window.tool_actions[Tool.BOX].trigger()
+    drag(window.canvas, [(0, 0), (120, 160), (239, 319)])
+    assert window.document.rect == (0, 0, 320, 240), "the first and last pixels are inside"
+    drag(window.canvas, [(50, 30), (50, 130)])
+    assert window.document.rect == (30, 50, 101, 1), "a sloppy flat drag is a one-row box, not Clear box"
+    drag(window.canvas, [(-40, 20), (-10, 60)])
+    assert window.document.rect == (30, 50, 101, 1), "a drag wholly above the image leaves the box"
+
+
+def test_a_landmark_dragged_off_the_image_stays_on_its_edge(opened):
+    win = opened
+    win.tool_actions[Tool.LANDMARK].trigger()
+    click(win.canvas, 40, 50)
+    click(win.canvas, 45, 55)
+    drag(win.canvas, [(40, 50), (10, 50), (-15, 50)])
+    assert win.document.points[0] == (0, 50, 1)
+    assert win.document.history.undo_names[-1] == "Move landmark 1" and not win.document.history.in_group
+
+
+def test_the_brush_slider_reaches_the_largest_brush_the_keys_give(opened):
+    win = opened
+    win.canvas.brush_radius = 480
+    for _ in range(30):
+        win.action_brush_bigger.trigger()
+    assert win.canvas.brush_radius == win.brush_slider.value() == win.brush_slider.maximum()
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_flood_fill_on_scribbles_follows_a_deep_images_own_contrast(window, tmp_path, dtype):
+    rng = np.random.default_rng(1)
+    if dtype is np.uint16:
+        halves, noise = (10000, 50000), 300
+    else:
+        halves, noise = (0.2, 0.8), 0.003
+    image = np.empty((120, 160), np.float64)
+    image[:, :80], image[:, 80:] = halves
+    image = (image + rng.normal(0, noise, image.shape)).astype(dtype)
+    io.write_image(tmp_path / "halves.tif", image)
+    window.open_paths([tmp_path / "halves.tif"])
+    window.tool_actions[Tool.FILL].trigger()
+    click(window.canvas, 60, 40)
+    filled = markers_of(window).data > 0
+    assert filled[:, :80].all() and not filled[:, 80:].any(), "the left half, up to the edge"
+
+
 def _key(kind, key):
     from PySide6.QtGui import QKeyEvent
 

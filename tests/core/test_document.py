@@ -129,6 +129,41 @@ def test_history_bounded_by_bytes_and_steps():
     assert counted.undo_names == ["2", "3", "4"]
 
 
+def test_a_slow_wide_stroke_keeps_each_tile_it_painted_once():
+    doc = Document()
+    markers = doc.add_layer(Layer(np.zeros((2000, 3000), np.uint8), "markers", "scribbles"))
+    doc.history.clear()
+    with doc.history.group("Brush stroke"):
+        for col in range(200, 2200, 5):  # a 200 px brush dragged in 5 px mouse moves
+            doc.apply_patch(markers, tools.brush(markers.data, (1000, col), (1000, col + 5), 200, 1))
+    painted_box = 401 * 2406
+    assert doc.history.nbytes < 1.3 * painted_box, "about the painted area, not a copy per mouse move"
+    assert doc.history.steps[0][-1].edits == 400
+    doc.history.undo()
+    assert not markers.data.any()
+    doc.history.redo()
+    assert markers.data[1000, 200:2205].all() and markers.data[800:1201, 1000].all()
+
+
+def test_undoing_to_the_start_after_the_oldest_steps_were_dropped_is_not_the_saved_state(doc):
+    doc.history.max_steps = 3
+    mask = doc.new_layer("mask")
+    doc.history.mark_saved()  # the state before any of the five boxes
+    for i in range(5):
+        doc.apply_patch(mask, tools.box(mask.data, (i * 10, 0), (i * 10 + 5, 10), 1), f"box {i}")
+    while doc.history.undo():
+        pass
+    assert mask.data.any() and doc.history.is_modified, "the first boxes are still there"
+    doc.history.redo()
+    doc.history.mark_saved()  # saved after box 2, the oldest step kept (box 3 and 4 to redo)
+    for i in range(5, 8):
+        doc.apply_patch(mask, tools.box(mask.data, (0, 20 + i * 5), (5, 22 + i * 5), 1), f"box {i}")
+    assert doc.history.undo_names == ["box 5", "box 6", "box 7"]  # box 2, the saved one, dropped
+    while doc.history.undo():
+        pass
+    assert not doc.history.is_modified, "the state after box 2 is the saved one, reached again"
+
+
 def test_jump_to_moves_through_steps(doc):
     mask = doc.new_layer("mask")
     for i in range(4):

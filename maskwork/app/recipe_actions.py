@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QFileDialog
 from maskwork.app.actions import window_action
 from maskwork.app.file_actions import last_dir
 from maskwork.app.recording import RecipeRecorder
+from maskwork.core.layers import Layer, LayerKind
 from maskwork.pipeline.recipe import Recipe
 from maskwork.pipeline.script import to_python
 
@@ -53,8 +54,21 @@ class RecipeActions(QObject):
 
     def current_recipe(self) -> Recipe:
         """The recipe of the Applies whose results are still in the document."""
-        document = self.window.document
-        return self.recorder.recipe(document.layers, document.base_image)
+        return self.recorder.recipe(self.window.document.layers, self.opened_image())
+
+    def opened_image(self) -> Layer | None:
+        """The image layer the session opened (the one a batch replaces by each of its
+        files): the first page read from the window's source file, else the bottom image.
+
+        Not the selected image: after an Apply that makes an image (CLAHE, an inpainted
+        fill) that is the result, and the photo itself became a seed array, which a
+        batch then returned for every file it was given.
+        """
+        images = self.window.document.layers.of_kind(LayerKind.IMAGE)
+        source = self.window.source_path
+        opened = next((layer for layer in images if source is not None
+                       and layer.metadata.get("source") == str(source)), None)
+        return opened or (images[0] if images else None)
 
     def recipe_for_sidecar(self, path: str | Path) -> tuple[dict | None, str]:
         """The recipe to embed in the sidecar of an export to ``path`` (or None), and a

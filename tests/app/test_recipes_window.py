@@ -109,3 +109,22 @@ def test_a_result_painted_by_hand_is_stored_as_a_seed(window, photo, qtbot):
     recipe = window.recipes.current_recipe()
     stored = recipe.steps[1].inputs["mask"]
     assert isinstance(stored, ArrayInput) and stored.array[:40, :40].all()
+
+
+def test_after_an_apply_that_makes_an_image_the_recipe_still_processes_each_batch_file(window, photo, tmp_path):
+    path, image, _ = photo
+    window.open_paths([path])
+    window.choose_operator(get("clahe"))
+    with window_signal(window) as applied:
+        window.action_apply.trigger()
+    assert window.document.layers.selected is applied[0][0], "the CLAHE result is selected"
+    recipe = window.recipes.current_recipe()
+    assert recipe.steps[0].inputs["image"].to_json() == {"layer": "input"}, "the opened photo, not a stored copy"
+    other = tmp_path / "other.png"
+    io.write_image(other, np.ascontiguousarray(image[::-1]))
+    records = run_batch(recipe, [str(path), str(other)], tmp_path / "batch", workers=1)
+    assert [record.status for record in records] == ["ok", "ok"]
+    name = recipe.steps[0].outputs["image"]
+    results = [io.read_image(tmp_path / "batch" / output_filename(p.stem, name, "image", image)) for p in (path, other)]
+    np.testing.assert_array_equal(results[0], applied[0][0].data)
+    assert not np.array_equal(results[0], results[1]), "each file's own result"

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--image", required=True, help="input image")
     run.add_argument("--image2", help="second image (the moving image of a registration)")
     run.add_argument("--markers", help="label image: 0 unlabeled, 1 foreground/class 1, 2 background/class 2, ...")
-    run.add_argument("--mask", help="mask image, nonzero inside")
+    run.add_argument("--mask", help="mask image, nonzero inside (a labels image keeps its class ids)")
     run.add_argument("--rect", help="box X,Y,W,H in pixels (X = column, Y = row of the top-left corner)")
     run.add_argument("--points", help="point prompts R,C,LABEL;R,C,LABEL;...")
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="operator parameter")
@@ -225,7 +225,7 @@ def _run(args) -> int:
     if args.markers:
         inputs["markers"] = single_channel(io.read_image(args.markers), "markers")
     if args.mask:
-        inputs["mask"] = single_channel(io.read_image(args.mask), "mask") != 0
+        inputs["mask"] = mask_or_labels(single_channel(io.read_image(args.mask), "mask"))
     if args.rect:
         try:
             inputs["rect"] = tuple(int(v) for v in args.rect.split(","))
@@ -272,6 +272,17 @@ def _run(args) -> int:
             summary["transform"] = io.transform_json(transform)
         print(json.dumps(summary, default=_json_default))
     return 0
+
+
+def mask_or_labels(values: np.ndarray) -> np.ndarray:
+    """A ``--mask`` file as the window passes its layers: a mask (one nonzero value, 0/255
+    as written) as booleans, a labels file (several class ids) with its ids, so that
+    operators which keep classes (clean_labels, connected_components) see them."""
+    inside = np.nan_to_num(values, nan=0.0) != 0 if np.issubdtype(values.dtype, np.floating) else values != 0
+    ids = values[inside]
+    if ids.size and np.any(ids != ids[0]):
+        return values
+    return inside
 
 
 def write_outputs(result, outputs: Sequence[Path], provenance: dict, recipe: dict | None = None,

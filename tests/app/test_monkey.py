@@ -36,6 +36,7 @@ MEMORY_BOUND_MB = 60
 CHEAP_OPERATORS = (
     "threshold", "multi_otsu", "hysteresis_threshold", "gamma", "levels", "clahe", "unsharp_mask", "invert",
     "fill_holes", "keep_largest", "connected_components", "morphology", "grow_shrink", "remove_small_objects",
+    "clean_labels",
     "superpixels", "grabcut", "watershed", "random_walker", "split_objects",
 )
 #: Deep-learning operators with the settings a person picks for a quick result on a small

@@ -51,6 +51,16 @@ def test_random_walker_auto_preview_follows_scribbles_then_applies(window, photo
     np.testing.assert_array_equal(applied.args[0][0].data, second)
     assert window.document.history.undo_names[-1] == "Random walker"
 
+    # Clean-up keeps the classes (Fill holes would make one mask of the whole image).
+    labels = applied.args[0][0]
+    window.document.layers.selected = labels
+    window.choose_operator(get("clean_labels"))
+    with qtbot.waitSignal(window.runner.applied, timeout=30_000) as cleaned:
+        window.action_apply.trigger()
+    clean = cleaned.args[0][0]
+    assert clean.kind is LayerKind.LABELS and set(np.unique(clean.data)) == {1, 2}
+    assert np.mean(clean.data == labels.data) > 0.97
+
 
 def test_compare_two_operators_on_the_same_seeds(window, photo, qtbot):
     path, image, truth = photo

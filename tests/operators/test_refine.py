@@ -287,3 +287,61 @@ def test_command_line_runs_a_refine_operator(tmp_path, coins_mask):
         )
     assert code == 0
     assert io.read_image(labels_path).max() > 20
+
+
+def _three_classes_with_specks():
+    """Labels giving every pixel a class (1 left, 2 right, 5 a disc), with specks of
+    other classes in each and a jagged edge between 1 and 2."""
+    labels = np.ones((120, 160), np.uint16)
+    labels[:, 80:] = 2
+    labels[disc(25, labels.shape, (60, 40))] = 5
+    truth = labels.copy()
+    labels[10:13, 10:13] = 2  # 9 px of class 2 inside class 1
+    labels[100:104, 120:124] = 5  # 16 px of class 5 inside class 2
+    labels[58:61, 38:41] = 1  # 9 px of class 1 inside the disc
+    labels[::8, 78:82] = 2  # teeth on the 1 | 2 edge
+    return labels, truth
+
+
+def test_clean_labels_removes_small_parts_into_the_class_around_them_and_keeps_the_ids():
+    labels, truth = _three_classes_with_specks()
+    result = run("clean_labels", labels, {"min_size": 20})
+    out = result["labels"]
+    assert out.dtype == np.uint16 and set(np.unique(out)) == {1, 2, 5}
+    teeth = np.zeros(labels.shape, bool)
+    teeth[::8, 78:82] = True
+    np.testing.assert_array_equal(out[~teeth], truth[~teeth], err_msg="every speck took the class around it")
+    assert result.scores["classes"] == 3 and result.scores["removed"] >= 3
+
+
+def test_clean_labels_fills_unlabelled_holes_and_smooths_each_class():
+    labels, truth = _three_classes_with_specks()
+    labels[30:36, 100:106] = 0  # a hole in class 2
+    labels[:, :4] = 0  # unlabelled ground at the border stays
+    out = run("clean_labels", labels, {"min_size": 0, "fill_holes": True})["labels"]
+    assert (out[30:36, 100:106] == 2).all() and (out[:, :4] == 0).all()
+    smooth = run("clean_labels", labels, {"min_size": 20, "sigma": 2.0})["labels"]
+    assert set(np.unique(smooth)) == {0, 1, 2, 5}
+    edge = slice(20, 100), slice(70, 90)  # the teeth are gone, the edge sits where it was
+    assert np.mean(smooth[edge] == truth[edge]) > 0.97
+    assert np.mean(smooth[disc(22, labels.shape, (60, 40))] == 5) == 1.0
+
+
+def test_mask_operators_refuse_labels_that_give_every_pixel_a_class():
+    labels, _ = _three_classes_with_specks()
+    for op_id in ("fill_holes", "remove_small_objects", "smooth_boundary", "morphology", "keep_largest",
+                  "grow_shrink", "invert"):
+        with pytest.raises(InputError, match="clean_labels"):
+            run(op_id, labels)
+    assert run("fill_holes", np.ones((20, 20), bool))["mask"].all(), "a whole mask is still a mask"
+
+
+def test_clean_labels_from_the_command_line_writes_the_class_ids(tmp_path):
+    labels, truth = _three_classes_with_specks()
+    io.write_image(tmp_path / "labels.png", labels)
+    io.write_image(tmp_path / "image.png", np.zeros(labels.shape, np.uint8))
+    code = cli.main(["run", "clean_labels", "--image", str(tmp_path / "image.png"), "--mask",
+                     str(tmp_path / "labels.png"), "-p", "min_size=20", "-o", str(tmp_path / "clean.png")])
+    assert code == 0
+    written = io.read_image(tmp_path / "clean.png")
+    assert set(np.unique(written)) == {1, 2, 5}

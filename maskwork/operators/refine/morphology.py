@@ -1,9 +1,10 @@
 """Mask refinement: morphology, holes, small objects, smoothing, components, grow/shrink.
 
 Every operator here takes a ``mask`` (nonzero = inside; a labels layer works too, its
-nonzero pixels being the mask) and returns a new boolean mask, except
-``connected_components`` which returns labels (and keeps differently labelled touching
-regions apart when given labels).
+nonzero pixels being the mask, unless every pixel has a class: then the mask would be the
+whole image, and :mod:`maskwork.operators.refine.labels` cleans such labels class by
+class) and returns a new boolean mask, except ``connected_components`` which returns
+labels (and keeps differently labelled touching regions apart when given labels).
 
 The mask is their first, required input. They also take an optional ``image``, used only
 to check that the mask has the image's size. That keeps them usable from the command line,
@@ -65,7 +66,7 @@ def morphology(
         ``outputs["mask"]``: boolean mask.
     """
     ctx = ctx or null_context()
-    inside = mask_pixels(check_mask(mask, image))
+    inside = _inside(mask, image)
     ctx.progress(0.0, f"{operation.capitalize()} (radius {radius})")
     if operation == "dilate":
         out = dilate(inside, radius)
@@ -113,7 +114,7 @@ def grow_shrink(
         ``outputs["mask"]``: boolean mask.
     """
     ctx = ctx or null_context()
-    inside = mask_pixels(check_mask(mask, image))
+    inside = _inside(mask, image)
     ctx.progress(0.0, f"{'Growing' if pixels >= 0 else 'Shrinking'} by {abs(pixels)} px")
     if pixels > 0:
         out = dilate(inside, pixels)
@@ -154,7 +155,7 @@ def fill_holes(
         ``outputs["mask"]``: boolean mask.
     """
     ctx = ctx or null_context()
-    inside = mask_pixels(check_mask(mask, image))
+    inside = _inside(mask, image)
     ctx.progress(0.0, "Finding holes")
     outside = np.ascontiguousarray(~inside, np.uint8)
     count, regions = cv2.connectedComponents(outside, connectivity=4, ltype=cv2.CV_32S)
@@ -200,7 +201,7 @@ def remove_small_objects(
         ``outputs["mask"]``: boolean mask.
     """
     ctx = ctx or null_context()
-    inside = mask_pixels(check_mask(mask, image))
+    inside = _inside(mask, image)
     ctx.progress(0.0, "Measuring parts")
     regions, areas = _components(inside, connectivity)
     ctx.progress(0.5, "Removing small parts")
@@ -240,7 +241,7 @@ def keep_largest(
         reading order is kept.
     """
     ctx = ctx or null_context()
-    inside = mask_pixels(check_mask(mask, image))
+    inside = _inside(mask, image)
     ctx.progress(0.0, "Measuring parts")
     regions, areas = _components(inside, connectivity)
     if len(areas) <= 1:
@@ -279,7 +280,7 @@ def smooth_boundary(
         ``outputs["mask"]``: boolean mask.
     """
     ctx = ctx or null_context()
-    inside = mask_pixels(check_mask(mask, image))
+    inside = _inside(mask, image)
     ctx.progress(0.0, f"Smoothing (sigma {sigma:g})")
     blurred = cv2.GaussianBlur(
         inside.astype(np.float32), (0, 0), sigmaX=float(sigma), sigmaY=float(sigma), borderType=cv2.BORDER_REFLECT
@@ -364,7 +365,7 @@ def invert(
         ``outputs["mask"]``: boolean mask, true where the input was zero.
     """
     ctx = ctx or null_context()
-    inside = mask_pixels(check_mask(mask, image))
+    inside = _inside(mask, image)
     ctx.progress(0.0, "Inverting")
     return _mask_result(~inside)
 
@@ -405,6 +406,18 @@ def _components(inside: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.n
         np.ascontiguousarray(inside, np.uint8), connectivity=connectivity, ltype=cv2.CV_32S
     )
     return regions, stats[:, cv2.CC_STAT_AREA].astype(np.int64)
+
+
+def _inside(mask: np.ndarray, image: np.ndarray | None) -> np.ndarray:
+    """The mask's inside (a labels layer's nonzero pixels), refused when a labels layer
+    gives every pixel a class: as a mask that is the whole image, and the result would
+    lose every class (a random walker's or a watershed's labels)."""
+    values = check_mask(mask, image)
+    inside = mask_pixels(values)
+    if inside.all() and values.dtype != bool and values.min() != values.max():
+        raise InputError("every pixel of these labels has a class, so as one mask they are the whole image: "
+                         "use Clean up labels (clean_labels) to clean each class and keep them")
+    return inside
 
 
 def _mask_result(out: np.ndarray, **scores) -> Result:

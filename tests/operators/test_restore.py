@@ -342,6 +342,27 @@ def test_clahe_raises_local_contrast_of_a_dull_photo(camera, astronaut):
     assert np.abs(after[..., 1:] - before[..., 1:]).mean() < 0.5
 
 
+def test_clahe_of_a_ten_bit_camera_in_sixteen_bits_equalises_as_its_eight_bit_copy(camera):
+    # 0..900 of 0..65535, as a 10-bit sensor stores it: 1.4 % of the range, four bins.
+    ten_bit = np.round(camera.astype(np.float64) * (900 / 255)).astype(np.uint16)
+    out = clahe(ten_bit)["image"]
+    assert out.dtype == np.uint16 and out.max() <= 1023
+    eight = clahe(np.round(ten_bit * (255 / 1023)).astype(np.uint8))["image"].astype(np.float64)
+    assert np.abs(out * (255 / 1023) - eight).mean() < 2.0, "the same equalisation on the sensor's range"
+    assert out.min() < 50, "black stays black (it was lifted to 750)"
+
+
+def test_suggested_denoising_of_a_sixteen_bit_camera_using_0_to_900_improves_it(camera):
+    clean = camera.astype(np.float64) * (900 / 255)
+    rng = np.random.default_rng(4)
+    noisy = np.clip(np.round(clean + rng.normal(0, 30, clean.shape)), 0, 65535).astype(np.uint16)
+    suggested = suggested_parameters(estimate_noise(noisy), intensity_range(noisy))
+    noisy_psnr = sk_psnr(clean, noisy.astype(np.float64), data_range=900)
+    for method in ("nl_means", "bilateral", "tv_chambolle"):
+        out = denoise(noisy, method=method, **suggested)["image"].astype(np.float64)
+        assert sk_psnr(clean, out, data_range=900) > noisy_psnr + 2.0, method
+
+
 def test_clahe_float_is_opencvs_clahe_with_precision(camera):
     for clip, grid in [(2.0, (8, 8)), (4.0, (5, 7)), (40.0, (3, 3))]:
         ours = clahe_float(camera / 255.0, clip, grid) * 255

@@ -50,6 +50,8 @@ KIND_ROLE = Qt.ItemDataRole.UserRole + 1
 
 # Contrast spin boxes must hold any float image's range; the layer decides the real one.
 _CONTRAST_BOUND = 1e12
+#: Most decimals the float contrast boxes show (a range of 1e-12 still moves).
+MAX_CONTRAST_DECIMALS = 15
 
 
 class _KindTagDelegate(QStyledItemDelegate):
@@ -461,7 +463,12 @@ class LayerPanel(QWidget):
 
     def _show_contrast(self, layer: Layer) -> None:
         low, high = layer.contrast_limits
-        decimals = 0 if np.issubdtype(layer.data.dtype, np.integer) else 4
+        if np.issubdtype(layer.data.dtype, np.integer):
+            decimals = 0
+        else:
+            # Three significant digits of the range at least: a float image of values
+            # near 1e-5 showed -0.0001 and 0.0001, and the boxes could not move.
+            decimals = int(np.clip(3 - np.floor(np.log10(max(high - low, 1e-12))), 4, MAX_CONTRAST_DECIMALS))
         tiny = 10.0**-decimals
         for spin in (self.contrast_low, self.contrast_high):
             spin.setDecimals(decimals)

@@ -281,3 +281,19 @@ def test_a_deleted_panel_stops_listening(qtbot, doc):
     shiboken6.delete(panel)  # what a parent does to its children
     assert len(doc.layers.inserted) == 0 and len(doc.layers[0].property_changed) == 0
     doc.new_layer("mask")  # would call into the deleted widget if still connected
+
+
+def test_contrast_of_a_float_image_of_tiny_values_is_shown_and_moves(qtbot):
+    doc = Document()
+    image = np.random.default_rng(0).uniform(0, 1e-5, (40, 40)).astype(np.float32)
+    doc.add_layer(Layer(image, "image", "faint"))
+    panel = LayerPanel(doc)
+    qtbot.addWidget(panel)
+    layer = doc.layers[0]
+    low, high = layer.contrast_limits
+    assert panel.contrast_low.value() == pytest.approx(low, rel=1e-2)
+    assert panel.contrast_high.value() == pytest.approx(high, rel=1e-2)
+    panel.contrast_high.stepBy(-10)
+    assert layer.contrast_limits[1] < high and layer.contrast_limits[0] == pytest.approx(low, rel=1e-2)
+    panel.contrast_low.setValue(0.0)
+    assert layer.contrast_limits[0] == 0.0

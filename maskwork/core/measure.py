@@ -46,13 +46,27 @@ def difference_labels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def object_areas(labels: np.ndarray) -> dict[int, int]:
-    """Pixel count of every nonzero label, in label order.
+def object_areas(labels: np.ndarray, by_id: bool | None = None) -> dict[int, int]:
+    """Pixel count of every object, in label order.
 
-    A binary mask counts its connected components (8-connected) as the objects.
+    Parameters
+    ----------
+    labels : ndarray
+        A mask or a labels array.
+    by_id : bool, optional
+        True: every nonzero id is one object (a labels layer: a class or an instance,
+        however many pieces). False: every connected part (8-connected) of the nonzero
+        pixels is one (a mask). By default, ids when some pixel holds more than 1.
+
+    Returns
+    -------
+    dict
+        Object number (the id, or the part's number from 1) -> pixel count.
     """
     labels = np.asarray(labels)
-    if labels.dtype == bool or (labels.size and labels.max() <= 1):
+    if by_id is None:
+        by_id = labels.dtype != bool and bool(labels.size) and labels.max() > 1
+    if not by_id:
         # OpenCV's labelling returns the areas directly and is several times faster than
         # scipy.ndimage.label on 12-64 megapixel masks.
         _, _, stats, _ = cv2.connectedComponentsWithStats((labels != 0).astype(np.uint8), connectivity=8)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from maskwork.core import measure
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
+from maskwork.core.pixels import to_float
 from maskwork.widgets.histogram_plot import HistogramPlot
 from maskwork.widgets.scrolling import vertical_scroll_area
 from maskwork.widgets.workers import Worker, start_worker
@@ -296,15 +297,16 @@ class MeasurePanel(QWidget):
             self.refresh()
             return
         if isinstance(value, Exception):
-            self.overlap_label.setText(f"cannot measure: {value}")
+            for label in (self.overlap_label, self.objects_label, self.quality_label):
+                label.setText(f"cannot measure: {value}")
+            self._areas_bars.setOpts(x=[], height=[])
             return
         overlap, areas, quality = value
-        if isinstance(quality, str):
-            self.quality_label.setText(quality)
-        else:
-            self.quality_label.setText("PSNR {:.2f} dB   SSIM {:.4f}   MSE {:.4g}".format(*quality))
+        self.quality_label.setText(quality)
         if overlap is None:
             self.overlap_label.setText("choose two different mask or labels layers")
+        elif isinstance(overlap, str):
+            self.overlap_label.setText(overlap)
         else:
             self.overlap_label.setText(f"IoU {overlap[0]:.4f}   Dice {overlap[1]:.4f}")
         if areas is None:
@@ -376,25 +378,49 @@ class MeasurePanel(QWidget):
 
 def _measure(pair: tuple[Region, Region] | None, layer: Layer | None, images, inside: Region | None):
     """(IoU, Dice) of the mask pair, object areas of ``layer`` (largest first), and
-    (PSNR, SSIM, MSE) of the image pair (or a sentence saying why there is none)."""
-    overlap = None
-    if pair is not None:
+    (PSNR, SSIM, MSE) of the image pair; each on its own, a sentence where it cannot be
+    measured (one failing measure must not leave the others' old numbers on screen)."""
+    return _overlap(pair), _areas(layer), _quality(images, inside)
+
+
+def _overlap(pair: tuple[Region, Region] | None):
+    if pair is None:
+        return None
+    try:
         mask_a, mask_b = pair[0].mask(), pair[1].mask()
-        overlap = (measure.iou(mask_a, mask_b), measure.dice(mask_a, mask_b))
-    areas = None if layer is None else sorted(measure.object_areas(layer.data).values(), reverse=True)
+        return measure.iou(mask_a, mask_b), measure.dice(mask_a, mask_b)
+    except ValueError as error:
+        return f"cannot measure: {error}"
+
+
+def _areas(layer: Layer | None):
+    if layer is None:
+        return None
+    # A labels layer's objects are its ids, however many pieces each has; a mask's are
+    # its connected parts (counting a labels layer by parts while its ids were 0 and 1
+    # changed the count's meaning with one pixel of id 2).
+    return sorted(measure.object_areas(layer.data, by_id=layer.kind is LayerKind.LABELS).values(), reverse=True)
+
+
+def _quality(images, inside: Region | None):
     if images is None:
-        quality = "choose two different image layers"
-    elif images[0].data.shape != images[1].data.shape:
-        quality = "the images differ in size or channels"
-    else:
-        reference, other = images[0].data, images[1].data
+        return "choose two different image layers"
+    if images[0].data.shape != images[1].data.shape:
+        return "the images differ in size or channels"
+    reference, other = images[0].data, images[1].data
+    scale = ""
+    if reference.dtype != other.dtype:
+        # An 8-bit photo against its float copy scored 7 dB on raw values: each is put
+        # on 0..1 by its own type (8-bit /255, 16-bit /65535, float as it is).
+        reference, other = to_float(reference).pixels, to_float(other).pixels
+        scale = f"   (on 0..1: {images[0].data.dtype} against {images[1].data.dtype})"
+    try:
         mask = inside.mask() if inside is not None else None
         if mask is not None and not mask.any():
-            quality = "the mask is empty"
-        else:
-            quality = (
-                measure.psnr(reference, other, mask=mask),
-                measure.ssim(reference, other, mask=mask),
-                measure.mse(reference, other, mask=mask),
-            )
-    return overlap, areas, quality
+            return "the mask is empty"
+        values = (measure.psnr(reference, other, mask=mask, data_range=1.0 if scale else None),
+                  measure.ssim(reference, other, mask=mask, data_range=1.0 if scale else None),
+                  measure.mse(reference, other, mask=mask))
+    except ValueError as error:
+        return f"cannot measure: {error}"
+    return "PSNR {:.2f} dB   SSIM {:.4f}   MSE {:.4g}".format(*values) + scale

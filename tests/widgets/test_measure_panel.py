@@ -57,3 +57,39 @@ def test_histogram_and_threshold_lines(panel):
     panel.show_thresholds([87.5])
     panel.show_thresholds([50.0, 120.0])
     assert panel.threshold_values == [50.0, 120.0]
+
+
+def test_an_image_pair_that_cannot_be_measured_leaves_the_other_rows_current(panel, qtbot):
+    doc = panel.document
+    doc.add_layer(Layer(np.zeros((5, 5), np.uint8), "image", "tiny a"))
+    doc.add_layer(Layer(np.ones((5, 5), np.uint8), "image", "tiny b"))
+    panel.image_a.setCurrentIndex(panel.image_a.findText("tiny a"))
+    panel.image_b.setCurrentIndex(panel.image_b.findText("tiny b"))
+    panel.combo_a.setCurrentIndex(panel.combo_a.findText("A"))
+    panel.combo_b.setCurrentIndex(panel.combo_b.findText("B"))
+    panel.objects_combo.setCurrentIndex(panel.objects_combo.findText("B"))
+    refresh(qtbot, panel)
+    assert panel.quality_label.text().startswith("cannot measure:")  # 7x7 SSIM windows
+    assert panel.overlap_label.text() == "IoU 0.6000   Dice 0.7500"
+    assert panel.objects_label.text().startswith("1 objects   total 40000 px")
+
+
+def test_images_of_different_types_are_compared_on_one_scale(panel, qtbot):
+    doc = panel.document
+    doc.add_layer(Layer(data.camera().astype(np.float32) / 255, "image", "camera float"))
+    panel.image_a.setCurrentIndex(panel.image_a.findText("camera"))
+    panel.image_b.setCurrentIndex(panel.image_b.findText("camera float"))
+    refresh(qtbot, panel)
+    psnr = float(panel.quality_label.text().split()[1])
+    assert psnr > 100 and "SSIM 1.0000" in panel.quality_label.text(), "the same picture (7 dB on raw values)"
+    assert "on 0..1: uint8 against float32" in panel.quality_label.text()
+
+
+def test_a_labels_layers_objects_are_its_ids_however_many_pieces(panel, qtbot):
+    labels = np.zeros((512, 512), np.uint8)
+    labels[10:20, 10:20] = 1
+    labels[100:120, 100:120] = 1
+    panel.document.add_layer(Layer(labels, "labels", "classes"))
+    panel.objects_combo.setCurrentIndex(panel.objects_combo.findText("classes"))
+    refresh(qtbot, panel)
+    assert panel.objects_label.text().startswith("1 objects   total 500 px")

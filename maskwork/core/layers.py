@@ -36,7 +36,12 @@ KIND_DTYPES = {
 }
 
 #: Properties a layer announces through ``property_changed`` and that history can undo.
-LAYER_PROPERTIES = ("name", "visible", "opacity", "colormap", "contrast_limits")
+LAYER_PROPERTIES = ("name", "visible", "opacity", "blend", "colormap", "contrast_limits")
+#: How a layer's colours combine with those drawn below it (the canvas maps each to a
+#: QPainter composition mode): over them, added (overlays of fluorescence channels),
+#: multiplied (darkens: a shading map), screened (lightens), their difference (a moved
+#: copy against its original), the lighter or the darker of the two.
+BLEND_MODES = ("normal", "additive", "multiply", "screen", "difference", "lighten", "darken")
 
 # Arrays another thread is reading (a project being written), by id: a weak reference
 # to the array (an id is reused once its array is freed) and the number of readers.
@@ -103,6 +108,8 @@ class Layer:
         Whether the canvas draws it.
     opacity : float
         0 (transparent) to 1 (opaque).
+    blend : str
+        One of :data:`BLEND_MODES`: how its colours combine with the layers below.
     colormap : str
         For single-channel images: ``"gray"``, ``"viridis"``, ...; ignored for labels-like
         kinds, which always draw through the label colour table.
@@ -127,6 +134,7 @@ class Layer:
         *,
         visible: bool = True,
         opacity: float = 1.0,
+        blend: str = "normal",
         colormap: str = "gray",
         contrast_limits: tuple[float, float] | None = None,
         metadata: dict | None = None,
@@ -136,6 +144,7 @@ class Layer:
         self._name = str(name)
         self._visible = bool(visible)
         self._opacity = float(np.clip(opacity, 0.0, 1.0))
+        self._blend = _checked_blend(blend)
         self._colormap = str(colormap)
         self._contrast_limits = tuple(float(v) for v in contrast_limits) if contrast_limits is not None else None
         self.metadata = dict(metadata or {})
@@ -225,6 +234,15 @@ class Layer:
         self._set("opacity", float(np.clip(value, 0.0, 1.0)))
 
     @property
+    def blend(self) -> str:
+        """How the layer's colours combine with those below (:data:`BLEND_MODES`)."""
+        return self._blend
+
+    @blend.setter
+    def blend(self, value: str) -> None:
+        self._set("blend", _checked_blend(value))
+
+    @property
     def colormap(self) -> str:
         """Colour map name for single-channel images."""
         return self._colormap
@@ -258,6 +276,7 @@ class Layer:
             name if name is not None else f"{self._name} copy",
             visible=self._visible,
             opacity=self._opacity,
+            blend=self._blend,
             colormap=self._colormap,
             contrast_limits=self.contrast_limits,
             metadata=dict(self.metadata),
@@ -265,6 +284,12 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"Layer({self._name!r}, {self.kind.value}, shape={self._data.shape}, dtype={self._data.dtype})"
+
+
+def _checked_blend(mode: str) -> str:
+    if mode not in BLEND_MODES:
+        raise ValueError(f"unknown blend mode {mode!r}; use one of {', '.join(BLEND_MODES)}")
+    return mode
 
 
 def auto_contrast_limits(data: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:

@@ -13,7 +13,7 @@ The manifest (JSON)::
       "saved_as": "/work/cat.maskwork",       # the project file the session was saved to
                                               # last (autosaves keep it), or null
       "layers": [                             # bottom first
-        {"name": "cat.png", "kind": "image", "visible": true, "opacity": 1.0,
+        {"name": "cat.png", "kind": "image", "visible": true, "opacity": 1.0, "blend": "normal",
          "colormap": "gray", "contrast_limits": [0.0, 255.0], "metadata": {...},
          "data": "layer0"}, ...
       ],
@@ -303,6 +303,7 @@ def _layer_info(layer: Layer, store: _ArrayStore) -> dict:
         "kind": layer.kind.value,
         "visible": layer.visible,
         "opacity": layer.opacity,
+        "blend": layer.blend,
         "colormap": layer.colormap,
         "contrast_limits": list(layer.contrast_limits) if layer.kind is LayerKind.IMAGE else None,
         "metadata": _jsonable(layer.metadata),
@@ -599,6 +600,7 @@ def _layer(info: dict, arrays: dict[str, np.ndarray]) -> Layer:
         info["name"],
         visible=info["visible"],
         opacity=info["opacity"],
+        blend=info.get("blend", "normal"),  # projects written before layers had one
         colormap=info["colormap"],
         contrast_limits=tuple(limits) if limits is not None else None,
         metadata=info.get("metadata") or {},

@@ -14,6 +14,11 @@ from collections.abc import Iterable
 
 from maskwork.core.layers import Layer, LayerKind
 
+#: napari's blending for maskwork's blend modes it has (napari has no screen, difference
+#: or lighten: those layers draw translucent there).
+NAPARI_BLENDING = {"normal": "translucent", "additive": "additive", "multiply": "multiplicative",
+                   "darken": "minimum"}
+
 
 def _pin_qt_binding() -> None:
     """Make qtpy (napari's Qt layer) use the binding maskwork already runs on.
@@ -36,7 +41,8 @@ def open_in_napari(layers: Iterable[Layer], viewer=None):
         layers (RGB when they have 3 or 4 channels, with their colour map and contrast
         limits); labels, markers and masks become Labels layers in maskwork's label
         colours, as copies (painting in napari leaves the maskwork document alone). Names,
-        visibility, opacity and order are kept; other channel counts give one layer per
+        visibility, opacity, order and the blend modes napari has (:data:`NAPARI_BLENDING`;
+        the others draw translucent) are kept; other channel counts give one layer per
         channel. Preview layers are transient and left out.
     viewer : napari.Viewer, optional
         An open viewer to add the layers to; a new one is made when omitted.
@@ -58,7 +64,8 @@ def open_in_napari(layers: Iterable[Layer], viewer=None):
         if layer.kind is LayerKind.PREVIEW:
             continue
         data = layer.data
-        common = {"visible": layer.visible, "opacity": layer.opacity}
+        common = {"visible": layer.visible, "opacity": layer.opacity,
+                  "blending": NAPARI_BLENDING.get(layer.blend, "translucent")}
         metadata = {"maskwork_kind": layer.kind.value, **layer.metadata}
         if layer.kind is not LayerKind.IMAGE:
             # A copy: napari paints labels in place, which would change the document behind

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from maskwork.core.document import Document
-from maskwork.core.layers import Layer, LayerKind, auto_contrast_limits
+from maskwork.core.layers import BLEND_MODES, Layer, LayerKind, auto_contrast_limits
 from maskwork.widgets.messages import replace_message_box
 
 #: Colour maps offered for single-channel image layers (pyqtgraph knows them all).
@@ -151,6 +151,8 @@ class LayerPanel(QWidget):
         One row per layer, top layer first; checkbox = visibility, text = name.
     opacity_slider : QSlider
         0-100 opacity of the selected layer; one drag is one undo step.
+    blend_combo : QComboBox
+        How the selected layer combines with those below (core.layers.BLEND_MODES).
     colormap_combo : QComboBox
         Colour map of a selected single-channel image layer.
     contrast_low, contrast_high : QDoubleSpinBox
@@ -267,6 +269,14 @@ class LayerPanel(QWidget):
         self.opacity_slider.valueChanged.connect(self._on_opacity_value)
         self.opacity_slider.sliderReleased.connect(self._on_slider_released)
 
+        self.blend_combo = QComboBox(self)
+        self.blend_combo.addItems(BLEND_MODES)
+        self.blend_combo.setToolTip(
+            "How the selected layer's colours combine with the layers below: over them, added, multiplied, "
+            "screened, their difference, the lighter or the darker"
+        )
+        self.blend_combo.currentTextChanged.connect(self._on_blend_chosen)
+
         self.colormap_combo = QComboBox(self)
         self.colormap_combo.addItems(COLORMAPS)
         self.colormap_combo.setToolTip("Colour map of a single-channel image layer")
@@ -311,6 +321,7 @@ class LayerPanel(QWidget):
         contrast.addWidget(self.auto_contrast_button)
         form = QFormLayout()
         form.addRow("Opacity", opacity)
+        form.addRow("Blend", self.blend_combo)
         form.addRow("Colormap", self.colormap_combo)
         form.addRow("Contrast", contrast)
 
@@ -446,6 +457,7 @@ class LayerPanel(QWidget):
         layer = self._selected()
         is_image = layer is not None and layer.kind is LayerKind.IMAGE
         self.opacity_slider.setEnabled(layer is not None)
+        self.blend_combo.setEnabled(layer is not None)
         self.colormap_combo.setEnabled(is_image and layer.data.ndim == 2)
         for widget in (self.contrast_low, self.contrast_high, self.auto_contrast_button):
             widget.setEnabled(is_image)
@@ -455,6 +467,7 @@ class LayerPanel(QWidget):
             percent = int(round(layer.opacity * 100))
             self.opacity_slider.setValue(percent)
             self._opacity_label.setText(f"{percent} %")
+            self.blend_combo.setCurrentText(layer.blend)
             if self.colormap_combo.findText(layer.colormap) < 0:
                 self.colormap_combo.addItem(layer.colormap)
             self.colormap_combo.setCurrentText(layer.colormap)
@@ -541,6 +554,12 @@ class LayerPanel(QWidget):
         # Put the old value back so the Document sees (and records) the whole change.
         layer.opacity = start
         self._guarded(self._document.set_property, layer, "opacity", final)
+
+    def _on_blend_chosen(self, mode: str) -> None:
+        layer = self._selected()
+        if self._syncing or layer is None or not mode:
+            return
+        self._guarded(self._document.set_property, layer, "blend", mode)
 
     def _on_colormap_chosen(self, name: str) -> None:
         layer = self._selected()

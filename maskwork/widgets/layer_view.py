@@ -19,13 +19,23 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtGui import QImage, QTransform
+from PySide6.QtGui import QImage, QPainter, QTransform
 
 from maskwork.core.colors import label_colors
 from maskwork.core.layers import Bounds, Layer, LayerKind
 
 #: Tile edge in the pixels of its own level (a tile at stride 4 covers 2048 image pixels).
 TILE = 512
+#: The QPainter composition mode of each layer blend mode (core.layers.BLEND_MODES).
+COMPOSITION_MODES = {
+    "normal": QPainter.CompositionMode.CompositionMode_SourceOver,
+    "additive": QPainter.CompositionMode.CompositionMode_Plus,
+    "multiply": QPainter.CompositionMode.CompositionMode_Multiply,
+    "screen": QPainter.CompositionMode.CompositionMode_Screen,
+    "difference": QPainter.CompositionMode.CompositionMode_Difference,
+    "lighten": QPainter.CompositionMode.CompositionMode_Lighten,
+    "darken": QPainter.CompositionMode.CompositionMode_Darken,
+}
 
 #: Hidden ImageItems a view keeps for the next tiles. Making an ImageItem and adding it to
 #: the scene costs about 0.5 ms of the UI thread each (pyqtgraph's item-change hooks); an
@@ -279,6 +289,7 @@ class LayerView:
         item.setTransform(QTransform.fromScale((c1 - c0) / _ceil_div(c1 - c0, stride), (r1 - r0) / _ceil_div(r1 - r0, stride)))
         item.setPos(c0, r0)
         item.setOpacity(self.layer.opacity)
+        item.setCompositionMode(COMPOSITION_MODES[self.layer.blend])
         item.setVisible(self.layer.visible)
         item.fast_format = stride > 1
         sample = every_nth_pixel(self.layer.data[r0:r1, c0:c1], stride) if stride > 1 else None
@@ -300,6 +311,10 @@ class LayerView:
                 tile.item.setVisible(self.layer.visible)
                 tile.item.setOpacity(self.layer.opacity)
             self._show_visible()
+        elif name == "blend":
+            for tile in self._tiles.values():
+                tile.item.setCompositionMode(COMPOSITION_MODES[self.layer.blend])
+                tile.item.update()
         elif name == "colormap" or (name == "contrast_limits" and not self.layer.is_labels_like):
             for tile in self._tiles.values():
                 self._render_tile(tile)

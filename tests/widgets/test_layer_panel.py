@@ -297,3 +297,32 @@ def test_contrast_of_a_float_image_of_tiny_values_is_shown_and_moves(qtbot):
     assert layer.contrast_limits[1] < high and layer.contrast_limits[0] == pytest.approx(low, rel=1e-2)
     panel.contrast_low.setValue(0.0)
     assert layer.contrast_limits[0] == 0.0
+
+
+def test_blend_mode_is_an_undoable_property_the_canvas_draws_and_a_project_keeps(qtbot, tmp_path):
+    from maskwork.core.project import capture, read_project, restore, write_project
+    from maskwork.widgets.canvas import Canvas
+
+    doc = Document()
+    doc.add_layer(Layer(np.full((64, 64, 3), 100, np.uint8), "image", "below"))
+    doc.add_layer(Layer(np.full((64, 64, 3), 60, np.uint8), "image", "above"))
+    panel = LayerPanel(doc)
+    canvas = Canvas(doc)
+    qtbot.addWidget(panel)
+    qtbot.addWidget(canvas)
+    canvas.resize(200, 200)
+    canvas.show()
+    select(doc, "above")
+    panel.blend_combo.setCurrentText("difference")
+    above = doc.layers.by_name("above")
+    assert above.blend == "difference" and doc.history.undo_names[-1] == "Blend of above"
+    canvas.paint_now()
+    picture = canvas.graphics.grab().toImage()
+    centre = picture.pixelColor(picture.width() // 2, picture.height() // 2)
+    assert (centre.red(), centre.green(), centre.blue()) == (40, 40, 40), "|100 - 60| drawn, not 60 over 100"
+    path = write_project(capture(doc), tmp_path / "blend.maskwork")
+    doc.history.undo()
+    assert above.blend == "normal" and panel.blend_combo.currentText() == "normal"
+    again = Document()
+    restore(read_project(path), again)
+    assert again.layers.by_name("above").blend == "difference"

@@ -372,7 +372,7 @@ def test_open_in_napari_shares_the_application_and_keeps_layers(qapp):
     markers = np.zeros((64, 80), np.uint8)
     markers[10:20, 10:20] = 1
     markers[40:50, 40:50] = 2
-    stack.append(Layer(markers, LayerKind.MARKERS, "scribbles", opacity=0.5))
+    stack.append(Layer(markers, LayerKind.MARKERS, "scribbles", opacity=0.5, blend="additive"))
     stack.append(Layer(markers > 0, LayerKind.MASK, "mask", visible=False))
     stack.append(Layer(markers, LayerKind.PREVIEW, "preview"))
     stack.append(Layer(np.zeros((64, 80, 2), np.float32), LayerKind.IMAGE, "two channels"))
@@ -384,7 +384,8 @@ def test_open_in_napari_shares_the_application_and_keeps_layers(qapp):
             "photo", "scribbles", "mask", "two channels [0]", "two channels [1]"]
         photo, scribbles, mask, *_ = viewer.layers
         assert isinstance(photo, Image) and photo.rgb
-        assert isinstance(scribbles, Labels) and scribbles.opacity == 0.5
+        assert isinstance(scribbles, Labels) and scribbles.opacity == 0.5 and scribbles.blending == "additive"
+        assert photo.blending == "translucent"
         assert isinstance(mask, Labels) and not mask.visible
         np.testing.assert_array_equal(scribbles.data, markers)
         assert not np.shares_memory(scribbles.data, stack[1].data)  # painting in napari leaves maskwork alone

@@ -1,8 +1,10 @@
 """File > Export... (one dialog, by layer kind, written in the background) and File > Import."""
 
 import numpy as np
+from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from skimage import data
 
 from maskwork.core import io
 from maskwork.core.layers import Layer, LayerKind
@@ -97,6 +99,24 @@ def test_import_as_mask_labels_and_markers(window, photo, qtbot, tmp_path):
     assert np.array_equal(imported[LayerKind.MASK].data, truth.astype(np.uint8))
     assert np.array_equal(imported[LayerKind.MARKERS].data, markers)
     assert menu_action(window, "File", "Import", "as markers").isEnabled()
+
+
+def test_a_palette_photo_opens_in_colour_and_palette_scribbles_import_as_their_indices(window, qtbot, tmp_path):
+    photo = Image.fromarray(data.coffee()).quantize(16)
+    photo.save(tmp_path / "coffee16.png")
+    assert window.open_paths([tmp_path / "coffee16.png"])
+    np.testing.assert_array_equal(window.document.base_image.data, np.asarray(photo.convert("RGB")))
+
+    # Scribbles saved by another program as a palette PNG whose colours are unlike the classes.
+    scribbles = np.zeros(photo.size[::-1], np.uint8)
+    scribbles[150:160, 200:400] = 1
+    scribbles[5:10, :] = 2
+    drawn = Image.fromarray(scribbles, mode="P")
+    drawn.putpalette([0, 0, 0, 255, 255, 120, 230, 30, 30])
+    drawn.save(tmp_path / "scribbles.png")
+    with qtbot.waitSignal(window.imports.imported, timeout=10_000) as done:
+        assert window.imports.import_file(tmp_path / "scribbles.png", LayerKind.MARKERS)
+    np.testing.assert_array_equal(done.args[0].data, scribbles)
 
 
 def test_import_of_another_size_or_a_colour_picture_is_refused_with_a_clear_message(window, photo, qtbot, tmp_path):

@@ -201,7 +201,12 @@ class ExportActions(QObject):
         window, document = self.window, self.window.document
         # Masks, labels and scribbles are painted in place: write what was there when asked.
         data = layer.data if layer.kind is LayerKind.IMAGE else np.array(layer.data, copy=True)
-        image = document.base_image.data if what == "cutout" else None
+        # A cut-out is of the image the person sees (an inpainted result above the opened
+        # photo; the operators' image when every image is hidden), on the display range
+        # they chose for it.
+        shown = (document.visible_image or document.base_image) if what == "cutout" else None
+        image = shown.data if shown is not None else None
+        contrast_limits = shown.contrast_limits if shown is not None else None
         markers = document.layers.of_kind(LayerKind.MARKERS)
         markers = np.array(markers[-1].data, copy=True) if markers else None
         rect, points = document.rect, list(document.points)
@@ -237,7 +242,7 @@ class ExportActions(QObject):
                 elif what == "labels_color":
                     written = io.write_labels_color(path, data, **options)
                 else:
-                    written = io.write_cutout(path, image, data, **options)
+                    written = io.write_cutout(path, image, data, contrast_limits=contrast_limits, **options)
             except OSError as error:
                 return unwritable(Path(path), error)
             except ValueError as error:

@@ -57,6 +57,53 @@ def test_export_dialog_offers_what_each_layer_can_be_and_writes_in_the_backgroun
     assert not window.file_progress.busy and not window.file_progress.bar.isVisible()
 
 
+def test_a_cut_out_after_inpaint_holds_the_inpainted_pixels_the_person_sees(window, photo, qtbot, tmp_path):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    opened = window.document.base_image
+    hole = np.zeros(truth.shape, np.uint8)
+    hole[100:140, 150:220] = 1
+    window.document.add_layer(Layer(hole, LayerKind.MASK, "hole"))
+    menu_action(window, "Inpaint", "Inpaint").trigger()
+    with qtbot.waitSignal(window.runner.applied, timeout=60_000) as applied:
+        window.action_apply.trigger()
+    (inpainted,) = applied.args[0]
+    assert inpainted.kind is LayerKind.IMAGE and not np.array_equal(inpainted.data, opened.data)
+
+    # Cut the object out with the mask selected (then the operators' image is the bottom one).
+    mask = _add_mask(window, truth)
+    assert window.document.layers.selected is mask
+    menu_action(window, "File", "Export...").trigger()
+    dialog = window.exports.dialog
+    dialog.choice_combo.setCurrentIndex(_choice_keys(dialog).index("cutout"))
+    dialog.path_edit.setText(str(tmp_path / "cutout.png"))
+    with qtbot.waitSignal(window.exports.exported, timeout=10_000) as done:
+        QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    np.testing.assert_array_equal(io.read_image(done.args[0])[..., :3], inpainted.data)
+
+    # Hidden, the inpainted layer is no longer what the person sees.
+    window.document.set_property(inpainted, "visible", False)
+    cutout = io.read_image(window.exports.export("cutout", tmp_path / "hidden.png", layer=mask))
+    np.testing.assert_array_equal(cutout[..., :3], opened.data)
+
+
+def test_a_cut_out_of_a_16bit_image_uses_the_contrast_the_person_set(window, qtbot, tmp_path):
+    # A 12-bit camera picture in 16 bits: the person narrows the shown range to 0..3000.
+    deep = (data.camera().astype(np.uint16) * 16)
+    io.write_image(tmp_path / "camera16.tif", deep)
+    assert window.open_paths([tmp_path / "camera16.tif"])
+    image = window.document.base_image
+    window.document.layers.selected = image
+    window.layer_panel.contrast_low.setValue(0)
+    window.layer_panel.contrast_high.setValue(3000)
+    assert image.contrast_limits == (0.0, 3000.0)
+    mask = _add_mask(window, np.ones(deep.shape, bool))
+    with qtbot.waitSignal(window.exports.exported, timeout=10_000) as done:
+        assert window.exports.export("cutout", tmp_path / "cutout.png", layer=mask, background=True)
+    shown = np.clip(np.rint(deep / 3000 * 255), 0, 255)
+    np.testing.assert_array_equal(io.read_image(done.args[0])[..., 0], shown)
+
+
 def test_a_failed_background_export_says_why(window, photo, qtbot, tmp_path):
     path, image, truth = photo
     assert window.open_paths([path])

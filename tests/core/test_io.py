@@ -293,6 +293,18 @@ def test_write_cutout_of_16bit_gray_is_scaled_and_replicated(tmp_path):
     assert np.all(np.diff(back[:, :, 0].ravel().astype(int)) >= 0)
 
 
+def test_write_cutout_of_16bit_gray_follows_the_contrast_limits_given(tmp_path):
+    image = np.linspace(0, 60000, 50 * 60).reshape(50, 60).astype(np.uint16)
+    mask = np.ones(image.shape, np.uint8)
+    back = read_image(write_cutout(tmp_path / "cut16.png", image, mask, contrast_limits=(0, 20000)))
+    shown = np.clip(np.rint(image / 20000 * 255), 0, 255)
+    np.testing.assert_array_equal(back[:, :, 0], shown)
+    # An 8-bit photo is written as it is, whatever limits are given.
+    photo = data.astronaut()[:50, :60]
+    back = read_image(write_cutout(tmp_path / "cut8.png", photo, mask, contrast_limits=(10, 100)))
+    np.testing.assert_array_equal(back[:, :, :3], photo)
+
+
 def test_write_cutout_rejects_a_mask_of_another_size(tmp_path):
     with pytest.raises(ValueError, match="does not match"):
         write_cutout(tmp_path / "x.png", np.zeros((10, 10, 3), np.uint8), np.zeros((10, 11)))

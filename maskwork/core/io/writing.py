@@ -315,6 +315,7 @@ def write_labels_color(path: str | os.PathLike, labels: np.ndarray, *,
 
 
 def write_cutout(path: str | os.PathLike, image: np.ndarray, mask: np.ndarray, *,
+                 contrast_limits: tuple[float, float] | None = None,
                  provenance: dict | None = None, recipe: dict | None = None) -> Path:
     """Write the masked part of an image as an RGBA picture.
 
@@ -329,6 +330,10 @@ def write_cutout(path: str | os.PathLike, image: np.ndarray, mask: np.ndarray, *
     mask : ndarray, shape (row, col)
         Nonzero where the object is: alpha 255 there, 0 elsewhere. The RGB of
         transparent pixels is kept (not blacked out), so nothing is lost.
+    contrast_limits : (float, float), optional
+        The values of a non-uint8 image that become 0 and 255 (the display range a
+        person chose, so the cut-out looks as the image did); by default its 0.5 and
+        99.5 percentiles. uint8 images are written as they are.
     provenance, recipe : dict, optional
         The sidecar's contents, as for :func:`write_image`.
 
@@ -355,7 +360,7 @@ def write_cutout(path: str | os.PathLike, image: np.ndarray, mask: np.ndarray, *
     if channels not in (1, 3, 4):
         raise ValueError(f"a cut-out needs a gray, RGB or RGBA image, got {channels} channels")
     rgb = image if channels == 1 else image[:, :, :3]
-    rgb = to_uint8_display(rgb)
+    rgb = to_uint8_display(rgb, *(contrast_limits or (None, None)))
     rgba = np.empty(image.shape[:2] + (4,), dtype=np.uint8)
     rgba[:, :, :3] = rgb[:, :, None] if rgb.ndim == 2 else rgb
     inside = mask != 0

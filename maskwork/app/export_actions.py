@@ -92,16 +92,23 @@ class ExportActions(QObject):
         return window_action(self.window, text, lambda: self.export_dialog(what), shortcut, tip)
 
     # -- dialogs ----------------------------------------------------------------------
-    def _proposed_path(self, what: str) -> Path:
+    def _proposed_path(self, what: str, layer: Layer | None) -> Path:
+        """The file first proposed for exporting ``layer`` as ``what``: beside the last file
+        opened, named after the source, in a format that holds the layer."""
         source = self.window.source_path
         stem = source.stem if source else "untitled"
         suffix = ".json" if what == "transform" else EXPORT_KINDS[what][1]
+        if what == "image" and layer is not None:
+            # PNG holds 8/16-bit gray, RGB and RGBA only; float, int16, uint32 or 2 or 5
+            # channels would be refused at the end: propose the TIFF that holds them.
+            suffix = io.output_suffix("image", layer.data)
         return Path(last_dir()) / f"{stem}{suffix}"
 
     def export_dialog(self, what: str) -> None:
         """Ask where to export ``what`` (a key of :data:`EXPORT_KINDS`), then export it."""
+        proposed = self._proposed_path(what, self.layer_for_export(what))
         path, _ = QFileDialog.getSaveFileName(self.window, f"Export {what.replace('_', ' ')}",
-                                              str(self._proposed_path(what)), IMAGE_FILTER)
+                                              str(proposed), IMAGE_FILTER)
         if path:
             self.export(what, path, background=True)
 
@@ -120,7 +127,7 @@ class ExportActions(QObject):
             self.window.show_error("Nothing to export", "Open an image first.")
             return None
         dialog = ExportDialog(layers, self.window.document.layers.selected, self.choices_for,
-                              lambda layer, choice: self._proposed_path(choice.key), self.window)
+                              lambda layer, choice: self._proposed_path(choice.key, layer), self.window)
         dialog.setObjectName("exportDialog")
         dialog.accepted.connect(lambda: self._export_chosen(dialog))
         dialog.finished.connect(dialog.deleteLater)

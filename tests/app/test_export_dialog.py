@@ -1,6 +1,7 @@
 """File > Export... (one dialog, by layer kind, written in the background) and File > Import."""
 
 import numpy as np
+import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -102,6 +103,38 @@ def test_a_cut_out_of_a_16bit_image_uses_the_contrast_the_person_set(window, qtb
         assert window.exports.export("cutout", tmp_path / "cutout.png", layer=mask, background=True)
     shown = np.clip(np.rint(deep / 3000 * 255), 0, 255)
     np.testing.assert_array_equal(io.read_image(done.args[0])[..., 0], shown)
+
+
+CAMERA = data.camera()[:120, :160]
+IMAGES_PNG_CANNOT_HOLD = {
+    "float32": CAMERA.astype(np.float32) / 255,
+    "int16": CAMERA.astype(np.int16) - 128,
+    "uint32": CAMERA.astype(np.uint32) * 70_000,
+    "2 channels": np.dstack([CAMERA, CAMERA[::-1]]),
+    "5 channels": np.dstack([CAMERA] * 5),
+}
+
+
+@pytest.mark.parametrize("kind", list(IMAGES_PNG_CANNOT_HOLD))
+def test_export_proposes_tiff_for_an_image_png_cannot_hold(window, qtbot, tmp_path, kind):
+    pixels = IMAGES_PNG_CANNOT_HOLD[kind]
+    io.write_image(tmp_path / "scan.tif", pixels)
+    assert window.open_paths([tmp_path / "scan.tif"])
+    menu_action(window, "File", "Export...").trigger()
+    dialog = window.exports.dialog
+    assert dialog.path.suffix == ".tif" and dialog.format_combo.currentData() == ".tif"
+    dialog.path_edit.setText(str(tmp_path / "out" / dialog.path.name))
+    with qtbot.waitSignal(window.exports.exported, timeout=10_000) as done:
+        QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    assert done.args[0] == tmp_path / "out" / "scan.tif"
+    np.testing.assert_array_equal(io.read_image(done.args[0]), pixels)
+
+
+def test_export_still_proposes_png_for_a_16bit_rgb_image(window, tmp_path):
+    io.write_image(tmp_path / "deep.tif", np.dstack([CAMERA.astype(np.uint16) * 257] * 3))
+    assert window.open_paths([tmp_path / "deep.tif"])
+    menu_action(window, "File", "Export...").trigger()
+    assert window.exports.dialog.path.name == "deep.png"
 
 
 def test_a_failed_background_export_says_why(window, photo, qtbot, tmp_path):

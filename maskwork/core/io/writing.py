@@ -29,6 +29,10 @@ WRITABLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: (:meth:`maskwork.operators.registration.transform.Transform.save_tfm`); any other suffix
 #: becomes ``.json``.
 ITK_TRANSFORM_SUFFIXES = (".tfm", ".txt", ".h5")
+# What a PNG holds losslessly: the writer refuses other data, and output_suffix
+# sends it to TIFF instead.
+_PNG_DTYPES = ("uint8", "uint16")
+_PNG_CHANNELS = (1, 3, 4)
 
 
 def _as_image(image: Any) -> np.ndarray:
@@ -64,7 +68,7 @@ def _check_raster(
 
 
 def _encode_png(image: np.ndarray, path: Path) -> bytes:
-    _check_raster(image, path, "PNG", ("uint8", "uint16"), (1, 3, 4))
+    _check_raster(image, path, "PNG", _PNG_DTYPES, _PNG_CHANNELS)
     if image.ndim == 3:
         code = cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
         image = cv2.cvtColor(image, code)
@@ -396,7 +400,9 @@ def output_suffix(kind: str, value: Any) -> str:
     if kind == "labels":
         in_png_range = array.size > 0 and array.min() >= 0 and array.max() <= np.iinfo(np.uint16).max
         return ".png" if in_png_range else ".tif"
-    if kind == "image" and array.dtype in (np.uint8, np.uint16, bool) and _channels(array) in (1, 3, 4):
+    # bool is written as uint8 0/255, which PNG holds.
+    png_dtype = array.dtype == bool or array.dtype.name in _PNG_DTYPES
+    if kind == "image" and png_dtype and _channels(array) in _PNG_CHANNELS:
         return ".png"
     return ".tif"
 

@@ -223,9 +223,9 @@ def _run(args) -> int:
     if args.image2:
         inputs["image2"] = io.read_image(args.image2)
     if args.markers:
-        inputs["markers"] = single_channel(io.read_image(args.markers), "markers")
+        inputs["markers"] = single_channel(io.read_image(args.markers, palette_indices=True), "markers")
     if args.mask:
-        inputs["mask"] = mask_or_labels(single_channel(io.read_image(args.mask), "mask"))
+        inputs["mask"] = mask_or_labels(single_channel(io.read_image(args.mask, palette_indices=True), "mask"))
     if args.rect:
         try:
             inputs["rect"] = tuple(int(v) for v in args.rect.split(","))

@@ -161,6 +161,21 @@ def test_run_quick_select_from_clicks_then_refine_its_mask(folder):
     assert sidecar["operator"] == "click_select" and sidecar["seeds"]["points"] == [[150, 230, 1], [20, 20, 0]]
 
 
+def test_run_reads_a_palette_photo_in_colour_and_a_turned_png_upright(folder):
+    # A 16-colour photo is its colours (not the indices 0..15 of a dark gray picture);
+    # a PNG whose eXIf says "turn 90 degrees clockwise" is processed as viewers show it.
+    quantized = Image.fromarray(data.chelsea()).quantize(16)
+    quantized.save(folder / "cat16.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(data.chelsea()).save(folder / "turned.png", exif=exif)
+    for image, output, expected in (("cat16.png", "cat16_gamma.png", np.asarray(quantized.convert("RGB"))),
+                                    ("turned.png", "turned_gamma.png", np.rot90(data.chelsea(), k=-1))):
+        done = maskwork("run", "gamma", "--image", image, "-o", output, cwd=folder)
+        assert done.returncode == 0, done.stderr
+        np.testing.assert_array_equal(np.asarray(Image.open(folder / output)), expected)
+
+
 BOX = ",".join(map(str, RECT))
 ERRORS = {
     "missing image file": (["run", "grabcut", "--image", "nowhere.png", "--rect", BOX, "-o", "out.png"], "nowhere.png"),

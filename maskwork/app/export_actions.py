@@ -92,16 +92,23 @@ class ExportActions(QObject):
         return window_action(self.window, text, lambda: self.export_dialog(what), shortcut, tip)
 
     # -- dialogs ----------------------------------------------------------------------
-    def _proposed_path(self, what: str) -> Path:
+    def _proposed_path(self, what: str, layer: Layer | None) -> Path:
+        """The file first proposed for exporting ``layer`` as ``what``: beside the last file
+        opened, named after the source, in a format that holds the layer."""
         source = self.window.source_path
         stem = source.stem if source else "untitled"
         suffix = ".json" if what == "transform" else EXPORT_KINDS[what][1]
+        if what == "image" and layer is not None:
+            # PNG holds 8/16-bit gray, RGB and RGBA only; float, int16, uint32 or 2 or 5
+            # channels would be refused at the end: propose the TIFF that holds them.
+            suffix = io.output_suffix("image", layer.data)
         return Path(last_dir()) / f"{stem}{suffix}"
 
     def export_dialog(self, what: str) -> None:
         """Ask where to export ``what`` (a key of :data:`EXPORT_KINDS`), then export it."""
+        proposed = self._proposed_path(what, self.layer_for_export(what))
         path, _ = QFileDialog.getSaveFileName(self.window, f"Export {what.replace('_', ' ')}",
-                                              str(self._proposed_path(what)), IMAGE_FILTER)
+                                              str(proposed), IMAGE_FILTER)
         if path:
             self.export(what, path, background=True)
 
@@ -120,7 +127,7 @@ class ExportActions(QObject):
             self.window.show_error("Nothing to export", "Open an image first.")
             return None
         dialog = ExportDialog(layers, self.window.document.layers.selected, self.choices_for,
-                              lambda layer, choice: self._proposed_path(choice.key), self.window)
+                              lambda layer, choice: self._proposed_path(choice.key, layer), self.window)
         dialog.setObjectName("exportDialog")
         dialog.accepted.connect(lambda: self._export_chosen(dialog))
         dialog.finished.connect(dialog.deleteLater)
@@ -201,7 +208,12 @@ class ExportActions(QObject):
         window, document = self.window, self.window.document
         # Masks, labels and scribbles are painted in place: write what was there when asked.
         data = layer.data if layer.kind is LayerKind.IMAGE else np.array(layer.data, copy=True)
-        image = document.base_image.data if what == "cutout" else None
+        # A cut-out is of the image the person sees (an inpainted result above the opened
+        # photo; the operators' image when every image is hidden), on the display range
+        # they chose for it.
+        shown = (document.visible_image or document.base_image) if what == "cutout" else None
+        image = shown.data if shown is not None else None
+        contrast_limits = shown.contrast_limits if shown is not None else None
         markers = document.layers.of_kind(LayerKind.MARKERS)
         markers = np.array(markers[-1].data, copy=True) if markers else None
         rect, points = document.rect, list(document.points)
@@ -237,7 +249,7 @@ class ExportActions(QObject):
                 elif what == "labels_color":
                     written = io.write_labels_color(path, data, **options)
                 else:
-                    written = io.write_cutout(path, image, data, **options)
+                    written = io.write_cutout(path, image, data, contrast_limits=contrast_limits, **options)
             except OSError as error:
                 return unwritable(Path(path), error)
             except ValueError as error:

@@ -102,7 +102,7 @@ class ImportActions(QObject):
 
         def read(worker) -> np.ndarray | Exception:
             try:
-                return layer_values(io.read_image(path), kind, path.name)
+                return layer_values(io.read_image(path, palette_indices=True), kind, path.name)
             except (ValueError, OSError) as error:
                 return error
 

@@ -122,6 +122,22 @@ class Document:
         images = self.layers.of_kind(LayerKind.IMAGE)
         return images[0] if images else None
 
+    @property
+    def visible_image(self) -> Layer | None:
+        """The image a person sees: the topmost visible image layer of the document's
+        :attr:`shape`, or None when every such layer is hidden.
+
+        After an operator that makes an image (Inpaint, Denoise) its result lies on top of
+        the opened image, and :attr:`base_image` is the bottom one unless an image layer is
+        selected; an image of another size (a registration's moving image) is not drawn
+        over this one's pixels.
+        """
+        shape = self.shape
+        for layer in reversed(self.layers.of_kind(LayerKind.IMAGE)):
+            if layer.visible and layer.shape == shape:
+                return layer
+        return None
+
     # -- layer edits ------------------------------------------------------------------
     def add_layer(self, layer: Layer, index: int | None = None, step: str | None = None) -> Layer:
         """Insert ``layer`` (on top by default) as an undoable step and select it."""

@@ -365,7 +365,7 @@ def read_seed(path: str | os.PathLike, input_name: str, dtype: str | None = None
     dtype : str, optional
         The recorded dtype (``"bool"`` means nonzero); PNG stores labels as uint8/uint16.
     """
-    array = io.read_image(path)
+    array = io.read_image(path, palette_indices=input_name in SIZED_INPUTS)
     if input_name in SIZED_INPUTS:
         array = single_channel(array, input_name)
     if dtype == "bool":

@@ -1,8 +1,11 @@
 """File > Export... (one dialog, by layer kind, written in the background) and File > Import."""
 
 import numpy as np
+import pytest
+from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from skimage import data
 
 from maskwork.core import io
 from maskwork.core.layers import Layer, LayerKind
@@ -55,6 +58,85 @@ def test_export_dialog_offers_what_each_layer_can_be_and_writes_in_the_backgroun
     assert not window.file_progress.busy and not window.file_progress.bar.isVisible()
 
 
+def test_a_cut_out_after_inpaint_holds_the_inpainted_pixels_the_person_sees(window, photo, qtbot, tmp_path):
+    path, image, truth = photo
+    assert window.open_paths([path])
+    opened = window.document.base_image
+    hole = np.zeros(truth.shape, np.uint8)
+    hole[100:140, 150:220] = 1
+    window.document.add_layer(Layer(hole, LayerKind.MASK, "hole"))
+    menu_action(window, "Inpaint", "Inpaint").trigger()
+    with qtbot.waitSignal(window.runner.applied, timeout=60_000) as applied:
+        window.action_apply.trigger()
+    (inpainted,) = applied.args[0]
+    assert inpainted.kind is LayerKind.IMAGE and not np.array_equal(inpainted.data, opened.data)
+
+    # Cut the object out with the mask selected (then the operators' image is the bottom one).
+    mask = _add_mask(window, truth)
+    assert window.document.layers.selected is mask
+    menu_action(window, "File", "Export...").trigger()
+    dialog = window.exports.dialog
+    dialog.choice_combo.setCurrentIndex(_choice_keys(dialog).index("cutout"))
+    dialog.path_edit.setText(str(tmp_path / "cutout.png"))
+    with qtbot.waitSignal(window.exports.exported, timeout=10_000) as done:
+        QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    np.testing.assert_array_equal(io.read_image(done.args[0])[..., :3], inpainted.data)
+
+    # Hidden, the inpainted layer is no longer what the person sees.
+    window.document.set_property(inpainted, "visible", False)
+    cutout = io.read_image(window.exports.export("cutout", tmp_path / "hidden.png", layer=mask))
+    np.testing.assert_array_equal(cutout[..., :3], opened.data)
+
+
+def test_a_cut_out_of_a_16bit_image_uses_the_contrast_the_person_set(window, qtbot, tmp_path):
+    # A 12-bit camera picture in 16 bits: the person narrows the shown range to 0..3000.
+    deep = (data.camera().astype(np.uint16) * 16)
+    io.write_image(tmp_path / "camera16.tif", deep)
+    assert window.open_paths([tmp_path / "camera16.tif"])
+    image = window.document.base_image
+    window.document.layers.selected = image
+    window.layer_panel.contrast_low.setValue(0)
+    window.layer_panel.contrast_high.setValue(3000)
+    assert image.contrast_limits == (0.0, 3000.0)
+    mask = _add_mask(window, np.ones(deep.shape, bool))
+    with qtbot.waitSignal(window.exports.exported, timeout=10_000) as done:
+        assert window.exports.export("cutout", tmp_path / "cutout.png", layer=mask, background=True)
+    shown = np.clip(np.rint(deep / 3000 * 255), 0, 255)
+    np.testing.assert_array_equal(io.read_image(done.args[0])[..., 0], shown)
+
+
+CAMERA = data.camera()[:120, :160]
+IMAGES_PNG_CANNOT_HOLD = {
+    "float32": CAMERA.astype(np.float32) / 255,
+    "int16": CAMERA.astype(np.int16) - 128,
+    "uint32": CAMERA.astype(np.uint32) * 70_000,
+    "2 channels": np.dstack([CAMERA, CAMERA[::-1]]),
+    "5 channels": np.dstack([CAMERA] * 5),
+}
+
+
+@pytest.mark.parametrize("kind", list(IMAGES_PNG_CANNOT_HOLD))
+def test_export_proposes_tiff_for_an_image_png_cannot_hold(window, qtbot, tmp_path, kind):
+    pixels = IMAGES_PNG_CANNOT_HOLD[kind]
+    io.write_image(tmp_path / "scan.tif", pixels)
+    assert window.open_paths([tmp_path / "scan.tif"])
+    menu_action(window, "File", "Export...").trigger()
+    dialog = window.exports.dialog
+    assert dialog.path.suffix == ".tif" and dialog.format_combo.currentData() == ".tif"
+    dialog.path_edit.setText(str(tmp_path / "out" / dialog.path.name))
+    with qtbot.waitSignal(window.exports.exported, timeout=10_000) as done:
+        QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    assert done.args[0] == tmp_path / "out" / "scan.tif"
+    np.testing.assert_array_equal(io.read_image(done.args[0]), pixels)
+
+
+def test_export_still_proposes_png_for_a_16bit_rgb_image(window, tmp_path):
+    io.write_image(tmp_path / "deep.tif", np.dstack([CAMERA.astype(np.uint16) * 257] * 3))
+    assert window.open_paths([tmp_path / "deep.tif"])
+    menu_action(window, "File", "Export...").trigger()
+    assert window.exports.dialog.path.name == "deep.png"
+
+
 def test_a_failed_background_export_says_why(window, photo, qtbot, tmp_path):
     path, image, truth = photo
     assert window.open_paths([path])
@@ -97,6 +179,24 @@ def test_import_as_mask_labels_and_markers(window, photo, qtbot, tmp_path):
     assert np.array_equal(imported[LayerKind.MASK].data, truth.astype(np.uint8))
     assert np.array_equal(imported[LayerKind.MARKERS].data, markers)
     assert menu_action(window, "File", "Import", "as markers").isEnabled()
+
+
+def test_a_palette_photo_opens_in_colour_and_palette_scribbles_import_as_their_indices(window, qtbot, tmp_path):
+    photo = Image.fromarray(data.coffee()).quantize(16)
+    photo.save(tmp_path / "coffee16.png")
+    assert window.open_paths([tmp_path / "coffee16.png"])
+    np.testing.assert_array_equal(window.document.base_image.data, np.asarray(photo.convert("RGB")))
+
+    # Scribbles saved by another program as a palette PNG whose colours are unlike the classes.
+    scribbles = np.zeros(photo.size[::-1], np.uint8)
+    scribbles[150:160, 200:400] = 1
+    scribbles[5:10, :] = 2
+    drawn = Image.fromarray(scribbles, mode="P")
+    drawn.putpalette([0, 0, 0, 255, 255, 120, 230, 30, 30])
+    drawn.save(tmp_path / "scribbles.png")
+    with qtbot.waitSignal(window.imports.imported, timeout=10_000) as done:
+        assert window.imports.import_file(tmp_path / "scribbles.png", LayerKind.MARKERS)
+    np.testing.assert_array_equal(done.args[0].data, scribbles)
 
 
 def test_import_of_another_size_or_a_colour_picture_is_refused_with_a_clear_message(window, photo, qtbot, tmp_path):

@@ -217,3 +217,17 @@ def test_is_modified_tracks_the_saved_step(doc):
 def test_seed_layer_of_wrong_size_is_refused(doc):
     with pytest.raises(ValueError, match="60x80"):
         doc.add_layer(Layer(np.zeros((10, 10), np.uint8), "markers", "small"))
+
+
+def test_visible_image_is_the_topmost_shown_image_of_the_documents_size(doc):
+    photo = doc.base_image
+    inpainted = doc.add_layer(Layer(photo.data[::-1].copy(), "image", "inpainted"))
+    moving = doc.add_layer(Layer(np.zeros((30, 40, 3), np.uint8), "image", "moving image of another size"))
+    mask = doc.new_layer("mask")
+    assert doc.layers.selected is mask and doc.base_image is photo
+    assert doc.visible_image is inpainted, "a smaller image on top does not cover this one"
+    inpainted.visible = False
+    assert doc.visible_image is photo
+    photo.visible = False
+    assert doc.visible_image is None
+    assert moving.visible

@@ -6,12 +6,13 @@ import struct
 import subprocess
 import sys
 import time
+import zlib
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 import tifffile
-from PIL import Image
+from PIL import Image, ImageOps
 from skimage import data
 
 from fuzz_corpus import HUGE_SIDE, claim_huge_size, png_bomb, tiff_with_size
@@ -151,15 +152,39 @@ def test_planar_rgb_tiff_is_channel_last(tmp_path):
     np.testing.assert_array_equal(read_image(path), np.moveaxis(planes, 0, -1))
 
 
-def test_palette_png_reads_as_indices(tmp_path):
+def test_palette_png_reads_as_indices_when_asked(tmp_path):
     indices = RNG.integers(0, 3, size=(15, 20), dtype=np.uint8)
     image = Image.fromarray(indices, mode="P")
     image.putpalette([0, 0, 0, 0, 255, 0, 255, 0, 0])
     path = tmp_path / "markers.png"
     image.save(path)
-    back = read_image(path)
+    back = read_image(path, palette_indices=True)
     assert back.ndim == 2 and back.dtype == np.uint8
     np.testing.assert_array_equal(back, indices)
+    np.testing.assert_array_equal(read_images(path, palette_indices=True)[0], indices)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_palette_photo_reads_as_its_colours(tmp_path, suffix):
+    # A photo saved with 16 colours: its indices 0..15 would show as a near-black gray.
+    quantized = Image.fromarray(data.coffee()).quantize(16)
+    path = tmp_path / f"coffee16{suffix}"
+    quantized.save(path)
+    colours = np.asarray(quantized.convert("RGB"))
+    np.testing.assert_array_equal(read_image(path), colours)
+    np.testing.assert_array_equal(read_images(path)[0], colours)
+    np.testing.assert_array_equal(read_image(path, palette_indices=True), np.asarray(quantized))
+
+
+def test_palette_png_with_transparency_reads_as_rgba(tmp_path):
+    quantized = Image.fromarray(data.chelsea()).quantize(8)
+    path = tmp_path / "cat8.png"
+    # Index 0 fully transparent, index 1 half, the others opaque (a tRNS chunk).
+    quantized.save(path, transparency=bytes([0, 128] + [255] * 6))
+    back = read_image(path)
+    assert back.shape == data.chelsea().shape[:2] + (4,)
+    np.testing.assert_array_equal(back, np.asarray(Image.open(path).convert("RGBA")))
+    assert {0, 128, 255} == set(np.unique(back[:, :, 3]))
 
 
 def test_png_content_with_jpeg_suffix_mismatch_is_still_read(tmp_path):
@@ -266,6 +291,18 @@ def test_write_cutout_of_16bit_gray_is_scaled_and_replicated(tmp_path):
     assert back[0, 0, 0] == 0 and back[-1, -1, 0] == 255
     np.testing.assert_array_equal(back[:, :, 0], back[:, :, 2])
     assert np.all(np.diff(back[:, :, 0].ravel().astype(int)) >= 0)
+
+
+def test_write_cutout_of_16bit_gray_follows_the_contrast_limits_given(tmp_path):
+    image = np.linspace(0, 60000, 50 * 60).reshape(50, 60).astype(np.uint16)
+    mask = np.ones(image.shape, np.uint8)
+    back = read_image(write_cutout(tmp_path / "cut16.png", image, mask, contrast_limits=(0, 20000)))
+    shown = np.clip(np.rint(image / 20000 * 255), 0, 255)
+    np.testing.assert_array_equal(back[:, :, 0], shown)
+    # An 8-bit photo is written as it is, whatever limits are given.
+    photo = data.astronaut()[:50, :60]
+    back = read_image(write_cutout(tmp_path / "cut8.png", photo, mask, contrast_limits=(10, 100)))
+    np.testing.assert_array_equal(back[:, :, :3], photo)
 
 
 def test_write_cutout_rejects_a_mask_of_another_size(tmp_path):
@@ -438,6 +475,61 @@ def test_jpeg_exif_orientation_is_applied(tmp_path):
     path = tmp_path / "phone.jpg"
     Image.fromarray(photo).save(path, quality=95, exif=exif)
     assert read_image(path).shape == (60, 40, 3)
+
+
+def _photo_with_orientation(path, orientation):
+    """The cat photo saved to `path` with an EXIF (PNG eXIf chunk) or TIFF Orientation tag."""
+    photo = data.chelsea()
+    if path.suffix == ".tif":
+        tifffile.imwrite(path, photo, photometric="rgb", extratags=[(274, "H", 1, orientation, True)])
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        Image.fromarray(photo).save(path, exif=exif)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_png_and_tiff_orientation_is_applied_as_viewers_do(tmp_path, suffix, orientation):
+    path = tmp_path / f"turned{orientation}{suffix}"
+    _photo_with_orientation(path, orientation)
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    back = read_image(path)
+    np.testing.assert_array_equal(back, upright)
+    assert back.flags["C_CONTIGUOUS"]
+
+
+def test_multipage_tiff_orientation_applies_only_when_every_page_has_the_tag(tmp_path):
+    photo = data.chelsea()[:60, :80]
+    tagged, mixed = tmp_path / "tagged.tif", tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(tagged) as writer:
+        writer.write(photo, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
+        writer.write(photo, photometric="rgb", extratags=[(274, "H", 1, 3, True)])
+    with tifffile.TiffWriter(mixed) as writer:
+        writer.write(photo, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
+        writer.write(photo, photometric="rgb")
+    first, second = read_images(tagged)
+    np.testing.assert_array_equal(first, np.rot90(photo, k=-1))
+    np.testing.assert_array_equal(second, photo[::-1, ::-1])
+    np.testing.assert_array_equal(read_image(tagged, page=1), photo[::-1, ::-1])
+    for page in read_images(mixed):
+        np.testing.assert_array_equal(page, photo)
+
+
+def test_a_damaged_png_exif_chunk_leaves_the_pixels_readable(tmp_path):
+    photo = data.chelsea()[:30, :40]
+    path = tmp_path / "bad_exif.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(photo).save(path, exif=exif)
+    whole = path.read_bytes()
+    start = whole.index(b"eXIf") + 4
+    # Break the TIFF header inside the chunk, and mend the chunk's CRC so libpng reads on.
+    length = int.from_bytes(whole[start - 8 : start - 4], "big")
+    chunk = b"eXIf" + b"XX" + whole[start + 2 : start + length]
+    mended = whole[: start - 4] + chunk + zlib.crc32(chunk).to_bytes(4, "big") + whole[start + length + 4 :]
+    path.write_bytes(mended)
+    np.testing.assert_array_equal(read_image(path), photo)
 
 
 def test_cmyk_jpeg_and_gray_alpha_png_become_rgb_and_rgba(tmp_path):

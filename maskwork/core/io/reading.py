@@ -7,13 +7,16 @@ channels in RGB(A) order, native dtype kept. Readers turn every failure into an
 Which library handles which format, and why:
 
 * PNG: OpenCV, because Pillow silently truncates 16-bit RGB/RGBA PNGs to 8 bits
-  (and imageio's Pillow plugin cannot write them). Palette PNGs are the
-  exception: OpenCV expands them to colours, but marker and label images are
-  palette PNGs whose *indices* are the labels, so those are read with Pillow.
+  (and imageio's Pillow plugin cannot write them). OpenCV expands palette PNGs
+  to RGB (RGBA with a tRNS chunk), as a photo is shown; a marker or label image
+  saved as a palette PNG means its *indices*, so those are read with Pillow when
+  the caller asks for palette indices. The eXIf chunk's orientation is applied.
 * JPEG, BMP, WebP: imageio's Pillow plugin (EXIF orientation applied, CMYK
   converted to RGB, animated WebP read frame by frame).
-* TIFF: tifffile (any dtype, multi-page, 16-bit RGB). Compressions that need the
-  optional ``imagecodecs`` package (LZW, JPEG) fall back to Pillow.
+* TIFF: tifffile (any dtype, multi-page, 16-bit RGB; palette images expanded
+  through their colour map unless indices are asked for; the Orientation tag
+  applied). Compressions that need the optional ``imagecodecs`` package (LZW,
+  JPEG) fall back to Pillow.
 * NIfTI, MetaImage, NRRD: SimpleITK, imported only when such a file is read.
 
 Every reader checks the pixel count from the file's header before it decodes
@@ -46,10 +49,12 @@ from maskwork.core.io.files import file_suffix
 #: File name suffixes :func:`read_images` understands (compared case-insensitively):
 #:
 #: * ``.png`` -- 8/16-bit gray, gray+alpha (read as RGBA), RGB, RGBA; palette
-#:   PNGs are read as their palette indices (label and marker images).
+#:   PNGs are expanded to RGB(A), or read as their indices on request (label
+#:   and marker images).
 #: * ``.jpg``, ``.jpeg`` -- 8-bit gray or RGB (CMYK is converted to RGB).
-#: * ``.bmp`` -- 8-bit gray or RGB (palette BMPs are expanded to RGB).
-#: * ``.tif``, ``.tiff`` -- any dtype, one array per page.
+#: * ``.bmp`` -- 8-bit gray or RGB (palette BMPs are expanded to RGB, or read as
+#:   their indices on request).
+#: * ``.tif``, ``.tiff`` -- any dtype, one array per page (palette TIFFs as for PNG).
 #: * ``.webp`` -- 8-bit RGB or RGBA, one array per animation frame.
 #: * ``.nii``, ``.nii.gz`` (NIfTI), ``.mha``, ``.mhd`` (MetaImage), ``.nrrd``,
 #:   ``.nhdr`` (NRRD) -- 2-D images; a 3-D volume gives one array per slice.
@@ -79,6 +84,8 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # (4-byte length, b"IHDR", width, height, bit depth, colour type).
 _PNG_COLOR_TYPE_OFFSET = 25
 _PNG_COLOR_TYPE_PALETTE = 3
+# EXIF/TIFF tag that says how the stored pixels are turned relative to the scene.
+_ORIENTATION_TAG = 0x0112
 # Pillow modes that are not arrays of gray/RGB(A) samples and must be converted.
 _PILLOW_CONVERT = {"CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "1": "L"}
 # Offsets of the width and height (big-endian uint32) in the IHDR chunk of a PNG.
@@ -254,7 +261,28 @@ def _check_page(page: int, count: int, path: Path) -> None:
         raise _NoSuchPage(f"{path} has {count} page(s); page {page} does not exist")
 
 
-def _read_pillow(path: Path, page: int | None, keep_palette: bool = False) -> list[np.ndarray]:
+def _oriented(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn `image` upright as its EXIF/TIFF `orientation` (1..8) says.
+
+    The same transpositions as Pillow's ``ImageOps.exif_transpose``, on the
+    first two axes of a (row, col[, channel]) array; any other value (0 from
+    buggy writers, an unknown number) leaves the image as stored.
+    """
+    turns = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.rot90(a, k=-1),
+        7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
+        8: lambda a: np.rot90(a, k=1),
+    }
+    turn = turns.get(orientation)
+    # Contiguous: OpenCV, used by many operators, refuses negative strides.
+    return image if turn is None else np.ascontiguousarray(turn(image))
+
+
+def _read_pillow(path: Path, page: int | None, palette_indices: bool = False) -> list[np.ndarray]:
     """Read frames through imageio's Pillow plugin.
 
     Parameters
@@ -263,7 +291,7 @@ def _read_pillow(path: Path, page: int | None, keep_palette: bool = False) -> li
         File Pillow can identify (by content, whatever the suffix).
     page : int or None
         Frame to read, or None for all frames.
-    keep_palette : bool
+    palette_indices : bool
         Return palette images as their indices instead of expanded colours.
     """
     frames = []
@@ -285,7 +313,7 @@ def _read_pillow(path: Path, page: int | None, keep_palette: bool = False) -> li
         _check_pixel_count(path, [frame_size] * (count if page is None else 1))
         for index in range(count) if page is None else (page,):
             mode = handle.metadata(index=index).get("mode")
-            if mode in ("P", "PA") and keep_palette:
+            if mode in ("P", "PA") and palette_indices:
                 target = "P"
             else:
                 # None keeps gray/RGB(A)/16-bit/float as stored and expands palettes.
@@ -296,15 +324,30 @@ def _read_pillow(path: Path, page: int | None, keep_palette: bool = False) -> li
     return frames
 
 
-def _check_png_chunks(data: np.ndarray, path: Path) -> None:
-    """Refuse a PNG with a chunk whose declared length runs past the end of the file.
+def _exif_orientation(exif_bytes: bytes) -> int:
+    """The orientation an EXIF block states: 1 (as stored) without one, or when the
+    block is damaged (damaged metadata must not cost the pixels)."""
+    exif = Image.Exif()
+    try:
+        exif.load(exif_bytes)
+    except Exception:
+        return 1
+    return exif.get(_ORIENTATION_TAG, 1)
+
+
+def _check_png_chunks(data: np.ndarray, path: Path) -> int:
+    """Refuse a PNG with a chunk whose declared length runs past the end of the file;
+    return the orientation its eXIf chunk states (1, upright, without one).
 
     OpenCV's decoder allocates (and fills) a chunk's declared length before it
     reads the chunk: one changed byte in a 91-byte PNG made it take 3.2 GB.
-    Only the 8-byte chunk headers are read here.
+    Only the 8-byte chunk headers are read here, and the eXIf chunk's data.
+    OpenCV ignores eXIf, which may follow the pixel data (Pillow then decodes
+    every pixel to find it), so the walk to IEND finds it wherever it is.
     """
     view = data.data
     position = len(_PNG_SIGNATURE)
+    orientation = 1
     while position + 8 <= len(view):
         length = int.from_bytes(view[position : position + 4], "big")
         end = position + 12 + length  # length, type, data, CRC
@@ -313,26 +356,32 @@ def _check_png_chunks(data: np.ndarray, path: Path) -> None:
                 f"cannot read image {path} (corrupt or truncated PNG data: a chunk of "
                 f"{length:,} bytes runs past the end of the file)"
             )
-        if view[position + 4 : position + 8] == b"IEND":
-            return
+        chunk_type = view[position + 4 : position + 8]
+        if chunk_type == b"eXIf":
+            orientation = _exif_orientation(view[position + 8 : end - 4].tobytes())
+        if chunk_type == b"IEND":
+            break
         position = end
+    return orientation
 
 
-def _read_png(path: Path, page: int | None) -> list[np.ndarray]:
-    """Read a PNG exactly: 16-bit kept, palette images as indices."""
+def _read_png(path: Path, page: int | None, palette_indices: bool = False) -> list[np.ndarray]:
+    """Read a PNG exactly: 16-bit kept, palette images expanded or as their indices,
+    turned upright by the eXIf orientation."""
     data = np.fromfile(path, dtype=np.uint8)
     if data[: len(_PNG_SIGNATURE)].tobytes() != _PNG_SIGNATURE:
         # A JPEG or other image saved with a .png name: let Pillow sniff it.
         try:
-            return _read_pillow(path, page)
+            return _read_pillow(path, page, palette_indices)
         except (_NoSuchPage, ImageReadError):
             raise
         except Exception:
             raise ImageReadError(f"cannot read image {path} (not a valid PNG file)") from None
-    _check_png_chunks(data, path)
+    orientation = _check_png_chunks(data, path)
     color_type = data[_PNG_COLOR_TYPE_OFFSET] if data.size > _PNG_COLOR_TYPE_OFFSET else None
-    if color_type == _PNG_COLOR_TYPE_PALETTE:
-        return _read_pillow(path, page, keep_palette=True)
+    if color_type == _PNG_COLOR_TYPE_PALETTE and palette_indices:
+        # OpenCV would expand the palette; Pillow keeps the indices (and applies eXIf).
+        return _read_pillow(path, page, palette_indices=True)
     if data.size >= _PNG_HEIGHT_OFFSET + 4:
         width = int.from_bytes(data[_PNG_WIDTH_OFFSET:_PNG_WIDTH_OFFSET + 4].tobytes(), "big")
         height = int.from_bytes(data[_PNG_HEIGHT_OFFSET:_PNG_HEIGHT_OFFSET + 4].tobytes(), "big")
@@ -345,21 +394,37 @@ def _read_png(path: Path, page: int | None) -> list[np.ndarray]:
         code = cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
         image = cv2.cvtColor(image, code)
     # An animated PNG gives its first frame only (OpenCV decodes one image).
-    return _select([image], page, path)
+    return _select([_oriented(image, orientation)], page, path)
 
 
-def _tiff_page_arrays(page: Any) -> list[np.ndarray]:
-    """Decode one TIFF page into (row, col[, channel]) arrays."""
+def _tiff_page_arrays(page: Any, palette_indices: bool, orientation: int) -> list[np.ndarray]:
+    """Decode one TIFF page into (row, col[, channel]) arrays.
+
+    A palette page gives its indices when `palette_indices` is true, else the RGB
+    of its colour map; every array is turned upright by `orientation`.
+    """
     array = page.asarray()
     axes = page.axes
     if "S" in axes and not axes.endswith("S"):
         # Planar ("separate") samples come first; move them to the last axis.
         array = np.moveaxis(array, axes.index("S"), -1)
         axes = axes.replace("S", "") + "S"
+    if page.photometric == tifffile.PHOTOMETRIC.PALETTE and "S" not in axes and not palette_indices:
+        array = _palette_colors(page.colormap)[array]
     if axes.startswith("Z"):
         # A volumetric (SGI depth) page: one image per depth slice.
-        return list(array)
-    return [array]
+        return [_oriented(image, orientation) for image in array]
+    return [_oriented(array, orientation)]
+
+
+def _palette_colors(colormap: np.ndarray) -> np.ndarray:
+    """The (entries, 3) uint8 RGB table of a TIFF colour map (3, entries).
+
+    TIFF stores 16-bit colour maps; like Pillow, keep their high byte. Some
+    writers store 8-bit values in them, which are kept as they are.
+    """
+    table = np.asarray(colormap).T
+    return (table >> 8 if table.max() > 255 else table).astype(np.uint8)
 
 
 class _TiffProblems(logging.Handler):
@@ -398,8 +463,21 @@ class _TiffProblems(logging.Handler):
             )
 
 
+def _tiff_orientations(pages: Any) -> list[int]:
+    """The Orientation tag of each page, or all 1 (as stored) unless every page has one.
+
+    Where only some pages carry the tag, the others' turn is unknown: turning the
+    tagged pages alone would set them at odds with the rest of the stack.
+    """
+    tags = [tiff_page.tags.get(_ORIENTATION_TAG) for tiff_page in pages]
+    if any(tag is None for tag in tags):
+        return [1] * len(tags)
+    # A malformed tag (several values) says nothing: 1 leaves that page as stored.
+    return [tag.value if isinstance(tag.value, int) else 1 for tag in tags]
+
+
 def _read_tiff_pages(tif: tifffile.TiffFile, page: int | None, path: Path,
-                     problems: _TiffProblems) -> list[np.ndarray]:
+                     problems: _TiffProblems, palette_indices: bool) -> list[np.ndarray]:
     """Check the pages' header shapes, types and damage, then decode them."""
     count = len(tif.pages)  # parses the whole page chain, so damage shows here
     _check_page(0 if page is None else page, count, path)
@@ -413,15 +491,18 @@ def _read_tiff_pages(tif: tifffile.TiffFile, page: int | None, path: Path,
     # Before decoding: a page whose strip table lost millions of entries took
     # tifffile a minute and 2 GB to decode into zeros.
     problems.refuse_if_damaged()
+    orientations = _tiff_orientations(tif.pages)
+    if page is not None:
+        orientations = [orientations[page]]
     problems.decoding = True
     images = []
-    for tiff_page in chosen:
-        images.extend(_tiff_page_arrays(tiff_page))
+    for tiff_page, orientation in zip(chosen, orientations):
+        images.extend(_tiff_page_arrays(tiff_page, palette_indices, orientation))
     problems.refuse_if_damaged()
     return images
 
 
-def _read_tiff(path: Path, page: int | None) -> list[np.ndarray]:
+def _read_tiff(path: Path, page: int | None, palette_indices: bool = False) -> list[np.ndarray]:
     """Read TIFF pages with tifffile, falling back to Pillow for missing codecs.
 
     A file tifffile reads only in part (see :class:`_TiffProblems`) is refused
@@ -432,7 +513,7 @@ def _read_tiff(path: Path, page: int | None) -> list[np.ndarray]:
     tiff_logger.addHandler(problems)
     try:
         with tifffile.TiffFile(path) as tif:
-            return _read_tiff_pages(tif, page, path, problems)
+            return _read_tiff_pages(tif, page, path, problems, palette_indices)
     except (_NoSuchPage, ImageReadError):
         raise
     except Exception as exc:
@@ -441,7 +522,7 @@ def _read_tiff(path: Path, page: int | None) -> list[np.ndarray]:
         # tifffile decodes LZW/JPEG only with the optional imagecodecs package;
         # Pillow (libtiff) decodes those for 8-bit gray/RGB(A) and 16-bit gray.
         try:
-            return _read_pillow(path, page)
+            return _read_pillow(path, page, palette_indices)
         except (_NoSuchPage, ImageReadError):
             raise
         except Exception:
@@ -481,8 +562,9 @@ def _check_text_header(path: Path, suffix: str) -> None:
         raise ImageReadError(f"cannot read image {path} (corrupt header: it holds bytes that are not text)")
 
 
-def _read_sitk(path: Path, page: int | None) -> list[np.ndarray]:
-    """Read a medical image with SimpleITK, one array per slice."""
+def _read_sitk(path: Path, page: int | None, palette_indices: bool = False) -> list[np.ndarray]:
+    """Read a medical image with SimpleITK, one array per slice (these formats have no
+    palettes, so `palette_indices` changes nothing)."""
     # Imported here: SimpleITK is large and only needed for these formats.
     import SimpleITK as sitk
 
@@ -529,7 +611,8 @@ def _read_sitk(path: Path, page: int | None) -> list[np.ndarray]:
     return [slices[page].copy()]
 
 
-_READERS: dict[str, Callable[[Path, int | None], list[np.ndarray]]] = {
+# Each reader takes (path, page or None for all, palette_indices).
+_READERS: dict[str, Callable[[Path, int | None, bool], list[np.ndarray]]] = {
     ".png": _read_png,
     ".jpg": _read_pillow,
     ".jpeg": _read_pillow,
@@ -541,7 +624,7 @@ _READERS: dict[str, Callable[[Path, int | None], list[np.ndarray]]] = {
 }
 
 
-def _read(path: str | os.PathLike, page: int | None) -> list[np.ndarray]:
+def _read(path: str | os.PathLike, page: int | None, palette_indices: bool) -> list[np.ndarray]:
     path = Path(path)
     suffix = file_suffix(path)
     reader = _READERS.get(suffix)
@@ -556,7 +639,7 @@ def _read(path: str | os.PathLike, page: int | None) -> list[np.ndarray]:
     if not path.is_file():
         raise ImageReadError(f"cannot read image {path} (not a file)")
     try:
-        images = reader(path, page)
+        images = reader(path, page, palette_indices)
     except (ImageReadError, _NoSuchPage):
         raise
     except Exception as exc:
@@ -579,24 +662,30 @@ def _read(path: str | os.PathLike, page: int | None) -> list[np.ndarray]:
     return [img.astype(np.uint8) * 255 if img.dtype == bool else img for img in images]
 
 
-def read_images(path: str | os.PathLike) -> list[np.ndarray]:
+def read_images(path: str | os.PathLike, *, palette_indices: bool = False) -> list[np.ndarray]:
     """Read every page or frame of an image file.
 
     Parameters
     ----------
     path : str or path-like
         File with one of the :data:`READABLE_SUFFIXES`.
+    palette_indices : bool, optional
+        Read palette (indexed-colour) PNG, TIFF and BMP files as their indices,
+        as a marker, label or mask file means them (labels 0, 1, 2, ...),
+        instead of the colours a photo shows (RGB, or RGBA when the palette has
+        transparency).
 
     Returns
     -------
     list of ndarray
         One array per TIFF page, animation frame or volume slice, each
         (row, col) or (row, col, channel) in RGB(A) order with the stored dtype
-        (uint8, uint16, float32, ...). Palette PNGs give their indices, so a
-        marker image reads back as labels 0, 1, 2, ...; gray images stored with
-        three equal channels stay three-channel. A 3-D NIfTI/MetaImage/NRRD
-        volume gives one (row, col) array per slice along its third axis, in
-        stored voxel order (no reorientation).
+        (uint8, uint16, float32, ...), turned upright as the EXIF orientation
+        (JPEG, WebP, PNG) or the TIFF Orientation tag says (in a multi-page TIFF
+        only when every page has the tag). Gray images stored with three equal
+        channels stay three-channel. A 3-D NIfTI/MetaImage/NRRD volume gives
+        one (row, col) array per slice along its third axis, in stored voxel
+        order (no reorientation).
 
     Raises
     ------
@@ -605,10 +694,10 @@ def read_images(path: str | os.PathLike) -> list[np.ndarray]:
         only in part (a damaged multi-page TIFF), holds complex or other
         non-numeric pixels, or is over the pixel limit (:func:`max_pixels`).
     """
-    return _read(path, None)
+    return _read(path, None, palette_indices)
 
 
-def read_image(path: str | os.PathLike, page: int = 0) -> np.ndarray:
+def read_image(path: str | os.PathLike, page: int = 0, *, palette_indices: bool = False) -> np.ndarray:
     """Read one page or frame of an image file.
 
     Parameters
@@ -617,6 +706,8 @@ def read_image(path: str | os.PathLike, page: int = 0) -> np.ndarray:
         File with one of the :data:`READABLE_SUFFIXES`.
     page : int, optional
         Index of the TIFF page, animation frame or volume slice (0 is the first).
+    palette_indices : bool, optional
+        Read a palette image as its indices, as :func:`read_images` describes.
 
     Returns
     -------
@@ -632,4 +723,4 @@ def read_image(path: str | os.PathLike, page: int = 0) -> np.ndarray:
     IndexError
         If the file has no page `page`.
     """
-    return _read(path, int(page))[0]
+    return _read(path, int(page), palette_indices)[0]

@@ -29,6 +29,10 @@ WRITABLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: (:meth:`maskwork.operators.registration.transform.Transform.save_tfm`); any other suffix
 #: becomes ``.json``.
 ITK_TRANSFORM_SUFFIXES = (".tfm", ".txt", ".h5")
+# What a PNG holds losslessly: the writer refuses other data, and output_suffix
+# sends it to TIFF instead.
+_PNG_DTYPES = ("uint8", "uint16")
+_PNG_CHANNELS = (1, 3, 4)
 
 
 def _as_image(image: Any) -> np.ndarray:
@@ -64,7 +68,7 @@ def _check_raster(
 
 
 def _encode_png(image: np.ndarray, path: Path) -> bytes:
-    _check_raster(image, path, "PNG", ("uint8", "uint16"), (1, 3, 4))
+    _check_raster(image, path, "PNG", _PNG_DTYPES, _PNG_CHANNELS)
     if image.ndim == 3:
         code = cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
         image = cv2.cvtColor(image, code)
@@ -315,6 +319,7 @@ def write_labels_color(path: str | os.PathLike, labels: np.ndarray, *,
 
 
 def write_cutout(path: str | os.PathLike, image: np.ndarray, mask: np.ndarray, *,
+                 contrast_limits: tuple[float, float] | None = None,
                  provenance: dict | None = None, recipe: dict | None = None) -> Path:
     """Write the masked part of an image as an RGBA picture.
 
@@ -329,6 +334,10 @@ def write_cutout(path: str | os.PathLike, image: np.ndarray, mask: np.ndarray, *
     mask : ndarray, shape (row, col)
         Nonzero where the object is: alpha 255 there, 0 elsewhere. The RGB of
         transparent pixels is kept (not blacked out), so nothing is lost.
+    contrast_limits : (float, float), optional
+        The values of a non-uint8 image that become 0 and 255 (the display range a
+        person chose, so the cut-out looks as the image did); by default its 0.5 and
+        99.5 percentiles. uint8 images are written as they are.
     provenance, recipe : dict, optional
         The sidecar's contents, as for :func:`write_image`.
 
@@ -355,7 +364,7 @@ def write_cutout(path: str | os.PathLike, image: np.ndarray, mask: np.ndarray, *
     if channels not in (1, 3, 4):
         raise ValueError(f"a cut-out needs a gray, RGB or RGBA image, got {channels} channels")
     rgb = image if channels == 1 else image[:, :, :3]
-    rgb = to_uint8_display(rgb)
+    rgb = to_uint8_display(rgb, *(contrast_limits or (None, None)))
     rgba = np.empty(image.shape[:2] + (4,), dtype=np.uint8)
     rgba[:, :, :3] = rgb[:, :, None] if rgb.ndim == 2 else rgb
     inside = mask != 0
@@ -391,7 +400,9 @@ def output_suffix(kind: str, value: Any) -> str:
     if kind == "labels":
         in_png_range = array.size > 0 and array.min() >= 0 and array.max() <= np.iinfo(np.uint16).max
         return ".png" if in_png_range else ".tif"
-    if kind == "image" and array.dtype in (np.uint8, np.uint16, bool) and _channels(array) in (1, 3, 4):
+    # bool is written as uint8 0/255, which PNG holds.
+    png_dtype = array.dtype == bool or array.dtype.name in _PNG_DTYPES
+    if kind == "image" and png_dtype and _channels(array) in _PNG_CHANNELS:
         return ".png"
     return ".tif"
 

@@ -21,6 +21,10 @@ from maskwork.core.history import (
 from maskwork.core.layers import LAYER_PROPERTIES, Bounds, Layer, LayerKind, LayerStack
 from maskwork.core.tools import Patch
 
+#: Longest layer name kept (a pasted paragraph made every layer chooser and undo step a
+#: screen wide).
+MAX_LAYER_NAME = 120
+
 
 class Document:
     """Layers and undo history of one editing session.
@@ -181,10 +185,17 @@ class Document:
         """Change a display property (name, visible, opacity, ...) as an undoable step."""
         if attr not in LAYER_PROPERTIES:
             raise ValueError(f"unknown layer property {attr!r}")
+        step = f"{attr.replace('_', ' ').capitalize()} of {layer.name}"  # the name it had
+        if attr == "name":
+            # Names tell layers apart in every layer chooser: a taken one gets a number.
+            name = str(value).strip()[:MAX_LAYER_NAME].strip()
+            if not name:
+                raise ValueError("a layer needs a name")
+            value = self.layers.unique_name(name, ignoring=layer)
         old = getattr(layer, attr)
         setattr(layer, attr, value)
         if getattr(layer, attr) != old:
-            self.history.record(PropertyAtom(layer, attr, old), f"{attr.replace('_', ' ').capitalize()} of {layer.name}")
+            self.history.record(PropertyAtom(layer, attr, old), step)
 
     def convert_layer(self, layer: Layer, kind: LayerKind | str) -> Layer:
         """Replace a mask by connected-component labels, or labels by a mask (nonzero).

@@ -405,9 +405,9 @@ class LayerStack:
                 return layer
         return None
 
-    def unique_name(self, base: str) -> str:
-        """``base``, or ``base 2``, ``base 3``... whichever is not taken yet."""
-        names = {layer.name for layer in self._layers}
+    def unique_name(self, base: str, ignoring: Layer | None = None) -> str:
+        """``base``, or ``base 2``, ``base 3``... whichever no layer but ``ignoring`` has."""
+        names = {layer.name for layer in self._layers if layer is not ignoring}
         if base not in names:
             return base
         n = 2

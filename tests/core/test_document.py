@@ -231,3 +231,15 @@ def test_visible_image_is_the_topmost_shown_image_of_the_documents_size(doc):
     photo.visible = False
     assert doc.visible_image is None
     assert moving.visible
+
+
+def test_renaming_keeps_names_apart_and_short_and_names_the_step_by_the_old_name(doc):
+    first, second = doc.new_layer("mask", "a"), doc.new_layer("mask", "b")
+    doc.set_property(second, "name", "  a ")
+    assert second.name == "a 2" and doc.history.undo_names[-1] == "Name of b"
+    doc.set_property(first, "name", "a")  # its own name is not taken
+    assert first.name == "a"
+    doc.set_property(first, "name", "x" * 5000)
+    assert len(first.name) == 120
+    with pytest.raises(ValueError, match="needs a name"):
+        doc.set_property(first, "name", "   ")

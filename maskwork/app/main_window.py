@@ -66,12 +66,14 @@ TOOLS = (
     (Tool.FILL, "&Flood fill", "G"),
     (Tool.POINT_POSITIVE, "Positive p&oint", "P"),
     (Tool.POINT_NEGATIVE, "&Negative point", "N"),
-    (Tool.LANDMARK, "Land&mark pairs (fixed, then moving)", "K"),
+    (Tool.LANDMARK, "Land&marks", "K"),
 )
 #: Longer explanations of tools whose menu text alone does not say how to use them.
 TOOL_TIPS = {
     Tool.QUICK_SELECT: "Quick select: click the object, right-click or Shift+click what is not the object, "
     "drag a box around it; Backspace removes the last click",
+    Tool.LANDMARK: "Landmark pairs: click a point on the fixed image, then the same point on the moving one; "
+    "drag a landmark to move it, right-click to delete its pair",
 }
 LABEL_NAMES = {1: "foreground", 2: "background"}
 MAX_LABEL_CHOICE = 9
@@ -302,7 +304,6 @@ class MainWindow(QMainWindow):
         self.progress_bar.setObjectName("progressBar")
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setMaximumWidth(220)
-        self.progress_bar.setTextVisible(False)
         # Keep the bar's room while hidden, so the status bar (and the canvas above it)
         # does not change height each time an operator starts or ends.
         policy = self.progress_bar.sizePolicy()
@@ -317,6 +318,7 @@ class MainWindow(QMainWindow):
         self.file_progress = FileProgress(bar)
         bar.addPermanentWidget(self.zoom_label)
         bar.addPermanentWidget(self.projects.progress_bar)
+        self.zoom_label.setToolTip("Screen pixels per image pixel (Ctrl+0 fits the image, View menu for 1:1)")
         bar.addPermanentWidget(self.progress_bar)
         bar.addPermanentWidget(self.cancel_button)
 
@@ -560,7 +562,8 @@ class MainWindow(QMainWindow):
 
     def _show_zoom(self, zoom: float) -> None:
         # Without an image the view's scale means nothing (an empty view said 66800 %).
-        self.zoom_label.setText(f"{zoom * 100:.0f}%" if self.document.shape is not None else "")
+        # "Zoom": a bare percentage beside the progress bar read as the run's progress.
+        self.zoom_label.setText(f"Zoom {zoom * 100:.0f}%" if self.document.shape is not None else "")
 
     def _forget_document(self) -> None:
         """The document was emptied (another image opens): nothing shown may still describe

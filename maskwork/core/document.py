@@ -185,7 +185,7 @@ class Document:
         """Change a display property (name, visible, opacity, ...) as an undoable step."""
         if attr not in LAYER_PROPERTIES:
             raise ValueError(f"unknown layer property {attr!r}")
-        step = f"{attr.replace('_', ' ').capitalize()} of {layer.name}"  # the name it had
+        step = _property_step(layer, attr, value)  # named while the layer has its old name
         if attr == "name":
             # Names tell layers apart in every layer chooser: a taken one gets a number.
             name = str(value).strip()[:MAX_LAYER_NAME].strip()
@@ -247,3 +247,12 @@ class Document:
         )
         self.history.record_pixels(layer, bounds, step)
         layer.write(bounds, values[inner])
+
+
+def _property_step(layer: Layer, attr: str, value) -> str:
+    """The history's name for changing ``layer``'s ``attr`` to ``value``."""
+    if attr == "visible":
+        return f"{'Show' if value else 'Hide'} {layer.name}"
+    if attr == "name":
+        return f"Rename {layer.name}"
+    return f"{attr.replace('_', ' ').capitalize()} of {layer.name}"

@@ -150,10 +150,11 @@ class MoveAtom:
         return MoveAtom(self.stack, self.destination, self.source)
 
 
-#: Side (pixels) of the tiles in which a group's pixel edits keep their old values: a
-#: drag's mouse moves overlap, and each move keeping its own box stored the same pixels
-#: again and again (a 400 px brush dragged slowly: 25 times the area it painted).
-PIXEL_TILE = 64
+#: Side (pixels) of the tiles in which a group's later pixel edits keep their old
+#: values: a drag's mouse moves overlap, and each move keeping its own box stored the
+#: same pixels again and again (a 400 px brush dragged slowly: 25 times the area it
+#: painted). Small, so that a thin stroke's tiles hold little more than its boxes did.
+PIXEL_TILE = 32
 
 
 @dataclass
@@ -199,11 +200,9 @@ class History:
         self._undo: deque[Step] = deque()
         self._redo: list[Step] = []
         self._open: list[Step] = []
-        # Tiles (layer id, tile row, tile col) whose old pixels the open groups keep,
-        # with the layers (so their ids stay theirs); cleared when anything else is
-        # recorded, so that every tile atom reverts to what was there just before it.
-        self._kept_tiles: set[tuple[int, int, int]] = set()
-        self._tiled_layers: list[Layer] = []
+        # Per layer id, the layer and the tiles whose old values the open group keeps
+        # (record_pixels); cleared when anything else is recorded into the group.
+        self._kept_tiles: dict[int, tuple[Layer, set[tuple[int, int]]]] = {}
         # Identity of the newest applied step at the last save; None = the initial state.
         self._saved_uid: int | None = None
 
@@ -235,7 +234,6 @@ class History:
             self._open[-1].edits += step.edits
             return
         self._kept_tiles.clear()
-        self._tiled_layers.clear()
         if step.atoms:
             self._push(step)
 
@@ -247,8 +245,7 @@ class History:
     def record(self, atom: Atom, name: str = "edit") -> None:
         """Add an atom to the open group, or as a step of its own."""
         if self._open:
-            self._kept_tiles.clear()
-            self._tiled_layers.clear()
+            self._kept_tiles.clear()  # a tile kept before this atom would revert after it
             self._open[-1].atoms.append(atom)
         else:
             self._push(Step(name, [atom]))
@@ -256,28 +253,38 @@ class History:
     def record_pixels(self, layer: Layer, bounds: tuple[slice, slice], name: str = "edit") -> None:
         """Keep the old values of ``layer.data[bounds]`` (about to be overwritten) for undo.
 
-        Outside a group they are one atom, a step of their own. Inside one (a stroke's
-        mouse moves) they are kept per :data:`PIXEL_TILE` tile, each tile once, as it was
-        before the group first wrote into it: overlapping moves cost the tiles they
-        cover, not their boxes again and again.
+        Outside a group they are one atom, a step of their own. In a group (a stroke's
+        mouse moves, which overlap) the first write to a layer keeps its box; a later one
+        keeps the :data:`PIXEL_TILE` tiles it touches that nothing kept yet, each as it is
+        now, once. That is exact: a group reverts its atoms newest first, so wherever an
+        earlier atom also covers a pixel, its older value is the one left.
         """
         if not self._open:
             self._push(Step(name, [PixelAtom(layer, bounds, layer.data[bounds].copy())], edits=1))
             return
         step = self._open[-1]
         step.edits += 1
-        if not any(known is layer for known in self._tiled_layers):
-            self._tiled_layers.append(layer)
+        kept = self._kept_tiles.get(id(layer))
+        rows_span, cols_span = bounds
+        tiles = [(tile_row, tile_col)
+                 for tile_row in range(rows_span.start // PIXEL_TILE, (rows_span.stop - 1) // PIXEL_TILE + 1)
+                 for tile_col in range(cols_span.start // PIXEL_TILE, (cols_span.stop - 1) // PIXEL_TILE + 1)]
+        if kept is None:
+            # The first write (a flood fill's only one): its box, and the tiles it covers whole.
+            step.atoms.append(PixelAtom(layer, bounds, layer.data[bounds].copy()))
+            self._kept_tiles[id(layer)] = (layer, {
+                (tile_row, tile_col) for tile_row, tile_col in tiles
+                if rows_span.start <= tile_row * PIXEL_TILE and (tile_row + 1) * PIXEL_TILE <= rows_span.stop
+                and cols_span.start <= tile_col * PIXEL_TILE and (tile_col + 1) * PIXEL_TILE <= cols_span.stop})
+            return
         rows, cols = layer.shape
-        for tile_row in range(bounds[0].start // PIXEL_TILE, (bounds[0].stop - 1) // PIXEL_TILE + 1):
-            for tile_col in range(bounds[1].start // PIXEL_TILE, (bounds[1].stop - 1) // PIXEL_TILE + 1):
-                key = (id(layer), tile_row, tile_col)
-                if key in self._kept_tiles:
-                    continue
-                self._kept_tiles.add(key)
-                tile = (slice(tile_row * PIXEL_TILE, min(rows, (tile_row + 1) * PIXEL_TILE)),
-                        slice(tile_col * PIXEL_TILE, min(cols, (tile_col + 1) * PIXEL_TILE)))
-                step.atoms.append(PixelAtom(layer, tile, layer.data[tile].copy()))
+        for tile in tiles:
+            if tile in kept[1]:
+                continue
+            kept[1].add(tile)
+            top, left = tile[0] * PIXEL_TILE, tile[1] * PIXEL_TILE
+            box = (slice(top, min(rows, top + PIXEL_TILE)), slice(left, min(cols, left + PIXEL_TILE)))
+            step.atoms.append(PixelAtom(layer, box, layer.data[box].copy()))
 
     def _push(self, step: Step) -> None:
         self._undo.append(step)
@@ -384,7 +391,6 @@ class History:
         self._redo = list(undone)
         self._open.clear()
         self._kept_tiles.clear()
-        self._tiled_layers.clear()
         self._saved_uid = self._top_uid()
         self._trim()
         self.changed.emit()
@@ -395,3 +401,4 @@ class History:
         self._redo.clear()
         self._saved_uid = None
         self.changed.emit()
+

@@ -61,8 +61,15 @@ DONE, CANCELLED, INPUT_ERROR, FAILED, MEMORY = "done", "cancelled", "input error
 # ----------------------------------------------------------------------------- inputs
 
 
-#: How a missing input is named to the person, where its own name is not a word.
-MISSING_INPUT_WORDS = {"image2": "a second image layer"}
+#: How a missing input is named to the person.
+MISSING_INPUT_WORDS = {
+    "image": "an image",
+    "image2": "a second image layer",
+    "markers": "scribbles",
+    "mask": "a mask or labels layer",
+    "rect": "a box",
+    "points": "clicks on the image",
+}
 
 
 def choose_sources(spec: OperatorSpec, candidates: Mapping[str, Sequence[Any]], selected: Any = None,
@@ -163,8 +170,8 @@ def collect_inputs(spec: OperatorSpec, values: Mapping[str, Any], *, copy_editab
         inputs[name] = value
     missing = [name for name in spec.required_inputs if name not in inputs]
     if missing:
-        raise InputError(f"{spec.title} needs {', '.join(MISSING_INPUT_WORDS.get(name, name) for name in missing)}: "
-                         "add it first")
+        raise InputError(f"{spec.title} needs {' and '.join(MISSING_INPUT_WORDS.get(name, name) for name in missing)} "
+                         "first")
     return inputs
 
 

@@ -138,6 +138,8 @@ class Canvas(QWidget):
         self._overlay_view: LayerView | None = None
         self._last_point: tuple[float, float] | None = None
         self._stroke_layer: Layer | None = None
+        self._stroke_value = 0
+        self._stroking = False
         self._drag_origin: tuple[float, float] | None = None
         self._drag_tool = self._tool
         self._polygon: list[tuple[float, float]] = []
@@ -444,8 +446,9 @@ class Canvas(QWidget):
             return None
         return self.document.new_layer(LayerKind.MARKERS, "markers")
 
-    def _paint_value(self, layer: Layer) -> int:
-        if self._tool is Tool.ERASER:
+    def _paint_value(self, layer: Layer, tool: Tool | None = None) -> int:
+        """What ``tool`` (the current one by default) paints into ``layer``."""
+        if (tool or self._tool) is Tool.ERASER:
             return 0
         return 1 if layer.kind is LayerKind.MASK else self._active_label
 
@@ -458,7 +461,7 @@ class Canvas(QWidget):
         if tool in (Tool.BRUSH, Tool.ERASER):
             if ev.isStart():
                 start_row, start_col = self._pixel(ev.buttonDownScenePos())
-                self._begin_stroke("Erase" if tool is Tool.ERASER else "Brush stroke")
+                self._begin_stroke(tool)
                 self._stroke_to(start_row, start_col)
             self._stroke_to(row, col)
             if ev.isFinish():
@@ -473,9 +476,10 @@ class Canvas(QWidget):
             else:
                 self._rect_item.setRect(QRectF(*box))
                 self._rect_item.setVisible(True)
-            if ev.isFinish() and box is not None:
-                self.document.set_rect(box)
-                self._update_seed_items()
+            if ev.isFinish():
+                if box is not None:
+                    self.document.set_rect(box)
+                self._update_seed_items()  # the box kept, drawn again after a drag off the image
         elif tool is Tool.LANDMARK:
             self._drag_landmark(ev, row, col)
         elif tool is Tool.POLYGON:
@@ -504,7 +508,7 @@ class Canvas(QWidget):
     def _click(self, ev) -> None:
         row, col = self._pixel(ev.scenePos())
         if self._tool in (Tool.BRUSH, Tool.ERASER):
-            self._begin_stroke("Erase" if self._tool is Tool.ERASER else "Brush stroke")
+            self._begin_stroke(self._tool)
             self._stroke_to(row, col)
             self._end_stroke()
         elif self._tool is Tool.FILL:
@@ -533,9 +537,14 @@ class Canvas(QWidget):
             self.document.add_point(row, col, label, "Object click" if label else "Background click")
 
     # -- edits (also used directly by tests and scripts) ------------------------------
-    def _begin_stroke(self, name: str) -> None:
-        self.document.history.begin_group(name)
+    def _begin_stroke(self, tool: Tool) -> None:
+        """Open a brush or eraser stroke; what it paints is fixed here (E or X pressed
+        mid-stroke must not turn the rest of it into another stroke under its name)."""
+        self.document.history.begin_group("Erase" if tool is Tool.ERASER else "Brush stroke")
+        self._stroking = True
         self._stroke_layer = self._paint_target()
+        if self._stroke_layer is not None:
+            self._stroke_value = self._paint_value(self._stroke_layer, tool)
         self._last_point = None
 
     def _stroke_to(self, row: float, col: float) -> None:
@@ -543,18 +552,21 @@ class Canvas(QWidget):
         if layer is None:
             return
         start = self._last_point or (row, col)
-        patch = tools.brush(layer.data, start, (row, col), self._brush_radius, self._paint_value(layer))
+        patch = tools.brush(layer.data, start, (row, col), self._brush_radius, self._stroke_value)
         self.document.apply_patch(layer, patch)
         self._last_point = (row, col)
 
     def _end_stroke(self) -> None:
+        if not self._stroking:
+            return  # a second finish (a chorded button ended the drag before its release)
+        self._stroking = False
         self.document.history.end_group()
         self._stroke_layer = None
         self._last_point = None
 
     def stroke(self, points: list[tuple[float, float]]) -> None:
         """Paint a polyline of (row, col) points with the current tool as one step."""
-        self._begin_stroke("Erase" if self._tool is Tool.ERASER else "Brush stroke")
+        self._begin_stroke(self._tool)
         for row, col in points:
             self._stroke_to(row, col)
         self._end_stroke()

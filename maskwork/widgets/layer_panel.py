@@ -468,11 +468,18 @@ class LayerPanel(QWidget):
             self.opacity_slider.setValue(percent)
             self._opacity_label.setText(f"{percent} %")
             self.blend_combo.setCurrentText(layer.blend)
-            if self.colormap_combo.findText(layer.colormap) < 0:
-                self.colormap_combo.addItem(layer.colormap)
-            self.colormap_combo.setCurrentText(layer.colormap)
+            if self.colormap_combo.isEnabled():
+                if self.colormap_combo.findText(layer.colormap) < 0:
+                    self.colormap_combo.addItem(layer.colormap)
+                self.colormap_combo.setCurrentText(layer.colormap)
+            else:
+                # Greyed out and blank: "gray" there said an RGB photo or a mask was gray.
+                self.colormap_combo.setCurrentIndex(-1)
             if is_image:
                 self._show_contrast(layer)
+            else:
+                self.contrast_low.clear()  # not the last image's limits
+                self.contrast_high.clear()
 
     def _show_contrast(self, layer: Layer) -> None:
         low, high = layer.contrast_limits

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from maskwork.core import measure
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
-from maskwork.core.pixels import to_float
+from maskwork.core.pixels import value_range
 from maskwork.widgets.histogram_plot import HistogramPlot
 from maskwork.widgets.scrolling import vertical_scroll_area
 from maskwork.widgets.workers import Worker, start_worker
@@ -315,7 +315,8 @@ class MeasurePanel(QWidget):
         else:
             if areas:
                 self.objects_label.setText(
-                    f"{len(areas)} objects   total {sum(areas)} px   median {int(np.median(areas))} px   largest {areas[0]} px"
+                    f"{len(areas)} object{'' if len(areas) == 1 else 's'}   total {sum(areas)} px   "
+                    f"median {int(np.median(areas))} px   largest {areas[0]} px"
                 )
             else:
                 self.objects_label.setText("0 objects")
@@ -411,8 +412,9 @@ def _quality(images, inside: Region | None):
     scale = ""
     if reference.dtype != other.dtype:
         # An 8-bit photo against its float copy scored 7 dB on raw values: each is put
-        # on 0..1 by its own type (8-bit /255, 16-bit /65535, float as it is).
-        reference, other = to_float(reference).pixels, to_float(other).pixels
+        # on 0..1 by its own type (8-bit /255, 16-bit /65535, float as it is), NaN kept
+        # as unknown (the measures leave such pixels out).
+        reference, other = _on_unit_scale(reference), _on_unit_scale(other)
         scale = f"   (on 0..1: {images[0].data.dtype} against {images[1].data.dtype})"
     try:
         mask = inside.mask() if inside is not None else None
@@ -424,3 +426,9 @@ def _quality(images, inside: Region | None):
     except ValueError as error:
         return f"cannot measure: {error}"
     return "PSNR {:.2f} dB   SSIM {:.4f}   MSE {:.4g}".format(*values) + scale
+
+
+def _on_unit_scale(image: np.ndarray) -> np.ndarray:
+    """``image`` as float64 on 0..1 by its type's scale (:func:`value_range`), NaN kept."""
+    offset, span = value_range(image)
+    return (image.astype(np.float64) - offset) / span

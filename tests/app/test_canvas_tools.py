@@ -165,6 +165,20 @@ def test_a_tool_key_mid_drag_leaves_the_drag_to_the_tool_that_began_it(opened):
     assert win.document.history.undo_names == ["Brush stroke", "Box"]
 
 
+def test_e_or_x_pressed_mid_stroke_leave_the_stroke_painting_what_it_began_with(opened):
+    win = opened
+    win.tool_actions[Tool.BRUSH].trigger()
+    win.canvas.brush_radius = 3
+
+    def switch():
+        win.tool_actions[Tool.ERASER].trigger()
+        win.action_swap.trigger()
+
+    _press_move_release(win.canvas, [(50, 50), (50, 100), (50, 150), (50, 200)], switch)
+    assert (markers_of(win).data[50, 50:201] == 1).all(), "one brush stroke of label 1, to its end"
+    assert win.document.history.undo_names == ["Brush stroke"]
+
+
 def test_a_box_covers_the_pixels_it_was_dragged_between_and_a_flat_drag_keeps_one_row(window, tmp_path):
     io.write_image(tmp_path / "small.png", np.full((240, 320), 90, np.uint8))
     window.open_paths([tmp_path / "small.png"])
@@ -175,6 +189,8 @@ def test_a_box_covers_the_pixels_it_was_dragged_between_and_a_flat_drag_keeps_on
     assert window.document.rect == (30, 50, 101, 1), "a sloppy flat drag is a one-row box, not Clear box"
     drag(window.canvas, [(-40, 20), (-10, 60)])
     assert window.document.rect == (30, 50, 101, 1), "a drag wholly above the image leaves the box"
+    assert window.canvas._rect_item.isVisible() and window.canvas._rect_item.rect().width() == 101, \
+        "and it is still drawn"
 
 
 def test_a_landmark_dragged_off_the_image_stays_on_its_edge(opened):
@@ -234,7 +250,7 @@ def test_wheel_zooms_at_the_cursor_and_fit_restores(opened):
     # The pixel under the cursor stays under the cursor.
     after = widget_point(canvas, 60, 80)
     assert abs(after.x() - pos.x()) <= 2 and abs(after.y() - pos.y()) <= 2
-    assert win.zoom_label.text() == f"{canvas.zoom * 100:.0f}%"
+    assert win.zoom_label.text() == f"Zoom {canvas.zoom * 100:.0f}%"
     win.action_fit.trigger()
     rect = canvas.view.viewRect()
     assert rect.width() >= 320 and rect.height() >= 240

@@ -266,5 +266,5 @@ def test_registering_the_only_open_image_asks_for_a_second_one(window, tmp_path,
     assert combos["image"].currentText() == combos["image2"].currentText() == "fixed.png"  # the only choice
     with qtbot.waitSignal(window.runner.failed, timeout=30_000) as failed:
         window.action_apply.trigger()
-    assert failed.args[0].message == "Feature-based needs a second image layer: add it first"
+    assert failed.args[0].message == "Feature-based needs a second image layer first"
     assert [layer.name for layer in window.document.layers] == ["fixed.png"]

@@ -145,6 +145,22 @@ def test_a_slow_wide_stroke_keeps_each_tile_it_painted_once():
     assert markers.data[1000, 200:2205].all() and markers.data[800:1201, 1000].all()
 
 
+def test_a_fill_in_a_group_keeps_its_own_box_and_a_thin_stroke_little_more_than_its_boxes():
+    doc = Document()
+    doc.add_layer(Layer(np.zeros((1000, 1000), np.uint8), "image", "photo"))
+    mask = doc.new_layer("mask")
+    doc.history.clear()
+    with doc.history.group("Flood fill"):
+        doc.write(mask, (slice(0, 1000), slice(0, 1000)), np.ones((1000, 1000), np.uint8))
+    assert len(doc.history.steps[0][-1].atoms) == 1, "one atom to undo, save and read back, not a thousand tiles"
+    markers = doc.new_layer("markers")
+    with doc.history.group("Brush stroke"):
+        for step in range(300):  # a 2 px brush drawn diagonally in 3 px moves
+            start = (50 + 2 * step, 50 + 3 * step)
+            doc.apply_patch(markers, tools.brush(markers.data, start, (start[0] + 2, start[1] + 3), 2, 1))
+    assert doc.history.steps[0][-1].nbytes < 80_000
+
+
 def test_undoing_to_the_start_after_the_oldest_steps_were_dropped_is_not_the_saved_state(doc):
     doc.history.max_steps = 3
     mask = doc.new_layer("mask")
@@ -236,7 +252,7 @@ def test_visible_image_is_the_topmost_shown_image_of_the_documents_size(doc):
 def test_renaming_keeps_names_apart_and_short_and_names_the_step_by_the_old_name(doc):
     first, second = doc.new_layer("mask", "a"), doc.new_layer("mask", "b")
     doc.set_property(second, "name", "  a ")
-    assert second.name == "a 2" and doc.history.undo_names[-1] == "Name of b"
+    assert second.name == "a 2" and doc.history.undo_names[-1] == "Rename b"
     doc.set_property(first, "name", "a")  # its own name is not taken
     assert first.name == "a"
     doc.set_property(first, "name", "x" * 5000)

@@ -345,3 +345,14 @@ def test_clean_labels_from_the_command_line_writes_the_class_ids(tmp_path):
     assert code == 0
     written = io.read_image(tmp_path / "clean.png")
     assert set(np.unique(written)) == {1, 2, 5}
+
+
+@pytest.mark.parametrize("dtype, big", [(np.uint32, 3_000_000_000), (np.int64, 10**12)])
+def test_clean_labels_keeps_ids_in_the_billions_without_an_array_per_id(dtype, big):
+    labels, truth = _three_classes_with_specks()
+    labels, truth = labels.astype(dtype), truth.astype(dtype)
+    labels[labels == 5], truth[truth == 5] = big, big
+    out = run("clean_labels", labels, {"min_size": 20, "sigma": 1.0})["labels"]
+    assert out.dtype == dtype and set(np.unique(out)) == {1, 2, big}
+    inner = disc(20, labels.shape, (60, 40)) & (labels == big)
+    assert (out[inner] == big).all()

@@ -57,7 +57,7 @@ def test_the_selected_layer_feeds_the_input_it_fits_and_no_layer_feeds_two():
     # ... also when the person's two choices are that one image (both lists offer only it).
     assert choose_sources(get("register_intensity"), {"image": [photo], "image2": [photo]},
                           chosen_by_person={"image": photo, "image2": photo}) == {"image": photo}
-    with pytest.raises(InputError, match=r"Intensity-based \(SimpleITK\) needs a second image layer: add it first"):
+    with pytest.raises(InputError, match=r"Intensity-based \(SimpleITK\) needs a second image layer first"):
         collect_inputs(get("register_intensity"), {"image": data.camera()})
 
 
@@ -70,7 +70,7 @@ def test_inputs_are_snapshots_and_empty_seeds_count_as_none():
     assert inputs["markers"].max() == 1 and "points" not in inputs
     empty = collect_inputs(get("random_walker"), {"image": image, "markers": np.zeros_like(markers)})
     assert "markers" not in empty
-    with pytest.raises(InputError, match="Threshold needs image: add it first"):
+    with pytest.raises(InputError, match="Threshold needs an image first"):
         collect_inputs(get("threshold"), {})
 
 

@@ -42,7 +42,7 @@ def test_rows_list_initial_state_then_steps(panel, doc):
     assert panel.list_widget.currentRow() == 3
     assert panel.list_widget.item(3).font().bold()
     doc.set_property(doc.layers[0], "visible", False)
-    assert texts(panel)[-1] == "Visible of photo" and panel.list_widget.currentRow() == 4
+    assert texts(panel)[-1] == "Hide photo" and panel.list_widget.currentRow() == 4
 
 
 def test_undone_steps_are_greyed_italic(panel, doc):
@@ -57,7 +57,7 @@ def test_undone_steps_are_greyed_italic(panel, doc):
     assert panel.list_widget.item(0).data(Qt.ItemDataRole.ForegroundRole) is None
     # A new edit drops the redo rows.
     doc.set_property(doc.layers[0], "name", "picture")
-    assert texts(panel) == ["Initial state", "Add photo", "Name of picture"]
+    assert texts(panel) == ["Initial state", "Add photo", "Rename photo"]
 
 
 def test_clicking_a_row_jumps(qtbot, panel, doc):

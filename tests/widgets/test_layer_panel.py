@@ -59,7 +59,7 @@ def test_visibility_checkbox_is_one_undoable_step(panel, doc):
     photo = doc.layers.by_name("photo")
     panel.list_widget.item(2).setCheckState(Qt.CheckState.Unchecked)
     assert photo.visible is False
-    assert doc.history.undo_names == ["Visible of photo"]
+    assert doc.history.undo_names == ["Hide photo"]
     doc.history.undo()
     assert photo.visible is True
     assert panel.list_widget.item(2).checkState() == Qt.CheckState.Checked

@@ -45,7 +45,7 @@ def test_overlap_numbers_and_difference_layer(panel, qtbot):
 def test_objects_follow_edits(panel, qtbot):
     panel.objects_combo.setCurrentIndex(panel.objects_combo.findText("A"))
     refresh(qtbot, panel)
-    assert panel.objects_label.text().startswith("1 objects   total 40000 px")
+    assert panel.objects_label.text().startswith("1 object   total 40000 px")
     layer = panel.objects_combo.currentData().layer
     panel.document.write(layer, (slice(400, 420), slice(400, 420)), np.ones((20, 20), np.uint8), "blob")
     qtbot.waitUntil(lambda: panel.objects_label.text().startswith("2 objects"), timeout=2000)
@@ -71,7 +71,7 @@ def test_an_image_pair_that_cannot_be_measured_leaves_the_other_rows_current(pan
     refresh(qtbot, panel)
     assert panel.quality_label.text().startswith("cannot measure:")  # 7x7 SSIM windows
     assert panel.overlap_label.text() == "IoU 0.6000   Dice 0.7500"
-    assert panel.objects_label.text().startswith("1 objects   total 40000 px")
+    assert panel.objects_label.text().startswith("1 object   total 40000 px")
 
 
 def test_images_of_different_types_are_compared_on_one_scale(panel, qtbot):
@@ -92,4 +92,14 @@ def test_a_labels_layers_objects_are_its_ids_however_many_pieces(panel, qtbot):
     panel.document.add_layer(Layer(labels, "labels", "classes"))
     panel.objects_combo.setCurrentIndex(panel.objects_combo.findText("classes"))
     refresh(qtbot, panel)
-    assert panel.objects_label.text().startswith("1 objects   total 500 px")
+    assert panel.objects_label.text().startswith("1 object   total 500 px")
+
+
+def test_unknown_pixels_of_a_float_image_stay_unknown_against_an_eight_bit_one(panel, qtbot):
+    holed = data.camera().astype(np.float32) / 255
+    holed[100:110, 100:110] = np.nan
+    panel.document.add_layer(Layer(holed, "image", "camera with a hole"))
+    panel.image_a.setCurrentIndex(panel.image_a.findText("camera"))
+    panel.image_b.setCurrentIndex(panel.image_b.findText("camera with a hole"))
+    refresh(qtbot, panel)
+    assert float(panel.quality_label.text().split()[1]) > 100, "the NaN pixels left out, not read as black"

@@ -65,7 +65,16 @@ def clean_labels(
     ctx = ctx or null_context()
     if connectivity not in (4, 8):
         raise InputError(f"connectivity must be 4 or 8, got {connectivity!r}")
-    labels = _integer_labels(check_mask(mask, image))
+    given = _integer_labels(check_mask(mask, image))
+    # Ids up to 16 bits are counted in arrays indexed by id; larger ones (a uint32 or
+    # int64 file's ids in the billions) are numbered 1..C first and given back at the end.
+    ids = None
+    labels = given
+    if given.size and given.max() > np.iinfo(np.uint16).max:
+        ids, labels = np.unique(given, return_inverse=True)
+        labels = labels.reshape(given.shape).astype(np.int32)
+        if ids[0] != 0:
+            ids, labels = np.concatenate([[0], ids]).astype(given.dtype), labels + 1
     ctx.progress(0.0, "Measuring parts")
     from skimage.measure import label
 
@@ -104,6 +113,8 @@ def clean_labels(
         out = _smooth(out, float(sigma), ctx)
     ctx.progress(1.0, "Done")
     classes = int(np.count_nonzero(np.bincount(out.ravel().astype(np.int64, copy=False))[1:])) if out.size else 0
+    if ids is not None:
+        out = ids[out]
     return Result({"labels": out}, scores={"removed": int(np.count_nonzero(small)), "holes": hole_count,
                                            "classes": classes})
 

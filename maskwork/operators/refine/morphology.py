@@ -414,7 +414,7 @@ def _inside(mask: np.ndarray, image: np.ndarray | None) -> np.ndarray:
     lose every class (a random walker's or a watershed's labels)."""
     values = check_mask(mask, image)
     inside = mask_pixels(values)
-    if inside.all() and values.dtype != bool and values.min() != values.max():
+    if inside.all() and np.issubdtype(values.dtype, np.integer) and values.min() != values.max():
         raise InputError("every pixel of these labels has a class, so as one mask they are the whole image: "
                          "use Clean up labels (clean_labels) to clean each class and keep them")
     return inside

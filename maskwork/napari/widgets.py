@@ -66,11 +66,12 @@ def param_widget(param: ParamSpec) -> Widget:
     int and float become spin boxes bounded by the declared range, choices a combo box,
     bool a check box, ``"path"`` a file picker filtered as declared, str a line edit.
     """
-    common = {"name": param.name, "label": param.name.replace("_", " "), "tooltip": param.help}
+    common = {"name": param.name, "label": param.label, "tooltip": param.help}
     if param.type == "bool":
         return CheckBox(value=param.default, **common)
     if param.type == "choice":
-        return ComboBox(choices=[(str(choice), choice) for choice in param.choices], value=param.default, **common)
+        return ComboBox(choices=[(param.choice_label(choice), choice) for choice in param.choices], value=param.default,
+                        **common)
     if param.type == "path":
         # nullable: an empty path reads as None rather than the current directory.
         return FileEdit(mode="r", filter=param.file_filter, nullable=True, value=param.default or None, **common)

@@ -92,6 +92,31 @@ class ShownFor:
 
 
 @dataclass(frozen=True)
+class Display:
+    """How a parameter is shown to a person where its name and values do not say it (use
+    inside ``typing.Annotated``); the command line and recipes keep the names.
+
+    Parameters
+    ----------
+    label : str, optional
+        The form's label (default: the name in words, ``patch_size`` -> "Patch size").
+    unit : str, optional
+        Shown after a number ("px", "grey levels").
+    special : str, optional
+        Shown instead of the lowest value where that value means something else
+        ("automatic" for a size of 0).
+    choices : tuple of (choice, words) pairs, optional
+        Words for choices whose value does not read as words by itself (default: the
+        value with underscores as spaces).
+    """
+
+    label: str | None = None
+    unit: str | None = None
+    special: str | None = None
+    choices: tuple = ()
+
+
+@dataclass(frozen=True)
 class ParamSpec:
     """One tunable parameter, as the GUI form and ``maskwork ops --json`` show it."""
 
@@ -104,6 +129,16 @@ class ParamSpec:
     choices: tuple | None = None
     file_filter: str | None = None
     shown_for: ShownFor | None = None
+    display: Display = Display()
+
+    @property
+    def label(self) -> str:
+        """The form's label for the parameter."""
+        return self.display.label or self.name.replace("_", " ").capitalize()
+
+    def choice_label(self, choice: Any) -> str:
+        """Words for one of the parameter's ``choices``."""
+        return dict(self.display.choices).get(choice, str(choice).replace("_", " "))
 
     def applies(self, values: dict) -> bool:
         """Whether this parameter matters with the parameter values ``values``.
@@ -561,10 +596,13 @@ def _check_shown_for(op_id: str, params: list[ParamSpec]) -> None:
 
 def _param_spec(op_id: str, name: str, hint, default, help_text: str) -> ParamSpec:
     low = high = choices = file_filter = shown_for = None
+    display = Display()
     if typing.get_origin(hint) is typing.Annotated:
         base, *extras = typing.get_args(hint)
         for extra in extras:
-            if isinstance(extra, Range):
+            if isinstance(extra, Display):
+                display = extra
+            elif isinstance(extra, Range):
                 low, high = extra.min, extra.max
             elif isinstance(extra, FilePath):
                 file_filter = extra.file_filter
@@ -584,7 +622,10 @@ def _param_spec(op_id: str, name: str, hint, default, help_text: str) -> ParamSp
         kind = hint.__name__
     else:
         raise ValueError(f"{op_id}: parameter {name} needs a bool, int, float, str or Literal annotation")
-    return ParamSpec(name, kind, default, help_text, low, high, choices, file_filter, shown_for)
+    unknown = [choice for choice, _ in display.choices if choices is None or choice not in choices]
+    if unknown:
+        raise ValueError(f"{op_id}: parameter {name} has words for {unknown}, which are not among its choices")
+    return ParamSpec(name, kind, default, help_text, low, high, choices, file_filter, shown_for, display)
 
 
 def parse_numpydoc(doc: str) -> tuple[str, dict[str, str]]:

@@ -50,6 +50,8 @@ KIND_ROLE = Qt.ItemDataRole.UserRole + 1
 
 # Contrast spin boxes must hold any float image's range; the layer decides the real one.
 _CONTRAST_BOUND = 1e12
+#: Least width (pixels) of a contrast box; its text scrolls when a value is longer.
+CONTRAST_BOX_WIDTH = 64
 #: Most decimals the float contrast boxes show (a range of 1e-12 still moves).
 MAX_CONTRAST_DECIMALS = 15
 
@@ -289,6 +291,9 @@ class LayerPanel(QWidget):
             (self.contrast_high, "Data value drawn white (highest contrast limit)"),
         ):
             spin.setRange(-_CONTRAST_BOUND, _CONTRAST_BOUND)
+            # Qt sizes a spin box for its range's longest number (-1e12 with decimals): the
+            # Layers dock then took 464 of a 1280 px window, and grew as decimals changed.
+            spin.setMinimumWidth(CONTRAST_BOX_WIDTH)
             # Typing commits on Enter or focus-out only: one undo step per edit, not per digit.
             spin.setKeyboardTracking(False)
             spin.setToolTip(tip)

@@ -341,7 +341,7 @@ class OperatorPanel(QWidget):
     def _add_row(self, param: ParamSpec, value: Any) -> None:
         editor = self._make_editor(param)
         self._set_editor_value(param, editor, value)
-        label = QLabel(param.name.replace("_", " ").capitalize(), self._operator_box)
+        label = QLabel(param.label, self._operator_box)
         label.setBuddy(editor)
         if param.help:
             label.setToolTip(param.help)
@@ -351,22 +351,25 @@ class OperatorPanel(QWidget):
 
     def _make_editor(self, param: ParamSpec) -> QWidget:
         parent = self._operator_box
-        if param.type == "int":
-            editor = QSpinBox(parent)
+        if param.type in ("int", "float"):
+            if param.type == "int":
+                editor = QSpinBox(parent)
+            else:
+                editor = QDoubleSpinBox(parent)
+                editor.setDecimals(param.editor_decimals())
+                editor.setSingleStep(param.editor_step())
             editor.setRange(*param.editor_bounds())
-            editor.valueChanged.connect(self._on_edited)
-        elif param.type == "float":
-            editor = QDoubleSpinBox(parent)
-            editor.setDecimals(param.editor_decimals())
-            editor.setRange(*param.editor_bounds())
-            editor.setSingleStep(param.editor_step())
+            if param.display.unit:
+                editor.setSuffix(f" {param.display.unit}")
+            if param.display.special:
+                editor.setSpecialValueText(param.display.special)  # shown at the lowest value
             editor.valueChanged.connect(self._on_edited)
         elif param.type == "bool":
             editor = QCheckBox(parent)
             editor.toggled.connect(self._on_edited)
         elif param.type == "choice":
             editor = QComboBox(parent)
-            editor.addItems([str(choice) for choice in param.choices])
+            editor.addItems([param.choice_label(choice) for choice in param.choices])
             editor.currentIndexChanged.connect(self._on_edited)
         elif param.type == "path":
             editor = PathEdit(param.file_filter or "", parent)

@@ -229,3 +229,71 @@ def test_rows_follow_the_remembered_choice_and_hidden_values_stay(panel):
     button(panel, "resetButton").click()
     assert shown() == {"method", "patch_size", "sharp", "context", "draft"}
     assert panel.values() == spec.defaults()
+
+
+def test_a_parameters_display_gives_its_label_unit_special_value_and_choice_words(panel):
+    from maskwork.operators import Display
+
+    @register("test_display", title="Display", category="Test", outputs=("mask",))
+    def display_op(
+        image,
+        *,
+        h: Annotated[float, Range(0.5, 50.0), Display("Strength (h)", "grey levels")] = 10.0,
+        context: Annotated[int, Range(0, 400), Display(unit="px", special="automatic")] = 0,
+        method: Annotated[Literal["nl_means", "tv_chambolle"], Display(choices=(("nl_means", "non-local means"),))]
+        = "nl_means",
+        ctx=None,
+    ) -> Result:
+        """Show parameters in words.
+
+        Parameters
+        ----------
+        image : ndarray
+            Input.
+        h : float
+            Strength.
+        context : int
+            Margin; 0 chooses it.
+        method : str
+            Which.
+        ctx : RunContext, optional
+            Unused.
+        """
+        return Result({})
+
+    try:
+        panel.set_operator(operators.get("test_display"))
+        assert label_for(panel, editor(panel, "h")).text() == "Strength (h)"
+        assert editor(panel, "h").text() == "10.000 grey levels"
+        assert label_for(panel, editor(panel, "context")).text() == "Context"
+        assert editor(panel, "context").text() == "automatic"
+        editor(panel, "context").setValue(40)
+        assert editor(panel, "context").text() == "40 px" and panel.values()["context"] == 40
+        combo = editor(panel, "method")
+        assert [combo.itemText(i) for i in range(combo.count())] == ["non-local means", "tv chambolle"]
+        combo.setCurrentIndex(1)
+        assert panel.values()["method"] == "tv_chambolle", "the value keeps its name for the command line"
+    finally:
+        _REGISTRY.pop("test_display", None)
+
+
+def test_words_for_a_choice_an_operator_does_not_have_are_refused():
+    from maskwork.operators import Display
+
+    with pytest.raises(ValueError, match=r"words for \['median'\]"):
+        @register("test_bad_display", title="Bad", category="Test", outputs=("mask",))
+        def bad_op(image, *, method: Annotated[Literal["a", "b"], Display(choices=(("median", "x"),))] = "a",
+                   ctx=None) -> Result:
+            """Bad.
+
+            Parameters
+            ----------
+            image : ndarray
+                Input.
+            method : str
+                Which.
+            ctx : RunContext, optional
+                Unused.
+            """
+            return Result({})
+    _REGISTRY.pop("test_bad_display", None)

@@ -57,7 +57,7 @@ from maskwork.operators.dl.device import (
     tile_starts,
 )
 from maskwork.operators.extras import import_optional
-from maskwork.operators.registry import FilePath, InfoAction, Range, register
+from maskwork.operators.registry import Display, FilePath, InfoAction, Range, register
 from maskwork.operators.seeds import check_image
 
 if TYPE_CHECKING:  # torch is imported only when a model runs
@@ -583,7 +583,7 @@ def run_model(
     image: np.ndarray,
     *,
     model: Annotated[str, FilePath(MODEL_FILTER)] = "",
-    tile_size: Annotated[int, Range(0, 8192)] = 0,
+    tile_size: Annotated[int, Range(0, 8192), Display(unit="px", special="from the model")] = 0,
     overlap: Annotated[int, Range(0, 1024)] = 32,
     activation: Literal["auto", "softmax", "sigmoid", "none"] = "auto",
     threshold: Annotated[float, Range(0.0, 1.0)] = 0.5,

@@ -130,7 +130,7 @@ import numpy as np
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.grid_laplacian import boundary_terms, restricted_laplacian
 from maskwork.operators.refine.morphology import dilate
-from maskwork.operators.registry import Range, ShownFor, register
+from maskwork.operators.registry import Display, Range, ShownFor, register
 from maskwork.operators.seeds import check_image, check_mask, mask_pixels
 from maskwork.operators.stoppable import call_stoppable
 
@@ -248,8 +248,8 @@ def inpaint(
     radius: Annotated[int, Range(1, 50), ShownFor("method", "telea", "navier_stokes")] = 5,
     patch_size: Annotated[int, Range(3, 31), ShownFor("method", "exemplar")] = 9,
     sharp: Annotated[bool, ShownFor("method", "exemplar")] = True,
-    context: Annotated[int, Range(0, 4000), ShownFor("method", "exemplar")] = 0,
-    draft: Annotated[int, Range(0, 4)] = 0,
+    context: Annotated[int, Range(0, 4000), ShownFor("method", "exemplar"), Display(unit="px", special="automatic")] = 0,
+    draft: Annotated[int, Range(0, 4), Display("Draft halvings", special="none (full quality)")] = 0,
     ctx: RunContext | None = None,
 ) -> Result:
     """Fill the pixels under a mask from the picture around them.

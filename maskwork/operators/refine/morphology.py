@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Range, register
+from maskwork.operators.registry import Display, Range, register
 from maskwork.operators.seeds import check_mask, mask_pixels
 
 CATEGORY = "Refine"
@@ -131,7 +131,7 @@ def fill_holes(
     mask: np.ndarray,
     image: np.ndarray | None = None,
     *,
-    max_size: Annotated[int, Range(0, 1_000_000_000)] = 0,
+    max_size: Annotated[int, Range(0, 1_000_000_000), Display("Largest hole", "px", "any size")] = 0,
     ctx: RunContext | None = None,
 ) -> Result:
     """Fill the holes of a mask: background regions that do not reach the image border.

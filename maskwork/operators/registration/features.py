@@ -49,7 +49,7 @@ import numpy as np
 from maskwork.core.pixels import to_uint8_gray, to_uint8_rgb
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registration.transform import Transform, describe_matrix
-from maskwork.operators.registry import Range, ScorePlot, register
+from maskwork.operators.registry import Display, Range, ScorePlot, register
 from maskwork.operators.seeds import check_image
 from maskwork.operators.stoppable import call_warm
 
@@ -129,7 +129,8 @@ def register_features(
     detector: Literal[DETECTORS] = "sift",
     max_features: Annotated[int, Range(50, 100000)] = 5000,
     ratio: Annotated[float, Range(0.1, 1.0)] = 0.75,
-    estimator: Literal["ransac", "usac_magsac"] = "usac_magsac",
+    estimator: Annotated[Literal["ransac", "usac_magsac"],
+                         Display(choices=(("ransac", "RANSAC"), ("usac_magsac", "MAGSAC++")))] = "usac_magsac",
     reprojection_threshold: Annotated[float, Range(0.1, 50.0)] = 3.0,
     model: Literal["translation", "rigid", "similarity", "affine", "homography"] = "similarity",
     view_synthesis: bool = True,

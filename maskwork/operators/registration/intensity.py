@@ -79,7 +79,7 @@ import numpy as np
 from maskwork.core import pixels
 from maskwork.operators.context import Cancelled, InputError, Result, RunContext, null_context
 from maskwork.operators.registration.transform import Transform, describe_matrix, identity_grid
-from maskwork.operators.registry import Range, ScorePlot, ShownFor, register
+from maskwork.operators.registry import Display, Range, ScorePlot, ShownFor, register
 from maskwork.operators.seeds import check_image, check_some_finite
 from maskwork.operators.segmentation.watershed import run_sitk
 
@@ -121,16 +121,17 @@ def register_intensity(
     *,
     model: Literal["translation", "rigid", "similarity", "affine"] = "rigid",
     initializer: Literal["geometry", "moments"] = "geometry",
-    metric: Literal["mattes", "correlation", "mean_squares"] = "mattes",
+    metric: Annotated[Literal["mattes", "correlation", "mean_squares"],
+                      Display(choices=(("mattes", "mutual information (Mattes)"),))] = "mattes",
     histogram_bins: Annotated[int, Range(8, 256), ShownFor("metric", "mattes")] = 32,
-    sampling_percentage: Annotated[float, Range(0.01, 1.0)] = 0.25,
+    sampling_percentage: Annotated[float, Range(0.01, 1.0), Display("Sampled fraction")] = 0.25,
     levels: Annotated[int, Range(1, 5)] = 3,
     optimizer: Literal["regular_step", "gradient_descent"] = "regular_step",
     learning_rate: Annotated[float, Range(0.01, 50.0)] = 2.0,
     iterations: Annotated[int, Range(1, 5000)] = 200,
     deformable: Literal["none", "bspline", "demons"] = "none",
     mesh_size: Annotated[int, Range(1, 64), ShownFor("deformable", "bspline")] = 8,
-    bspline_iterations: Annotated[int, Range(1, 2000), ShownFor("deformable", "bspline")] = 50,
+    bspline_iterations: Annotated[int, Range(1, 2000), ShownFor("deformable", "bspline"), Display("B-spline iterations")] = 50,
     demons_iterations: Annotated[int, Range(1, 2000), ShownFor("deformable", "demons")] = 100,
     smoothing_sigma: Annotated[float, Range(0.1, 10.0), ShownFor("deformable", "demons")] = 1.5,
     seed: Annotated[int, Range(1, 2**31 - 1)] = 42,

@@ -20,7 +20,7 @@ import numpy as np
 
 from maskwork.core.pixels import FloatImage, to_float, to_uint8_gray
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Range, register
+from maskwork.operators.registry import Display, Range, register
 from maskwork.operators.seeds import bounding_box, check_intensity_image
 
 __all__ = ["seamless_clone"]
@@ -37,8 +37,8 @@ def seamless_clone(
     image2: np.ndarray,
     mask: np.ndarray,
     *,
-    center_row: Annotated[int, Range(-1, 100_000)] = -1,
-    center_col: Annotated[int, Range(-1, 100_000)] = -1,
+    center_row: Annotated[int, Range(-1, 100_000), Display("Centre row", special="as in the source")] = -1,
+    center_col: Annotated[int, Range(-1, 100_000), Display("Centre column", special="as in the source")] = -1,
     mode: Literal["normal", "mixed"] = "normal",
     ctx: RunContext | None = None,
 ) -> Result:

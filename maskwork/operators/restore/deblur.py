@@ -19,7 +19,7 @@ import numpy as np
 
 from maskwork.core.pixels import to_float
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Range, ShownFor, register
+from maskwork.operators.registry import Display, Range, ShownFor, register
 from maskwork.operators.restore.reduced_preview import offer_reduced_preview, reduce_image
 from maskwork.operators.seeds import check_intensity_image
 
@@ -41,7 +41,8 @@ def deblur(
     image2: np.ndarray | None = None,
     *,
     method: Literal["wiener", "unsupervised_wiener", "richardson_lucy"] = "wiener",
-    psf: Literal["gaussian", "motion", "disk", "image2"] = "gaussian",
+    psf: Annotated[Literal["gaussian", "motion", "disk", "image2"],
+                   Display("Blur shape (PSF)", choices=(("image2", "from the second image"),))] = "gaussian",
     psf_sigma: Annotated[float, Range(0.3, 30.0), ShownFor("psf", "gaussian")] = 2.0,
     motion_length: Annotated[float, Range(1.0, 200.0), ShownFor("psf", "motion")] = 15.0,
     motion_angle: Annotated[float, Range(-180.0, 180.0), ShownFor("psf", "motion")] = 0.0,

@@ -15,7 +15,7 @@ import numpy as np
 
 from maskwork.core.pixels import FloatImage, to_float, value_range
 from maskwork.operators.context import Result, RunContext, null_context
-from maskwork.operators.registry import Range, ShownFor, Suggestion, register
+from maskwork.operators.registry import Display, Range, ShownFor, Suggestion, register
 from maskwork.operators.restore.reduced_preview import offer_reduced_preview
 from maskwork.operators.seeds import check_intensity_image
 from maskwork.operators.stoppable import call_stoppable
@@ -68,17 +68,18 @@ def noise_suggestion(image: np.ndarray) -> tuple[str, dict]:
 def denoise(
     image: np.ndarray,
     *,
-    method: Literal["nl_means", "bilateral", "tv_chambolle", "wavelet", "median", "gaussian"] = "nl_means",
-    h: Annotated[float, Range(0.01, 100.0), ShownFor("method", "nl_means")] = 10.0,
-    patch_size: Annotated[int, Range(3, 15), ShownFor("method", "nl_means")] = 7,
-    patch_distance: Annotated[int, Range(1, 30), ShownFor("method", "nl_means")] = 10,
-    sigma_color: Annotated[float, Range(0.01, 255.0), ShownFor("method", "bilateral")] = 40.0,
-    sigma_space: Annotated[float, Range(0.5, 30.0), ShownFor("method", "bilateral")] = 3.0,
-    d: Annotated[int, Range(0, 31), ShownFor("method", "bilateral")] = 0,
+    method: Annotated[Literal["nl_means", "bilateral", "tv_chambolle", "wavelet", "median", "gaussian"],
+                      Display(choices=(("nl_means", "non-local means"), ("tv_chambolle", "total variation")))] = "nl_means",
+    h: Annotated[float, Range(0.01, 100.0), ShownFor("method", "nl_means"), Display("Strength (h)", "grey levels")] = 10.0,
+    patch_size: Annotated[int, Range(3, 15), ShownFor("method", "nl_means"), Display(unit="px")] = 7,
+    patch_distance: Annotated[int, Range(1, 30), ShownFor("method", "nl_means"), Display("Search distance", "px")] = 10,
+    sigma_color: Annotated[float, Range(0.01, 255.0), ShownFor("method", "bilateral"), Display("Colour sigma", "grey levels")] = 40.0,
+    sigma_space: Annotated[float, Range(0.5, 30.0), ShownFor("method", "bilateral"), Display("Space sigma", "px")] = 3.0,
+    d: Annotated[int, Range(0, 31), ShownFor("method", "bilateral"), Display("Diameter", "px", "from space sigma")] = 0,
     weight: Annotated[float, Range(0.0001, 2.0), ShownFor("method", "tv_chambolle")] = 0.1,
     wavelet_method: Annotated[Literal["BayesShrink", "VisuShrink"], ShownFor("method", "wavelet")] = "BayesShrink",
-    size: Annotated[int, Range(3, 31), ShownFor("method", "median")] = 3,
-    sigma: Annotated[float, Range(0.1, 20.0), ShownFor("method", "gaussian")] = 1.0,
+    size: Annotated[int, Range(3, 31), ShownFor("method", "median"), Display(unit="px")] = 3,
+    sigma: Annotated[float, Range(0.1, 20.0), ShownFor("method", "gaussian"), Display(unit="px")] = 1.0,
     ctx: RunContext | None = None,
 ) -> Result:
     """Reduce noise with one of six classical filters.

@@ -52,7 +52,7 @@ import numpy as np
 from maskwork.core.pixels import to_float_display
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.grid_laplacian import boundary_terms, restricted_laplacian
-from maskwork.operators.registry import Range, register
+from maskwork.operators.registry import Display, Range, register
 from maskwork.operators.seeds import (
     check_image,
     check_some_finite,
@@ -100,7 +100,7 @@ def random_walker(
     points: list | None = None,
     *,
     beta: Annotated[float, Range(0.0, 10000.0)] = 130.0,
-    tol: Annotated[float, Range(1e-8, 0.1)] = 1e-3,
+    tol: Annotated[float, Range(1e-8, 0.1), Display("Solver tolerance")] = 1e-3,
     coarse_megapixels: Annotated[float, Range(0.0, 100.0)] = 0.25,
     refine: Literal["band", "full"] = "band",
     click_prior: Annotated[float, Range(0.0, 10.0)] = CLICK_PRIOR,

@@ -22,7 +22,7 @@ import numpy as np
 
 from maskwork.core.pixels import pixel_digest
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Range, ShownFor, register
+from maskwork.operators.registry import Display, Range, ShownFor, register
 from maskwork.operators.seeds import markers_with_clicks, to_uint8_rgb
 from maskwork.operators.stoppable import call_stoppable
 
@@ -31,7 +31,7 @@ FOREGROUND, BACKGROUND = 1, 2
 # The superpixel parameters superpixels and merge_superpixels share, declared once: type,
 # range and the method each one serves (forms show a parameter only while it matters).
 Method = Literal["slic", "felzenszwalb"]
-SegmentCount = Annotated[int, Range(2, 100_000), ShownFor("method", "slic")]
+SegmentCount = Annotated[int, Range(2, 100_000), ShownFor("method", "slic"), Display("Number of segments")]
 Compactness = Annotated[float, Range(0.01, 100.0), ShownFor("method", "slic")]
 Scale = Annotated[float, Range(1.0, 10_000.0), ShownFor("method", "felzenszwalb")]
 Smoothing = Annotated[float, Range(0.0, 20.0)]

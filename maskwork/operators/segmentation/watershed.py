@@ -23,7 +23,7 @@ import numpy as np
 
 from maskwork.core.pixels import to_float_display
 from maskwork.operators.context import Cancelled, InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Range, ShownFor, register
+from maskwork.operators.registry import Display, Range, ShownFor, register
 from maskwork.operators.seeds import check_image, check_markers, check_mask, check_some_finite, mask_pixels, to_uint8_rgb
 
 #: Largest marker id every flavour can carry (OpenCV works in int32).
@@ -129,7 +129,7 @@ def split_objects(
     *,
     method: Literal["peaks", "h_maxima"] = "peaks",
     min_distance: Annotated[int, Range(1, 500), ShownFor("method", "peaks")] = 10,
-    h: Annotated[float, Range(0.0, 100.0), ShownFor("method", "h_maxima")] = 2.0,
+    h: Annotated[float, Range(0.0, 100.0), ShownFor("method", "h_maxima"), Display("Neck depth (h)", "px")] = 2.0,
     ctx: RunContext | None = None,
 ) -> Result:
     """Give each of several touching round objects in a mask its own label.

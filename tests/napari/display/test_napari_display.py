@@ -130,7 +130,7 @@ def test_a_method_choice_shows_only_its_own_parameters(empty_viewer):
         shown = set()
         for name, editor in widget.params.items():
             visible = editor.native.isVisibleTo(form)
-            assert labels[name.replace("_", " ")].isVisibleTo(form) == visible, name
+            assert labels[editor.label].isVisibleTo(form) == visible, name
             if visible:
                 shown.add(name)
         return shown

@@ -663,7 +663,14 @@ def parse_numpydoc(doc: str) -> tuple[str, dict[str, str]]:
                 params[name.strip()] = current
         elif current is not None and line.strip():
             current.append(line.strip())
-    return " ".join(summary_lines), {name: " ".join(text) for name, text in params.items()}
+    return _plain(" ".join(summary_lines)), {name: _plain(" ".join(text)) for name, text in params.items()}
+
+
+def _plain(text: str) -> str:
+    """Docstring text as a person reads it in a form or tooltip: reStructuredText roles
+    and literals without their markup (``out = in ** gamma`` showed its backticks)."""
+    text = re.sub(r":[\w:]+:`~?([^`]+)`", r"\1", text)
+    return re.sub(r"``([^`]+)``|`([^`]+)`", lambda match: match.group(1) or match.group(2), text)
 
 
 _loaded = False

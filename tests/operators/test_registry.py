@@ -327,6 +327,18 @@ def test_parse_numpydoc():
     }
 
 
+def test_parse_numpydoc_leaves_out_the_markup_a_person_would_see():
+    summary, params = parse_numpydoc("""Raise ``out = in ** gamma``.
+
+    Parameters
+    ----------
+    gamma : float
+        Below 1 brightens (see :func:`~maskwork.core.pixels.to_float` and `levels`).
+    """)
+    assert summary == "Raise out = in ** gamma."
+    assert params == {"gamma": "Below 1 brightens (see maskwork.core.pixels.to_float and levels)."}
+
+
 def test_parse_numpydoc_without_parameters():
     assert parse_numpydoc("Just a line.") == ("Just a line.", {})
     assert parse_numpydoc("") == ("", {})

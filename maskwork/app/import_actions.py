@@ -1,4 +1,4 @@
-"""File > Import as mask / labels / markers: a file read into a new layer of that kind."""
+"""File > Import > Mask, Labels or Markers: a file read into a new layer of that kind."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def layer_values(pixels: np.ndarray, kind: LayerKind, name: str) -> np.ndarray:
 
 
 class ImportActions(QObject):
-    """File > Import as mask, labels or markers of one window, read in the background.
+    """File > Import > Mask, Labels or Markers of one window, read in the background.
 
     Parameters
     ----------
@@ -75,8 +75,8 @@ class ImportActions(QObject):
         self.window = window
         self.menu = QMenu("&Import", window)
         self.actions = {}
-        for kind, text in ((LayerKind.MASK, "as &mask..."), (LayerKind.LABELS, "as &labels..."),
-                           (LayerKind.MARKERS, "as mar&kers (scribbles)...")):
+        for kind, text in ((LayerKind.MASK, "&Mask..."), (LayerKind.LABELS, "&Labels..."),
+                           (LayerKind.MARKERS, "Mar&kers (scribbles)...")):
             action = window_action(window, text, lambda checked=False, k=kind: self.import_dialog(k), None,
                                    f"Read a file into a new {kind.value} layer: {IMPORT_MEANINGS[kind]}")
             self.menu.addAction(action)

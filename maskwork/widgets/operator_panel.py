@@ -33,6 +33,7 @@ from maskwork.widgets.layer_choice import fill_layer_combo
 from maskwork.widgets.scrolling import vertical_scroll_area
 
 EMPTY_TEXT = "Choose an operator from the Segmentation menu (or another operator menu)"
+NO_BREAK = "\u00a0"
 
 class OperatorPanel(QWidget):
     """Form for one operator's parameters plus Preview, Apply, Cancel and Auto-preview.
@@ -311,7 +312,9 @@ class OperatorPanel(QWidget):
 
     def show_scores(self, scores: dict) -> None:
         """Show the numbers the last result reported, e.g. ``threshold 107``."""
-        parts = [f"{name.replace('_', ' ')} {_format_score(value)}" for name, value in scores.items()]
+        # No-break spaces inside a score: a narrow panel wraps between scores, never
+        # between a name and its number ("ty" at a line's end, "-15" under it).
+        parts = [f"{name.replace('_', NO_BREAK)}{NO_BREAK}{_format_score(value)}" for name, value in scores.items()]
         # Never hidden, only emptied: showing the hidden label at the first result cost the
         # UI thread 2-4 ms, in the same turn as drawing that result.
         self.scores_label.setText("   ".join(parts))

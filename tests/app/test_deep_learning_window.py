@@ -121,7 +121,7 @@ def test_segment_anything_encodes_once_then_answers_each_prompt(window, tmp_path
     drag(window.canvas, [(40, 60), (150, 160), (200, 190)])
     qtbot.waitUntil(lambda: window.runner.preview_layer is not None and not window.runner.busy, timeout=60_000)
     assert window.runner.preview_layer.shape == (256, 256)
-    assert "embedding cached True" in window.operator_panel.scores_label.text()
+    assert "embedding cached True" in window.operator_panel.scores_label.text().replace("\u00a0", " ")
 
     window.tool_actions[Tool.POINT_POSITIVE].trigger()
     with qtbot.waitSignal(window.runner.scores, timeout=60_000) as scores:
@@ -158,7 +158,7 @@ def test_run_a_brought_torchscript_model_and_read_its_info(window, tmp_path, qtb
     labels = applied.args[0][0]
     assert labels.kind is LayerKind.LABELS
     # Plane k of a model's probabilities scores label k: "dark" is 0, "bright" is 1.
-    assert [layer.name for layer in applied.args[0][1:]] == ["Run segmentation model… P(class 0)", "Run segmentation model… P(class 1)"]
+    assert [layer.name for layer in applied.args[0][1:]] == ["Run segmentation model P(class 0)", "Run segmentation model P(class 1)"]
     bright = data.coins() / 255.0 > tiny_models.BRIGHT_LEVEL
     assert np.mean((labels.data == 1) == bright) > 0.99
 

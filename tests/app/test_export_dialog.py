@@ -178,7 +178,7 @@ def test_import_as_mask_labels_and_markers(window, photo, qtbot, tmp_path):
     assert np.array_equal(imported[LayerKind.LABELS].data, labels)
     assert np.array_equal(imported[LayerKind.MASK].data, truth.astype(np.uint8))
     assert np.array_equal(imported[LayerKind.MARKERS].data, markers)
-    assert menu_action(window, "File", "Import", "as markers").isEnabled()
+    assert menu_action(window, "File", "Import", "Markers").isEnabled()
 
 
 def test_a_palette_photo_opens_in_colour_and_palette_scribbles_import_as_their_indices(window, qtbot, tmp_path):

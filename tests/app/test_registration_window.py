@@ -92,11 +92,11 @@ def test_landmark_pairs_clicked_on_the_canvas_update_the_transform_after_each_pa
         assert window.document.points[-1][2] == -number
         if number >= 2:  # a similarity needs two pairs: from then on every pair re-previews
             qtbot.waitUntil(
-                lambda: not window.runner.busy and f"residual {number}" in window.operator_panel.scores_label.text(),
+                lambda: not window.runner.busy and f"residual\u00a0{number}" in window.operator_panel.scores_label.text(),
                 timeout=20_000,
             )
     assert [label for _, _, label in window.document.points] == [1, -1, 2, -2, 3, -3]
-    assert "residual 3" in window.operator_panel.scores_label.text()
+    assert "residual\u00a03" in window.operator_panel.scores_label.text()
     with qtbot.waitSignal(window.runner.applied, timeout=30_000):
         window.action_apply.trigger()
     matrix = window.runner.last_transform.matrix

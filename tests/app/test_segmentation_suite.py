@@ -96,7 +96,7 @@ def test_threshold_preview_draws_its_threshold_on_the_histogram(window, tmp_path
     lines = window.measure_panel.threshold_values
     assert len(lines) == 1 and 80 < lines[0] < 130  # Otsu on coins is about 107
     assert window.runner.preview_layer is not None
-    assert window.operator_panel.scores_label.text().startswith("threshold ")
+    assert window.operator_panel.scores_label.text().startswith("threshold\u00a0")
     # The same histogram and line sit in the operator panel, under the parameters.
     assert window.operator_views.histogram.isVisibleTo(window.operator_panel)
     assert window.operator_views.histogram.threshold_values == lines

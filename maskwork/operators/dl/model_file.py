@@ -563,7 +563,7 @@ def _estimate_memory(inputs: dict, params: dict) -> int:
 
 @register(
     "run_model",
-    title="Run segmentation model…",
+    title="Run segmentation model",
     category="Deep learning",
     outputs=("labels", "probabilities"),
     # torch picks the device for ONNX models too; onnxruntime is imported when one is opened

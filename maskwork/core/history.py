@@ -150,11 +150,6 @@ class MoveAtom:
         return MoveAtom(self.stack, self.destination, self.source)
 
 
-#: Side (pixels) of the tiles in which a group's later pixel edits keep their old
-#: values: a drag's mouse moves overlap, and each move keeping its own box stored the
-#: same pixels again and again (a 400 px brush dragged slowly: 25 times the area it
-#: painted). Small, so that a thin stroke's tiles hold little more than its boxes did.
-PIXEL_TILE = 32
 
 
 @dataclass
@@ -200,9 +195,6 @@ class History:
         self._undo: deque[Step] = deque()
         self._redo: list[Step] = []
         self._open: list[Step] = []
-        # Per layer id, the layer and the tiles whose old values the open group keeps
-        # (record_pixels); cleared when anything else is recorded into the group.
-        self._kept_tiles: dict[int, tuple[Layer, set[tuple[int, int]]]] = {}
         # Identity of the newest applied step at the last save; None = the initial state.
         self._saved_uid: int | None = None
 
@@ -233,8 +225,8 @@ class History:
             self._open[-1].atoms.extend(step.atoms)
             self._open[-1].edits += step.edits
             return
-        self._kept_tiles.clear()
         if step.atoms:
+            step.atoms = _merged_pixel_runs(step.atoms)
             self._push(step)
 
     @property
@@ -245,46 +237,20 @@ class History:
     def record(self, atom: Atom, name: str = "edit") -> None:
         """Add an atom to the open group, or as a step of its own."""
         if self._open:
-            self._kept_tiles.clear()  # a tile kept before this atom would revert after it
             self._open[-1].atoms.append(atom)
         else:
             self._push(Step(name, [atom]))
 
     def record_pixels(self, layer: Layer, bounds: tuple[slice, slice], name: str = "edit") -> None:
-        """Keep the old values of ``layer.data[bounds]`` (about to be overwritten) for undo.
-
-        Outside a group they are one atom, a step of their own. In a group (a stroke's
-        mouse moves, which overlap) the first write to a layer keeps its box; a later one
-        keeps the :data:`PIXEL_TILE` tiles it touches that nothing kept yet, each as it is
-        now, once. That is exact: a group reverts its atoms newest first, so wherever an
-        earlier atom also covers a pixel, its older value is the one left.
-        """
-        if not self._open:
-            self._push(Step(name, [PixelAtom(layer, bounds, layer.data[bounds].copy())], edits=1))
-            return
-        step = self._open[-1]
-        step.edits += 1
-        kept = self._kept_tiles.get(id(layer))
-        rows_span, cols_span = bounds
-        tiles = [(tile_row, tile_col)
-                 for tile_row in range(rows_span.start // PIXEL_TILE, (rows_span.stop - 1) // PIXEL_TILE + 1)
-                 for tile_col in range(cols_span.start // PIXEL_TILE, (cols_span.stop - 1) // PIXEL_TILE + 1)]
-        if kept is None:
-            # The first write (a flood fill's only one): its box, and the tiles it covers whole.
-            step.atoms.append(PixelAtom(layer, bounds, layer.data[bounds].copy()))
-            self._kept_tiles[id(layer)] = (layer, {
-                (tile_row, tile_col) for tile_row, tile_col in tiles
-                if rows_span.start <= tile_row * PIXEL_TILE and (tile_row + 1) * PIXEL_TILE <= rows_span.stop
-                and cols_span.start <= tile_col * PIXEL_TILE and (tile_col + 1) * PIXEL_TILE <= cols_span.stop})
-            return
-        rows, cols = layer.shape
-        for tile in tiles:
-            if tile in kept[1]:
-                continue
-            kept[1].add(tile)
-            top, left = tile[0] * PIXEL_TILE, tile[1] * PIXEL_TILE
-            box = (slice(top, min(rows, top + PIXEL_TILE)), slice(left, min(cols, left + PIXEL_TILE)))
-            step.atoms.append(PixelAtom(layer, box, layer.data[box].copy()))
+        """Keep the old values of ``layer.data[bounds]`` (about to be overwritten) for undo:
+        an atom of the open group (see :func:`_merged_pixel_runs` for what becomes of a
+        stroke's many), or outside one a step of its own."""
+        atom = PixelAtom(layer, bounds, layer.data[bounds].copy())
+        if self._open:
+            self._open[-1].atoms.append(atom)
+            self._open[-1].edits += 1
+        else:
+            self._push(Step(name, [atom], edits=1))
 
     def _push(self, step: Step) -> None:
         self._undo.append(step)
@@ -390,7 +356,6 @@ class History:
         self._undo = deque(applied)
         self._redo = list(undone)
         self._open.clear()
-        self._kept_tiles.clear()
         self._saved_uid = self._top_uid()
         self._trim()
         self.changed.emit()
@@ -402,3 +367,45 @@ class History:
         self._saved_uid = None
         self.changed.emit()
 
+
+def _merged_pixel_runs(atoms: list) -> list:
+    """``atoms`` with each run of consecutive pixel atoms on one layer kept as one atom of
+    their common box, where that box holds fewer bytes than their own boxes together.
+
+    A stroke records one box per mouse move, and slow moves of a wide brush overlap: a
+    400 px brush dragged in 5 px steps kept the same pixels 25 times over. A diagonal
+    stroke of a thin brush, whose common box is mostly untouched, keeps its own boxes.
+    """
+    out: list = []
+    run: list[PixelAtom] = []
+    for atom in [*atoms, None]:
+        if isinstance(atom, PixelAtom) and (not run or atom.layer is run[0].layer):
+            run.append(atom)
+            continue
+        out.extend(_merged(run) if len(run) > 1 else run)
+        run = [atom] if isinstance(atom, PixelAtom) else []
+        if atom is not None and not isinstance(atom, PixelAtom):
+            out.append(atom)
+    return out
+
+
+def _merged(run: list[PixelAtom]) -> list[PixelAtom]:
+    """One run of pixel atoms on one layer as one atom of their common box, if smaller.
+
+    The box's old values are the layer's now, overwritten by each atom's old values from
+    the newest to the oldest: where several atoms cover a pixel, the oldest (the value
+    before the run) is left, as undoing them one by one would leave it.
+    """
+    layer = run[0].layer
+    top = min(atom.bounds[0].start for atom in run)
+    bottom = max(atom.bounds[0].stop for atom in run)
+    left = min(atom.bounds[1].start for atom in run)
+    right = max(atom.bounds[1].stop for atom in run)
+    box = (slice(top, bottom), slice(left, right))
+    if layer.data[box].nbytes >= sum(atom.nbytes for atom in run):
+        return run
+    old = layer.data[box].copy()
+    for atom in reversed(run):
+        rows, cols = atom.bounds
+        old[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left] = atom.old
+    return [PixelAtom(layer, box, old)]

@@ -70,6 +70,47 @@ def current_plane(layer: Image | Labels, dims_point) -> np.ndarray:
     return np.asarray(data)
 
 
+def plane_number(layer: Layer, dims_point) -> int | None:
+    """The index along the first leading axis of the plane of ``layer`` shown now, for a
+    stack of one leading axis; None for a 2-D layer (or more leading axes: no one number)."""
+    if layer.ndim != 3:
+        return None
+    data = layer.data[0] if layer.multiscale else layer.data
+    return int(np.clip(round(float(layer.world_to_data(dims_point)[0])), 0, data.shape[0] - 1))
+
+
+def plane_placement(layer: Layer) -> dict:
+    """Keyword arguments that put a 2-D result on ``layer``'s shown plane: the last two
+    axes' scale and translate, and their rotation, shear and affine where not plain (the
+    mask of a rotated image was drawn unrotated)."""
+    placement = {"scale": tuple(layer.scale[-2:]), "translate": tuple(layer.translate[-2:])}
+    rotate = np.asarray(layer.rotate)[-2:, -2:]
+    if not np.allclose(rotate, np.eye(2)):
+        placement["rotate"] = rotate
+    shear = np.asarray(layer.shear)
+    if shear.size and not np.isclose(shear[-1], 0.0):
+        placement["shear"] = [float(shear[-1])]  # the last pair of axes' entry
+    affine = np.asarray(layer.affine.affine_matrix)
+    plane = np.eye(3)
+    plane[:2, :2], plane[:2, 2] = affine[-3:-1, -3:-1], affine[-3:-1, -1]
+    if not np.allclose(plane, np.eye(3)):
+        placement["affine"] = plane
+    return placement
+
+
+def _on_plane(layer: Layer, coords, dims_point) -> bool:
+    """Whether a point of ``layer`` (data coordinates) lies on the plane shown now: its
+    leading world coordinates within half a step of the sliders' (a click on slice 3 is
+    no prompt on slice 7)."""
+    world = np.asarray(layer.data_to_world(np.asarray(coords, float)), float)
+    leading = len(world) - 2
+    if leading <= 0 or not len(dims_point):
+        return True
+    shown = np.asarray(dims_point, float)[-len(world):][:leading]
+    step = np.abs(np.asarray(layer.scale, float)[:leading])
+    return bool(np.all(np.abs(world[:leading] - shown) <= step / 2))
+
+
 def _to_pixel(source: Layer, target: Layer, coords) -> tuple[float, float]:
     """``coords`` in ``source``'s data space as (row, col) in ``target``'s pixel grid."""
     world = source.data_to_world(np.asarray(coords, float))
@@ -77,7 +118,7 @@ def _to_pixel(source: Layer, target: Layer, coords) -> tuple[float, float]:
     return float(row), float(col)
 
 
-def rect_from_shapes(shapes: Shapes, image: Layer, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+def rect_from_shapes(shapes: Shapes, image: Layer, shape: tuple[int, int], dims_point=()) -> tuple[int, int, int, int]:
     """The first rectangle of ``shapes`` as an ``(x, y, w, h)`` box on ``image``'s pixels.
 
     A napari pixel ``[r, c]`` covers ``r - 0.5 .. r + 0.5``, so the box holds the pixels
@@ -92,13 +133,16 @@ def rect_from_shapes(shapes: Shapes, image: Layer, shape: tuple[int, int]) -> tu
         The layer whose pixel grid the box is for.
     shape : tuple of int
         ``(rows, cols)`` of that image.
+    dims_point : sequence of float, optional
+        ``viewer.dims.point``: in a stack, only a rectangle on the plane shown counts.
 
     Raises
     ------
     InputError
-        When the layer holds no rectangle or the rectangle misses the image.
+        When the layer holds no rectangle (on that plane) or the rectangle misses the image.
     """
-    index = next((i for i, kind in enumerate(shapes.shape_type) if kind == "rectangle"), None)
+    index = next((i for i, kind in enumerate(shapes.shape_type)
+                  if kind == "rectangle" and _on_plane(shapes, shapes.data[i][0], dims_point)), None)
     if index is None:
         raise InputError(f"the Shapes layer {shapes.name!r} holds no rectangle; draw a box with its rectangle tool")
     corners = np.array([_to_pixel(shapes, image, vertex) for vertex in shapes.data[index]])
@@ -126,21 +170,24 @@ def point_labels(points: Points) -> np.ndarray | None:
         raise InputError(f"the 'label' feature of {points.name!r} must hold numbers") from None
 
 
-def prompt_points(points: Points, image: Layer) -> list[tuple[float, float, int]]:
+def prompt_points(points: Points, image: Layer, dims_point=()) -> list[tuple[float, float, int]]:
     """Point prompts ``(row, col, label)`` on ``image``'s pixels: label 1 positive, 0 negative.
 
     Every point is positive unless the layer has a ``label`` feature, whose values above
-    zero are positive and the rest negative.
+    zero are positive and the rest negative. In a stack only the points on the plane
+    shown (``dims_point``, ``viewer.dims.point``) count.
     """
     labels = point_labels(points)
     out = []
     for i, coords in enumerate(points.data):
+        if not _on_plane(points, coords, dims_point):
+            continue
         row, col = _to_pixel(points, image, coords)
         out.append((row, col, 1 if labels is None or labels[i] > 0 else 0))
     return out
 
 
-def landmark_points(points: Points, fixed: Layer, moving: Layer) -> list[tuple[float, float, int]]:
+def landmark_points(points: Points, fixed: Layer, moving: Layer, dims_point=()) -> list[tuple[float, float, int]]:
     """Landmarks ``(row, col, label)``: ``+k`` on the fixed image, ``-k`` on the moving one.
 
     The convention of :mod:`maskwork.operators.registration.landmarks`; the layer's
@@ -161,6 +208,8 @@ def landmark_points(points: Points, fixed: Layer, moving: Layer) -> list[tuple[f
         )
     out = []
     for coords, label in zip(points.data, labels):
+        if not _on_plane(points, coords, dims_point):
+            continue  # a landmark of another plane of a stack
         row, col = _to_pixel(points, fixed if label > 0 else moving, coords)
         out.append((row, col, int(label)))
     return out

@@ -12,6 +12,7 @@ as layers placed on the input image.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any, ClassVar
 
@@ -136,6 +137,7 @@ class OperatorWidget(Container):
         self._session: RunSession | None = None
         self._preview: Layer | None = None
         self._placement: dict = {}
+        self._name_suffix = ""  # which plane of a stack the results come from
         self._ending = ""
 
         summary = Label(value=self.spec.summary, name="summary")
@@ -202,11 +204,24 @@ class OperatorWidget(Container):
         """Pick each input's layer by the session's input policy, as the maskwork window does:
         the active layer feeds the input it fits, ``image`` is otherwise the bottom image
         (the one opened first, a registration's fixed image) and every other input the
-        topmost layer of its type."""
+        topmost layer of its type. With two images the active one does not count: napari
+        makes the newest layer active, which made the moving image the fixed one."""
         candidates = {name: self._candidates(name) for name in self.inputs}
-        chosen = choose_sources(self.spec, candidates, self.viewer.layers.selection.active)
+        active = None if "image2" in self.spec.inputs else self.viewer.layers.selection.active
+        chosen = choose_sources(self.spec, candidates, active)
         for name, layer in chosen.items():
             self.inputs[name].value = layer
+
+    def reset_choices(self, *args) -> None:
+        """Refill the layer choosers, each keeping the layer it had while that layer is
+        still there: napari calls this when a layer is renamed, and the Qt combo box
+        matched by the old name, so a renamed layer was dropped (scribbles ignored) or
+        another one taken (a registration of an image with itself)."""
+        chosen = {name: combo.value for name, combo in self.inputs.items()}
+        super().reset_choices(*args)
+        for name, layer in chosen.items():
+            if layer is not None and any(candidate is layer for candidate in self._candidates(name)):
+                self.inputs[name].value = layer
 
     def _on_layers_changed(self, event) -> None:
         self.reset_choices()
@@ -214,8 +229,9 @@ class OperatorWidget(Container):
             return
         layer = event.value
         # A new box, scribble or point layer is what a person means to use next; fill an
-        # optional input left empty, but never with this operator's own results.
-        if convert.is_preview(layer) or layer.metadata.get(convert.SOURCE_KEY) == self.spec.id:
+        # optional input left empty, but never with an operator's result (this dock's or
+        # another's: a Threshold mask became GrabCut's scribbles).
+        if convert.is_preview(layer) or convert.SOURCE_KEY in layer.metadata:
             return
         taken = {id(combo.value) for combo in self.inputs.values() if combo.value is not None}
         for name, combo in self.inputs.items():
@@ -257,6 +273,7 @@ class OperatorWidget(Container):
         if missing:
             raise InputError(f"choose a layer for: {', '.join(missing)}")
         reference = next(chosen[name] for name in ("image", "mask", "markers") if chosen.get(name) is not None)
+        self._check_view_shows_planes()
         point = self.viewer.dims.point
         inputs: dict = {}
         for name in ("image", "image2", "markers", "mask"):
@@ -267,17 +284,29 @@ class OperatorWidget(Container):
             inputs[name] = plane != 0 if name == "mask" else plane
         shape = np.shape(inputs.get("image", inputs.get("mask", inputs.get("markers"))))[:2]
         if chosen.get("rect") is not None:
-            inputs["rect"] = convert.rect_from_shapes(chosen["rect"], reference, shape)
+            inputs["rect"] = convert.rect_from_shapes(chosen["rect"], reference, shape, point)
         if chosen.get("points") is not None:
             if "image2" in self.spec.inputs:
                 # Operators that take two images read points as landmark pairs.
                 if chosen.get("image2") is None:
                     raise InputError("landmarks need the second (moving) image")
-                inputs["points"] = convert.landmark_points(chosen["points"], reference, chosen["image2"])
+                inputs["points"] = convert.landmark_points(chosen["points"], reference, chosen["image2"], point)
             else:
-                inputs["points"] = convert.prompt_points(chosen["points"], reference)
-        placement = {"scale": tuple(reference.scale[-2:]), "translate": tuple(reference.translate[-2:])}
+                inputs["points"] = convert.prompt_points(chosen["points"], reference, point)
+        placement = convert.plane_placement(reference)
+        plane = convert.plane_number(reference, point)
+        self._name_suffix = "" if plane is None else f" (plane {plane})"
         return collect_inputs(self.spec, inputs), placement
+
+    def _check_view_shows_planes(self) -> None:
+        """Refuse a view that does not show a layer's last two axes as a 2-D plane: the
+        operator runs on such planes, and another view ran one the person did not see."""
+        dims = self.viewer.dims
+        if dims.ndisplay != 2:
+            raise InputError("switch the viewer to 2-D: the operator works on the plane shown in 2-D")
+        if tuple(dims.displayed) != tuple(range(dims.ndim - 2, dims.ndim)):
+            raise InputError("the view shows a transposed plane; the operator works on the last two axes "
+                             "(reset the order of the axes with the viewer's transpose and roll buttons)")
 
     def _show_applicable_params(self) -> None:
         """Show the editors of the parameters that matter for the choices made (a method's
@@ -357,10 +386,26 @@ class OperatorWidget(Container):
         self._remove_preview()
         meta = {"name": f"{self.spec.title} preview", "opacity": 0.6, "metadata": {convert.PREVIEW_KEY: True},
                 **self._placement}
-        if layer_type is Labels:
-            self._preview = self.viewer.add_labels(data, colormap=convert.label_colormap(data), **meta)
-        else:
-            self._preview = self.viewer.add_layer(Layer.create(*convert.image_layer_data(data, meta)))
+        with self._selection_kept():
+            if layer_type is Labels:
+                self._preview = self.viewer.add_labels(data, colormap=convert.label_colormap(data), **meta)
+            else:
+                self._preview = self.viewer.add_layer(Layer.create(*convert.image_layer_data(data, meta)))
+        # Transient: strokes painted into it were lost when the next partial result came.
+        self._preview.editable = False
+
+    @contextlib.contextmanager
+    def _selection_kept(self):
+        """Keep the person's selected layers and the active one while layers are added
+        (napari selects each new layer and leaves paint mode: the next strokes went
+        into the preview, or panned)."""
+        selection = self.viewer.layers.selection
+        selected, active = set(selection), selection.active
+        yield
+        selection.clear()
+        selection.update(layer for layer in selected if layer in self.viewer.layers)
+        if active is not None and active in self.viewer.layers:
+            selection.active = active
 
     def _remove_preview(self) -> None:
         if self._preview is not None and self._preview in self.viewer.layers:
@@ -384,8 +429,9 @@ class OperatorWidget(Container):
             notification_manager.receive_error(type(error), error, error.__traceback__)
             return
         self._remove_preview()
-        for layer_data in convert.output_layer_data(self.spec, outcome.layers, self._placement):
-            self.viewer.add_layer(Layer.create(*layer_data))
+        with self._selection_kept():
+            for data, meta, kind in convert.output_layer_data(self.spec, outcome.layers, self._placement):
+                self.viewer.add_layer(Layer.create(data, {**meta, "name": meta["name"] + self._name_suffix}, kind))
         self.progress_bar.value = 100
         text = f"{self.spec.title}: done in {outcome.seconds:.2f} s"
         if outcome.result.iterations:

@@ -482,3 +482,54 @@ def test_quick_select_refines_its_previous_mask_from_clicks_on_a_points_layer(em
     second = empty_viewer.layers[-1]
     assert second is not first and not np.asarray(second.data)[:16, :16].any()
     assert iou(second.data, truth) >= iou(first.data, truth) - 0.02
+
+
+# ----------------------------------------------------------------------------- choosers and views
+
+
+def test_a_renamed_layer_stays_chosen_and_the_registration_keeps_its_fixed_image(empty_viewer):
+    empty_viewer.add_image(data.camera(), name="fixed")
+    empty_viewer.add_image(np.roll(data.camera(), 5, axis=1), name="moving")  # napari makes it active
+    widget = dock(empty_viewer, "register_features")
+    assert (widget.inputs["image"].value.name, widget.inputs["image2"].value.name) == ("fixed", "moving")
+    empty_viewer.layers["fixed"].name = "reference"
+    assert (widget.inputs["image"].value.name, widget.inputs["image2"].value.name) == ("reference", "moving")
+    empty_viewer.add_labels(np.zeros((512, 512), np.uint8), name="scribbles")
+    grabcut = dock(empty_viewer, "grabcut")
+    assert grabcut.inputs["markers"].value.name == "scribbles"
+    empty_viewer.layers["scribbles"].name = "strokes"
+    assert grabcut.inputs["markers"].value.name == "strokes", "not dropped to (none) by the rename"
+
+
+def test_another_docks_result_never_fills_an_input_and_the_selection_stays(empty_viewer, qtbot):
+    empty_viewer.add_image(data.camera(), name="photo")
+    grabcut = dock(empty_viewer, "grabcut")
+    assert grabcut.inputs["markers"].value is None
+    scribbles = empty_viewer.add_labels(np.zeros((512, 512), np.uint8), name="scribbles")
+    grabcut.inputs["markers"].value = None  # the person emptied it
+    scribbles.mode = "paint"
+    threshold = dock(empty_viewer, "threshold")
+    assert run_and_wait(qtbot, threshold) == "done"
+    assert grabcut.inputs["markers"].value is None, "a Threshold mask is no scribbles for GrabCut"
+    assert empty_viewer.layers.selection.active is scribbles and scribbles.mode == "paint"
+
+
+def test_prompts_of_other_planes_are_left_out_and_a_transposed_view_is_refused(empty_viewer, notifications, qtbot):
+    stack = empty_viewer.add_image(np.zeros((15, 40, 50)), name="stack")
+    empty_viewer.dims.set_point(0, 7)
+    clicks = empty_viewer.add_points([[7, 10, 20], [3, 30, 30], [12, 5, 5]], name="clicks")
+    assert convert.prompt_points(clicks, stack, empty_viewer.dims.point) == [(10.0, 20.0, 1)]
+    widget = dock(empty_viewer, "threshold")
+    assert run_and_wait(qtbot, widget) == "done"
+    assert empty_viewer.layers[-1].name == "Threshold mask (plane 7)"
+    empty_viewer.dims.transpose()
+    assert run_and_wait(qtbot, widget) == "input error"
+    assert "transposed" in notifications[-1].message
+
+
+def test_the_mask_of_a_rotated_image_is_rotated_with_it(empty_viewer, qtbot):
+    image = empty_viewer.add_image(data.coins(), name="coins", rotate=30, translate=(5, 7))
+    widget = dock(empty_viewer, "threshold")
+    assert run_and_wait(qtbot, widget) == "done"
+    mask = empty_viewer.layers["Threshold mask"]
+    np.testing.assert_allclose(mask.data_to_world([100, 50]), image.data_to_world([100, 50]))

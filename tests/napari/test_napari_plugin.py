@@ -8,6 +8,7 @@ failures; this process itself never imports napari.
 from __future__ import annotations
 
 import contextlib
+import ctypes.util
 import importlib.util
 import os
 import select
@@ -97,6 +98,8 @@ def test_napari_widgets_on_a_virtual_display(tmp_path):
     if xvfb is None:
         pytest.skip("Xvfb is not installed; napari renders only with OpenGL on an X display "
                     "(install xvfb and libgl1-mesa-dri to run the napari plugin tests)")
+    if ctypes.util.find_library("xcb-cursor") is None:
+        pytest.skip("Qt's xcb platform plugin (Qt 6.5 and later) needs libxcb-cursor0, which is not installed")
     if importlib.util.find_spec("napari") is None:
         pytest.skip("napari is not installed (pip install -e '.[napari]')")
     with xvfb_display(xvfb, tmp_path / "xvfb.log") as display:

@@ -128,8 +128,8 @@ class Document:
 
     @property
     def visible_image(self) -> Layer | None:
-        """The image a person sees: the topmost visible image layer of the document's
-        :attr:`shape`, or None when every such layer is hidden.
+        """The image a person sees: the topmost visible, opaque, normally blended image
+        layer of the document's :attr:`shape`, or None when there is none.
 
         After an operator that makes an image (Inpaint, Denoise) its result lies on top of
         the opened image, and :attr:`base_image` is the bottom one unless an image layer is
@@ -138,7 +138,9 @@ class Document:
         """
         shape = self.shape
         for layer in reversed(self.layers.of_kind(LayerKind.IMAGE)):
-            if layer.visible and layer.shape == shape:
+            # A translucent or blended layer shows a mix of itself and those below that
+            # no one layer holds: the first one drawn as it is counts.
+            if layer.visible and layer.shape == shape and layer.opacity == 1.0 and layer.blend == "normal":
                 return layer
         return None
 

@@ -304,7 +304,7 @@ class OperatorWidget(Container):
         dims = self.viewer.dims
         if dims.ndisplay != 2:
             raise InputError("switch the viewer to 2-D: the operator works on the plane shown in 2-D")
-        if tuple(dims.displayed) != tuple(range(dims.ndim - 2, dims.ndim)):
+        if set(dims.displayed) != set(range(dims.ndim - 2, dims.ndim)):  # the last two, in either order
             raise InputError("the view shows a transposed plane; the operator works on the last two axes "
                              "(reset the order of the axes with the viewer's transpose and roll buttons)")
 

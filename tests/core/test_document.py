@@ -241,6 +241,11 @@ def test_visible_image_is_the_topmost_shown_image_of_the_documents_size(doc):
     mask = doc.new_layer("mask")
     assert doc.layers.selected is mask and doc.base_image is photo
     assert doc.visible_image is inpainted, "a smaller image on top does not cover this one"
+    inpainted.blend = "multiply"
+    assert doc.visible_image is photo, "a shading map multiplied over the photo is not what the photo shows"
+    inpainted.blend, inpainted.opacity = "normal", 0.5
+    assert doc.visible_image is photo
+    inpainted.opacity = 1.0
     inpainted.visible = False
     assert doc.visible_image is photo
     photo.visible = False
@@ -258,3 +263,20 @@ def test_renaming_keeps_names_apart_and_short_and_names_the_step_by_the_old_name
     assert len(first.name) == 120
     with pytest.raises(ValueError, match="needs a name"):
         doc.set_property(first, "name", "   ")
+
+
+def test_undo_of_a_stroke_interrupted_by_another_edit_leaves_nothing_painted(doc):
+    markers, mask = doc.new_layer("markers"), doc.new_layer("mask")
+    doc.history.clear()
+    with doc.history.group("Brush stroke"):
+        # A wide brush dragged slowly down-right: its boxes overlap (they are merged into
+        # their common box), whose top-right corner none of them touches.
+        for i in range(6):
+            doc.write(markers, (slice(i * 5, i * 5 + 30), slice(i * 5, i * 5 + 30)), np.full((30, 30), 1, np.uint8))
+        doc.add_point(5, 5, 1)  # a click removed or added mid-drag (Backspace), an Apply's result
+        doc.write(mask, (slice(0, 5), slice(0, 5)), np.ones((5, 5), np.uint8))  # another layer in between
+        doc.write(markers, (slice(0, 10), slice(45, 55)), np.full((10, 10), 2, np.uint8))  # that corner
+    doc.history.undo()
+    assert not markers.data.any() and not mask.data.any() and doc.points == ()
+    doc.history.redo()
+    assert (markers.data[0:10, 45:55] == 2).all() and mask.data[0:5, 0:5].all()

@@ -522,9 +522,12 @@ def test_prompts_of_other_planes_are_left_out_and_a_transposed_view_is_refused(e
     widget = dock(empty_viewer, "threshold")
     assert run_and_wait(qtbot, widget) == "done"
     assert empty_viewer.layers[-1].name == "Threshold mask (plane 7)"
-    empty_viewer.dims.transpose()
+    empty_viewer.dims.transpose()  # the same plane, its axes swapped on screen: it runs
+    assert run_and_wait(qtbot, widget) == "done"
+    empty_viewer.dims.roll()  # a z-y or z-x plane: refused
     assert run_and_wait(qtbot, widget) == "input error"
     assert "transposed" in notifications[-1].message
+    empty_viewer.dims.order = (0, 1, 2)
 
 
 def test_the_mask_of_a_rotated_image_is_rotated_with_it(empty_viewer, qtbot):

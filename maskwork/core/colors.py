@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["label_colors", "colorize_labels"]
+__all__ = ["MASK_COLORS", "label_colors", "colorize_labels", "mask_color"]
 
 # RGBA rows for labels 0..20. Labels 3.. follow Sasha Trubetskoy's list of 20
 # distinct colours, reordered so the first few classes get the most distinct hues.
@@ -156,3 +156,22 @@ def colorize_labels(labels: np.ndarray) -> np.ndarray:
     table[fixed] = _FIXED[present[fixed]]
     table[~fixed] = _generated_colors(present[~fixed])
     return table[inverse.reshape(labels.shape)]
+
+
+#: Colours of mask layers (RGB), each new mask taking the first one no other mask has:
+#: two masks (GrabCut's and a threshold's) can be told apart. None is green or red (the
+#: scribbles) or magenta (an operator's preview).
+MASK_COLORS = {
+    "sky blue": (0, 170, 255),
+    "yellow": (255, 225, 25),
+    "orange": (245, 130, 49),
+    "violet": (145, 30, 180),
+    "teal": (70, 153, 144),
+    "white": (255, 255, 255),
+}
+
+
+def mask_color(name: str) -> tuple[int, int, int]:
+    """The RGB colour of a mask layer whose colour (``Layer.colormap``) is ``name``; a name
+    that is no mask colour (a mask made before masks had colours: "gray") is sky blue."""
+    return MASK_COLORS.get(name, MASK_COLORS["sky blue"])

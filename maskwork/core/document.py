@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 from psygnal import Signal
 
+from maskwork.core.colors import MASK_COLORS, mask_color
 from maskwork.core.history import (
     AttributeAtom,
     History,
@@ -152,10 +153,18 @@ class Document:
                 f"layer {layer.name!r} is {layer.shape[0]}x{layer.shape[1]} but the image is "
                 f"{self.shape[0]}x{self.shape[1]}"
             )
+        if layer.kind is LayerKind.MASK and layer.colormap not in MASK_COLORS:
+            layer.colormap = self._unused_mask_color()
         index = len(self.layers) if index is None else index
         self.layers.insert(index, layer)
         self.history.record(InsertAtom(self.layers, self.layers.index(layer), layer), step or f"Add {layer.name}")
         return layer
+
+    def _unused_mask_color(self) -> str:
+        """The first mask colour no mask layer has (they repeat when all are taken)."""
+        masks = self.layers.of_kind(LayerKind.MASK)
+        taken = [color for color in MASK_COLORS for mask in masks if mask_color(mask.colormap) == MASK_COLORS[color]]
+        return min(MASK_COLORS, key=lambda color: (taken.count(color), list(MASK_COLORS).index(color)))
 
     def new_layer(self, kind: LayerKind | str, name: str | None = None) -> Layer:
         """Add an empty markers, mask or labels layer the size of the image."""
@@ -257,4 +266,6 @@ def _property_step(layer: Layer, attr: str, value) -> str:
         return f"{'Show' if value else 'Hide'} {layer.name}"
     if attr == "name":
         return f"Rename {layer.name}"
+    if attr == "colormap" and layer.kind is LayerKind.MASK:
+        return f"Colour of {layer.name}"
     return f"{attr.replace('_', ' ').capitalize()} of {layer.name}"

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from maskwork.core.document import Document
+from maskwork.core.colors import MASK_COLORS
 from maskwork.core.layers import BLEND_MODES, Layer, LayerKind, auto_contrast_limits
 from maskwork.widgets.messages import replace_message_box
 
@@ -156,7 +157,7 @@ class LayerPanel(QWidget):
     blend_combo : QComboBox
         How the selected layer combines with those below (core.layers.BLEND_MODES).
     colormap_combo : QComboBox
-        Colour map of a selected single-channel image layer.
+        Colour map of a selected single-channel image layer, or a mask's colour.
     contrast_low, contrast_high : QDoubleSpinBox
         Contrast limits of a selected image layer.
     auto_contrast_button : QPushButton
@@ -281,7 +282,7 @@ class LayerPanel(QWidget):
 
         self.colormap_combo = QComboBox(self)
         self.colormap_combo.addItems(COLORMAPS)
-        self.colormap_combo.setToolTip("Colour map of a single-channel image layer")
+        self.colormap_combo.setToolTip("Colour map of a single-channel image layer, or the colour of a mask")
         self.colormap_combo.currentTextChanged.connect(self._on_colormap_chosen)
 
         self.contrast_low = QDoubleSpinBox(self)
@@ -463,7 +464,8 @@ class LayerPanel(QWidget):
         is_image = layer is not None and layer.kind is LayerKind.IMAGE
         self.opacity_slider.setEnabled(layer is not None)
         self.blend_combo.setEnabled(layer is not None)
-        self.colormap_combo.setEnabled(is_image and layer.data.ndim == 2)
+        is_mask = layer is not None and layer.kind is LayerKind.MASK
+        self.colormap_combo.setEnabled(is_mask or (is_image and layer.data.ndim == 2))
         for widget in (self.contrast_low, self.contrast_high, self.auto_contrast_button):
             widget.setEnabled(is_image)
         if layer is None:
@@ -473,10 +475,16 @@ class LayerPanel(QWidget):
             self.opacity_slider.setValue(percent)
             self._opacity_label.setText(f"{percent} %")
             self.blend_combo.setCurrentText(layer.blend)
+            # A mask's "colormap" is its one colour; an image's, a colour map.
+            names = list(MASK_COLORS) if is_mask else list(COLORMAPS)
+            if [self.colormap_combo.itemText(i) for i in range(self.colormap_combo.count())] != names:
+                self.colormap_combo.clear()
+                self.colormap_combo.addItems(names)
             if self.colormap_combo.isEnabled():
-                if self.colormap_combo.findText(layer.colormap) < 0:
-                    self.colormap_combo.addItem(layer.colormap)
-                self.colormap_combo.setCurrentText(layer.colormap)
+                shown = layer.colormap if not is_mask or layer.colormap in MASK_COLORS else next(iter(MASK_COLORS))
+                if self.colormap_combo.findText(shown) < 0:
+                    self.colormap_combo.addItem(shown)
+                self.colormap_combo.setCurrentText(shown)
             else:
                 # Greyed out and blank: "gray" there said an RGB photo or a mask was gray.
                 self.colormap_combo.setCurrentIndex(-1)

@@ -21,7 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QImage, QPainter, QTransform
 
-from maskwork.core.colors import label_colors
+from maskwork.core.colors import label_colors, mask_color
 from maskwork.core.layers import Bounds, Layer, LayerKind
 
 #: Tile edge in the pixels of its own level (a tile at stride 4 covers 2048 image pixels).
@@ -43,8 +43,6 @@ COMPOSITION_MODES = {
 #: so the new ones reuse the old.
 SPARE_ITEMS_KEPT = 64
 
-#: Colour of a mask layer's nonzero pixels; distinct from the green/red scribbles.
-MASK_RGBA = (0, 170, 255, 255)
 #: Colour of the transient operator preview.
 PREVIEW_RGBA = (255, 0, 200, 255)
 
@@ -58,16 +56,22 @@ BACKGROUND_LABEL = 2
 
 def label_table(layer: Layer) -> np.ndarray:
     """The 256-entry RGBA table a labels, markers, mask or preview layer draws through."""
+    if layer.kind is LayerKind.MASK:
+        return _mask_lut(mask_color(layer.colormap))
     return _indexed_lut(layer.kind, layer.kind is LayerKind.LABELS and layer.colormap == LABELS_OBJECT_ONLY)
+
+
+@functools.lru_cache(maxsize=None)
+def _mask_lut(rgb: tuple[int, int, int]) -> np.ndarray:
+    """256-entry RGBA table of a mask drawn in ``rgb`` (built once per colour)."""
+    table = np.zeros((256, 4), np.uint8)
+    table[1:] = (*rgb, 255)
+    return table
 
 
 @functools.lru_cache(maxsize=None)
 def _indexed_lut(kind: LayerKind, background_clear: bool = False) -> np.ndarray:
     """256-entry RGBA table for uint8 labels-like layers (built once per kind)."""
-    if kind is LayerKind.MASK:
-        table = np.zeros((256, 4), np.uint8)
-        table[1:] = MASK_RGBA
-        return table
     if kind is LayerKind.PREVIEW:
         table = np.zeros((256, 4), np.uint8)
         table[1:] = PREVIEW_RGBA

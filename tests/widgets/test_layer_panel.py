@@ -258,9 +258,35 @@ def test_colormap_and_contrast_controls(panel, doc):
     doc.history.jump_to(0)
     assert panel.colormap_combo.currentText() == "gray"
     assert (panel.contrast_low.value(), panel.contrast_high.value()) == (0.0, 255.0)
-    # Controls follow the selection: labels-like layers have no contrast.
+    # Controls follow the selection: labels-like layers have no contrast; a mask has a colour.
     select(doc, "mask")
-    assert not panel.contrast_low.isEnabled() and not panel.colormap_combo.isEnabled()
+    assert not panel.contrast_low.isEnabled() and panel.colormap_combo.isEnabled()
+    assert panel.colormap_combo.currentText() == "sky blue"
+
+
+def test_each_new_mask_gets_a_colour_of_its_own_which_the_canvas_draws(qtbot):
+    from maskwork.core.colors import MASK_COLORS
+    from maskwork.widgets.canvas import Canvas
+
+    doc = Document()
+    doc.add_layer(Layer(np.zeros((64, 64, 3), np.uint8), "image", "black"))
+    first, second = doc.new_layer("mask", "grabcut"), doc.new_layer("mask", "threshold")
+    assert (first.colormap, second.colormap) == ("sky blue", "yellow")
+    second.data[:] = 1
+    panel, canvas = LayerPanel(doc), Canvas(doc)
+    for widget in (panel, canvas):
+        qtbot.addWidget(widget)
+    canvas.resize(200, 200)
+    canvas.show()
+    second.opacity = 1.0
+    select(doc, "threshold")
+    panel.colormap_combo.setCurrentText("violet")
+    assert second.colormap == "violet" and doc.history.undo_names[-1] == "Colour of threshold"
+    canvas.paint_now()
+    picture = canvas.graphics.grab().toImage()
+    centre = picture.pixelColor(picture.width() // 2, picture.height() // 2)
+    assert (centre.red(), centre.green(), centre.blue()) == MASK_COLORS["violet"]
+    assert doc.new_layer("mask").colormap == "yellow", "the colour no mask has now"
 
 
 def test_float_image_contrast_shows_decimals(qtbot):

@@ -3,7 +3,8 @@
 The document, its undo history and everything a project holds are written as a project
 file (:mod:`maskwork.core.project`), in a worker and atomically, every few minutes (a
 preference) and a few seconds after an Apply or a long stroke, if it changed since the
-last autosave. A clean exit deletes the file; if it is there at the next start, the
+last autosave. A clean exit, a saved project and a discarded document delete the file (it
+would offer older or unwanted work back); if it is there at the next start, the
 previous session ended without closing and the window offers to restore it, undo and redo
 included. Temporary files that a crash left half-written are removed.
 """
@@ -77,6 +78,8 @@ class Autosave(QObject):
         window.document.history.changed.connect(self._after_long_stroke)
         self._saved_state: object = None
         self._writer: Worker | None = None
+        self._forget_when_written = False
+        self._recovering = False
 
     @property
     def path(self) -> Path:
@@ -113,7 +116,24 @@ class Autosave(QObject):
                                      errored=self._on_failed, finished=self._on_finished)
         return True
 
+    def forget(self) -> None:
+        """The document as it is now was saved or discarded: drop the recovery file (once
+        a write under way has ended). Left there, a crash offered back work older than the
+        saved project (and Save then wrote it over the project) or work thrown away."""
+        if self._recovering:
+            return  # the recovery file being restored: it goes once the work is back
+        self._soon.stop()
+        self._saved_state = None
+        if self._writer is not None:
+            self._forget_when_written = True
+        else:
+            self.path.unlink(missing_ok=True)
+
     def _on_written(self, state: tuple, path: Path) -> None:
+        if self._forget_when_written:
+            self._forget_when_written = False
+            path.unlink(missing_ok=True)
+            return
         self._saved_state = state
         self.written.emit(path)
 
@@ -144,7 +164,11 @@ class Autosave(QObject):
         except (ProjectError, OSError) as error:
             window.show_error("Cannot restore the autosaved document", str(error))
             return False
-        return window.projects.show_project(None, project, recovered=True)
+        self._recovering = True
+        try:
+            return window.projects.show_project(None, project, recovered=True)
+        finally:
+            self._recovering = False
 
     def stop(self) -> None:
         """A clean exit: no more autosaves, and the recovery file goes once a write under way ended."""

@@ -229,6 +229,7 @@ class FileActions(QObject):
         """Stop the operator and remove every layer, prompt and step (another document comes)."""
         self.window.runner.forget_document()
         self.window.document.reset()
+        self.window.autosave.forget()  # saved or discarded: no recovery should offer it back
         self.document_replaced.emit()
 
     def _add_layers(self, layers: list[Layer]) -> None:

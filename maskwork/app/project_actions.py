@@ -23,8 +23,8 @@ from maskwork.core.project import (
     Project,
     ProjectError,
     capture,
+    prepared_restore,
     read_project,
-    restore,
     write_project,
 )
 from maskwork.operators import InputError, get
@@ -52,7 +52,7 @@ def capture_window(window: MainWindow, history_limit: int = HISTORY_LIMIT_BYTES)
             "outputs": outputs,
             "digests": [recorder.output_digest(layer) for layer in outputs],
         })
-    return capture(
+    project = capture(
         window.document,
         source=str(window.source_path) if window.source_path else None,
         saved_as=str(window.projects.path) if window.projects.path else None,
@@ -61,6 +61,41 @@ def capture_window(window: MainWindow, history_limit: int = HISTORY_LIMIT_BYTES)
         recording=recording,
         history_limit=history_limit,
     )
+    _keep_transforms(window.document.layers, project)
+    return project
+
+
+#: Key of a registration's transform in a layer's metadata (runner.py puts it there).
+TRANSFORM_METADATA = "transform"
+
+
+def _keep_transforms(layers, project: Project) -> None:
+    """Write each layer's registration transform into ``project`` as its JSON (and its
+    dense map as an array): the project's metadata holds JSON, and a Transform became its
+    text, which Export transform and Apply transform to layer then failed on."""
+    for index, (layer, info) in enumerate(zip(layers, project.manifest["layers"])):
+        transform = layer.metadata.get(TRANSFORM_METADATA)
+        if transform is None or not hasattr(transform, "to_json"):
+            continue
+        record = {"json": transform.to_json(), "backward_map": None}
+        if transform.backward_map is not None:
+            record["backward_map"] = name = f"transform_map{index}"
+            project.arrays[name] = transform.backward_map
+        info["metadata"][TRANSFORM_METADATA] = record
+
+
+def _restore_transforms(layers, project: Project) -> None:
+    """The Transform objects :func:`_keep_transforms` wrote, back in the layers' metadata."""
+    from maskwork.operators.registration.transform import Transform
+
+    for layer in layers:
+        record = layer.metadata.get(TRANSFORM_METADATA)
+        if isinstance(record, dict) and "json" in record:
+            backward_map = project.arrays.get(record["backward_map"]) if record.get("backward_map") else None
+            try:
+                layer.metadata[TRANSFORM_METADATA] = Transform.from_json(record["json"], backward_map)
+            except (ValueError, TypeError):
+                del layer.metadata[TRANSFORM_METADATA]  # damaged: the layer stays, without it
 
 
 def start_writing(project: Project, path: Path, *, returned: Callable, errored: Callable, finished: Callable) -> Worker:
@@ -155,6 +190,10 @@ class ProjectActions(QObject):
         path = Path(path)
         if path.suffix.lower() != PROJECT_SUFFIX:
             path = path.with_name(path.name + PROJECT_SUFFIX)
+            # The dialog asked about "work", not the "work.maskwork" it becomes.
+            if path.exists() and path != self.path and not self.window.ask(
+                    "Replace project?", f"{path.name} already exists in {path.parent}. Replace it?"):
+                return False
         return self.save_to(path, wait)
 
     def save_to(self, path: str | Path, wait: bool = False) -> bool:
@@ -204,6 +243,7 @@ class ProjectActions(QObject):
             applied, _ = window.document.history.steps
             if (applied[-1].uid if applied else None) == saved_step:
                 window.document.history.mark_saved()  # else it changed while it was written
+                window.autosave.forget()  # it would offer older work back, and Save write it here
             window.update_title()
         self.saved.emit(path)
 
@@ -284,12 +324,15 @@ class ProjectActions(QObject):
             return False
         if window.document.layers and not window.confirm_discard():
             return False
-        window.files.empty_document()
         try:
-            restored = restore(project, window.document)
+            # Checked before the open document goes: a damaged project left an empty one.
+            commit = prepared_restore(project, window.document)
         except ProjectError as error:
             window.show_error(f"Cannot open {name}", str(error))
             return False
+        window.files.empty_document()
+        restored = commit()
+        _restore_transforms(window.document.layers, project)
         window.source_path = Path(restored.source) if restored.source else None
         self.path = path or (Path(restored.saved_as) if restored.saved_as else None)
         self._restore_recording(restored.recording)

@@ -552,6 +552,19 @@ def restore(project: Project, document: Document) -> RestoredProject:
     ProjectError
         When the manifest names arrays or layers the project does not hold.
     """
+    return prepared_restore(project, document)()
+
+
+def prepared_restore(project: Project, document: Document) -> Callable[[], RestoredProject]:
+    """Check ``project`` against ``document`` and return what replaces the document's
+    layers, prompts and history by the project's (:func:`restore` in two halves: a window
+    lets its old document go only once the new one is known to open).
+
+    Raises
+    ------
+    ProjectError
+        When the manifest names arrays or layers the project does not hold.
+    """
     manifest, arrays = project.manifest, project.arrays
     try:
         layers = [_layer(info, arrays) for info in manifest["layers"]]
@@ -563,26 +576,30 @@ def restore(project: Project, document: Document) -> RestoredProject:
         recording = decode_value(manifest.get("recording") or [], layers, arrays)
     except (KeyError, IndexError, TypeError, ValueError) as error:
         raise ProjectError(f"the project is damaged: {type(error).__name__}: {error}") from error
-    document.reset()
-    for layer in layers[: len(manifest["layers"])]:
-        document.layers.append(layer)
-    selected = manifest.get("selected")
-    if isinstance(selected, int) and 0 <= selected < len(document.layers):
-        document.layers.selected = document.layers[selected]
-    document.rect = tuple(manifest["rect"]) if manifest.get("rect") else None
-    document.points = [tuple(point) for point in manifest.get("points", [])]
-    if history is not None:
-        document.history.restore(applied, undone)
-    document.history.mark_saved()
-    operator = manifest.get("operator") or {}
-    return RestoredProject(
-        source=manifest.get("source"),
-        saved_as=manifest.get("saved_as"),
-        operator=operator.get("id"),
-        parameters=dict(operator.get("parameters") or {}),
-        recording=recording,
-        dropped_steps=int(history.get("dropped", 0)) if history else 0,
-    )
+
+    def commit() -> RestoredProject:
+        document.reset()
+        for layer in layers[: len(manifest["layers"])]:
+            document.layers.append(layer)
+        selected = manifest.get("selected")
+        if isinstance(selected, int) and 0 <= selected < len(document.layers):
+            document.layers.selected = document.layers[selected]
+        document.rect = tuple(manifest["rect"]) if manifest.get("rect") else None
+        document.points = [tuple(point) for point in manifest.get("points", [])]
+        if history is not None:
+            document.history.restore(applied, undone)
+        document.history.mark_saved()
+        operator = manifest.get("operator") or {}
+        return RestoredProject(
+            source=manifest.get("source"),
+            saved_as=manifest.get("saved_as"),
+            operator=operator.get("id"),
+            parameters=dict(operator.get("parameters") or {}),
+            recording=recording,
+            dropped_steps=int(history.get("dropped", 0)) if history else 0,
+        )
+
+    return commit
 
 
 def _array(arrays: dict[str, np.ndarray], name: str) -> np.ndarray:

@@ -15,6 +15,14 @@ from maskwork.widgets.canvas import Tool
 from window_driver import click, drag, iou
 
 
+def crash_leaves_the_recovery_file(window):
+    """What a crash leaves: the window empty (here), the recovery file as the last autosave
+    wrote it (closing the document as a person does would delete it: they discarded it)."""
+    kept = window.recovery_file.read_bytes()
+    window.files.close_document()
+    window.recovery_file.write_bytes(kept)
+
+
 def test_killed_process_is_restored_from_the_autosave(window, photo, isolated_config):
     # A real maskwork process paints, autosaves, and dies without any clean-up.
     script = textwrap.dedent(
@@ -164,7 +172,7 @@ def test_recovery_brings_back_every_kind_of_step(window, photo, qtbot, isolated_
     names = document.history.undo_names, document.history.redo_names
     with qtbot.waitSignal(window.autosave.written, timeout=10_000):
         assert window.autosave_now()
-    window.files.close_document()
+    crash_leaves_the_recovery_file(window)
 
     assert window.offer_recovery()
     assert (document.history.undo_names, document.history.redo_names) == names
@@ -239,7 +247,7 @@ def test_recovery_remembers_the_project_file_of_the_session(window, photo, tmp_p
     window.canvas.stroke([(30, 10), (30, 60)])
     with qtbot.waitSignal(window.autosave.written, timeout=10_000):
         assert window.autosave_now()
-    window.files.close_document()  # the crash: the recovery file stays
+    crash_leaves_the_recovery_file(window)
 
     assert window.offer_recovery()
     assert window.projects.path == tmp_path / "work.maskwork" and window.windowTitle() == "maskwork - work.maskwork[*]"

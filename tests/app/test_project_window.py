@@ -285,3 +285,75 @@ def test_work_done_while_a_save_runs_stays_unsaved(window, photo, tmp_path, qtbo
         assert window.projects.save_to(tmp_path / "second.maskwork")
         window.files.close_document()  # the person discards and closes while it is written
     assert window.projects.path is None and window.windowTitle() == "maskwork - untitled[*]"
+
+
+def test_save_as_asks_before_replacing_the_project_a_typed_name_becomes(window, photo, tmp_path, qtbot, monkeypatch):
+    window.open_paths([photo[0]])
+    other = tmp_path / "work.maskwork"
+    other.write_bytes(b"another project")
+    asked = []
+    monkeypatch.setattr(window, "ask", lambda title, question: asked.append(question) or False)
+    save_dialog_answers(monkeypatch, tmp_path / "work")
+    assert not window.projects.save_as_dialog(wait=True)
+    assert "work.maskwork already exists" in asked[0] and other.read_bytes() == b"another project"
+
+
+def test_a_project_whose_arrays_are_missing_keeps_the_open_document(window, photo, tmp_path, qtbot):
+    import zipfile
+
+    window.open_paths([photo[0]])
+    good = tmp_path / "good.maskwork"
+    with qtbot.waitSignal(window.projects.saved, timeout=10_000):
+        window.projects.save_to(good)
+    damaged = tmp_path / "damaged.maskwork"
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(damaged, "w") as target:
+        for item in source.infolist():
+            if not item.filename.startswith("arrays/"):
+                target.writestr(item, source.read(item))
+    with qtbot.waitSignal(window.projects.opened, timeout=10_000) as opened:
+        window.files.open_paths([damaged], background=True)
+    assert opened.args == [False] and "damaged.maskwork" in window.last_message_box.windowTitle()
+    assert window.document.base_image.name == "cat_on_wall.png" and window.projects.path == good
+
+
+def test_a_saved_project_leaves_no_recovery_file_to_offer_older_work_back(window, photo, tmp_path, qtbot):
+    window.open_paths([photo[0]])
+    window.canvas.stroke([(10, 10), (10, 50)])
+    with qtbot.waitSignal(window.autosave.written, timeout=10_000):
+        assert window.autosave_now()
+    assert window.recovery_file.exists()
+    window.canvas.stroke([(30, 10), (30, 50)])
+    with qtbot.waitSignal(window.projects.saved, timeout=10_000):
+        window.projects.save_to(tmp_path / "day.maskwork")
+    assert not window.recovery_file.exists(), "a crash now would offer the older autosave back"
+    window.canvas.stroke([(50, 10), (50, 50)])
+    with qtbot.waitSignal(window.autosave.written, timeout=10_000):
+        assert window.autosave_now(), "unsaved work after the save is autosaved again"
+    window.files.empty_document()  # File > Close, its changes discarded
+    assert not window.recovery_file.exists()
+
+
+def test_a_registration_transform_survives_a_project(window, tmp_path, qtbot):
+    from skimage import data
+
+    from maskwork.core import io
+    from maskwork.operators import get
+    from maskwork.operators.registration.transform import Transform
+
+    io.write_image(tmp_path / "fixed.png", data.camera())
+    io.write_image(tmp_path / "moving.png", np.roll(data.camera(), (6, -9), axis=(0, 1)))
+    window.open_paths([tmp_path / "fixed.png", tmp_path / "moving.png"])
+    window.choose_operator(get("register_features"))
+    with qtbot.waitSignal(window.runner.applied, timeout=60_000) as applied:
+        window.action_apply.trigger()
+    warped = applied.args[0][0]
+    matrix = warped.metadata["transform"].matrix.copy()
+    with qtbot.waitSignal(window.projects.saved, timeout=10_000):
+        window.projects.save_to(tmp_path / "aligned.maskwork")
+    with qtbot.waitSignal(window.projects.opened, timeout=10_000):
+        window.files.open_paths([tmp_path / "aligned.maskwork"], background=True)
+    reopened = window.document.layers.by_name(warped.name)
+    assert isinstance(reopened.metadata["transform"], Transform)
+    np.testing.assert_allclose(reopened.metadata["transform"].matrix, matrix)
+    window.document.layers.selected = reopened
+    assert window.transforms.export_transform(tmp_path / "t.json") is not None

@@ -11,6 +11,8 @@ included. Temporary files that a crash left half-written are removed.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from maskwork.app.project_actions import capture_window, start_writing, wait_while
 from maskwork.app.settings import config_dir, settings
+from maskwork.core.io.files import lock_exclusively, unlock
 from maskwork.core.project import PROJECT_SUFFIX, ProjectError, read_project, stale_temporary_files
 from maskwork.widgets.preferences_dialog import AUTOSAVE_MINUTES_CHOICE
 from maskwork.widgets.workers import Worker
@@ -25,7 +28,10 @@ from maskwork.widgets.workers import Worker
 if TYPE_CHECKING:
     from maskwork.app.main_window import MainWindow
 
-RECOVERY_NAME = f"recovery{PROJECT_SUFFIX}"
+#: Recovery files are ``recovery-<process id>.maskwork``, each process's own, held with a
+#: lock on ``recovery-<process id>.lock`` while the process runs: two maskwork windows in
+#: two processes overwrote one file, and the first to quit deleted the other's.
+RECOVERY_PREFIX = "recovery"
 #: Minutes between autosaves unless the person chose otherwise (Edit > Preferences).
 DEFAULT_INTERVAL_MINUTES = 1
 #: Quiet time after an Apply or a long stroke before the document is autosaved: that work
@@ -36,9 +42,34 @@ AFTER_WORK_MS = 2_000
 LONG_STROKE_EDITS = 40
 
 
-def recovery_path(folder: Path) -> Path:
-    """The recovery file inside ``folder``."""
-    return folder / RECOVERY_NAME
+def recovery_path(folder: Path, process: int | None = None) -> Path:
+    """The recovery file of ``process`` (this one by default) inside ``folder``."""
+    return folder / f"{RECOVERY_PREFIX}-{os.getpid() if process is None else process}{PROJECT_SUFFIX}"
+
+
+def _lock_path(recovery: Path) -> Path:
+    return recovery.with_suffix(".lock")
+
+
+def _left_by_ended_processes(folder: Path, own: Path) -> list[Path]:
+    """The recovery files in ``folder`` whose process has ended (its lock is free; no lock:
+    a file of a maskwork before process locks), and this process's own, newest first."""
+    found = []
+    for path in folder.glob(f"{RECOVERY_PREFIX}*{PROJECT_SUFFIX}"):
+        if path == own:
+            found.append(path)
+            continue
+        lock = _lock_path(path)
+        if lock.exists():
+            with open(lock, "a+b") as handle:
+                try:
+                    lock_exclusively(handle)
+                except OSError:
+                    continue  # a running maskwork's: not ours to offer or delete
+                finally:
+                    unlock(handle)
+        found.append(path)
+    return sorted(found, key=lambda path: path.stat().st_mtime, reverse=True)
 
 
 def stored_interval_minutes() -> int:
@@ -80,11 +111,31 @@ class Autosave(QObject):
         self._writer: Worker | None = None
         self._forget_when_written = False
         self._recovering = False
+        self._lock_handle = None  # of this process's recovery file, from its first write
 
     @property
     def path(self) -> Path:
-        """Where autosave writes the document."""
+        """Where autosave writes the document (this process's own recovery file)."""
         return recovery_path(config_dir())
+
+    def _hold_lock(self) -> None:
+        """Hold the lock that tells other maskwork processes this recovery file's process
+        runs (another window of this process may hold it already: the file is theirs too)."""
+        lock = _lock_path(self.path)
+        if self._lock_handle is not None and self._lock_handle.name == str(lock):
+            return
+        self._release_lock()
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_handle = open(lock, "a+b")
+        with contextlib.suppress(OSError):
+            lock_exclusively(self._lock_handle)
+
+    def _release_lock(self) -> None:
+        if self._lock_handle is not None:
+            unlock(self._lock_handle)
+            self._lock_handle.close()
+            Path(self._lock_handle.name).unlink(missing_ok=True)
+            self._lock_handle = None
 
     @property
     def interval_minutes(self) -> int:
@@ -112,6 +163,7 @@ class Autosave(QObject):
         if not document.layers or not document.history.is_modified or state == self._saved_state or self._writer:
             return False
         project = capture_window(self.window)
+        self._hold_lock()
         self._writer = start_writing(project, self.path, returned=lambda path: self._on_written(state, path),
                                      errored=self._on_failed, finished=self._on_finished)
         return True
@@ -149,15 +201,18 @@ class Autosave(QObject):
             self._soon.start()
 
     def offer_recovery(self) -> bool:
-        """If the last session crashed, offer to restore its autosaved document (with its undo history)."""
-        path = self.path
-        for stale in stale_temporary_files(path):  # writes a crash cut short
-            stale.unlink(missing_ok=True)
-        if not path.exists():
+        """If a session crashed, offer to restore its autosaved document (with its undo
+        history): the newest recovery file no running maskwork holds."""
+        left = _left_by_ended_processes(self.path.parent, self.path)
+        for path in left:
+            for stale in stale_temporary_files(path):  # writes a crash cut short
+                stale.unlink(missing_ok=True)
+        if not left:
             return False
+        path = left[0]
         window = self.window
         if not window.ask("Restore unsaved work?", "maskwork did not close properly last time. Restore the autosaved document?"):
-            path.unlink(missing_ok=True)
+            self._delete(path)
             return False
         try:
             project = read_project(path)
@@ -166,9 +221,19 @@ class Autosave(QObject):
             return False
         self._recovering = True
         try:
-            return window.projects.show_project(None, project, recovered=True)
+            restored = window.projects.show_project(None, project, recovered=True)
         finally:
             self._recovering = False
+        if restored and path != self.path:
+            self._delete(path)
+            self._soon.start()  # into this process's own file, soon
+        return restored
+
+    def _delete(self, path: Path) -> None:
+        """Delete a recovery file, and the lock file of an ended process's."""
+        path.unlink(missing_ok=True)
+        if path != self.path:
+            _lock_path(path).unlink(missing_ok=True)
 
     def stop(self) -> None:
         """A clean exit: no more autosaves, and the recovery file goes once a write under way ended."""
@@ -176,3 +241,4 @@ class Autosave(QObject):
         self._soon.stop()
         wait_while(lambda: self._writer is not None)
         self.path.unlink(missing_ok=True)
+        self._release_lock()

@@ -45,15 +45,17 @@ def test_killed_process_is_restored_from_the_autosave(window, photo, isolated_co
         assert window.autosave_now()
         written.exec()
         # A crash in the middle of the next write leaves its temporary file behind.
-        window.recovery_file.with_name(".recovery.maskwork.0123456789ab.tmp").write_bytes(b"PK half written")
+        name = window.recovery_file.name
+        window.recovery_file.with_name(f".{{name}}.0123456789ab.tmp").write_bytes(b"PK half written")
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
     env = dict(os.environ, MASKWORK_CONFIG_DIR=str(isolated_config), QT_QPA_PLATFORM="offscreen")
     crashed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
     assert crashed.returncode == -9, crashed.stderr.decode()
-    assert window.recovery_file.exists() and stale_temporary_files(window.recovery_file)
-    assert read_project(window.recovery_file).manifest["source"] == str(photo[0]), "autosave writes a project"
+    left = next(path for path in isolated_config.glob("recovery-*.maskwork") if path != window.recovery_file)
+    assert stale_temporary_files(left), "the dead process's recovery file, its own"
+    assert read_project(left).manifest["source"] == str(photo[0]), "autosave writes a project"
 
     assert window.offer_recovery()
     layers = list(window.document.layers)
@@ -63,7 +65,7 @@ def test_killed_process_is_restored_from_the_autosave(window, photo, isolated_co
     assert window.document.rect == (30, 20, 250, 200)
     assert window.source_path == photo[0]
     assert window.document.history.is_modified, "restored work still counts as unsaved"
-    assert not stale_temporary_files(window.recovery_file)
+    assert not stale_temporary_files(left) and not left.exists(), "this process's own file takes over"
     # The undo history came back too: redo the undone stroke, then undo everything.
     history = window.document.history
     assert history.undo_names == ["Brush stroke", "Box"] and history.redo_names == ["Brush stroke"]
@@ -73,6 +75,27 @@ def test_killed_process_is_restored_from_the_autosave(window, photo, isolated_co
     assert window.document.rect is None and layers[1].data[40, 40:201].all() and not layers[1].data[100].any()
     window.undo()  # the first stroke made the scribble layer
     assert list(window.document.layers) == layers[:1] and not layers[1].data.any()
+
+
+def test_a_running_maskwork_keeps_its_recovery_file_and_an_ended_ones_is_offered(window, photo, isolated_config,
+                                                                                  qtbot):
+    from maskwork.app.autosave import recovery_path
+    from maskwork.core.io.files import lock_exclusively
+
+    window.open_paths([photo[0]])
+    window.canvas.stroke([(10, 10), (10, 50)])
+    with qtbot.waitSignal(window.autosave.written, timeout=10_000):
+        assert window.autosave_now()
+    other = recovery_path(isolated_config, process=999_999)
+    other.write_bytes(window.recovery_file.read_bytes())
+    with open(other.with_suffix(".lock"), "a+b") as running:  # another maskwork, still open
+        assert lock_exclusively(running)
+        window.recovery_file.unlink()
+        assert not window.offer_recovery(), "a running process's work is not offered"
+        window.autosave.stop()  # this window quits cleanly
+        assert other.exists(), "and a clean exit leaves it alone"
+    assert window.offer_recovery(), "once that process has ended, its work is offered"
+    assert not other.exists() and not other.with_suffix(".lock").exists()
 
 
 def test_declining_recovery_deletes_the_file(window, photo, monkeypatch, qtbot):

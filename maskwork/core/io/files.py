@@ -76,3 +76,39 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def lock_exclusively(handle) -> bool:
+    """Lock the open file ``handle`` exclusively without waiting (``flock``;
+    ``msvcrt.locking`` on Windows): True when locked, OSError when another holder has it,
+    False where the file system has no locks (NFS without lockd). The system releases the
+    lock when its holder ends, however it ends."""
+    import errno
+
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if isinstance(error, BlockingIOError) or error.errno in (errno.EACCES, errno.EDEADLK):
+            raise  # held by another
+        return False
+    return True
+
+
+def unlock(handle) -> None:
+    """Release a Windows lock at once (at close Windows frees it when it gets to it); on
+    POSIX closing the file releases it."""
+    if os.name != "nt":
+        return
+    import contextlib
+    import msvcrt
+
+    with contextlib.suppress(OSError):
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)

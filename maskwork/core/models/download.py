@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
+from maskwork.core.io.files import lock_exclusively, unlock
 from maskwork.core.models.cache import installed_path, partial_path
 from maskwork.core.models.catalogue import ModelEntry, human_bytes, model_entry
 from maskwork.core.models.hashing import HashMismatch, check_file, pin_hash
@@ -147,7 +148,7 @@ def _only_download(entry: ModelEntry, partial: Path) -> Iterator[None]:
     while True:
         handle = open(lock_path, "a+b")
         try:
-            locked = _lock(handle)
+            locked = lock_exclusively(handle)
         except OSError:
             handle.close()
             raise DownloadError(f"{entry.name} is being downloaded already (by the Models window or another "
@@ -167,43 +168,13 @@ def _only_download(entry: ModelEntry, partial: Path) -> Iterator[None]:
         if os.name == "nt":
             # Windows deletes no open file: unlock and close, then delete (no one can
             # open it between the two and lock it there, as on POSIX).
-            _unlock(handle)
+            unlock(handle)
             handle.close()
             with contextlib.suppress(OSError):
                 lock_path.unlink()
         else:
             lock_path.unlink(missing_ok=True)
             handle.close()
-
-
-def _lock(handle) -> bool:
-    """Lock ``handle``'s file exclusively without waiting: True when locked, OSError when
-    another holds it, False where the file system has no locks."""
-    import errno
-
-    try:
-        if os.name == "nt":
-            import msvcrt
-
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as error:
-        if isinstance(error, BlockingIOError) or error.errno in (errno.EACCES, errno.EDEADLK):
-            raise  # held by another
-        return False
-    return True
-
-
-def _unlock(handle) -> None:
-    """Release a Windows lock at once (at close Windows frees it when it gets to it)."""
-    import msvcrt
-
-    with contextlib.suppress(OSError):
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
 
 
 def _check_free_space(entry: ModelEntry, partial: Path) -> None:

@@ -576,6 +576,15 @@ def prepared_restore(project: Project, document: Document) -> Callable[[], Resto
         recording = decode_value(manifest.get("recording") or [], layers, arrays)
     except (KeyError, IndexError, TypeError, ValueError) as error:
         raise ProjectError(f"the project is damaged: {type(error).__name__}: {error}") from error
+    shown = layers[: len(manifest["layers"])]
+    sizes = {layer.shape for layer in shown if layer.kind is LayerKind.IMAGE}
+    misfit = next((layer for layer in shown if sizes and layer.kind is not LayerKind.IMAGE
+                   and layer.shape not in sizes), None)
+    if misfit is not None:
+        # Document.add_layer refuses such a layer: tools and operators would take it for
+        # pixels of an image it does not fit.
+        raise ProjectError(f"the project is damaged: layer {misfit.name!r} is {misfit.shape[0]}x{misfit.shape[1]}, "
+                           "the size of no image in it")
 
     def commit() -> RestoredProject:
         document.reset()

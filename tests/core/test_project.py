@@ -252,3 +252,17 @@ def test_a_damaged_project_leaves_the_document_as_it_was(tmp_path):
     with pytest.raises(ProjectError, match="missing"):
         restore(loaded, document)
     assert_same_state(document_state(document), before)
+
+
+def test_a_project_with_a_layer_the_size_of_no_image_is_refused_and_the_document_kept(tmp_path):
+    document = Document()
+    document.add_layer(Layer(np.zeros((24, 32), np.uint8), "image", "photo"))
+    document.new_layer("markers")
+    project = capture(document)
+    project.manifest["layers"][1]["data"] = "small"
+    project.arrays["small"] = np.zeros((10, 10), np.uint8)
+    kept = Document()
+    kept.add_layer(Layer(np.ones((5, 5), np.uint8), "image", "open"))
+    with pytest.raises(ProjectError, match="10x10, the size of no image"):
+        restore(project, kept)
+    assert [layer.name for layer in kept.layers] == ["open"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,34 +43,64 @@ AFTER_WORK_MS = 2_000
 LONG_STROKE_EDITS = 40
 
 
-def recovery_path(folder: Path, process: int | None = None) -> Path:
-    """The recovery file of ``process`` (this one by default) inside ``folder``."""
+def recovery_path(folder: Path, process: int | str | None = None) -> Path:
+    """The recovery file of ``process`` (an id; this process's by default) inside ``folder``."""
     return folder / f"{RECOVERY_PREFIX}-{os.getpid() if process is None else process}{PROJECT_SUFFIX}"
+
+
+#: Lock files this process holds (its windows share its recovery file).
+_HELD_HERE: set[str] = set()
 
 
 def _lock_path(recovery: Path) -> Path:
     return recovery.with_suffix(".lock")
 
 
+def _delete_file(path: Path) -> None:
+    """Delete ``path`` if it is there; a folder that cannot be written (or is no folder)
+    keeps it, and autosave goes on (its writes say what is wrong)."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
 def _left_by_ended_processes(folder: Path, own: Path) -> list[Path]:
     """The recovery files in ``folder`` whose process has ended (its lock is free; no lock:
     a file of a maskwork before process locks), and this process's own, newest first."""
-    found = []
-    for path in folder.glob(f"{RECOVERY_PREFIX}*{PROJECT_SUFFIX}"):
-        if path == own:
-            found.append(path)
-            continue
-        lock = _lock_path(path)
-        if lock.exists():
-            with open(lock, "a+b") as handle:
-                try:
-                    lock_exclusively(handle)
-                except OSError:
-                    continue  # a running maskwork's: not ours to offer or delete
-                finally:
-                    unlock(handle)
-        found.append(path)
+    found = [path for path in folder.glob(f"{RECOVERY_PREFIX}*{PROJECT_SUFFIX}")
+             if path == own or _process_ended(path)]
     return sorted(found, key=lambda path: path.stat().st_mtime, reverse=True)
+
+
+def _process_ended(recovery: Path) -> bool:
+    """Whether the process that wrote ``recovery`` has ended: its lock is free, or there
+    is none (a maskwork before process locks). Unknown (the lock cannot be read) counts as
+    running: its work is neither offered nor deleted."""
+    lock = _lock_path(recovery)
+    if str(lock) in _HELD_HERE:
+        return False
+    if not lock.exists():
+        return True
+    try:
+        with open(lock, "rb") as handle:  # reading is enough to lock, and a read-only folder allows it
+            try:
+                lock_exclusively(handle)
+            finally:
+                unlock(handle)
+    except OSError:
+        return False
+    return True
+
+
+def _remove_what_ended_processes_left(folder: Path, own: Path) -> None:
+    """Delete the half-written recovery files and the lock files of ended processes that
+    left no recovery file (a crash in its first write): no later process has their id,
+    and nothing else would ever remove them."""
+    for lock in folder.glob(f"{RECOVERY_PREFIX}*.lock"):
+        recovery = lock.with_suffix(PROJECT_SUFFIX)
+        if recovery != own and not recovery.exists() and _process_ended(recovery):
+            for stale in stale_temporary_files(recovery):
+                _delete_file(stale)
+            _delete_file(lock)
 
 
 def stored_interval_minutes() -> int:
@@ -112,29 +143,46 @@ class Autosave(QObject):
         self._forget_when_written = False
         self._recovering = False
         self._lock_handle = None  # of this process's recovery file, from its first write
+        self._process_name: str | None = None  # the process id, unless another process has it
 
     @property
     def path(self) -> Path:
         """Where autosave writes the document (this process's own recovery file)."""
-        return recovery_path(config_dir())
+        return recovery_path(config_dir(), self._process_name)
 
     def _hold_lock(self) -> None:
         """Hold the lock that tells other maskwork processes this recovery file's process
-        runs (another window of this process may hold it already: the file is theirs too)."""
+        runs (another window of this process may hold it already: the file is theirs too).
+
+        A lock held elsewhere means another process has this id (a Flatpak or a container
+        sharing the settings folder): this process then takes a name of its own. A
+        folder that cannot be written is left to the write, which says so.
+        """
         lock = _lock_path(self.path)
-        if self._lock_handle is not None and self._lock_handle.name == str(lock):
+        if self._lock_handle is not None and self._lock_handle.name == str(lock) or str(lock) in _HELD_HERE:
             return
         self._release_lock()
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_handle = open(lock, "a+b")
-        with contextlib.suppress(OSError):
-            lock_exclusively(self._lock_handle)
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(lock, "a+b")
+        except OSError:
+            return
+        try:
+            lock_exclusively(handle)
+        except OSError:
+            handle.close()
+            self._process_name = f"{os.getpid()}-{secrets.token_hex(4)}"
+            self._hold_lock()
+            return
+        self._lock_handle = handle
+        _HELD_HERE.add(str(lock))
 
     def _release_lock(self) -> None:
         if self._lock_handle is not None:
             unlock(self._lock_handle)
             self._lock_handle.close()
-            Path(self._lock_handle.name).unlink(missing_ok=True)
+            _delete_file(Path(self._lock_handle.name))
+            _HELD_HERE.discard(self._lock_handle.name)
             self._lock_handle = None
 
     @property
@@ -179,21 +227,21 @@ class Autosave(QObject):
         if self._writer is not None:
             self._forget_when_written = True
         else:
-            self.path.unlink(missing_ok=True)
+            _delete_file(self.path)
 
     def _on_written(self, state: tuple, path: Path) -> None:
-        if self._forget_when_written:
-            self._forget_when_written = False
-            path.unlink(missing_ok=True)
-            return
-        self._saved_state = state
-        self.written.emit(path)
+        if not self._forget_when_written:  # else it goes when the writer has finished
+            self._saved_state = state
+            self.written.emit(path)
 
     def _on_failed(self, error: Exception) -> None:
         self.window.statusBar().showMessage(f"Autosave failed: {error}", 8000)
 
     def _on_finished(self) -> None:
         self._writer = None
+        if self._forget_when_written:  # written, failed or not: the file is not wanted
+            self._forget_when_written = False
+            _delete_file(self.path)
 
     def _after_long_stroke(self) -> None:
         applied, _ = self.window.document.history.steps
@@ -203,10 +251,11 @@ class Autosave(QObject):
     def offer_recovery(self) -> bool:
         """If a session crashed, offer to restore its autosaved document (with its undo
         history): the newest recovery file no running maskwork holds."""
+        _remove_what_ended_processes_left(self.path.parent, self.path)
         left = _left_by_ended_processes(self.path.parent, self.path)
         for path in left:
             for stale in stale_temporary_files(path):  # writes a crash cut short
-                stale.unlink(missing_ok=True)
+                _delete_file(stale)
         if not left:
             return False
         path = left[0]
@@ -231,14 +280,14 @@ class Autosave(QObject):
 
     def _delete(self, path: Path) -> None:
         """Delete a recovery file, and the lock file of an ended process's."""
-        path.unlink(missing_ok=True)
+        _delete_file(path)
         if path != self.path:
-            _lock_path(path).unlink(missing_ok=True)
+            _delete_file(_lock_path(path))
 
     def stop(self) -> None:
         """A clean exit: no more autosaves, and the recovery file goes once a write under way ended."""
         self._timer.stop()
         self._soon.stop()
         wait_while(lambda: self._writer is not None)
-        self.path.unlink(missing_ok=True)
+        _delete_file(self.path)
         self._release_lock()

@@ -70,32 +70,40 @@ TRANSFORM_METADATA = "transform"
 
 
 def _keep_transforms(layers, project: Project) -> None:
-    """Write each layer's registration transform into ``project`` as its JSON (and its
-    dense map as an array): the project's metadata holds JSON, and a Transform became its
-    text, which Export transform and Apply transform to layer then failed on."""
+    """Add the dense map of each layer's deformable registration transform to ``project``.
+
+    A project's metadata holds JSON: a transform is kept as its own JSON (``to_json``;
+    it became its text before, which Export transform and Apply transform to layer then
+    failed on), and a B-spline's or Demons' map, which JSON does not hold, as an array.
+    Layers only the history holds (deleted ones) keep the JSON without the map.
+    """
     for index, (layer, info) in enumerate(zip(layers, project.manifest["layers"])):
         transform = layer.metadata.get(TRANSFORM_METADATA)
-        if transform is None or not hasattr(transform, "to_json"):
-            continue
-        record = {"json": transform.to_json(), "backward_map": None}
-        if transform.backward_map is not None:
-            record["backward_map"] = name = f"transform_map{index}"
+        if getattr(transform, "backward_map", None) is not None:
+            info["metadata"][TRANSFORM_MAP] = name = f"transform_map{index}"
             project.arrays[name] = transform.backward_map
-        info["metadata"][TRANSFORM_METADATA] = record
 
 
-def _restore_transforms(layers, project: Project) -> None:
-    """The Transform objects :func:`_keep_transforms` wrote, back in the layers' metadata."""
+#: Key, in a layer's metadata in a project, of the array holding its transform's dense map.
+TRANSFORM_MAP = "transform_map"
+
+
+def _restore_transforms(document, project: Project) -> None:
+    """The transforms of the document's layers, and of those its history holds, back as
+    Transform objects (:func:`_keep_transforms`)."""
     from maskwork.operators.registration.transform import Transform
 
-    for layer in layers:
-        record = layer.metadata.get(TRANSFORM_METADATA)
-        if isinstance(record, dict) and "json" in record:
-            backward_map = project.arrays.get(record["backward_map"]) if record.get("backward_map") else None
-            try:
-                layer.metadata[TRANSFORM_METADATA] = Transform.from_json(record["json"], backward_map)
-            except (ValueError, TypeError):
-                del layer.metadata[TRANSFORM_METADATA]  # damaged: the layer stays, without it
+    applied, undone = document.history.steps
+    held = [atom.layer for step in (*applied, *undone) for atom in step.atoms if hasattr(atom, "layer")]
+    for layer in {id(layer): layer for layer in (*document.layers, *held)}.values():
+        described = layer.metadata.get(TRANSFORM_METADATA)
+        if not isinstance(described, dict):
+            continue
+        backward_map = project.arrays.get(layer.metadata.pop(TRANSFORM_MAP, None) or "")
+        try:
+            layer.metadata[TRANSFORM_METADATA] = Transform.from_json(described, backward_map)
+        except (ValueError, TypeError):
+            del layer.metadata[TRANSFORM_METADATA]  # damaged: the layer stays, without it
 
 
 def start_writing(project: Project, path: Path, *, returned: Callable, errored: Callable, finished: Callable) -> Worker:
@@ -332,7 +340,7 @@ class ProjectActions(QObject):
             return False
         window.files.empty_document()
         restored = commit()
-        _restore_transforms(window.document.layers, project)
+        _restore_transforms(window.document, project)
         window.source_path = Path(restored.source) if restored.source else None
         self.path = path or (Path(restored.saved_as) if restored.saved_as else None)
         self._restore_recording(restored.recording)

@@ -190,6 +190,8 @@ class Document:
     def duplicate_layer(self, layer: Layer) -> Layer:
         """Add a copy of ``layer`` just above it."""
         copy = layer.copy(self.layers.unique_name(f"{layer.name} copy"))
+        if copy.kind is LayerKind.MASK:
+            copy.colormap = self._unused_mask_color()  # told apart from the original
         return self.add_layer(copy, self.layers.index(layer) + 1, step=f"Duplicate {layer.name}")
 
     def set_property(self, layer: Layer, attr: str, value) -> None:

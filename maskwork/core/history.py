@@ -202,8 +202,8 @@ class History:
         self._open: list[Step] = []
         # The open group's newest run of pixel atoms on one layer (a stroke's mouse moves),
         # the tail of the atom list it is in: merged when anything else is recorded (the
-        # layer then holds exactly what the run left), at the group's end, and every
-        # MERGE_EVERY moves.
+        # layer then holds exactly what the run left), at the group's end, and whenever its
+        # atoms hold MERGE_WHEN_ATOMS_HOLD times its box.
         self._run: list[PixelAtom] = []
         self._run_in: list | None = None
         self._run_bytes = 0
@@ -263,8 +263,9 @@ class History:
         In a group, consecutive writes to one layer (a stroke's mouse moves, which
         overlap: a 400 px brush dragged in 5 px steps kept the same pixels 25 times over)
         are merged into one atom of their common box where that holds fewer bytes
-        (:func:`_merged`); a thin diagonal stroke, whose box is mostly untouched, keeps
-        its own boxes.
+        (:func:`_merged`), when the run ends and whenever its atoms hold
+        :data:`MERGE_WHEN_ATOMS_HOLD` times the box; a thin diagonal stroke, whose box is
+        mostly untouched, keeps its own boxes.
         """
         atom = PixelAtom(layer, bounds, layer.data[bounds].copy())
         if not self._open:

@@ -671,5 +671,15 @@ def _lists(value):
 
 
 def _jsonable(value: dict) -> dict:
-    """``value`` as JSON can hold it: numpy numbers as numbers, anything else unknown as its text."""
-    return json.loads(json.dumps(value, default=lambda item: item.item() if isinstance(item, np.generic) else str(item)))
+    """``value`` as JSON can hold it: numpy numbers as numbers, objects that describe
+    themselves (a registration's transform: ``to_json()``) as that description, anything
+    else unknown as its text."""
+
+    def plain(item):
+        if isinstance(item, np.generic):
+            return item.item()
+        if callable(getattr(item, "to_json", None)):
+            return item.to_json()
+        return str(item)
+
+    return json.loads(json.dumps(value, default=plain))

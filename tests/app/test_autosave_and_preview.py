@@ -275,3 +275,57 @@ def test_recovery_remembers_the_project_file_of_the_session(window, photo, tmp_p
     assert window.offer_recovery()
     assert window.projects.path == tmp_path / "work.maskwork" and window.windowTitle() == "maskwork - work.maskwork[*]"
     assert window.isWindowModified() and window.document.layers[1].data[30, 10:61].all()
+
+
+def test_autosave_into_a_folder_it_cannot_write_says_so_and_raises_nothing(window, photo, qtbot, tmp_path, monkeypatch):
+    window.open_paths([photo[0]])
+    window.canvas.stroke([(10, 10), (10, 50)])
+    (tmp_path / "a file").write_text("not a folder")
+    monkeypatch.setenv("MASKWORK_CONFIG_DIR", str(tmp_path / "a file" / "settings"))
+    assert window.autosave_now()
+    qtbot.waitUntil(lambda: window.autosave._writer is None, timeout=10_000)
+    assert window.statusBar().currentMessage().startswith("Autosave failed")
+    window.autosave.stop()  # a clean exit there raises nothing either
+
+
+def test_a_save_during_an_autosave_that_fails_leaves_the_next_autosave_alone(window, photo, qtbot, monkeypatch):
+    from maskwork.app import autosave
+
+    window.open_paths([photo[0]])
+    window.canvas.stroke([(10, 10), (10, 50)])
+    writing = autosave.start_writing
+    monkeypatch.setattr(autosave, "start_writing", lambda project, path, **handlers: writing(
+        project, path.parent / "no such folder" / path.name, **handlers))
+    assert window.autosave_now()
+    window.autosave.forget()  # a project save lands while that write runs (and fails)
+    qtbot.waitUntil(lambda: window.autosave._writer is None, timeout=10_000)
+    monkeypatch.setattr(autosave, "start_writing", writing)
+    window.canvas.stroke([(30, 10), (30, 50)])
+    with qtbot.waitSignal(window.autosave.written, timeout=10_000):
+        assert window.autosave_now()
+    qtbot.waitUntil(lambda: window.autosave._writer is None, timeout=10_000)
+    assert window.recovery_file.exists(), "the new work's autosave is kept"
+
+
+def test_what_a_crash_in_a_first_autosave_left_is_removed_at_the_next_start(window, isolated_config):
+    from maskwork.app.autosave import recovery_path
+
+    ended = recovery_path(isolated_config, process=999_998)
+    half = ended.with_name(f".{ended.name}.0123456789ab.tmp")
+    half.write_bytes(b"PK half written")
+    ended.with_suffix(".lock").write_bytes(b"")
+    assert not window.offer_recovery()
+    assert not half.exists() and not ended.with_suffix(".lock").exists()
+
+
+def test_another_process_of_the_same_id_gets_a_recovery_file_of_its_own(window, photo, qtbot, isolated_config):
+    from maskwork.core.io.files import lock_exclusively
+
+    window.open_paths([photo[0]])
+    window.canvas.stroke([(10, 10), (10, 50)])
+    taken = window.recovery_file
+    with open(taken.with_suffix(".lock"), "a+b") as other:  # a process of this id in another namespace
+        assert lock_exclusively(other)
+        with qtbot.waitSignal(window.autosave.written, timeout=10_000):
+            assert window.autosave_now()
+        assert window.recovery_file != taken and window.recovery_file.exists() and not taken.exists()

@@ -357,3 +357,13 @@ def test_a_registration_transform_survives_a_project(window, tmp_path, qtbot):
     np.testing.assert_allclose(reopened.metadata["transform"].matrix, matrix)
     window.document.layers.selected = reopened
     assert window.transforms.export_transform(tmp_path / "t.json") is not None
+    # A layer only the history holds (deleted before saving) keeps its transform too.
+    window.document.remove_layer(reopened)
+    with qtbot.waitSignal(window.projects.saved, timeout=10_000):
+        window.projects.save_to(tmp_path / "deleted.maskwork")
+    with qtbot.waitSignal(window.projects.opened, timeout=10_000):
+        window.files.open_paths([tmp_path / "deleted.maskwork"], background=True)
+    window.undo()
+    back = window.document.layers.by_name(warped.name)
+    assert isinstance(back.metadata["transform"], Transform)
+    np.testing.assert_allclose(back.metadata["transform"].matrix, matrix)

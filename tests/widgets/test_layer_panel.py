@@ -287,6 +287,7 @@ def test_each_new_mask_gets_a_colour_of_its_own_which_the_canvas_draws(qtbot):
     centre = picture.pixelColor(picture.width() // 2, picture.height() // 2)
     assert (centre.red(), centre.green(), centre.blue()) == MASK_COLORS["violet"]
     assert doc.new_layer("mask").colormap == "yellow", "the colour no mask has now"
+    assert doc.duplicate_layer(first).colormap == "orange", "a copy is told apart from its original"
 
 
 def test_float_image_contrast_shows_decimals(qtbot):

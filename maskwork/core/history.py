@@ -161,8 +161,8 @@ MERGE_WHEN_ATOMS_HOLD = 2.0
 class Step:
     """One user-visible undo step: a stroke, an operator run, a layer change.
 
-    ``edits`` counts the pixel writes recorded into it (mouse moves of a stroke, which
-    share tiles; autosave takes many as a long stroke).
+    ``edits`` counts the pixel writes recorded into it (a stroke's mouse moves, however
+    its atoms were merged; autosave takes many as a long stroke).
     """
 
     name: str
@@ -408,6 +408,7 @@ class History:
         """Forget all steps."""
         self._undo.clear()
         self._redo.clear()
+        self._run, self._run_in, self._run_bytes, self._run_box = [], None, 0, None
         self._saved_uid = None
         self.changed.emit()
 

@@ -67,6 +67,8 @@ def capture_window(window: MainWindow, history_limit: int = HISTORY_LIMIT_BYTES)
 
 #: Key of a registration's transform in a layer's metadata (runner.py puts it there).
 TRANSFORM_METADATA = "transform"
+#: Key, in a layer's metadata in a project, of the array holding its transform's dense map.
+TRANSFORM_MAP = "transform_map"
 
 
 def _keep_transforms(layers, project: Project) -> None:
@@ -82,10 +84,6 @@ def _keep_transforms(layers, project: Project) -> None:
         if getattr(transform, "backward_map", None) is not None:
             info["metadata"][TRANSFORM_MAP] = name = f"transform_map{index}"
             project.arrays[name] = transform.backward_map
-
-
-#: Key, in a layer's metadata in a project, of the array holding its transform's dense map.
-TRANSFORM_MAP = "transform_map"
 
 
 def _restore_transforms(document, project: Project) -> None:

@@ -18,6 +18,9 @@ from window_driver import click, drag, iou
 def crash_leaves_the_recovery_file(window):
     """What a crash leaves: the window empty (here), the recovery file as the last autosave
     wrote it (closing the document as a person does would delete it: they discarded it)."""
+    from maskwork.app.project_actions import wait_while
+
+    wait_while(lambda: window.autosave._writer is not None)  # the write's end, not only its file
     kept = window.recovery_file.read_bytes()
     window.files.close_document()
     window.recovery_file.write_bytes(kept)

@@ -325,12 +325,13 @@ def test_a_saved_project_leaves_no_recovery_file_to_offer_older_work_back(window
     window.canvas.stroke([(30, 10), (30, 50)])
     with qtbot.waitSignal(window.projects.saved, timeout=10_000):
         window.projects.save_to(tmp_path / "day.maskwork")
-    assert not window.recovery_file.exists(), "a crash now would offer the older autosave back"
+    # At once, or when the autosave's writer has finished (its file would go after it).
+    qtbot.waitUntil(lambda: window.autosave._writer is None and not window.recovery_file.exists(), timeout=5_000)
     window.canvas.stroke([(50, 10), (50, 50)])
     with qtbot.waitSignal(window.autosave.written, timeout=10_000):
         assert window.autosave_now(), "unsaved work after the save is autosaved again"
     window.files.empty_document()  # File > Close, its changes discarded
-    assert not window.recovery_file.exists()
+    qtbot.waitUntil(lambda: window.autosave._writer is None and not window.recovery_file.exists(), timeout=5_000)
 
 
 def test_a_registration_transform_survives_a_project(window, tmp_path, qtbot):

@@ -155,7 +155,13 @@ def _batch_in_its_own_group(tmp_path, recipe_file, sizes, workers):
     outdir = tmp_path / "out"
     command = [sys.executable, "-m", "maskwork", "batch", str(recipe_file), str(photos), "-o", str(outdir),
                "--workers", str(workers)]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    # Started as a shell starts a foreground command, Ctrl+C's SIGINT at its default: a test
+    # run launched in the background (`make test &`) has it ignored, every child inherits
+    # that, and the batch never saw the signal (it finished all its images).
+    as_in_a_terminal = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])", *command[1:]]
+    process = subprocess.Popen(as_in_a_terminal, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
     return process, photos, names, outdir
 
 

@@ -62,21 +62,25 @@ def current_plane(layer: Image | Labels, dims_point) -> np.ndarray:
         ``viewer.dims.point``: the world position of the sliders.
     """
     data = layer.data[0] if layer.multiscale else layer.data
+    index = _shown_index(layer, dims_point)
+    return np.asarray(data[index] if index else data)
+
+
+def _shown_index(layer: Layer, dims_point) -> tuple[int, ...]:
+    """The indices along ``layer``'s leading (non-displayed) axes of the plane shown now."""
     leading = layer.ndim - 2
-    if leading > 0:
-        position = layer.world_to_data(dims_point)
-        index = tuple(int(np.clip(round(float(p)), 0, size - 1)) for p, size in zip(position[:leading], data.shape))
-        data = data[index]
-    return np.asarray(data)
+    if leading <= 0:
+        return ()
+    shape = (layer.data[0] if layer.multiscale else layer.data).shape
+    position = layer.world_to_data(dims_point)
+    return tuple(int(np.clip(round(float(p)), 0, size - 1)) for p, size in zip(position[:leading], shape))
 
 
 def plane_number(layer: Layer, dims_point) -> int | None:
     """The index along the first leading axis of the plane of ``layer`` shown now, for a
     stack of one leading axis; None for a 2-D layer (or more leading axes: no one number)."""
-    if layer.ndim != 3:
-        return None
-    data = layer.data[0] if layer.multiscale else layer.data
-    return int(np.clip(round(float(layer.world_to_data(dims_point)[0])), 0, data.shape[0] - 1))
+    index = _shown_index(layer, dims_point)
+    return index[0] if len(index) == 1 else None
 
 
 def plane_placement(layer: Layer) -> dict:

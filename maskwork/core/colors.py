@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MASK_COLORS", "label_colors", "colorize_labels", "mask_color"]
+__all__ = ["MASK_COLORS", "label_colors", "colorize_labels", "mask_color", "mask_color_name"]
 
 # RGBA rows for labels 0..20. Labels 3.. follow Sasha Trubetskoy's list of 20
 # distinct colours, reordered so the first few classes get the most distinct hues.
@@ -171,7 +171,13 @@ MASK_COLORS = {
 }
 
 
+def mask_color_name(name: str) -> str:
+    """The mask colour a mask layer whose ``Layer.colormap`` is ``name`` is drawn in: a
+    name that is no mask colour (a mask made before masks had colours: "gray") is the
+    first, sky blue."""
+    return name if name in MASK_COLORS else next(iter(MASK_COLORS))
+
+
 def mask_color(name: str) -> tuple[int, int, int]:
-    """The RGB colour of a mask layer whose colour (``Layer.colormap``) is ``name``; a name
-    that is no mask colour (a mask made before masks had colours: "gray") is sky blue."""
-    return MASK_COLORS.get(name, MASK_COLORS["sky blue"])
+    """The RGB colour of a mask layer whose colour (``Layer.colormap``) is ``name``."""
+    return MASK_COLORS[mask_color_name(name)]

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from psygnal import Signal
 
-from maskwork.core.colors import MASK_COLORS, mask_color
+from maskwork.core.colors import MASK_COLORS, mask_color_name
 from maskwork.core.history import (
     AttributeAtom,
     History,
@@ -162,8 +162,7 @@ class Document:
 
     def _unused_mask_color(self) -> str:
         """The first mask colour no mask layer has (they repeat when all are taken)."""
-        masks = self.layers.of_kind(LayerKind.MASK)
-        taken = [color for color in MASK_COLORS for mask in masks if mask_color(mask.colormap) == MASK_COLORS[color]]
+        taken = [mask_color_name(mask.colormap) for mask in self.layers.of_kind(LayerKind.MASK)]
         return min(MASK_COLORS, key=lambda color: (taken.count(color), list(MASK_COLORS).index(color)))
 
     def new_layer(self, kind: LayerKind | str, name: str | None = None) -> Layer:

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from maskwork.core.document import Document
-from maskwork.core.colors import MASK_COLORS
+from maskwork.core.colors import MASK_COLORS, mask_color_name
 from maskwork.core.layers import BLEND_MODES, Layer, LayerKind, auto_contrast_limits
 from maskwork.widgets.messages import replace_message_box
 
@@ -481,7 +481,7 @@ class LayerPanel(QWidget):
                 self.colormap_combo.clear()
                 self.colormap_combo.addItems(names)
             if self.colormap_combo.isEnabled():
-                shown = layer.colormap if not is_mask or layer.colormap in MASK_COLORS else next(iter(MASK_COLORS))
+                shown = mask_color_name(layer.colormap) if is_mask else layer.colormap
                 if self.colormap_combo.findText(shown) < 0:
                     self.colormap_combo.addItem(shown)
                 self.colormap_combo.setCurrentText(shown)

@@ -409,19 +409,19 @@ def _quality(images, inside: Region | None):
     if images[0].data.shape != images[1].data.shape:
         return "the images differ in size or channels"
     reference, other = images[0].data, images[1].data
-    scale = ""
+    scale, data_range = "", None  # by the reference's type
     if reference.dtype != other.dtype:
         # An 8-bit photo against its float copy scored 7 dB on raw values: each is put
         # on 0..1 by its own type (8-bit /255, 16-bit /65535, float as it is), NaN kept
         # as unknown (the measures leave such pixels out).
         reference, other = _on_unit_scale(reference), _on_unit_scale(other)
-        scale = f"   (on 0..1: {images[0].data.dtype} against {images[1].data.dtype})"
+        scale, data_range = f"   (on 0..1: {images[0].data.dtype} against {images[1].data.dtype})", 1.0
     try:
         mask = inside.mask() if inside is not None else None
         if mask is not None and not mask.any():
             return "the mask is empty"
-        values = (measure.psnr(reference, other, mask=mask, data_range=1.0 if scale else None),
-                  measure.ssim(reference, other, mask=mask, data_range=1.0 if scale else None),
+        values = (measure.psnr(reference, other, mask=mask, data_range=data_range),
+                  measure.ssim(reference, other, mask=mask, data_range=data_range),
                   measure.mse(reference, other, mask=mask))
     except ValueError as error:
         return f"cannot measure: {error}"

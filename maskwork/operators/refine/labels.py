@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Range, register
+from maskwork.operators.registry import Display, Range, register
 from maskwork.operators.seeds import check_mask
 
 CATEGORY = "Refine"
@@ -25,9 +25,9 @@ def clean_labels(
     mask: np.ndarray,
     image: np.ndarray | None = None,
     *,
-    min_size: Annotated[int, Range(0, 1_000_000_000)] = 64,
+    min_size: Annotated[int, Range(0, 1_000_000_000), Display("Smallest part", "px", "keep every part")] = 64,
     fill_holes: bool = True,
-    sigma: Annotated[float, Range(0.0, 100.0)] = 0.0,
+    sigma: Annotated[float, Range(0.0, 100.0), Display("Smoothing (sigma)", "px", "none")] = 0.0,
     connectivity: Literal[4, 8] = 8,
     ctx: RunContext | None = None,
 ) -> Result:

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 #: lock on ``recovery-<process id>.lock`` while the process runs: two maskwork windows in
 #: two processes overwrote one file, and the first to quit deleted the other's.
 RECOVERY_PREFIX = "recovery"
+#: An unreadable recovery file is renamed to start with this, out of the files offered.
+DAMAGED_PREFIX = "damaged-"
 #: Minutes between autosaves unless the person chose otherwise (Edit > Preferences).
 DEFAULT_INTERVAL_MINUTES = 1
 #: Quiet time after an Apply or a long stroke before the document is autosaved: that work
@@ -258,15 +260,21 @@ class Autosave(QObject):
                 _delete_file(stale)
         if not left:
             return False
-        path = left[0]
-        window = self.window
-        if not window.ask("Restore unsaved work?", "maskwork did not close properly last time. Restore the autosaved document?"):
+        path, window = left[0], self.window
+        question = "maskwork did not close properly last time. Restore the autosaved document?"
+        if len(left) > 1:  # a window holds one document: the others wait for the next starts
+            older = "1 older one is" if len(left) == 2 else f"{len(left) - 1} older ones are"
+            question = (f"maskwork did not close properly {len(left)} times. Restore the newest autosaved "
+                        f"document? ({older} kept and offered one at each start.)")
+        if not window.ask("Restore unsaved work?", question):
             self._delete(path)
             return False
         try:
             project = read_project(path)
         except (ProjectError, OSError) as error:
-            window.show_error("Cannot restore the autosaved document", str(error))
+            kept = self._set_aside(path)
+            where = f"\n\nIt was kept as {kept}." if kept is not None else ""
+            window.show_error("Cannot restore the autosaved document", f"{error}{where}")
             return False
         self._recovering = True
         try:
@@ -277,6 +285,20 @@ class Autosave(QObject):
             self._delete(path)
             self._soon.start()  # into this process's own file, soon
         return restored
+
+    def _set_aside(self, path: Path) -> Path | None:
+        """Rename an unreadable recovery file out of the way so that it is not offered at
+        every start; the person may still want to send it to someone. None if it could
+        not be renamed (it is deleted then, with its lock)."""
+        try:
+            aside = path.with_name(f"{DAMAGED_PREFIX}{path.stem}-{int(path.stat().st_mtime)}{PROJECT_SUFFIX}")
+            os.replace(path, aside)
+        except OSError:
+            self._delete(path)
+            return None
+        if path != self.path:
+            _delete_file(_lock_path(path))
+        return aside
 
     def _delete(self, path: Path) -> None:
         """Delete a recovery file, and the lock file of an ended process's."""

@@ -56,7 +56,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +75,7 @@ from maskwork.core.history import (
     ReplaceDataAtom,
     Step,
 )
+from maskwork.core.io.files import temporary_sibling, unwritable
 from maskwork.core.layers import Layer, LayerKind, lend_arrays
 
 FORMAT_NAME = "maskwork-project"
@@ -410,11 +410,6 @@ class _CountingWriter:
         return written
 
 
-def temporary_path(path: Path) -> Path:
-    """A fresh hidden name beside ``path`` for the file a save fills before its rename."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-
-
 def stale_temporary_files(path: Path) -> list[Path]:
     """Temporary files that saves to ``path`` left behind (a crash cut them short)."""
     return sorted(path.parent.glob(f".{path.name}.*.tmp"))
@@ -437,12 +432,16 @@ def write_project(project: Project, path: str | os.PathLike, progress: Progress 
     Raises
     ------
     OSError
-        When the file cannot be written (a full disk); the temporary file is removed and
-        an existing file at ``path`` is left as it was.
+        When the file cannot be written (a full disk, a read-only folder), said in words
+        that name ``path``, never the temporary file; that is removed and an existing
+        file at ``path`` is left as it was.
     """
     path = Path(path)
-    temporary = temporary_path(path)
-    handle = os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
+    temporary = temporary_sibling(path)
+    try:
+        handle = os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
+    except OSError as error:
+        raise unwritable(path, error) from error
     done = [0]
     try:
         with handle:
@@ -459,8 +458,10 @@ def write_project(project: Project, path: str | os.PathLike, progress: Progress 
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise unwritable(path, error) from error
         raise
     return path
 
@@ -518,11 +519,13 @@ def read_project(path: str | os.PathLike, progress: Progress | None = None) -> P
                 raise ProjectError(f"{path.name} is not a maskwork project (it has no {MANIFEST_NAME})") from None
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
                 raise ProjectError(f"{path.name} is not a maskwork project")
-            if not isinstance(manifest.get("version"), int) or manifest["version"] > FORMAT_VERSION:
-                raise ProjectError(
-                    f"{path.name} was saved by a newer maskwork (project format {manifest.get('version')}; "
-                    f"this one reads up to {FORMAT_VERSION})"
-                )
+            version = manifest.get("version")
+            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+                raise ProjectError(f"{path.name} is damaged: its project format version is {version!r}, "
+                                   "not a whole number from 1")
+            if version > FORMAT_VERSION:
+                raise ProjectError(f"{path.name} was saved by a newer maskwork (project format {version}; "
+                                   f"this one reads up to {FORMAT_VERSION})")
             entries = [info for info in archive.infolist()
                        if info.filename.startswith(ARRAY_FOLDER) and info.filename.endswith(".npy")]
             total, done, arrays = sum(info.file_size for info in entries), [0], {}

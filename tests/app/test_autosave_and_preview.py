@@ -112,6 +112,42 @@ def test_declining_recovery_deletes_the_file(window, photo, monkeypatch, qtbot):
     assert not window.recovery_file.exists()
 
 
+def test_several_crashed_sessions_are_offered_newest_first_and_the_question_says_so(window, photo, monkeypatch,
+                                                                                     isolated_config, qtbot):
+    from maskwork.app.autosave import recovery_path
+
+    window.open_paths([photo[0]])
+    window.canvas.stroke([(10, 10), (10, 50)])
+    with qtbot.waitSignal(window.autosave.written, timeout=10_000):
+        assert window.autosave_now()
+    left = [recovery_path(isolated_config, process=900_000 + number) for number in range(3)]
+    for age, path in enumerate(left):  # three crashed processes, the first the newest
+        path.write_bytes(window.recovery_file.read_bytes())
+        os.utime(path, (1e9 - age, 1e9 - age))
+    crash_leaves_the_recovery_file(window)
+    window.recovery_file.unlink()
+    questions = []
+    monkeypatch.setattr(window, "ask", lambda title, question: questions.append(question) or True)
+    assert window.offer_recovery()
+    assert "2 older ones are kept and offered one at each start" in questions[0]
+    assert not left[0].exists() and left[1].exists() and left[2].exists(), "the newest was restored"
+
+
+def test_an_unreadable_recovery_file_is_set_aside_once_not_offered_at_every_start(window, monkeypatch,
+                                                                                  isolated_config):
+    from maskwork.app.autosave import recovery_path
+
+    damaged = recovery_path(isolated_config, process=900_000)
+    damaged.write_bytes(b"PK not a project")
+    questions = []
+    monkeypatch.setattr(window, "ask", lambda title, question: questions.append(question) or True)
+    assert not window.offer_recovery()
+    kept = next(isolated_config.glob("damaged-recovery-900000-*.maskwork"))
+    assert kept.read_bytes() == b"PK not a project" and not damaged.exists()
+    assert f"It was kept as {kept}" in window.last_message_box.text()
+    assert not window.offer_recovery() and len(questions) == 1, "not asked again at the next start"
+
+
 def test_an_edit_that_replaces_an_undone_one_of_the_same_name_and_size_is_autosaved(window, photo, qtbot):
     from maskwork.core.document import Document
     from maskwork.core.project import restore

@@ -201,9 +201,20 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, mon
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(project._CountingWriter, "write", disk_full)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OSError, match="No space") as raised:
         write_project(capture(document), path)
     assert path.read_bytes() == old_bytes and not stale_temporary_files(path)
+    assert str(raised.value) == f"cannot write {path}: No space left on device", "the file asked for, never the temporary"
+
+
+def test_a_read_only_folder_is_named_with_the_project_not_its_temporary_file(tmp_path, monkeypatch):
+    def read_only_folder(name, *args):  # as the system refuses it; root would be let through
+        raise PermissionError(13, "Permission denied", name)
+
+    monkeypatch.setattr(project.os, "open", read_only_folder)
+    with pytest.raises(OSError) as raised:
+        write_project(capture(working_session(IMAGES["float"])), tmp_path / "p.maskwork")
+    assert str(raised.value) == f"cannot write {tmp_path / 'p.maskwork'}: Permission denied"
 
 
 def test_a_project_file_gets_the_permissions_of_the_umask(tmp_path):
@@ -227,6 +238,9 @@ def test_progress_is_reported_up_to_the_whole(tmp_path, monkeypatch):
     (None, "no manifest.json"),
     ({"format": "something-else", "version": 1}, "not a maskwork project"),
     ({"format": "maskwork-project", "version": 99}, "newer maskwork"),
+    ({"format": "maskwork-project", "version": "1"}, "damaged: its project format version is '1'"),
+    ({"format": "maskwork-project", "version": True}, "damaged"),
+    ({"format": "maskwork-project"}, "damaged: its project format version is None"),
 ])
 def test_files_that_are_no_project_are_refused(tmp_path, content, message):
     path = tmp_path / "bad.maskwork"

@@ -141,6 +141,7 @@ class Layer:
     ) -> None:
         self.kind = LayerKind(kind)
         self._data = self._coerce(np.asarray(data))
+        self._revision = 0
         self._name = str(name)
         self._visible = bool(visible)
         self._opacity = float(np.clip(opacity, 0.0, 1.0))
@@ -182,7 +183,14 @@ class Layer:
             None announces a whole new array.
         """
         self._data = self._coerce(np.asarray(value))
+        self._revision += 1
         self.data_changed.emit(changed)
+
+    @property
+    def revision(self) -> int:
+        """A number that grows with every change of the pixels: what was worked out from
+        them at one revision (in another thread, say) still holds while it is the same."""
+        return self._revision
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -198,6 +206,7 @@ class Layer:
         if is_lent(self._data):
             self._data = self._data.copy()
         self._data[bounds] = values
+        self._revision += 1
         self.data_changed.emit(bounds)
 
     # -- display properties -----------------------------------------------------------

@@ -6,6 +6,8 @@ layers, refreshes after edits (debounced, so painting stays smooth) and draws th
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -54,17 +56,18 @@ class Region:
         return data != 0 if self.label is None else data == self.label
 
 
-def regions_of(layer: Layer) -> list[Region]:
-    """The layer as a whole, then each of its classes when it is a labels layer with few."""
-    regions = [Region(layer)]
-    if layer.kind is LayerKind.LABELS and layer.data.size:
-        counts = np.bincount(layer.data.ravel())
-        classes = np.flatnonzero(counts[1:]) + 1
-        if 1 < len(classes) <= MAX_LISTED_CLASSES:
-            # Seeded segmentations label foreground 1 and background 2: comparing "= 1"
-            # with a mask is the comparison a person means.
-            regions += [Region(layer, int(label)) for label in classes]
-    return regions
+def listed_classes(labels: np.ndarray) -> list[int]:
+    """The classes of a labels array that are offered as regions of their own: none when
+    it has one class or more than :data:`MAX_LISTED_CLASSES`.
+
+    Seeded segmentations label foreground 1 and background 2: comparing "= 1" with a mask
+    is the comparison a person means. Objects numbered one by one show more classes than
+    that in a sample of every 8th pixel, which saves counting all of a large layer.
+    """
+    if not labels.size or np.count_nonzero(np.unique(labels[::8, ::8])) > MAX_LISTED_CLASSES:
+        return []
+    classes = np.flatnonzero(np.bincount(labels.ravel())[1:]) + 1
+    return [int(label) for label in classes] if 1 < len(classes) <= MAX_LISTED_CLASSES else []
 
 
 class WholeNumberAxis(pg.AxisItem):
@@ -94,6 +97,8 @@ class MeasurePanel(QWidget):
     """
 
     refreshed = Signal()
+    classes_listed = Signal()
+    """The classes of labels layers counted in the background are in the region lists."""
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -101,6 +106,9 @@ class MeasurePanel(QWidget):
         self._watched: list[Layer] = []
         self._job: Worker | None = None
         self._pending = False
+        #: A labels layer's listed classes, as (its revision when counted, classes).
+        self._classes: weakref.WeakKeyDictionary[Layer, tuple[int, list[int]]] = weakref.WeakKeyDictionary()
+        self._counting: Worker | None = None
 
         self.histogram_plot = HistogramPlot()
         self.histogram_plot.setObjectName("histogramPlot")
@@ -198,9 +206,41 @@ class MeasurePanel(QWidget):
     def _region_layers(self) -> list[Layer]:
         return list(reversed(self.document.layers.of_kind(*REGION_KINDS)))
 
+    def _regions_of(self, layer: Layer) -> list[Region]:
+        """The layer as a whole, then each of its classes where a labels layer has few;
+        the classes are counted in the background, and until a count after an edit comes
+        back the count before it stands (the choice of a class stays)."""
+        counted = self._classes.get(layer)
+        if counted is None:
+            return [Region(layer)]
+        return [Region(layer), *(Region(layer, label) for label in counted[1])]
+
+    def _count_classes(self, layers: list[Layer]) -> None:
+        """Count the classes of ``layers`` in a worker (a 64-megapixel layer takes a fifth
+        of a second); the lists are filled again when the counts come back."""
+        if self._counting is not None or not layers:
+            return  # the running count's end fills the lists again, which counts the rest
+        revisions = [layer.revision for layer in layers]
+
+        def count(worker) -> list[list[int]]:
+            return [listed_classes(layer.data) for layer in layers]
+
+        def counted(classes) -> None:
+            self._counting = None
+            if isinstance(classes, Exception):  # counted as none, not again and again
+                classes = [[] for _ in layers]
+            for layer, revision, listed in zip(layers, revisions, classes):
+                self._classes[layer] = (revision, listed)
+            self._on_stack_changed()
+            self.classes_listed.emit()
+
+        self._counting = start_worker(count, returned=counted, name="labels classes")
+
     def _on_stack_changed(self, *_) -> None:
         layers = self._region_layers()
-        regions = [region for layer in layers for region in regions_of(layer)]
+        self._count_classes([layer for layer in layers if layer.kind is LayerKind.LABELS
+                             and self._classes.get(layer, (None,))[0] != layer.revision])
+        regions = [region for layer in layers for region in self._regions_of(layer)]
         self._fill(self.combo_a, regions, 0)
         self._fill_other(self.combo_b, regions, self.combo_a.currentData())
         self._fill(self.objects_combo, [Region(layer) for layer in layers], 0)

@@ -75,7 +75,9 @@ def test_compare_two_operators_on_the_same_seeds(window, photo, qtbot):
     grabcut_mask, watershed_labels = results
     panel = window.measure_panel
     panel.combo_a.setCurrentIndex(panel.combo_a.findText(grabcut_mask.name))
-    # Watershed labels the background 2: its class 1 is the foreground to compare.
+    # Watershed labels the background 2: its class 1 is the foreground to compare (listed
+    # once the panel has counted the layer's classes in the background).
+    qtbot.waitUntil(lambda: panel.combo_b.findText(f"{watershed_labels.name} = 1") >= 0, timeout=10_000)
     panel.combo_b.setCurrentIndex(panel.combo_b.findText(f"{watershed_labels.name} = 1"))
     with qtbot.waitSignal(panel.refreshed, timeout=10_000):
         panel.refresh()

@@ -103,3 +103,31 @@ def test_unknown_pixels_of_a_float_image_stay_unknown_against_an_eight_bit_one(p
     panel.image_b.setCurrentIndex(panel.image_b.findText("camera with a hole"))
     refresh(qtbot, panel)
     assert float(panel.quality_label.text().split()[1]) > 100, "the NaN pixels left out, not read as black"
+
+
+def test_a_labels_layers_few_classes_are_listed_once_counted_in_the_background(panel, qtbot, monkeypatch):
+    import threading
+
+    from maskwork.widgets import measure_panel
+
+    counted_in = []
+    count = measure_panel.listed_classes
+    monkeypatch.setattr(measure_panel, "listed_classes",
+                        lambda labels: counted_in.append(threading.current_thread()) or count(labels))
+    seeded = np.zeros((512, 512), np.uint16)
+    seeded[:, 256:] = 2
+    seeded[100:200, 100:200] = 1
+    objects = np.arange(512 * 512, dtype=np.uint16).reshape(512, 512) // 2000  # 132 ids
+    with qtbot.waitSignal(panel.classes_listed, timeout=5000):
+        panel.document.add_layer(Layer(seeded, "labels", "seeded"))
+    qtbot.waitUntil(lambda: panel.combo_a.findText("seeded = 2") >= 0, timeout=5000)
+    assert counted_in and threading.main_thread() not in counted_in, "a large layer's count stalls no frame"
+    panel.combo_a.setCurrentIndex(panel.combo_a.findText("seeded = 1"))
+    panel.document.write(panel.document.layers[-1], (slice(0, 10), slice(0, 10)),
+                         np.full((10, 10), 3, np.uint16), "a third class")
+    with qtbot.waitSignal(panel.classes_listed, timeout=5000):
+        panel.document.add_layer(Layer(objects, "labels", "objects"))
+    qtbot.waitUntil(lambda: panel.combo_a.findText("seeded = 3") >= 0, timeout=5000)
+    assert panel.combo_a.currentText() == "seeded = 1", "the choice stays while the classes are counted again"
+    assert not [panel.combo_a.itemText(i) for i in range(panel.combo_a.count())
+                if panel.combo_a.itemText(i).startswith("objects =")], "objects one by one are no classes to list"

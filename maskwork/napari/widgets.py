@@ -34,6 +34,8 @@ from magicgui.widgets import (
 )
 from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import notification_manager, show_error, show_info
+from qtpy.QtCore import QEvent, QObject
+from qtpy.QtWidgets import QWidget
 
 from maskwork.napari import convert
 from maskwork.napari.manifest import widget_class_name
@@ -183,6 +185,7 @@ class OperatorWidget(Container):
         for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
             event.connect(self._on_layers_changed)
         self.native.destroyed.connect(self._on_destroyed)
+        self._undock_watcher = _UndockWatcher(self.native, self._on_undocked)
 
     # -- inputs -----------------------------------------------------------------------
     def _candidates(self, name: str) -> list[Layer]:
@@ -238,6 +241,13 @@ class OperatorWidget(Container):
             if combo.value is None and isinstance(layer, convert.INPUT_LAYER_TYPES[name]) and id(layer) not in taken:
                 combo.value = layer
                 break
+
+    def _on_undocked(self) -> None:
+        """napari removed the dock (its close button, ``remove_dock_widget``): stop a run,
+        whose result would otherwise arrive from a dock that is gone. The widget stays
+        whole, and works again if it is docked again."""
+        if self.worker is not None:
+            self.cancel()
 
     def _on_destroyed(self) -> None:
         """The widget is gone (its viewer closed): stop listening, and stop a run unseen."""
@@ -463,6 +473,21 @@ class OperatorWidget(Container):
 # ----------------------------------------------------------------------------- one class per operator
 
 _classes: dict[str, type[OperatorWidget]] = {}
+
+
+class _UndockWatcher(QObject):
+    """Calls ``undocked`` when ``widget`` loses its parent: napari's ``remove_dock_widget``
+    takes a dock's widget out of it and keeps it alive, so no ``destroyed`` comes."""
+
+    def __init__(self, widget: QWidget, undocked) -> None:
+        super().__init__(widget)
+        self._undocked = undocked
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.ParentChange and watched.parent() is None:
+            self._undocked()
+        return False
 
 
 def widget_class(op_id: str) -> type[OperatorWidget]:

@@ -301,6 +301,20 @@ def test_closing_the_viewer_cancels_a_running_operator(qtbot):
     assert QThreadPool.globalInstance().waitForDone(RUN_TIMEOUT_MS)
 
 
+def test_removing_the_dock_cancels_its_run_and_adds_nothing(empty_viewer, qtbot):
+    empty_viewer.add_image(np.ascontiguousarray(data.astronaut()[::2, ::2]), name="photo")
+    empty_viewer.add_shapes([[[10, 15], [10, 225], [250, 225], [250, 15]]], shape_type="rectangle", name="box")
+    widget = dock(empty_viewer, "grabcut")
+    widget.params["iterations"].value = 30
+    widget.params["coarse_megapixels"].value = 0.0
+    with qtbot.waitSignal(empty_viewer.layers.events.inserted, timeout=RUN_TIMEOUT_MS):  # the first preview
+        widget.run_button.native.click()
+    with qtbot.waitSignal(widget.run_finished, timeout=RUN_TIMEOUT_MS) as finished:
+        empty_viewer.window.remove_dock_widget(widget.native)
+    assert finished.args == ["cancelled"]
+    assert [layer.name for layer in empty_viewer.layers] == ["photo", "box"], "no result from a dock that is gone"
+
+
 # ----------------------------------------------------------------------------- conversions
 
 

@@ -284,15 +284,21 @@ def test_cancel_stops_the_run_after_its_first_preview(empty_viewer, qtbot, notif
     assert widget.status.value == "GrabCut: cancelled" and widget.run_button.enabled
 
 
-def test_closing_the_viewer_cancels_a_running_operator(qtbot):
-    viewer = napari.Viewer(show=False)
+def grabcut_running_after_its_first_preview(viewer, qtbot) -> OperatorWidget:
+    """A GrabCut dock whose run (seconds long) has just shown its first preview."""
     viewer.add_image(np.ascontiguousarray(data.astronaut()[::2, ::2]), name="photo")
     viewer.add_shapes([[[10, 15], [10, 225], [250, 225], [250, 15]]], shape_type="rectangle", name="box")
     widget = dock(viewer, "grabcut")
     widget.params["iterations"].value = 30
     widget.params["coarse_megapixels"].value = 0.0
-    with qtbot.waitSignal(viewer.layers.events.inserted, timeout=RUN_TIMEOUT_MS):  # the first preview
+    with qtbot.waitSignal(viewer.layers.events.inserted, timeout=RUN_TIMEOUT_MS):
         widget.run_button.native.click()
+    return widget
+
+
+def test_closing_the_viewer_cancels_a_running_operator(qtbot):
+    viewer = napari.Viewer(show=False)
+    widget = grabcut_running_after_its_first_preview(viewer, qtbot)
     worker = widget.worker
 
     viewer.close()
@@ -302,13 +308,7 @@ def test_closing_the_viewer_cancels_a_running_operator(qtbot):
 
 
 def test_removing_the_dock_cancels_its_run_and_adds_nothing(empty_viewer, qtbot):
-    empty_viewer.add_image(np.ascontiguousarray(data.astronaut()[::2, ::2]), name="photo")
-    empty_viewer.add_shapes([[[10, 15], [10, 225], [250, 225], [250, 15]]], shape_type="rectangle", name="box")
-    widget = dock(empty_viewer, "grabcut")
-    widget.params["iterations"].value = 30
-    widget.params["coarse_megapixels"].value = 0.0
-    with qtbot.waitSignal(empty_viewer.layers.events.inserted, timeout=RUN_TIMEOUT_MS):  # the first preview
-        widget.run_button.native.click()
+    widget = grabcut_running_after_its_first_preview(empty_viewer, qtbot)
     with qtbot.waitSignal(widget.run_finished, timeout=RUN_TIMEOUT_MS) as finished:
         empty_viewer.window.remove_dock_widget(widget.native)
     assert finished.args == ["cancelled"]

@@ -40,10 +40,11 @@ def open_in_napari(layers: Iterable[Layer], viewer=None):
         Usually a whole :class:`~maskwork.core.layers.LayerStack`. Images become Image
         layers (RGB when they have 3 or 4 channels, with their colour map and contrast
         limits); labels, markers and masks become Labels layers in maskwork's label
-        colours, as copies (painting in napari leaves the maskwork document alone). Names,
-        visibility, opacity, order and the blend modes napari has (:data:`NAPARI_BLENDING`;
-        the others draw translucent) are kept; other channel counts give one layer per
-        channel. Preview layers are transient and left out.
+        colours (a mask in its own colour), as copies (painting in napari leaves the
+        maskwork document alone). Names, visibility, opacity, order and the blend modes
+        napari has (:data:`NAPARI_BLENDING`; the others draw translucent) are kept; other
+        channel counts give one layer per channel. Preview layers are transient and left
+        out.
     viewer : napari.Viewer, optional
         An open viewer to add the layers to; a new one is made when omitted.
 
@@ -56,7 +57,7 @@ def open_in_napari(layers: Iterable[Layer], viewer=None):
     import napari
     from napari.utils.colormaps import AVAILABLE_COLORMAPS
 
-    from maskwork.napari.convert import label_colormap
+    from maskwork.napari.convert import label_colormap, mask_colormap
 
     if viewer is None:
         viewer = napari.Viewer(title="maskwork layers")
@@ -70,8 +71,8 @@ def open_in_napari(layers: Iterable[Layer], viewer=None):
         if layer.kind is not LayerKind.IMAGE:
             # A copy: napari paints labels in place, which would change the document behind
             # its history's back.
-            viewer.add_labels(data.copy(), name=layer.name, colormap=label_colormap(data), metadata=metadata,
-                              **common)
+            colormap = mask_colormap(layer.colormap) if layer.kind is LayerKind.MASK else label_colormap(data)
+            viewer.add_labels(data.copy(), name=layer.name, colormap=colormap, metadata=metadata, **common)
         elif data.ndim == 3 and data.shape[2] in (3, 4):
             viewer.add_image(data, name=layer.name, rgb=True, metadata=metadata, **common)
         elif data.ndim == 2:

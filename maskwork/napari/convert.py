@@ -15,7 +15,7 @@ import numpy as np
 from napari.layers import Image, Labels, Layer, Points, Shapes
 from napari.utils.colormaps import DirectLabelColormap
 
-from maskwork.core.colors import label_colors
+from maskwork.core.colors import label_colors, mask_color
 from maskwork.operators.context import InputError, Result
 from maskwork.operators.registry import OperatorSpec
 from maskwork.pipeline.session import OutputLayer, result_layers
@@ -235,6 +235,14 @@ def label_colormap(data: np.ndarray) -> DirectLabelColormap | None:
     colors: dict = {label: color for label, color in enumerate(rgba)}
     colors[None] = _UNLISTED_LABEL_COLOR
     return DirectLabelColormap(color_dict=colors)
+
+
+def mask_colormap(color_name: str) -> DirectLabelColormap:
+    """A mask layer's colour (its ``Layer.colormap``, a name of
+    :data:`~maskwork.core.colors.MASK_COLORS`) for every pixel of the mask, as the
+    maskwork window draws it: two masks in sky blue and yellow stay told apart in napari."""
+    rgba = np.array([*mask_color(color_name), 255]) / 255.0
+    return DirectLabelColormap(color_dict={0: np.zeros(4), None: rgba})
 
 
 def result_layer_data(spec: OperatorSpec, result: Result, inputs: dict, placement: dict) -> list[LayerData]:

@@ -387,7 +387,7 @@ def test_open_in_napari_shares_the_application_and_keeps_layers(qapp):
     markers[10:20, 10:20] = 1
     markers[40:50, 40:50] = 2
     stack.append(Layer(markers, LayerKind.MARKERS, "scribbles", opacity=0.5, blend="additive"))
-    stack.append(Layer(markers > 0, LayerKind.MASK, "mask", visible=False))
+    stack.append(Layer(markers > 0, LayerKind.MASK, "mask", visible=False, colormap="yellow"))
     stack.append(Layer(markers, LayerKind.PREVIEW, "preview"))
     stack.append(Layer(np.zeros((64, 80, 2), np.float32), LayerKind.IMAGE, "two channels"))
 
@@ -401,6 +401,8 @@ def test_open_in_napari_shares_the_application_and_keeps_layers(qapp):
         assert isinstance(scribbles, Labels) and scribbles.opacity == 0.5 and scribbles.blending == "additive"
         assert photo.blending == "translucent"
         assert isinstance(mask, Labels) and not mask.visible
+        np.testing.assert_allclose(mask.colormap.map(np.array([0, 1]))[:, 3], [0, 1])
+        np.testing.assert_allclose(mask.colormap.map(np.array([1]))[0, :3], np.array([255, 225, 25]) / 255, atol=0.01)
         np.testing.assert_array_equal(scribbles.data, markers)
         assert not np.shares_memory(scribbles.data, stack[1].data)  # painting in napari leaves maskwork alone
         # maskwork's colours: foreground green, background red.

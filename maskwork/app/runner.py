@@ -614,6 +614,11 @@ class OperatorRunner(QObject):
             )))
             return
         added = []
+        # Below the scribble layers on top of the stack: a 60 % labels layer over them
+        # hid the strokes a person goes on refining with.
+        index = len(doc.layers)
+        while index > 0 and doc.layers[index - 1].kind is LayerKind.MARKERS:
+            index -= 1
         transform = outcome.result.outputs.get("transform")
         # Before the layers are added: the canvas then draws them with the preview's
         # ImageItems (layer_view.SPARE_ITEMS_KEPT), and both happen within one frame anyway.
@@ -637,7 +642,7 @@ class OperatorRunner(QObject):
                         colormap=_labels_colormap(spec, kind, output.data),
                         metadata=metadata,
                     )
-                    doc.add_layer(layer)
+                    doc.add_layer(layer, index + len(added))
                     added.append(layer)
                 self.last_digests = [output.digest for output in outcome.layers]
                 if spec.previous_result_input is not None:

@@ -62,6 +62,21 @@ def test_random_walker_auto_preview_follows_scribbles_then_applies(window, photo
     assert np.mean(clean.data == labels.data) > 0.97
 
 
+def test_results_go_under_the_scribbles_a_person_goes_on_refining_with(window, photo, qtbot):
+    path, image, truth = photo
+    window.open_paths([path])
+    scribble_cat(window, truth)
+    scribbles = window.document.layers.of_kind(LayerKind.MARKERS)[-1]
+    window.choose_operator(get("watershed"))
+    with qtbot.waitSignal(window.runner.applied, timeout=30_000) as applied:
+        window.action_apply.trigger()
+    labels = applied.args[0][0]
+    assert [layer.kind for layer in window.document.layers] == [LayerKind.IMAGE, LayerKind.LABELS, LayerKind.MARKERS]
+    assert window.document.layers[-1] is scribbles and window.document.layers.selected is labels
+    window.action_undo.trigger()
+    assert list(window.document.layers) == [window.document.layers[0], scribbles]
+
+
 def test_compare_two_operators_on_the_same_seeds(window, photo, qtbot):
     path, image, truth = photo
     window.open_paths([path])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Sequence
 
@@ -45,15 +46,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"maskwork {__version__}")
         return 0
+    options = [arg for arg in argv if arg.startswith("-")]
+    if options:
+        sys.stderr.write(f"maskwork: error: unknown option {options[0]} "
+                         f"(commands: {', '.join(COMMANDS)}; or give image files)\n")
+        return EXIT_BAD_INPUT
     from maskwork.operators.extras import missing_modules, needs_message
 
     missing = missing_modules(WINDOW_MODULES)
     if missing:
         sys.stderr.write(f"maskwork: {needs_message('The window', missing)} (the command line runs without it: maskwork --help)\n")
         return EXIT_BAD_INPUT
+    if _no_display():
+        # Qt would abort (SIGABRT) with advice to reinstall.
+        sys.stderr.write("maskwork: error: no display to open the window on (DISPLAY and WAYLAND_DISPLAY are "
+                         "unset); the command line needs none: maskwork --help\n")
+        return EXIT_BAD_INPUT
     from maskwork.app.application import run_application
 
     return run_application(argv)
+
+
+def _no_display() -> bool:
+    """Whether the window has nowhere to show on Linux and the like: no X or Wayland
+    display, and no Qt platform chosen (``offscreen``, ``vnc``, ``eglfs``, ...)."""
+    if sys.platform in ("win32", "darwin") or os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 if __name__ == "__main__":

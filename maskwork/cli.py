@@ -26,13 +26,15 @@ from maskwork.core.models import ModelNotInstalled
 from maskwork.models_cli import add_models_parser, run_models
 from maskwork import __version__
 from maskwork.operators.context import InputError
-from maskwork.operators.extras import install_command
+from maskwork.operators.extras import needs_message
 from maskwork.pipeline.quiet import library_output_silenced
 
 EXIT_SOME_FAILED = 1
 EXIT_INTERNAL_ERROR = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+#: 128 + SIGPIPE: the status of a filter whose reader stopped reading.
+EXIT_READER_GONE = 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -131,13 +133,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _outcome(args) -> tuple[int, str]:
     """Run the command; return its exit code and the line to print on stderr (or "")."""
     try:
-        if args.command == "models":
-            return run_models(args), ""
-        if args.command == "ops":
-            return _ops(args), ""
-        if args.command == "batch":
-            return _batch(args), ""
-        return _run(args), ""
+        command = {"models": run_models, "ops": _ops, "batch": _batch}.get(args.command, _run)
+        code = command(args)
+        sys.stdout.flush()  # a reader that stopped early is found out here, not at the exit
+        return code, ""
+    except BrokenPipeError:
+        # The program reading the output has stopped (maskwork ops | head): end quietly
+        # with SIGPIPE's status, as Unix filters do; the flush at exit writes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_READER_GONE, ""
     except KeyboardInterrupt as interrupt:
         from maskwork.pipeline.batch import BatchInterrupted
 
@@ -175,7 +179,7 @@ def _ops(args) -> int:
     for op in operators:
         params = ", ".join(f"{p.name}={p.default}" for p in op.params)
         missing = op.missing_requirements()
-        note = f"  (needs {install_command(missing)})" if missing else ""
+        note = f"  ({needs_message('it', missing)})" if missing else ""  # the bundle's says it has no pip
         print(f"{op.id:<18} {op.category} / {op.title}{note}")
         print(f"{'':<18} inputs: {', '.join(op.inputs)}; outputs: {', '.join(op.outputs)}")
         if params:

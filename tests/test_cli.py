@@ -73,6 +73,15 @@ def test_ops_lists_grabcut(folder):
     assert "iterations=5" in done.stdout
 
 
+@pytest.mark.parametrize("args", [("ops",), ("ops", "--json")])
+def test_a_reader_that_stops_early_ends_the_listing_quietly(folder, args):
+    listing = subprocess.Popen([sys.executable, "-m", "maskwork", *args], cwd=folder, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    listing.stdout.close()  # as `maskwork ops | head -1` does once it has its line
+    _, errors = listing.communicate(timeout=120)
+    assert errors == "" and listing.returncode == 141, "no 'error: Broken pipe', and the status of a filter"
+
+
 def test_ops_json(folder):
     done = maskwork("ops", "--json", cwd=folder)
     assert done.returncode == 0, done.stderr

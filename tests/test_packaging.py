@@ -65,7 +65,7 @@ def test_the_core_runs_the_command_line_and_names_the_window_extra(tmp_path):
     listed = _maskwork(["ops"], tmp_path)
     assert listed.returncode == 0, listed.stderr
     # the test environment installs maskwork-core alone (make test), as a napari user does
-    assert "grabcut" in listed.stdout and "(needs pip install 'maskwork-core[dl]')" in listed.stdout
+    assert "grabcut" in listed.stdout and "(it needs torch: pip install 'maskwork-core[dl]')" in listed.stdout
     cut = _maskwork(["run", "grabcut", "--image", "photo.png", "--rect", "10,10,60,60", "-o", "mask.png"], tmp_path)
     assert cut.returncode == 0, cut.stderr
     assert io.read_image(tmp_path / "mask.png")[40, 40] == 255
@@ -77,6 +77,22 @@ def test_the_core_runs_the_command_line_and_names_the_window_extra(tmp_path):
 def test_version():
     done = _maskwork(["--version"], REPO)
     assert (done.returncode, done.stdout) == (0, f"maskwork {__version__}\n")
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="a display is an X or Wayland server's there")
+def test_without_a_display_the_window_says_so_instead_of_aborting(tmp_path):
+    environment = {name: value for name, value in os.environ.items()
+                   if name not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "-m", "maskwork"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**environment, "PYTHONPATH": str(REPO)}, check=False)
+    assert done.returncode == 2, "Qt aborted (SIGABRT) and advised reinstalling"
+    assert "no display to open the window on" in done.stderr and "maskwork --help" in done.stderr
+
+
+def test_an_unknown_option_names_every_command():
+    done = _maskwork(["--bogus"], REPO, without=())
+    assert done.returncode == 2
+    assert "unknown option --bogus (commands: ops, run, batch, models; or give image files)" in done.stderr
 
 
 def _imported_names(path: Path) -> set[str]:
@@ -145,8 +161,11 @@ def test_the_application_wheel_is_maskwork_core_with_the_window_in_the_same_vers
     for extra in APP_FORWARDED_EXTRAS:
         assert f'{CORE_DISTRIBUTION}[{extra}]{pin}; extra == "{extra}"' in required
     assert len(required) == 1 + len(APP_FORWARDED_EXTRAS)
-    with zipfile.ZipFile(app_wheel) as archive:  # no code: the metadata only
+    with zipfile.ZipFile(app_wheel) as archive:  # no code: the metadata only, with the licence
         assert all(".dist-info/" in name for name in archive.namelist())
+        (licence,) = [name for name in archive.namelist() if name.endswith("/licenses/LICENSE")]
+        assert archive.read(licence) == (REPO / "LICENSE").read_bytes()
+    assert metadata["License-File"] == "LICENSE"
 
 
 def test_the_wheel_installs_and_runs_without_extras(tmp_path, app_wheel):
@@ -171,7 +190,7 @@ def test_the_wheel_installs_and_runs_without_extras(tmp_path, app_wheel):
     maskwork = venv / "bin" / "maskwork"
     assert _run([maskwork, "--version"], timeout=60).stdout == f"maskwork {__version__}\n"
     listed = _run([maskwork, "ops"], timeout=120).stdout
-    assert "grabcut" in listed and "(needs pip install 'maskwork-core[dl]')" in listed
+    assert "grabcut" in listed and "(it needs torch: pip install 'maskwork-core[dl]')" in listed
     window = subprocess.run([maskwork], capture_output=True, text=True, timeout=60, check=False)
     assert window.returncode == 2 and "needs PySide6, pyqtgraph, superqt: pip install maskwork " in window.stderr
 
@@ -179,7 +198,7 @@ def test_the_wheel_installs_and_runs_without_extras(tmp_path, app_wheel):
     # (--no-deps: its PySide6 is not what this checks).
     _run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", app_wheel], timeout=120)
     listed = _run([maskwork, "ops"], timeout=120).stdout
-    assert "(needs pip install 'maskwork[dl]')" in listed
+    assert "(it needs torch: pip install 'maskwork[dl]')" in listed
 
 
 def test_the_sdist_carries_the_licence_resources_and_manifest(tmp_path):
@@ -192,6 +211,8 @@ def test_the_sdist_carries_the_licence_resources_and_manifest(tmp_path):
     # what distributions package beside the code (MANIFEST.in)
     assert {"packaging/linux/io.github.maskwork.maskwork.desktop", "packaging/icons/hicolor/256x256/apps/maskwork.png",
             "packaging/conda/meta.yaml", "packaging/maskwork-app/pyproject.toml"} <= names  # fmt: skip
+    # the whole test suite, as packagers run it from here
+    assert {str(path.relative_to(REPO)) for path in (REPO / "tests").rglob("*.py")} <= names
     # not what building the maskwork distribution's wheel leaves in its folder
     assert not [name for name in names if name.startswith("packaging/maskwork-app/") and "/" in name[len("packaging/maskwork-app/"):]]
 
@@ -254,3 +275,23 @@ def test_the_committed_icons_are_rendered_from_the_svg(tmp_path, qapp):
 
 def _pixels(image) -> np.ndarray:
     return np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.width(), 4).astype(int)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the desktop entry is for Linux desktops")
+def test_the_desktop_entry_names_the_program_by_its_whole_quoted_path(tmp_path):
+    program = tmp_path / "My Apps" / "R&D" / "maskwork"
+    program.parent.mkdir(parents=True)
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    home = tmp_path / "home"
+    install = str(REPO / "packaging" / "linux" / "install.sh")
+    environment = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(["bash", install], capture_output=True, text=True, cwd=tmp_path, check=False,
+                          env={**environment, "MASKWORK_EXEC": "My Apps/R&D/maskwork"})  # relative, as typed
+    assert done.returncode == 0, done.stderr
+    entry_file = home / ".local/share/applications/io.github.maskwork.maskwork.desktop"
+    assert f'\nExec="{program}" %F\n' in entry_file.read_text(), "quoted, whole, and the & not read by sed"
+    # no maskwork on PATH and none named: no entry that would never launch
+    entry_file.unlink()
+    done = subprocess.run(["bash", install], capture_output=True, text=True, cwd=tmp_path, env=environment, check=False)
+    assert done.returncode == 1 and "maskwork is not on PATH" in done.stderr and not entry_file.exists()

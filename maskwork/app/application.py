@@ -148,10 +148,6 @@ def manage_garbage(window) -> QTimer:
 
 def run_application(paths: Sequence[str]) -> int:
     """Open the window with ``paths`` and run the event loop; returns the exit code."""
-    missing = [path for path in paths if path.startswith("-")]
-    if missing:
-        sys.stderr.write(f"maskwork: error: unknown option {missing[0]} (commands: ops, run; or give image files)\n")
-        return 2
     app = create_application()
     from maskwork.app.main_window import MainWindow
 

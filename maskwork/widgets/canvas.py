@@ -98,6 +98,15 @@ class _ViewBox(pg.ViewBox):
             super().mouseClickEvent(ev)
 
 
+class _PromptMarks(pg.ScatterPlotItem):
+    """The marks of clicks, points and landmarks. They never take a click: pyqtgraph's
+    scatter accepts a left click on a mark, so a click a few screen pixels from an earlier
+    one (a correction at an object's edge) added nothing."""
+
+    def mouseClickEvent(self, ev):  # noqa: N802 (pyqtgraph's name)
+        ev.ignore()
+
+
 class Canvas(QWidget):
     """Shows the document's layers and turns mouse input into undoable edits.
 
@@ -179,7 +188,7 @@ class Canvas(QWidget):
         self._polygon_item.setPen(pg.mkPen((255, 255, 255), width=1.5, cosmetic=True))
         self._polygon_item.setZValue(10_002)
         self.view.addItem(self._polygon_item, ignoreBounds=True)
-        self._points_item = pg.ScatterPlotItem(size=12, pxMode=True)
+        self._points_item = _PromptMarks(size=12, pxMode=True)
         self._points_item.setZValue(10_003)
         self._landmark_texts: list[pg.TextItem] = []
         self.view.addItem(self._points_item, ignoreBounds=True)

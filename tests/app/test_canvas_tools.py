@@ -101,6 +101,18 @@ def test_point_prompts_and_clearing_them(opened):
     assert len(win.document.points) == 2
 
 
+def test_a_click_beside_an_earlier_mark_is_a_prompt_of_its_own(opened):
+    win = opened
+    win.tool_actions[Tool.POINT_POSITIVE].trigger()
+    click(win.canvas, 60, 70)
+    click(win.canvas, 60, 73)  # on the first point's 12-pixel mark
+    assert win.document.points == ((60.0, 70.0, 1), (60.0, 73.0, 1))
+    win.tool_actions[Tool.BRUSH].trigger()
+    win.canvas.brush_radius = 1
+    click(win.canvas, 62, 70)
+    assert win.document.layers.of_kind(LayerKind.MARKERS)[-1].data[62, 70] == win.canvas.active_label
+
+
 def test_space_drag_and_middle_drag_pan_without_painting(opened):
     win = opened
     canvas = win.canvas

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -143,6 +144,11 @@ class OperatorRunner(QObject):
         # Whether the running session's unusable inputs are a status line (a preview that
         # follows the person's drawing) rather than an error box.
         self._session_quiet = False
+        # For an operator that refines its previous result: when the running session is
+        # one step of a run of clicks (the result of the clicks before the newest was not
+        # known), the run to start when it is done, as (purpose, quiet, the clicks it is
+        # for, or None for the document's then).
+        self._then: tuple[str, bool, tuple | None] | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._preview_after_edit)
@@ -150,11 +156,11 @@ class OperatorRunner(QObject):
         self._prepare_cancel = threading.Event()
         # (operator, image, parameters) of the last preparation started.
         self._prepared_key: tuple | None = None
-        # Seed state -> (packed bits, shape) of the result, for operators with a
-        # previous_result_input: each click refines the result of the clicks before it.
-        # The results belong to one image array, held here so that its id stays its own.
-        self._previous_results: OrderedDict[tuple, tuple[np.ndarray, tuple]] = OrderedDict()
-        self._previous_results_image: np.ndarray | None = None
+        # (image id, seed state) -> (the image, weakly; (packed bits, shape) of the
+        # result, or None where the seeds made none), for operators with a previous_result_input: each click refines the
+        # result of the clicks before it. Kept across a look at another operator or
+        # image: the same clicks must give the same mask when the person comes back.
+        self._previous_results: OrderedDict[tuple, tuple[weakref.ref, tuple | None]] = OrderedDict()
         document.history.changed.connect(self._on_seeds_changed)
         document.seeds_changed.connect(self._on_seeds_changed)
         document.layers.selection_changed.connect(self._on_selection_changed)
@@ -164,7 +170,6 @@ class OperatorRunner(QObject):
         """Choose the operator; drops any preview of the previous one."""
         self.cancel()
         self.spec = spec
-        self._previous_results.clear()
         self.params = dict(params or (spec.defaults() if spec else {}))
         self._memory_confirmed = self._memory_declined = False
         self.clear_preview()
@@ -182,7 +187,6 @@ class OperatorRunner(QObject):
         self.last_inputs, self.last_sources, self.last_digests = {}, {}, []
         self.last_transform = None  # made for (or loaded onto) the previous document's images
         self._previous_results.clear()
-        self._previous_results_image = None
 
     def _import_ahead(self) -> None:
         """Import what the chosen operator runs on (torch, SimpleITK) in the background now:
@@ -294,9 +298,25 @@ class OperatorRunner(QObject):
         """The re-preview an edit asked for (after its debounce). A running Apply goes on:
         the person asked for that result, made from the inputs as they were at the click
         (its preview is dropped when it lands); the next edit previews again."""
-        if self.session is not None and self.session.purpose == "apply":
+        if self.session is not None and (self.session.purpose == "apply" or (self._then or ("",))[0] == "apply"):
+            return
+        if self._extends_running_clicks():
+            # The click came before the run of the clicks before it was done: that run
+            # goes on, its result is the one this click refines.
+            self._then = self._then or ("preview", True, None)
             return
         self._start("preview", quiet=True)
+
+    def _extends_running_clicks(self) -> bool:
+        """Whether the document's prompts are the running session's with clicks added,
+        everything else (operator, parameters, box, layers) the same."""
+        session, doc = self.session, self.document
+        if session is None or session.spec is not self.spec or session.spec.previous_result_input is None:
+            return False
+        taken = tuple(session.inputs.get("points") or ())
+        return (len(taken) < len(doc.points) and doc.points[:len(taken)] == taken
+                and session.inputs.get("rect") == doc.rect and session.params == self.params
+                and _same_layers(self._running_layers, self._fed_layers(self.spec)))
 
     @property
     def busy(self) -> bool:
@@ -304,12 +324,19 @@ class OperatorRunner(QObject):
         return self.session is not None
 
     @property
+    def preview_is_current(self) -> bool:
+        """Whether the preview shown is the finished result of the inputs as they are now
+        (not a partial one, nor that of an earlier click on the way): what Apply adds."""
+        return self._preview is not None and not self._preview_partial and self._current_preview() is not None
+
+    @property
     def preview_layer(self) -> Layer | None:
         """The transient preview layer, if one is shown."""
         return self._preview
 
     # -- inputs -----------------------------------------------------------------------
-    def gather_inputs(self, spec: OperatorSpec, sources: dict | None = None, *, copy_editable: bool = True) -> dict:
+    def gather_inputs(self, spec: OperatorSpec, sources: dict | None = None, *, copy_editable: bool = True,
+                      points: tuple | None = None) -> dict:
         """Snapshot the inputs ``spec`` takes from the document, by the session's policy.
 
         The selected layer feeds the input it fits; otherwise ``image`` is the bottom image,
@@ -329,6 +356,12 @@ class OperatorRunner(QObject):
         copy_editable : bool
             Copy the seed layers here; False leaves them to a session that copies them
             in its worker (see :func:`~maskwork.pipeline.session.collect_inputs`).
+        points : tuple, optional
+            The point prompts to run for (an Apply's, kept while its earlier clicks are
+            worked out); the document's by default. An operator that refines its previous
+            result gets the result of all but the newest click; where that is not known
+            yet, only as many clicks as make the next step whose previous result is
+            known (:meth:`_chain_step`), so fewer than these.
 
         Raises
         ------
@@ -340,14 +373,17 @@ class OperatorRunner(QObject):
             raise InputError("open an image first")
         chosen = self._chosen_layers(spec)
         values = {name: layer.data for name, layer in chosen.items()}
+        points = doc.points if points is None else points
         values["rect"] = doc.rect
-        values["points"] = list(doc.points)
+        values["points"] = list(points)
         if spec.previous_result_input is not None:
             # Not a layer: the result for the same seeds without the newest click (a run
             # without clicks refines nothing, or Apply would differ from its preview).
             chosen.pop(spec.previous_result_input, None)
+            step = self._chain_step(spec, values["image"], points, doc.rect)
+            values["points"] = list(points[:step])
             values[spec.previous_result_input] = (
-                self._previous_result(spec, values["image"], doc.points[:-1], doc.rect) if doc.points else None
+                self._previous_result(spec, values["image"], points[:step - 1], doc.rect) if step else None
             )
         inputs = collect_inputs(spec, values, copy_editable=copy_editable)
         if sources is not None:
@@ -433,17 +469,26 @@ class OperatorRunner(QObject):
         """Cancel the running session; its late signals no longer match and are ignored."""
         self._worker.quit()
         self.session = self._worker = None
-        self._running_layers = {}
+        self._running_layers, self._then = {}, None
 
-    def _start(self, purpose: str, quiet: bool = False) -> bool:
-        """Run the operator for ``purpose``; ``quiet``: unusable inputs are a status line."""
+    def _start(self, purpose: str, quiet: bool = False, points: tuple | None = None) -> bool:
+        """Run the operator for ``purpose``; ``quiet``: unusable inputs are a status line;
+        ``points``: the clicks to run for, the document's by default (see
+        :meth:`gather_inputs`). Where an earlier click's result must be worked out first,
+        that step runs as a preview and the run asked for follows it."""
         if self.spec is None:
+            self.message.emit("Choose an operator first, from the menus (Segmentation, Restore, ...)")
             return False
         if self.session is not None:
             self._stop_session()
         sources: dict = {}
+        wanted = self.document.points if points is None else points
         try:
-            inputs = self.gather_inputs(self.spec, sources, copy_editable=False)
+            inputs = self.gather_inputs(self.spec, sources, copy_editable=False, points=wanted)
+            then = None
+            if self.spec.previous_result_input is not None and len(inputs.get("points") or ()) < len(wanted):
+                then = (purpose, quiet, tuple(wanted) if purpose == "apply" else None)
+                purpose, quiet = "preview", True
             session = RunSession(self.spec, inputs, self.params, purpose, sources, copy_in_worker=True)
         except InputError as error:
             if (purpose == "preview" and quiet) or self._preview_partial:
@@ -457,10 +502,12 @@ class OperatorRunner(QObject):
                 self.failed.emit(RunOutcome(INPUT_ERROR, message=str(error)))
             self.busy_changed.emit(False)
             return False
-        worker = session_worker(session, check_memory=not self._memory_confirmed)
+        # A step before the clicks asked for shows its result, not partial ones on the way.
+        worker = session_worker(session, check_memory=not self._memory_confirmed, partials=then is None)
         worker.progress.connect(lambda fraction, text: self._relay_progress(session, fraction, text))
         worker.partial_ready.connect(lambda: self._on_partial_ready(session))
         self._launch(session, worker, quiet, self._fed_layers(self.spec))
+        self._then = then
         return True
 
     def _apply_finished_preview(self, preview: RunSession, result, layers: dict) -> bool:
@@ -502,12 +549,23 @@ class OperatorRunner(QObject):
         self.session = self._worker = None
         # Held no longer than the run (nor the layers with it: another document may come).
         layers, self._running_layers = self._running_layers, {}
+        then, self._then = self._then, None
+        if then is not None and outcome.status in (DONE, INPUT_ERROR):
+            # One step of a run of clicks: its result (or that it makes none) is what the
+            # next click refines. It is shown (the mask follows the clicks) as what Apply
+            # would not add.
+            self._remember_result(session.spec, session.inputs, outcome)
+            if outcome.status == DONE and outcome.preview is not None:
+                self._show_preview(outcome.preview)
+                self._shown_layers, self._preview_partial = layers, True
+            self._start(*then)
+            return
         self.busy_changed.emit(False)
         spec = session.spec
         if outcome.status != DONE and self._preview_partial:
             self.clear_preview()  # partial results of a run that did not finish are no result
+        self._remember_result(spec, session.inputs, outcome)
         if outcome.status == DONE:
-            self._remember_result(spec, session.inputs, outcome)
             self.scores.emit(dict(outcome.result.scores))
             if session.purpose == "preview":
                 if self._session_revision == self._inputs_revision:
@@ -534,33 +592,52 @@ class OperatorRunner(QObject):
             self.failed.emit(outcome)
 
     # -- results an operator refines -------------------------------------------------
-    def _results_for(self, image) -> OrderedDict:
-        """The remembered results of ``image`` (forgetting those of any other image)."""
-        if image is not self._previous_results_image:
-            self._previous_results.clear()
-            self._previous_results_image = image
-        return self._previous_results
-
     @staticmethod
-    def _seed_state(spec: OperatorSpec, points, rect) -> tuple:
-        return (spec.id, rect, tuple((float(r), float(c), int(label)) for r, c, label in points))
+    def _seed_state(spec: OperatorSpec, image: np.ndarray, points, rect) -> tuple:
+        return (id(image), spec.id, rect, tuple((float(r), float(c), int(label)) for r, c, label in points))
+
+    def _chain_step(self, spec: OperatorSpec, image, points, rect) -> int:
+        """How many of ``points`` the next run takes: all of them when the result of all
+        but the newest is known, else the fewest whose previous result is known (the box
+        alone; the first click). The result of a run of clicks then never depends on how
+        fast they came or on a look at another operator: every earlier step is worked
+        out in order, as when the person waited for each preview."""
+        step = len(points)
+        first = 0 if rect is not None else 1
+        while step > first and not self._knows_result(spec, image, points[:step - 1], rect):
+            step -= 1
+        return step
+
+    def _knows_result(self, spec: OperatorSpec, image, points, rect) -> bool:
+        stored = self._previous_results.get(self._seed_state(spec, image, points, rect))
+        return stored is not None and stored[0]() is image
 
     def _previous_result(self, spec: OperatorSpec, image, points, rect) -> np.ndarray | None:
         """The result remembered for these seeds on ``image`` (a box alone counts), or None."""
-        stored = self._results_for(image).get(self._seed_state(spec, points, rect))
-        if stored is None:
+        if not self._knows_result(spec, image, points, rect):  # (an id a freed array had is no match)
             return None
-        bits, shape = stored
+        _, packed = self._previous_results[self._seed_state(spec, image, points, rect)]
+        if packed is None:  # these seeds made no result
+            return None
+        bits, shape = packed
         return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
 
     def _remember_result(self, spec: OperatorSpec, inputs: dict, outcome: RunOutcome) -> None:
         """Keep the main output of an operator that refines its previous result (packed
-        by the worker: :attr:`RunOutcome.packed_output`)."""
-        if outcome.packed_output is None:
+        by the worker: :attr:`RunOutcome.packed_output`), or that these seeds make none
+        (the operator found them not enough: a first click beside the object), which the
+        next click then refines as nothing."""
+        if spec.previous_result_input is None:
             return
-        results = self._results_for(inputs.get("image"))
-        key = self._seed_state(spec, inputs.get("points", ()), inputs.get("rect"))
-        results[key] = outcome.packed_output
+        if outcome.status == DONE and outcome.packed_output is not None:
+            packed = outcome.packed_output
+        elif outcome.status == INPUT_ERROR:
+            packed = None
+        else:
+            return
+        image, results = inputs.get("image"), self._previous_results
+        key = self._seed_state(spec, image, inputs.get("points", ()), inputs.get("rect"))
+        results[key] = (weakref.ref(image), packed)
         results.move_to_end(key)
         while len(results) > PREVIOUS_RESULTS_KEPT:
             results.popitem(last=False)
@@ -646,8 +723,9 @@ class OperatorRunner(QObject):
                     added.append(layer)
                 self.last_digests = [output.digest for output in outcome.layers]
                 if spec.previous_result_input is not None:
-                    # The clicks made this object; the next click starts the next one.
-                    doc.clear_seeds()
+                    # The clicks made this object; the next click starts the next one (a
+                    # click made while it was applied is that next click).
+                    doc.clear_seeds((session.inputs.get("rect"), session.inputs.get("points") or ()))
             # Each added layer was selected in turn; the last may be a hidden probability
             # plane, which the next operator would then quietly take as its image.
             if added:

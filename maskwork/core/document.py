@@ -6,6 +6,8 @@ what guarantees that each change lands in history exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 from psygnal import Signal
@@ -101,14 +103,31 @@ class Document:
         self.points = self._points[:-1]
         return True
 
-    def clear_seeds(self) -> None:
-        """Remove the box and all point prompts in one undoable step."""
+    def clear_seeds(self, used: tuple[tuple | None, Sequence] | None = None) -> None:
+        """Remove the box and the point prompts in one undoable step.
+
+        Parameters
+        ----------
+        used : (rect, points), optional
+            Only these: the box if it is ``rect``, and the points as far as they begin
+            with ``points`` (the prompts a run took; those added while it ran stay, as
+            the first of the next object). None removes all.
+        """
+        rect, points = (self._rect, self._points) if used is None else used
+        kept_rect = None if rect == self._rect else self._rect
+        taken = [(float(r), float(c), int(label)) for r, c, label in points]
+        common = 0
+        while common < min(len(taken), len(self._points)) and self._points[common] == taken[common]:
+            common += 1
+        kept_points = self._points[common:]
+        if (kept_rect, kept_points) == (self._rect, self._points):
+            return
         with self.history.group("Clear box and points"):
-            if self._rect is not None:
+            if kept_rect != self._rect:
                 self.history.record(AttributeAtom(self, "rect", self._rect))
-            if self._points:
+            if kept_points != self._points:
                 self.history.record(AttributeAtom(self, "points", self._points))
-            self._rect, self._points = None, ()
+            self._rect, self._points = kept_rect, kept_points
         self.seeds_changed.emit()
 
     # -- queries ----------------------------------------------------------------------

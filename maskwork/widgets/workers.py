@@ -228,18 +228,20 @@ def start_worker(compute: Callable[["Worker"], Any], *, returned: Callable | Non
     return worker
 
 
-def session_worker(session: RunSession, *, check_memory: bool = False) -> Worker:
+def session_worker(session: RunSession, *, check_memory: bool = False, partials: bool = True) -> Worker:
     """A worker (not started) that executes ``session``; ``returned`` brings its
     :class:`~maskwork.pipeline.session.RunOutcome`.
 
     Its ``progress`` signal relays the operator's progress and ``partial_ready`` says a new
     partial result waits in :meth:`RunSession.take_partial` (signalled once per empty slot,
-    so a fast optimiser never floods the main thread). :meth:`Worker.quit` cancels the
+    so a fast optimiser never floods the main thread); ``partials=False`` asks the
+    operator for none (it skips the work of making them). :meth:`Worker.quit` cancels the
     session.
     """
 
     def execute(worker: Worker) -> RunOutcome:
-        return session.execute(worker.progress.emit, worker.partial_ready.emit, check_memory=check_memory)
+        offer = worker.partial_ready.emit if partials else None
+        return session.execute(worker.progress.emit, offer, check_memory=check_memory)
 
     worker = Worker(execute, cancel_event=session.cancel_event, name=f"{session.spec.id} ({session.purpose})")
     worker.session = session

@@ -6,6 +6,7 @@ from PySide6.QtTest import QTest
 
 from maskwork.core.click_protocol import next_click
 from maskwork.core.layers import LayerKind
+from maskwork.operators import get
 from maskwork.widgets.canvas import Tool
 from window_driver import click, drag, iou
 
@@ -96,3 +97,53 @@ def test_a_drag_draws_the_box_that_clicks_then_refine(qtbot, window, photo):
     np.testing.assert_array_equal(window.runner.preview_layer.data.astype(bool), boxed)
     refined = click_and_wait(qtbot, window, int(rows.mean()), int(cols.mean()))
     assert iou(refined, truth) >= iou(boxed, truth) - 0.02
+
+
+def quick_select_clicks(window, truth) -> list[tuple[int, int, Qt.MouseButton]]:
+    rows, cols = np.nonzero(truth)
+    return [(int(rows.mean()), int(cols.mean()), Qt.MouseButton.LeftButton), (20, 20, Qt.MouseButton.RightButton),
+            (int(rows.min()) + 6, int(cols.mean()), Qt.MouseButton.LeftButton)]
+
+
+def open_afresh(window, path):
+    """The photo opened again: a new image, of which nothing is remembered."""
+    window.document.history.mark_saved()  # no question about the clicks made
+    window.open_paths([path])
+    window.tool_actions[Tool.QUICK_SELECT].trigger()
+
+
+def test_the_same_clicks_give_the_same_mask_however_fast_they_come(qtbot, window, photo):
+    path, _, truth = photo
+    open_afresh(window, path)
+    for row, col, button in quick_select_clicks(window, truth):
+        slow = click_and_wait(qtbot, window, row, col, button=button)
+    open_afresh(window, path)
+    for row, col, button in quick_select_clicks(window, truth):
+        click(window.canvas, row, col, button=button)  # each before the last one's mask came
+    qtbot.waitUntil(lambda: window.runner.preview_is_current, timeout=3 * PREVIEW_TIMEOUT_MS)
+    np.testing.assert_array_equal(window.runner.preview_layer.data.astype(bool), slow,
+                                  "every earlier click's mask is worked out in turn, as when the person waited")
+
+
+def test_a_look_at_another_operator_keeps_the_mask_of_the_clicks(qtbot, window, photo):
+    path, _, truth = photo
+    open_afresh(window, path)
+    for row, col, button in quick_select_clicks(window, truth):
+        mask = click_and_wait(qtbot, window, row, col, button=button)
+    window.choose_operator(get("threshold"))
+    assert window.canvas.tool is Tool.QUICK_SELECT
+    with qtbot.waitSignal(window.runner.scores, timeout=PREVIEW_TIMEOUT_MS):
+        QTest.keyClick(window.canvas.graphics, Qt.Key.Key_Q)  # the tool in use, chosen again
+    assert window.runner.spec.id == "click_select"
+    np.testing.assert_array_equal(window.runner.preview_layer.data.astype(bool), mask)
+
+
+def test_quick_select_leaves_auto_preview_as_the_person_had_it(window):
+    window.operator_panel.auto_preview = False
+    window.tool_actions[Tool.QUICK_SELECT].trigger()
+    assert window.operator_panel.auto_preview, "Quick select answers every click"
+    window.tool_actions[Tool.BRUSH].trigger()
+    assert not window.operator_panel.auto_preview
+    window.tool_actions[Tool.QUICK_SELECT].trigger()
+    window.choose_operator(get("denoise"))
+    assert not window.operator_panel.auto_preview, "no denoising started by itself"

@@ -280,3 +280,17 @@ def test_undo_of_a_stroke_interrupted_by_another_edit_leaves_nothing_painted(doc
     assert not markers.data.any() and not mask.data.any() and doc.points == ()
     doc.history.redo()
     assert (markers.data[0:10, 45:55] == 2).all() and mask.data[0:5, 0:5].all()
+
+
+def test_clearing_the_prompts_a_run_took_keeps_those_added_while_it_ran(doc):
+    doc.set_rect((10, 10, 50, 50))
+    doc.add_point(20, 20, 1)
+    doc.add_point(30, 30, 0)
+    taken = (doc.rect, list(doc.points))
+    doc.add_point(90, 90, 1)  # the first click on the next object, while the Apply ran
+    doc.clear_seeds(taken)
+    assert doc.rect is None and doc.points == ((90.0, 90.0, 1),)
+    doc.history.undo()
+    assert doc.rect == (10, 10, 50, 50) and len(doc.points) == 3, "one undo step"
+    doc.clear_seeds()
+    assert doc.rect is None and doc.points == ()

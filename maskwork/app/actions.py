@@ -21,18 +21,29 @@ def window_action(window: QWidget, text: str, slot: Callable, shortcut=None, tip
         Menu text, with ``&`` before the mnemonic.
     slot : callable
         Called with the action's ``checked`` flag.
-    shortcut : str or QKeySequence.StandardKey, optional
-        Keyboard shortcut.
+    shortcut : str, QKeySequence.StandardKey or a list of them, optional
+        Keyboard shortcut(s) (:func:`key_sequences`).
     tip : str
         Status-bar text; the tooltip adds the shortcut to it.
     """
     action = QAction(text, window)
     if shortcut:
-        action.setShortcut(QKeySequence(shortcut))
+        action.setShortcuts(key_sequences(shortcut))
         action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
     if tip:
         action.setStatusTip(tip)
-        action.setToolTip(f"{tip} ({QKeySequence(shortcut).toString()})" if shortcut else tip)
+        action.setToolTip(f"{tip} ({action.shortcut().toString()})" if shortcut else tip)
     action.triggered.connect(slot)
     window.addAction(action)
     return action
+
+
+def key_sequences(shortcut) -> list[QKeySequence]:
+    """Every key sequence of ``shortcut``: a string, a standard key with all the bindings the
+    platform gives it (Close is Ctrl+F4 and Ctrl+W on Windows; ``QKeySequence(key)`` kept
+    the first only), or a list of either."""
+    if isinstance(shortcut, (list, tuple)):
+        return [sequence for part in shortcut for sequence in key_sequences(part)]
+    if isinstance(shortcut, QKeySequence.StandardKey):
+        return QKeySequence.keyBindings(shortcut)
+    return [QKeySequence(shortcut)]

@@ -45,6 +45,12 @@ EXPORT_CHOICES = {
 TRANSFORM_CHOICE = ExportChoice("transform", "Transform of the registration", (".json", ".tfm"))
 
 
+def _export_name(what: str) -> str:
+    """How titles and messages name an export: its File > Export... choice without the
+    details in brackets ("cut-out of the image", "labels in their colours")."""
+    return EXPORT_CHOICES[what].title.split(" (")[0].lower()
+
+
 class ExportActions(QObject):
     """The image exports of one window; each writes a sidecar with its provenance and recipe.
 
@@ -105,12 +111,21 @@ class ExportActions(QObject):
         return Path(last_dir()) / f"{stem}{suffix}"
 
     def export_dialog(self, what: str) -> None:
-        """Ask where to export ``what`` (a key of :data:`EXPORT_KINDS`), then export it."""
-        proposed = self._proposed_path(what, self.layer_for_export(what))
-        path, _ = QFileDialog.getSaveFileName(self.window, f"Export {what.replace('_', ' ')}",
-                                              str(proposed), IMAGE_FILTER)
+        """Ask where to export ``what`` (a key of :data:`EXPORT_KINDS`), then export it;
+        when there is nothing to export, say so before asking for a file."""
+        layer = self.layer_for_export(what)
+        if layer is None:
+            self._say_nothing_to_export(what)
+            return
+        path, _ = QFileDialog.getSaveFileName(self.window, f"Export {_export_name(what)}",
+                                              str(self._proposed_path(what, layer)), IMAGE_FILTER)
         if path:
             self.export(what, path, background=True)
+
+    def _say_nothing_to_export(self, what: str) -> None:
+        needed = "an image" if what == "image" else "a mask or labels layer"
+        self.window.show_error(f"Nothing to export as {_export_name(what)}",
+                               f"Export needs {needed}.")
 
     @staticmethod
     def choices_for(layer: Layer) -> list[ExportChoice]:
@@ -186,8 +201,7 @@ class ExportActions(QObject):
         window = self.window
         layer = layer if layer is not None else self.layer_for_export(what)
         if layer is None:
-            needed = "an image" if what == "image" else "a mask or labels layer"
-            window.show_error(f"Nothing to export as {what.replace('_', ' ')}", f"Export needs {needed}.")
+            self._say_nothing_to_export(what)
             return False if background else None
         write = self._writer(what, Path(path), layer)
         if not background:

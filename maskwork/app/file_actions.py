@@ -131,8 +131,14 @@ class FileActions(QObject):
         if not paths:
             return False
         paths = [Path(path) for path in paths]
-        if is_project_file(paths[0]):
-            return self.window.projects.open_project(paths[0], background=background)
+        project = next((path for path in paths if is_project_file(path)), None)
+        if project is not None:
+            # A project is a whole document: it opens alone, not as a layer of an image.
+            left_out = [path.name for path in paths if path != project]
+            if left_out:
+                self.window.show_information("A project opens on its own",
+                                             f"{project.name} opens alone; left out: {', '.join(left_out)}.")
+            return self.window.projects.open_project(project, background=background)
         if not background:
             return self._show_opened(paths, [_read(path) for path in paths])
         self.window.statusBar().showMessage(f"Opening {paths[0].name}...")
@@ -158,6 +164,7 @@ class FileActions(QObject):
             window.show_error(f"Cannot open {first.name}", str(layers))
             return False
         if window.document.layers and not window.confirm_discard():
+            window.statusBar().clearMessage()  # "Opening ..." would stay for good
             return False
         self.empty_document()
         self._add_layers(layers)
@@ -202,6 +209,8 @@ class FileActions(QObject):
             self._add_layers(layers)
         if undoable:
             self.remember_file(path)
+            pages = f"{len(layers)} layers" if len(layers) > 1 else "a layer"
+            self.window.statusBar().showMessage(f"Added {path.name} as {pages}", 5000)
         return True
 
     def close_document(self) -> bool:
@@ -217,9 +226,13 @@ class FileActions(QObject):
     def fill_recent_menu(self) -> None:
         """List the recently opened files in Open recent (or say there are none)."""
         self.recent_menu.clear()
+        self.recent_menu.setToolTipsVisible(True)
         files = recent_files()
-        for path in files:
-            action = self.recent_menu.addAction(Path(path).name)
+        names = [Path(path).name for path in files]
+        for path, name in zip(files, names):
+            if names.count(name) > 1:  # two image.png of different folders
+                name = f"{name}  ({Path(path).parent.name or Path(path).parent})"
+            action = self.recent_menu.addAction(name.replace("&", "&&"))  # "R&D.png" is no mnemonic
             action.setToolTip(path)
             action.triggered.connect(lambda checked=False, p=path: self.open_paths([p], background=True))
         if not files:

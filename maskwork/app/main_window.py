@@ -6,9 +6,10 @@ import json
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, QEvent, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QDockWidget,
     QLabel,
@@ -50,6 +51,7 @@ from maskwork.widgets.measure_panel import MeasurePanel
 from maskwork.widgets.messages import replace_message_box
 from maskwork.widgets.operator_panel import OperatorPanel
 from maskwork.widgets.preferences_dialog import PreferencesDialog
+from maskwork.widgets.shortcuts_dialog import ShortcutsDialog
 from maskwork.widgets.workers import stop_all_workers
 
 #: The fastest the progress bar and the status line follow a running operator.
@@ -79,6 +81,26 @@ LABEL_NAMES = {1: "foreground", 2: "background"}
 MAX_LABEL_CHOICE = 9
 
 
+def _typed_into_a_drop_down(event) -> bool:
+    """Whether a key event without Ctrl, Alt or Meta goes to a drop-down list with the focus."""
+    if event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+                            | Qt.KeyboardModifier.MetaModifier):
+        return False
+    typed = bool(event.text()) and event.text().isprintable() or event.key() == Qt.Key.Key_Backspace
+    return typed and isinstance(QApplication.focusWidget(), QComboBox)
+
+
+def _with_mnemonic(name: str, taken: set[str]) -> str:
+    """``name`` with ``&`` before its first letter not in ``taken`` (which it joins): each
+    menu of the bar its own Alt+letter (Alt+R opened Refine while Registration, Restore and
+    Run shared it); none if every letter is taken."""
+    for index, char in enumerate(name):
+        if char.isalpha() and char.lower() not in taken:
+            taken.add(char.lower())
+            return f"{name[:index]}&{name[index:]}"
+    return name
+
+
 class MainWindow(QMainWindow):
     """maskwork's main window: one document, its canvas, panels, menus and status bar.
 
@@ -96,6 +118,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.canvas)
         self.runner = OperatorRunner(self.document, self)
         self.last_message_box: QMessageBox | None = None
+        # The person's Auto-preview while Quick select has it on (None otherwise).
+        self._own_auto_preview: bool | None = None
         self.files = FileActions(self)
         self.recipes = RecipeActions(self)
         self.exports = ExportActions(self, self.recipes)
@@ -151,13 +175,13 @@ class MainWindow(QMainWindow):
         a = partial(window_action, self)
         self.action_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit maskwork")
         self.action_undo = a("&Undo", self.undo, QKeySequence.StandardKey.Undo, "Undo the last step")
-        self.action_redo = a("&Redo", self.redo, "Ctrl+Shift+Z", "Redo the step undone last")
+        self.action_redo = a("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo the step undone last")
         self.action_remove_click = a("Remove last &click", self.document.remove_last_point, "Backspace", "Remove the newest click or point prompt")
-        self.action_clear_seeds = a("Clear box and &points", self.document.clear_seeds, None, "Remove the box and point prompts")
+        self.action_clear_seeds = a("Clear box and &points", lambda: self.document.clear_seeds(), None, "Remove the box and point prompts")
         self.action_preferences = a("&Preferences...", self.preferences_dialog, "Ctrl+,", "Deep-learning device and other settings")
         self.action_fit = a("&Fit to window", self.canvas.fit, "Ctrl+0", "Show the whole image")
         self.action_actual = a("&Actual pixels (1:1)", self.canvas.actual_pixels, "Ctrl+1", "One image pixel per screen pixel")
-        self.action_zoom_in = a("Zoom &in", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn, "Zoom in")
+        self.action_zoom_in = a("Zoom &in", lambda: self.canvas.zoom_by(1.25), [QKeySequence.StandardKey.ZoomIn, "Ctrl+="], "Zoom in")
         self.action_zoom_out = a("Zoom &out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut, "Zoom out")
         self.action_swap = a("S&wap foreground/background", self.canvas.swap_labels, "X", "Swap the foreground and background labels")
         self.action_brush_bigger = a("Bigger brush", lambda: self._resize_brush(1.25), "]", "Bigger brush")
@@ -170,7 +194,7 @@ class MainWindow(QMainWindow):
         self.tool_group = QActionGroup(self)
         self.tool_actions: dict[Tool, QAction] = {}
         for tool, text, key in TOOLS:
-            action = a(text, lambda checked=False, t=tool: setattr(self.canvas, "tool", t), key, text.replace("&", ""))
+            action = a(text, lambda checked=False, t=tool: self.choose_tool(t), key, text.replace("&", ""))
             action.setCheckable(True)
             if tool in TOOL_TIPS:
                 action.setStatusTip(TOOL_TIPS[tool])
@@ -184,8 +208,19 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
+        # Alt+letter for every menu of the bar, the most used first served (Alt+S for
+        # Segmentation, not for Restore that comes before it).
+        categories = [spec.category.split("/")[0] for spec in all_operators()]
+        names = list(dict.fromkeys(["File", "Edit", "View", "Layers", "Tools", "Segmentation", "Run", "Help",
+                                    *categories, "Deep learning"]))
+        taken: set[str] = set()
+        titles = {name: _with_mnemonic(name, taken) for name in names}
+
+        def bar_menu(name: str) -> QMenu:
+            return bar.addMenu(titles[name])
+
         files, exports, transforms = self.files, self.exports, self.transforms
-        file_menu = bar.addMenu("&File")
+        file_menu = bar_menu("File")
         file_menu.addActions([files.action_open, self.projects.action_open_project, files.action_add_image])
         file_menu.addMenu(files.recent_menu)
         file_menu.addMenu(self.imports.menu)
@@ -210,20 +245,20 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addActions([files.action_close, self.action_quit])
 
-        edit_menu = bar.addMenu("&Edit")
+        edit_menu = bar_menu("Edit")
         edit_menu.addActions([self.action_undo, self.action_redo])
         edit_menu.addSeparator()
         edit_menu.addActions([self.action_remove_click, self.action_clear_seeds])
         edit_menu.addSeparator()
         edit_menu.addAction(self.action_preferences)
 
-        view_menu = bar.addMenu("&View")
+        view_menu = bar_menu("View")
         view_menu.addActions([self.action_fit, self.action_actual, self.action_zoom_in, self.action_zoom_out])
         view_menu.addSeparator()
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
 
-        layers_menu = bar.addMenu("&Layers")
+        layers_menu = bar_menu("Layers")
         panel = self.layer_panel
         layers_menu.addActions([panel.action_new_markers, panel.action_new_mask, panel.action_duplicate, panel.action_delete])
         layers_menu.addSeparator()
@@ -231,7 +266,7 @@ class MainWindow(QMainWindow):
         layers_menu.addSeparator()
         layers_menu.addAction(transforms.action_apply_transform)
 
-        tools_menu = bar.addMenu("&Tools")
+        tools_menu = bar_menu("Tools")
         tools_menu.addActions(list(self.tool_actions.values()))
         tools_menu.addSeparator()
         tools_menu.addActions([self.action_swap, self.action_brush_bigger, self.action_brush_smaller])
@@ -244,7 +279,7 @@ class MainWindow(QMainWindow):
             for depth in range(len(path)):
                 key = "/".join(path[: depth + 1])
                 if key not in menus:
-                    menus[key] = (parent.addMenu(path[depth]) if parent else bar.addMenu(f"&{path[depth]}"))
+                    menus[key] = parent.addMenu(path[depth]) if parent else bar_menu(path[depth])
                 parent = menus[key]
             missing = spec.missing_requirements()
             # Left enabled: choosing it shows the panel, which says what to install.
@@ -255,16 +290,18 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda checked=False, s=spec: self.choose_operator(s))
             parent.addAction(action)
             self.operator_actions[spec.id] = action
-        deep_learning = menus.get("Deep learning") or bar.addMenu("&Deep learning")
+        deep_learning = menus.get("Deep learning") or bar_menu("Deep learning")
         deep_learning.addSeparator()
         deep_learning.addAction(self.models.action_models)
         if "Registration" in menus:
             menus["Registration"].addSeparator()
             menus["Registration"].addAction(transforms.action_show_matches)
-        run_menu = bar.addMenu("&Run")
+        run_menu = bar_menu("Run")
         run_menu.addActions([self.action_preview, self.action_apply, self.action_cancel])
 
-        help_menu = bar.addMenu("&Help")
+        help_menu = bar_menu("Help")
+        help_menu.addAction(window_action(self, "&Keyboard shortcuts", self.shortcuts_dialog,
+                                          QKeySequence.StandardKey.HelpContents, "Every key the window answers"))
         help_menu.addAction(window_action(self, "&About maskwork", self._about))
 
     def _build_toolbars(self) -> None:
@@ -420,10 +457,19 @@ class MainWindow(QMainWindow):
             self._apply_pixel_limit(dialog.max_megapixels)
             settings().setValue("autosave/interval_minutes", dialog.autosave_minutes)
             self.autosave.set_interval_minutes(dialog.autosave_minutes)
-            self.statusBar().showMessage(f"Deep-learning device: {dialog.device}", 5000)
+            self.statusBar().showMessage("Preferences saved", 5000)
 
         dialog.accepted.connect(store_choices)
+        dialog.finished.connect(dialog.deleteLater)  # each opening makes a new one
         dialog.open()
+        return dialog
+
+    def shortcuts_dialog(self) -> ShortcutsDialog:
+        """Show Help > Keyboard shortcuts (not modal: it may stay open beside the canvas)."""
+        dialog = ShortcutsDialog(self.menuBar(), self)
+        dialog.setObjectName("shortcutsDialog")
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.show()
         return dialog
 
     def save_settings(self) -> None:
@@ -434,7 +480,8 @@ class MainWindow(QMainWindow):
         store.setValue("tools/tool", self.canvas.tool.value)
         store.setValue("tools/brush_radius", self.canvas.brush_radius)
         store.setValue("tools/active_label", self.canvas.active_label)
-        store.setValue("operator/auto_preview", self.operator_panel.auto_preview)
+        own = self._own_auto_preview
+        store.setValue("operator/auto_preview", self.operator_panel.auto_preview if own is None else own)
         if self.runner.spec is not None:
             store.setValue("operator/last", self.runner.spec.id)
             store.setValue(f"params/{self.runner.spec.id}", json.dumps(self.runner.params))
@@ -447,15 +494,33 @@ class MainWindow(QMainWindow):
         return self.files.open_paths(paths)
 
     # -- operators --------------------------------------------------------------------
+    def choose_tool(self, tool: Tool) -> None:
+        """Make ``tool`` the left button's; choosing the tool in use again still does what
+        choosing it does (Q brings Quick select's operator back after another was chosen)."""
+        if self.canvas.tool is tool:
+            self._on_tool_changed(tool.value)
+        else:
+            self.canvas.tool = tool
+
     def _on_tool_changed(self, name: str) -> None:
         self.tool_actions[Tool(name)].setChecked(True)
         if Tool(name) in TOOL_TIPS:
             self.statusBar().showMessage(TOOL_TIPS[Tool(name)], 8000)
         if Tool(name) is Tool.QUICK_SELECT:
-            # Quick select answers every click: its operator, previewing automatically.
+            # Quick select answers every click: its operator, previewing automatically
+            # (the person's own choice comes back when they leave it).
             if self.runner.spec is None or self.runner.spec.id != "click_select":
                 self.choose_operator(get("click_select"))
+            if self._own_auto_preview is None:
+                self._own_auto_preview = self.operator_panel.auto_preview
             self.operator_panel.auto_preview = True
+        else:
+            self._restore_own_auto_preview()
+
+    def _restore_own_auto_preview(self) -> None:
+        """Auto-preview as the person had it before Quick select turned it on."""
+        if self._own_auto_preview is not None:
+            self.operator_panel.auto_preview, self._own_auto_preview = self._own_auto_preview, None
 
     def choose_operator(self, spec: OperatorSpec, params: dict | None = None) -> None:
         """Show ``spec``'s parameter form and make it current, with ``params`` (a project's)
@@ -468,6 +533,8 @@ class MainWindow(QMainWindow):
                 remembered = {name: value for name, value in stored.items() if any(p.name == name for p in spec.params)}
             except (TypeError, ValueError):
                 remembered = {}
+        if spec.id != "click_select":
+            self._restore_own_auto_preview()
         self.operator_panel.set_operator(spec, remembered)
         self.runner.set_operator(spec, {**spec.defaults(), **self.operator_panel.values()})
         # After the runner: a suggestion that arrives later checks the operator is still current.
@@ -661,6 +728,16 @@ class MainWindow(QMainWindow):
         return self.autosave.offer_recovery()
 
     # -- window events ----------------------------------------------------------------
+    def event(self, event) -> bool:  # noqa: N802 (Qt's name)
+        # A drop-down with the focus takes the keys it selects with: "b" picks "bilateral"
+        # in Denoise's methods instead of switching to the brush, Backspace does nothing
+        # there instead of removing the last click. The window's one-key shortcuts only
+        # stand down for such keys, never for Ctrl or Alt ones.
+        if event.type() == QEvent.Type.ShortcutOverride and _typed_into_a_drop_down(event):
+            event.accept()
+            return True
+        return super().event(event)
+
     def closeEvent(self, event) -> None:  # noqa: N802
         if self.document.layers and not self.confirm_discard():
             event.ignore()

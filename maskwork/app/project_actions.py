@@ -189,6 +189,9 @@ class ProjectActions(QObject):
 
     def save_as_dialog(self, wait: bool = False) -> bool:
         """Ask for a project file name, then save there (see :meth:`save`)."""
+        if not self.window.document.layers:
+            self._say_nothing_to_save()
+            return False
         start = self.path or Path(last_dir()) / f"{self.window.source_path.stem if self.window.source_path else 'untitled'}{PROJECT_SUFFIX}"
         path, _ = QFileDialog.getSaveFileName(self.window, "Save project", str(start), PROJECT_FILTER)
         if not path:
@@ -202,11 +205,14 @@ class ProjectActions(QObject):
                 return False
         return self.save_to(path, wait)
 
+    def _say_nothing_to_save(self) -> None:
+        self.window.show_error("Nothing to save", "Open an image first.")
+
     def save_to(self, path: str | Path, wait: bool = False) -> bool:
         """Save the project to ``path`` (see :meth:`save`); it becomes the project's file."""
         window = self.window
         if not window.document.layers:
-            window.show_error("Nothing to save", "Open an image first.")
+            self._say_nothing_to_save()
             return False
         self.wait_for_writes()  # one save at a time: the second one writes the newer state
         path = Path(path)
@@ -329,6 +335,7 @@ class ProjectActions(QObject):
             window.show_error(f"Cannot open {name}", str(project))
             return False
         if window.document.layers and not window.confirm_discard():
+            window.statusBar().clearMessage()  # "Opening ..." would stay for good
             return False
         try:
             # Checked before the open document goes: a damaged project left an empty one.

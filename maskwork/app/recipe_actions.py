@@ -84,7 +84,14 @@ class RecipeActions(QObject):
             return None, f" (without its recipe: {error})"
 
     def export_recipe_dialog(self) -> None:
-        """Ask where to save the recipe, then save it."""
+        """Ask where to save the recipe, then save it (first saying so when there is none)."""
+        try:
+            empty = not self.current_recipe().steps
+        except ValueError:  # a step that no longer fits: export_recipe says so
+            empty = False
+        if empty:
+            self._say_no_recipe()
+            return
         source = self.window.source_path
         stem = source.stem if source else "recipe"
         path, _ = QFileDialog.getSaveFileName(
@@ -92,6 +99,9 @@ class RecipeActions(QObject):
         )
         if path:
             self.export_recipe(path)
+
+    def _say_no_recipe(self) -> None:
+        self.window.show_error("No recipe yet", "Apply an operator first: every Apply is recorded as a recipe step.")
 
     def export_recipe(self, path: str | Path) -> Path | None:
         """Write the recipe as JSON (seed files beside it) and as a Python script (``.py``).
@@ -104,7 +114,7 @@ class RecipeActions(QObject):
         try:
             recipe = self.current_recipe()
             if not recipe.steps:
-                self.window.show_error("No recipe yet", "Apply an operator first: every Apply is recorded as a recipe step.")
+                self._say_no_recipe()
                 return None
             written = recipe.save(path)
             script = written.with_suffix(".py")

@@ -61,12 +61,18 @@ class TransformActions(QObject):
         return self.window.runner.last_transform
 
     def export_transform_dialog(self) -> None:
-        """Ask where to save the current transform."""
+        """Ask where to save the current transform (first saying so when there is none)."""
+        if self.current_transform is None:
+            self._say_no_transform()
+            return
         path, _ = QFileDialog.getSaveFileName(
             self.window, "Export transform", str(Path(last_dir()) / "transform.json"), TRANSFORM_FILTER
         )
         if path:
             self.export_transform(path)
+
+    def _say_no_transform(self) -> None:
+        self.window.show_error("No transform", "Apply a registration first (Registration menu).")
 
     def export_transform(self, path: str | Path) -> Path | None:
         """Save the current transform as JSON (matrix, parameters) or as a SimpleITK .tfm,
@@ -75,7 +81,7 @@ class TransformActions(QObject):
 
         transform = self.current_transform
         if transform is None:
-            self.window.show_error("No transform", "Apply a registration first (Registration menu).")
+            self._say_no_transform()
             return None
         path = Path(path)
         made_by = next((layer.metadata for layer in self.window.document.layers

@@ -341,6 +341,12 @@ def test_box_outside_the_image(rect):
         GRABCUT.run({"image": SMALL, "rect": rect})
 
 
+@pytest.mark.parametrize("rect", [(10, 60, 140, 1), (70, 5, 2, 110)])
+def test_a_box_too_thin_to_hold_an_object_says_so_instead_of_an_empty_mask(rect):
+    with pytest.raises(InputError, match="px thin: draw it around the whole object"):
+        GRABCUT.run({"image": SMALL, "rect": rect})
+
+
 def test_markers_of_another_size():
     markers = np.zeros((60, 80), np.uint8)
     markers[20:30, 20:40] = 1

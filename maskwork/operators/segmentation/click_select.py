@@ -55,7 +55,7 @@ from maskwork.operators.graph_cut import (
     lab_colours,
     squared_differences,
 )
-from maskwork.operators.registry import Range, register
+from maskwork.operators.registry import Display, Range, register
 from maskwork.operators.seeds import check_mask, check_points, check_rect, mask_pixels, to_uint8_rgb
 from maskwork.operators.stoppable import call_warm, import_modules
 
@@ -118,10 +118,10 @@ def click_select(
     smoothness: Annotated[float, Range(0.0, 200.0)] = 20.0,
     click_strength: Annotated[float, Range(0.0, 50.0)] = 8.0,
     click_reach: Annotated[float, Range(0.001, 1.0)] = 0.05,
-    click_radius: Annotated[int, Range(1, 50)] = 5,
+    click_radius: Annotated[int, Range(1, 50), Display(unit="px")] = 5,
     mask_memory: Annotated[float, Range(0.0, 20.0)] = 0.5,
     iterations: Annotated[int, Range(1, 10)] = 3,
-    work_megapixels: Annotated[float, Range(0.01, 20.0)] = 0.1,
+    work_megapixels: Annotated[float, Range(0.01, 20.0), Display("Working size", "MP")] = 0.1,
     ctx: RunContext | None = None,
 ) -> Result:
     """Select an object from clicks on it and beside it; each click refines the last mask.

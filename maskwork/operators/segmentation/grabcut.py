@@ -46,6 +46,8 @@ OWN_CUT_BOX_PIXELS = 2_000_000
 OWN_CUT_BOX_PIXELS_WARM = 500_000
 #: Fewest pixels per class OpenCV's k-means initialisation of 5 Gaussians can work with.
 MIN_SAMPLES = 16
+#: Pixels; a thinner box (a slip of the mouse) holds no object GrabCut can cut out.
+MIN_BOX_SIDE = 3
 #: Size of the copy the first iteration runs on when the region is large (pixels).
 QUICK_PREVIEW_PIXELS = 60_000
 #: Iterations on that small copy when the region takes the coarse-to-fine path. The colour
@@ -125,6 +127,9 @@ def grabcut(
     bg_seeds = markers == BACKGROUND if markers is not None else None
     if rect is None and (fg_seeds is None or not fg_seeds.any()):
         raise InputError("GrabCut needs a box or foreground scribbles (markers = 1)")
+    if rect is not None and min(rect[2:]) < MIN_BOX_SIDE and (fg_seeds is None or not fg_seeds.any()):
+        # Its few hundred pixels pass the sample count, and the cut of a line is empty.
+        raise InputError(f"the box is {min(rect[2:])} px thin: draw it around the whole object")
 
     top, left, bottom, right = _region_of_interest(shape, rect, markers, margin)
     roi = (slice(top, bottom), slice(left, right))

@@ -37,7 +37,7 @@ def watershed(
     *,
     method: Literal["opencv", "skimage", "simpleitk"] = "skimage",
     gradient: Annotated[Literal["sobel", "morphological"], ShownFor("method", "skimage", "simpleitk")] = "sobel",
-    sigma: Annotated[float, Range(0.0, 20.0)] = 1.0,
+    sigma: Annotated[float, Range(0.0, 20.0), Display("Smoothing (sigma)", "px", "none")] = 1.0,
     compactness: Annotated[float, Range(0.0, 1.0), ShownFor("method", "skimage")] = 0.0,
     ctx: RunContext | None = None,
 ) -> Result:

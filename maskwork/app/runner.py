@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from maskwork.core.document import Document
 from maskwork.core.layers import Layer, LayerKind
-from maskwork.operators import Cancelled, InputError, OperatorSpec, RunContext
+from maskwork.operators import Cancelled, InputError, NoObjectYet, OperatorSpec, RunContext
 from maskwork.operators.native_libraries import import_ahead
 from maskwork.pipeline.session import (
     CANCELLED,
@@ -146,9 +146,11 @@ class OperatorRunner(QObject):
         self._session_quiet = False
         # For an operator that refines its previous result: when the running session is
         # one step of a run of clicks (the result of the clicks before the newest was not
-        # known), the run to start when it is done, as (purpose, quiet, the clicks it is
-        # for, or None for the document's then).
+        # known), the run to start when it is done, as (purpose, quiet, the (box, clicks)
+        # it is for, or None for the document's then).
         self._then: tuple[str, bool, tuple | None] | None = None
+        # The (box, clicks) of an Apply whose step met the memory warning, for its rerun.
+        self._memory_prompts: tuple | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._preview_after_edit)
@@ -336,7 +338,7 @@ class OperatorRunner(QObject):
 
     # -- inputs -----------------------------------------------------------------------
     def gather_inputs(self, spec: OperatorSpec, sources: dict | None = None, *, copy_editable: bool = True,
-                      points: tuple | None = None) -> dict:
+                      prompts: tuple | None = None) -> dict:
         """Snapshot the inputs ``spec`` takes from the document, by the session's policy.
 
         The selected layer feeds the input it fits; otherwise ``image`` is the bottom image,
@@ -356,12 +358,13 @@ class OperatorRunner(QObject):
         copy_editable : bool
             Copy the seed layers here; False leaves them to a session that copies them
             in its worker (see :func:`~maskwork.pipeline.session.collect_inputs`).
-        points : tuple, optional
-            The point prompts to run for (an Apply's, kept while its earlier clicks are
-            worked out); the document's by default. An operator that refines its previous
-            result gets the result of all but the newest click; where that is not known
-            yet, only as many clicks as make the next step whose previous result is
-            known (:meth:`_chain_step`), so fewer than these.
+        prompts : (rect, points), optional
+            The box and clicks to run for (an Apply's, kept while its earlier clicks are
+            worked out: a box or click added meanwhile is the next object's); the
+            document's by default. An operator that refines its previous result gets the
+            result of all but the newest click; where that is not known yet, only the
+            clicks up to the newest whose previous result is known
+            (:meth:`_chain_step`), so fewer than these.
 
         Raises
         ------
@@ -373,17 +376,17 @@ class OperatorRunner(QObject):
             raise InputError("open an image first")
         chosen = self._chosen_layers(spec)
         values = {name: layer.data for name, layer in chosen.items()}
-        points = doc.points if points is None else points
-        values["rect"] = doc.rect
+        rect, points = (doc.rect, doc.points) if prompts is None else prompts
+        values["rect"] = rect
         values["points"] = list(points)
         if spec.previous_result_input is not None:
             # Not a layer: the result for the same seeds without the newest click (a run
             # without clicks refines nothing, or Apply would differ from its preview).
             chosen.pop(spec.previous_result_input, None)
-            step = self._chain_step(spec, values["image"], points, doc.rect)
+            step = self._chain_step(spec, values["image"], points, rect)
             values["points"] = list(points[:step])
             values[spec.previous_result_input] = (
-                self._previous_result(spec, values["image"], points[:step - 1], doc.rect) if step else None
+                self._previous_result(spec, values["image"], points[:step - 1], rect) if step else None
             )
         inputs = collect_inputs(spec, values, copy_editable=copy_editable)
         if sources is not None:
@@ -441,7 +444,8 @@ class OperatorRunner(QObject):
     def confirm_memory(self, purpose: str) -> bool:
         """Run ``purpose`` again, and later runs of this operator, despite the memory warning."""
         self._memory_confirmed = True
-        return self._start(purpose)
+        prompts, self._memory_prompts = self._memory_prompts, None
+        return self._start(purpose, prompts=prompts)
 
     def decline_memory(self) -> None:
         """After a declined memory warning, automatic previews stop asking until a parameter
@@ -471,9 +475,9 @@ class OperatorRunner(QObject):
         self.session = self._worker = None
         self._running_layers, self._then = {}, None
 
-    def _start(self, purpose: str, quiet: bool = False, points: tuple | None = None) -> bool:
+    def _start(self, purpose: str, quiet: bool = False, prompts: tuple | None = None) -> bool:
         """Run the operator for ``purpose``; ``quiet``: unusable inputs are a status line;
-        ``points``: the clicks to run for, the document's by default (see
+        ``prompts``: the (box, clicks) to run for, the document's by default (see
         :meth:`gather_inputs`). Where an earlier click's result must be worked out first,
         that step runs as a preview and the run asked for follows it."""
         if self.spec is None:
@@ -482,12 +486,14 @@ class OperatorRunner(QObject):
         if self.session is not None:
             self._stop_session()
         sources: dict = {}
-        wanted = self.document.points if points is None else points
+        wanted = (self.document.rect, self.document.points) if prompts is None else prompts
         try:
-            inputs = self.gather_inputs(self.spec, sources, copy_editable=False, points=wanted)
+            inputs = self.gather_inputs(self.spec, sources, copy_editable=False, prompts=wanted)
             then = None
-            if self.spec.previous_result_input is not None and len(inputs.get("points") or ()) < len(wanted):
-                then = (purpose, quiet, tuple(wanted) if purpose == "apply" else None)
+            if self.spec.previous_result_input is not None and len(inputs.get("points") or ()) < len(wanted[1]):
+                # An Apply is for the prompts there were when it was asked for; a preview
+                # follows the document's.
+                then = (purpose, quiet, wanted if purpose == "apply" else None)
                 purpose, quiet = "preview", True
             session = RunSession(self.spec, inputs, self.params, purpose, sources, copy_in_worker=True)
         except InputError as error:
@@ -550,11 +556,10 @@ class OperatorRunner(QObject):
         # Held no longer than the run (nor the layers with it: another document may come).
         layers, self._running_layers = self._running_layers, {}
         then, self._then = self._then, None
-        if then is not None and outcome.status in (DONE, INPUT_ERROR):
+        if then is not None and self._remember_result(session.spec, session.inputs, outcome):
             # One step of a run of clicks: its result (or that it makes none) is what the
             # next click refines. It is shown (the mask follows the clicks) as what Apply
             # would not add.
-            self._remember_result(session.spec, session.inputs, outcome)
             if outcome.status == DONE and outcome.preview is not None:
                 self._show_preview(outcome.preview)
                 self._shown_layers, self._preview_partial = layers, True
@@ -582,7 +587,9 @@ class OperatorRunner(QObject):
         elif outcome.status == CANCELLED:
             self.message.emit("Cancelled")
         elif outcome.status == MEMORY:
-            self.memory_warning.emit(outcome.message, session.purpose)
+            # For a step of an Apply's clicks, "run anyway" runs that Apply.
+            self._memory_prompts = then[2] if then is not None else None
+            self.memory_warning.emit(outcome.message, then[0] if then is not None else session.purpose)
         elif outcome.status == INPUT_ERROR and session.purpose == "preview" and self._session_quiet:
             # While the person is still drawing, "not enough seeds yet" is no error; and
             # the preview of the seeds there were no longer shows what Apply would add.
@@ -597,11 +604,11 @@ class OperatorRunner(QObject):
         return (id(image), spec.id, rect, tuple((float(r), float(c), int(label)) for r, c, label in points))
 
     def _chain_step(self, spec: OperatorSpec, image, points, rect) -> int:
-        """How many of ``points`` the next run takes: all of them when the result of all
-        but the newest is known, else the fewest whose previous result is known (the box
-        alone; the first click). The result of a run of clicks then never depends on how
-        fast they came or on a look at another operator: every earlier step is worked
-        out in order, as when the person waited for each preview."""
+        """How many of ``points`` the next run takes: the most whose previous result (that
+        of all but the newest of them) is known, down to the box alone or the first click,
+        which refine nothing. The result of a run of clicks then never depends on how fast
+        they came or on a look at another operator: every earlier step is worked out in
+        order, as when the person waited for each preview."""
         step = len(points)
         first = 0 if rect is not None else 1
         while step > first and not self._knows_result(spec, image, points[:step - 1], rect):
@@ -622,25 +629,28 @@ class OperatorRunner(QObject):
         bits, shape = packed
         return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
 
-    def _remember_result(self, spec: OperatorSpec, inputs: dict, outcome: RunOutcome) -> None:
+    def _remember_result(self, spec: OperatorSpec, inputs: dict, outcome: RunOutcome) -> bool:
         """Keep the main output of an operator that refines its previous result (packed
-        by the worker: :attr:`RunOutcome.packed_output`), or that these seeds make none
-        (the operator found them not enough: a first click beside the object), which the
-        next click then refines as nothing."""
+        by the worker: :attr:`RunOutcome.packed_output`), or that these prompts mark no
+        object yet (:class:`~maskwork.operators.NoObjectYet`: a first click beside the
+        object), which the next click then refines as nothing. Returns whether it kept
+        anything (a missing model, a failure or a cancelled run says nothing of the
+        clicks)."""
         if spec.previous_result_input is None:
-            return
+            return False
         if outcome.status == DONE and outcome.packed_output is not None:
             packed = outcome.packed_output
-        elif outcome.status == INPUT_ERROR:
+        elif outcome.status == INPUT_ERROR and isinstance(outcome.error, NoObjectYet):
             packed = None
         else:
-            return
+            return False
         image, results = inputs.get("image"), self._previous_results
         key = self._seed_state(spec, image, inputs.get("points", ()), inputs.get("rect"))
         results[key] = (weakref.ref(image), packed)
         results.move_to_end(key)
         while len(results) > PREVIOUS_RESULTS_KEPT:
             results.popitem(last=False)
+        return True
 
     def _show_preview(self, preview: PreviewData) -> None:
         kind, data, bounds = PREVIEW_KIND[preview.kind], preview.data, preview.bounds
@@ -732,6 +742,8 @@ class OperatorRunner(QObject):
                 doc.layers.selected = next((layer for layer in added if layer.visible), added[0])
         finally:
             self._applying = False
+        if spec.previous_result_input is not None and (doc.rect is not None or doc.points):
+            self._on_seeds_changed()  # a click made while it applied: the next object's preview
         if transform is not None:
             self.last_transform = transform
             self.transform_ready.emit(transform)

@@ -1,6 +1,6 @@
 """Qt-free algorithms and the registry that describes them to every front-end."""
 
-from maskwork.operators.context import Cancelled, InputError, Result, RunContext
+from maskwork.operators.context import Cancelled, InputError, NoObjectYet, Result, RunContext
 from maskwork.operators.registry import Display, FilePath, OperatorSpec, ParamSpec, Range, ShownFor, all_operators, get, register
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "Display",
     "FilePath",
     "InputError",
+    "NoObjectYet",
     "OperatorSpec",
     "ParamSpec",
     "Range",

@@ -21,6 +21,12 @@ class InputError(ValueError):
     """Bad input to an operator (no seeds, wrong size, ...): a message for the user."""
 
 
+class NoObjectYet(InputError):
+    """The prompts mark no object yet (only background clicks, no box): nothing to select.
+    A front-end that refines each click's result takes the next click as refining none;
+    any other InputError (no model, a bad parameter) says nothing about the clicks."""
+
+
 @dataclass
 class Result:
     """What an operator returns.

@@ -491,6 +491,9 @@ def register(
         spec = _build_spec(op_id, title, category, tuple(outputs), tuple(requires), func, parameters_from)
         if previous_result_input is not None and previous_result_input not in spec.inputs:
             raise ValueError(f"{op_id}: previous_result_input {previous_result_input!r} is not one of its inputs")
+        if previous_result_input is not None and spec.outputs[0] not in ("mask", "labels"):
+            # Front-ends keep the main output, packed, as the next click's previous result.
+            raise ValueError(f"{op_id}: an operator that refines its previous result makes a mask or labels first")
         if not set(seed_inputs) <= set(spec.inputs) - set(spec.required_inputs):
             raise ValueError(f"{op_id}: seed_inputs {seed_inputs} are not all optional inputs of it")
         _REGISTRY[op_id] = dataclasses.replace(

@@ -400,7 +400,8 @@ class RunOutcome:
     details : str
         The traceback of a failure.
     error : BaseException or None
-        The exception of a failure, its traceback attached (for a front-end's own report).
+        The exception of a failure, its traceback attached (for a front-end's own report),
+        or the InputError of unusable inputs (its kind: :class:`NoObjectYet`, say).
     seconds : float
         The operator's own compute time.
     layers : list of OutputLayer
@@ -559,7 +560,7 @@ class RunSession:
         except Cancelled:
             return RunOutcome(CANCELLED, message="Cancelled", seconds=time.perf_counter() - start)
         except InputError as error:
-            return RunOutcome(INPUT_ERROR, message=str(error), seconds=time.perf_counter() - start)
+            return RunOutcome(INPUT_ERROR, message=str(error), error=error, seconds=time.perf_counter() - start)
         except BaseException as error:  # an operator bug must become a message, never a dead window
             if isinstance(error, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
                 raise  # Ctrl+C during an inline run stops the program; in a worker it can only be a bug

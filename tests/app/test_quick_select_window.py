@@ -112,12 +112,19 @@ def open_afresh(window, path):
     window.tool_actions[Tool.QUICK_SELECT].trigger()
 
 
-def test_the_same_clicks_give_the_same_mask_however_fast_they_come(qtbot, window, photo):
-    path, _, truth = photo
+def mask_of_clicks_waited_for(qtbot, window, path, truth) -> np.ndarray:
+    """The mask of :func:`quick_select_clicks`, each click's waited for; then the photo
+    opened afresh, of which nothing is remembered."""
     open_afresh(window, path)
     for row, col, button in quick_select_clicks(window, truth):
-        slow = click_and_wait(qtbot, window, row, col, button=button)
+        mask = click_and_wait(qtbot, window, row, col, button=button)
     open_afresh(window, path)
+    return mask
+
+
+def test_the_same_clicks_give_the_same_mask_however_fast_they_come(qtbot, window, photo):
+    path, _, truth = photo
+    slow = mask_of_clicks_waited_for(qtbot, window, path, truth)
     for row, col, button in quick_select_clicks(window, truth):
         click(window.canvas, row, col, button=button)  # each before the last one's mask came
     qtbot.waitUntil(lambda: window.runner.preview_is_current, timeout=3 * PREVIEW_TIMEOUT_MS)
@@ -147,3 +154,33 @@ def test_quick_select_leaves_auto_preview_as_the_person_had_it(window):
     window.tool_actions[Tool.QUICK_SELECT].trigger()
     window.choose_operator(get("denoise"))
     assert not window.operator_panel.auto_preview, "no denoising started by itself"
+
+
+def test_a_click_made_while_an_apply_runs_starts_the_next_object_with_its_own_mask(qtbot, window, photo):
+    path, _, truth = photo
+    open_afresh(window, path)
+    rows, cols = np.nonzero(truth)
+    window.canvas.add_click(int(rows.mean()), int(cols.mean()), 1)
+    window.action_apply.trigger()  # before its preview came: the Apply runs
+    assert window.runner.session.purpose == "apply"
+    window.canvas.add_click(20, 300, 1)  # the next object, while the Apply runs
+    with qtbot.waitSignal(window.runner.applied, timeout=PREVIEW_TIMEOUT_MS):
+        pass
+    applied = window.document.layers.of_kind(LayerKind.MASK)[-1].data.astype(bool)
+    assert applied[int(rows.mean()), int(cols.mean())] and not applied[20, 300], "the Apply's one click"
+    assert window.document.points == ((20.0, 300.0, 1),)
+    qtbot.waitUntil(lambda: window.runner.preview_is_current, timeout=PREVIEW_TIMEOUT_MS)
+    assert window.runner.preview_layer.data[20, 300], "the kept click got its preview"
+
+
+def test_an_apply_commits_the_prompts_it_was_asked_for_while_earlier_clicks_are_worked_out(qtbot, window, photo):
+    path, _, truth = photo
+    slow = mask_of_clicks_waited_for(qtbot, window, path, truth)
+    for row, col, button in quick_select_clicks(window, truth):
+        window.canvas.add_click(row, col, 1 if button == Qt.MouseButton.LeftButton else 0)
+    window.action_apply.trigger()
+    window.document.set_rect((250, 150, 60, 60))  # drawn while the clicks' masks are worked out
+    with qtbot.waitSignal(window.runner.applied, timeout=3 * PREVIEW_TIMEOUT_MS) as applied:
+        pass
+    np.testing.assert_array_equal(applied.args[0][0].data.astype(bool), slow)
+    assert window.document.rect == (250, 150, 60, 60) and window.document.points == (), "the box is the next object's"

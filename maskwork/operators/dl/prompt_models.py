@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from maskwork.operators.context import InputError, RunContext
+from maskwork.operators.context import InputError, NoObjectYet, RunContext
 from maskwork.operators.seeds import check_rect
 
 if TYPE_CHECKING:  # torch is imported only when the operator runs
@@ -193,7 +193,7 @@ def model_prompts(rect, points, original_size: tuple[int, int], input_size: tupl
         coords = (table[:, [1, 0]] * scale).astype(np.float32)
         labels = table[:, 2].astype(np.int64)
     if box is None and not np.any(table[:, 2] == 1):
-        raise InputError("Segment Anything needs a prompt: draw a box or click a positive point on the object")
+        raise NoObjectYet("Segment Anything needs a prompt: draw a box or click a positive point on the object")
     return Prompts(coords, labels, box)
 
 

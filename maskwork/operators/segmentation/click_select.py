@@ -45,7 +45,7 @@ from typing import Annotated
 import cv2
 import numpy as np
 
-from maskwork.operators.context import InputError, Result, RunContext, null_context
+from maskwork.operators.context import NoObjectYet, Result, RunContext, null_context
 from maskwork.operators.graph_cut import (
     HARD,
     band_cut,
@@ -172,7 +172,7 @@ def click_select(
     rect = check_rect(rect, shape)
     previous = mask_pixels(check_mask(mask, rgb)) if mask is not None else None
     if not any(label == 1 for _, _, label in clicks) and rect is None:
-        raise InputError("Quick select needs a click on the object (left click) or a box around it")
+        raise NoObjectYet("Quick select needs a click on the object (left click) or a box around it")
 
     work = _working_copy(rgb, work_megapixels)
     scale = work.scale

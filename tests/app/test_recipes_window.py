@@ -93,6 +93,27 @@ def test_undone_apply_leaves_the_recipe_and_redo_brings_it_back(window, photo):
     assert "Apply an operator first" in window.last_message_box.text()
 
 
+def test_an_apply_undone_for_good_is_forgotten_with_its_result(window, photo):
+    import gc
+    import weakref
+
+    window.open_paths([photo[0]])
+    window.choose_operator(get("threshold"))
+    results = []
+    for _ in range(3):  # Apply, Undo, and again: the person tries settings
+        with window_signal(window) as applied:
+            window.action_apply.trigger()
+        results.append(weakref.ref(applied[0][0]))
+        window.action_undo.trigger()
+    del applied
+    gc.collect()
+    assert sum(result() is not None for result in results) == 1, "only the one Redo can bring back"
+    assert len(window.recipes.recorder.steps) == 1
+    window.canvas.stroke([(10, 10), (10, 40)])  # a new edit: that Redo is gone too
+    gc.collect()
+    assert results[-1]() is None and window.recipes.recorder.steps == []
+
+
 def test_a_result_painted_by_hand_is_stored_as_a_seed(window, photo, qtbot):
     """Threshold, paint a fix into its mask, fill holes: the recipe keeps the painted mask."""
     path, image, truth = photo

@@ -469,6 +469,8 @@ def _quality(images, inside: Region | None):
 
 
 def _on_unit_scale(image: np.ndarray) -> np.ndarray:
-    """``image`` as float64 on 0..1 by its type's scale (:func:`value_range`), NaN kept."""
+    """``image`` as float32 on 0..1 by its type's scale (:func:`value_range`), NaN kept
+    (float32 holds 16-bit steps exactly; float64 copies of two 8000 x 6000 RGB photos took
+    2.2 GB)."""
     offset, span = value_range(image)
-    return (image.astype(np.float64) - offset) / span
+    return ((image.astype(np.float32) - np.float32(offset)) / np.float32(span)).astype(np.float32, copy=False)

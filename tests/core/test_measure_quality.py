@@ -28,6 +28,18 @@ def test_whole_image_measures_match_scikit_image(pair):
     assert measure.ssim(gray, gray_noisy) == pytest.approx(metrics.structural_similarity(gray, gray_noisy, data_range=255))
 
 
+def test_measures_made_in_bands_are_those_of_the_whole_image(pair, monkeypatch):
+    clean, noisy = pair
+    whole = (measure.ssim(clean, noisy), measure.mse(clean, noisy))
+    inside = np.zeros(clean.shape[:2], bool)
+    inside[30:170, 20:90] = True
+    whole_inside = measure.ssim(clean, noisy, mask=inside)
+    monkeypatch.setattr(measure, "SSIM_BAND_ROWS", 9)  # bands that split windows
+    monkeypatch.setattr(measure, "MSE_CHUNK", 1000)
+    assert (measure.ssim(clean, noisy), measure.mse(clean, noisy)) == pytest.approx(whole, rel=1e-12)
+    assert measure.ssim(clean, noisy, mask=inside) == pytest.approx(whole_inside, rel=1e-12)
+
+
 def test_data_range_follows_the_dtype_or_the_float_reference(pair):
     clean, noisy = pair
     deep, deep_noisy = clean.astype(np.uint16) * 257, noisy.astype(np.uint16) * 257

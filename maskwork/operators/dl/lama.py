@@ -80,7 +80,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import cv2
 import numpy as np
 
-from maskwork.core.pixels import LUMA_WEIGHTS, value_range
+from maskwork.core.pixels import LUMA_WEIGHTS, gray_to_rgb, value_range
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.dl.device import (
     autocast,
@@ -538,7 +538,7 @@ def _fill_regions(img, colour, hole_labels, unknown, regions, network, working_s
         if img.dtype.kind == "f":
             np.nan_to_num(crop, copy=False, nan=0.0, posinf=1.0, neginf=0.0)  # unknown anyway
         np.clip(crop, 0.0, 1.0, out=crop)
-        pixels = crop if crop.ndim == 3 else np.repeat(crop[..., None], 3, axis=2)
+        pixels = crop if crop.ndim == 3 else gray_to_rgb(crop)
         filled, scale = fill_window(network, pixels, unknown[window], working_size)
         reduced += scale < 1.0
         ctx.check()

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 
-from maskwork.core.pixels import luminance, to_float
+from maskwork.core.pixels import gray_to_rgb, luminance, to_float
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.dl.device import (
     autocast,
@@ -522,7 +522,7 @@ def model_input(image: np.ndarray, settings: ModelSettings) -> np.ndarray:
         pixels = luminance(pixels)[..., None] if pixels.shape[2] == 3 else pixels
     else:
         if pixels.shape[2] == 1:
-            pixels = np.repeat(pixels, 3, axis=2)
+            pixels = gray_to_rgb(pixels)
         if settings.channels == "bgr":
             pixels = pixels[..., ::-1]
     mean = np.asarray(settings.mean, np.float32)

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 import cv2
 import numpy as np
 
-from maskwork.core.pixels import FloatImage, to_float, to_uint8_gray
+from maskwork.core.pixels import FloatImage, gray_to_rgb, to_float, to_uint8_gray
 from maskwork.operators.context import InputError, Result, RunContext, null_context
 from maskwork.operators.registry import Display, Range, register
 from maskwork.operators.seeds import bounding_box, check_intensity_image
@@ -161,5 +161,5 @@ def _rgb8(work: FloatImage) -> np.ndarray:
     """The float pixels (in [0, 1]) as contiguous uint8 RGB."""
     values = np.rint(work.pixels * np.float32(255.0)).astype(np.uint8)
     if values.ndim == 2:
-        values = np.repeat(values[..., None], 3, axis=2)
+        values = gray_to_rgb(values)
     return np.ascontiguousarray(values)

@@ -289,3 +289,19 @@ def test_histogram_of_other_dtypes():
     assert counts.sum() == 0 and len(edges) == 257
     counts, edges = histogram(np.full((8, 8), 0.5, np.float32))
     assert counts.sum() == 64 and edges[0] < 0.5 < edges[-1]
+
+
+@pytest.mark.parametrize("scale, dtype", [(1, np.uint8), (257, np.uint16), (1 / 255, np.float32)])
+def test_the_forms_suggestion_says_the_units_and_gives_manual_values_that_split_the_image(scale, dtype):
+    from maskwork.operators.segmentation.hysteresis import hysteresis_suggestion
+    from maskwork.operators.segmentation.threshold import threshold_suggestion
+
+    coins = (data.coins().astype(np.float64) * scale).astype(dtype)
+    text, values = threshold_suggestion(coins)
+    assert text.startswith(f"Gray values run {int(coins.min()) if dtype != np.float32 else ''}")
+    mask = get("threshold").run({"image": coins}, {"method": "manual", **values})["mask"]
+    assert 0.1 < mask.mean() < 0.6, "the coins, not all or nothing (128 took all of a 16-bit image)"
+    text, values = hysteresis_suggestion(coins)
+    assert "by Otsu: low" in text and values["low"] < values["high"]
+    mask = get("hysteresis_threshold").run({"image": coins}, {"method": "manual", **values})["mask"]
+    assert 0.05 < mask.mean() < 0.6

@@ -18,8 +18,24 @@ from typing import Annotated, Literal
 import numpy as np
 
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Histogram, ShownFor, register
-from maskwork.operators.segmentation.threshold import global_threshold, luminance
+from maskwork.operators.registry import Histogram, ShownFor, Suggestion, register
+from maskwork.operators.segmentation.threshold import global_threshold, gray_range_words, luminance, plain_number
+
+
+def _otsu_pair(values: np.ndarray, invert: bool) -> tuple[float, float]:
+    """(lenient, strict) thresholds of the "otsu" method: Otsu's threshold, then Otsu's
+    threshold of the values on the object's side of it."""
+    lenient = global_threshold(values, "otsu")
+    object_side = values[values <= lenient] if invert else values[values > lenient]
+    return lenient, (global_threshold(object_side, "otsu") if object_side.size else lenient)
+
+
+def hysteresis_suggestion(image: np.ndarray) -> tuple[str, dict]:
+    """The form's suggestion: the image's gray range and the "otsu" method's two
+    thresholds as the manual low and high."""
+    words, values = gray_range_words(image)
+    low, high = (float(plain_number(level)) for level in _otsu_pair(values, invert=False))
+    return f"{words}; by Otsu: low {plain_number(low)}, high {plain_number(high)}", {"low": low, "high": high}
 
 
 @register(
@@ -27,7 +43,7 @@ from maskwork.operators.segmentation.threshold import global_threshold, luminanc
     title="Hysteresis threshold",
     category="Segmentation/Threshold",
     outputs=("mask",),
-    panel_views=(Histogram(),),
+    panel_views=(Histogram(), Suggestion(hysteresis_suggestion)),
 )
 def hysteresis_threshold(
     image: np.ndarray,
@@ -92,9 +108,7 @@ def hysteresis_threshold(
             raise InputError(f"the low threshold ({low}) must not be above the high one ({high})")
         lenient, strict = (high, low) if invert else (low, high)
     else:
-        lenient = global_threshold(values, "otsu")
-        object_side = values[values <= lenient] if invert else values[values > lenient]
-        strict = global_threshold(object_side, "otsu") if object_side.size else lenient
+        lenient, strict = _otsu_pair(values, invert)
     ctx.check()
     ctx.progress(0.4, "Hysteresis threshold: linking")
     with np.errstate(invalid="ignore"):  # NaN compares False: never kept

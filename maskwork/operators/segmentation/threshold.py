@@ -18,13 +18,15 @@ import numpy as np
 
 from maskwork.core import pixels
 from maskwork.operators.context import InputError, Result, RunContext, null_context
-from maskwork.operators.registry import Histogram, Range, ShownFor, register
+from maskwork.operators.registry import Histogram, Range, ShownFor, Suggestion, register
 from maskwork.operators.seeds import check_image
 
 GLOBAL_METHODS = ("otsu", "li", "yen", "triangle", "max_entropy", "manual")
 #: Integer images spanning more gray levels than this are thresholded as float with 256
 #: bins (scikit-image otherwise makes one histogram bin per integer value).
 MAX_INTEGER_BINS = 1024
+#: About how many pixels the form's suggestion looks at (every n-th row and column).
+SUGGESTION_PIXELS = 1_000_000
 
 
 def luminance(image: np.ndarray) -> np.ndarray:
@@ -53,7 +55,31 @@ def _for_histogram_methods(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float32, copy=False)
 
 
-@register("threshold", title="Threshold", category="Segmentation/Threshold", outputs=("mask",), panel_views=(Histogram(),))
+def gray_range_words(image: np.ndarray) -> tuple[str, np.ndarray]:
+    """("Gray values run LOW..HIGH", a sample of the finite gray values) of ``image``: the
+    units a manual threshold is given in (0..255 for 8-bit, 0..65535 for 16-bit, the
+    image's own for float), which 128 as a default hid (all of a 16-bit image above it)."""
+    gray = luminance(image)
+    step = max(1, int(np.sqrt(gray.size / SUGGESTION_PIXELS)))
+    values, _ = _finite_values(np.ascontiguousarray(gray[::step, ::step]))
+    return f"Gray values run {plain_number(values.min())}..{plain_number(values.max())}", values
+
+
+def plain_number(value: float) -> str:
+    """``value`` to four significant digits, whole numbers written out (65535, not 6.554e+04)."""
+    value = float(f"{float(value):.4g}") if abs(value) < 1e4 else round(float(value))
+    return f"{int(value)}" if float(value).is_integer() else f"{value:.4g}"
+
+
+def threshold_suggestion(image: np.ndarray) -> tuple[str, dict]:
+    """The form's suggestion: the image's gray range and Otsu's threshold as the manual value."""
+    words, values = gray_range_words(image)
+    level = float(plain_number(global_threshold(values, "otsu")))
+    return f"{words}; Otsu's threshold {plain_number(level)}", {"value": level}
+
+
+@register("threshold", title="Threshold", category="Segmentation/Threshold", outputs=("mask",),
+          panel_views=(Histogram(), Suggestion(threshold_suggestion)))
 def threshold(
     image: np.ndarray,
     *,

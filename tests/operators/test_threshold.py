@@ -299,9 +299,10 @@ def test_the_forms_suggestion_says_the_units_and_gives_manual_values_that_split_
     coins = (data.coins().astype(np.float64) * scale).astype(dtype)
     text, values = threshold_suggestion(coins)
     assert text.startswith(f"Gray values run {int(coins.min()) if dtype != np.float32 else ''}")
-    mask = get("threshold").run({"image": coins}, {"method": "manual", **values})["mask"]
+    assert values["method"] == "manual"
+    mask = get("threshold").run({"image": coins}, values)["mask"]
     assert 0.1 < mask.mean() < 0.6, "the coins, not all or nothing (128 took all of a 16-bit image)"
     text, values = hysteresis_suggestion(coins)
     assert "by Otsu: low" in text and values["low"] < values["high"]
-    mask = get("hysteresis_threshold").run({"image": coins}, {"method": "manual", **values})["mask"]
+    mask = get("hysteresis_threshold").run({"image": coins}, values)["mask"]
     assert 0.05 < mask.mean() < 0.6

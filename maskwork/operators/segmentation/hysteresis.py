@@ -31,11 +31,12 @@ def _otsu_pair(values: np.ndarray, invert: bool) -> tuple[float, float]:
 
 
 def hysteresis_suggestion(image: np.ndarray) -> tuple[str, dict]:
-    """The form's suggestion: the image's gray range and the "otsu" method's two
-    thresholds as the manual low and high."""
+    """The form's suggestion: the image's gray range, and manual thresholds at the "otsu"
+    method's two (a start to move from, in the image's units)."""
     words, values = gray_range_words(image)
     low, high = (float(plain_number(level)) for level in _otsu_pair(values, invert=False))
-    return f"{words}; by Otsu: low {plain_number(low)}, high {plain_number(high)}", {"low": low, "high": high}
+    return (f"{words}; by Otsu: low {plain_number(low)}, high {plain_number(high)}",
+            {"method": "manual", "low": low, "high": high})
 
 
 @register(

@@ -72,10 +72,11 @@ def plain_number(value: float) -> str:
 
 
 def threshold_suggestion(image: np.ndarray) -> tuple[str, dict]:
-    """The form's suggestion: the image's gray range and Otsu's threshold as the manual value."""
+    """The form's suggestion: the image's gray range, and a manual threshold at Otsu's
+    (a start to move from, in the image's units)."""
     words, values = gray_range_words(image)
     level = float(plain_number(global_threshold(values, "otsu")))
-    return f"{words}; Otsu's threshold {plain_number(level)}", {"value": level}
+    return f"{words}; Otsu's threshold {plain_number(level)}", {"method": "manual", "value": level}
 
 
 @register("threshold", title="Threshold", category="Segmentation/Threshold", outputs=("mask",),

@@ -86,7 +86,7 @@ def _typed_into_a_drop_down(event) -> bool:
     if event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
                             | Qt.KeyboardModifier.MetaModifier):
         return False
-    typed = bool(event.text()) and event.text().isprintable() or event.key() == Qt.Key.Key_Backspace
+    typed = (bool(event.text()) and event.text().isprintable()) or event.key() == Qt.Key.Key_Backspace
     return typed and isinstance(QApplication.focusWidget(), QComboBox)
 
 

@@ -159,9 +159,10 @@ class OperatorRunner(QObject):
         # (operator, image, parameters) of the last preparation started.
         self._prepared_key: tuple | None = None
         # (image id, seed state) -> (the image, weakly; (packed bits, shape) of the
-        # result, or None where the seeds made none), for operators with a previous_result_input: each click refines the
-        # result of the clicks before it. Kept across a look at another operator or
-        # image: the same clicks must give the same mask when the person comes back.
+        # result, or None where the seeds made none), for operators with a
+        # previous_result_input: each click refines the result of the clicks before it.
+        # Kept across a look at another operator or image: the same clicks must give the
+        # same mask when the person comes back.
         self._previous_results: OrderedDict[tuple, tuple[weakref.ref, tuple | None]] = OrderedDict()
         document.history.changed.connect(self._on_seeds_changed)
         document.seeds_changed.connect(self._on_seeds_changed)
@@ -300,7 +301,9 @@ class OperatorRunner(QObject):
         """The re-preview an edit asked for (after its debounce). A running Apply goes on:
         the person asked for that result, made from the inputs as they were at the click
         (its preview is dropped when it lands); the next edit previews again."""
-        if self.session is not None and (self.session.purpose == "apply" or (self._then or ("",))[0] == "apply"):
+        applying = self.session is not None and (
+            self.session.purpose == "apply" or (self._then is not None and self._then[0] == "apply"))
+        if applying:
             return
         if self._extends_running_clicks():
             # The click came before the run of the clicks before it was done: that run

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QMenuBar, 
 CANVAS_KEYS = (
     ("Pan", "Space + drag, or middle-button drag"),
     ("Zoom at the cursor", "Wheel, or right-button drag"),
-    ("Background click (Quick select, points)", "Right click, or Shift + click"),
+    ("Background click (Quick select)", "Right click, or Shift + click"),
     ("Label painted by the brush", "1 to 9 (X swaps foreground and background)"),
 )
 

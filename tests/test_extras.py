@@ -153,7 +153,7 @@ def test_ops_lists_what_each_operator_needs(monkeypatch, capsys):
     take_away(monkeypatch, "torch")
     assert cli.main(["ops"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("scribble_cnn", "grabcut "))]
-    assert lines[0].startswith("scribble_cnn") and lines[0].endswith(f"(needs {DL})")
+    assert lines[0].startswith("scribble_cnn") and lines[0].endswith(f"(it needs torch: {DL})")
     assert "needs" not in lines[1]
 
 

@@ -618,18 +618,21 @@ class OperatorRunner(QObject):
             step -= 1
         return step
 
-    def _knows_result(self, spec: OperatorSpec, image, points, rect) -> bool:
+    def _stored_result(self, spec: OperatorSpec, image, points, rect) -> tuple | None:
+        """(image reference, packed result or None) remembered for these seeds on
+        ``image``, or None when nothing is (an id a freed array had is no match)."""
         stored = self._previous_results.get(self._seed_state(spec, image, points, rect))
-        return stored is not None and stored[0]() is image
+        return stored if stored is not None and stored[0]() is image else None
+
+    def _knows_result(self, spec: OperatorSpec, image, points, rect) -> bool:
+        return self._stored_result(spec, image, points, rect) is not None
 
     def _previous_result(self, spec: OperatorSpec, image, points, rect) -> np.ndarray | None:
         """The result remembered for these seeds on ``image`` (a box alone counts), or None."""
-        if not self._knows_result(spec, image, points, rect):  # (an id a freed array had is no match)
+        stored = self._stored_result(spec, image, points, rect)
+        if stored is None or stored[1] is None:  # unknown, or these seeds made no result
             return None
-        _, packed = self._previous_results[self._seed_state(spec, image, points, rect)]
-        if packed is None:  # these seeds made no result
-            return None
-        bits, shape = packed
+        bits, shape = stored[1]
         return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
 
     def _remember_result(self, spec: OperatorSpec, inputs: dict, outcome: RunOutcome) -> bool:

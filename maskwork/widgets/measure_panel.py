@@ -473,4 +473,4 @@ def _on_unit_scale(image: np.ndarray) -> np.ndarray:
     (float32 holds 16-bit steps exactly; float64 copies of two 8000 x 6000 RGB photos took
     2.2 GB)."""
     offset, span = value_range(image)
-    return ((image.astype(np.float32) - np.float32(offset)) / np.float32(span)).astype(np.float32, copy=False)
+    return (image.astype(np.float32) - np.float32(offset)) / np.float32(span)

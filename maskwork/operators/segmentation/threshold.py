@@ -59,9 +59,9 @@ def gray_range_words(image: np.ndarray) -> tuple[str, np.ndarray]:
     """("Gray values run LOW..HIGH", a sample of the finite gray values) of ``image``: the
     units a manual threshold is given in (0..255 for 8-bit, 0..65535 for 16-bit, the
     image's own for float), which 128 as a default hid (all of a 16-bit image above it)."""
-    gray = luminance(image)
-    step = max(1, int(np.sqrt(gray.size / SUGGESTION_PIXELS)))
-    values, _ = _finite_values(np.ascontiguousarray(gray[::step, ::step]))
+    image = check_image(image)
+    step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / SUGGESTION_PIXELS)))
+    values, _ = _finite_values(np.ascontiguousarray(luminance(image[::step, ::step])))
     return f"Gray values run {plain_number(values.min())}..{plain_number(values.max())}", values
 
 
